@@ -1,0 +1,55 @@
+"""The run store as pandas DataFrames: one row per trial, one row per metric point."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from orchestrator.store import Study, current_trials, metrics_of
+
+TRIAL_COLUMNS = [
+    "trial_id",
+    "architecture",
+    "size",
+    "seed",
+    "n_params",
+    "total_params",
+    "tokens",
+    "tokens_done",
+    "flops",
+    "status",
+    "val_loss",
+    "attempts",
+    "wall_s",
+    "tokens_per_s",
+    "device",
+    "node",
+    "hash",
+    "error",
+]
+
+
+def trials_frame(session: Session, study: Study) -> pd.DataFrame:
+    """One row per trial of the study's current grid."""
+    rows = [
+        {c: (t.status.value if c == "status" else getattr(t, c)) for c in TRIAL_COLUMNS}
+        for t in current_trials(session, study)
+    ]
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def metrics_frame(session: Session, study: Study) -> pd.DataFrame:
+    """Every metric point of the study's current trials: trial_id, step, tokens, name, value."""
+    trials = current_trials(session, study)
+    ids = {t.id: t.trial_id for t in trials}
+    rows = [
+        {
+            "trial_id": ids[m.trial_pk],
+            "step": m.step,
+            "tokens": m.tokens,
+            "name": m.name,
+            "value": m.value,
+        }
+        for m in metrics_of(session, trials)
+    ]
+    return pd.DataFrame(rows, columns=["trial_id", "step", "tokens", "name", "value"])

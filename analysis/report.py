@@ -1,0 +1,151 @@
+"""The comparison report: one self-contained HTML file (plotly inlined) that opens offline."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORS = {"decoder": "#1f77b4", "encoder": "#d62728", "encdec": "#2ca02c"}
+
+
+def _loss_vs_n(trials: pd.DataFrame, fits: dict[str, dict]) -> go.Figure:
+    fig = go.Figure()
+    finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
+    for arch, points in finished.groupby("architecture"):
+        color = COLORS.get(arch, "#555")
+        fig.add_trace(
+            go.Scatter(
+                x=points.n_params,
+                y=points.val_loss,
+                mode="markers",
+                name=f"{arch} trials",
+                marker={"color": color, "size": 10},
+                text=points.trial_id,
+                hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
+            )
+        )
+        fit = fits.get(arch, {})
+        if "params" in fit:
+            p = {k: v["estimate"] for k, v in fit["params"].items()}
+            n = np.logspace(
+                np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3)
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=n,
+                    y=p["E"] + p["A"] * n ** (-p["alpha"]),
+                    mode="lines",
+                    name=f"{arch} fit: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
+                    line={"color": color, "dash": "dash"},
+                )
+            )
+    fig.update_xaxes(type="log", title="non-embedding parameters N")
+    fig.update_yaxes(type="log", title="final validation loss (nats/token)")
+    fig.update_layout(title="Loss against model size, per architecture", height=480)
+    return fig
+
+
+def _curves(trials: pd.DataFrame, metrics: pd.DataFrame) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation loss"))
+    for i, trial_id in enumerate(trials.trial_id):
+        color = f"hsl({int(300 * i / max(1, len(trials) - 1))}, 70%, 45%)"
+        for col, name in ((1, "train_loss"), (2, "val_loss")):
+            points = metrics[(metrics.trial_id == trial_id) & (metrics.name == name)]
+            if points.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=points.tokens,
+                    y=points.value,
+                    mode="lines+markers" if col == 2 else "lines",
+                    name=trial_id,
+                    legendgroup=trial_id,
+                    showlegend=col == 1,
+                    line={"color": color},
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title="tokens", type="log")
+    fig.update_yaxes(title="loss (nats/token)", type="log")
+    fig.update_layout(title="Training curves", height=480)
+    return fig
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}")
+
+
+def _fits_table(fits: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for arch, fit in sorted(fits.items()):
+        if "params" not in fit:
+            rows.append({"architecture": arch, "law": fit["law"], "note": fit["error"]})
+            continue
+        row = {"architecture": arch, "law": "L(N) = E + A·N^(−α)"}
+        for name, value in fit["params"].items():
+            ci = value["ci"]
+            interval = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            row[name] = f"{value['estimate']:.4g}{interval}"
+        quality = fit["quality"]
+        row["points"] = quality["n_points"]
+        row["RMSE of log-loss"] = f"{quality['rmse_log']:.3g}"
+        row["note"] = "; ".join(quality["warnings"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_report(
+    path: str | Path,
+    study_name: str,
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame,
+    fits: dict[str, dict],
+) -> Path:
+    """Write the report of a study to `path` and return it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = [_loss_vs_n(trials, fits), _curves(trials, metrics)]
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)
+    ]
+    shown = trials.drop(columns=["hash", "error"]).copy()
+    counts = trials.status.value_counts().to_dict()
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    errors = trials[trials.error.notna() & (trials.error != "")]
+    error_html = "".join(
+        f"<h3>{html.escape(r.trial_id)}</h3><pre>{html.escape(r.error)}</pre>"
+        for r in errors.itertuples()
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(study_name)}: scaling study report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th {{ background: #f2f2f2; }}
+pre {{ background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
+</style></head><body>
+<h1>Scaling study <code>{html.escape(study_name)}</code></h1>
+<p>{len(trials)} trials: {html.escape(summary)}. Written
+{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding parameters; losses are
+in nats per token of each architecture's own objective.</p>
+<h2>Fitted laws</h2>
+{_table(_fits_table(fits))}
+<p>Intervals are 95% bootstrap percentiles over resampled trials.</p>
+{parts[0]}
+{parts[1]}
+<h2>Trials</h2>
+{_table(shown)}
+{"<h2>Errors</h2>" + error_html if error_html else ""}
+</body></html>
+"""
+    path.write_text(page)
+    return path

@@ -1,0 +1,284 @@
+"""The Python API; the `study` CLI is a thin shell over these functions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from orchestrator.grid import expand
+from orchestrator.sizes import Shape
+from orchestrator.spec import StudySpec, load_study
+from orchestrator.store import (
+    StoreError,
+    Study,
+    Trial,
+    TrialStatus,
+    current_trials,
+    default_url,
+    fail_trial,
+    fits_of,
+    get_study,
+    mark_unfinished_interrupted,
+    open_store,
+    record_event,
+    register_study,
+    start_attempt,
+)
+from trainers.accounting import decoder_flops_per_token, decoder_params, decoder_total_params
+from trainers.tokenizers import make_tokenizer
+from trainers.trial import TrialSpec
+
+# Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
+# 2-core x86 VM: 20 GFLOP/s at 25K parameters to 50 GFLOP/s at 2.7M); used only by `plan`.
+CPU_FLOPS_PER_THREAD = 3e10
+EXPORT_COLUMNS = [
+    "trial_id",
+    "architecture",
+    "size",
+    "seed",
+    "n_params",
+    "total_params",
+    "tokens",
+    "tokens_done",
+    "flops",
+    "status",
+    "val_loss",
+    "wall_s",
+    "tokens_per_s",
+    "attempts",
+    "hash",
+]
+
+
+def report_path(spec: StudySpec) -> Path:
+    """The default report of a study: `reports/<name>.html` under the current directory."""
+    return Path("reports") / f"{spec.name}.html"
+
+
+def planned_accounting(trial: TrialSpec) -> dict:
+    """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
+    vocab = make_tokenizer(trial.tokenizer).vocab_size
+    shape = Shape(trial.n_layer, trial.n_embd, trial.n_head)
+    return {
+        "n_params": decoder_params(shape.n_layer, shape.n_embd),
+        "total_params": decoder_total_params(shape.n_layer, shape.n_embd, vocab, trial.seq_len),
+        "flops_per_token": decoder_flops_per_token(
+            shape.n_layer, shape.n_embd, vocab, trial.seq_len
+        ),
+    }
+
+
+def plan(spec: StudySpec) -> pd.DataFrame:
+    """The grid before anything runs: one row per trial with N, tokens, FLOPs and a time guess."""
+    rows = []
+    for trial in expand(spec):
+        acct = planned_accounting(trial)
+        tokens = trial.steps * trial.batch_size * trial.seq_len
+        flops = acct["flops_per_token"] * tokens
+        rows.append(
+            {
+                "trial_id": trial.trial_id,
+                "shape": f"{trial.n_layer}x{trial.n_embd}/{trial.n_head}h",
+                "n_params": acct["n_params"],
+                "total_params": acct["total_params"],
+                "tokens": tokens,
+                "steps": trial.steps,
+                "flops": float(flops),
+                "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.cpus) / 60,
+                "hash": trial.hash,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class RunResult:
+    """What `run_study` did."""
+
+    study: str
+    store_url: str
+    report: Path | None
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    fits: dict = field(default_factory=dict)
+
+
+def _register(session: Session, spec: StudySpec, trials: list[TrialSpec]) -> Study:
+    planned = {t.trial_id: planned_accounting(t) for t in trials}
+    return register_study(
+        session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials, planned
+    )
+
+
+def run_study(
+    path: str | Path,
+    store: str | None = None,
+    report: str | Path | None = None,
+    address: str | None = None,
+    console: Console | None = None,
+    n_boot: int = 1000,
+) -> RunResult:
+    """Run every trial of a study the store does not show finished, then fit and report.
+
+    Raises StudyError for an invalid study file before anything is written.
+    """
+    from orchestrator import schedule  # heavy: ray
+
+    console = console or Console()
+    spec = load_study(path)
+    trials = expand(spec)
+    url = store or default_url(spec.name)
+    engine = open_store(url)
+    result = RunResult(study=spec.name, store_url=url, report=None)
+
+    with Session(engine) as session:
+        study = _register(session, spec, trials)
+        mark_unfinished_interrupted(session, study)
+        rows = {t.hash: t for t in current_trials(session, study)}
+        to_run: list[tuple[TrialSpec, Trial]] = []
+        for trial in trials:
+            row = rows[trial.hash]
+            if row.status == TrialStatus.finished:
+                result.skipped.append(trial.trial_id)
+            else:
+                start_attempt(session, row)
+                to_run.append((trial, row))
+        session.commit()
+        console.print(
+            f"study [bold]{spec.name}[/]: {len(trials)} trials, {len(result.skipped)} already "
+            f"finished, {len(to_run)} to run; store {url}",
+            highlight=False,
+        )
+
+        if to_run:
+            _run_on_ray(schedule, spec, to_run, session, console, address, result)
+
+        result.fits = _fit_and_report(session, study, report or report_path(spec), n_boot)
+        result.report = Path(report or report_path(spec))
+    engine.dispose()
+    return result
+
+
+def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> None:
+    from orchestrator.progress import Progress
+
+    cluster = schedule.connect(address)
+    if cluster.dashboard_url:
+        console.print(
+            f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "
+            f"`ray get-auth-token` prints; it is kept in {schedule.AUTH_TOKEN_PATH})",
+            highlight=False,
+        )
+    use_gpus = cluster.gpus > 0
+    if spec.resources.gpus_per_trial > 0 and not use_gpus:
+        console.print("no GPU in the Ray cluster: trials run on the CPU", highlight=False)
+    rows = {trial.trial_id: row for trial, row in to_run}
+    progress = Progress([trial for trial, _ in to_run], console)
+
+    def on_event(trial: TrialSpec, event: dict) -> None:
+        record_event(session, rows[trial.trial_id], event)
+        session.commit()
+        progress.update(trial.trial_id, event)
+        if event["event"] == "end":
+            result.ran.append(trial.trial_id)
+
+    def on_error(trial: TrialSpec, error: str) -> None:
+        fail_trial(rows[trial.trial_id], error)
+        session.commit()
+        progress.fail(trial.trial_id)
+        result.failed.append(trial.trial_id)
+        first_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+        console.print(f"[red]{trial.trial_id} failed[/]: {first_line}", highlight=False)
+
+    try:
+        with progress:
+            schedule.run_trials(
+                [trial for trial, _ in to_run], on_event, on_error, use_gpus, progress.tick
+            )
+    except KeyboardInterrupt:
+        for row in rows.values():
+            if row.status in (TrialStatus.running, TrialStatus.pending):
+                fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)
+        session.commit()
+        raise
+    finally:
+        schedule.disconnect(cluster)
+
+
+def _fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int) -> dict:
+    from analysis.fits import fit_study
+    from analysis.frame import metrics_frame, trials_frame
+    from analysis.report import write_report
+
+    trials = trials_frame(session, study)
+    fits = fit_study(session, study, trials, n_boot=n_boot)
+    session.commit()
+    write_report(path, study.name, trials, metrics_frame(session, study), fits)
+    return fits
+
+
+def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:
+    """The store and study named by a study file, a store URL, or both (for read commands)."""
+    if path is None and store is None:
+        raise StoreError("give a study file or --store URL")
+    spec = load_study(path) if path is not None else None
+    url = store or default_url(spec.name)
+    engine = open_store(url, create=False)
+    session = Session(engine)
+    study = get_study(session, spec.name if spec else None)
+    return url, session, study
+
+
+def status(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
+    """The trials of a study as the store shows them."""
+    from analysis.frame import trials_frame
+
+    _, session, study = open_study(path, store)
+    with session:
+        return trials_frame(session, study)
+
+
+def export_trials(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
+    """The trial table for export (CSV or JSON)."""
+    return status(path, store)[EXPORT_COLUMNS]
+
+
+def export_fits(path: str | Path | None = None, store: str | None = None) -> list[dict]:
+    """The stored fits of a study."""
+    _, session, study = open_study(path, store)
+    with session:
+        return [
+            {
+                "architecture": f.architecture,
+                "law": f.law,
+                "params": f.params,
+                "quality": f.quality,
+                "data": f.data,
+            }
+            for f in fits_of(session, study)
+        ]
+
+
+def report(
+    path: str | Path | None = None,
+    store: str | None = None,
+    out: str | Path | None = None,
+    n_boot: int = 1000,
+) -> Path:
+    """Refit the study's laws from the store and write its report."""
+    _, session, study = open_study(path, store)
+    with session:
+        target = Path(out) if out else Path("reports") / f"{study.name}.html"
+        _fit_and_report(session, study, target, n_boot)
+    return target
+
+
+def to_json(frame: pd.DataFrame) -> str:
+    """A DataFrame as a JSON list of objects (NaN as null)."""
+    return json.dumps(json.loads(frame.to_json(orient="records")), indent=2)

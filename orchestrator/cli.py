@@ -1,0 +1,207 @@
+"""The `study` command line: each command checks its flags and calls `orchestrator.api`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.spec import StudyError
+from orchestrator.store import StoreError
+
+app = typer.Typer(
+    help="Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored "
+    "in SQLite, fitted and reported.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+StudyFile = Annotated[Path, typer.Argument(help="the study YAML file", show_default=False)]
+OptionalStudyFile = Annotated[
+    Path | None, typer.Argument(help="the study YAML file (or give --store)", show_default=False)
+]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", help="SQLAlchemy URL of the run store [default: sqlite:///runs/<name>.db]"
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    errors.print(f"error: {message}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+def _frame_table(frame, title: str) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if frame[column].dtype == object else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(
+            *(
+                "" if v is None or v != v else f"{v:.4g}" if isinstance(v, float) else str(v)
+                for v in row
+            )
+        )
+    return table
+
+
+@app.command()
+def run(
+    study: StudyFile,
+    store: StoreOption = None,
+    report: Annotated[
+        Path | None, typer.Option(help="report file [default: reports/<name>.html]")
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to join, e.g. auto or HEAD_IP:6379 "
+            "[default: RAY_ADDRESS, else a local instance]"
+        ),
+    ] = None,
+) -> None:
+    """Train the trials the store does not show finished, fit the laws, write the report."""
+    from orchestrator import api
+
+    try:
+        result = api.run_study(study, store=store, report=report, address=address, console=console)
+    except (StudyError, StoreError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        errors.print("interrupted: running trials are marked interrupted; run again to resume")
+        raise typer.Exit(130) from None
+    for arch, fit in result.fits.items():
+        if "params" in fit:
+            p = {k: v["estimate"] for k, v in fit["params"].items()}
+            console.print(
+                f"{arch}: L(N) = {p['E']:.4g} + {p['A']:.4g}·N^-{p['alpha']:.4f}", highlight=False
+            )
+        else:
+            console.print(f"{arch}: not fitted ({fit['error']})", highlight=False)
+    console.print(f"report: {result.report}", highlight=False)
+    if result.failed:
+        _fail(
+            f"{len(result.failed)} trial(s) failed: {', '.join(result.failed)} "
+            "(their errors are in `study status` and the report)",
+            code=1,
+        )
+
+
+@app.command()
+def plan(study: StudyFile) -> None:
+    """Show the grid before anything runs: N, tokens, FLOPs and a rough CPU time per trial."""
+    from orchestrator import api
+    from orchestrator.spec import load_study
+
+    try:
+        spec = load_study(study)
+        frame = api.plan(spec)
+    except StudyError as e:
+        _fail(str(e))
+    console.print(_frame_table(frame, f"{spec.name}: {len(frame)} trials"))
+    total = frame.cpu_minutes.sum()
+    console.print(
+        f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
+        f"({spec.resources.cpus_per_trial} CPU per trial)",
+        highlight=False,
+    )
+
+
+@app.command()
+def status(
+    study: OptionalStudyFile = None,
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of trials")] = False,
+) -> None:
+    """Show the trials of a study as the store shows them."""
+    from orchestrator import api
+
+    try:
+        frame = api.status(study, store)
+    except (StudyError, StoreError) as e:
+        _fail(str(e))
+    if as_json:
+        sys.stdout.write(api.to_json(frame) + "\n")
+        return
+    shown = frame[
+        [
+            "trial_id",
+            "status",
+            "n_params",
+            "tokens",
+            "tokens_done",
+            "val_loss",
+            "attempts",
+            "wall_s",
+            "device",
+        ]
+    ]
+    console.print(_frame_table(shown, "trials"))
+    for row in frame[frame.error.notna()].itertuples():
+        console.print(
+            f"[red]{row.trial_id}[/]: {row.error.strip().splitlines()[-1]}", highlight=False
+        )
+
+
+@app.command()
+def report(
+    study: OptionalStudyFile = None,
+    store: StoreOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="report file [default: reports/<name>.html]")
+    ] = None,
+) -> None:
+    """Refit the laws from the store and write the HTML report."""
+    from orchestrator import api
+
+    try:
+        path = api.report(study, store, out)
+    except (StudyError, StoreError) as e:
+        _fail(str(e))
+    console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def export(
+    study: OptionalStudyFile = None,
+    store: StoreOption = None,
+    what: Annotated[str, typer.Option(help="trials or fits")] = "trials",
+    fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="file to write [default: stdout]")
+    ] = None,
+) -> None:
+    """Export the trial table (CSV or JSON) or the fits (JSON)."""
+    from orchestrator import api
+
+    if what not in ("trials", "fits"):
+        _fail(f"--what must be trials or fits, not {what!r}")
+    if fmt not in ("csv", "json") or (what == "fits" and fmt != "json"):
+        _fail(f"--format {fmt!r} is not available for --what {what}")
+    try:
+        if what == "fits":
+            text = json.dumps(api.export_fits(study, store), indent=2)
+        else:
+            frame = api.export_trials(study, store)
+            text = frame.to_csv(index=False) if fmt == "csv" else api.to_json(frame)
+    except (StudyError, StoreError) as e:
+        _fail(str(e))
+    if out:
+        out.write_text(text if text.endswith("\n") else text + "\n")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def main() -> None:
+    """Entry point of the `study` console script."""
+    app()

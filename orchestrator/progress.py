@@ -1,0 +1,130 @@
+"""The terminal view of a running study: which trials run, tokens done, loss and ETA."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from orchestrator.sizes import format_count
+from trainers.trial import TrialSpec
+
+
+@dataclass
+class _Row:
+    spec: TrialSpec
+    status: str = "queued"
+    tokens: int = 0
+    loss: float | None = None
+    val_loss: float | None = None
+    tokens_per_s: float | None = None
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.status != "running" or not self.tokens_per_s:
+            return None
+        return max(0.0, (self.spec.tokens - self.tokens) / self.tokens_per_s)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """A live table on a terminal; one line per change of state (and a heartbeat) elsewhere."""
+
+    def __init__(self, trials: list[TrialSpec], console: Console, heartbeat_s: float = 15.0):
+        self.rows = {t.trial_id: _Row(t) for t in trials}
+        self.console = console
+        self.started = time.monotonic()
+        self.heartbeat_s = heartbeat_s
+        self._last_beat = self.started
+        self._live: Live | None = None
+
+    def __enter__(self) -> Progress:
+        if self.console.is_terminal:
+            self._live = Live(self.table(), console=self.console, refresh_per_second=2)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.update(self.table())
+            self._live.__exit__(*exc)
+
+    def _log(self, message: str) -> None:
+        if self._live is None:
+            self.console.print(message, highlight=False)
+
+    def update(self, trial_id: str, event: dict) -> None:
+        """Take one event of a trial."""
+        row = self.rows[trial_id]
+        kind = event["event"]
+        if kind == "start":
+            row.status = "running"
+            self._log(f"[{_duration(self.elapsed)}] {trial_id}: started on {event['device']}")
+        elif kind == "train":
+            row.tokens, row.loss, row.tokens_per_s = (
+                event["tokens"],
+                event["loss"],
+                event["tokens_per_s"],
+            )
+        elif kind == "eval":
+            row.val_loss = event["val_loss"]
+        elif kind == "end":
+            row.status, row.tokens, row.val_loss = "finished", event["tokens"], event["val_loss"]
+            self._log(
+                f"[{_duration(self.elapsed)}] {trial_id}: finished, val loss "
+                f"{event['val_loss']:.4f} in {_duration(event['wall_s'])}"
+            )
+
+    def fail(self, trial_id: str, status: str = "failed") -> None:
+        """Mark a trial failed or interrupted."""
+        self.rows[trial_id].status = status
+        self._log(f"[{_duration(self.elapsed)}] {trial_id}: {status}")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    def tick(self) -> None:
+        """Refresh the table, or print a heartbeat line for the running trials."""
+        if self._live is not None:
+            self._live.update(self.table())
+            return
+        if time.monotonic() - self._last_beat < self.heartbeat_s:
+            return
+        self._last_beat = time.monotonic()
+        for row in self.rows.values():
+            if row.status == "running":
+                loss = f"{row.loss:.4f}" if row.loss is not None else "-"
+                self._log(
+                    f"[{_duration(self.elapsed)}] {row.spec.trial_id}: "
+                    f"{format_count(row.tokens)}/{format_count(row.spec.tokens)} tokens, "
+                    f"loss {loss}, ETA {_duration(row.eta_s)}"
+                )
+
+    def table(self) -> Table:
+        """The live table."""
+        done = sum(r.status == "finished" for r in self.rows.values())
+        table = Table(title=f"{done}/{len(self.rows)} trials done, {_duration(self.elapsed)}")
+        for column in ("trial", "status", "tokens", "loss", "val loss", "tokens/s", "ETA"):
+            table.add_column(column, justify="left" if column in ("trial", "status") else "right")
+        for row in self.rows.values():
+            table.add_row(
+                row.spec.trial_id,
+                row.status,
+                f"{format_count(row.tokens) if row.tokens else 0}/{format_count(row.spec.tokens)}",
+                f"{row.loss:.4f}" if row.loss is not None else "",
+                f"{row.val_loss:.4f}" if row.val_loss is not None else "",
+                f"{row.tokens_per_s:,.0f}" if row.tokens_per_s else "",
+                _duration(row.eta_s),
+            )
+        return table

@@ -1,0 +1,191 @@
+"""Scheduling trials on Ray: the only module that imports ray.
+
+Each trial is one Ray task named after its trial id, asking for the study's resources. The task
+is a streaming generator: it runs `trainers.train` and yields every event the trainer reports,
+so the driver receives them while the trial runs and writes them to the store.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import ray
+from ray.util import metrics
+
+import orchestrator
+import trainers
+from trainers.trial import TrialSpec
+
+AUTH_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the driver knows of the Ray cluster it is connected to."""
+
+    address: str
+    dashboard_url: str | None
+    cpus: float
+    gpus: float
+    started_here: bool  # a local instance this process started (and shuts down)
+
+
+def connect(address: str | None = None) -> Cluster:
+    """Join the cluster at `address` (or RAY_ADDRESS), or start a local one; reuse a live one."""
+    started_here = False
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        runtime_env = None
+        if address:
+            # Workers on other machines import the task and trainer code from these packages.
+            runtime_env = {"py_modules": [orchestrator, trainers]}
+        context = ray.init(
+            address=address,
+            runtime_env=runtime_env,
+            include_dashboard=None if address else True,
+            logging_level="WARNING",
+            log_to_driver=True,
+        )
+        started_here = address is None
+        dashboard = context.dashboard_url or None
+    else:
+        dashboard = None  # a Ray instance someone else started: its owner knows its dashboard
+    resources = ray.cluster_resources()
+    return Cluster(
+        address=ray.get_runtime_context().gcs_address,
+        dashboard_url=f"http://{dashboard}" if dashboard and "://" not in dashboard else dashboard,
+        cpus=resources.get("CPU", 0.0),
+        gpus=resources.get("GPU", 0.0),
+        started_here=started_here,
+    )
+
+
+def disconnect(cluster: Cluster) -> None:
+    """Shut down a local instance this process started; leave a joined cluster running."""
+    if cluster.started_here and ray.is_initialized():
+        ray.shutdown()
+
+
+_GAUGES: dict[str, metrics.Gauge] = {}
+
+
+def _gauge(name: str, description: str) -> metrics.Gauge:
+    if name not in _GAUGES:
+        _GAUGES[name] = metrics.Gauge(name, description, tag_keys=("study", "trial"))
+    return _GAUGES[name]
+
+
+def _export_metrics(spec: TrialSpec, event: dict) -> None:
+    """Trial loss, throughput and progress as Ray application metrics (Prometheus, Grafana)."""
+    tags = {"study": spec.study, "trial": spec.trial_id}
+    if event["event"] == "train":
+        _gauge("study_trial_train_loss", "training loss of a trial").set(event["loss"], tags)
+        _gauge("study_trial_tokens_per_second", "training throughput of a trial").set(
+            event["tokens_per_s"], tags
+        )
+        _gauge("study_trial_progress", "fraction of the token budget trained").set(
+            min(1.0, event["tokens"] / spec.tokens), tags
+        )
+    elif event["event"] == "eval":
+        _gauge("study_trial_val_loss", "validation loss of a trial").set(event["val_loss"], tags)
+
+
+@ray.remote
+def run_trial(spec_dict: dict) -> Iterator[dict]:
+    """A Ray generator task: train one trial in a thread and yield its events as they come."""
+    from trainers.train import train  # imported in the worker: the driver needs no torch
+
+    spec = TrialSpec.from_dict(spec_dict)
+    events: queue.Queue = queue.Queue()
+    done = object()
+    failure: list[BaseException] = []
+
+    def report(event: dict) -> None:
+        if event["event"] == "start":
+            event = {**event, "node": ray.get_runtime_context().get_node_id()[:12]}
+        events.put(event)
+
+    def body() -> None:
+        try:
+            train(spec, report)
+        except BaseException as e:  # re-raised below, in the task's own thread
+            failure.append(e)
+        finally:
+            events.put(done)
+
+    thread = threading.Thread(target=body, name=f"train-{spec.trial_id}", daemon=True)
+    thread.start()
+    while (event := events.get()) is not done:
+        _export_metrics(spec, event)
+        yield event
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+OnEvent = Callable[[TrialSpec, dict], None]
+OnError = Callable[[TrialSpec, str], None]
+
+
+def run_trials(
+    trials: list[TrialSpec],
+    on_event: OnEvent,
+    on_error: OnError,
+    use_gpus: bool,
+    on_tick: Callable[[], None] = lambda: None,
+    poll_s: float = 0.5,
+) -> None:
+    """Run trials as Ray tasks, calling back on the driver for each event and each failure.
+
+    On KeyboardInterrupt the remaining tasks are cancelled and the interrupt is re-raised.
+    """
+    running: dict = {}
+    for spec in trials:
+        gpus = spec.gpus if use_gpus else 0
+        options = {"name": spec.trial_id, "num_cpus": spec.cpus, "num_gpus": gpus}
+        spec_run = spec if use_gpus else replace(spec, gpus=0)
+        running[run_trial.options(**options).remote(spec_run.to_dict())] = spec_run
+    try:
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=poll_s)
+            for generator in ready:
+                _drain(generator, running, on_event, on_error)
+            on_tick()
+    except KeyboardInterrupt:
+        for generator in running:
+            ray.cancel(generator, force=True)
+        raise
+
+
+def _drain(generator, running: dict, on_event: OnEvent, on_error: OnError) -> None:
+    """Take every event a trial's generator has ready; forget the trial when it ends."""
+    spec = running[generator]
+    while True:
+        try:
+            ref = next(generator)
+        except StopIteration:
+            del running[generator]
+            return
+        try:
+            event = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            del running[generator]
+            on_error(spec, _error_text(e))
+            return
+        on_event(spec, event)
+        ready, _ = ray.wait([generator], timeout=0)
+        if not ready:
+            return
+
+
+def _error_text(error: BaseException) -> str:
+    # RayTaskError's text carries the remote traceback: keep it whole, minus terminal colours.
+    text = str(error)
+    for code in ("\x1b[36m", "\x1b[39m", "\x1b[1m", "\x1b[22m", "\x1b[32m", "\x1b[31m"):
+        text = text.replace(code, "")
+    return text.strip()

@@ -1,0 +1,76 @@
+"""The size ladder: a size label ("1M") resolved to a shape, per architecture, as plain data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from trainers.accounting import decoder_params
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The shape of a transformer: depth, width and heads."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+
+
+# Each label is within 5% of the measured non-embedding N (tests/test_sizes.py checks every
+# entry). Head width stays 16-64; the smallest entries are the "debug" sizes for tests.
+LADDER: dict[str, dict[str, Shape]] = {
+    "decoder": {
+        "25K": Shape(2, 32, 2),
+        "50K": Shape(4, 32, 2),
+        "100K": Shape(2, 64, 4),
+        "200K": Shape(4, 64, 4),
+        "300K": Shape(4, 80, 5),
+        "400K": Shape(5, 80, 5),
+        "1M": Shape(5, 128, 4),
+        "2M": Shape(8, 144, 4),
+        "4M": Shape(5, 256, 8),
+        "10M": Shape(8, 320, 10),
+        "20M": Shape(11, 384, 12),
+        "50M": Shape(16, 512, 16),
+        "100M": Shape(14, 768, 12),
+    },
+}
+
+ARCHITECTURES = tuple(LADDER)
+
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
+
+
+def parse_count(value: int | float | str) -> int:
+    """A count written as 600000, 6e5, "600K", "1.5M" or "2B" (decimal units)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a count")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        match = _COUNT.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a count like 600000, '600K' or '1.5M'")
+        number = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if number <= 0 or number != round(number):
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return int(round(number))
+
+
+def format_count(n: int) -> str:
+    """A short label for a count: 25472 -> "25K", 991616 -> "992K", 2500000 -> "2.5M"."""
+    for unit, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= scale:
+            value = n / scale
+            text = f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+            return f"{text}{unit}"
+    return str(n)
+
+
+def non_embedding_params(architecture: str, shape: Shape) -> int:
+    """N of an architecture at a shape, from the accounting formulas."""
+    if architecture == "decoder":
+        return decoder_params(shape.n_layer, shape.n_embd)
+    raise ValueError(f"unknown architecture {architecture!r}")

@@ -1,0 +1,248 @@
+"""The study file: the one place YAML is read and validated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.sizes import LADDER, Shape
+from orchestrator.sizes import parse_count as _parse_count
+from trainers.corpora import BUILTIN_CORPORA
+from trainers.tokenizers import TOKENIZERS
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message names the file, the field and the line."""
+
+
+Count = Annotated[int, BeforeValidator(_parse_count)]
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where the text comes from and how it becomes tokens."""
+
+    corpus: str = Field("builtin:kjv", description="builtin:<name>; built in: kjv")
+    tokenizer: str = Field("bytes", description="bytes: UTF-8 bytes plus special tokens")
+    seq_len: int = Field(256, gt=1, description="tokens per training sequence")
+    val_fraction: float = Field(0.02, gt=0, lt=0.5, description="documents held out to validate")
+    split_seed: int = Field(0, description="seed of the document split")
+
+    @field_validator("corpus")
+    @classmethod
+    def _known_corpus(cls, value: str) -> str:
+        kind, _, name = value.partition(":")
+        if kind != "builtin" or name not in BUILTIN_CORPORA:
+            known = ", ".join(f"builtin:{k}" for k in BUILTIN_CORPORA)
+            raise ValueError(f"unknown corpus {value!r}; known: {known}")
+        return value
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _known_tokenizer(cls, value: str) -> str:
+        if value not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer {value!r}; known: {', '.join(TOKENIZERS)}")
+        return value
+
+
+class ShapeSpec(_Strict):
+    """An explicit model shape instead of a ladder label."""
+
+    n_layer: int = Field(gt=0)
+    n_embd: int = Field(gt=0)
+    n_head: int = Field(gt=0)
+    name: str | None = Field(None, description="label for trial ids; default: N, as in '25.5K'")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        return self
+
+    @property
+    def shape(self) -> Shape:
+        """The plain shape."""
+        return Shape(self.n_layer, self.n_embd, self.n_head)
+
+
+SizeItem = Annotated[
+    Annotated[str, BeforeValidator(lambda v: v if isinstance(v, str) else str(v)), Tag("label")]
+    | Annotated[ShapeSpec, Tag("shape")],
+    Discriminator(lambda v: "shape" if isinstance(v, dict | ShapeSpec) else "label"),
+]
+
+
+class BudgetSpec(_Strict):
+    """How many tokens each model is trained on."""
+
+    tokens: Annotated[list[Count], BeforeValidator(_as_list)] = Field(
+        min_length=1, description="one count or a list: 600000, '600K', '2M'"
+    )
+
+
+class TrainSpec(_Strict):
+    """Optimizer and schedule: AdamW, linear warmup, cosine decay."""
+
+    batch_size: int = Field(16, gt=0, description="sequences per step")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of peak")
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of steps warming up")
+    schedule: Literal["cosine"] = "cosine"
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
+    betas: tuple[float, float] = (0.9, 0.95)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class EvalSpec(_Strict):
+    """When and on how much held-out text the validation loss is measured."""
+
+    every_tokens: Count | None = Field(None, description="default: a tenth of the budget")
+    tokens: Count = Field(65_536, description="validation tokens per evaluation")
+
+
+class ResourcesSpec(_Strict):
+    """What each trial asks Ray for."""
+
+    cpus_per_trial: int = Field(1, gt=0, description="CPUs, and torch threads on CPU")
+    gpus_per_trial: float = Field(0, ge=0, description="GPUs (fractions allowed)")
+
+
+class StudySpec(_Strict):
+    """A whole study: the grid architectures × sizes × budgets × seeds and how to train it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataSpec = DataSpec()
+    architectures: list[str] = Field(min_length=1, description=", ".join(LADDER))
+    sizes: list[SizeItem] = Field(min_length=1, description="ladder labels or explicit shapes")
+    budget: BudgetSpec
+    seeds: Annotated[list[int], BeforeValidator(_as_list)] = Field([0], min_length=1)
+    train: TrainSpec = TrainSpec()
+    eval: EvalSpec = EvalSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
+
+    @field_validator("sizes")
+    @classmethod
+    def _known_sizes(cls, sizes: list, info):
+        for size in sizes:
+            if isinstance(size, str):
+                for arch in info.data.get("architectures") or []:  # absent if it was invalid
+                    if size not in LADDER[arch]:
+                        labels = ", ".join(LADDER[arch])
+                        raise ValueError(
+                            f"size {size!r} is not in the {arch} ladder ({labels}); "
+                            "give another label or an explicit {n_layer, n_embd, n_head}"
+                        )
+        return sizes
+
+    @field_validator("architectures")
+    @classmethod
+    def _known_architectures(cls, values: list[str]):
+        for arch in values:
+            if arch not in LADDER:
+                raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(LADDER)}")
+        return values
+
+    @field_validator("architectures", "seeds")
+    @classmethod
+    def _no_duplicates(cls, values: list):
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicate entries in {values}")
+        return values
+
+    def hash(self) -> str:
+        """A stable hash of the whole validated study."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location, or of its nearest parent."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            keys = [k for k, v in node.value if k.value == key]
+            if not match:
+                break
+            node, line = match[0], keys[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            continue  # pydantic adds union branch names to locations; skip them
+    return line
+
+
+def _field_name(loc: tuple) -> str:
+    parts: list[str] = []
+    for key in loc:
+        if isinstance(key, int):
+            parts[-1:] = [f"{parts[-1]}[{key}]"] if parts else [f"[{key}]"]
+        elif key in ("label", "shape"):
+            continue  # union branch tags
+        else:
+            parts.append(str(key))
+    return ".".join(parts) or "(top level)"
+
+
+def parse_study(text: str, source: str = "<string>") -> StudySpec:
+    """Validate the YAML text of a study; errors name the source, the field and the line."""
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise StudyError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise StudyError(
+            f"{source}: a study file is a mapping of fields (name, sizes, budget, ...)"
+        )
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as e:
+        lines, seen = [], set()
+        for err in e.errors():
+            field = _field_name(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            if (field, message) in seen:
+                continue
+            seen.add((field, message))
+            line = _line_of(root, err["loc"])
+            where = f"{source}:{line}" if line else source
+            lines.append(f"{where}: {field}: {message}")
+        raise StudyError("invalid study\n" + "\n".join(lines)) from None
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read the study file: {e.strerror}") from None
+    return parse_study(text, str(path))

@@ -1,0 +1,370 @@
+"""The run store: studies, trials, metrics and fits in SQLite (any SQLAlchemy URL works).
+
+Only the driver process writes it. Functions here take a `Session`; callers own transactions.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from trainers.trial import TrialSpec
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be opened or does not hold what was asked for."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # naive UTC: SQLite keeps no time zones
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class TrialStatus(enum.StrEnum):
+    """Where a trial stands; only `finished` trials are skipped by a rerun."""
+
+    pending = "pending"
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    interrupted = "interrupted"
+
+
+class SchemaInfo(Base):
+    __tablename__ = "schema_info"
+    version: Mapped[int] = mapped_column(primary_key=True)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    spec: Mapped[dict] = mapped_column(JSON)  # the latest validated study file
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    trials: Mapped[list[Trial]] = relationship(back_populates="study", cascade="all, delete")
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (UniqueConstraint("study_id", "hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_id: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64))
+    current: Mapped[bool] = mapped_column(default=True)  # in the grid of the latest study file
+    architecture: Mapped[str] = mapped_column(String(40))
+    size: Mapped[str] = mapped_column(String(40))
+    seed: Mapped[int]
+    config: Mapped[dict] = mapped_column(JSON)
+    n_params: Mapped[int]  # non-embedding N; planned from the shape, then measured
+    total_params: Mapped[int]
+    tokens: Mapped[int]  # the budget
+    flops_per_token: Mapped[int]
+    flops: Mapped[float]  # training compute C = flops_per_token × tokens trained
+    status: Mapped[TrialStatus] = mapped_column(
+        Enum(TrialStatus, name="trial_status", create_constraint=True, length=20),
+        default=TrialStatus.pending,
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    tokens_done: Mapped[int] = mapped_column(default=0)
+    val_loss: Mapped[float | None]
+    tokens_per_s: Mapped[float | None]
+    node: Mapped[str | None] = mapped_column(String(200))
+    device: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    wall_s: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    checkpoint: Mapped[str | None] = mapped_column(Text)
+    study: Mapped[Study] = relationship(back_populates="trials")
+
+    @property
+    def spec(self) -> TrialSpec:
+        """The TrialSpec this row was made from."""
+        return TrialSpec.from_dict(self.config)
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_trial_name_step", "trial_pk", "name", "step"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_pk: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    tokens: Mapped[int]
+    name: Mapped[str] = mapped_column(String(60))
+    value: Mapped[float]
+    wall_time: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Fit(Base):
+    __tablename__ = "fits"
+    __table_args__ = (UniqueConstraint("study_id", "architecture", "law"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    architecture: Mapped[str] = mapped_column(String(40))
+    law: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict] = mapped_column(JSON)
+    quality: Mapped[dict] = mapped_column(JSON)
+    data: Mapped[list] = mapped_column(JSON)  # the points fitted: trial ids, N, loss
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+def default_url(study_name: str) -> str:
+    """The store of a study: `runs/<name>.db` under the current directory."""
+    return f"sqlite:///runs/{study_name}.db"
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (study status) never block the driver
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def open_store(url: str, create: bool = True) -> Engine:
+    """An engine on the store at `url`; creates the schema if asked, refuses unknown versions."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            if not create:
+                raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    tables = set(inspect(engine).get_table_names())
+    if not tables:
+        if not create:
+            raise StoreError(f"the store at {url} is empty; run the study first")
+        Base.metadata.create_all(engine)
+        with Session(engine) as session, session.begin():
+            session.add(SchemaInfo(version=SCHEMA_VERSION))
+        return engine
+    if "schema_info" not in tables:
+        raise StoreError(f"{url} is not a run store of this tool (no schema_info table)")
+    with Session(engine) as session:
+        version = session.scalar(select(SchemaInfo.version))
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"the store at {url} has schema version {version}; this version of the tool reads "
+            f"version {SCHEMA_VERSION}. Upgrade the tool (pip install -U scaling-study) or move "
+            "the store aside and rerun the study."
+        )
+    return engine
+
+
+def register_study(
+    session: Session, name: str, spec: dict, spec_hash: str, trials: list[TrialSpec], planned: dict
+) -> Study:
+    """Record the study and its grid: new trials as pending, known ones (by hash) kept.
+
+    `planned` maps trial ids to {n_params, total_params, flops_per_token}. Trials of an earlier
+    version of the study file that are not in this grid stay in the store, marked not current.
+    """
+    study = session.scalar(select(Study).where(Study.name == name))
+    if study is None:
+        study = Study(name=name, spec=spec, spec_hash=spec_hash)
+        session.add(study)
+        session.flush()
+    else:
+        study.spec, study.spec_hash, study.updated_at = spec, spec_hash, _now()
+    known = {t.hash: t for t in study.trials}
+    hashes = {t.hash for t in trials}
+    for row in known.values():
+        row.current = row.hash in hashes
+    for spec_ in trials:
+        row = known.get(spec_.hash)
+        if row is not None:
+            row.trial_id, row.config = spec_.trial_id, spec_.to_dict()  # placement may change
+            continue
+        plan = planned[spec_.trial_id]
+        session.add(
+            Trial(
+                study=study,
+                trial_id=spec_.trial_id,
+                hash=spec_.hash,
+                architecture=spec_.architecture,
+                size=spec_.size,
+                seed=spec_.seed,
+                config=spec_.to_dict(),
+                n_params=plan["n_params"],
+                total_params=plan["total_params"],
+                tokens=spec_.tokens,
+                flops_per_token=plan["flops_per_token"],
+                flops=float(plan["flops_per_token"]) * spec_.tokens,
+            )
+        )
+    session.flush()
+    return study
+
+
+def get_study(session: Session, name: str | None = None) -> Study:
+    """The study called `name`, or the only study in the store."""
+    studies = session.scalars(select(Study)).all()
+    if name is not None:
+        studies = [s for s in studies if s.name == name]
+    if not studies:
+        raise StoreError(f"the store holds no study{f' named {name!r}' if name else ''}")
+    if len(studies) > 1:
+        names = ", ".join(s.name for s in studies)
+        raise StoreError(f"the store holds several studies ({names}); name one")
+    return studies[0]
+
+
+def current_trials(session: Session, study: Study) -> list[Trial]:
+    """The trials of the study's latest grid, in grid order (architecture, N, tokens, seed)."""
+    return list(
+        session.scalars(
+            select(Trial)
+            .where(Trial.study_id == study.id, Trial.current)
+            .order_by(Trial.architecture, Trial.n_params, Trial.tokens, Trial.seed, Trial.id)
+        )
+    )
+
+
+def start_attempt(session: Session, trial: Trial) -> None:
+    """A trial is about to be (re)queued: count the attempt, drop the metrics of earlier ones."""
+    session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
+    trial.attempts += 1
+    trial.status = TrialStatus.pending
+    trial.error = None
+    trial.tokens_done = 0
+    trial.val_loss = None
+
+
+def record_event(session: Session, trial: Trial, event: dict) -> None:
+    """Write one event reported by a trainer."""
+    kind = event["event"]
+    if kind == "start":
+        trial.status = TrialStatus.running
+        trial.started_at = _now()
+        trial.n_params = event["n_params"]
+        trial.total_params = event["total_params"]
+        trial.flops_per_token = event["flops_per_token"]
+        trial.device = f"{event['device']} ({event['threads']} threads)"
+        trial.node = event.get("node") or event.get("host")
+    elif kind == "train":
+        trial.tokens_done = event["tokens"]
+        for name in ("loss", "lr", "tokens_per_s"):
+            session.add(
+                Metric(
+                    trial_pk=trial.id,
+                    step=event["step"],
+                    tokens=event["tokens"],
+                    name="train_loss" if name == "loss" else name,
+                    value=float(event[name]),
+                )
+            )
+    elif kind == "eval":
+        session.add(
+            Metric(
+                trial_pk=trial.id,
+                step=event["step"],
+                tokens=event["tokens"],
+                name="val_loss",
+                value=float(event["val_loss"]),
+            )
+        )
+        trial.val_loss = float(event["val_loss"])
+    elif kind == "end":
+        trial.status = TrialStatus.finished
+        trial.ended_at = _now()
+        trial.tokens_done = event["tokens"]
+        trial.val_loss = float(event["val_loss"])
+        trial.wall_s = float(event["wall_s"])
+        trial.tokens_per_s = float(event["tokens_per_s"])
+        trial.flops = float(trial.flops_per_token) * event["tokens"]
+        trial.checkpoint = event.get("checkpoint") or None
+    else:
+        raise ValueError(f"unknown event {kind!r}")
+
+
+def fail_trial(trial: Trial, error: str, status: TrialStatus = TrialStatus.failed) -> None:
+    """Record that a trial failed (or was interrupted) and why."""
+    trial.status = status
+    trial.error = error
+    trial.ended_at = _now()
+
+
+def save_fit(
+    session: Session,
+    study: Study,
+    architecture: str,
+    law: str,
+    params: dict,
+    quality: dict,
+    data: list,
+) -> Fit:
+    """Store a fit, replacing the previous fit of the same law for the same architecture."""
+    session.execute(
+        delete(Fit).where(
+            Fit.study_id == study.id, Fit.architecture == architecture, Fit.law == law
+        )
+    )
+    fit = Fit(
+        study_id=study.id,
+        architecture=architecture,
+        law=law,
+        params=params,
+        quality=quality,
+        data=json.loads(json.dumps(data)),
+    )
+    session.add(fit)
+    return fit
+
+
+def fits_of(session: Session, study: Study) -> list[Fit]:
+    """The stored fits of a study."""
+    return list(session.scalars(select(Fit).where(Fit.study_id == study.id).order_by(Fit.id)))
+
+
+def metrics_of(session: Session, trials: list[Trial]) -> list[Metric]:
+    """All metrics of some trials."""
+    ids = [t.id for t in trials]
+    return list(session.scalars(select(Metric).where(Metric.trial_pk.in_(ids)).order_by(Metric.id)))
+
+
+def mark_unfinished_interrupted(session: Session, study: Study) -> None:
+    """Trials left `running` by a driver that died are interrupted, not running."""
+    session.execute(
+        update(Trial)
+        .where(Trial.study_id == study.id, Trial.status == TrialStatus.running)
+        .values(status=TrialStatus.interrupted, error="the driver stopped while it ran")
+    )

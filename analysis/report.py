@@ -143,7 +143,7 @@ in nats per token of each architecture's own objective.</p>
 {parts[0]}
 {parts[1]}
 <h2>Trials</h2>
-{_table(shown)}
+<div style="overflow-x: auto">{_table(shown)}</div>
 {"<h2>Errors</h2>" + error_html if error_html else ""}
 </body></html>
 """

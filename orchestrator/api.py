@@ -83,7 +83,7 @@ def plan(spec: StudySpec) -> pd.DataFrame:
         rows.append(
             {
                 "trial_id": trial.trial_id,
-                "shape": f"{trial.n_layer}x{trial.n_embd}/{trial.n_head}h",
+                "shape": f"{trial.n_layer}x{trial.n_embd}x{trial.n_head}",
                 "n_params": acct["n_params"],
                 "total_params": acct["total_params"],
                 "tokens": tokens,
@@ -130,7 +130,7 @@ def run_study(
     """
     from orchestrator import schedule  # heavy: ray
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     spec = load_study(path)
     trials = expand(spec)
     url = store or default_url(spec.name)

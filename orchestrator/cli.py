@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.sizes import format_count
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
 
@@ -21,8 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 StudyFile = Annotated[Path, typer.Argument(help="the study YAML file", show_default=False)]
 OptionalStudyFile = Annotated[
@@ -31,8 +32,12 @@ OptionalStudyFile = Annotated[
 StoreOption = Annotated[
     str | None,
     typer.Option(
-        "--store", help="SQLAlchemy URL of the run store [default: sqlite:///runs/<name>.db]"
+        "--store", help="SQLAlchemy URL of the run store (default: sqlite:///runs/<name>.db)"
     ),
+]
+
+NBootOption = Annotated[
+    int, typer.Option("--n-boot", min=0, help="bootstrap resamples for the fit intervals")
 ]
 
 
@@ -41,17 +46,37 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done"}
+HEADERS = {
+    "trial_id": "trial",
+    "n_params": "N",
+    "total_params": "params",
+    "tokens_done": "tokens",
+    "val_loss": "val loss",
+    "wall_s": "wall s",
+    "cpu_minutes": "CPU min",
+    "flops": "FLOPs",
+}
+
+
+def _cell(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if column in COUNT_COLUMNS:
+        return format_count(int(value))
+    if isinstance(value, float):
+        return f"{value:.2g}" if column in ("flops", "cpu_minutes") else f"{value:.4g}"
+    return str(value)
+
+
 def _frame_table(frame, title: str) -> Table:
     table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="left" if frame[column].dtype == object else "right")
+    for i, column in enumerate(frame.columns):
+        numeric = frame[column].dtype.kind in "if"
+        header = HEADERS.get(column, column)
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=i < 2)
     for row in frame.itertuples(index=False):
-        table.add_row(
-            *(
-                "" if v is None or v != v else f"{v:.4g}" if isinstance(v, float) else str(v)
-                for v in row
-            )
-        )
+        table.add_row(*(_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
     return table
 
 
@@ -60,21 +85,24 @@ def run(
     study: StudyFile,
     store: StoreOption = None,
     report: Annotated[
-        Path | None, typer.Option(help="report file [default: reports/<name>.html]")
+        Path | None, typer.Option(help="report file (default: reports/<name>.html)")
     ] = None,
     address: Annotated[
         str | None,
         typer.Option(
             help="Ray cluster to join, e.g. auto or HEAD_IP:6379 "
-            "[default: RAY_ADDRESS, else a local instance]"
+            "(default: RAY_ADDRESS, else a local instance)"
         ),
     ] = None,
+    n_boot: NBootOption = 1000,
 ) -> None:
     """Train the trials the store does not show finished, fit the laws, write the report."""
     from orchestrator import api
 
     try:
-        result = api.run_study(study, store=store, report=report, address=address, console=console)
+        result = api.run_study(
+            study, store=store, report=report, address=address, console=console, n_boot=n_boot
+        )
     except (StudyError, StoreError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -108,7 +136,8 @@ def plan(study: StudyFile) -> None:
         frame = api.plan(spec)
     except StudyError as e:
         _fail(str(e))
-    console.print(_frame_table(frame, f"{spec.name}: {len(frame)} trials"))
+    shown = frame.drop(columns=["hash"])
+    console.print(_frame_table(shown, f"{spec.name}: {len(frame)} trials"))
     total = frame.cpu_minutes.sum()
     console.print(
         f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
@@ -133,19 +162,7 @@ def status(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    shown = frame[
-        [
-            "trial_id",
-            "status",
-            "n_params",
-            "tokens",
-            "tokens_done",
-            "val_loss",
-            "attempts",
-            "wall_s",
-            "device",
-        ]
-    ]
+    shown = frame[["trial_id", "status", "n_params", "tokens_done", "val_loss", "wall_s", "device"]]
     console.print(_frame_table(shown, "trials"))
     for row in frame[frame.error.notna()].itertuples():
         console.print(
@@ -158,14 +175,15 @@ def report(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="report file [default: reports/<name>.html]")
+        Path | None, typer.Option("--out", help="report file (default: reports/<name>.html)")
     ] = None,
+    n_boot: NBootOption = 1000,
 ) -> None:
     """Refit the laws from the store and write the HTML report."""
     from orchestrator import api
 
     try:
-        path = api.report(study, store, out)
+        path = api.report(study, store, out, n_boot)
     except (StudyError, StoreError) as e:
         _fail(str(e))
     console.print(f"report: {path}", highlight=False)
@@ -178,7 +196,7 @@ def export(
     what: Annotated[str, typer.Option(help="trials or fits")] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
-        Path | None, typer.Option("--out", help="file to write [default: stdout]")
+        Path | None, typer.Option("--out", help="file to write (default: stdout)")
     ] = None,
 ) -> None:
     """Export the trial table (CSV or JSON) or the fits (JSON)."""
@@ -205,3 +223,7 @@ def export(
 def main() -> None:
     """Entry point of the `study` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -54,7 +54,7 @@ def parse_count(value: int | float | str) -> int:
         if not match:
             raise ValueError(f"{value!r} is not a count like 600000, '600K' or '1.5M'")
         number = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if number <= 0 or number != round(number):
+    if number <= 0 or abs(number - round(number)) > 1e-9 * number:  # "2.01M" is 2010000.0000002
         raise ValueError(f"{value!r} is not a positive whole number")
     return int(round(number))
 

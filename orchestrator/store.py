@@ -278,7 +278,8 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
         trial.n_params = event["n_params"]
         trial.total_params = event["total_params"]
         trial.flops_per_token = event["flops_per_token"]
-        trial.device = f"{event['device']} ({event['threads']} threads)"
+        device, threads = event["device"], event["threads"]
+        trial.device = f"cpu x{threads}" if device == "cpu" else device
         trial.node = event.get("node") or event.get("host")
     elif kind == "train":
         trial.tokens_done = event["tokens"]

@@ -1,0 +1,34 @@
+"""Shared fixtures: one Ray instance for the whole test session, study files in tmp folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance shared by every test that schedules trials."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def tiny_study(tmp_path, monkeypatch) -> Path:
+    """The tiny study copied into an empty working directory (runs/ and reports/ land there)."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "tiny.yaml"
+    shutil.copy(ASSETS / "tiny.yaml", path)
+    text = (
+        path.read_text().replace("name: tiny", "name: tiny")
+        + f"storage: {tmp_path / 'artifacts'}\n"
+    )
+    path.write_text(text)
+    return path

@@ -1,0 +1,127 @@
+"""Whole studies through Ray: a rerun skips finished trials; the CLI path end to end."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from orchestrator import api
+
+pytestmark = pytest.mark.slow
+
+
+def _console():
+    return Console(file=open("/dev/null", "w"), soft_wrap=True)  # noqa: SIM115
+
+
+def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, tiny_study):
+    first = api.run_study(tiny_study, console=_console(), n_boot=50)
+    assert sorted(first.ran) == ["decoder-100K-s0", "decoder-25K-s0", "decoder-50K-s0"]
+    assert first.failed == [] and first.report.exists()
+    assert first.fits["decoder"]["params"]["alpha"]["estimate"] is not None
+
+    # Add a size: only the new trial trains; the finished ones are found by hash.
+    tiny_study.write_text(
+        tiny_study.read_text().replace("[25K, 50K, 100K]", "[25K, 50K, 100K, 200K]")
+    )
+    second = api.run_study(tiny_study, console=_console(), n_boot=50)
+    assert second.ran == ["decoder-200K-s0"]
+    assert sorted(second.skipped) == ["decoder-100K-s0", "decoder-25K-s0", "decoder-50K-s0"]
+
+    db = sqlite3.connect("runs/tiny.db")
+    attempts = dict(db.execute("SELECT trial_id, attempts FROM trials").fetchall())
+    assert attempts == {
+        "decoder-25K-s0": 1,
+        "decoder-50K-s0": 1,
+        "decoder-100K-s0": 1,
+        "decoder-200K-s0": 1,
+    }
+    (dupes,) = db.execute(
+        "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
+    ).fetchone()
+    assert dupes == 0
+
+
+def test_a_failing_trial_is_recorded_with_its_traceback(ray_session, tiny_study):
+    # A learning rate that overflows the loss: the 25K trial diverges, recorded as failed.
+    text = (
+        tiny_study.read_text()
+        .replace("lr: 3.0e-3", "lr: 1.0e+30")
+        .replace("[25K, 50K, 100K]", "[25K]")
+    )
+    tiny_study.write_text(text)
+    result = api.run_study(tiny_study, console=_console(), n_boot=0)
+    assert result.failed == ["decoder-25K-s0"]
+    frame = api.status(tiny_study)
+    assert frame.status.tolist() == ["failed"]
+    error = frame.error[0]
+    assert "DivergenceError: loss is nan at step" in error
+    assert 'trainers/train.py", line' in error  # the real traceback, not "trial did not complete"
+
+
+def _study(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_cli_end_to_end(tiny_study):
+    """What a user does: plan, run, status, export, report, run again; all through the CLI."""
+    cwd = tiny_study.parent
+    plan = _study("plan", str(tiny_study), cwd=cwd)
+    assert plan.returncode == 0 and "decoder-25K-s0" in plan.stdout
+    assert not (cwd / "runs").exists()  # plan writes nothing
+
+    run = _study("run", str(tiny_study), "--n-boot", "100", cwd=cwd)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Ray dashboard: http://" in run.stdout and "ray get-auth-token" in run.stdout
+    assert "decoder-100K-s0: finished" in run.stdout
+    assert "decoder: L(N) =" in run.stdout
+
+    status = _study("status", str(tiny_study), "--json", cwd=cwd)
+    trials = json.loads(status.stdout)
+    assert [t["status"] for t in trials] == ["finished"] * 3
+    assert [t["n_params"] for t in trials] == [25472, 50880, 100096]
+
+    export = _study("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
+    rows = json.loads(export.stdout)
+    for key in (
+        "trial_id",
+        "architecture",
+        "size",
+        "n_params",
+        "total_params",
+        "tokens",
+        "flops",
+        "status",
+        "val_loss",
+    ):
+        assert key in rows[0]
+    assert all(r["flops"] > 6 * r["n_params"] * r["tokens"] for r in rows)
+    csv = _study("export", str(tiny_study), cwd=cwd)
+    assert csv.stdout.splitlines()[0].startswith("trial_id,architecture,size")
+    fits = json.loads(
+        _study("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
+    )
+    assert fits[0]["law"] == "L(N)" and set(fits[0]["params"]) == {"E", "A", "alpha"}
+
+    report = (cwd / "reports" / "tiny.html").read_text()
+    assert "decoder-50K-s0" in report and "Loss against model size" in report
+    assert "<script" in report and "cdn.plot.ly" not in report  # plotly inlined: opens offline
+    db = sqlite3.connect(cwd / "runs" / "tiny.db")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    n_metrics = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+
+    again = _study("run", str(tiny_study), "--n-boot", "10", cwd=cwd)
+    assert again.returncode == 0 and "3 already finished, 0 to run" in again.stdout
+    assert "Ray dashboard" not in again.stdout  # nothing to run: Ray is not started
+    assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == n_metrics

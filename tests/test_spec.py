@@ -1,0 +1,76 @@
+"""The study file: validation errors name the file, the field and the line; nothing is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from orchestrator.spec import StudyError, load_study, parse_study
+
+VALID = """\
+name: s
+architectures: [decoder]
+sizes: [25K, 100K]
+budget: {tokens: 600K}
+"""
+
+
+def test_valid_study_gets_defaults():
+    spec = parse_study(VALID)
+    assert spec.budget.tokens == [600_000]
+    assert spec.seeds == [0]
+    assert spec.data.corpus == "builtin:kjv"
+    assert spec.resources.cpus_per_trial == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (VALID + "bogus: 1\n", "x.yaml:5: bogus: unknown field"),
+        (
+            VALID.replace("sizes: [25K, 100K]", "sizes: []"),
+            "x.yaml:3: sizes: List should have at least 1",
+        ),
+        (
+            VALID.replace("[decoder]", "[decoder, mamba]"),
+            "x.yaml:2: architectures: unknown architecture 'mamba'",
+        ),
+        (VALID.replace("600K", "lots"), "x.yaml:4: budget.tokens[0]: 'lots' is not a count"),
+        (VALID.replace("25K", "7M"), "size '7M' is not in the decoder ladder"),
+        (VALID + "train: {lr: -1}\n", "x.yaml:5: train.lr: Input should be greater than 0"),
+        (VALID + "train:\n  batch_size: many\n", "x.yaml:6: train.batch_size:"),
+        (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown corpus 'builtin:nope'"),
+        (
+            VALID.replace("25K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
+            "n_embd=30 is not divisible by n_head=4",
+        ),
+        ("name: [1, 2\n", "x.yaml: not valid YAML"),
+        ("- a list\n", "x.yaml: a study file is a mapping"),
+    ],
+)
+def test_invalid_study_names_file_field_and_line(text, expected):
+    with pytest.raises(StudyError) as info:
+        parse_study(text, "x.yaml")
+    assert expected in str(info.value)
+
+
+def test_missing_file_is_a_study_error(tmp_path):
+    with pytest.raises(StudyError, match="cannot read the study file"):
+        load_study(tmp_path / "absent.yaml")
+
+
+def test_cli_rejects_a_bad_study_with_exit_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(VALID + "sezes: [1M]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "run", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{bad}:5: sezes: unknown field" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no runs/, no reports/

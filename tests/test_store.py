@@ -1,0 +1,127 @@
+"""The run store: round trip, schema version, current grid, events written as reported."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.api import _register
+from orchestrator.grid import expand
+from orchestrator.spec import parse_study
+from orchestrator.store import (
+    Metric,
+    StoreError,
+    TrialStatus,
+    current_trials,
+    open_store,
+    record_event,
+    start_attempt,
+)
+
+STUDY = """\
+name: st
+architectures: [decoder]
+sizes: [25K, 100K]
+budget: {tokens: 600K}
+"""
+
+
+@pytest.fixture
+def store(tmp_path):
+    return f"sqlite:///{tmp_path / 'runs' / 'st.db'}"
+
+
+def test_round_trip_of_study_trials_and_events(store):
+    spec = parse_study(STUDY)
+    trials = expand(spec)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study = _register(session, spec, trials)
+        row = current_trials(session, study)[0]
+        start_attempt(session, row)
+        record_event(
+            session,
+            row,
+            {
+                "event": "start",
+                "n_params": 25472,
+                "total_params": 37856,
+                "flops_per_token": 10**6,
+                "device": "cpu",
+                "threads": 1,
+                "host": "h",
+            },
+        )
+        record_event(
+            session,
+            row,
+            {
+                "event": "train",
+                "step": 1,
+                "tokens": 2048,
+                "loss": 5.5,
+                "lr": 1e-3,
+                "tokens_per_s": 1e4,
+            },
+        )
+        record_event(session, row, {"event": "eval", "step": 1, "tokens": 2048, "val_loss": 5.4})
+        record_event(
+            session,
+            row,
+            {
+                "event": "end",
+                "step": 1,
+                "tokens": 2048,
+                "val_loss": 5.4,
+                "wall_s": 1.0,
+                "tokens_per_s": 2048.0,
+                "checkpoint": "",
+            },
+        )
+        session.commit()
+    engine.dispose()
+
+    with Session(open_store(store, create=False)) as session:
+        from orchestrator.store import get_study
+
+        study = get_study(session, "st")
+        rows = current_trials(session, study)
+        assert [r.trial_id for r in rows] == ["decoder-25K-s0", "decoder-100K-s0"]
+        assert rows[0].status == TrialStatus.finished and rows[1].status == TrialStatus.pending
+        assert rows[0].spec == trials[0]  # the config round-trips to the same TrialSpec
+        assert rows[0].flops == 2048 * 10**6
+        names = session.scalars(select(Metric.name).where(Metric.trial_pk == rows[0].id)).all()
+        assert sorted(names) == ["lr", "tokens_per_s", "train_loss", "val_loss"]
+    db = sqlite3.connect(store.removeprefix("sqlite:///"))
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_changed_study_keeps_old_trials_but_not_as_current(store):
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        _register(session, spec, expand(spec))
+        changed = parse_study(STUDY + "train: {lr: 1.0e-3}\n")
+        study = _register(session, changed, expand(changed))
+        session.commit()
+        assert len(study.trials) == 4
+        assert len(current_trials(session, study)) == 2
+
+
+def test_unknown_schema_version_is_refused_with_the_fix(store):
+    engine = open_store(store)
+    engine.dispose()
+    db = sqlite3.connect(store.removeprefix("sqlite:///"))
+    db.execute("UPDATE schema_info SET version = 99")
+    db.commit()
+    with pytest.raises(StoreError, match="schema version 99.*Upgrade the tool"):
+        open_store(store)
+
+
+def test_missing_store_is_an_error_for_readers(tmp_path):
+    with pytest.raises(StoreError, match="run the study first"):
+        open_store(f"sqlite:///{tmp_path / 'none.db'}", create=False)

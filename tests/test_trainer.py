@@ -1,0 +1,116 @@
+"""The trainer alone, on plain python: accounting, schedule, events, learning, divergence."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from orchestrator.grid import expand
+from orchestrator.spec import parse_study
+from trainers.corpora import load_documents
+from trainers.data import load_token_data, split_documents
+from trainers.decoder import Decoder, DecoderConfig
+from trainers.train import DivergenceError, lr_at, train
+
+TINY = """\
+name: t
+data: {seq_len: 32}
+architectures: [decoder]
+sizes: [25K]
+budget: {tokens: 24K}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {every_tokens: 8K, tokens: 2K}
+storage: ""
+"""
+
+
+@pytest.fixture
+def spec():
+    return expand(parse_study(TINY))[0]
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 2), (5, 128, 4), (3, 48, 3)])
+def test_accounting_matches_the_built_model(shape):
+    config = DecoderConfig(
+        vocab_size=259, seq_len=64, n_layer=shape[0], n_embd=shape[1], n_head=shape[2]
+    )
+    model = Decoder(config)
+    assert model.count_params(non_embedding=True) == config.n_params
+    assert model.count_params(non_embedding=False) == config.total_params
+    assert config.flops_per_token > 6 * config.n_params
+
+
+def test_decoder_is_causal():
+    model = Decoder(
+        DecoderConfig(vocab_size=259, seq_len=16, n_layer=2, n_embd=32, n_head=2)
+    ).eval()
+    x = torch.randint(0, 256, (1, 16))
+    y = x.clone()
+    y[0, 10:] = (y[0, 10:] + 1) % 256  # change the future
+    with torch.no_grad():
+        assert torch.allclose(model(x)[0, :10], model(y)[0, :10], atol=1e-6)
+        assert not torch.allclose(model(x)[0, 10:], model(y)[0, 10:])
+
+
+def test_lr_warms_up_then_decays_to_the_floor(spec):
+    lrs = [lr_at(s, spec) for s in range(spec.steps)]
+    peak = lrs.index(max(lrs))
+    assert max(lrs) == pytest.approx(spec.lr)
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
+    assert lrs[-1] == pytest.approx(spec.lr * spec.min_lr_ratio, rel=0.05)
+
+
+def test_splits_are_by_document_and_disjoint():
+    docs = load_documents("builtin:kjv")
+    assert len(docs) == 1189  # one document per chapter
+    train_docs, val_docs = split_documents(docs, 0.02, seed=0)
+    assert set(train_docs).isdisjoint(val_docs)
+    assert len(train_docs) + len(val_docs) == len(docs)
+    assert split_documents(docs, 0.02, seed=0) == (train_docs, val_docs)
+    assert split_documents(docs, 0.02, seed=1)[1] != val_docs
+
+
+def test_train_reports_events_and_learns(spec):
+    events = []
+    summary = train(spec, events.append)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    eval_steps = [e["step"] for e in events if e["event"] == "eval"]
+    every = round(spec.eval_every_tokens / (spec.batch_size * spec.seq_len))
+    assert eval_steps == [*range(every, spec.steps + 1, every), spec.steps]  # and at the end
+    start = events[0]
+    assert start["n_params"] == 25472 and start["threads"] == 1
+    losses = [e["loss"] for e in events if e["event"] == "train"]
+    assert losses[-1] < losses[0] - 1.0  # from ~ln(259)=5.6 towards byte statistics
+    assert summary["tokens"] >= spec.tokens
+    assert math.isfinite(summary["val_loss"]) and summary["val_loss"] < 4.0
+
+
+def test_train_is_deterministic_for_a_seed(spec):
+    first, second = [], []
+    train(spec, first.append)
+    train(spec, second.append)
+    losses = lambda evs: [e.get("loss") for e in evs if e["event"] == "train"]
+    assert losses(first) == losses(second)
+
+
+def test_divergence_raises(spec):
+    with pytest.raises(DivergenceError, match="loss is"):
+        train(replace(spec, lr=1e6, grad_clip=1e9), lambda e: None)
+
+
+def test_validation_stream_is_separate_from_training():
+    data = load_token_data("builtin:kjv", "bytes", 0.02, 0, 32)
+    assert len(data.val) < 0.05 * len(data.train)
+
+
+def test_trainer_imports_neither_ray_nor_sqlalchemy():
+    code = "import sys, trainers.train; print(any(m.split('.')[0] in ('ray', 'sqlalchemy') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

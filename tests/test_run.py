@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -116,7 +117,8 @@ def test_cli_end_to_end(tiny_study):
 
     report = (cwd / "reports" / "tiny.html").read_text()
     assert "decoder-50K-s0" in report and "Loss against model size" in report
-    assert "<script" in report and "cdn.plot.ly" not in report  # plotly inlined: opens offline
+    assert re.search(r"<script[^>]*src=", report) is None  # no script fetched: opens offline
+    assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly.js is inlined
     db = sqlite3.connect(cwd / "runs" / "tiny.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     n_metrics = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]

@@ -105,6 +105,8 @@ def run(
         )
     except (StudyError, StoreError) as e:
         _fail(str(e))
+    except ConnectionError as e:
+        _fail(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {e}")
     except KeyboardInterrupt:
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None

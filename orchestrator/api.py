@@ -11,7 +11,6 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
-from orchestrator.sizes import Shape
 from orchestrator.spec import StudySpec, load_study
 from orchestrator.store import (
     StoreError,
@@ -55,21 +54,19 @@ EXPORT_COLUMNS = [
 ]
 
 
-def report_path(spec: StudySpec) -> Path:
+def report_path(study_name: str) -> Path:
     """The default report of a study: `reports/<name>.html` under the current directory."""
-    return Path("reports") / f"{spec.name}.html"
+    return Path("reports") / f"{study_name}.html"
 
 
 def planned_accounting(trial: TrialSpec) -> dict:
     """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
     vocab = make_tokenizer(trial.tokenizer).vocab_size
-    shape = Shape(trial.n_layer, trial.n_embd, trial.n_head)
+    depth, width = trial.n_layer, trial.n_embd
     return {
-        "n_params": decoder_params(shape.n_layer, shape.n_embd),
-        "total_params": decoder_total_params(shape.n_layer, shape.n_embd, vocab, trial.seq_len),
-        "flops_per_token": decoder_flops_per_token(
-            shape.n_layer, shape.n_embd, vocab, trial.seq_len
-        ),
+        "n_params": decoder_params(depth, width),
+        "total_params": decoder_total_params(depth, width, vocab, trial.seq_len),
+        "flops_per_token": decoder_flops_per_token(depth, width, vocab, trial.seq_len),
     }
 
 
@@ -159,8 +156,8 @@ def run_study(
         if to_run:
             _run_on_ray(schedule, spec, to_run, session, console, address, result)
 
-        result.fits = _fit_and_report(session, study, report or report_path(spec), n_boot)
-        result.report = Path(report or report_path(spec))
+        result.report = Path(report or report_path(spec.name))
+        result.fits = _fit_and_report(session, study, result.report, n_boot)
     engine.dispose()
     return result
 
@@ -193,8 +190,8 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         session.commit()
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
-        first_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        console.print(f"[red]{trial.trial_id} failed[/]: {first_line}", highlight=False)
+        last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+        console.print(f"[red]{trial.trial_id} failed[/]: {last_line}", highlight=False)
 
     try:
         with progress:
@@ -274,7 +271,7 @@ def report(
     """Refit the study's laws from the store and write its report."""
     _, session, study = open_study(path, store)
     with session:
-        target = Path(out) if out else Path("reports") / f"{study.name}.html"
+        target = Path(out) if out else report_path(study.name)
         _fit_and_report(session, study, target, n_boot)
     return target
 

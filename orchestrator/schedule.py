@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -22,15 +23,14 @@ import trainers
 from trainers.trial import TrialSpec
 
 AUTH_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
 class Cluster:
     """What the driver knows of the Ray cluster it is connected to."""
 
-    address: str
     dashboard_url: str | None
-    cpus: float
     gpus: float
     started_here: bool  # a local instance this process started (and shuts down)
 
@@ -55,12 +55,9 @@ def connect(address: str | None = None) -> Cluster:
         dashboard = context.dashboard_url or None
     else:
         dashboard = None  # a Ray instance someone else started: its owner knows its dashboard
-    resources = ray.cluster_resources()
     return Cluster(
-        address=ray.get_runtime_context().gcs_address,
         dashboard_url=f"http://{dashboard}" if dashboard and "://" not in dashboard else dashboard,
-        cpus=resources.get("CPU", 0.0),
-        gpus=resources.get("GPU", 0.0),
+        gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
     )
 
@@ -185,7 +182,4 @@ def _drain(generator, running: dict, on_event: OnEvent, on_error: OnError) -> No
 
 def _error_text(error: BaseException) -> str:
     # RayTaskError's text carries the remote traceback: keep it whole, minus terminal colours.
-    text = str(error)
-    for code in ("\x1b[36m", "\x1b[39m", "\x1b[1m", "\x1b[22m", "\x1b[32m", "\x1b[31m"):
-        text = text.replace(code, "")
-    return text.strip()
+    return _ANSI_COLOUR.sub("", str(error)).strip()

@@ -184,11 +184,10 @@ def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == key]
-            keys = [k for k, v in node.value if k.value == key]
-            if not match:
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            if pair is None:
                 break
-            node, line = match[0], keys[0].start_mark.line + 1
+            line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
             line = node.start_mark.line + 1

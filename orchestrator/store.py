@@ -6,7 +6,6 @@ Only the driver process writes it. Functions here take a `Session`; callers own 
 from __future__ import annotations
 
 import enum
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -345,7 +344,7 @@ def save_fit(
         law=law,
         params=params,
         quality=quality,
-        data=json.loads(json.dumps(data)),
+        data=data,
     )
     session.add(fit)
     return fit

@@ -16,12 +16,15 @@ TRIAL_COLUMNS = [
     "total_params",
     "tokens",
     "tokens_done",
+    "tokens_scored",
     "flops",
+    "lr",
     "status",
     "val_loss",
     "attempts",
     "wall_s",
     "tokens_per_s",
+    "mfu",
     "device",
     "node",
     "hash",
@@ -31,10 +34,10 @@ TRIAL_COLUMNS = [
 
 def trials_frame(session: Session, study: Study) -> pd.DataFrame:
     """One row per trial of the study's current grid."""
-    rows = [
-        {c: (t.status.value if c == "status" else getattr(t, c)) for c in TRIAL_COLUMNS}
-        for t in current_trials(session, study)
-    ]
+    rows = []
+    for t in current_trials(session, study):
+        row = {c: getattr(t, c) for c in TRIAL_COLUMNS if c not in ("status", "lr")}
+        rows.append(row | {"status": t.status.value, "lr": t.config["lr"]})
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 

@@ -111,13 +111,19 @@ def fit_power_law(
     intervals, boots = {}, []
     rng = np.random.default_rng(seed)
     # Each resample starts from the full fit: it lies near every resample's optimum, and a
-    # grid search per resample would cost the grid's 150 starts a thousand times over.
+    # grid search per resample would cost the grid's 150 starts a thousand times over. A
+    # resample is a multiset of points, and the fit does not depend on their order: with few
+    # points most draws repeat one (4 points have 35), so each distinct one is fitted once.
+    fitted: dict[tuple, tuple[float, float, float]] = {}
     for _ in range(n_boot):
-        idx = rng.integers(0, len(log_n), len(log_n))
+        idx = np.sort(rng.integers(0, len(log_n), len(log_n)))
         if len(np.unique(log_n[idx])) < 3:
             continue  # a resample with fewer than three sizes cannot pin three parameters
-        b, _ = _minimize([res.x], log_n[idx], log_l[idx], maxiter=500)
-        boots.append((np.exp(b.x[2]), np.exp(b.x[0]), b.x[1]))
+        key = tuple(idx)
+        if key not in fitted:
+            b, _ = _minimize([res.x], log_n[idx], log_l[idx], maxiter=500)
+            fitted[key] = (np.exp(b.x[2]), np.exp(b.x[0]), b.x[1])
+        boots.append(fitted[key])
     if boots:
         arr = np.array(boots)
         for i, name in enumerate(("E", "A", "alpha")):

@@ -11,14 +11,33 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from trainers.accounting import ARCHITECTURES, OBJECTIVES
+
 COLORS = {"decoder": "#1f77b4", "encoder": "#d62728", "encdec": "#2ca02c"}
 
 
+def _architectures(trials: pd.DataFrame) -> list[str]:
+    present = set(trials.architecture)
+    return [a for a in ARCHITECTURES if a in present] + sorted(present - set(ARCHITECTURES))
+
+
+def _loss_axis(arch: str) -> str:
+    return f"{arch}: {OBJECTIVES.get(arch, '?')} loss"
+
+
 def _loss_vs_n(trials: pd.DataFrame, fits: dict[str, dict]) -> go.Figure:
-    fig = go.Figure()
+    """One panel per architecture: each objective's loss has its own axis (not comparable)."""
+    archs = _architectures(trials)
+    fig = make_subplots(
+        rows=1,
+        cols=len(archs),
+        subplot_titles=[f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs],
+        horizontal_spacing=0.08,
+    )
     finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
-    for arch, points in finished.groupby("architecture"):
+    for col, arch in enumerate(archs, start=1):
         color = COLORS.get(arch, "#555")
+        points = finished[finished.architecture == arch]
         fig.add_trace(
             go.Scatter(
                 x=points.n_params,
@@ -28,10 +47,12 @@ def _loss_vs_n(trials: pd.DataFrame, fits: dict[str, dict]) -> go.Figure:
                 marker={"color": color, "size": 10},
                 text=points.trial_id,
                 hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
-            )
+            ),
+            row=1,
+            col=col,
         )
         fit = fits.get(arch, {})
-        if "params" in fit:
+        if "params" in fit and not points.empty:
             p = {k: v["estimate"] for k, v in fit["params"].items()}
             n = np.logspace(
                 np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3)
@@ -43,38 +64,50 @@ def _loss_vs_n(trials: pd.DataFrame, fits: dict[str, dict]) -> go.Figure:
                     mode="lines",
                     name=f"{arch} fit: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
                     line={"color": color, "dash": "dash"},
-                )
-            )
-    fig.update_xaxes(type="log", title="non-embedding parameters N")
-    fig.update_yaxes(type="log", title="final validation loss (nats/token)")
-    fig.update_layout(title="Loss against model size, per architecture", height=480)
-    return fig
-
-
-def _curves(trials: pd.DataFrame, metrics: pd.DataFrame) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation loss"))
-    for i, trial_id in enumerate(trials.trial_id):
-        color = f"hsl({int(300 * i / max(1, len(trials) - 1))}, 70%, 45%)"
-        for col, name in ((1, "train_loss"), (2, "val_loss")):
-            points = metrics[(metrics.trial_id == trial_id) & (metrics.name == name)]
-            if points.empty:
-                continue
-            fig.add_trace(
-                go.Scatter(
-                    x=points.tokens,
-                    y=points.value,
-                    mode="lines+markers" if col == 2 else "lines",
-                    name=trial_id,
-                    legendgroup=trial_id,
-                    showlegend=col == 1,
-                    line={"color": color},
                 ),
                 row=1,
                 col=col,
             )
+        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+    fig.update_layout(
+        title="Final validation loss against model size: one panel per objective",
+        height=480,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def _curves(trials: pd.DataFrame, metrics: pd.DataFrame) -> go.Figure:
+    """Training and validation curves, one row per architecture."""
+    archs = _architectures(trials)
+    titles = [f"{a}: {kind} loss" for a in archs for kind in ("training", "validation")]
+    fig = make_subplots(rows=len(archs), cols=2, subplot_titles=titles, vertical_spacing=0.12)
+    for row, arch in enumerate(archs, start=1):
+        ids = list(trials[trials.architecture == arch].trial_id)
+        for i, trial_id in enumerate(ids):
+            color = f"hsl({int(270 * i / max(1, len(ids) - 1))}, 70%, 45%)"
+            for col, name in ((1, "train_loss"), (2, "val_loss")):
+                points = metrics[(metrics.trial_id == trial_id) & (metrics.name == name)]
+                if points.empty:
+                    continue
+                fig.add_trace(
+                    go.Scatter(
+                        x=points.tokens,
+                        y=points.value,
+                        mode="lines+markers" if col == 2 else "lines",
+                        name=trial_id,
+                        legendgroup=trial_id,
+                        showlegend=col == 1,
+                        line={"color": color},
+                    ),
+                    row=row,
+                    col=col,
+                )
+            fig.update_yaxes(type="log", title=_loss_axis(arch), row=row, col=1)
+            fig.update_yaxes(type="log", row=row, col=2)
     fig.update_xaxes(title="tokens", type="log")
-    fig.update_yaxes(title="loss (nats/token)", type="log")
-    fig.update_layout(title="Training curves", height=480)
+    fig.update_layout(title="Training curves", height=max(480, 360 * len(archs)))
     return fig
 
 
@@ -135,8 +168,11 @@ pre {{ background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
 </style></head><body>
 <h1>Scaling study <code>{html.escape(study_name)}</code></h1>
 <p>{len(trials)} trials: {html.escape(summary)}. Written
-{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding parameters; losses are
-in nats per token of each architecture's own objective.</p>
+{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding parameters. Each
+architecture is trained on its own objective (decoder: causal LM, every next token; encoder:
+masked LM, the 15% selected tokens; encdec: span corruption, the sentinels and the spans they
+hide), so their losses are in nats per scored token of different tasks and are not comparable
+with each other: each has its own panel and axis.</p>
 <h2>Fitted laws</h2>
 {_table(_fits_table(fits))}
 <p>Intervals are 95% bootstrap percentiles over resampled trials.</p>

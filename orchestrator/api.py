@@ -28,7 +28,7 @@ from orchestrator.store import (
     register_study,
     start_attempt,
 )
-from trainers.accounting import decoder_flops_per_token, decoder_params, decoder_total_params
+from trainers.accounting import account
 from trainers.tokenizers import make_tokenizer
 from trainers.trial import TrialSpec
 
@@ -44,11 +44,14 @@ EXPORT_COLUMNS = [
     "total_params",
     "tokens",
     "tokens_done",
+    "tokens_scored",
     "flops",
+    "lr",
     "status",
     "val_loss",
     "wall_s",
     "tokens_per_s",
+    "mfu",
     "attempts",
     "hash",
 ]
@@ -62,11 +65,12 @@ def report_path(study_name: str) -> Path:
 def planned_accounting(trial: TrialSpec) -> dict:
     """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
     vocab = make_tokenizer(trial.tokenizer).vocab_size
-    depth, width = trial.n_layer, trial.n_embd
+    acct = account(trial.architecture, trial.n_layer, trial.n_embd, vocab, trial.seq_len)
     return {
-        "n_params": decoder_params(depth, width),
-        "total_params": decoder_total_params(depth, width, vocab, trial.seq_len),
-        "flops_per_token": decoder_flops_per_token(depth, width, vocab, trial.seq_len),
+        "n_params": acct.n_params,
+        "total_params": acct.total_params,
+        "flops_per_token": acct.flops_per_token,
+        "scored_fraction": acct.scored_fraction,
     }
 
 
@@ -85,6 +89,7 @@ def plan(spec: StudySpec) -> pd.DataFrame:
                 "total_params": acct["total_params"],
                 "tokens": tokens,
                 "steps": trial.steps,
+                "lr": trial.lr,
                 "flops": float(flops),
                 "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.cpus) / 60,
                 "hash": trial.hash,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import product
+
 from orchestrator.sizes import LADDER, Shape, format_count, non_embedding_params
-from orchestrator.spec import ShapeSpec, StudyError, StudySpec
+from orchestrator.spec import LrRule, ShapeSpec, StudyError, StudySpec
 from trainers.trial import TrialSpec
 
 
@@ -15,54 +17,67 @@ def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
     return size, LADDER[architecture][size]
 
 
+def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[float]:
+    """The peak learning rates a model is trained with: one, or a swept list."""
+    lr = study.train.lr
+    if isinstance(lr, LrRule):
+        return [lr.lr(architecture, n_params)]
+    return lr if isinstance(lr, list) else [lr]
+
+
 def expand(study: StudySpec) -> list[TrialSpec]:
-    """Every trial of the study, ordered by architecture, N, budget and seed.
+    """Every trial of the study, ordered by architecture, N, budget, learning rate and seed.
 
     Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`) only when
-    the study has several budgets.
+    the study has several budgets, and the learning rate (`decoder-1M-lr3e-03-s0`) only when
+    it sweeps several.
     """
     trials = []
     many_budgets = len(study.budget.tokens) > 1
+    sweep = isinstance(study.train.lr, list) and len(study.train.lr) > 1
     train, data = study.train, study.data
     for architecture in study.architectures:
         sizes = [resolve_size(architecture, s) for s in study.sizes]
         sizes.sort(key=lambda ls: non_embedding_params(architecture, ls[1]))
         for label, shape in sizes:
-            for tokens in sorted(study.budget.tokens):
-                for seed in study.seeds:
-                    budget = f"-{format_count(tokens)}tok" if many_budgets else ""
-                    trials.append(
-                        TrialSpec(
-                            study=study.name,
-                            trial_id=f"{architecture}-{label}{budget}-s{seed}",
-                            architecture=architecture,
-                            size=label,
-                            n_layer=shape.n_layer,
-                            n_embd=shape.n_embd,
-                            n_head=shape.n_head,
-                            corpus=data.corpus,
-                            tokenizer=data.tokenizer,
-                            seq_len=data.seq_len,
-                            val_fraction=data.val_fraction,
-                            split_seed=data.split_seed,
-                            tokens=tokens,
-                            seed=seed,
-                            batch_size=train.batch_size,
-                            lr=train.lr,
-                            min_lr_ratio=train.min_lr_ratio,
-                            warmup=train.warmup,
-                            weight_decay=train.weight_decay,
-                            grad_clip=train.grad_clip,
-                            beta1=train.betas[0],
-                            beta2=train.betas[1],
-                            dropout=train.dropout,
-                            eval_every_tokens=study.eval.every_tokens or max(1, tokens // 10),
-                            eval_tokens=study.eval.tokens,
-                            cpus=study.resources.cpus_per_trial,
-                            gpus=study.resources.gpus_per_trial,
-                            storage=study.storage,
-                        )
+            lrs = learning_rates(study, architecture, non_embedding_params(architecture, shape))
+            for tokens, lr, seed in product(sorted(study.budget.tokens), lrs, study.seeds):
+                suffix = f"-{format_count(tokens)}tok" if many_budgets else ""
+                suffix += f"-lr{lr:.0e}" if sweep else ""
+                trials.append(
+                    TrialSpec(
+                        study=study.name,
+                        trial_id=f"{architecture}-{label}{suffix}-s{seed}",
+                        architecture=architecture,
+                        size=label,
+                        n_layer=shape.n_layer,
+                        n_embd=shape.n_embd,
+                        n_head=shape.n_head,
+                        corpus=data.corpus,
+                        tokenizer=data.tokenizer,
+                        seq_len=data.seq_len,
+                        val_fraction=data.val_fraction,
+                        split_seed=data.split_seed,
+                        tokens=tokens,
+                        seed=seed,
+                        batch_size=train.batch_size,
+                        lr=lr,
+                        min_lr_ratio=train.min_lr_ratio,
+                        warmup=train.warmup,
+                        weight_decay=train.weight_decay,
+                        grad_clip=train.grad_clip,
+                        beta1=train.betas[0],
+                        beta2=train.betas[1],
+                        dropout=train.dropout,
+                        eval_every_tokens=study.eval.every_tokens or max(1, tokens // 10),
+                        eval_tokens=study.eval.tokens,
+                        cpus=study.resources.cpus_per_trial,
+                        gpus=study.resources.gpus_per_trial,
+                        storage=study.storage,
+                        checkpoint_every_tokens=train.checkpoint_every or 0,
+                        peak_flops=study.resources.peak_flops or 0,
                     )
+                )
     seen: dict[str, TrialSpec] = {}
     for trial in trials:
         if trial.trial_id in seen:

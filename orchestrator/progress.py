@@ -68,7 +68,10 @@ class Progress:
         kind = event["event"]
         if kind == "start":
             row.status = "running"
-            self._log(f"[{_duration(self.elapsed)}] {trial_id}: started on {event['device']}")
+            resumed = event.get("resumed_tokens", 0)
+            row.tokens = resumed
+            how = f"resumed at {resumed:,} tokens" if resumed else "started"
+            self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {event['device']}")
         elif kind == "train":
             row.tokens, row.loss, row.tokens_per_s = (
                 event["tokens"],
@@ -81,7 +84,8 @@ class Progress:
             row.status, row.tokens, row.val_loss = "finished", event["tokens"], event["val_loss"]
             self._log(
                 f"[{_duration(self.elapsed)}] {trial_id}: finished, val loss "
-                f"{event['val_loss']:.4f} in {_duration(event['wall_s'])}"
+                f"{event['val_loss']:.4f} in {_duration(event['wall_s'])}, "
+                f"{event['tokens_per_s']:,.0f} tokens/s, MFU {event['mfu']:.1%}"
             )
 
     def fail(self, trial_id: str, status: str = "failed") -> None:

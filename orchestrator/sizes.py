@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trainers.accounting import decoder_params
+from trainers.accounting import non_embedding_params as _non_embedding_params
 
 
 @dataclass(frozen=True)
@@ -17,23 +17,43 @@ class Shape:
     n_head: int
 
 
-# Each label is within 5% of the measured non-embedding N (tests/test_sizes.py checks every
-# entry). Head width stays 16-64; the smallest entries are the "debug" sizes for tests.
+# Each label is within 5% of the measured non-embedding N (tests/test_grid.py checks every
+# entry). Head width stays 12-64; the smallest entries are the "debug" sizes for tests.
+_DECODER = {
+    "25K": Shape(2, 32, 2),
+    "50K": Shape(4, 32, 2),
+    "100K": Shape(2, 64, 4),
+    "200K": Shape(4, 64, 4),
+    "300K": Shape(4, 80, 5),
+    "400K": Shape(5, 80, 5),
+    "1M": Shape(5, 128, 4),
+    "2M": Shape(8, 144, 4),
+    "4M": Shape(5, 256, 8),
+    "10M": Shape(8, 320, 10),
+    "20M": Shape(11, 384, 12),
+    "50M": Shape(16, 512, 16),
+    "100M": Shape(14, 768, 12),
+}
+
 LADDER: dict[str, dict[str, Shape]] = {
-    "decoder": {
-        "25K": Shape(2, 32, 2),
-        "50K": Shape(4, 32, 2),
-        "100K": Shape(2, 64, 4),
-        "200K": Shape(4, 64, 4),
-        "300K": Shape(4, 80, 5),
-        "400K": Shape(5, 80, 5),
-        "1M": Shape(5, 128, 4),
-        "2M": Shape(8, 144, 4),
-        "4M": Shape(5, 256, 8),
-        "10M": Shape(8, 320, 10),
-        "20M": Shape(11, 384, 12),
-        "50M": Shape(16, 512, 16),
-        "100M": Shape(14, 768, 12),
+    "decoder": _DECODER,
+    # an encoder block is a decoder block without the causal mask: the same N at the same shape
+    "encoder": dict(_DECODER),
+    # n_layer blocks in each stack; the label counts both (about 28·n_layer·d²)
+    "encdec": {
+        "25K": Shape(2, 20, 2),
+        "50K": Shape(3, 24, 2),
+        "100K": Shape(2, 42, 3),
+        "200K": Shape(3, 48, 3),
+        "300K": Shape(2, 72, 4),
+        "400K": Shape(2, 84, 4),
+        "1M": Shape(3, 108, 4),
+        "2M": Shape(5, 120, 4),
+        "4M": Shape(4, 192, 6),
+        "10M": Shape(7, 224, 7),
+        "20M": Shape(7, 320, 10),
+        "50M": Shape(9, 448, 14),
+        "100M": Shape(8, 672, 12),
     },
 }
 
@@ -71,6 +91,4 @@ def format_count(n: int) -> str:
 
 def non_embedding_params(architecture: str, shape: Shape) -> int:
     """N of an architecture at a shape, from the accounting formulas."""
-    if architecture == "decoder":
-        return decoder_params(shape.n_layer, shape.n_embd)
-    raise ValueError(f"unknown architecture {architecture!r}")
+    return _non_embedding_params(architecture, shape.n_layer, shape.n_embd)

@@ -22,8 +22,17 @@ from pydantic import (
 
 from orchestrator.sizes import LADDER, Shape
 from orchestrator.sizes import parse_count as _parse_count
+from trainers.accounting import N_SENTINELS, span_counts
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import TOKENIZERS
+
+UNION_TAGS = (
+    "label",
+    "shape",
+    "lr-value",
+    "lr-sweep",
+    "lr-rule",
+)  # not fields: left out of locations
 
 
 class StudyError(ValueError):
@@ -102,11 +111,58 @@ class BudgetSpec(_Strict):
     )
 
 
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+# Peak learning rates that trained best at 300K parameters on 500K tokens of the quickstart
+# (swept 1e-3 .. 4.5e-3; BENCHMARKS.md): masked LM and span corruption want smaller steps.
+DEFAULT_LR_BASE = {"decoder": 3e-3, "encoder": 1.5e-3, "encdec": 2e-3}
+
+
+class LrRule(_Strict):
+    """Peak learning rate as a function of size: `base` up to N = `at`, then falling as
+    N^(−exponent): lr = base · min(1, (N / at)^(−exponent))."""
+
+    rule: Literal["power"] = "power"
+    base: PositiveFloat | dict[str, PositiveFloat] = Field(
+        DEFAULT_LR_BASE, description="peak lr up to N = at; one value or one per architecture"
+    )
+    at: Count = Field(1_000_000, description="N beyond which the peak lr falls")
+    exponent: float = Field(1 / 3, ge=0, description="how fast it falls with N")
+
+    @field_validator("base")
+    @classmethod
+    def _known_architectures(cls, base):
+        if isinstance(base, dict):
+            unknown = set(base) - set(LADDER)
+            if unknown:
+                raise ValueError(f"unknown architectures {sorted(unknown)}; known: {list(LADDER)}")
+        return base
+
+    def lr(self, architecture: str, n_params: int) -> float:
+        """The peak learning rate of an architecture with `n_params` non-embedding parameters."""
+        base = self.base if isinstance(self.base, float) else self.base.get(architecture)
+        base = base or DEFAULT_LR_BASE[architecture]  # architectures a mapping leaves out
+        return base * min(1.0, (n_params / self.at) ** -self.exponent)
+
+
 class TrainSpec(_Strict):
     """Optimizer and schedule: AdamW, linear warmup, cosine decay."""
 
     batch_size: int = Field(16, gt=0, description="sequences per step")
-    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    lr: Annotated[
+        Annotated[PositiveFloat, Tag("lr-value")]
+        | Annotated[list[PositiveFloat], Tag("lr-sweep")]
+        | Annotated[LrRule, Tag("lr-rule")],
+        Discriminator(
+            lambda v: (
+                "lr-sweep"
+                if isinstance(v, list)
+                else "lr-rule"
+                if isinstance(v, dict | LrRule)
+                else "lr-value"
+            )
+        ),
+    ] = Field(LrRule(), description="peak lr: one value, a list to sweep, or a rule of N")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of peak")
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of steps warming up")
     schedule: Literal["cosine"] = "cosine"
@@ -114,6 +170,14 @@ class TrainSpec(_Strict):
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     betas: tuple[float, float] = (0.9, 0.95)
     dropout: float = Field(0.0, ge=0, lt=1)
+    checkpoint_every: Count | None = Field(None, description="tokens; default: every evaluation")
+
+    @field_validator("lr")
+    @classmethod
+    def _sweep_not_empty(cls, value):
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)):
+            raise ValueError("a learning-rate sweep is a list of distinct values")
+        return value
 
 
 class EvalSpec(_Strict):
@@ -128,6 +192,9 @@ class ResourcesSpec(_Strict):
 
     cpus_per_trial: int = Field(1, gt=0, description="CPUs, and torch threads on CPU")
     gpus_per_trial: float = Field(0, ge=0, description="GPUs (fractions allowed)")
+    peak_flops: Count | None = Field(
+        None, description="FLOP/s a trial's MFU is measured against; default: by device"
+    )
 
 
 class StudySpec(_Strict):
@@ -160,10 +227,17 @@ class StudySpec(_Strict):
 
     @field_validator("architectures")
     @classmethod
-    def _known_architectures(cls, values: list[str]):
+    def _known_architectures(cls, values: list[str], info):
         for arch in values:
             if arch not in LADDER:
                 raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(LADDER)}")
+        data = info.data.get("data")
+        if "encdec" in values and data and span_counts(data.seq_len)[1] > N_SENTINELS:
+            raise ValueError(
+                f"encdec at data.seq_len={data.seq_len} corrupts {span_counts(data.seq_len)[1]} "
+                f"spans per sequence, more than its {N_SENTINELS} sentinel tokens; "
+                "use seq_len <= 2000"
+            )
         return values
 
     @field_validator("architectures", "seeds")
@@ -201,7 +275,7 @@ def _field_name(loc: tuple) -> str:
     for key in loc:
         if isinstance(key, int):
             parts[-1:] = [f"{parts[-1]}[{key}]"] if parts else [f"[{key}]"]
-        elif key in ("label", "shape"):
+        elif key in UNION_TAGS:
             continue  # union branch tags
         else:
             parts.append(str(key))

@@ -6,6 +6,7 @@ Only the driver process writes it. Functions here take a `Session`; callers own 
 from __future__ import annotations
 
 import enum
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from trainers.trial import TrialSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StoreError(RuntimeError):
@@ -101,9 +102,11 @@ class Trial(Base):
         default=TrialStatus.pending,
     )
     attempts: Mapped[int] = mapped_column(default=0)
-    tokens_done: Mapped[int] = mapped_column(default=0)
+    tokens_done: Mapped[int] = mapped_column(default=0)  # tokens processed
+    tokens_scored: Mapped[int] = mapped_column(default=0)  # tokens the loss was computed on
     val_loss: Mapped[float | None]
-    tokens_per_s: Mapped[float | None]
+    tokens_per_s: Mapped[float | None]  # training steps only
+    mfu: Mapped[float | None]  # model FLOPs utilisation against the trial's peak
     node: Mapped[str | None] = mapped_column(String(200))
     device: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None]
@@ -259,19 +262,22 @@ def current_trials(session: Session, study: Study) -> list[Trial]:
 
 
 def start_attempt(session: Session, trial: Trial) -> None:
-    """A trial is about to be (re)queued: count the attempt, drop the metrics of earlier ones."""
-    session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
+    """A trial is about to be (re)queued: count the attempt. Its metrics stay until the trainer
+    says from which step it starts (a resumed trial keeps those up to its checkpoint)."""
     trial.attempts += 1
     trial.status = TrialStatus.pending
     trial.error = None
-    trial.tokens_done = 0
-    trial.val_loss = None
 
 
 def record_event(session: Session, trial: Trial, event: dict) -> None:
     """Write one event reported by a trainer."""
     kind = event["event"]
     if kind == "start":
+        resumed = event.get("resumed_step", 0)
+        session.execute(delete(Metric).where(Metric.trial_pk == trial.id, Metric.step > resumed))
+        trial.tokens_done = event.get("resumed_tokens", 0)
+        if not resumed:
+            trial.val_loss = None
         trial.status = TrialStatus.running
         trial.started_at = _now()
         trial.n_params = event["n_params"]
@@ -303,6 +309,8 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
             )
         )
         trial.val_loss = float(event["val_loss"])
+    elif kind == "checkpoint":
+        trial.checkpoint = event["path"]
     elif kind == "end":
         trial.status = TrialStatus.finished
         trial.ended_at = _now()
@@ -310,6 +318,8 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
         trial.val_loss = float(event["val_loss"])
         trial.wall_s = float(event["wall_s"])
         trial.tokens_per_s = float(event["tokens_per_s"])
+        trial.tokens_scored = event["tokens_scored"]
+        trial.mfu = event["mfu"] if math.isfinite(event["mfu"]) else None
         trial.flops = float(trial.flops_per_token) * event["tokens"]
         trial.checkpoint = event.get("checkpoint") or None
     else:

@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from orchestrator import api
+from trainers.accounting import encdec_lengths
 
 pytestmark = pytest.mark.slow
 
@@ -22,26 +23,32 @@ def _console():
 
 def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, tiny_study):
     first = api.run_study(tiny_study, console=_console(), n_boot=50)
-    assert sorted(first.ran) == ["decoder-100K-s0", "decoder-25K-s0", "decoder-50K-s0"]
+    archs, sizes = ("decoder", "encoder", "encdec"), ("25K", "50K", "100K")
+    assert sorted(first.ran) == sorted(f"{a}-{s}-s0" for a in archs for s in sizes)
     assert first.failed == [] and first.report.exists()
-    assert first.fits["decoder"]["params"]["alpha"]["estimate"] is not None
+    for arch in archs:  # one fit per architecture, each on its own objective's loss
+        assert first.fits[arch]["params"]["alpha"]["estimate"] is not None
 
     # Add a size: only the new trial trains; the finished ones are found by hash.
     tiny_study.write_text(
         tiny_study.read_text().replace("[25K, 50K, 100K]", "[25K, 50K, 100K, 200K]")
     )
     second = api.run_study(tiny_study, console=_console(), n_boot=50)
-    assert second.ran == ["decoder-200K-s0"]
-    assert sorted(second.skipped) == ["decoder-100K-s0", "decoder-25K-s0", "decoder-50K-s0"]
+    assert sorted(second.ran) == [f"{a}-200K-s0" for a in sorted(archs)]
+    assert sorted(second.skipped) == sorted(first.ran)
 
     db = sqlite3.connect("runs/tiny.db")
     attempts = dict(db.execute("SELECT trial_id, attempts FROM trials").fetchall())
-    assert attempts == {
-        "decoder-25K-s0": 1,
-        "decoder-50K-s0": 1,
-        "decoder-100K-s0": 1,
-        "decoder-200K-s0": 1,
-    }
+    assert len(attempts) == 12 and set(attempts.values()) == {1}
+    scored = dict(
+        db.execute(
+            "SELECT architecture, AVG(1.0 * tokens_scored / tokens_done) FROM trials GROUP BY 1"
+        )
+    )
+    assert scored["decoder"] == 1.0
+    assert 0.13 < scored["encoder"] < 0.17
+    assert scored["encdec"] == encdec_lengths(32)[1] / 32  # sentinels, spans, <eos> of 32 tokens
+    assert db.execute("SELECT MIN(mfu) > 0 FROM trials").fetchone()[0] == 1
     (dupes,) = db.execute(
         "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
     ).fetchone()
@@ -54,6 +61,7 @@ def test_a_failing_trial_is_recorded_with_its_traceback(ray_session, tiny_study)
         tiny_study.read_text()
         .replace("lr: 3.0e-3", "lr: 1.0e+30")
         .replace("[25K, 50K, 100K]", "[25K]")
+        .replace("[decoder, encoder, encdec]", "[decoder]")
     )
     tiny_study.write_text(text)
     result = api.run_study(tiny_study, console=_console(), n_boot=0)
@@ -90,8 +98,9 @@ def test_cli_end_to_end(tiny_study):
 
     status = _study("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
-    assert [t["status"] for t in trials] == ["finished"] * 3
-    assert [t["n_params"] for t in trials] == [25472, 50880, 100096]
+    assert [t["status"] for t in trials] == ["finished"] * 9
+    decoders = [t for t in trials if t["architecture"] == "decoder"]
+    assert [t["n_params"] for t in decoders] == [25472, 50880, 100096]
 
     export = _study("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
     rows = json.loads(export.stdout)
@@ -107,7 +116,9 @@ def test_cli_end_to_end(tiny_study):
         "val_loss",
     ):
         assert key in rows[0]
-    assert all(r["flops"] > 6 * r["n_params"] * r["tokens"] for r in rows)
+    for r in rows:  # 6N plus attention; encdec runs its decoder on the targets only (~25% here)
+        bound = 6 * r["n_params"] * r["tokens"]
+        assert r["flops"] < bound if r["architecture"] == "encdec" else r["flops"] > bound
     csv = _study("export", str(tiny_study), cwd=cwd)
     assert csv.stdout.splitlines()[0].startswith("trial_id,architecture,size")
     fits = json.loads(
@@ -116,7 +127,8 @@ def test_cli_end_to_end(tiny_study):
     assert fits[0]["law"] == "L(N)" and set(fits[0]["params"]) == {"E", "A", "alpha"}
 
     report = (cwd / "reports" / "tiny.html").read_text()
-    assert "decoder-50K-s0" in report and "Loss against model size" in report
+    assert "decoder-50K-s0" in report and "one panel per objective" in report
+    assert "encdec: span corruption loss" in report  # each objective has its own axis
     assert re.search(r"<script[^>]*src=", report) is None  # no script fetched: opens offline
     assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly.js is inlined
     db = sqlite3.connect(cwd / "runs" / "tiny.db")
@@ -124,6 +136,6 @@ def test_cli_end_to_end(tiny_study):
     n_metrics = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
 
     again = _study("run", str(tiny_study), "--n-boot", "10", cwd=cwd)
-    assert again.returncode == 0 and "3 already finished, 0 to run" in again.stdout
+    assert again.returncode == 0 and "9 already finished, 0 to run" in again.stdout
     assert "Ray dashboard" not in again.stdout  # nothing to run: Ray is not started
     assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == n_metrics

@@ -78,6 +78,8 @@ def test_round_trip_of_study_trials_and_events(store):
                 "val_loss": 5.4,
                 "wall_s": 1.0,
                 "tokens_per_s": 2048.0,
+                "tokens_scored": 2048,
+                "mfu": 0.5,
                 "checkpoint": "",
             },
         )
@@ -95,6 +97,7 @@ def test_round_trip_of_study_trials_and_events(store):
         assert rows[0].flops == 2048 * 10**6
         names = session.scalars(select(Metric.name).where(Metric.trial_pk == rows[0].id)).all()
         assert sorted(names) == ["lr", "tokens_per_s", "train_loss", "val_loss"]
+        assert rows[0].tokens_scored == 2048 and rows[0].mfu == 0.5
     db = sqlite3.connect(store.removeprefix("sqlite:///"))
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -125,3 +128,24 @@ def test_unknown_schema_version_is_refused_with_the_fix(store):
 def test_missing_store_is_an_error_for_readers(tmp_path):
     with pytest.raises(StoreError, match="run the study first"):
         open_store(f"sqlite:///{tmp_path / 'none.db'}", create=False)
+
+
+def test_a_resumed_attempt_keeps_the_metrics_up_to_its_checkpoint(store):
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        row = current_trials(session, _register(session, spec, expand(spec)))[0]
+        start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
+        start |= {"device": "cpu", "threads": 1, "host": "h"}
+        record_event(session, row, start)
+        for step in (1, 2, 3):
+            record_event(
+                session, row, {"event": "eval", "step": step, "tokens": step, "val_loss": 5.0}
+            )
+        steps = lambda: session.scalars(select(Metric.step).where(Metric.trial_pk == row.id))
+        start_attempt(session, row)
+        record_event(session, row, start | {"resumed_step": 2, "resumed_tokens": 2})
+        assert sorted(steps().all()) == [1, 2] and row.tokens_done == 2 and row.attempts == 1
+        start_attempt(session, row)
+        record_event(session, row, start)  # a fresh start: nothing of the earlier attempts
+        assert steps().all() == [] and row.attempts == 2

@@ -14,7 +14,6 @@ from orchestrator.grid import expand
 from orchestrator.spec import parse_study
 from trainers.corpora import load_documents
 from trainers.data import load_token_data, split_documents
-from trainers.decoder import Decoder, DecoderConfig
 from trainers.train import DivergenceError, lr_at, train
 
 TINY = """\
@@ -32,29 +31,6 @@ storage: ""
 @pytest.fixture
 def spec():
     return expand(parse_study(TINY))[0]
-
-
-@pytest.mark.parametrize("shape", [(2, 32, 2), (5, 128, 4), (3, 48, 3)])
-def test_accounting_matches_the_built_model(shape):
-    config = DecoderConfig(
-        vocab_size=259, seq_len=64, n_layer=shape[0], n_embd=shape[1], n_head=shape[2]
-    )
-    model = Decoder(config)
-    assert model.count_params(non_embedding=True) == config.n_params
-    assert model.count_params(non_embedding=False) == config.total_params
-    assert config.flops_per_token > 6 * config.n_params
-
-
-def test_decoder_is_causal():
-    model = Decoder(
-        DecoderConfig(vocab_size=259, seq_len=16, n_layer=2, n_embd=32, n_head=2)
-    ).eval()
-    x = torch.randint(0, 256, (1, 16))
-    y = x.clone()
-    y[0, 10:] = (y[0, 10:] + 1) % 256  # change the future
-    with torch.no_grad():
-        assert torch.allclose(model(x)[0, :10], model(y)[0, :10], atol=1e-6)
-        assert not torch.allclose(model(x)[0, 10:], model(y)[0, 10:])
 
 
 def test_lr_warms_up_then_decays_to_the_floor(spec):
@@ -85,7 +61,7 @@ def test_train_reports_events_and_learns(spec):
     every = round(spec.eval_every_tokens / (spec.batch_size * spec.seq_len))
     assert eval_steps == [*range(every, spec.steps + 1, every), spec.steps]  # and at the end
     start = events[0]
-    assert start["n_params"] == 25472 and start["threads"] == 1
+    assert start["n_params"] == 25472 and start["threads"] == 1 and start["resumed_step"] == 0
     losses = [e["loss"] for e in events if e["event"] == "train"]
     assert losses[-1] < losses[0] - 1.0  # from ~ln(259)=5.6 towards byte statistics
     assert summary["tokens"] >= spec.tokens
@@ -114,3 +90,65 @@ def test_trainer_imports_neither_ray_nor_sqlalchemy():
     code = "import sys, trainers.train; print(any(m.split('.')[0] in ('ray', 'sqlalchemy') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after_checkpoint(events: list, at_step: int):
+    def report(event):
+        events.append(event)
+        if event["event"] == "checkpoint" and event["step"] >= at_step:
+            raise Interrupt  # as if the process were killed right after saving
+
+    return report
+
+
+def _curve(events):
+    keys = ("event", "step", "tokens", "loss", "lr", "val_loss")
+    return [{k: e[k] for k in keys if k in e} for e in events if e["event"] in ("train", "eval")]
+
+
+@pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec"])
+def test_an_interrupted_trial_resumes_and_matches_an_uninterrupted_run(
+    spec, architecture, tmp_path
+):
+    spec = replace(spec, architecture=architecture, checkpoint_every_tokens=4096)
+    whole = []
+    train(replace(spec, storage=str(tmp_path / "whole")), whole.append)
+
+    interrupted = replace(spec, storage=str(tmp_path / "resumed"))
+    before = []
+    with pytest.raises(Interrupt):
+        train(interrupted, _stop_after_checkpoint(before, at_step=spec.steps // 2))
+    checkpoint_step = before[-1]["step"]
+    assert 0 < checkpoint_step < spec.steps
+    after = []
+    summary = train(interrupted, after.append)
+    assert after[0]["resumed_step"] == checkpoint_step
+    assert after[0]["resumed_tokens"] == checkpoint_step * spec.batch_size * spec.seq_len
+    assert [e["step"] for e in after if e["event"] == "train"][0] > checkpoint_step
+    kept = [e for e in _curve(before) if e["step"] <= checkpoint_step]
+    assert kept + _curve(after) == _curve(whole)  # bit for bit, losses and learning rates
+    assert summary["tokens_scored"] == whole[-1]["tokens_scored"]
+    folder = tmp_path / "resumed" / spec.study / spec.trial_id
+    assert (folder / "final.pt").exists() and not (folder / "last.pt").exists()
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(spec, tmp_path):
+    spec = replace(spec, storage=str(tmp_path), checkpoint_every_tokens=4096)
+    with pytest.raises(Interrupt):
+        train(spec, _stop_after_checkpoint([], at_step=1))
+    events = []
+    train(replace(spec, lr=spec.lr / 2), events.append)  # same trial id, another hash
+    assert events[0]["resumed_step"] == 0
+
+
+def test_checkpoints_load_with_weights_only(spec, tmp_path):
+    spec = replace(spec, storage=str(tmp_path), checkpoint_every_tokens=4096)
+    with pytest.raises(Interrupt):
+        train(spec, _stop_after_checkpoint([], at_step=1))
+    path = tmp_path / spec.study / spec.trial_id / "last.pt"
+    state = torch.load(path, weights_only=True)
+    assert state["hash"] == spec.hash and state["step"] > 0

@@ -1,10 +1,50 @@
-"""Transformer building blocks shared by every architecture: norm, attention, MLP, block."""
+"""Building blocks shared by every architecture: config, embeddings, norm, attention, MLP."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trainers.accounting import Accounting, account
+
+IGNORE = -100  # target id of positions that carry no loss (F.cross_entropy's ignore_index)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a model of any architecture; its accounting is derived once."""
+
+    architecture: str
+    vocab_size: int
+    seq_len: int  # tokens of text per sequence
+    n_layer: int  # blocks (per stack, for the encoder-decoder)
+    n_embd: int
+    n_head: int
+    dropout: float = 0.0  # pre-training at these scales sees each token about once: no dropout
+    accounting: Accounting = field(init=False)
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        shape = (self.n_layer, self.n_embd, self.vocab_size, self.seq_len)
+        object.__setattr__(self, "accounting", account(self.architecture, *shape))
+
+
+class Embeddings(nn.Module):
+    """Token plus learned absolute position embeddings, then dropout."""
+
+    def __init__(self, tokens: nn.Embedding, n_positions: int, dropout: float):
+        super().__init__()
+        self.tokens = tokens  # shared with the output projection (and both stacks of encdec)
+        self.positions = nn.Embedding(n_positions, tokens.embedding_dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(idx.shape[1], device=idx.device)
+        return self.drop(self.tokens(idx) + self.positions(pos))  # (B, T, C)
 
 
 class LayerNorm(nn.Module):
@@ -19,12 +59,16 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
+def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, nh, T, hs)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention through `scaled_dot_product_attention`; causal or bidirectional."""
 
     def __init__(self, n_embd: int, n_head: int, dropout: float, causal: bool):
         super().__init__()
-        assert n_embd % n_head == 0, "n_embd must be divisible by n_head"
         self.n_head = n_head
         self.causal = causal
         self.dropout = dropout
@@ -35,14 +79,35 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = (_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=2))
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
         )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from a decoder's positions (queries) to the encoder's (keys, values)."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float):
+        super().__init__()
+        self.n_head = n_head
+        self.dropout = dropout
+        self.q = nn.Linear(n_embd, n_embd)
+        self.kv = nn.Linear(n_embd, 2 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.proj.residual = True
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q = _heads(self.q(x), self.n_head)  # (B, nh, T, hs)
+        k, v = (_heads(t, self.n_head) for t in self.kv(memory).split(C, dim=2))  # (B, nh, S, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
 
 
@@ -73,6 +138,32 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+
+class CrossBlock(nn.Module):
+    """A decoder block of an encoder-decoder: causal self-attention, cross-attention, MLP."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float):
+        super().__init__()
+        self.ln_1 = LayerNorm(n_embd)
+        self.attn = SelfAttention(n_embd, n_head, dropout, causal=True)
+        self.ln_2 = LayerNorm(n_embd)
+        self.cross = CrossAttention(n_embd, n_head, dropout)
+        self.ln_3 = LayerNorm(n_embd)
+        self.mlp = MLP(n_embd, dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.cross(self.ln_2(x), memory)
+        return x + self.mlp(self.ln_3(x))
+
+
+def count_params(model: nn.Module, non_embedding: bool = True) -> int:
+    """Measured parameter count; without embeddings it is N of the scaling laws."""
+    total = sum(p.numel() for p in model.parameters())
+    if non_embedding:
+        total -= sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding))
+    return total
 
 
 def init_weights(module: nn.Module, n_layer: int) -> None:

@@ -6,7 +6,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from trainers.corpora import CorpusError, load_documents
 from trainers.tokenizers import ByteTokenizer, make_tokenizer
@@ -39,7 +38,12 @@ class TokenData:
 
     train: np.ndarray
     val: np.ndarray
-    vocab_size: int
+    tokenizer: ByteTokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Embedding rows a model needs: the tokenizer's whole vocabulary."""
+        return self.tokenizer.vocab_size
 
 
 @functools.lru_cache(maxsize=4)
@@ -49,7 +53,7 @@ def load_token_data(
     """Tokenized splits of a corpus, checked to hold at least a few sequences each."""
     tok = make_tokenizer(tokenizer)
     train_docs, val_docs = split_documents(load_documents(corpus), val_fraction, split_seed)
-    data = TokenData(_stream(tok, train_docs), _stream(tok, val_docs), tok.vocab_size)
+    data = TokenData(_stream(tok, train_docs), _stream(tok, val_docs), tok)
     for split, stream in (("train", data.train), ("validation", data.val)):
         if len(stream) < 2 * (seq_len + 1):
             raise CorpusError(
@@ -59,21 +63,16 @@ def load_token_data(
     return data
 
 
-def sample_batch(
-    stream: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator
-) -> torch.Tensor:
-    """`batch_size` random windows of `seq_len + 1` tokens (inputs plus shifted targets)."""
-    starts = rng.integers(0, len(stream) - seq_len - 1, size=batch_size)
-    windows = np.stack([stream[s : s + seq_len + 1] for s in starts]).astype(np.int64)
-    return torch.from_numpy(windows)  # (B, T+1)
+def sample_windows(
+    stream: np.ndarray, batch_size: int, window: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`batch_size` windows of `window` tokens at random offsets: (B, window)."""
+    starts = rng.integers(0, len(stream) - window, size=batch_size)
+    return stream[starts[:, None] + np.arange(window)].astype(np.int64)
 
 
-def validation_batches(
-    stream: np.ndarray, seq_len: int, n_tokens: int, batch_size: int
-) -> list[torch.Tensor]:
-    """The fixed validation set: consecutive windows from the start of the split."""
-    n_windows = max(1, min(n_tokens // seq_len, (len(stream) - 1) // seq_len))
-    windows = np.stack(
-        [stream[i * seq_len : i * seq_len + seq_len + 1] for i in range(n_windows)]
-    ).astype(np.int64)
-    return [torch.from_numpy(windows[i : i + batch_size]) for i in range(0, n_windows, batch_size)]
+def validation_windows(stream: np.ndarray, seq_len: int, window: int, n_tokens: int) -> np.ndarray:
+    """The fixed validation set: windows every `seq_len` tokens from the start of the split."""
+    n_windows = max(1, min(n_tokens // seq_len, (len(stream) - window) // seq_len + 1))
+    starts = np.arange(n_windows) * seq_len
+    return stream[starts[:, None] + np.arange(window)].astype(np.int64)

@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainers.data import load_token_data, sample_batch, validation_batches
-from trainers.decoder import Decoder, DecoderConfig
+from trainers.blocks import IGNORE, ModelConfig
+from trainers.data import load_token_data, sample_windows, validation_windows
+from trainers.decoder import Decoder
+from trainers.encdec import EncoderDecoder
+from trainers.encoder import Encoder
+from trainers.objectives import Batch, objective_for
 from trainers.trial import TrialSpec
 
 Report = Callable[[dict], None]
@@ -39,11 +43,13 @@ def lr_at(step: int, spec: TrialSpec) -> float:
     return spec.lr * (spec.min_lr_ratio + (1.0 - spec.min_lr_ratio) * cosine)
 
 
-def build_model(spec: TrialSpec, vocab_size: int) -> Decoder:
+MODELS = {"decoder": Decoder, "encoder": Encoder, "encdec": EncoderDecoder}
+
+
+def build_model(spec: TrialSpec, vocab_size: int) -> torch.nn.Module:
     """The model a trial trains."""
-    if spec.architecture != "decoder":
-        raise NotImplementedError(f"architecture {spec.architecture!r} is not built yet")
-    config = DecoderConfig(
+    config = ModelConfig(
+        architecture=spec.architecture,
         vocab_size=vocab_size,
         seq_len=spec.seq_len,
         n_layer=spec.n_layer,
@@ -51,7 +57,7 @@ def build_model(spec: TrialSpec, vocab_size: int) -> Decoder:
         n_head=spec.n_head,
         dropout=spec.dropout,
     )
-    return Decoder(config)
+    return MODELS[spec.architecture](config)
 
 
 def _optimizer(model: torch.nn.Module, spec: TrialSpec) -> torch.optim.AdamW:
@@ -66,14 +72,43 @@ def _optimizer(model: torch.nn.Module, spec: TrialSpec) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2))
 
 
+# Dense bf16 tensor-core peaks of common accelerators (FLOP/s), for MFU when the study gives none.
+GPU_PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10": 125e12,
+    "4090": 165e12,
+    "V100": 125e12,
+}
+CPU_PEAK_FLOPS_PER_THREAD = 70e9  # fp32 FMA on one AVX2 core at ~2.2 GHz (2 units x 8 lanes x 2)
+
+
+def peak_flops(spec: TrialSpec, device: torch.device) -> float:
+    """The peak MFU is measured against: the study's value, else a table by device."""
+    if spec.peak_flops > 0:
+        return spec.peak_flops
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), float("nan"))
+    return CPU_PEAK_FLOPS_PER_THREAD * torch.get_num_threads()
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 @torch.no_grad()
-def evaluate(model: Decoder, batches: list[torch.Tensor], device: torch.device) -> float:
-    """Mean validation loss over the fixed validation batches."""
+def evaluate(model: torch.nn.Module, batches: list[Batch], device: torch.device) -> float:
+    """Mean validation loss per scored token over the fixed validation batches."""
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        total += model.loss(batch.to(device)).item() * batch.shape[0]
-        count += batch.shape[0]
+        n = int((batch["targets"] != IGNORE).sum())
+        total += model.loss(_to(batch, device)).item() * n
+        count += n
     model.train()
     return total / count
 
@@ -84,8 +119,33 @@ def _device(spec: TrialSpec) -> torch.device:
     return torch.device("cpu")
 
 
+def checkpoint_dir(spec: TrialSpec) -> Path | None:
+    """Where a trial keeps its checkpoints: <storage>/<study>/<trial_id>/, or nowhere."""
+    return Path(spec.storage) / spec.study / spec.trial_id if spec.storage else None
+
+
+def _save(state: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a reader never sees half a checkpoint, even if we are killed here
+
+
+def _load_resumable(spec: TrialSpec) -> dict | None:
+    """The last checkpoint of this very trial (same hash), if there is one."""
+    folder = checkpoint_dir(spec)
+    if folder is None or not (folder / "last.pt").exists():
+        return None
+    state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    return state if state.get("hash") == spec.hash else None
+
+
 def train(spec: TrialSpec, report: Report) -> dict:
-    """Train one trial to its token budget; report events; return the final summary."""
+    """Train one trial to its token budget; report events; return the final summary.
+
+    If the trial's folder holds a checkpoint of the same trial (same hash), training resumes
+    from it: model, optimizer, data order and random state continue where they were, so the
+    metrics after the checkpoint are those an uninterrupted run reports.
+    """
     started = time.perf_counter()
     device = _device(spec)
     if device.type == "cpu":
@@ -96,20 +156,51 @@ def train(spec: TrialSpec, report: Report) -> dict:
     data = load_token_data(
         spec.corpus, spec.tokenizer, spec.val_fraction, spec.split_seed, spec.seq_len
     )
+    tok = data.tokenizer
+    objective = objective_for(spec.architecture, spec.seq_len)
     model = build_model(spec, data.vocab_size).to(device)
     optimizer = _optimizer(model, spec)
-    val_batches = validation_batches(data.val, spec.seq_len, spec.eval_tokens, spec.batch_size)
+    # the validation set is the same for every trial of an architecture: fixed windows, and
+    # masks drawn from the split seed
+    val_rng = np.random.default_rng(spec.split_seed)
+    windows = validation_windows(data.val, spec.seq_len, objective.window, spec.eval_tokens)
+    val_batches = [
+        objective.make(windows[i : i + spec.batch_size], tok, val_rng)
+        for i in range(0, len(windows), spec.batch_size)
+    ]
     tokens_per_step = spec.batch_size * spec.seq_len
     eval_every = max(1, round(spec.eval_every_tokens / tokens_per_step))
+    ckpt_every = (
+        max(1, round(spec.checkpoint_every_tokens / tokens_per_step))
+        if spec.checkpoint_every_tokens
+        else eval_every
+    )
     log_every = max(1, spec.steps // MAX_LOGGED_STEPS)
-    config = model.config
+    accounting = model.config.accounting
+    peak = peak_flops(spec, device)
+    folder = checkpoint_dir(spec)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    first_step, val_loss, scored = 0, float("nan"), 0
+    window_loss, window_steps = 0.0, 0
+    resumed = _load_resumable(spec)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        rng.bit_generator.state = resumed["numpy_rng"]
+        torch.set_rng_state(resumed["torch_rng"])
+        first_step, val_loss, scored = resumed["step"], resumed["val_loss"], resumed["scored"]
+        window_loss, window_steps = resumed["window_loss"], resumed["window_steps"]
     report(
         {
             "event": "start",
             "n_params": model.count_params(non_embedding=True),
             "total_params": model.count_params(non_embedding=False),
-            "flops_per_token": config.flops_per_token,
+            "flops_per_token": accounting.flops_per_token,
             "steps": spec.steps,
+            "resumed_step": first_step,
+            "resumed_tokens": first_step * tokens_per_step,
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "threads": torch.get_num_threads(),
             "host": platform.node(),
@@ -117,13 +208,14 @@ def train(spec: TrialSpec, report: Report) -> dict:
         }
     )
 
-    val_loss = float("nan")
-    window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
-    for step in range(spec.steps):
+    train_time, window_start = 0.0, time.perf_counter()
+    for step in range(first_step, spec.steps):
+        step_start = time.perf_counter()
         lr = lr_at(step, spec)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = sample_batch(data.train, spec.batch_size, spec.seq_len, rng).to(device)
+        windows = sample_windows(data.train, spec.batch_size, objective.window, rng)
+        batch = _to(objective.make(windows, tok, rng), device)
         loss = model.loss(batch)
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {step} (lr {lr:.3g})")
@@ -133,6 +225,8 @@ def train(spec: TrialSpec, report: Report) -> dict:
         optimizer.step()
         window_loss += loss.item()
         window_steps += 1
+        scored += int((batch["targets"] != IGNORE).sum())
+        train_time += time.perf_counter() - step_start
 
         done = step + 1
         if done % log_every == 0 or done == spec.steps:
@@ -160,21 +254,43 @@ def train(spec: TrialSpec, report: Report) -> dict:
             )
             if not math.isfinite(val_loss):
                 raise DivergenceError(f"validation loss is {val_loss} at step {done}")
+        if folder is not None and done % ckpt_every == 0 and done < spec.steps:
+            state = {
+                "hash": spec.hash,
+                "spec": spec.to_dict(),
+                "step": done,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "val_loss": val_loss,
+                "scored": scored,
+                "window_loss": window_loss,
+                "window_steps": window_steps,
+            }
+            _save(state, folder / "last.pt")
+            report({"event": "checkpoint", "step": done, "path": str(folder / "last.pt")})
 
     checkpoint = ""
-    if spec.storage:
-        path = Path(spec.storage) / spec.study / spec.trial_id / "final.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "spec": spec.to_dict()}, path)
-        checkpoint = str(path)
-    wall = time.perf_counter() - started
+    if folder is not None:
+        _save(
+            {"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()},
+            folder / "final.pt",
+        )
+        (folder / "last.pt").unlink(missing_ok=True)  # finished: nothing left to resume
+        checkpoint = str(folder / "final.pt")
+    tokens = spec.steps * tokens_per_step
+    trained = (spec.steps - first_step) * tokens_per_step
+    tokens_per_s = trained / max(train_time, 1e-9)
     summary = {
         "event": "end",
         "step": spec.steps,
-        "tokens": spec.steps * tokens_per_step,
+        "tokens": tokens,
+        "tokens_scored": scored,
         "val_loss": val_loss,
-        "wall_s": wall,
-        "tokens_per_s": spec.steps * tokens_per_step / wall,
+        "wall_s": time.perf_counter() - started,
+        "tokens_per_s": tokens_per_s,  # training steps only: no evaluation, no checkpoints
+        "mfu": accounting.flops_per_token * tokens_per_s / peak,
         "checkpoint": checkpoint,
     }
     report(summary)

@@ -8,7 +8,9 @@ from dataclasses import asdict, dataclass, fields
 
 # Fields that say where and how a trial runs but not what it computes; a rerun on other
 # hardware or under a renamed study finds its finished trials by a hash that leaves them out.
-PLACEMENT_FIELDS = frozenset({"study", "trial_id", "cpus", "gpus", "storage"})
+PLACEMENT_FIELDS = frozenset(
+    {"study", "trial_id", "cpus", "gpus", "storage", "checkpoint_every_tokens", "peak_flops"}
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class TrialSpec:
     cpus: int = 1
     gpus: float = 0
     storage: str = ""  # folder for checkpoints; empty saves none
+    checkpoint_every_tokens: int = 0  # 0: at every evaluation
+    peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
 
     @property
     def hash(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -134,7 +134,10 @@ def run_study(
 
     console = console or Console(soft_wrap=True)
     spec = load_study(path)
-    trials = expand(spec)
+    # A relative storage path means relative to where `study run` is run, not to wherever a
+    # Ray worker's working directory happens to be.
+    storage = str(Path(spec.storage).resolve()) if spec.storage else ""
+    trials = [replace(t, storage=storage) for t in expand(spec)]
     url = store or default_url(spec.name)
     engine = open_store(url)
     result = RunResult(study=spec.name, store_url=url, report=None)
@@ -198,11 +201,12 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
         console.print(f"[red]{trial.trial_id} failed[/]: {last_line}", highlight=False)
 
+    # Costliest first: Ray starts queued tasks in order, and a large trial started last would
+    # leave the other CPUs idle while it finishes.
+    queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
     try:
         with progress:
-            schedule.run_trials(
-                [trial for trial, _ in to_run], on_event, on_error, use_gpus, progress.tick
-            )
+            schedule.run_trials(queue, on_event, on_error, use_gpus, progress.tick)
     except KeyboardInterrupt:
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -64,17 +65,19 @@ def _cell(column: str, value) -> str:
         return ""
     if column in COUNT_COLUMNS:
         return format_count(int(value))
+    if column == "cpu_minutes":
+        return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, float):
-        return f"{value:.2g}" if column in ("flops", "cpu_minutes") else f"{value:.4g}"
+        return f"{value:.2g}" if column in ("flops", "lr") else f"{value:.4g}"
     return str(value)
 
 
 def _frame_table(frame, title: str) -> Table:
-    table = Table(title=title)
-    for i, column in enumerate(frame.columns):
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in frame.columns:
         numeric = frame[column].dtype.kind in "if"
         header = HEADERS.get(column, column)
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=i < 2)
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
     for row in frame.itertuples(index=False):
         table.add_row(*(_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
     return table
@@ -138,7 +141,8 @@ def plan(study: StudyFile) -> None:
         frame = api.plan(spec)
     except StudyError as e:
         _fail(str(e))
-    shown = frame.drop(columns=["hash"])
+    columns = ["trial_id", "shape", "n_params", "tokens", "lr", "flops", "cpu_minutes"]
+    shown = frame[columns]
     console.print(_frame_table(shown, f"{spec.name}: {len(frame)} trials"))
     total = frame.cpu_minutes.sum()
     console.print(

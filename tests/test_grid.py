@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -78,3 +80,60 @@ def test_format_count_round_trips_within_rounding(n):
 def test_parse_count_rejects_non_counts(bad):
     with pytest.raises(ValueError):
         parse_count(bad)
+
+
+LR_STUDY = """\
+name: lr
+architectures: [decoder, encoder, encdec]
+sizes: [25K, 1M, 10M, 100M]
+budget: {tokens: 1M}
+"""
+
+
+def test_the_default_lr_rule_is_flat_to_1m_then_falls_as_n_to_the_minus_third():
+    trials = expand(parse_study(LR_STUDY))
+    lr = {t.trial_id: t.lr for t in trials}
+    base = {"decoder": 3e-3, "encoder": 1.5e-3, "encdec": 2e-3}
+    for arch, value in base.items():
+        assert lr[f"{arch}-25K-s0"] == lr[f"{arch}-1M-s0"] == value
+    for t in trials:
+        n = non_embedding_params(t.architecture, LADDER[t.architecture][t.size])
+        if n > 1_000_000:
+            assert t.lr == pytest.approx(base[t.architecture] * (n / 1e6) ** (-1 / 3))
+    assert lr["decoder-100M-s0"] < lr["decoder-10M-s0"] < lr["decoder-1M-s0"]
+
+
+def test_a_rule_with_one_base_for_some_architectures_keeps_the_defaults_for_the_others():
+    text = LR_STUDY + "train: {lr: {base: {encoder: 1.0e-3}, at: 10M, exponent: 0.5}}\n"
+    lr = {t.trial_id: t.lr for t in expand(parse_study(text))}
+    assert lr["encoder-10M-s0"] == 1e-3 and lr["decoder-1M-s0"] == 3e-3
+    n = non_embedding_params("encoder", LADDER["encoder"]["100M"])
+    assert lr["encoder-100M-s0"] == pytest.approx(1e-3 * (n / 1e7) ** -0.5)
+
+
+def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
+    text = LR_STUDY.replace("[25K, 1M, 10M, 100M]", "[1M]") + "train: {lr: [1.0e-3, 3.0e-3]}\n"
+    trials = expand(parse_study(text))
+    assert [t.trial_id for t in trials[:2]] == ["decoder-1M-lr1e-03-s0", "decoder-1M-lr3e-03-s0"]
+    assert len(trials) == 6 and len({t.hash for t in trials}) == 6
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ("{lr: [1.0e-3, 1.0e-3]}", "train.lr: a learning-rate sweep is a list of distinct"),
+        ("{lr: {base: {gpt: 1.0e-3}}}", "train.lr.base: unknown architectures ['gpt']"),
+        ("{lr: {rule: sqrt}}", "train.lr.rule: Input should be 'power'"),
+        ("{lr: 0}", "train.lr: Input should be greater than 0"),
+    ],
+)
+def test_bad_learning_rates_are_named(train, message):
+    with pytest.raises(StudyError, match=re.escape(message)):
+        parse_study(LR_STUDY + f"train: {train}\n", "lr.yaml")
+
+
+def test_encdec_refuses_a_sequence_longer_than_its_sentinels_allow():
+    text = LR_STUDY + "data: {seq_len: 4096}\n"
+    with pytest.raises(StudyError, match="lr.yaml:2: architectures: encdec at data.seq_len=4096"):
+        parse_study(text, "lr.yaml")
+    parse_study(text.replace("decoder, encoder, encdec", "decoder, encoder"))  # fine without it

@@ -139,3 +139,33 @@ def test_cli_end_to_end(tiny_study):
     assert again.returncode == 0 and "9 already finished, 0 to run" in again.stdout
     assert "Ray dashboard" not in again.stdout  # nothing to run: Ray is not started
     assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == n_metrics
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_study):
+    from io import StringIO
+
+    from orchestrator.grid import expand
+    from orchestrator.spec import load_study
+    from trainers.train import train
+
+    text = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[encdec]")
+    tiny_study.write_text(text.replace("[25K, 50K, 100K]", "[50K]"))
+    (spec,) = expand(load_study(tiny_study))
+
+    def cut_off(event):  # the trial stops right after its first checkpoint
+        if event["event"] == "checkpoint":
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train(spec, cut_off)
+    console = Console(file=StringIO(), soft_wrap=True, width=200)
+    result = api.run_study(tiny_study, console=console, n_boot=0)
+    assert result.ran == [spec.trial_id]
+    tokens = 31 * spec.batch_size * spec.seq_len  # the first evaluation, and checkpoint
+    assert f"{spec.trial_id}: resumed at {tokens:,} tokens" in console.file.getvalue()
+    (row,) = api.status(tiny_study).itertuples()
+    assert row.status == "finished" and row.tokens_done == spec.steps * 256

@@ -190,6 +190,8 @@ def train(spec: TrialSpec, report: Report) -> dict:
         optimizer.load_state_dict(resumed["optimizer"])
         rng.bit_generator.state = resumed["numpy_rng"]
         torch.set_rng_state(resumed["torch_rng"])
+        if device.type == "cuda" and resumed.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(resumed["cuda_rng"], device)
         first_step, val_loss, scored = resumed["step"], resumed["val_loss"], resumed["scored"]
         window_loss, window_steps = resumed["window_loss"], resumed["window_steps"]
     report(
@@ -215,7 +217,9 @@ def train(spec: TrialSpec, report: Report) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         windows = sample_windows(data.train, spec.batch_size, objective.window, rng)
-        batch = _to(objective.make(windows, tok, rng), device)
+        batch = objective.make(windows, tok, rng)
+        scored += int((batch["targets"] != IGNORE).sum())  # counted on the host: no GPU sync
+        batch = _to(batch, device)
         loss = model.loss(batch)
         if not torch.isfinite(loss):
             raise DivergenceError(f"loss is {loss.item()} at step {step} (lr {lr:.3g})")
@@ -225,7 +229,6 @@ def train(spec: TrialSpec, report: Report) -> dict:
         optimizer.step()
         window_loss += loss.item()
         window_steps += 1
-        scored += int((batch["targets"] != IGNORE).sum())
         train_time += time.perf_counter() - step_start
 
         done = step + 1
@@ -263,6 +266,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
                 "optimizer": optimizer.state_dict(),
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "val_loss": val_loss,
                 "scored": scored,
                 "window_loss": window_loss,

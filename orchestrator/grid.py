@@ -29,7 +29,7 @@ def expand(study: StudySpec) -> list[TrialSpec]:
     """Every trial of the study, ordered by architecture, N, budget, learning rate and seed.
 
     Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`) only when
-    the study has several budgets, and the learning rate (`decoder-1M-lr3e-03-s0`) only when
+    the study has several budgets, and the learning rate (`decoder-1M-lr0.003-s0`) only when
     it sweeps several.
     """
     trials = []
@@ -43,7 +43,7 @@ def expand(study: StudySpec) -> list[TrialSpec]:
             lrs = learning_rates(study, architecture, non_embedding_params(architecture, shape))
             for tokens, lr, seed in product(sorted(study.budget.tokens), lrs, study.seeds):
                 suffix = f"-{format_count(tokens)}tok" if many_budgets else ""
-                suffix += f"-lr{lr:.0e}" if sweep else ""
+                suffix += f"-lr{lr:.3g}" if sweep else ""
                 trials.append(
                     TrialSpec(
                         study=study.name,
@@ -82,8 +82,9 @@ def expand(study: StudySpec) -> list[TrialSpec]:
     for trial in trials:
         if trial.trial_id in seen:
             raise StudyError(
-                f"two entries of sizes give the same trial {trial.trial_id!r}; "
-                "name explicit shapes differently or drop one"
+                f"two cells of the grid get the same trial id {trial.trial_id!r}: two sizes "
+                "with one label (name explicit shapes differently) or learning rates equal to "
+                "3 significant digits"
             )
         seen[trial.trial_id] = trial
     return trials

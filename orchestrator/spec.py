@@ -22,7 +22,7 @@ from pydantic import (
 
 from orchestrator.sizes import LADDER, Shape
 from orchestrator.sizes import parse_count as _parse_count
-from trainers.accounting import N_SENTINELS, span_counts
+from trainers.accounting import N_SENTINELS, max_encdec_seq_len, span_counts
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import TOKENIZERS
 
@@ -236,7 +236,7 @@ class StudySpec(_Strict):
             raise ValueError(
                 f"encdec at data.seq_len={data.seq_len} corrupts {span_counts(data.seq_len)[1]} "
                 f"spans per sequence, more than its {N_SENTINELS} sentinel tokens; "
-                "use seq_len <= 2000"
+                f"use seq_len <= {max_encdec_seq_len()}"
             )
         return values
 

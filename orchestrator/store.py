@@ -263,7 +263,7 @@ def current_trials(session: Session, study: Study) -> list[Trial]:
 
 def start_attempt(session: Session, trial: Trial) -> None:
     """A trial is about to be (re)queued: count the attempt. Its metrics stay until the trainer
-    says from which step it starts (a resumed trial keeps those up to its checkpoint)."""
+    starts (and reports them again if it resumes from a checkpoint)."""
     trial.attempts += 1
     trial.status = TrialStatus.pending
     trial.error = None
@@ -273,11 +273,10 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
     """Write one event reported by a trainer."""
     kind = event["event"]
     if kind == "start":
-        resumed = event.get("resumed_step", 0)
-        session.execute(delete(Metric).where(Metric.trial_pk == trial.id, Metric.step > resumed))
+        # a resumed trainer reports its history up to the checkpoint again, right after this
+        session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
         trial.tokens_done = event.get("resumed_tokens", 0)
-        if not resumed:
-            trial.val_loss = None
+        trial.val_loss = None
         trial.status = TrialStatus.running
         trial.started_at = _now()
         trial.n_params = event["n_params"]

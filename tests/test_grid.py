@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from orchestrator.grid import expand
 from orchestrator.sizes import LADDER, format_count, non_embedding_params, parse_count
 from orchestrator.spec import StudyError, parse_study
+from trainers.accounting import max_encdec_seq_len
 
 STUDY = """\
 name: g
@@ -61,7 +62,7 @@ def test_duplicate_trial_ids_are_rejected():
     text = STUDY.replace(
         "{n_layer: 2, n_embd: 48, n_head: 3}", "{n_layer: 2, n_embd: 32, n_head: 2, name: 25K}"
     )
-    with pytest.raises(StudyError, match="same trial"):
+    with pytest.raises(StudyError, match="same trial id"):
         expand(parse_study(text))
 
 
@@ -114,7 +115,7 @@ def test_a_rule_with_one_base_for_some_architectures_keeps_the_defaults_for_the_
 def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
     text = LR_STUDY.replace("[25K, 1M, 10M, 100M]", "[1M]") + "train: {lr: [1.0e-3, 3.0e-3]}\n"
     trials = expand(parse_study(text))
-    assert [t.trial_id for t in trials[:2]] == ["decoder-1M-lr1e-03-s0", "decoder-1M-lr3e-03-s0"]
+    assert [t.trial_id for t in trials[:2]] == ["decoder-1M-lr0.001-s0", "decoder-1M-lr0.003-s0"]
     assert len(trials) == 6 and len({t.hash for t in trials}) == 6
 
 
@@ -122,6 +123,7 @@ def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
     ("train", "message"),
     [
         ("{lr: [1.0e-3, 1.0e-3]}", "train.lr: a learning-rate sweep is a list of distinct"),
+        ("{lr: [1.0e-3, 1.0001e-3]}", "learning rates equal to 3 significant digits"),
         ("{lr: {base: {gpt: 1.0e-3}}}", "train.lr.base: unknown architectures ['gpt']"),
         ("{lr: {rule: sqrt}}", "train.lr.rule: Input should be 'power'"),
         ("{lr: 0}", "train.lr: Input should be greater than 0"),
@@ -129,11 +131,15 @@ def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
 )
 def test_bad_learning_rates_are_named(train, message):
     with pytest.raises(StudyError, match=re.escape(message)):
-        parse_study(LR_STUDY + f"train: {train}\n", "lr.yaml")
+        expand(parse_study(LR_STUDY + f"train: {train}\n", "lr.yaml"))
 
 
 def test_encdec_refuses_a_sequence_longer_than_its_sentinels_allow():
     text = LR_STUDY + "data: {seq_len: 4096}\n"
     with pytest.raises(StudyError, match="lr.yaml:2: architectures: encdec at data.seq_len=4096"):
         parse_study(text, "lr.yaml")
+    assert max_encdec_seq_len() == 2009
+    parse_study(text.replace("4096", "2009"))
+    with pytest.raises(StudyError, match="use seq_len <= 2009"):
+        parse_study(text.replace("4096", "2010"))
     parse_study(text.replace("decoder, encoder, encdec", "decoder, encoder"))  # fine without it

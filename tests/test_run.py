@@ -169,3 +169,10 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_stud
     assert f"{spec.trial_id}: resumed at {tokens:,} tokens" in console.file.getvalue()
     (row,) = api.status(tiny_study).itertuples()
     assert row.status == "finished" and row.tokens_done == spec.steps * 256
+    # every point once: those before the checkpoint come from the checkpoint's history
+    db = sqlite3.connect("runs/tiny.db")
+    steps = lambda name: [
+        s for (s,) in db.execute("SELECT step FROM metrics WHERE name = ? ORDER BY step", (name,))
+    ]
+    assert steps("train_loss") == list(range(1, spec.steps + 1))
+    assert steps("val_loss") == [31, 62, 63]

@@ -128,9 +128,10 @@ def test_an_interrupted_trial_resumes_and_matches_an_uninterrupted_run(
     summary = train(interrupted, after.append)
     assert after[0]["resumed_step"] == checkpoint_step
     assert after[0]["resumed_tokens"] == checkpoint_step * spec.batch_size * spec.seq_len
-    assert [e["step"] for e in after if e["event"] == "train"][0] > checkpoint_step
-    kept = [e for e in _curve(before) if e["step"] <= checkpoint_step]
-    assert kept + _curve(after) == _curve(whole)  # bit for bit, losses and learning rates
+    # the history up to the checkpoint is reported again, then training goes on from it
+    replayed = [e for e in _curve(after) if e["step"] <= checkpoint_step]
+    assert replayed == [e for e in _curve(before) if e["step"] <= checkpoint_step]
+    assert _curve(after) == _curve(whole)  # bit for bit, losses and learning rates
     assert summary["tokens_scored"] == whole[-1]["tokens_scored"]
     folder = tmp_path / "resumed" / spec.study / spec.trial_id
     assert (folder / "final.pt").exists() and not (folder / "last.pt").exists()
@@ -152,3 +153,12 @@ def test_checkpoints_load_with_weights_only(spec, tmp_path):
     path = tmp_path / spec.study / spec.trial_id / "last.pt"
     state = torch.load(path, weights_only=True)
     assert state["hash"] == spec.hash and state["step"] > 0
+
+
+def test_an_unreadable_checkpoint_is_named_with_the_fix(spec, tmp_path):
+    spec = replace(spec, storage=str(tmp_path))
+    path = tmp_path / spec.study / spec.trial_id / "last.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=f"cannot read the checkpoint {path}.*delete it"):
+        train(spec, lambda e: None)

@@ -39,6 +39,14 @@ def span_counts(seq_len: int) -> tuple[int, int]:
     return n_noise, n_spans
 
 
+def max_encdec_seq_len() -> int:
+    """The longest sequence span corruption can cover with its sentinels (one per span)."""
+    seq_len = 2
+    while span_counts(seq_len + 1)[1] <= N_SENTINELS:
+        seq_len += 1
+    return seq_len
+
+
 def encdec_lengths(seq_len: int) -> tuple[int, int]:
     """(encoder, decoder) sequence lengths of span corruption on `seq_len` tokens of text.
 

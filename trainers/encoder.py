@@ -46,8 +46,11 @@ class Encoder(nn.Module):
         return F.linear(self.hidden(idx), self.wte.weight)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Masked LM: cross-entropy on the selected positions only (the others are IGNORE)."""
+        """Masked LM: cross-entropy on the selected positions only (the others are IGNORE); a
+        batch with none selected (possible for tiny batches) has loss 0, not NaN."""
         targets = batch["targets"]
         selected = targets != IGNORE
         h = self.hidden(batch["inputs"])[selected]  # (n_selected, C): project only these
-        return F.cross_entropy(F.linear(h, self.wte.weight), targets[selected])
+        logits = F.linear(h, self.wte.weight)
+        total = F.cross_entropy(logits, targets[selected], reduction="sum")
+        return total / max(1, len(h))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainers.accounting import MLM_PROBABILITY, N_SENTINELS, span_counts
+from trainers.accounting import MLM_PROBABILITY, N_SENTINELS, max_encdec_seq_len, span_counts
 from trainers.blocks import IGNORE
 from trainers.tokenizers import ByteTokenizer
 
@@ -106,7 +106,7 @@ def objective_for(architecture: str, seq_len: int) -> Objective:
         if n_spans > N_SENTINELS:
             raise ValueError(
                 f"seq_len={seq_len} gives {n_spans} corrupted spans, more than the "
-                f"{N_SENTINELS} sentinel tokens; use a shorter seq_len for encdec"
+                f"{N_SENTINELS} sentinel tokens; use seq_len <= {max_encdec_seq_len()}"
             )
         return Objective("span corruption", seq_len, span_corruption)
     raise ValueError(f"unknown architecture {architecture!r}")

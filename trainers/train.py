@@ -72,16 +72,17 @@ def _optimizer(model: torch.nn.Module, spec: TrialSpec) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2))
 
 
-# Dense bf16 tensor-core peaks of common accelerators (FLOP/s), for MFU when the study gives none.
-GPU_PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "L4": 121e12,
-    "A10": 125e12,
-    "4090": 165e12,
-    "V100": 125e12,
+# Peaks of common accelerators (FLOP/s), for MFU when the study gives none.
+GPU_PEAK_FLOPS = {  # fp32 without tensor cores: what the trainer uses today (no autocast, no TF32)
+    "H200": 67e12,
+    "H100 PCIe": 51e12,
+    "H100": 67e12,
+    "A100": 19.5e12,
+    "L40S": 91.6e12,
+    "L4": 30.3e12,
+    "A10": 31.2e12,
+    "4090": 82.6e12,
+    "V100": 15.7e12,
 }
 CPU_PEAK_FLOPS_PER_THREAD = 70e9  # fp32 FMA on one AVX2 core at ~2.2 GHz (2 units x 8 lanes x 2)
 
@@ -135,7 +136,13 @@ def _load_resumable(spec: TrialSpec) -> dict | None:
     folder = checkpoint_dir(spec)
     if folder is None or not (folder / "last.pt").exists():
         return None
-    state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(
+            f"cannot read the checkpoint {folder / 'last.pt'} ({e}); delete it to train this "
+            "trial from the start"
+        ) from e
     return state if state.get("hash") == spec.hash else None
 
 
@@ -144,7 +151,9 @@ def train(spec: TrialSpec, report: Report) -> dict:
 
     If the trial's folder holds a checkpoint of the same trial (same hash), training resumes
     from it: model, optimizer, data order and random state continue where they were, so the
-    metrics after the checkpoint are those an uninterrupted run reports.
+    metrics after the checkpoint are those an uninterrupted run reports. The training and
+    evaluation events up to the checkpoint are reported again after `start`, so a reader that
+    lost some of them (a driver killed before it stored them) has them all.
     """
     started = time.perf_counter()
     device = _device(spec)
@@ -183,7 +192,8 @@ def train(spec: TrialSpec, report: Report) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
 
     first_step, val_loss, scored = 0, float("nan"), 0
-    window_loss, window_steps = 0.0, 0
+    window_loss, window_steps, window_elapsed = 0.0, 0, 0.0
+    history: list[dict] = []  # the train and eval events so far, kept in checkpoints
     resumed = _load_resumable(spec)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -194,6 +204,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
             torch.cuda.set_rng_state(resumed["cuda_rng"], device)
         first_step, val_loss, scored = resumed["step"], resumed["val_loss"], resumed["scored"]
         window_loss, window_steps = resumed["window_loss"], resumed["window_steps"]
+        window_elapsed, history = resumed["window_elapsed"], resumed["history"]
     report(
         {
             "event": "start",
@@ -210,7 +221,14 @@ def train(spec: TrialSpec, report: Report) -> dict:
         }
     )
 
-    train_time, window_start = 0.0, time.perf_counter()
+    for event in history:
+        report(event)
+
+    def emit(event: dict) -> None:
+        history.append(event)
+        report(event)
+
+    train_time, window_start = 0.0, time.perf_counter() - window_elapsed
     for step in range(first_step, spec.steps):
         step_start = time.perf_counter()
         lr = lr_at(step, spec)
@@ -234,7 +252,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
         done = step + 1
         if done % log_every == 0 or done == spec.steps:
             elapsed = time.perf_counter() - window_start
-            report(
+            emit(
                 {
                     "event": "train",
                     "step": done,
@@ -247,7 +265,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
             window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
         if done % eval_every == 0 or done == spec.steps:
             val_loss = evaluate(model, val_batches, device)
-            report(
+            emit(
                 {
                     "event": "eval",
                     "step": done,
@@ -271,6 +289,8 @@ def train(spec: TrialSpec, report: Report) -> dict:
                 "scored": scored,
                 "window_loss": window_loss,
                 "window_steps": window_steps,
+                "window_elapsed": time.perf_counter() - window_start,
+                "history": history,
             }
             _save(state, folder / "last.pt")
             report({"event": "checkpoint", "step": done, "path": str(folder / "last.pt")})

@@ -140,8 +140,8 @@ def _load_resumable(spec: TrialSpec) -> dict | None:
         state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
-            f"cannot read the checkpoint {folder / 'last.pt'} ({e}); delete it to train this "
-            "trial from the start"
+            f"cannot read the checkpoint {folder / 'last.pt'} ({type(e).__name__}); delete it "
+            "to train this trial from the start"
         ) from e
     return state if state.get("hash") == spec.hash else None
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
+from orchestrator.sizes import format_count
 from orchestrator.spec import StudySpec, load_study
 from orchestrator.store import (
     StoreError,
@@ -29,7 +30,7 @@ from orchestrator.store import (
     start_attempt,
 )
 from trainers.accounting import account
-from trainers.tokenizers import make_tokenizer
+from trainers.data import TokenData, cache_root, load_token_data
 from trainers.trial import TrialSpec
 
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
@@ -62,10 +63,47 @@ def report_path(study_name: str) -> Path:
     return Path("reports") / f"{study_name}.html"
 
 
-def planned_accounting(trial: TrialSpec) -> dict:
+def prepare_data(spec: StudySpec) -> TokenData:
+    """The study's corpus split and tokenized, its token files written to the cache under
+    `storage` (or read from it). Raises CorpusError, naming the file or field, if the corpus
+    cannot be read or is too small."""
+    data = load_token_data(
+        spec.data.corpus_string(),
+        spec.data.tokenizer_string(),
+        spec.data.val_fraction,
+        spec.data.heldout_fraction,
+        spec.data.split_seed,
+        cache_root(_storage(spec)),
+    )
+    data.check_fits(spec.data.seq_len + 1)  # the longest window of any objective
+    return data
+
+
+def describe_data(data: dict) -> str:
+    """The splits of a study's data in one line: documents and tokens of each."""
+    splits = ", ".join(
+        f"{split} {data['documents'][split]:,} documents / "
+        f"{format_count(data['tokens'][split])} tokens"
+        for split in ("train", "validation", "heldout")
+    )
+    vocab = f"{data['tokenizer']} ({data['vocab_size']:,} tokens)"
+    return f"data: {data['corpus']}, tokenizer {vocab}; {splits}"
+
+
+def _storage(spec: StudySpec) -> str:
+    # A relative storage path means relative to where the command is run, not to wherever a
+    # Ray worker's working directory happens to be.
+    return str(Path(spec.storage).resolve()) if spec.storage else ""
+
+
+def _trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
+    storage = _storage(spec)
+    return [replace(t, storage=storage, data_key=data.key) for t in expand(spec)]
+
+
+def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:
     """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
-    vocab = make_tokenizer(trial.tokenizer).vocab_size
-    acct = account(trial.architecture, trial.n_layer, trial.n_embd, vocab, trial.seq_len)
+    acct = account(trial.architecture, trial.n_layer, trial.n_embd, vocab_size, trial.seq_len)
     return {
         "n_params": acct.n_params,
         "total_params": acct.total_params,
@@ -75,10 +113,12 @@ def planned_accounting(trial: TrialSpec) -> dict:
 
 
 def plan(spec: StudySpec) -> pd.DataFrame:
-    """The grid before anything runs: one row per trial with N, tokens, FLOPs and a time guess."""
+    """The grid before anything runs: one row per trial with N, tokens, FLOPs, passes over the
+    training split and a time guess. Prepares the token files if they are not there yet."""
+    data = prepare_data(spec)
     rows = []
-    for trial in expand(spec):
-        acct = planned_accounting(trial)
+    for trial in _trials(spec, data):
+        acct = planned_accounting(trial, data.vocab_size)
         tokens = trial.steps * trial.batch_size * trial.seq_len
         flops = acct["flops_per_token"] * tokens
         rows.append(
@@ -91,6 +131,7 @@ def plan(spec: StudySpec) -> pd.DataFrame:
                 "steps": trial.steps,
                 "lr": trial.lr,
                 "flops": float(flops),
+                "epochs": tokens / len(data.train),
                 "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.cpus) / 60,
                 "hash": trial.hash,
             }
@@ -111,10 +152,18 @@ class RunResult:
     fits: dict = field(default_factory=dict)
 
 
-def _register(session: Session, spec: StudySpec, trials: list[TrialSpec]) -> Study:
-    planned = {t.trial_id: planned_accounting(t) for t in trials}
+def _register(
+    session: Session, spec: StudySpec, trials: list[TrialSpec], data: TokenData
+) -> Study:
+    planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in trials}
     return register_study(
-        session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials, planned
+        session,
+        spec.name,
+        spec.model_dump(mode="json"),
+        spec.hash(),
+        trials,
+        planned,
+        data.summary(),
     )
 
 
@@ -128,22 +177,21 @@ def run_study(
 ) -> RunResult:
     """Run every trial of a study the store does not show finished, then fit and report.
 
-    Raises StudyError for an invalid study file before anything is written.
+    Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
+    used, before anything is written to the store.
     """
     from orchestrator import schedule  # heavy: ray
 
     console = console or Console(soft_wrap=True)
     spec = load_study(path)
-    # A relative storage path means relative to where `study run` is run, not to wherever a
-    # Ray worker's working directory happens to be.
-    storage = str(Path(spec.storage).resolve()) if spec.storage else ""
-    trials = [replace(t, storage=storage) for t in expand(spec)]
+    data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
+    trials = _trials(spec, data)
     url = store or default_url(spec.name)
     engine = open_store(url)
     result = RunResult(study=spec.name, store_url=url, report=None)
 
     with Session(engine) as session:
-        study = _register(session, spec, trials)
+        study = _register(session, spec, trials, data)
         mark_unfinished_interrupted(session, study)
         rows = {t.hash: t for t in current_trials(session, study)}
         to_run: list[tuple[TrialSpec, Trial]] = []
@@ -160,6 +208,7 @@ def run_study(
             f"finished, {len(to_run)} to run; store {url}",
             highlight=False,
         )
+        console.print(describe_data(study.data), highlight=False)
 
         if to_run:
             _run_on_ray(schedule, spec, to_run, session, console, address, result)

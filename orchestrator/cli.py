@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestrator.sizes import format_count
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
+from trainers.corpora import CorpusError
 
 app = typer.Typer(
     help="Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored "
@@ -106,7 +107,7 @@ def run(
         result = api.run_study(
             study, store=store, report=report, address=address, console=console, n_boot=n_boot
         )
-    except (StudyError, StoreError) as e:
+    except (StudyError, StoreError, CorpusError) as e:
         _fail(str(e))
     except ConnectionError as e:
         _fail(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {e}")
@@ -139,17 +140,28 @@ def plan(study: StudyFile) -> None:
     try:
         spec = load_study(study)
         frame = api.plan(spec)
-    except StudyError as e:
+        data = api.prepare_data(spec).summary()
+    except (StudyError, CorpusError) as e:
         _fail(str(e))
     columns = ["trial_id", "shape", "n_params", "tokens", "lr", "flops", "cpu_minutes"]
     shown = frame[columns]
     console.print(_frame_table(shown, f"{spec.name}: {len(frame)} trials"))
+    console.print(api.describe_data(data), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(
         f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
         f"({spec.resources.cpus_per_trial} CPU per trial)",
         highlight=False,
     )
+    for tokens, epochs in sorted(set(zip(frame.tokens, frame.epochs, strict=True))):
+        if epochs > 1:
+            console.print(
+                f"[yellow]warning[/]: trials of {format_count(tokens)} tokens read the "
+                f"{format_count(data['tokens']['train'])}-token training split {epochs:.1f} "
+                "times: the data repeats",
+                highlight=False,
+            )
+
 
 
 @app.command()

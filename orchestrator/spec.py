@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 from pathlib import Path
@@ -24,15 +25,23 @@ from orchestrator.sizes import LADDER, Shape
 from orchestrator.sizes import parse_count as _parse_count
 from trainers.accounting import N_SENTINELS, max_encdec_seq_len, span_counts
 from trainers.corpora import BUILTIN_CORPORA
-from trainers.tokenizers import TOKENIZERS
+from trainers.tokenizers import SPECIALS
 
+N_SPECIALS = len(SPECIALS)
+
+# Names of union branches, which pydantic puts in error locations; they are not fields.
 UNION_TAGS = (
     "label",
     "shape",
     "lr-value",
     "lr-sweep",
     "lr-rule",
-)  # not fields: left out of locations
+    "corpus-builtin",
+    "corpus-files",
+    "corpus-hf",
+    "tokenizer-name",
+    "tokenizer-bpe",
+)
 
 
 class StudyError(ValueError):
@@ -50,30 +59,130 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FilesCorpus(_Strict):
+    """Local files: a path or glob of .txt, .jsonl or .parquet files."""
+
+    path: str = Field(description="a file, or a glob such as texts/*.txt or data/**/*.jsonl")
+    format: Literal["txt", "jsonl", "parquet"] | None = Field(None, description="default: suffix")
+    text_field: str = Field("text", description="the JSON field or parquet column of the text")
+    blank_lines: int | None = Field(
+        None,
+        ge=1,
+        description=".txt: documents are separated by this many blank lines or more; "
+        "default: one document per file",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _matches_files(cls, value: str) -> str:
+        if not any(Path(p).is_file() for p in glob.glob(value, recursive=True)):
+            raise ValueError(f"no file matches {value!r} (relative paths start where you run)")
+        return value
+
+    def canonical(self) -> str:
+        """The corpus string trials carry: JSON with the absolute path."""
+        source = {
+            "files": str(Path(self.path).absolute()),
+            "format": self.format,
+            "text_field": self.text_field,
+            "blank_lines": self.blank_lines,
+        }
+        return json.dumps(source, sort_keys=True)
+
+
+class HFCorpus(_Strict):
+    """A Hugging Face dataset, from the Hub or saved with `save_to_disk` (a path)."""
+
+    hf: str = Field(description="dataset name (wikitext) or the folder of a saved dataset")
+    config: str | None = Field(None, description="dataset configuration (wikitext-2-raw-v1)")
+    split: str = "train"
+    text_field: str = "text"
+    streaming: bool = False
+    max_documents: int | None = Field(None, gt=0, description="read at most this many")
+
+    def canonical(self) -> str:
+        """The corpus string trials carry: JSON, with the absolute path of a saved dataset."""
+        source = self.model_dump()
+        if Path(self.hf).exists():
+            source["hf"] = str(Path(self.hf).absolute())
+        return json.dumps(source, sort_keys=True)
+
+
+def _corpus_form(value):
+    if isinstance(value, str) and not value.startswith("builtin:"):
+        return {"hf": value.removeprefix("hf:")} if value.startswith("hf:") else {"path": value}
+    return value
+
+
+def _corpus_kind(value) -> str:
+    if isinstance(value, str):
+        return "corpus-builtin"
+    is_hf = isinstance(value, HFCorpus) or (isinstance(value, dict) and "hf" in value)
+    return "corpus-hf" if is_hf else "corpus-files"
+
+
+class BpeTokenizer(_Strict):
+    """Byte-level BPE trained on the training split."""
+
+    bpe: int = Field(
+        gt=256 + N_SPECIALS, description="vocabulary size, the special tokens included"
+    )
+
+
 class DataSpec(_Strict):
     """Where the text comes from and how it becomes tokens."""
 
-    corpus: str = Field("builtin:kjv", description="builtin:<name>; built in: kjv")
-    tokenizer: str = Field("bytes", description="bytes: UTF-8 bytes plus special tokens")
+    corpus: Annotated[
+        Annotated[
+            Annotated[str, Tag("corpus-builtin")]
+            | Annotated[FilesCorpus, Tag("corpus-files")]
+            | Annotated[HFCorpus, Tag("corpus-hf")],
+            Discriminator(_corpus_kind),
+        ],
+        BeforeValidator(_corpus_form),
+    ] = Field("builtin:kjv", description="builtin:<name>, a path or glob, hf:<name>, or a mapping")
+    tokenizer: Annotated[
+        Annotated[str, Tag("tokenizer-name")] | Annotated[BpeTokenizer, Tag("tokenizer-bpe")],
+        Discriminator(
+            lambda v: "tokenizer-bpe" if isinstance(v, dict | BpeTokenizer) else "tokenizer-name"
+        ),
+    ] = Field(
+        "bytes", description="bytes, {bpe: <vocabulary size>}, or the path of a tokenizer.json"
+    )
     seq_len: int = Field(256, gt=1, description="tokens per training sequence")
     val_fraction: float = Field(0.02, gt=0, lt=0.5, description="documents held out to validate")
+    heldout_fraction: float = Field(
+        0.02, ge=0, lt=0.5, description="documents held out for zero-shot tasks"
+    )
     split_seed: int = Field(0, description="seed of the document split")
 
     @field_validator("corpus")
     @classmethod
-    def _known_corpus(cls, value: str) -> str:
-        kind, _, name = value.partition(":")
-        if kind != "builtin" or name not in BUILTIN_CORPORA:
+    def _known_builtin(cls, value):
+        if isinstance(value, str) and value.removeprefix("builtin:") not in BUILTIN_CORPORA:
             known = ", ".join(f"builtin:{k}" for k in BUILTIN_CORPORA)
-            raise ValueError(f"unknown corpus {value!r}; known: {known}")
+            raise ValueError(f"unknown built-in corpus {value!r}; known: {known}")
         return value
 
     @field_validator("tokenizer")
     @classmethod
-    def _known_tokenizer(cls, value: str) -> str:
-        if value not in TOKENIZERS:
-            raise ValueError(f"unknown tokenizer {value!r}; known: {', '.join(TOKENIZERS)}")
+    def _known_tokenizer(cls, value):
+        if isinstance(value, str) and value != "bytes" and not Path(value).is_file():
+            raise ValueError(
+                f"tokenizer {value!r} is neither bytes, {{bpe: <vocabulary size>}} nor the path "
+                "of a tokenizer.json"
+            )
         return value
+
+    def corpus_string(self) -> str:
+        """The corpus as trials carry it (see trainers.corpora)."""
+        return self.corpus if isinstance(self.corpus, str) else self.corpus.canonical()
+
+    def tokenizer_string(self) -> str:
+        """The tokenizer as trials carry it: bytes, bpe:<size> or an absolute path."""
+        if isinstance(self.tokenizer, BpeTokenizer):
+            return f"bpe:{self.tokenizer.bpe}"
+        return self.tokenizer if self.tokenizer == "bytes" else str(Path(self.tokenizer).absolute())
 
 
 class ShapeSpec(_Strict):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from trainers.trial import TrialSpec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(RuntimeError):
@@ -75,6 +75,7 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     spec: Mapped[dict] = mapped_column(JSON)  # the latest validated study file
     spec_hash: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict | None] = mapped_column(JSON)  # the splits: documents and tokens of each
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     trials: Mapped[list[Trial]] = relationship(back_populates="study", cascade="all, delete")
@@ -107,6 +108,7 @@ class Trial(Base):
     val_loss: Mapped[float | None]
     tokens_per_s: Mapped[float | None]  # training steps only
     mfu: Mapped[float | None]  # model FLOPs utilisation against the trial's peak
+    epochs: Mapped[float | None]  # passes over the training split
     node: Mapped[str | None] = mapped_column(String(200))
     device: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None]
@@ -193,11 +195,18 @@ def open_store(url: str, create: bool = True) -> Engine:
 
 
 def register_study(
-    session: Session, name: str, spec: dict, spec_hash: str, trials: list[TrialSpec], planned: dict
+    session: Session,
+    name: str,
+    spec: dict,
+    spec_hash: str,
+    trials: list[TrialSpec],
+    planned: dict,
+    data: dict | None = None,
 ) -> Study:
     """Record the study and its grid: new trials as pending, known ones (by hash) kept.
 
-    `planned` maps trial ids to {n_params, total_params, flops_per_token}. Trials of an earlier
+    `planned` maps trial ids to {n_params, total_params, flops_per_token}; `data` describes the
+    splits (documents and tokens of each). Trials of an earlier
     version of the study file that are not in this grid stay in the store, marked not current.
     """
     study = session.scalar(select(Study).where(Study.name == name))
@@ -207,6 +216,7 @@ def register_study(
         session.flush()
     else:
         study.spec, study.spec_hash, study.updated_at = spec, spec_hash, _now()
+    study.data = data
     known = {t.hash: t for t in study.trials}
     hashes = {t.hash for t in trials}
     for row in known.values():
@@ -319,6 +329,7 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
         trial.tokens_per_s = float(event["tokens_per_s"])
         trial.tokens_scored = event["tokens_scored"]
         trial.mfu = event["mfu"] if math.isfinite(event["mfu"]) else None
+        trial.epochs = event.get("epochs")
         trial.flops = float(trial.flops_per_token) * event["tokens"]
         trial.checkpoint = event.get("checkpoint") or None
     else:

@@ -27,7 +27,7 @@ def build(architecture, n_layer=2, n_embd=32, n_head=2, seq_len=32, device="cpu"
 def batch_of(architecture, rows=4, seq_len=32, seed=0):
     objective = objective_for(architecture, seq_len)
     rng = np.random.default_rng(seed)
-    windows = rng.integers(0, TOK.n_regular, (rows, objective.window))
+    windows = rng.integers(0, 256, (rows, objective.window))  # bytes
     return objective.make(windows, TOK, rng)
 
 

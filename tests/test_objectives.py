@@ -22,7 +22,7 @@ TOK = ByteTokenizer()
 
 def windows(rows: int, length: int, seed: int = 0) -> np.ndarray:
     """Random text tokens with an end-of-sequence token every 50 positions (document breaks)."""
-    w = np.random.default_rng(seed).integers(0, TOK.n_regular, (rows, length))
+    w = np.random.default_rng(seed).integers(0, 256, (rows, length))  # bytes
     w[:, ::50] = TOK.eos_id
     return w
 
@@ -38,7 +38,7 @@ def test_masking_statistics_match_bert():
     w = windows(2000, 128)
     batch = masked_lm(w, TOK, np.random.default_rng(1))
     inputs, targets = batch["inputs"].numpy(), batch["targets"].numpy()
-    regular = w < TOK.n_regular
+    regular = w < 256
     selected = targets != IGNORE
     assert not (selected & ~regular).any()  # special tokens are never selected
     assert (targets[selected] == w[selected]).all()  # targets are the original tokens
@@ -51,7 +51,7 @@ def test_masking_statistics_match_bert():
     # a random replacement equals the original 1 time in 256: "kept" absorbs those
     assert abs(changed.sum() / n - 0.1 * 255 / 256) < 0.02
     assert abs(kept.sum() / n - (0.1 + 0.1 / 256)) < 0.02
-    assert (inputs[changed] < TOK.n_regular).all()  # random tokens are regular tokens
+    assert (inputs[changed] < 256).all()  # random tokens are regular tokens
     assert (inputs[~selected] == w[~selected]).all()  # the rest is untouched
 
 
@@ -79,17 +79,18 @@ def test_span_statistics_match_t5():
     assert len(set(lengths.tolist())) > 1
 
 
-def reconstruct(inputs: np.ndarray, targets: np.ndarray) -> list[int]:
+def reconstruct(inputs: np.ndarray, targets: np.ndarray, tok=TOK) -> list[int]:
     """The original text from a corrupted input and its target: replace each sentinel."""
+    sentinels = set(tok.sentinel_ids.tolist())
     spans, current = {}, None
     for t in targets[:-1]:
-        if t >= TOK.sentinel_id:
+        if t in sentinels:
             current = spans.setdefault(int(t), [])
         else:
             current.append(int(t))
     out = []
     for t in inputs[:-1]:
-        out += spans[int(t)] if t >= TOK.sentinel_id else [int(t)]
+        out += spans[int(t)] if t in sentinels else [int(t)]
     return out
 
 
@@ -102,7 +103,7 @@ def test_sentinel_round_trip_reconstructs_the_original():
     pairs = zip(batch["inputs"].numpy(), batch["targets"].numpy(), strict=True)
     for row, (inputs, targets) in zip(w, pairs, strict=True):
         assert inputs[-1] == TOK.eos_id and targets[-1] == TOK.eos_id
-        assert targets[0] == TOK.sentinel_id  # the target starts with the first sentinel
+        assert targets[0] == TOK.sentinel_ids[0]  # the target starts with <extra_id_0>
         assert reconstruct(inputs, targets) == row.tolist()
     dec_in = batch["decoder_inputs"].numpy()
     assert (dec_in[:, 0] == TOK.pad_id).all()
@@ -114,7 +115,7 @@ def test_sentinels_are_numbered_in_order():
     noise = np.zeros(20, dtype=bool)
     noise[[3, 4, 9, 15, 16, 17]] = True
     inputs, targets = corrupt_spans(row, noise, TOK)
-    s = TOK.sentinel_id
+    s = TOK.sentinel_ids[0]
     assert inputs.tolist() == [
         0,
         1,
@@ -139,11 +140,28 @@ def test_sentinels_are_numbered_in_order():
 
 
 def test_every_tokenizer_has_the_special_tokens():
-    ids = {TOK.pad_id, TOK.eos_id, TOK.mask_id, TOK.sentinel_id, TOK.sentinel_id + 99}
-    assert min(ids) >= TOK.n_regular and max(ids) < TOK.vocab_size
+    ids = {TOK.pad_id, TOK.eos_id, TOK.mask_id, *TOK.sentinel_ids.tolist()}
+    assert len(ids) == 103 and min(ids) >= 256 and max(ids) < TOK.vocab_size
     assert TOK.vocab_size == 256 + 3 + 100
 
 
 def test_encdec_refuses_more_spans_than_sentinels():
     with pytest.raises(ValueError, match="sentinel"):
         objective_for("encdec", 4096)
+
+
+def test_span_corruption_with_a_bpe_tokenizer_round_trips_text():
+    from trainers.corpora import load_documents
+    from trainers.tokenizers import train_bpe
+
+    documents = list(load_documents("builtin:kjv")[:200])
+    tok = train_bpe(documents, 1000)
+    assert tok.vocab_size == 1000 and tok.is_special(tok.sentinel_ids).all()
+    ids = tok.encode(documents[0])[:256].astype(np.int64)
+    windows = np.stack([ids[:128], ids[128:256]])
+    batch = span_corruption(windows, tok, np.random.default_rng(0))
+    pairs = zip(batch["inputs"].numpy(), batch["targets"].numpy(), strict=True)
+    for row, (inputs, targets) in zip(windows, pairs, strict=True):
+        assert reconstruct(inputs, targets, tok) == row.tolist()
+    masked = masked_lm(windows, tok, np.random.default_rng(0))["inputs"].numpy()
+    assert not tok.is_special(masked[masked != tok.mask_id]).any()

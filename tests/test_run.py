@@ -148,13 +148,13 @@ class _Interrupted(Exception):
 def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_study):
     from io import StringIO
 
-    from orchestrator.grid import expand
     from orchestrator.spec import load_study
     from trainers.train import train
 
     text = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[encdec]")
     tiny_study.write_text(text.replace("[25K, 50K, 100K]", "[50K]"))
-    (spec,) = expand(load_study(tiny_study))
+    study = load_study(tiny_study)
+    (spec,) = api._trials(study, api.prepare_data(study))  # the trial as `study run` makes it
 
     def cut_off(event):  # the trial stops right after its first checkpoint
         if event["event"] == "checkpoint":

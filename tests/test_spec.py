@@ -41,7 +41,7 @@ def test_valid_study_gets_defaults():
         (VALID.replace("25K", "7M"), "size '7M' is not in the decoder ladder"),
         (VALID + "train: {lr: -1}\n", "x.yaml:5: train.lr: Input should be greater than 0"),
         (VALID + "train:\n  batch_size: many\n", "x.yaml:6: train.batch_size:"),
-        (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown corpus 'builtin:nope'"),
+        (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown built-in corpus 'builtin:nope'"),
         (
             VALID.replace("25K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
             "n_embd=30 is not divisible by n_head=4",

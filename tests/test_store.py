@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.api import _register
+from orchestrator.api import _register as _register_with_data
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
 from orchestrator.store import (
@@ -20,6 +20,7 @@ from orchestrator.store import (
     record_event,
     start_attempt,
 )
+from trainers.data import load_token_data
 
 STUDY = """\
 name: st
@@ -27,6 +28,11 @@ architectures: [decoder]
 sizes: [25K, 100K]
 budget: {tokens: 600K}
 """
+
+
+def _register(session, spec, trials):
+    data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
+    return _register_with_data(session, spec, trials, data)
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import torch
 
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
-from trainers.corpora import load_documents
-from trainers.data import load_token_data, split_documents
 from trainers.train import DivergenceError, lr_at, train
 
 TINY = """\
@@ -40,16 +38,6 @@ def test_lr_warms_up_then_decays_to_the_floor(spec):
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
     assert lrs[-1] == pytest.approx(spec.lr * spec.min_lr_ratio, rel=0.05)
-
-
-def test_splits_are_by_document_and_disjoint():
-    docs = load_documents("builtin:kjv")
-    assert len(docs) == 1189  # one document per chapter
-    train_docs, val_docs = split_documents(docs, 0.02, seed=0)
-    assert set(train_docs).isdisjoint(val_docs)
-    assert len(train_docs) + len(val_docs) == len(docs)
-    assert split_documents(docs, 0.02, seed=0) == (train_docs, val_docs)
-    assert split_documents(docs, 0.02, seed=1)[1] != val_docs
 
 
 def test_train_reports_events_and_learns(spec):
@@ -79,11 +67,6 @@ def test_train_is_deterministic_for_a_seed(spec):
 def test_divergence_raises(spec):
     with pytest.raises(DivergenceError, match="loss is"):
         train(replace(spec, lr=1e6, grad_clip=1e9), lambda e: None)
-
-
-def test_validation_stream_is_separate_from_training():
-    data = load_token_data("builtin:kjv", "bytes", 0.02, 0, 32)
-    assert len(data.val) < 0.05 * len(data.train)
 
 
 def test_trainer_imports_neither_ray_nor_sqlalchemy():

@@ -1,66 +1,178 @@
-"""Document splits, token streams and batches for training and validation."""
+"""Document splits, token files and batches.
+
+A corpus is split by whole documents into train, validation and held-out parts (the held-out
+part is for zero-shot evaluation), tokenized once, and kept as token files under
+`<storage>/cache/<key>/` that every trial, and every later run, memory-maps. The key hashes the
+corpus's identity, the tokenizer and the split, so a changed corpus or tokenizer gets new
+files.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from trainers.corpora import CorpusError, load_documents
-from trainers.tokenizers import ByteTokenizer, make_tokenizer
+from trainers.corpora import CorpusError, corpus_identity, describe, load_documents
+from trainers.tokenizers import make_tokenizer, tokenizer_from_json
+
+SPLITS = ("train", "validation", "heldout")
+CACHE_VERSION = 1  # bump when the token files change meaning
 
 
 def split_documents(
-    documents: tuple[str, ...], val_fraction: float, seed: int
-) -> tuple[list[str], list[str]]:
-    """Deterministic split by whole documents into (train, validation)."""
-    order = np.random.default_rng(seed).permutation(len(documents))
-    n_val = max(1, round(val_fraction * len(documents)))
-    if n_val >= len(documents):
-        raise CorpusError(f"{len(documents)} documents are too few for a validation split")
-    val = [documents[i] for i in order[:n_val]]
-    train = [documents[i] for i in order[n_val:]]
-    return train, val
+    documents: tuple[str, ...], val_fraction: float, heldout_fraction: float, seed: int
+) -> dict[str, list[str]]:
+    """Deterministic split by whole documents into train, validation and held-out parts."""
+    n = len(documents)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(val_fraction * n))
+    n_heldout = max(1, round(heldout_fraction * n)) if heldout_fraction > 0 else 0
+    if n_val + n_heldout >= n:
+        raise CorpusError(
+            f"{n} documents are too few for a validation split of {n_val} and a held-out split "
+            f"of {n_heldout} with any left to train on"
+        )
+    parts = np.split(order, [n_val, n_val + n_heldout])
+    val, heldout, train = ([documents[i] for i in part] for part in parts)
+    return {"train": train, "validation": val, "heldout": heldout}
 
 
-def _stream(tokenizer: ByteTokenizer, documents: list[str]) -> np.ndarray:
-    eos = np.array([tokenizer.eos_id], dtype=np.uint16)
-    parts = []
-    for doc in documents:
-        parts += [tokenizer.encode(doc), eos]
-    return np.concatenate(parts)
+def _stream(tokenized: list[np.ndarray], eos: int, dtype) -> np.ndarray:
+    """Documents joined into one stream, each followed by <eos>."""
+    end = np.array([eos], dtype=dtype)
+    parts = [part for ids in tokenized for part in (ids.astype(dtype), end)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 @dataclass(frozen=True)
 class TokenData:
-    """Train and validation token streams: documents joined by end-of-sequence tokens."""
+    """The token streams of the three splits (memory-mapped when cached) and the tokenizer."""
 
+    key: str
+    corpus: str
     train: np.ndarray
     val: np.ndarray
-    tokenizer: ByteTokenizer
+    heldout: np.ndarray
+    tokenizer: object
+    documents: dict  # split -> number of documents
 
     @property
     def vocab_size(self) -> int:
         """Embedding rows a model needs: the tokenizer's whole vocabulary."""
         return self.tokenizer.vocab_size
 
+    def summary(self) -> dict:
+        """Documents and tokens per split, the tokenizer and its vocabulary: for plan and store."""
+        streams = {"train": self.train, "validation": self.val, "heldout": self.heldout}
+        return {
+            "key": self.key,
+            "corpus": describe(self.corpus),
+            "tokenizer": self.tokenizer.name,
+            "vocab_size": self.vocab_size,
+            "documents": dict(self.documents),
+            "tokens": {k: int(len(v)) for k, v in streams.items()},
+        }
+
+    def check_fits(self, window: int) -> None:
+        """Refuse splits too small to cut at least two sequences of `window` tokens from."""
+        for split, stream in (("train", self.train), ("validation", self.val)):
+            if len(stream) < 2 * window:
+                raise CorpusError(
+                    f"the {split} split of {describe(self.corpus)} has {len(stream)} tokens, "
+                    f"too few for sequences of {window}: use a shorter seq_len or more text"
+                )
+
+
+def cache_root(storage: str) -> str:
+    """Where a study's token files live: `<storage>/cache`, or nowhere without storage."""
+    return str(Path(storage) / "cache") if storage else ""
+
+
+def data_key(
+    corpus: str, tokenizer: str, val_fraction: float, heldout_fraction: float, split_seed: int
+) -> str:
+    """The cache key of a corpus, tokenizer and split."""
+    tok = tokenizer
+    if not tokenizer.startswith(("bytes", "bpe:")) and Path(tokenizer).is_file():
+        stat = os.stat(tokenizer)
+        tok = f"{tokenizer}:{stat.st_size}:{stat.st_mtime_ns}"
+    blob = json.dumps(
+        [CACHE_VERSION, corpus_identity(corpus), tok, val_fraction, heldout_fraction, split_seed]
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed) -> tuple:
+    splits = split_documents(load_documents(corpus), val_fraction, heldout_fraction, split_seed)
+    tok = make_tokenizer(tokenizer, splits["train"])
+    streams = {
+        split: _stream(tok.encode_documents(docs), tok.eos_id, tok.dtype)
+        for split, docs in splits.items()
+    }
+    return splits, tok, streams
+
+
+def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
+    """Write the token files into a fresh folder, then move it into place in one rename."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    for split, stream in streams.items():
+        np.save(tmp / f"{split}.npy", stream)
+    saved = tok.to_json()
+    if saved is not None:
+        (tmp / "tokenizer.json").write_text(saved)
+    with (tmp / "heldout.jsonl").open("w") as f:  # the zero-shot tasks are made from these
+        for doc in splits["heldout"]:
+            f.write(json.dumps({"text": doc}) + "\n")
+    meta = {
+        "corpus": corpus,
+        "tokenizer": tok.name,
+        "documents": {k: len(v) for k, v in splits.items()},
+    }
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process got there first: its files are the same
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_token_data(
+    corpus: str,
+    tokenizer: str,
+    val_fraction: float,
+    heldout_fraction: float,
+    split_seed: int,
+    cache_root: str = "",
+) -> TokenData:
+    """The tokenized splits of a corpus: from `<cache_root>/<key>/` if they are there, else
+    built (and written there, when a cache root is given). Kept in memory per process, by key:
+    a changed corpus is read again."""
+    key = data_key(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
+    return _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, cache_root)
+
 
 @functools.lru_cache(maxsize=4)
-def load_token_data(
-    corpus: str, tokenizer: str, val_fraction: float, split_seed: int, seq_len: int
-) -> TokenData:
-    """Tokenized splits of a corpus, checked to hold at least a few sequences each."""
-    tok = make_tokenizer(tokenizer)
-    train_docs, val_docs = split_documents(load_documents(corpus), val_fraction, split_seed)
-    data = TokenData(_stream(tok, train_docs), _stream(tok, val_docs), tok)
-    for split, stream in (("train", data.train), ("validation", data.val)):
-        if len(stream) < 2 * (seq_len + 1):
-            raise CorpusError(
-                f"the {split} split of {corpus!r} has {len(stream)} tokens, "
-                f"too few for seq_len={seq_len}"
-            )
-    return data
+def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, cache_root):
+    folder = Path(cache_root) / key if cache_root else None
+    if folder is None or not (folder / "meta.json").exists():
+        splits, tok, streams = _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
+        if folder is None:
+            documents = {k: len(v) for k, v in splits.items()}
+            return TokenData(key, corpus, *streams.values(), tok, documents)
+        _write(folder, splits, tok, streams, corpus)
+    meta = json.loads((folder / "meta.json").read_text())
+    saved = folder / "tokenizer.json"
+    tok = tokenizer_from_json(saved.read_text() if saved.exists() else None, meta["tokenizer"])
+    streams = [np.load(folder / f"{split}.npy", mmap_mode="r") for split in SPLITS]
+    return TokenData(key, corpus, *streams, tok, meta["documents"])
 
 
 def sample_windows(

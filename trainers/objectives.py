@@ -15,7 +15,7 @@ import torch
 
 from trainers.accounting import MLM_PROBABILITY, N_SENTINELS, max_encdec_seq_len, span_counts
 from trainers.blocks import IGNORE
-from trainers.tokenizers import ByteTokenizer
+from trainers.tokenizers import Tokenizer
 
 Batch = dict[str, torch.Tensor]
 
@@ -24,23 +24,27 @@ def _tensors(**arrays: np.ndarray) -> Batch:
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in arrays.items()}
 
 
-def causal_lm(windows: np.ndarray, tok: ByteTokenizer, rng: np.random.Generator) -> Batch:
+def causal_lm(windows: np.ndarray, tok: Tokenizer, rng: np.random.Generator) -> Batch:
     """Predict every next token: inputs are the window but its last token, targets shifted by 1."""
     return _tensors(inputs=windows[:, :-1], targets=windows[:, 1:])
 
 
-def masked_lm(windows: np.ndarray, tok: ByteTokenizer, rng: np.random.Generator) -> Batch:
+def masked_lm(windows: np.ndarray, tok: Tokenizer, rng: np.random.Generator) -> Batch:
     """BERT's masking (as HF `DataCollatorForLanguageModeling`): each regular token is selected
     with probability 0.15; a selected token becomes <mask> with probability 0.8, a random
     regular token with 0.1, and stays with 0.1. Only selected positions carry a target."""
-    regular = windows < tok.n_regular  # special tokens (<eos> between documents) are never selected
+    regular = ~tok.is_special(
+        windows
+    )  # special tokens (<eos> between documents) are never selected
     selected = regular & (rng.random(windows.shape) < MLM_PROBABILITY)
     draw = rng.random(windows.shape)
     masked = selected & (draw < 0.8)
     randomized = selected & (draw >= 0.8) & (draw < 0.9)
     inputs = windows.copy()
     inputs[masked] = tok.mask_id
-    inputs[randomized] = rng.integers(0, tok.n_regular, size=int(randomized.sum()))
+    inputs[randomized] = tok.regular_ids[
+        rng.integers(0, len(tok.regular_ids), int(randomized.sum()))
+    ]
     targets = np.where(selected, windows, IGNORE)
     return _tensors(inputs=inputs, targets=targets)
 
@@ -64,18 +68,18 @@ def random_spans_noise_mask(length: int, rng: np.random.Generator) -> np.ndarray
 
 
 def corrupt_spans(
-    row: np.ndarray, noise: np.ndarray, tok: ByteTokenizer
+    row: np.ndarray, noise: np.ndarray, tok: Tokenizer
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets) of one sequence: each noise span in the input becomes one sentinel;
     the target is each sentinel followed by the span it hides; both end with <eos>."""
     starts = noise & ~np.concatenate([[False], noise[:-1]])
-    sentinels = tok.sentinel_id + np.cumsum(starts) - 1
+    sentinels = tok.sentinel_ids[np.cumsum(starts) - 1]  # the i-th span gets <extra_id_i>
     inputs = np.where(starts, sentinels, row)[~noise | starts]
     targets = np.insert(row[noise], np.flatnonzero(starts[noise]), sentinels[starts])
     return np.append(inputs, tok.eos_id), np.append(targets, tok.eos_id)
 
 
-def span_corruption(windows: np.ndarray, tok: ByteTokenizer, rng: np.random.Generator) -> Batch:
+def span_corruption(windows: np.ndarray, tok: Tokenizer, rng: np.random.Generator) -> Batch:
     """T5's span corruption (noise density 0.15, mean span 3). The decoder reads the targets
     shifted right behind <pad> (T5's decoder start token)."""
     pairs = [corrupt_spans(row, random_spans_noise_mask(len(row), rng), tok) for row in windows]
@@ -92,7 +96,7 @@ class Objective:
 
     name: str
     window: int
-    make: Callable[[np.ndarray, ByteTokenizer, np.random.Generator], Batch]
+    make: Callable[[np.ndarray, Tokenizer, np.random.Generator], Batch]
 
 
 def objective_for(architecture: str, seq_len: int) -> Objective:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from trainers.blocks import IGNORE, ModelConfig
-from trainers.data import load_token_data, sample_windows, validation_windows
+from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
 from trainers.decoder import Decoder
 from trainers.encdec import EncoderDecoder
 from trainers.encoder import Encoder
@@ -163,10 +163,16 @@ def train(spec: TrialSpec, report: Report) -> dict:
     rng = np.random.default_rng(spec.seed)
 
     data = load_token_data(
-        spec.corpus, spec.tokenizer, spec.val_fraction, spec.split_seed, spec.seq_len
+        spec.corpus,
+        spec.tokenizer,
+        spec.val_fraction,
+        spec.heldout_fraction,
+        spec.split_seed,
+        cache_root(spec.storage),
     )
     tok = data.tokenizer
     objective = objective_for(spec.architecture, spec.seq_len)
+    data.check_fits(objective.window)
     model = build_model(spec, data.vocab_size).to(device)
     optimizer = _optimizer(model, spec)
     # the validation set is the same for every trial of an architecture: fixed windows, and
@@ -311,6 +317,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
         "step": spec.steps,
         "tokens": tokens,
         "tokens_scored": scored,
+        "epochs": tokens / len(data.train),  # passes over the training split
         "val_loss": val_loss,
         "wall_s": time.perf_counter() - started,
         "tokens_per_s": tokens_per_s,  # training steps only: no evaluation, no checkpoints

@@ -24,8 +24,8 @@ class TrialSpec:
     n_layer: int
     n_embd: int
     n_head: int
-    corpus: str
-    tokenizer: str
+    corpus: str  # builtin:<name>, or the JSON of a source (trainers.corpora)
+    tokenizer: str  # bytes, bpe:<vocabulary size>, or the path of a tokenizer.json
     seq_len: int
     val_fraction: float
     split_seed: int
@@ -44,7 +44,9 @@ class TrialSpec:
     eval_tokens: int
     cpus: int = 1
     gpus: float = 0
-    storage: str = ""  # folder for checkpoints; empty saves none
+    heldout_fraction: float = 0.02
+    data_key: str = ""  # the token cache's key: changes when the corpus's content does
+    storage: str = ""  # folder for checkpoints and token files; empty saves none
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
 

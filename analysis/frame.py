@@ -17,6 +17,7 @@ TRIAL_COLUMNS = [
     "tokens",
     "tokens_done",
     "tokens_scored",
+    "epochs",
     "flops",
     "lr",
     "status",

@@ -46,6 +46,7 @@ EXPORT_COLUMNS = [
     "tokens",
     "tokens_done",
     "tokens_scored",
+    "epochs",
     "flops",
     "lr",
     "status",
@@ -152,9 +153,7 @@ class RunResult:
     fits: dict = field(default_factory=dict)
 
 
-def _register(
-    session: Session, spec: StudySpec, trials: list[TrialSpec], data: TokenData
-) -> Study:
+def _register(session: Session, spec: StudySpec, trials: list[TrialSpec], data: TokenData) -> Study:
     planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in trials}
     return register_study(
         session,

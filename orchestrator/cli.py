@@ -163,7 +163,6 @@ def plan(study: StudyFile) -> None:
             )
 
 
-
 @app.command()
 def status(
     study: OptionalStudyFile = None,

@@ -96,6 +96,17 @@ def test_a_hugging_face_dataset_saved_to_disk_loads_by_path(tmp_path, monkeypatc
         load_documents(source("data: {corpus: {hf: saved, split: validation}}"))
 
 
+def test_a_hugging_face_builder_streams_local_files(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.chdir(tmp_path)
+    lines = [json.dumps({"body": f"streamed {i}"}) for i in range(4)]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    text = "data: {corpus: {hf: json, data_files: d.jsonl, streaming: true, text_field: body}}"
+    assert load_documents(source(text)) == tuple(f"streamed {i}" for i in range(4))
+    with pytest.raises(CorpusError, match=r"no column 'text' \(it has: body\)"):
+        load_documents(source(text.replace(", text_field: body", "")))
+
+
 def test_an_empty_corpus_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty.txt").write_text("  \n\n")

@@ -94,7 +94,7 @@ budget: {tokens: 1M}
 def test_the_default_lr_rule_is_flat_to_1m_then_falls_as_n_to_the_minus_third():
     trials = expand(parse_study(LR_STUDY))
     lr = {t.trial_id: t.lr for t in trials}
-    base = {"decoder": 3e-3, "encoder": 1.5e-3, "encdec": 2e-3}
+    base = {"decoder": 3e-3, "encoder": 1e-3, "encdec": 2e-3}
     for arch, value in base.items():
         assert lr[f"{arch}-25K-s0"] == lr[f"{arch}-1M-s0"] == value
     for t in trials:

@@ -171,7 +171,11 @@ def _hf_dataset(source: dict):
         return dataset
     try:
         return datasets.load_dataset(
-            name, source.get("config"), split=split, streaming=source.get("streaming", False)
+            name,
+            source.get("config"),
+            data_files=source.get("data_files"),
+            split=split,
+            streaming=source.get("streaming", False),
         )
     except Exception as e:
         raise CorpusError(f"cannot load the Hugging Face dataset {name!r}: {e}") from None
@@ -187,9 +191,14 @@ def _hf_documents(source: dict) -> list[str]:
         )
     limit = source.get("max_documents")
     documents = []
-    for record in dataset:
+    for record in dataset:  # a streamed dataset may not know its columns until it is read
         if limit is not None and len(documents) >= limit:
             break
+        if field not in record:
+            raise CorpusError(
+                f"the dataset {source['hf']!r} has no column {field!r} (it has: "
+                f"{', '.join(record)}); set text_field to the column that holds the text"
+            )
         documents.append(str(record[field]))
     return documents
 
@@ -246,6 +255,7 @@ def corpus_identity(corpus: str) -> str:
         files = _files(source["files"]) if "files" in source else []
         if "hf" in source and Path(source["hf"]).exists():
             files = sorted(p for p in Path(source["hf"]).rglob("*") if p.is_file())
+        files += [Path(f) for f in source.get("data_files") or []]
         parts = [corpus] + [f"{p}:{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

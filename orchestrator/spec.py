@@ -72,6 +72,17 @@ class FilesCorpus(_Strict):
         "default: one document per file",
     )
 
+    @model_validator(mode="after")
+    def _options_fit_the_format(self):
+        fmt = self.format or Path(self.path).suffix.lstrip(".").lower()
+        if fmt == "txt" and "text_field" in self.model_fields_set:
+            raise ValueError("text_field is for .jsonl and .parquet files; a .txt file is all text")
+        if fmt in ("jsonl", "parquet") and self.blank_lines is not None:
+            raise ValueError(
+                f"blank_lines is for .txt files; a .{fmt} file has one text per record"
+            )
+        return self
+
     @field_validator("path")
     @classmethod
     def _matches_files(cls, value: str) -> str:
@@ -93,7 +104,10 @@ class FilesCorpus(_Strict):
 class HFCorpus(_Strict):
     """A Hugging Face dataset, from the Hub or saved with `save_to_disk` (a path)."""
 
-    hf: str = Field(description="dataset name (wikitext) or the folder of a saved dataset")
+    hf: str = Field(
+        min_length=1, description="dataset name (wikitext) or the folder of a saved dataset"
+    )
+    revision: str | None = Field(None, description="a Hub dataset's commit, tag or branch")
     config: str | None = Field(None, description="dataset configuration (wikitext-2-raw-v1)")
     data_files: str | list[str] | None = Field(
         None,

@@ -209,3 +209,55 @@ def test_plan_shows_the_splits_and_warns_when_data_repeats(tmp_path):
     assert "train 1,141 documents / 3.98M tokens" in out and "heldout 24 documents" in out
     assert "trials of 10M tokens read the 3.98M-token training split 2.5 times" in out
     assert "trials of 1M tokens" not in out
+
+
+def test_a_tokenizer_file_with_its_own_specials_and_post_processor(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"[UNK]": 0, "hello": 1, "world": 2, "<eos>": 3, "[CLS]": 5, "[SEP]": 700}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(["[CLS]", "[SEP]"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 5), ("[SEP]", 700)]
+    )
+    tok.save(str(tmp_path / "tokenizer.json"))
+    loaded = load_tokenizer_file(tmp_path / "tokenizer.json")
+    assert loaded.vocab_size > 700  # ids have gaps: the table reaches the largest id
+    ids = loaded.encode("hello world")
+    assert ids.tolist() == [1, 2]  # no [CLS] ... [SEP] around a document
+    assert loaded.is_special(np.array([5, 700, loaded.eos_id, loaded.pad_id])).all()
+    assert not np.isin([5, 700], loaded.regular_ids).any()  # never a random replacement
+    assert loaded.eos_id == 3  # a token the file already has keeps its id
+
+
+def test_special_token_names_in_the_text_are_text():
+    tok = train_bpe(list(load_documents("builtin:kjv")[:50]), 600)
+    ids = tok.encode("the end <eos> <mask> <extra_id_0>")
+    assert not tok.is_special(ids).any()
+    assert tok.decode(ids) == "the end <eos> <mask> <extra_id_0>"
+
+
+def test_more_bad_corpora_are_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "n.jsonl").write_text('{"text": "fine"}\n{"text": null}\n')
+    with pytest.raises(CorpusError, match="n.jsonl:2: field 'text' holds NoneType, not text"):
+        load_documents(source("data: {corpus: n.jsonl}"))
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe text")
+    assert load_documents(source("data: {corpus: bad.txt}"))  # undecodable bytes are replaced
+    (tmp_path / "bad.jsonl").write_bytes(b'{"text": "\xff"}\n')
+    with pytest.raises(CorpusError, match="cannot read the corpus .*bad.jsonl"):
+        load_documents(source("data: {corpus: bad.jsonl}"))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CorpusError, match="folder: not a dataset saved with save_to_disk"):
+        load_documents(source("data: {corpus: {hf: folder}}"))
+
+
+def test_a_trial_refuses_token_files_of_a_corpus_that_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.txt").write_text("\n\n".join(f"text {i} " * 40 for i in range(40)))
+    corpus = source("data: {corpus: {path: c.txt, blank_lines: 1}}")
+    planned = load_token_data(corpus, "bytes", 0.1, 0.1, 0)  # no cache folder: memory only
+    (tmp_path / "c.txt").write_text("\n\n".join(f"other {i} " * 40 for i in range(40)))
+    with pytest.raises(CorpusError, match="changed since the study was planned"):
+        load_token_data(corpus, "bytes", 0.1, 0.1, 0, "", planned.key)

@@ -133,6 +133,10 @@ def test_cli_end_to_end(tiny_study):
     assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly.js is inlined
     db = sqlite3.connect(cwd / "runs" / "tiny.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    data = json.loads(db.execute("SELECT data FROM studies").fetchone()[0])
+    assert data["documents"] == {"train": 1141, "validation": 24, "heldout": 24}
+    assert data["tokens"]["train"] > 3_900_000 and data["vocab_size"] == 359
+    assert all(r["epochs"] > 0 for r in rows)
     n_metrics = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
 
     again = _study("run", str(tiny_study), "--n-boot", "10", cwd=cwd)

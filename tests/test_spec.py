@@ -43,6 +43,23 @@ def test_valid_study_gets_defaults():
         (VALID + "train:\n  batch_size: many\n", "x.yaml:6: train.batch_size:"),
         (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown built-in corpus 'builtin:nope'"),
         (
+            VALID + "data:\n  corpus: 'nowhere/*.txt'\n",
+            "x.yaml:6: data.corpus.path: no file matches 'nowhere/*.txt'",
+        ),
+        (
+            VALID + "data: {corpus: {path: README.md, text_feild: body}}\n",
+            "x.yaml:5: data.corpus.text_feild: unknown field",
+        ),
+        (
+            VALID + "data: {tokenizer: {bpe: 300}}\n",
+            "data.tokenizer.bpe: Input should be greater than 359",
+        ),
+        (VALID + "data: {tokenizer: none.json}\n", "tokenizer 'none.json' is neither bytes"),
+        (
+            VALID + "data: {heldout_fraction: 0.7}\n",
+            "data.heldout_fraction: Input should be less than 0.5",
+        ),
+        (
             VALID.replace("25K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
             "n_embd=30 is not divisible by n_head=4",
         ),
@@ -74,3 +91,23 @@ def test_cli_rejects_a_bad_study_with_exit_2_and_writes_nothing(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"{bad}:5: sezes: unknown field" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # no runs/, no reports/
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            "{corpus: {path: README.md, format: txt, text_field: body}}",
+            "x.yaml:5: data.corpus: text_field is for .jsonl and .parquet files",
+        ),
+        (
+            "{corpus: {path: README.md, format: jsonl, blank_lines: 2}}",
+            "data.corpus: blank_lines is for .txt files",
+        ),
+        ("{corpus: 'hf:'}", "x.yaml:5: data.corpus.hf: String should have at least 1"),
+    ],
+)
+def test_corpus_options_that_do_not_apply_are_refused(data, expected):
+    with pytest.raises(StudyError) as info:
+        parse_study(VALID + f"data: {data}\n", "x.yaml")
+    assert expected in str(info.value)

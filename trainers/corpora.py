@@ -122,7 +122,12 @@ def _jsonl_documents(path: Path, field: str) -> list[str]:
                     f"{path}:{number}: no text field {field!r} (it has: {keys}); "
                     "set text_field to the field that holds the text"
                 )
-            documents.append(str(record[field]))
+            if not isinstance(record[field], str):
+                raise CorpusError(
+                    f"{path}:{number}: field {field!r} holds {type(record[field]).__name__}, "
+                    "not text"
+                )
+            documents.append(record[field])
     return documents
 
 
@@ -163,7 +168,10 @@ def _hf_dataset(source: dict):
         ) from None
     name, split = source["hf"], source.get("split", "train")
     if Path(name).exists():  # a dataset saved with `save_to_disk`
-        dataset = datasets.load_from_disk(name)
+        try:
+            dataset = datasets.load_from_disk(name)
+        except Exception as e:
+            raise CorpusError(f"{name}: not a dataset saved with save_to_disk ({e})") from None
         if isinstance(dataset, datasets.DatasetDict):
             if split not in dataset:
                 raise CorpusError(f"{name}: no split {split!r} (it has: {', '.join(dataset)})")
@@ -176,6 +184,7 @@ def _hf_dataset(source: dict):
             data_files=source.get("data_files"),
             split=split,
             streaming=source.get("streaming", False),
+            revision=source.get("revision"),
         )
     except Exception as e:
         raise CorpusError(f"cannot load the Hugging Face dataset {name!r}: {e}") from None
@@ -229,13 +238,18 @@ def load_documents(corpus: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4)
 def _documents(corpus: str, identity: str) -> tuple[str, ...]:
     source = parse_source(corpus)
-    if "builtin" in source:
-        reader = {"kjv": _kjv_documents, "pydocs": _pydocs_documents}[source["builtin"]]
-        documents = reader()
-    elif "files" in source:
-        documents = _file_documents(source)
-    else:
-        documents = _hf_documents(source)
+    try:
+        if "builtin" in source:
+            reader = {"kjv": _kjv_documents, "pydocs": _pydocs_documents}[source["builtin"]]
+            documents = reader()
+        elif "files" in source:
+            documents = _file_documents(source)
+        else:
+            documents = _hf_documents(source)
+    except CorpusError:
+        raise
+    except (OSError, UnicodeDecodeError) as e:  # unreadable files: name them, no traceback
+        raise CorpusError(f"cannot read the corpus {describe(corpus)}: {e}") from None
     documents = tuple(d for d in (d.strip() for d in documents) if d)
     if not documents:
         raise CorpusError(f"the corpus {describe(corpus)} has no text")
@@ -255,7 +269,7 @@ def corpus_identity(corpus: str) -> str:
         files = _files(source["files"]) if "files" in source else []
         if "hf" in source and Path(source["hf"]).exists():
             files = sorted(p for p in Path(source["hf"]).rglob("*") if p.is_file())
-        files += [Path(f) for f in source.get("data_files") or []]
+        files += [p for pattern in source.get("data_files") or [] for p in _files(pattern)]
         parts = [corpus] + [f"{p}:{os.stat(p).st_size}:{os.stat(p).st_mtime_ns}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

@@ -102,8 +102,7 @@ def data_key(
     """The cache key of a corpus, tokenizer and split."""
     tok = tokenizer
     if not tokenizer.startswith(("bytes", "bpe:")) and Path(tokenizer).is_file():
-        stat = os.stat(tokenizer)
-        tok = f"{tokenizer}:{stat.st_size}:{stat.st_mtime_ns}"
+        tok = hashlib.sha256(Path(tokenizer).read_bytes()).hexdigest()  # the file's content
     blob = json.dumps(
         [CACHE_VERSION, corpus_identity(corpus), tok, val_fraction, heldout_fraction, split_seed]
     )
@@ -151,12 +150,26 @@ def load_token_data(
     heldout_fraction: float,
     split_seed: int,
     cache_root: str = "",
+    key: str = "",
 ) -> TokenData:
     """The tokenized splits of a corpus: from `<cache_root>/<key>/` if they are there, else
     built (and written there, when a cache root is given). Kept in memory per process, by key:
-    a changed corpus is read again."""
-    key = data_key(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
-    return _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, cache_root)
+    a changed corpus is read again.
+
+    A trial passes the key its study was planned with: token files under that key are used
+    as they are (a worker need not see the corpus), and a corpus that has changed since is an
+    error rather than a silent change of data.
+    """
+    args = (corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
+    if key and cache_root and (Path(cache_root) / key / "meta.json").exists():
+        return _load(key, *args, cache_root)
+    actual = data_key(*args)
+    if key and actual != key:
+        raise CorpusError(
+            f"the corpus {describe(corpus)} or its tokenizer changed since the study was "
+            f"planned (token files {key}, now {actual}); run the study again to plan it anew"
+        )
+    return _load(actual, *args, cache_root)
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,12 +23,12 @@ SPECIALS = ("<pad>", "<eos>", "<mask>", *(f"<extra_id_{i}>" for i in range(N_SEN
 class _Vocabulary:
     """Special-token bookkeeping shared by the tokenizers: give `vocab_size` and the ids."""
 
-    def _set_specials(self, vocab_size: int, ids: list[int]) -> None:
+    def _set_specials(self, vocab_size: int, ids: list[int], others: list[int] = ()) -> None:
         self.vocab_size = vocab_size
         self.pad_id, self.eos_id, self.mask_id = ids[:3]
         self.sentinel_ids = np.array(ids[3:], dtype=np.int64)
         self.special_mask = np.zeros(vocab_size, dtype=bool)
-        self.special_mask[ids] = True
+        self.special_mask[[*ids, *others]] = True  # ours, and a tokenizer file's own ([CLS], ...)
         self.regular_ids = np.flatnonzero(~self.special_mask)
         self.dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
 
@@ -63,24 +63,33 @@ class ByteTokenizer(_Vocabulary):
 
 
 class HFTokenizer(_Vocabulary):
-    """A Hugging Face `tokenizers` tokenizer with the special tokens added (appended if absent)."""
+    """A Hugging Face `tokenizers` tokenizer with the special tokens added (appended if absent).
+
+    Text is encoded as text: no post-processor tokens ([CLS], </s>) are added, and a special
+    token's name inside the text ("<eos>") is tokenized like any other text, as the byte
+    tokenizer does.
+    """
 
     def __init__(self, tokenizer, name: str):
         self.name = name
         self.tokenizer = tokenizer
         tokenizer.add_special_tokens(list(SPECIALS))
+        tokenizer.encode_special_tokens = True
         ids = [tokenizer.token_to_id(t) for t in SPECIALS]
-        self._set_specials(tokenizer.get_vocab_size(with_added_tokens=True), ids)
+        others = [i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special]
+        size = max(tokenizer.get_vocab(with_added_tokens=True).values()) + 1  # ids may have gaps
+        self._set_specials(size, ids, others)
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of `text`."""
-        return np.array(self.tokenizer.encode(text).ids, dtype=self.dtype)
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return np.array(ids, dtype=self.dtype)
 
     def encode_documents(self, documents: list[str]) -> list[np.ndarray]:
         """Token ids of each document, encoded in parallel batches."""
         out = []
         for i in range(0, len(documents), 1024):
-            batch = self.tokenizer.encode_batch(documents[i : i + 1024])
+            batch = self.tokenizer.encode_batch(documents[i : i + 1024], add_special_tokens=False)
             out += [np.array(e.ids, dtype=self.dtype) for e in batch]
         return out
 
@@ -151,12 +160,3 @@ def make_tokenizer(name: str, train_documents: list[str] | None = None):
     if not Path(name).is_file():
         raise CorpusError(f"tokenizer {name!r}: no such file (give bytes, {{bpe: N}} or a path)")
     return load_tokenizer_file(name)
-
-
-def tokenizer_vocab_size(name: str) -> int:
-    """The vocabulary size of a tokenizer without training it (for planning)."""
-    if name == "bytes":
-        return ByteTokenizer().vocab_size
-    if name.startswith("bpe:"):
-        return int(name.removeprefix("bpe:"))
-    return load_tokenizer_file(name).vocab_size

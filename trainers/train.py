@@ -169,6 +169,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
         spec.heldout_fraction,
         spec.split_seed,
         cache_root(spec.storage),
+        spec.data_key,
     )
     tok = data.tokenizer
     objective = objective_for(spec.architecture, spec.seq_len)

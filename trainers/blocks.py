@@ -77,11 +77,19 @@ class SelfAttention(nn.Module):
         self.proj.residual = True  # marks the layer whose init is scaled by depth
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """`keys` (B, T) marks the positions that may be attended to (padding is False);
+        causal attention needs none when the padding is on the right."""
         B, T, C = x.shape
         q, k, v = (_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=2))
+        mask = None if keys is None else keys[:, None, None, :]
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
@@ -100,12 +108,15 @@ class CrossAttention(nn.Module):
         self.proj.residual = True
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q = _heads(self.q(x), self.n_head)  # (B, nh, T, hs)
         k, v = (_heads(t, self.n_head) for t in self.kv(memory).split(C, dim=2))  # (B, nh, S, hs)
+        mask = None if keys is None else keys[:, None, None, :]
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.proj(y))
@@ -135,8 +146,8 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), keys)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -152,9 +163,11 @@ class CrossBlock(nn.Module):
         self.ln_3 = LayerNorm(n_embd)
         self.mlp = MLP(n_embd, dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
-        x = x + self.cross(self.ln_2(x), memory)
+        x = x + self.cross(self.ln_2(x), memory, memory_keys)
         return x + self.mlp(self.ln_3(x))
 
 

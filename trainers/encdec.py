@@ -43,23 +43,31 @@ class EncoderDecoder(nn.Module):
 
     count_params = count_params
 
-    def encode(self, idx: torch.Tensor) -> torch.Tensor:
-        """Encoder output (B, S, C) of the (corrupted) input `idx` (B, S)."""
+    def encode(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder output (B, S, C) of the (corrupted) input `idx` (B, S); `keys` marks the
+        real positions of a padded batch."""
         x = self.enc_embed(idx)
         for block in self.encoder:
-            x = block(x)
+            x = block(x, keys)
         return self.ln_enc(x)
 
-    def decode(self, idx: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, idx: torch.Tensor, memory: torch.Tensor, memory_keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, T, vocab) of the next target token after each position of `idx` (B, T)."""
         x = self.dec_embed(idx)
         for block in self.decoder:
-            x = block(x, memory)
+            x = block(x, memory, memory_keys)
         return F.linear(self.ln_f(x), self.wte.weight)
 
-    def forward(self, inputs: torch.Tensor, decoder_inputs: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        decoder_inputs: torch.Tensor,
+        keys: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits of the targets given the encoder's input and the shifted-right targets."""
-        return self.decode(decoder_inputs, self.encode(inputs))
+        return self.decode(decoder_inputs, self.encode(inputs, keys), keys)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Span corruption: mean cross-entropy over every target token (sentinels, spans, end)."""

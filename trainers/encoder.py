@@ -34,16 +34,17 @@ class Encoder(nn.Module):
 
     count_params = count_params
 
-    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final hidden states (B, T, C); every position sees the whole sequence."""
+    def hidden(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, C); every position sees the whole sequence (the positions
+        `keys` marks, when the batch is padded)."""
         x = self.embed(idx)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, keys)
         return self.ln_f(x)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) of the original token at each position of `idx` (B, T)."""
-        return F.linear(self.hidden(idx), self.wte.weight)
+        return F.linear(self.hidden(idx, keys), self.wte.weight)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Masked LM: cross-entropy on the selected positions only (the others are IGNORE); a

@@ -1,0 +1,198 @@
+"""Zero-shot scoring: the log-likelihood each architecture gives a candidate after a context.
+
+The semantics of lm-evaluation-harness's multiple choice, for three kinds of model:
+- decoder: the sum of log-probabilities of the candidate's tokens given the context;
+- encoder: pseudo-log-likelihood (Salazar et al. 2020): each candidate token is masked and
+  predicted from everything else; with `pll_stride` s > 1, every s-th candidate token is masked
+  at once (s passes instead of one per token, about the 15% masking the model was trained on);
+  s = 1 is the exact PLL;
+- encdec: the context and a sentinel to the encoder, the sentinel and the candidate to the
+  decoder (the question span corruption trains); a candidate longer than a span is scored in
+  chunks of SPAN_CHUNK tokens, each given the context and the chunks before it (the chain rule).
+Requests are grouped by length and batched; padding is masked out of bidirectional attention.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainers.accounting import MEAN_SPAN_LENGTH, encdec_lengths
+from trainers.tasks import Item
+
+PLL_STRIDE = 7  # mask every 7th candidate token at once: ~14% masked, as in training
+SPAN_CHUNK = round(3 * MEAN_SPAN_LENGTH)  # encdec scores a candidate 9 tokens at a time
+
+
+@dataclass(frozen=True)
+class Request:
+    """One candidate after one context, as token ids."""
+
+    context: tuple[int, ...]
+    candidate: tuple[int, ...]
+
+
+def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    keys = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        keys[i, : len(r)] = True
+    return ids, keys
+
+
+def _batches(n: int, lengths: Sequence[int], batch_size: int):
+    order = sorted(range(n), key=lambda i: lengths[i])  # similar lengths: little padding
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
+@torch.no_grad()
+def score_causal(model, tok, requests: list[Request], seq_len: int, batch_size: int = 64):
+    """Decoder: sum of log p(candidate token | everything before it)."""
+    rows, scored = [], []
+    for r in requests:
+        cand = list(r.candidate[:seq_len])
+        ctx = list(r.context) or [tok.eos_id]  # a document starts after <eos>
+        seq = (ctx + cand)[-(seq_len + 1) :]
+        rows.append(seq)
+        scored.append(len(cand))
+    out = np.zeros(len(requests))
+    device = next(model.parameters()).device
+    for idx in _batches(len(rows), [len(r) for r in rows], batch_size):
+        ids, keys = _pad([rows[i] for i in idx], tok.pad_id)
+        ids, keys = ids.to(device), keys.to(device)
+        logp = F.log_softmax(model(ids[:, :-1]).float(), dim=-1)
+        token_logp = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
+        for b, i in enumerate(idx):
+            end = len(rows[i]) - 1
+            out[i] = token_logp[b, end - scored[i] : end].sum().item()
+    return out
+
+
+@torch.no_grad()
+def score_pll(
+    model, tok, requests: list[Request], seq_len: int, stride: int = PLL_STRIDE, batch_size=64
+):
+    """Encoder: pseudo-log-likelihood of the candidate, every `stride`-th token masked at once."""
+    passes = []  # (request, masked sequence, masked positions, their original tokens)
+    for i, r in enumerate(requests):
+        cand = list(r.candidate[:seq_len])
+        seq = (list(r.context) + cand)[-seq_len:]
+        first = len(seq) - len(cand)
+        for offset in range(min(stride, len(cand))):
+            positions = list(range(first + offset, len(seq), stride))
+            masked = list(seq)
+            for p in positions:
+                masked[p] = tok.mask_id
+            passes.append((i, masked, positions, [seq[p] for p in positions]))
+    out = np.zeros(len(requests))
+    device = next(model.parameters()).device
+    for idx in _batches(len(passes), [len(p[1]) for p in passes], batch_size):
+        ids, keys = _pad([passes[j][1] for j in idx], tok.pad_id)
+        logp = F.log_softmax(model(ids.to(device), keys.to(device)).float(), dim=-1)
+        for b, j in enumerate(idx):
+            i, _, positions, originals = passes[j]
+            out[i] += logp[b, positions, originals].sum().item()
+    return out
+
+
+@torch.no_grad()
+def score_span(model, tok, requests: list[Request], seq_len: int, batch_size: int = 64):
+    """Encoder-decoder: context + <extra_id_0> + <eos> in, <extra_id_0> + candidate out, the
+    candidate in chunks of SPAN_CHUNK tokens, each conditioned on the chunks before it."""
+    enc_len, dec_len = encdec_lengths(seq_len)
+    chunk = min(SPAN_CHUNK, dec_len - 1)
+    sentinel = int(tok.sentinel_ids[0])
+    passes = []  # (request, encoder input, decoder targets: sentinel + chunk)
+    for i, r in enumerate(requests):
+        cand = list(r.candidate)
+        for start in range(0, max(1, len(cand)), chunk):
+            before = (list(r.context) + cand[:start])[-(enc_len - 2) :]
+            passes.append(
+                (i, [*before, sentinel, tok.eos_id], [sentinel, *cand[start : start + chunk]])
+            )
+    out = np.zeros(len(requests))
+    device = next(model.parameters()).device
+    for idx in _batches(len(passes), [len(p[1]) for p in passes], batch_size):
+        enc, keys = _pad([passes[j][1] for j in idx], tok.pad_id)
+        targets, _ = _pad([passes[j][2] for j in idx], tok.pad_id)
+        dec_in = torch.cat([torch.full((len(idx), 1), tok.pad_id), targets[:, :-1]], dim=1)
+        logits = model(enc.to(device), dec_in.to(device), keys.to(device)).float()
+        logp = F.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
+        for b, j in enumerate(idx):
+            i, _, target = passes[j]
+            out[i] += logp[b, 1 : len(target)].sum().item()  # the candidate, not the sentinel
+    return out
+
+
+def score(model, architecture: str, tok, requests: list[Request], seq_len: int, **kw):
+    """Log-likelihood of each request's candidate under a model of `architecture`."""
+    model.eval()
+    scorer = {"decoder": score_causal, "encoder": score_pll, "encdec": score_span}[architecture]
+    return scorer(model, tok, requests, seq_len, **kw)
+
+
+def requests_of(items: list[Item], tok) -> list[Request]:
+    """Every candidate of every item, tokenized (context and candidate separately)."""
+    out = []
+    for item in items:
+        context = tuple(int(t) for t in tok.encode(item.context)) if item.context else ()
+        for candidate in item.candidates:
+            out.append(Request(context, tuple(int(t) for t in tok.encode(candidate))))
+    return out
+
+
+def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson 95% interval of a proportion k/n."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def item_metrics(loglik: np.ndarray, items: list[Item]) -> dict[str, np.ndarray]:
+    """Per item: correct by log-likelihood (acc), correct per character (acc_norm), and the
+    margin of the right answer's log-likelihood over the best wrong one. Ties count as
+    1/(number tied) of a right answer, so a model that cannot tell them apart scores chance."""
+    k = len(items[0].candidates)
+    scores = loglik.reshape(len(items), k)
+    chars = np.array([[max(1, len(c)) for c in item.candidates] for item in items], float)
+    answer = np.array([item.answer for item in items])
+    rows = np.arange(len(items))
+    out = {}
+    for name, s in (("acc", scores), ("acc_norm", scores / chars)):
+        best = s.max(axis=1, keepdims=True)
+        tied = np.isclose(s, best, rtol=1e-6, atol=1e-9)  # float32 sums of equal terms
+        out[name] = tied[rows, answer] / tied.sum(axis=1)
+    wrong = np.where(np.arange(k)[None, :] == answer[:, None], -np.inf, scores)
+    out["margin"] = scores[rows, answer] - wrong.max(axis=1)
+    return out
+
+
+def summarize(per_item: dict[str, np.ndarray], chance: float) -> list[dict]:
+    """Each metric's value, items, chance level and 95% interval (Wilson for accuracies, the
+    normal interval of the mean for the margin)."""
+    rows = []
+    for metric, values in per_item.items():
+        n = len(values)
+        mean = float(values.mean()) if n else float("nan")
+        if metric == "margin":
+            half = 1.96 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else float("nan")
+            low, high, level = mean - half, mean + half, 0.0
+        else:
+            low, high = _wilson(float(values.sum()), n)
+            level = chance
+        rows.append(
+            {"metric": metric, "value": mean, "n_items": n, "chance": level,
+             "ci_low": low, "ci_high": high}
+        )  # fmt: skip
+    return rows

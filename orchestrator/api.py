@@ -8,18 +8,21 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
 from orchestrator.sizes import format_count
 from orchestrator.spec import StudySpec, load_study
 from orchestrator.store import (
+    Eval,
     StoreError,
     Study,
     Trial,
     TrialStatus,
     current_trials,
     default_url,
+    evals_of,
     fail_trial,
     fits_of,
     get_study,
@@ -89,6 +92,40 @@ def describe_data(data: dict) -> str:
     )
     vocab = f"{data['tokenizer']} ({data['vocab_size']:,} tokens)"
     return f"data: {data['corpus']}, tokenizer {vocab}; {splits}"
+
+
+def store_ngram_baseline(session: Session, study: Study, spec: StudySpec, data: TokenData):
+    """Score the study's zero-shot items with a trigram model of the training split and store
+    the results once per study (architecture `ngram`), replacing earlier ones."""
+    from trainers.ngram import Trigram, score_requests
+    from trainers.tasks import CHANCE, make_tasks
+    from trainers.zeroshot import item_metrics, requests_of, summarize
+
+    zero_shot = spec.eval.zero_shot
+    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None)))
+    if not zero_shot.tasks:
+        return
+    model = Trigram(data.train, data.vocab_size)
+    tasks = make_tasks(list(data.heldout_documents), zero_shot.items, zero_shot.seed)
+    for task in zero_shot.tasks:
+        items = tasks[task]
+        if not items:
+            continue
+        loglik = score_requests(model, requests_of(items, data.tokenizer), data.tokenizer.eos_id)
+        per_item = item_metrics(loglik, items)
+        for row in summarize(per_item, CHANCE[task]):
+            session.add(
+                Eval(
+                    study_id=study.id,
+                    trial_pk=None,
+                    architecture="ngram",
+                    step=0,
+                    tokens=len(data.train),
+                    task=task,
+                    per_item=per_item[row["metric"]].tolist(),
+                    **row,
+                )
+            )
 
 
 def _storage(spec: StudySpec) -> str:
@@ -191,6 +228,7 @@ def run_study(
 
     with Session(engine) as session:
         study = _register(session, spec, trials, data)
+        store_ngram_baseline(session, study, spec, data)
         mark_unfinished_interrupted(session, study)
         rows = {t.hash: t for t in current_trials(session, study)}
         to_run: list[tuple[TrialSpec, Trial]] = []
@@ -301,6 +339,42 @@ def status(path: str | Path | None = None, store: str | None = None) -> pd.DataF
 def export_trials(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
     """The trial table for export (CSV or JSON)."""
     return status(path, store)[EXPORT_COLUMNS]
+
+
+EVAL_COLUMNS = [
+    "trial_id",
+    "architecture",
+    "n_params",
+    "tokens",
+    "task",
+    "metric",
+    "value",
+    "n_items",
+    "chance",
+    "ci_low",
+    "ci_high",
+]
+
+
+def export_evals(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
+    """The zero-shot results: one row per trial, evaluation point, task and metric (the
+    n-gram baseline as architecture `ngram`)."""
+    _, session, study = open_study(path, store)
+    with session:
+        trials = {t.id: t for t in study.trials}
+        rows = []
+        for e in evals_of(session, study):
+            trial = trials.get(e.trial_pk)
+            rows.append(
+                {
+                    "trial_id": trial.trial_id if trial else None,
+                    "architecture": e.architecture,
+                    "n_params": trial.n_params if trial else None,
+                    "tokens": e.tokens,
+                    **{c: getattr(e, c) for c in EVAL_COLUMNS[4:]},
+                }
+            )
+        return pd.DataFrame(rows, columns=EVAL_COLUMNS)
 
 
 def export_fits(path: str | Path | None = None, store: str | None = None) -> list[dict]:

@@ -210,24 +210,25 @@ def report(
 def export(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
-    what: Annotated[str, typer.Option(help="trials or fits")] = "trials",
+    what: Annotated[str, typer.Option(help="trials, evals or fits")] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
         Path | None, typer.Option("--out", help="file to write (default: stdout)")
     ] = None,
 ) -> None:
-    """Export the trial table (CSV or JSON) or the fits (JSON)."""
+    """Export the trial table, the zero-shot results (CSV or JSON) or the fits (JSON)."""
     from orchestrator import api
 
-    if what not in ("trials", "fits"):
-        _fail(f"--what must be trials or fits, not {what!r}")
+    if what not in ("trials", "evals", "fits"):
+        _fail(f"--what must be trials, evals or fits, not {what!r}")
     if fmt not in ("csv", "json") or (what == "fits" and fmt != "json"):
         _fail(f"--format {fmt!r} is not available for --what {what}")
     try:
         if what == "fits":
             text = json.dumps(api.export_fits(study, store), indent=2)
         else:
-            frame = api.export_trials(study, store)
+            export = api.export_evals if what == "evals" else api.export_trials
+            frame = export(study, store)
             text = frame.to_csv(index=False) if fmt == "csv" else api.to_json(frame)
     except (StudyError, StoreError) as e:
         _fail(str(e))

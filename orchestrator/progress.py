@@ -80,6 +80,13 @@ class Progress:
             )
         elif kind == "eval":
             row.val_loss = event["val_loss"]
+        elif kind == "zeroshot":
+            accuracies = ", ".join(
+                f"{r['task']} {r['value']:.1%}"
+                for r in event["results"]
+                if r["metric"] == "acc" and r["value"] is not None
+            )
+            self._log(f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy {accuracies}")
         elif kind == "end":
             row.status, row.tokens, row.val_loss = "finished", event["tokens"], event["val_loss"]
             self._log(

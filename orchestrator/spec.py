@@ -311,11 +311,24 @@ class TrainSpec(_Strict):
         return value
 
 
+class ZeroShotSpec(_Strict):
+    """Zero-shot tasks made from the held-out split, scored at the end of each trial."""
+
+    tasks: list[Literal["last_word", "next_sentence", "minimal_pairs"]] = Field(
+        ["last_word", "next_sentence", "minimal_pairs"], description="[] for none"
+    )
+    items: int = Field(1000, gt=0, description="items per task (fewer if the text runs out)")
+    seed: int = Field(0, description="seed of the items: every trial gets the same ones")
+    at_every_eval: bool = Field(False, description="also at each evaluation point")
+    pll_stride: int = Field(7, gt=0, description="encoder: tokens masked together (1: exact)")
+
+
 class EvalSpec(_Strict):
     """When and on how much held-out text the validation loss is measured."""
 
     every_tokens: Count | None = Field(None, description="default: a tenth of the budget")
     tokens: Count = Field(65_536, description="validation tokens per evaluation")
+    zero_shot: ZeroShotSpec = ZeroShotSpec()
 
 
 class ResourcesSpec(_Strict):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from trainers.trial import TrialSpec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoreError(RuntimeError):
@@ -134,6 +134,27 @@ class Metric(Base):
     name: Mapped[str] = mapped_column(String(60))
     value: Mapped[float]
     wall_time: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Eval(Base):
+    """One zero-shot result: a trial's (or the study's n-gram baseline's) metric on a task."""
+
+    __tablename__ = "evals"
+    __table_args__ = (Index("ix_evals_study_task", "study_id", "task"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_pk: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    architecture: Mapped[str] = mapped_column(String(40))  # "ngram" for the baseline
+    step: Mapped[int]
+    tokens: Mapped[int]
+    task: Mapped[str] = mapped_column(String(60))
+    metric: Mapped[str] = mapped_column(String(60))
+    value: Mapped[float | None]
+    n_items: Mapped[int]
+    chance: Mapped[float | None]
+    ci_low: Mapped[float | None]
+    ci_high: Mapped[float | None]
+    per_item: Mapped[list | None] = mapped_column(JSON)  # for intervals over items
 
 
 class Fit(Base):
@@ -285,6 +306,7 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
     if kind == "start":
         # a resumed trainer reports its history up to the checkpoint again, right after this
         session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
+        session.execute(delete(Eval).where(Eval.trial_pk == trial.id))
         trial.tokens_done = event.get("resumed_tokens", 0)
         trial.val_loss = None
         trial.status = TrialStatus.running
@@ -318,6 +340,18 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
             )
         )
         trial.val_loss = float(event["val_loss"])
+    elif kind == "zeroshot":
+        for row in event["results"]:
+            session.add(
+                Eval(
+                    study_id=trial.study_id,
+                    trial_pk=trial.id,
+                    architecture=trial.architecture,
+                    step=event["step"],
+                    tokens=event["tokens"],
+                    **{k: _finite(v) if k != "per_item" else v for k, v in row.items()},
+                )
+            )
     elif kind == "checkpoint":
         trial.checkpoint = event["path"]
     elif kind == "end":
@@ -334,6 +368,20 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
         trial.checkpoint = event.get("checkpoint") or None
     else:
         raise ValueError(f"unknown event {kind!r}")
+
+
+def _finite(value):
+    """NaN and infinities are stored as NULL (SQLite and JSON have no NaN)."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def evals_of(session: Session, study: Study) -> list[Eval]:
+    """The zero-shot results of a study's current trials and of its n-gram baseline."""
+    current = select(Trial.id).where(Trial.study_id == study.id, Trial.current)
+    query = select(Eval).where(
+        Eval.study_id == study.id, (Eval.trial_pk.in_(current)) | (Eval.trial_pk.is_(None))
+    )
+    return list(session.scalars(query.order_by(Eval.id)))
 
 
 def fail_trial(trial: Trial, error: str, status: TrialStatus = TrialStatus.failed) -> None:

@@ -121,6 +121,21 @@ def test_cli_end_to_end(tiny_study):
         assert r["flops"] < bound if r["architecture"] == "encdec" else r["flops"] > bound
     csv = _study("export", str(tiny_study), cwd=cwd)
     assert csv.stdout.splitlines()[0].startswith("trial_id,architecture,size")
+    evals = json.loads(
+        _study("export", str(tiny_study), "--what", "evals", "--format", "json", cwd=cwd).stdout
+    )
+    keys = {"trial_id", "architecture", "n_params", "task", "metric", "value", "n_items"}
+    assert keys | {"chance", "ci_low", "ci_high"} <= set(evals[0])
+    tasks = {(e["architecture"], e["task"], e["metric"]) for e in evals}
+    for arch in ("decoder", "encoder", "encdec"):
+        for task in ("last_word", "next_sentence", "minimal_pairs"):
+            assert {(arch, task, m) for m in ("acc", "acc_norm", "margin")} <= tasks
+    assert ("decoder", "heldout", "bits_per_byte") in tasks
+    baseline = [e for e in evals if e["architecture"] == "ngram"]  # once per study
+    assert {e["task"] for e in baseline} == {"last_word", "next_sentence", "minimal_pairs"}
+    assert all(e["trial_id"] is None and e["n_items"] == 30 for e in baseline)
+    accuracy = [e for e in evals if e["metric"] == "acc"]
+    assert all(e["n_items"] == 30 and e["ci_low"] <= e["value"] <= e["ci_high"] for e in accuracy)
     fits = json.loads(
         _study("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
     )

@@ -153,3 +153,27 @@ def test_a_new_attempt_starts_from_no_metrics(store):
         start_attempt(session, row)
         record_event(session, row, start | {"resumed_step": 2, "resumed_tokens": 2})
         assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 1
+
+
+def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
+    from orchestrator.store import Eval, evals_of
+
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study = _register(session, spec, expand(spec))
+        row = current_trials(session, study)[0]
+        start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
+        start |= {"device": "cpu", "threads": 1, "host": "h"}
+        record_event(session, row, start)
+        result = {"task": "last_word", "metric": "acc", "value": 0.5, "n_items": 2}
+        result |= {"chance": 0.25, "ci_low": 0.1, "ci_high": float("nan"), "per_item": [1, 0]}
+        record_event(
+            session, row, {"event": "zeroshot", "step": 5, "tokens": 80, "results": [result]}
+        )
+        session.commit()
+        (stored,) = evals_of(session, study)
+        assert (stored.task, stored.value, stored.architecture) == ("last_word", 0.5, "decoder")
+        assert stored.ci_high is None and stored.per_item == [1, 0]  # NaN stored as NULL
+        record_event(session, row, start)  # a new attempt starts over
+        assert session.scalars(select(Eval)).all() == []

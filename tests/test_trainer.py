@@ -21,7 +21,7 @@ architectures: [decoder]
 sizes: [25K]
 budget: {tokens: 24K}
 train: {batch_size: 8, lr: 3.0e-3}
-eval: {every_tokens: 8K, tokens: 2K}
+eval: {every_tokens: 8K, tokens: 2K, zero_shot: {tasks: []}}
 storage: ""
 """
 
@@ -54,6 +54,21 @@ def test_train_reports_events_and_learns(spec):
     assert losses[-1] < losses[0] - 1.0  # from ~ln(259)=5.6 towards byte statistics
     assert summary["tokens"] >= spec.tokens
     assert math.isfinite(summary["val_loss"]) and summary["val_loss"] < 4.0
+
+
+def test_zero_shot_runs_at_the_end_or_at_every_evaluation(spec):
+    spec = replace(spec, zero_shot_items=20, zero_shot_tasks=("last_word", "minimal_pairs"))
+    events = []
+    train(spec, events.append)
+    (final,) = [e for e in events if e["event"] == "zeroshot"]
+    assert final["step"] == spec.steps
+    assert {(r["task"], r["metric"]) for r in final["results"]} == {
+        (t, m) for t in ("last_word", "minimal_pairs") for m in ("acc", "acc_norm", "margin")
+    } | {("heldout", "bits_per_byte")}
+    events = []
+    train(replace(spec, zero_shot_every_eval=True), events.append)
+    evals = [e["step"] for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in events if e["event"] == "zeroshot"] == evals
 
 
 def test_train_is_deterministic_for_a_seed(spec):

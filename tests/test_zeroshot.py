@@ -170,3 +170,18 @@ def test_metrics_count_ties_as_shares_and_margins_against_the_best_wrong():
     rows = {r["metric"]: r for r in summarize(m, 1 / 3)}
     assert rows["acc"]["value"] == 0.5 and rows["acc"]["n_items"] == 2
     assert rows["acc"]["ci_low"] < 0.5 < rows["acc"]["ci_high"] and rows["acc"]["chance"] == 1 / 3
+
+
+def test_the_trigram_baseline_is_a_distribution_and_beats_chance(items):
+    from trainers.data import load_token_data
+    from trainers.ngram import Trigram, score_requests
+
+    data = load_token_data("builtin:kjv", "bytes", 0.02, 0.05, 0)
+    model = Trigram(data.train, TOK.vocab_size)
+    for a, b in ((116, 104), (0, 1), (TOK.eos_id, TOK.eos_id)):  # seen, unseen, the start
+        c = np.arange(TOK.vocab_size)
+        total = np.exp(model.logprob(np.full_like(c, a), np.full_like(c, b), c)).sum()
+        assert total == pytest.approx(1.0)
+    its = items["minimal_pairs"]  # word order is what three bytes of context can see
+    per_item = item_metrics(score_requests(model, requests_of(its, TOK), TOK.eos_id), its)
+    assert per_item["acc"].mean() > 0.6  # a real floor, above the 0.5 of chance

@@ -63,6 +63,7 @@ class TokenData:
     heldout: np.ndarray
     tokenizer: object
     documents: dict  # split -> number of documents
+    heldout_documents: tuple[str, ...] = ()  # the text zero-shot tasks are made from
 
     @property
     def vocab_size(self) -> int:
@@ -179,13 +180,16 @@ def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, ca
         splits, tok, streams = _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
         if folder is None:
             documents = {k: len(v) for k, v in splits.items()}
-            return TokenData(key, corpus, *streams.values(), tok, documents)
+            heldout = tuple(splits["heldout"])
+            return TokenData(key, corpus, *streams.values(), tok, documents, heldout)
         _write(folder, splits, tok, streams, corpus)
     meta = json.loads((folder / "meta.json").read_text())
     saved = folder / "tokenizer.json"
     tok = tokenizer_from_json(saved.read_text() if saved.exists() else None, meta["tokenizer"])
     streams = [np.load(folder / f"{split}.npy", mmap_mode="r") for split in SPLITS]
-    return TokenData(key, corpus, *streams, tok, meta["documents"])
+    with (folder / "heldout.jsonl").open() as f:
+        heldout = tuple(json.loads(line)["text"] for line in f)
+    return TokenData(key, corpus, *streams, tok, meta["documents"], heldout)
 
 
 def sample_windows(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainers import zeroshot
 from trainers.blocks import IGNORE, ModelConfig
 from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
 from trainers.decoder import Decoder
@@ -282,6 +283,15 @@ def train(spec: TrialSpec, report: Report) -> dict:
             )
             if not math.isfinite(val_loss):
                 raise DivergenceError(f"validation loss is {val_loss} at step {done}")
+            if spec.zero_shot_tasks and (done == spec.steps or spec.zero_shot_every_eval):
+                emit(
+                    {
+                        "event": "zeroshot",
+                        "step": done,
+                        "tokens": done * tokens_per_step,
+                        "results": zeroshot.evaluate(model, spec.architecture, data, spec),
+                    }
+                )
         if folder is not None and done % ckpt_every == 0 and done < spec.steps:
             state = {
                 "hash": spec.hash,

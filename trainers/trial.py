@@ -42,6 +42,11 @@ class TrialSpec:
     dropout: float
     eval_every_tokens: int
     eval_tokens: int
+    zero_shot_tasks: tuple[str, ...] = ("last_word", "next_sentence", "minimal_pairs")
+    zero_shot_items: int = 1000
+    zero_shot_seed: int = 0
+    zero_shot_every_eval: bool = False
+    pll_stride: int = 7
     cpus: int = 1
     gpus: float = 0
     heldout_fraction: float = 0.02
@@ -73,4 +78,7 @@ class TrialSpec:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown TrialSpec fields: {sorted(unknown)}")
+        data = dict(data)
+        if "zero_shot_tasks" in data:  # JSON gives back a list
+            data["zero_shot_tasks"] = tuple(data["zero_shot_tasks"])
         return cls(**data)

@@ -196,3 +196,60 @@ def summarize(per_item: dict[str, np.ndarray], chance: float) -> list[dict]:
              "ci_low": low, "ci_high": high}
         )  # fmt: skip
     return rows
+
+
+@torch.no_grad()
+def bits_per_byte(model, tok, stream: np.ndarray, seq_len: int, max_tokens: int, batch_size=32):
+    """A decoder's negative log-likelihood of held-out text in bits per UTF-8 byte, over
+    consecutive windows of `seq_len` tokens (at most `max_tokens`); <eos> is not counted."""
+    n_windows = max(0, min(max_tokens // seq_len, (len(stream) - 1) // seq_len))
+    if n_windows == 0:
+        return float("nan"), 0
+    device = next(model.parameters()).device
+    windows = np.stack([stream[i * seq_len : i * seq_len + seq_len + 1] for i in range(n_windows)])
+    windows = torch.from_numpy(windows.astype(np.int64))
+    nats, n_bytes, n_tokens = 0.0, 0, 0
+    for i in range(0, n_windows, batch_size):
+        batch = windows[i : i + batch_size]
+        targets = batch[:, 1:]
+        logp = F.log_softmax(model(batch[:, :-1].to(device)).float(), dim=-1)
+        token_logp = logp.gather(-1, targets.to(device)[..., None])[..., 0].cpu()
+        text = ~torch.from_numpy(tok.is_special(targets.numpy()))
+        nats -= token_logp[text].sum().item()
+        n_tokens += int(text.sum())
+        n_bytes += sum(len(tok.decode(row).encode("utf-8")) for row in targets.tolist())
+    return nats / math.log(2) / max(1, n_bytes), n_tokens
+
+
+_ITEMS: dict = {}  # (data key, items, seed) -> tasks: made once per process
+
+
+def evaluate(model, architecture: str, data, spec) -> list[dict]:
+    """Every zero-shot task of a trial (rows of task, metric, value, n_items, chance, interval,
+    and the per-item values behind them), plus held-out bits per byte for a decoder."""
+    from trainers.tasks import CHANCE, make_tasks
+
+    key = (data.key, spec.zero_shot_items, spec.zero_shot_seed)
+    if key not in _ITEMS:
+        _ITEMS[key] = make_tasks(
+            list(data.heldout_documents), spec.zero_shot_items, spec.zero_shot_seed
+        )
+    rows = []
+    options = {"stride": spec.pll_stride} if architecture == "encoder" else {}
+    for task in spec.zero_shot_tasks:
+        items = _ITEMS[key][task]
+        if not items:
+            continue
+        loglik = score(model, architecture, data.tokenizer, requests_of(items, data.tokenizer),
+                       spec.seq_len, **options)  # fmt: skip
+        per_item = item_metrics(loglik, items)
+        for row in summarize(per_item, CHANCE[task]):
+            rows.append({"task": task, **row, "per_item": per_item[row["metric"]].tolist()})
+    if architecture == "decoder":
+        bpb, n = bits_per_byte(model, data.tokenizer, data.heldout, spec.seq_len, spec.eval_tokens)
+        rows.append(
+            {"task": "heldout", "metric": "bits_per_byte", "value": bpb, "n_items": n,
+             "chance": None, "ci_low": None, "ci_high": None, "per_item": None}
+        )  # fmt: skip
+    model.train()
+    return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from orchestrator.store import Study, current_trials, metrics_of
+from orchestrator.store import Study, current_trials, evals_of, metrics_of
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -57,3 +57,35 @@ def metrics_frame(session: Session, study: Study) -> pd.DataFrame:
         for m in metrics_of(session, trials)
     ]
     return pd.DataFrame(rows, columns=["trial_id", "step", "tokens", "name", "value"])
+
+
+def evals_frame(session: Session, study: Study) -> pd.DataFrame:
+    """The final zero-shot results of each current trial and the n-gram baseline: one row per
+    trial (or baseline), task and metric, with the per-item values."""
+    trials = {t.id: t for t in current_trials(session, study)}
+    rows = [
+        {
+            "trial_id": trials[e.trial_pk].trial_id if e.trial_pk else None,
+            "architecture": e.architecture,
+            "n_params": trials[e.trial_pk].n_params if e.trial_pk else None,
+            "step": e.step,
+            "task": e.task,
+            "metric": e.metric,
+            "value": e.value,
+            "n_items": e.n_items,
+            "chance": e.chance,
+            "ci_low": e.ci_low,
+            "ci_high": e.ci_high,
+            "per_item": e.per_item,
+        }
+        for e in evals_of(session, study)
+        if e.trial_pk is None or trials[e.trial_pk].status.value == "finished"
+    ]
+    columns = ["trial_id", "architecture", "n_params", "step", "task", "metric", "value"]
+    frame = pd.DataFrame(
+        rows, columns=columns + ["n_items", "chance", "ci_low", "ci_high", "per_item"]
+    )
+    if frame.empty:
+        return frame
+    last = frame.groupby("trial_id", dropna=False).step.transform("max")
+    return frame[frame.step == last].reset_index(drop=True)  # the end of each trial

@@ -134,20 +134,86 @@ def _fits_table(fits: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _zero_shot(evals: pd.DataFrame) -> go.Figure | None:
+    """Accuracy against N per task: one line per architecture with 95% intervals, the chance
+    level and the n-gram floor."""
+    acc = evals[evals.metric == "acc"] if not evals.empty else evals
+    if acc.empty:
+        return None
+    tasks = sorted(acc.task.unique())
+    fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks, horizontal_spacing=0.06)
+    models = acc[acc.architecture != "ngram"]
+    for col, task in enumerate(tasks, start=1):
+        rows = models[models.task == task]
+        for arch, points in rows.groupby("architecture"):
+            points = points.sort_values("n_params")
+            fig.add_trace(
+                go.Scatter(
+                    x=points.n_params,
+                    y=points.value,
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": points.ci_high - points.value,
+                        "arrayminus": points.value - points.ci_low,
+                    },
+                    mode="lines+markers",
+                    name=arch,
+                    legendgroup=arch,
+                    showlegend=col == 1,
+                    line={"color": COLORS.get(arch, "#555")},
+                    text=points.trial_id,
+                ),
+                row=1,
+                col=col,
+            )
+        task_rows = acc[acc.task == task]
+        chance = task_rows.chance.dropna()
+        if not chance.empty:
+            fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
+                          annotation_text="chance", row=1, col=col)  # fmt: skip
+        floor = task_rows[task_rows.architecture == "ngram"]
+        if not floor.empty:
+            fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
+                          annotation_text="trigram", row=1, col=col)  # fmt: skip
+        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
+    fig.update_yaxes(title="zero-shot accuracy", row=1, col=1)
+    fig.update_layout(
+        title="Zero-shot accuracy against model size (95% intervals; the same items for all)",
+        height=460,
+    )
+    return fig
+
+
 def write_report(
     path: str | Path,
     study_name: str,
     trials: pd.DataFrame,
     metrics: pd.DataFrame,
     fits: dict[str, dict],
+    evals: pd.DataFrame | None = None,
+    trends: dict | None = None,
 ) -> Path:
     """Write the report of a study to `path` and return it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    zero_shot = _zero_shot(evals if evals is not None else pd.DataFrame())
     figures = [_loss_vs_n(trials, fits), _curves(trials, metrics)]
+    if zero_shot is not None:
+        figures.append(zero_shot)
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)
     ]
+    verdict_items = "".join(
+        f"<li>{html.escape(result['verdict'])}</li>" for result in (trends or {}).values()
+    )
+    verdicts = (
+        "<h2>Do larger models do better zero-shot?</h2><ul>" + verdict_items + "</ul>"
+        "<p>Slopes are accuracy points per tenfold N (least squares on log N); intervals "
+        "resample the items. Architectures are compared only on these shared tasks.</p>"
+        if verdict_items
+        else ""
+    )
     shown = trials.drop(columns=["hash", "error"]).copy()
     counts = trials.status.value_counts().to_dict()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
@@ -173,10 +239,12 @@ architecture is trained on its own objective (decoder: causal LM, every next tok
 masked LM, the 15% selected tokens; encdec: span corruption, the sentinels and the spans they
 hide), so their losses are in nats per scored token of different tasks and are not comparable
 with each other: each has its own panel and axis.</p>
+{verdicts}
 <h2>Fitted laws</h2>
 {_table(_fits_table(fits))}
 <p>Intervals are 95% bootstrap percentiles over resampled trials.</p>
 {parts[0]}
+{parts[2] if len(parts) > 2 else ''}
 {parts[1]}
 <h2>Trials</h2>
 <div style="overflow-x: auto">{_table(shown)}</div>

@@ -30,6 +30,7 @@ from orchestrator.store import (
     open_store,
     record_event,
     register_study,
+    save_fit,
     start_attempt,
 )
 from trainers.accounting import account
@@ -305,14 +306,36 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
 
 def _fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int) -> dict:
     from analysis.fits import fit_study
-    from analysis.frame import metrics_frame, trials_frame
+    from analysis.frame import evals_frame, metrics_frame, trials_frame
     from analysis.report import write_report
+    from analysis.trends import study_trends
 
     trials = trials_frame(session, study)
     fits = fit_study(session, study, trials, n_boot=n_boot)
+    evals = evals_frame(session, study)
+    trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
+    for architecture, result in trends.items():
+        for task, t in result["trends"].items():
+            save_fit(
+                session,
+                study,
+                architecture,
+                f"trend:{task}",
+                {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
+                {
+                    "spearman_rho": t["spearman_rho"],
+                    "p_value": t["p_value"],
+                    "verdict": result["verdict"],
+                },
+                [
+                    {"n_params": n, "accuracy": a}
+                    for n, a in zip(t["n_params"], t["accuracy"], strict=True)
+                ],
+            )
     session.commit()
-    write_report(path, study.name, trials, metrics_frame(session, study), fits)
-    return fits
+    metrics = metrics_frame(session, study)
+    write_report(path, study.name, trials, metrics, fits, evals, trends)
+    return fits | {f"{a}:verdict": r["verdict"] for a, r in trends.items()}
 
 
 def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:

@@ -115,7 +115,9 @@ def run(
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None
     for arch, fit in result.fits.items():
-        if "params" in fit:
+        if arch.endswith(":verdict"):
+            console.print(fit, highlight=False)
+        elif "params" in fit:
             p = {k: v["estimate"] for k, v in fit["params"].items()}
             console.print(
                 f"{arch}: L(N) = {p['E']:.4g} + {p['A']:.4g}·N^-{p['alpha']:.4f}", highlight=False

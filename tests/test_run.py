@@ -143,6 +143,11 @@ def test_cli_end_to_end(tiny_study):
 
     report = (cwd / "reports" / "tiny.html").read_text()
     assert "decoder-50K-s0" in report and "one panel per objective" in report
+    assert "Do larger models do better zero-shot?" in report
+    assert "Zero-shot accuracy against model size" in report
+    assert re.search(r"decoder: (larger models did better|the data do not show)", run.stdout)
+    laws = {f["law"] for f in fits}
+    assert {"trend:last_word", "trend:next_sentence", "trend:minimal_pairs"} <= laws
     assert "encdec: span corruption loss" in report  # each objective has its own axis
     assert re.search(r"<script[^>]*src=", report) is None  # no script fetched: opens offline
     assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly.js is inlined

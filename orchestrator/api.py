@@ -189,6 +189,7 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     fits: dict = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
 
 
 def _register(session: Session, spec: StudySpec, trials: list[TrialSpec], data: TokenData) -> Study:
@@ -252,7 +253,7 @@ def run_study(
             _run_on_ray(schedule, spec, to_run, session, console, address, result)
 
         result.report = Path(report or report_path(spec.name))
-        result.fits = _fit_and_report(session, study, result.report, n_boot)
+        result.fits, result.verdicts = _fit_and_report(session, study, result.report, n_boot)
     engine.dispose()
     return result
 
@@ -304,7 +305,11 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         schedule.disconnect(cluster)
 
 
-def _fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int) -> dict:
+def _fit_and_report(
+    session: Session, study: Study, path: str | Path, n_boot: int
+) -> tuple[dict, dict]:
+    """Fit the laws and the zero-shot trends, store them, write the report; return the fits
+    and the verdict sentence of each architecture."""
     from analysis.fits import fit_study
     from analysis.frame import evals_frame, metrics_frame, trials_frame
     from analysis.report import write_report
@@ -335,7 +340,7 @@ def _fit_and_report(session: Session, study: Study, path: str | Path, n_boot: in
     session.commit()
     metrics = metrics_frame(session, study)
     write_report(path, study.name, trials, metrics, fits, evals, trends)
-    return fits | {f"{a}:verdict": r["verdict"] for a, r in trends.items()}
+    return fits, {architecture: r["verdict"] for architecture, r in trends.items()}
 
 
 def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:

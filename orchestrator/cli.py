@@ -115,15 +115,15 @@ def run(
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None
     for arch, fit in result.fits.items():
-        if arch.endswith(":verdict"):
-            console.print(fit, highlight=False)
-        elif "params" in fit:
+        if "params" in fit:
             p = {k: v["estimate"] for k, v in fit["params"].items()}
             console.print(
                 f"{arch}: L(N) = {p['E']:.4g} + {p['A']:.4g}·N^-{p['alpha']:.4f}", highlight=False
             )
         else:
             console.print(f"{arch}: not fitted ({fit['error']})", highlight=False)
+    for sentence in result.verdicts.values():
+        console.print(sentence, highlight=False)
     console.print(f"report: {result.report}", highlight=False)
     if result.failed:
         _fail(

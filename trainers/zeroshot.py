@@ -229,6 +229,7 @@ def evaluate(model, architecture: str, data, spec) -> list[dict]:
     and the per-item values behind them), plus held-out bits per byte for a decoder."""
     from trainers.tasks import CHANCE, make_tasks
 
+    model.eval()  # no dropout while scoring; train() again at the end
     key = (data.key, spec.zero_shot_items, spec.zero_shot_seed)
     if key not in _ITEMS:
         _ITEMS[key] = make_tasks(

@@ -90,6 +90,8 @@ def test_decoder_is_causal():
     with torch.no_grad():
         assert torch.allclose(model(x)[0, :20], model(y)[0, :20], atol=1e-6)
         assert not torch.allclose(model(x)[0, 20:], model(y)[0, 20:])
+        keys = torch.ones(1, 32, dtype=torch.bool)  # a key mask keeps the causal mask
+        assert torch.allclose(model(x, keys), model(x), atol=1e-6)
 
 
 def test_encoder_is_bidirectional():

@@ -83,6 +83,8 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = (_heads(t, self.n_head) for t in self.qkv(x).split(C, dim=2))
         mask = None if keys is None else keys[:, None, None, :]
+        if mask is not None and self.causal:  # SDPA takes a mask or is_causal, not both
+            mask = mask & torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -169,6 +171,39 @@ class CrossBlock(nn.Module):
         x = x + self.attn(self.ln_1(x))
         x = x + self.cross(self.ln_2(x), memory, memory_keys)
         return x + self.mlp(self.ln_3(x))
+
+
+class TransformerLM(nn.Module):
+    """Token and position embeddings, a stack of blocks, a final norm and an output projection
+    tied to the token embedding: GPT's layout when causal, BERT's when not."""
+
+    def __init__(self, config: ModelConfig, causal: bool):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.embed = Embeddings(self.wte, config.seq_len, config.dropout)
+        self.blocks = nn.ModuleList(
+            Block(config.n_embd, config.n_head, config.dropout, causal=causal)
+            for _ in range(config.n_layer)
+        )
+        self.ln_f = LayerNorm(config.n_embd)
+        init_weights(self, config.n_layer)
+
+    def count_params(self, non_embedding: bool = True) -> int:
+        """Measured parameter count; without embeddings it is N of the scaling laws."""
+        return count_params(self, non_embedding)
+
+    def hidden(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, C) of `idx` (B, T); `keys` marks the real positions of a
+        padded batch."""
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, keys)
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab) at each position of `idx` (B, T)."""
+        return F.linear(self.hidden(idx, keys), self.wte.weight)
 
 
 def count_params(model: nn.Module, non_embedding: bool = True) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,19 @@ def tiny_study(tmp_path, monkeypatch) -> Path:
     )
     path.write_text(text)
     return path
+
+
+def _run_cli(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def study_cli():
+    """Runs `study ARGS` in a folder, as a user would, and returns the finished process."""
+    return _run_cli

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -176,34 +174,24 @@ def test_a_split_too_small_for_the_sequence_is_an_error():
         data.check_fits(100_001)
 
 
-def _study(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_a_bad_corpus_exits_2_naming_the_file_and_field_and_trains_nothing(tmp_path):
+def test_a_bad_corpus_exits_2_naming_the_file_and_field_and_trains_nothing(tmp_path, study_cli):
     (tmp_path / "d.jsonl").write_text('{"body": "x"}\n')
     (tmp_path / "s.yaml").write_text(
         "name: s\ndata: {corpus: d.jsonl, seq_len: 16}\narchitectures: [decoder]\n"
         "sizes: [25K]\nbudget: {tokens: 10K}\n"
     )
-    result = _study("run", "s.yaml", cwd=tmp_path)
+    result = study_cli("run", "s.yaml", cwd=tmp_path, timeout=300)
     assert result.returncode == 2
     assert "d.jsonl:1: no text field 'text' (it has: body)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
 
 
-def test_plan_shows_the_splits_and_warns_when_data_repeats(tmp_path):
+def test_plan_shows_the_splits_and_warns_when_data_repeats(tmp_path, study_cli):
     (tmp_path / "s.yaml").write_text(
         "name: s\ndata: {corpus: 'builtin:kjv', seq_len: 64}\narchitectures: [decoder]\n"
         f"sizes: [25K]\nbudget: {{tokens: [1M, 10M]}}\nstorage: {tmp_path / 'artifacts'}\n"
     )
-    result = _study("plan", "s.yaml", cwd=tmp_path)
+    result = study_cli("plan", "s.yaml", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())
     assert "train 1,141 documents / 3.98M tokens" in out and "heldout 24 documents" in out

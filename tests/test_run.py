@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from rich.console import Console
@@ -73,36 +71,26 @@ def test_a_failing_trial_is_recorded_with_its_traceback(ray_session, tiny_study)
     assert 'trainers/train.py", line' in error  # the real traceback, not "trial did not complete"
 
 
-def _study(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def test_cli_end_to_end(tiny_study):
+def test_cli_end_to_end(tiny_study, study_cli):
     """What a user does: plan, run, status, export, report, run again; all through the CLI."""
     cwd = tiny_study.parent
-    plan = _study("plan", str(tiny_study), cwd=cwd)
+    plan = study_cli("plan", str(tiny_study), cwd=cwd)
     assert plan.returncode == 0 and "decoder-25K-s0" in plan.stdout
     assert not (cwd / "runs").exists()  # plan writes nothing
 
-    run = _study("run", str(tiny_study), "--n-boot", "100", cwd=cwd)
+    run = study_cli("run", str(tiny_study), "--n-boot", "100", cwd=cwd)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Ray dashboard: http://" in run.stdout and "ray get-auth-token" in run.stdout
     assert "decoder-100K-s0: finished" in run.stdout
     assert "decoder: L(N) =" in run.stdout
 
-    status = _study("status", str(tiny_study), "--json", cwd=cwd)
+    status = study_cli("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
     assert [t["status"] for t in trials] == ["finished"] * 9
     decoders = [t for t in trials if t["architecture"] == "decoder"]
     assert [t["n_params"] for t in decoders] == [25472, 50880, 100096]
 
-    export = _study("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
+    export = study_cli("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
     rows = json.loads(export.stdout)
     for key in (
         "trial_id",
@@ -119,10 +107,10 @@ def test_cli_end_to_end(tiny_study):
     for r in rows:  # 6N plus attention; encdec runs its decoder on the targets only (~25% here)
         bound = 6 * r["n_params"] * r["tokens"]
         assert r["flops"] < bound if r["architecture"] == "encdec" else r["flops"] > bound
-    csv = _study("export", str(tiny_study), cwd=cwd)
+    csv = study_cli("export", str(tiny_study), cwd=cwd)
     assert csv.stdout.splitlines()[0].startswith("trial_id,architecture,size")
     evals = json.loads(
-        _study("export", str(tiny_study), "--what", "evals", "--format", "json", cwd=cwd).stdout
+        study_cli("export", str(tiny_study), "--what", "evals", "--format", "json", cwd=cwd).stdout
     )
     keys = {"trial_id", "architecture", "n_params", "task", "metric", "value", "n_items"}
     assert keys | {"chance", "ci_low", "ci_high"} <= set(evals[0])
@@ -137,7 +125,7 @@ def test_cli_end_to_end(tiny_study):
     accuracy = [e for e in evals if e["metric"] == "acc"]
     assert all(e["n_items"] == 30 and e["ci_low"] <= e["value"] <= e["ci_high"] for e in accuracy)
     fits = json.loads(
-        _study("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
+        study_cli("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
     )
     assert fits[0]["law"] == "L(N)" and set(fits[0]["params"]) == {"E", "A", "alpha"}
 
@@ -159,7 +147,7 @@ def test_cli_end_to_end(tiny_study):
     assert all(r["epochs"] > 0 for r in rows)
     n_metrics = db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
 
-    again = _study("run", str(tiny_study), "--n-boot", "10", cwd=cwd)
+    again = study_cli("run", str(tiny_study), "--n-boot", "10", cwd=cwd)
     assert again.returncode == 0 and "9 already finished, 0 to run" in again.stdout
     assert "Ray dashboard" not in again.stdout  # nothing to run: Ray is not started
     assert db.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == n_metrics

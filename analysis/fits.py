@@ -1,56 +1,205 @@
-"""Fitting the study's laws to its finished trials and storing the fits."""
+"""Fitting the study's laws to its finished trials (or to a table of published results)."""
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session
 
-from analysis.laws import fit_power_law
-from orchestrator.store import Study, save_fit
+from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_isoflop, fit_law, holdout_test
 
-N_BOOT = 1000  # bootstrap resamples for the intervals
+
+def fit_points(
+    law: str,
+    frame: pd.DataFrame,
+    n_boot: int = N_BOOT,
+    group: str | None = None,
+    compute: float | None = None,
+) -> dict:
+    """Fit one law to a table with columns N, D, C, loss (those the law needs) and return its
+    JSON form with the held-out self-test; `group` names the column whose values are runs (the
+    bootstrap resamples them whole). The fitted object is under "fit" (for the report).
+
+    Raises ValueError with the reason when the points cannot pin the law down."""
+    groups = frame[group].to_numpy() if group else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if law == "n":
+            if frame.N.nunique() < 3:
+                raise ValueError(f"L(N) needs 3 distinct sizes; got {frame.N.nunique()}")
+            fit = fit_law(KAPLAN_N, frame.loss, groups, n_boot, N=frame.N)
+            check = holdout_test(KAPLAN_N, frame.loss, groups, N=frame.N)
+        elif law == "nd":
+            compute = compute or float(frame.C.max())
+            fit = fit_law(
+                CHINCHILLA_ND, frame.loss, groups, n_boot, compute=compute, N=frame.N, D=frame.D
+            )
+            check = holdout_test(CHINCHILLA_ND, frame.loss, groups, N=frame.N, D=frame.D)
+        elif law == "isoflop":
+            fit = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
+            check = None
+        else:
+            raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
+    out = fit.to_json()
+    out["quality"]["warnings"] += [str(w.message) for w in caught]
+    if check is not None:
+        out["holdout"] = check
+    out["fit"] = fit
+    return out
 
 
 def fit_study(
-    session: Session, study: Study, trials: pd.DataFrame, n_boot: int = N_BOOT
-) -> dict[str, dict]:
-    """Fit L(N) per architecture on final validation loss; store and return the fits.
+    trials: pd.DataFrame, n_boot: int = N_BOOT, laws: list[str] | None = None
+) -> dict[str, dict[str, dict]]:
+    """The laws each architecture's finished trials can support, by architecture and law:
 
-    Every finished trial of an architecture is one point (seeds are not averaged, so their
-    spread widens the intervals). An architecture with fewer than three finished sizes is
-    reported as not fitted, with the reason.
-    """
-    results: dict[str, dict] = {}
+    - L(N) on final validation loss, from 3 sizes up;
+    - L(N, D) when the trials span 2 token budgets or more (5 parameters: 5 points up);
+    - IsoFLOP when 2 compute budgets each have 3 sizes or more.
+
+    Every finished trial is one point and one bootstrap group (seeds are not averaged, so their
+    spread widens the intervals). A law the points cannot support gets an "error" entry.
+    `laws` asks for those laws only, whether or not the trials span several budgets."""
     finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
+    results: dict[str, dict[str, dict]] = {}
     for architecture in sorted(trials.architecture.unique()):
-        points = finished[finished.architecture == architecture]
-        if points.n_params.nunique() < 3:
-            results[architecture] = {
-                "law": "L(N)",
-                "error": f"{points.n_params.nunique()} finished sizes; L(N) needs 3",
+        rows = finished[finished.architecture == architecture]
+        frame = pd.DataFrame(
+            {
+                "trial_id": rows.trial_id,
+                "N": rows.n_params.astype(float),
+                "D": rows.tokens.astype(float),
+                "C": rows.flops.astype(float),
+                "loss": rows.val_loss.astype(float),
             }
-            continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = fit_power_law(points.n_params.to_numpy(), points.val_loss.to_numpy(), n_boot)
-        params = {
-            name: {
-                "estimate": value,
-                "ci": list(fit.intervals[name]) if name in fit.intervals else None,
-            }
-            for name, value in fit.params.items()
-        }
-        quality = {
-            "n_points": fit.n_points,
-            "rmse_log": fit.rmse_log,
-            "huber_objective": fit.objective,
-            "n_boot": fit.n_boot,
-            "on_grid_edge": fit.on_grid_edge,
-            "warnings": [str(w.message) for w in caught],
-        }
-        data = points[["trial_id", "n_params", "tokens", "val_loss"]].to_dict("records")
-        save_fit(session, study, architecture, "L(N)", params, quality, data)
-        results[architecture] = {"law": "L(N)", "params": params, "quality": quality}
+        )
+        # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
+        points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
+        wanted = laws or (["n"] + (["nd", "isoflop"] if frame.D.nunique() >= 2 else []))
+        results[architecture] = {}
+        for law in wanted:
+            points = points_of[law]
+            try:
+                result = fit_points(law, points, n_boot, group="trial_id")
+            except ValueError as e:
+                result = {"law": law, "error": str(e)}
+            result["data"] = points.to_dict("records")
+            results[architecture][law] = result
     return results
+
+
+def storable(result: dict) -> dict:
+    """A fit result without the in-memory fit object, NaN-free, ready for JSON."""
+    return {k: v for k, v in result.items() if k != "fit"}
+
+
+def summary_line(architecture: str, result: dict) -> str:
+    """One line for the terminal and the report's summary: the law's key numbers."""
+    if "error" in result:
+        return f"{architecture} {result['law']}: not fitted ({result['error']})"
+    params = result["params"]
+
+    def show(name):
+        p = params.get(name) or result.get("derived", {}).get(name)
+        ci = p["ci"]
+        return f"{name} = {p['estimate']:.4g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+
+    names = {
+        "n": ["E", "A", "alpha"],
+        "nd": ["E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"],
+    }.get(result["law"], ["a", "b"])
+    names = [n for n in names if n in params or n in result.get("derived", {})]
+    line = f"{architecture} {result['formula']}: " + ", ".join(show(n) for n in names)
+    held = result.get("holdout", {})
+    if "error_pct" in held:
+        line += f"; refitted without {held['held_out']}, predicts it {held['error_pct']:+.2f}% off"
+    return line
+
+
+def isfinite_json(value):
+    """NaN and infinities as None, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: isfinite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [isfinite_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+class TableError(ValueError):
+    """A results table that cannot be fitted: the message names the file, column and line."""
+
+
+LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss")}
+
+
+def read_table(
+    path,
+    law: str,
+    columns: dict[str, str],
+    filters: list[str] = (),
+    drop_highest_loss: int = 0,
+    group: str | None = None,
+) -> pd.DataFrame:
+    """Read a CSV of results into the columns a law needs (N, D, C, loss; or N, accuracy and
+    optionally n_items for `trend`), renamed from `columns` (our name -> the file's).
+
+    D = C / 6N when the file has C but no D, and C = 6ND the other way round (the
+    approximation the published fits use). `filters` keep rows where COLUMN=VALUE;
+    `drop_highest_loss` drops that many highest-loss rows (the Epoch AI replication drops 5);
+    `group` names a column that labels runs (kept as "group", for the bootstrap)."""
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise TableError(f"{path}: cannot read it as CSV: {e}") from None
+    for condition in filters:
+        column, sep, value = condition.partition("=")
+        if not sep or column not in raw.columns:
+            raise TableError(
+                f"{path}: --where {condition!r} must be COLUMN=VALUE with a column of the file "
+                f"({', '.join(map(str, raw.columns))})"
+            )
+        raw = raw[raw[column].astype(str) == value]
+    if raw.empty:
+        raise TableError(f"{path}: no rows left to fit")
+    needed = ("N", "accuracy") if law == "trend" else LAW_COLUMNS[law]
+    out = pd.DataFrame(index=raw.index)
+    for ours in ("N", "D", "C", "loss", "accuracy", "n_items"):
+        theirs = columns.get(ours, ours)
+        if theirs in raw.columns:
+            values = pd.to_numeric(raw[theirs], errors="coerce")
+            if ours == "accuracy":
+                bad, want = values.isna() | (values < 0) | (values > 1), "a number in [0, 1]"
+            else:
+                bad, want = values.isna() | (values <= 0), "a positive number"
+            used = ours in needed or ours in (("n_items",) if law == "trend" else ("C", "D"))
+            if used and bad.any():
+                label = bad.idxmax()  # the first bad row; the header is line 1
+                raise TableError(
+                    f"{path}, line {label + 2}: column {theirs!r} needs {want}, "
+                    f"got {raw[theirs][label]!r}"
+                )
+            out[ours] = values.astype(float)
+    if "D" not in out and {"N", "C"} <= set(out):
+        out["D"] = out.C / (6 * out.N)
+    if "C" not in out and {"N", "D"} <= set(out):
+        out["C"] = 6 * out.N * out.D
+    missing = [c for c in needed if c not in out]
+    if missing:
+        named = ", ".join(f"{c} (column {columns.get(c, c)!r})" for c in missing)
+        raise TableError(
+            f"{path}: the law {law!r} needs {named}; the file has "
+            f"{', '.join(map(str, raw.columns))}. Name the file's columns with --n, --d, --c, "
+            "--loss or --accuracy"
+        )
+    if group is not None:
+        if group not in raw.columns:
+            raise TableError(f"{path}: --group {group!r} is not a column of the file")
+        out["group"] = raw[group]
+    if drop_highest_loss:
+        out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
+    return out.reset_index(drop=True)

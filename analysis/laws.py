@@ -1,142 +1,511 @@
-"""Scaling laws and their robust fits: L(N) = E + A·N^(−α).
+"""Scaling laws as small named objects, and their robust fits.
 
-The fit follows Hoffmann et al. (2022) and the Epoch AI replication (Besiroglu et al. 2024):
-log-sum-exp parameterisation, the Huber loss (δ = 1e-3) of log-loss residuals summed over the
-points, L-BFGS-B from a grid of starting points, best start kept.
+    L(N)    = E + A·N^(−α)                 (Kaplan et al. 2020, with an irreducible loss E)
+    L(N, D) = E + A/N^α + B/D^β            (Hoffmann et al. 2022, "approach 3")
+
+Both are fitted as Hoffmann et al. and the Epoch AI replication (Besiroglu et al. 2024) fit them:
+in log-sum-exp form, log L̂ = LSE(a − α·log N, b − β·log D, e) with A = eᵃ, B = eᵇ, E = eᵉ, the
+Huber loss (δ = 1e-3) of the log-loss residuals *summed* over the points, minimised by L-BFGS-B
+from every point of a grid of starts, the best kept. Summing matters: the mean of the Huber terms
+is so small (≈ δ·|r|) that L-BFGS-B's stopping rules end the search far from the optimum, so the
+objective is a sum, the tolerances are tight, and a fit whose gradient has not vanished warns.
+
+Intervals come from the bootstrap over *groups* (trials): the points one training run gives are
+not independent, so a resample draws whole runs. Each resample starts from the full fit.
 """
 
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import logsumexp
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, section D.2
-
-# Starting points: a = log A, alpha, e = log E. Hoffmann et al. use a similar grid.
-START_GRID = {
-    "a": np.linspace(0.0, 25.0, 6),
-    "alpha": np.array([0.05, 0.2, 0.5, 1.0, 2.0]),
-    "e": np.array([-1.0, -0.5, 0.0, 0.5, 1.0]),  # clipped below the smallest log-loss
-}
+N_BOOT = 1000
+MAX_STARTS = 500  # starting points run to convergence (see _promising)
+MAXITER = 5000  # L-BFGS-B iterations per start
 
 
-def _huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
+def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
+    """The Huber loss of residuals r: quadratic within δ, linear beyond."""
     a = np.abs(r)
     return np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
 
 
 @dataclass(frozen=True)
-class PowerLawFit:
-    """L(N) = E + A·N^(−α), with the quality of the fit and bootstrap intervals."""
+class Law:
+    """A sum of power laws and a constant, E + Σ_k C_k·X_k^(−γ_k), with named parameters.
 
-    E: float
-    A: float
-    alpha: float
-    n_points: int
-    objective: float  # summed Huber loss at the optimum
-    rmse_log: float  # root-mean-square residual of log-loss
-    on_grid_edge: bool  # the best start lay on the edge of the starting grid
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    n_boot: int = 0
+    `terms` names, per power term, its coefficient, its exponent and its variable; the fit
+    works on (log C_k, γ_k, ..., log E) in that order."""
 
-    def predict(self, n: np.ndarray | float) -> np.ndarray:
-        """Predicted loss at N."""
-        return self.E + self.A * np.asarray(n, dtype=float) ** (-self.alpha)
+    key: str  # what `study fit --law` calls it
+    formula: str
+    terms: tuple[tuple[str, str, str], ...]  # (coefficient, exponent, variable)
+    grid: dict[str, np.ndarray]  # starting values of the fitted parameters, by internal name
 
     @property
-    def params(self) -> dict[str, float]:
-        """The parameters by name."""
-        return {"E": self.E, "A": self.A, "alpha": self.alpha}
+    def variables(self) -> tuple[str, ...]:
+        return tuple(v for _, _, v in self.terms)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Natural parameter names, in the order `params` returns them."""
+        return ("E",) + tuple(c for c, _, _ in self.terms) + tuple(g for _, g, _ in self.terms)
+
+    def internal_names(self) -> list[str]:
+        names = []
+        for coefficient, exponent, _ in self.terms:
+            names += [f"log_{coefficient}", exponent]
+        return names + ["log_E"]
+
+    def bounds(self, log_l: np.ndarray) -> list[tuple[float, float]]:
+        # log E stays above -10 (a vanishing floor) and at most the smallest loss seen (the floor
+        # cannot exceed a measured loss); without them a fit whose data show no floor walks
+        # log E towards minus infinity for hundreds of iterations.
+        return [(-20.0, 80.0), (-2.0, 5.0)] * len(self.terms) + [(-10.0, float(np.min(log_l)))]
+
+    def natural(self, theta: np.ndarray) -> dict[str, float]:
+        """Internal vector -> named parameters (A = exp(log A), ...)."""
+        out = {"E": float(np.exp(theta[-1]))}
+        for k, (coefficient, exponent, _) in enumerate(self.terms):
+            out[coefficient] = float(np.exp(theta[2 * k]))
+            out[exponent] = float(theta[2 * k + 1])
+        return {name: out[name] for name in self.names}
+
+    def predict(self, params: dict[str, float], **x) -> np.ndarray:
+        """The law's loss at the given variables, e.g. predict(p, N=..., D=...)."""
+        total = params["E"]
+        for coefficient, exponent, variable in self.terms:
+            total = total + params[coefficient] * np.asarray(x[variable], float) ** (
+                -params[exponent]
+            )
+        return np.asarray(total)
+
+    def objective_batch(self, thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray):
+        """Summed Huber loss of the log residuals and its gradient, for a batch of parameter
+        vectors at once: thetas (S, p) -> (S,), (S, p)."""
+        k_terms = len(self.terms)
+        coefficient, exponent = thetas[:, 0:-1:2, None], thetas[:, 1:-1:2, None]
+        terms = [coefficient[:, k] - exponent[:, k] * logs[k] for k in range(k_terms)]
+        terms.append(np.broadcast_to(thetas[:, -1, None], terms[0].shape))
+        top = np.maximum.reduce(terms)
+        exps = [np.exp(t - top) for t in terms]
+        total = sum(exps)
+        r = top + np.log(total) - log_l  # log L̂ - log L
+        size = np.abs(r)
+        loss = np.where(size <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (size - 0.5 * HUBER_DELTA))
+        g = np.clip(r, -HUBER_DELTA, HUBER_DELTA) / total  # d huber / d r, over the softmax sum
+        grad = np.empty_like(thetas)
+        for k in range(k_terms):
+            gw = g * exps[k]  # d log L̂ / d log C_k = the term's softmax weight
+            grad[:, 2 * k] = gw.sum(axis=1)
+            grad[:, 2 * k + 1] = -(gw @ logs[k])
+        grad[:, -1] = (g * exps[-1]).sum(axis=1)
+        return loss.sum(axis=1), grad
+
+    def objective(self, theta: np.ndarray, logs: np.ndarray, log_l: np.ndarray):
+        """objective_batch for one parameter vector (what scipy's minimize calls)."""
+        f, g = self.objective_batch(theta[None, :], logs, log_l)
+        return float(f[0]), g[0]
+
+    def log_predict(self, theta: np.ndarray, logs: np.ndarray) -> np.ndarray:
+        terms = [theta[2 * k] - theta[2 * k + 1] * logs[k] for k in range(len(self.terms))]
+        return logsumexp(np.vstack(terms + [np.full(logs.shape[1], theta[-1])]), axis=0)
+
+    def starts(self) -> np.ndarray:
+        """Every point of the starting grid, one per row."""
+        return np.array(list(itertools.product(*self.grid.values())), dtype=float)
+
+    def derived(self, params: dict[str, float], compute: float | None) -> dict[str, float]:
+        """Quantities that follow from the parameters (L(N, D): the compute-optimal allocation)."""
+        if self.key != "nd":
+            return {}
+        alpha, beta, big_a, big_b = params["alpha"], params["beta"], params["A"], params["B"]
+        out = {"a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
+        if compute:
+            # Minimising L(N, C/6N) over N (Hoffmann et al., eq. 4): N_opt = G·(C/6)^a,
+            # D_opt = (C/6)^b / G with G = (αA / βB)^(1/(α+β)).
+            g = (alpha * big_a / (beta * big_b)) ** (1 / (alpha + beta))
+            n_opt = g * (compute / 6) ** out["a"]
+            d_opt = (compute / 6) ** out["b"] / g
+            out |= {
+                "N_opt": float(n_opt),
+                "D_opt": float(d_opt),
+                "tokens_per_param": float(d_opt / n_opt),
+            }
+        return out
 
 
-def _objective(theta: np.ndarray, log_n: np.ndarray, log_l: np.ndarray) -> tuple[float, np.ndarray]:
-    """Summed Huber loss of log-residuals and its gradient in (a, alpha, e)."""
-    a, alpha, e = theta
-    power = a - alpha * log_n  # log(A·N^-alpha)
-    pred = np.logaddexp(power, e)  # log(A·N^-alpha + E)
-    r = pred - log_l
-    g = np.clip(r, -HUBER_DELTA, HUBER_DELTA)  # d huber / d r
-    w = np.exp(power - pred)  # d pred / d power; d pred / d e = 1 - w
-    gw = g * w
-    grad = np.array([gw.sum(), -(gw * log_n).sum(), (g - gw).sum()])
-    return float(_huber(r).sum()), grad
+KAPLAN_N = Law(
+    key="n",
+    formula="L(N) = E + A·N^(−α)",
+    terms=(("A", "alpha", "N"),),
+    grid={
+        "log_A": np.linspace(0.0, 25.0, 6),
+        "alpha": np.array([0.05, 0.2, 0.5, 1.0, 2.0]),
+        "log_E": np.array([-1.0, -0.5, 0.0, 0.5, 1.0]),
+    },
+)
+# Hoffmann et al.'s grid (section D.2), as the Epoch AI replication used it: 4,500 starts.
+CHINCHILLA_ND = Law(
+    key="nd",
+    formula="L(N, D) = E + A/N^α + B/D^β",
+    terms=(("A", "alpha", "N"), ("B", "beta", "D")),
+    grid={
+        "log_A": np.arange(0.0, 30.0, 5.0),
+        "alpha": np.arange(0.0, 2.5, 0.5),
+        "log_B": np.arange(0.0, 30.0, 5.0),
+        "beta": np.arange(0.0, 2.5, 0.5),
+        "log_E": np.arange(-1.0, 1.5, 0.5),
+    },
+)
+LAWS = {law.key: law for law in (KAPLAN_N, CHINCHILLA_ND)}
 
 
-def _minimize(starts, log_n, log_l, maxiter: int = 2000):
-    # log E is kept above -10 (E > 5e-5: a vanishing floor) and below the smallest loss seen
-    # (the floor cannot exceed a measured loss); without the bounds a fit whose data show no
-    # floor spends hundreds of iterations walking log E towards minus infinity.
-    bounds = [(-20.0, 80.0), (-2.0, 5.0), (-10.0, float(np.min(log_l)))]
+@dataclass
+class LawFit:
+    """A law fitted to points: named estimates, bootstrap intervals and the fit's quality."""
+
+    law: Law
+    params: dict[str, float]
+    n_points: int
+    n_groups: int
+    objective: float  # summed Huber loss at the optimum
+    rmse_log: float  # root-mean-square residual of log-loss
+    warnings: list[str] = field(default_factory=list)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    derived: dict[str, float] = field(default_factory=dict)
+    compute: float | None = None  # the budget the derived allocation is quoted at
+    boot: np.ndarray | None = None  # (resamples, parameters) in the order of law.names
+    n_boot: int = 0
+
+    def predict(self, **x) -> np.ndarray:
+        return self.law.predict(self.params, **x)
+
+    def band(self, level: float = 0.95, **x) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise bootstrap interval of the predicted loss at x."""
+        if self.boot is None or not len(self.boot):
+            pred = self.predict(**x)
+            return pred, pred
+        preds = np.array(
+            [self.law.predict(dict(zip(self.law.names, b, strict=True)), **x) for b in self.boot]
+        )
+        tail = 100 * (1 - level) / 2
+        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+
+    def to_json(self) -> dict:
+        """{"law", "formula", "n_points", "params": {name: {"estimate", "ci"}}, ...}."""
+
+        def entry(name, value):
+            ci = self.intervals.get(name)
+            return {"estimate": value, "ci": list(ci) if ci else None}
+
+        return {
+            "law": self.law.key,
+            "formula": self.law.formula,
+            "n_points": self.n_points,
+            "n_groups": self.n_groups,
+            "params": {k: entry(k, v) for k, v in self.params.items()},
+            "derived": {k: entry(k, v) for k, v in self.derived.items()},
+            "compute": self.compute,
+            "quality": {
+                "rmse_log": self.rmse_log,
+                "huber_objective": self.objective,
+                "n_boot": self.n_boot,
+                "warnings": self.warnings,
+            },
+        }
+
+
+def _minimize(law: Law, starts, logs, log_l, maxiter: int | None = None):
+    """L-BFGS-B from each start; the best result and the start it came from."""
+    bounds = law.bounds(log_l)
+    low, high = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
     best = None
     for start in starts:
-        start = np.clip(
-            np.asarray(start, dtype=float), [b[0] for b in bounds], [b[1] for b in bounds]
-        )
         res = minimize(
-            _objective,
-            start,
-            args=(log_n, log_l),
+            law.objective,
+            np.clip(start, low, high),
+            args=(logs, log_l),
             jac=True,
             bounds=bounds,
             method="L-BFGS-B",
-            options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12},
+            options={"maxiter": maxiter or MAXITER, "ftol": 1e-15, "gtol": 1e-12},
         )
-        if best is None or res.fun < best[0].fun:
-            best = (res, start)
+        if best is None or res.fun < best.fun:
+            best = res
     return best
 
 
-def fit_power_law(
-    n_params: np.ndarray, loss: np.ndarray, n_boot: int = 1000, seed: int = 0
-) -> PowerLawFit:
-    """Fit L(N) = E + A·N^(−α) to (N, loss) points; bootstrap whole points for intervals."""
-    n_params, loss = np.asarray(n_params, float), np.asarray(loss, float)
-    if len(n_params) < 3 or len(np.unique(n_params)) < 3:
-        raise ValueError(f"L(N) has 3 parameters: it needs 3 distinct sizes, got {len(n_params)}")
-    log_n, log_l = np.log(n_params), np.log(loss)
-    starts = list(itertools.product(*START_GRID.values()))
-    res, start = _minimize(starts, log_n, log_l)
-    on_edge = any(
-        value in (grid[0], grid[-1]) for value, grid in zip(start, START_GRID.values(), strict=True)
-    )
-    if on_edge:
-        warnings.warn(f"the best fit started on the edge of the grid ({start})", stacklevel=2)
-    a, alpha, e = res.x
-    residuals = np.logaddexp(a - alpha * log_n, e) - log_l
+def _promising(law: Law, starts: np.ndarray, logs, log_l, keep: int = MAX_STARTS) -> np.ndarray:
+    """The `keep` starts with the lowest objective, when the grid has more.
 
-    intervals, boots = {}, []
-    rng = np.random.default_rng(seed)
-    # Each resample starts from the full fit: it lies near every resample's optimum, and a
-    # grid search per resample would cost the grid's 150 starts a thousand times over. A
-    # resample is a multiset of points, and the fit does not depend on their order: with few
-    # points most draws repeat one (4 points have 35), so each distinct one is fitted once.
-    fitted: dict[tuple, tuple[float, float, float]] = {}
-    for _ in range(n_boot):
-        idx = np.sort(rng.integers(0, len(log_n), len(log_n)))
-        if len(np.unique(log_n[idx])) < 3:
-            continue  # a resample with fewer than three sizes cannot pin three parameters
-        key = tuple(idx)
-        if key not in fitted:
-            b, _ = _minimize([res.x], log_n[idx], log_l[idx], maxiter=500)
-            fitted[key] = (np.exp(b.x[2]), np.exp(b.x[0]), b.x[1])
-        boots.append(fitted[key])
-    if boots:
-        arr = np.array(boots)
-        for i, name in enumerate(("E", "A", "alpha")):
-            lo, hi = np.percentile(arr[:, i], [2.5, 97.5])
-            intervals[name] = (float(lo), float(hi))
-    return PowerLawFit(
-        E=float(np.exp(e)),
-        A=float(np.exp(a)),
-        alpha=float(alpha),
-        n_points=len(log_n),
+    Hoffmann et al.'s grid for L(N, D) has 4,500 points and each L-BFGS-B run costs ~5 ms, so
+    every start would take half a minute. Most of the grid predicts losses off by orders of
+    magnitude (A = e^25 with α = 0, say); the objective at the start, computed for the whole
+    grid at once, discards those. On the Chinchilla anchor the best 500 give the same optimum
+    as all 4,500 (a test checks it)."""
+    if len(starts) <= keep:
+        return starts
+    low, high = (np.array(b) for b in zip(*law.bounds(log_l), strict=True))
+    starts = np.clip(starts, low, high)
+    values, _ = law.objective_batch(starts, logs, log_l)
+    return starts[np.argsort(values, kind="stable")[:keep]]
+
+
+def _check(law: Law, theta: np.ndarray, res, log_l: np.ndarray) -> list[str]:
+    """Warnings about a fit: an optimum outside the grid's span, at a bound, or not converged."""
+    out, bounds = [], law.bounds(log_l)
+    for name, value, grid in zip(law.internal_names(), theta, law.grid.values(), strict=True):
+        if value <= grid.min() or value >= grid.max():
+            out.append(
+                f"the best fit has {name} = {value:.3g}, on or beyond the edge of the starting "
+                f"grid [{grid.min():g}, {grid.max():g}]: widen the grid to trust it"
+            )
+    for name, value, (low, high) in zip(law.internal_names(), theta, bounds, strict=True):
+        if np.isclose(value, low) or np.isclose(value, high):
+            out.append(f"{name} = {value:.3g} sits at its bound: the data do not pin it down")
+    # Each point's Huber gradient is at most δ; a converged fit's is far below it (a parameter
+    # held at its bound may keep a gradient).
+    low, high = (np.array(b) for b in zip(*bounds, strict=True))
+    free = ~(np.isclose(theta, low) | np.isclose(theta, high))
+    if np.max(np.abs(res.jac[free]), initial=0.0) > 1e-3 * HUBER_DELTA * len(log_l):
+        out.append(f"the optimizer stopped before converging ({res.message})")
+    return out
+
+
+def fit_law(
+    law: Law,
+    loss,
+    groups=None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    compute: float | None = None,
+    **variables,
+) -> LawFit:
+    """Fit `law` to points (variables=arrays by name, e.g. N=..., D=...; loss).
+
+    `groups` labels the run each point came from (default: every point its own run); the
+    bootstrap resamples whole groups. `compute` is the budget at which the derived
+    compute-optimal allocation is quoted (L(N, D) only)."""
+    loss = np.asarray(loss, float)
+    xs = [np.asarray(variables[v], float) for v in law.variables]
+    if np.any(loss <= 0) or any(np.any(x <= 0) for x in xs):
+        raise ValueError("losses and every variable of a law must be positive")
+    n_params = len(law.internal_names())
+    for name, x in zip(law.variables, xs, strict=True):
+        if len(np.unique(x)) < 2:
+            raise ValueError(f"{law.formula} needs at least 2 distinct values of {name}")
+    if len(loss) < n_params:
+        raise ValueError(f"{law.formula} has {n_params} parameters: it needs {n_params} points")
+    groups = np.arange(len(loss)) if groups is None else np.asarray(groups)
+    logs, log_l = np.log(np.vstack(xs)), np.log(loss)
+
+    res = _minimize(law, _promising(law, law.starts(), logs, log_l), logs, log_l)
+    theta = res.x
+    params = law.natural(theta)
+    residuals = law.log_predict(theta, logs) - log_l
+    fit = LawFit(
+        law=law,
+        params=params,
+        n_points=len(loss),
+        n_groups=len(np.unique(groups)),
         objective=float(res.fun),
         rmse_log=float(np.sqrt(np.mean(residuals**2))),
-        on_grid_edge=on_edge,
-        intervals=intervals,
-        n_boot=len(boots),
+        warnings=_check(law, theta, res, log_l),
+        derived=law.derived(params, compute),
+        compute=compute,
     )
+    if n_boot:
+        _bootstrap(fit, theta, logs, log_l, groups, n_boot, seed)
+    return fit
+
+
+def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) -> None:
+    law = fit.law
+    labels, index = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(index == g) for g in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    # A resample is a multiset of groups and the fit does not depend on their order: with few
+    # groups many draws repeat (4 have 35 distinct), so each distinct one is fitted once.
+    fitted: dict[tuple, np.ndarray] = {}
+    boots, derived = [], []
+    for _ in range(n_boot):
+        draw = tuple(np.sort(rng.integers(0, len(members), len(members))))
+        if draw not in fitted:
+            idx = np.concatenate([members[g] for g in draw])
+            distinct = np.unique(logs[:, idx], axis=1)
+            if distinct.shape[1] < len(theta) or any(len(np.unique(x)) < 2 for x in distinct):
+                fitted[draw] = None  # too few distinct points left to pin the parameters
+            else:
+                res = _minimize(law, [theta], logs[:, idx], log_l[idx], maxiter=1000)
+                fitted[draw] = res.x
+        if fitted[draw] is None:
+            continue
+        params = law.natural(fitted[draw])
+        boots.append([params[n] for n in law.names])
+        derived.append(law.derived(params, fit.compute))
+    if not boots:
+        fit.warnings.append("no bootstrap resample kept enough distinct points to fit")
+        return
+    fit.boot, fit.n_boot = np.array(boots), len(boots)
+    for i, name in enumerate(law.names):
+        fit.intervals[name] = tuple(float(v) for v in np.percentile(fit.boot[:, i], [2.5, 97.5]))
+    for name in fit.derived:
+        values = [d[name] for d in derived]
+        fit.intervals[name] = tuple(float(v) for v in np.percentile(values, [2.5, 97.5]))
+
+
+def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=None) -> LawFit:
+    """L(N) = E + A·N^(−α) fitted to (N, loss) points."""
+    n_params = np.asarray(n_params, float)
+    if len(np.unique(n_params)) < 3:
+        raise ValueError(
+            f"L(N) has 3 parameters: it needs 3 distinct sizes, got {len(np.unique(n_params))}"
+        )
+    return fit_law(KAPLAN_N, loss, groups=groups, n_boot=n_boot, seed=seed, N=n_params)
+
+
+def holdout_test(law: Law, loss, groups=None, **variables) -> dict:
+    """The self-test: refit without the largest model (L(N)) or the largest compute budget
+    (L(N, D): the points with the largest N·D), predict the held-out loss, and say how far off
+    the prediction was."""
+    loss = np.asarray(loss, float)
+    xs = {v: np.asarray(variables[v], float) for v in law.variables}
+    scale = np.prod(np.vstack(list(xs.values())), axis=0)  # N, or N·D ∝ compute
+    top = scale.max()
+    held = np.isclose(scale, top, rtol=1e-6)
+    what = "the largest model" if law.key == "n" else "the largest compute budget"
+    try:
+        fit = fit_law(
+            law,
+            loss[~held],
+            None if groups is None else np.asarray(groups)[~held],
+            n_boot=0,
+            **{v: x[~held] for v, x in xs.items()},
+        )
+    except ValueError as e:
+        return {"held_out": what, "error": f"cannot refit without it: {e}"}
+    predicted = fit.predict(**{v: x[held] for v, x in xs.items()})
+    relative = (predicted - loss[held]) / loss[held]
+    where = {"N": float(top)} if law.key == "n" else {"C_6ND": float(6 * top)}
+    return {
+        "held_out": what,
+        "where": where,
+        "n_points": int(held.sum()),
+        "predicted": [float(v) for v in predicted],
+        "actual": [float(v) for v in loss[held]],
+        "error_pct": float(100 * np.mean(relative)),
+    }
+
+
+@dataclass
+class IsoFlopFit:
+    """Hoffmann et al.'s approach 2: per compute budget, a parabola of loss in log N gives the
+    loss-optimal N_opt(C); then N_opt ∝ C^a and D_opt ∝ C^b by least squares in log-log."""
+
+    budgets: list[dict]
+    a: float
+    b: float
+    n_points: int
+    n_groups: int
+    warnings: list[str] = field(default_factory=list)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_boot: int = 0
+
+    def to_json(self) -> dict:
+        def entry(name, value):
+            ci = self.intervals.get(name)
+            return {"estimate": value, "ci": list(ci) if ci else None}
+
+        return {
+            "law": "isoflop",
+            "formula": "N_opt ∝ C^a, D_opt ∝ C^b",
+            "n_points": self.n_points,
+            "n_groups": self.n_groups,
+            "params": {"a": entry("a", self.a), "b": entry("b", self.b)},
+            "budgets": self.budgets,
+            "quality": {"n_boot": self.n_boot, "warnings": self.warnings},
+        }
+
+
+def compute_budgets(compute, gap_decades: float = 0.1) -> np.ndarray:
+    """Label points by compute budget: sorted log10 C splits wherever two neighbours lie more
+    than `gap_decades` apart (a budget's runs land near, not exactly on, its nominal C)."""
+    log_c = np.log10(np.asarray(compute, float))
+    order = np.argsort(log_c)
+    labels = np.empty(len(log_c), dtype=int)
+    labels[order] = np.concatenate([[0], np.cumsum(np.diff(log_c[order]) > gap_decades)])
+    return labels
+
+
+def _isoflop_minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:
+    minima, notes = [], []
+    for label in np.unique(budget):
+        at = budget == label
+        log_n = np.log(n[at])
+        c_mid = float(np.exp(np.mean(np.log(c[at]))))
+        if len(np.unique(log_n)) < 3:
+            continue
+        curvature, slope, _ = np.polyfit(log_n, loss[at], 2)
+        log_opt = -slope / (2 * curvature) if curvature > 0 else np.nan
+        if not (log_n.min() <= log_opt <= log_n.max()):
+            notes.append(
+                f"C = {c_mid:.3g}: its loss minimum lies outside the sizes tried; left out"
+            )
+            continue
+        tokens_per_flop = np.median(d[at] * n[at] / c[at])  # C = k·N·D: 1/k
+        n_opt = float(np.exp(log_opt))
+        minima.append(
+            {
+                "C": c_mid,
+                "N_opt": n_opt,
+                "D_opt": float(tokens_per_flop * c_mid / n_opt),
+                "loss_min": float(np.polyval([curvature, slope, _], log_opt)),
+                "n_points": int(at.sum()),
+            }
+        )
+    return minima, notes
+
+
+def _exponents(minima: list[dict]) -> tuple[float, float] | None:
+    if len(minima) < 2:
+        return None
+    log_c = np.log([m["C"] for m in minima])
+    a = np.polyfit(log_c, np.log([m["N_opt"] for m in minima]), 1)[0]
+    b = np.polyfit(log_c, np.log([m["D_opt"] for m in minima]), 1)[0]
+    return float(a), float(b)
+
+
+def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0) -> IsoFlopFit:
+    """IsoFLOP analysis of points (N, D, C, loss); the bootstrap resamples whole groups."""
+    n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
+    budget = compute_budgets(c)
+    minima, notes = _isoflop_minima(n, d, c, loss, budget)
+    exponents = _exponents(minima)
+    if exponents is None:
+        raise ValueError(
+            "an IsoFLOP fit needs 2 compute budgets, each with 3 sizes or more and its loss "
+            f"minimum inside them; found {len(minima)}"
+        )
+    groups = np.arange(len(loss)) if groups is None else np.asarray(groups)
+    fit = IsoFlopFit(minima, *exponents, len(loss), len(np.unique(groups)), notes)
+    labels, index = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(index == g) for g in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        found = _exponents(_isoflop_minima(n[idx], d[idx], c[idx], loss[idx], budget[idx])[0])
+        if found is not None:
+            boots.append(found)
+    if boots:
+        arr = np.array(boots)
+        fit.n_boot = len(boots)
+        for i, name in enumerate(("a", "b")):
+            fit.intervals[name] = tuple(float(v) for v in np.percentile(arr[:, i], [2.5, 97.5]))
+    return fit

@@ -1,8 +1,14 @@
-"""The comparison report: one self-contained HTML file (plotly inlined) that opens offline."""
+"""The comparison report: one self-contained HTML file (plotly inlined) that opens offline.
+
+One study gives its full report; several (`study report A.db B.db`) share every axis, one colour
+per study. Every name that comes from a study (its name, trial ids, errors) is escaped."""
 
 from __future__ import annotations
 
 import html
+import os
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,86 +17,207 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analysis.cards import write_cards
 from trainers.accounting import ARCHITECTURES, OBJECTIVES
 
 COLORS = {"decoder": "#1f77b4", "encoder": "#d62728", "encdec": "#2ca02c"}
+STUDY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+DASHES = {"decoder": "solid", "encoder": "dash", "encdec": "dot"}
+MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 
 
-def _architectures(trials: pd.DataFrame) -> list[str]:
-    present = set(trials.architecture)
+@dataclass
+class StudyView:
+    """What the report draws of one study."""
+
+    name: str
+    trials: pd.DataFrame
+    metrics: pd.DataFrame
+    fits: dict[str, dict[str, dict]]  # architecture -> law -> result (fits.fit_study)
+    evals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trends: dict = field(default_factory=dict)
+    data: dict | None = None  # the splits and tokenizer (Study.data)
+    cards: dict[str, str] = field(default_factory=dict)  # trial id -> relative link
+
+
+def _esc(text) -> str:
+    return html.escape(str(text))
+
+
+def _architectures(views: list[StudyView]) -> list[str]:
+    present = set().union(*(set(v.trials.architecture) for v in views))
     return [a for a in ARCHITECTURES if a in present] + sorted(present - set(ARCHITECTURES))
 
 
 def _loss_axis(arch: str) -> str:
-    return f"{arch}: {OBJECTIVES.get(arch, '?')} loss"
+    return f"{OBJECTIVES.get(arch, '?')} loss (nats/token)"
 
 
-def _loss_vs_n(trials: pd.DataFrame, fits: dict[str, dict]) -> go.Figure:
-    """One panel per architecture: each objective's loss has its own axis (not comparable)."""
-    archs = _architectures(trials)
+def _style(views: list[StudyView], i: int, arch: str) -> tuple[str, str]:
+    """Colour and dash: by architecture for one study, by study (dash by arch) for several."""
+    if len(views) == 1:
+        return COLORS.get(arch, "#555"), "solid"
+    return STUDY_COLORS[i % len(STUDY_COLORS)], DASHES.get(arch, "solid")
+
+
+def _label(views: list[StudyView], view: StudyView, arch: str) -> str:
+    return arch if len(views) == 1 else f"{view.name}: {arch}"
+
+
+def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[(trials.status == "finished") & trials.val_loss.notna()]
+
+
+def _panels(titles: list[str], height: int = 480) -> go.Figure:
     fig = make_subplots(
-        rows=1,
-        cols=len(archs),
-        subplot_titles=[f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs],
-        horizontal_spacing=0.08,
+        rows=1, cols=max(1, len(titles)), subplot_titles=titles, horizontal_spacing=0.08
     )
-    finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
-    for col, arch in enumerate(archs, start=1):
-        color = COLORS.get(arch, "#555")
-        points = finished[finished.architecture == arch]
-        fig.add_trace(
-            go.Scatter(
-                x=points.n_params,
-                y=points.val_loss,
-                mode="markers",
-                name=f"{arch} trials",
-                marker={"color": color, "size": 10},
-                text=points.trial_id,
-                hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fit = fits.get(arch, {})
-        if "params" in fit and not points.empty:
-            p = {k: v["estimate"] for k, v in fit["params"].items()}
-            n = np.logspace(
-                np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3)
-            )
+    fig.update_layout(height=height, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def _loss_vs_n(views: list[StudyView]) -> go.Figure:
+    """One panel per architecture (each objective's loss has its own axis): the trials, the
+    fitted L(N) and its 95% bootstrap band."""
+    archs = _architectures(views)
+    fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
+    for i, view in enumerate(views):
+        finished = _finished(view.trials)
+        for col, arch in enumerate(archs, start=1):
+            color, dash = _style(views, i, arch)
+            points = finished[finished.architecture == arch]
+            if points.empty:
+                continue
+            label = _label(views, view, arch)
             fig.add_trace(
                 go.Scatter(
-                    x=n,
-                    y=p["E"] + p["A"] * n ** (-p["alpha"]),
-                    mode="lines",
-                    name=f"{arch} fit: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
-                    line={"color": color, "dash": "dash"},
+                    x=points.n_params,
+                    y=points.val_loss,
+                    mode="markers",
+                    name=f"{label} trials",
+                    legendgroup=label,
+                    marker={"color": color, "size": 9},
+                    text=points.trial_id,
+                    hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
                 ),
                 row=1,
                 col=col,
             )
+            result = view.fits.get(arch, {}).get("n", {})
+            fit = result.get("fit")
+            if fit is None:
+                continue
+            n = np.logspace(
+                np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3), 60
+            )
+            low, high = fit.band(N=n)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([n, n[::-1]]),
+                    y=np.concatenate([high, low[::-1]]),
+                    fill="toself",
+                    fillcolor=color,
+                    opacity=0.15,
+                    line={"width": 0},
+                    name=f"{label}: 95% band",
+                    legendgroup=label,
+                    hoverinfo="skip",
+                    showlegend=False,
+                ),
+                row=1,
+                col=col,
+            )
+            p = fit.params
+            fig.add_trace(
+                go.Scatter(
+                    x=n,
+                    y=fit.predict(N=n),
+                    mode="lines",
+                    name=f"{label}: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
+                    legendgroup=label,
+                    line={"color": color, "dash": "dash" if len(views) == 1 else dash},
+                ),
+                row=1,
+                col=col,
+            )
+    for col, arch in enumerate(archs, start=1):
         fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
         fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
     fig.update_layout(
-        title="Final validation loss against model size: one panel per objective",
-        height=480,
-        legend={"orientation": "h", "y": -0.25},
+        title="Final validation loss against model size, with fitted L(N) and 95% band"
     )
     return fig
 
 
-def _curves(trials: pd.DataFrame, metrics: pd.DataFrame) -> go.Figure:
+def _loss_vs_compute(views: list[StudyView]) -> go.Figure:
+    """Loss against training FLOPs per architecture, with the compute frontier: the lowest
+    loss reached at or below each budget."""
+    archs = _architectures(views)
+    fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
+    for i, view in enumerate(views):
+        finished = _finished(view.trials)
+        for col, arch in enumerate(archs, start=1):
+            color, dash = _style(views, i, arch)
+            points = finished[finished.architecture == arch].sort_values("flops")
+            if points.empty:
+                continue
+            label = _label(views, view, arch)
+            fig.add_trace(
+                go.Scatter(
+                    x=points.flops,
+                    y=points.val_loss,
+                    mode="markers",
+                    name=f"{label} trials",
+                    legendgroup=label,
+                    marker={"color": color, "size": 9},
+                    text=points.trial_id,
+                    hovertemplate="%{text}<br>C=%{x:.3s} FLOPs<br>loss=%{y:.4f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+            frontier = points[points.val_loss <= points.val_loss.cummin()]
+            fig.add_trace(
+                go.Scatter(
+                    x=frontier.flops,
+                    y=frontier.val_loss,
+                    mode="lines",
+                    line={"color": color, "shape": "hv", "dash": dash},
+                    name=f"{label} frontier",
+                    legendgroup=label,
+                ),
+                row=1,
+                col=col,
+            )
+    for col, arch in enumerate(archs, start=1):
+        fig.update_xaxes(type="log", title="training compute C (FLOPs)", row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+    fig.update_layout(title="Final validation loss against training compute, with the frontier")
+    return fig
+
+
+def _thin(points: pd.DataFrame) -> pd.DataFrame:
+    if len(points) <= MAX_CURVE_POINTS:
+        return points
+    keep = np.unique(np.linspace(0, len(points) - 1, MAX_CURVE_POINTS).astype(int))
+    return points.iloc[keep]
+
+
+def _curves(view: StudyView) -> go.Figure:
     """Training and validation curves, one row per architecture."""
-    archs = _architectures(trials)
+    archs = _architectures([view])
     titles = [f"{a}: {kind} loss" for a in archs for kind in ("training", "validation")]
     fig = make_subplots(rows=len(archs), cols=2, subplot_titles=titles, vertical_spacing=0.12)
+    groups = dict(tuple(view.metrics.groupby(["trial_id", "name"]))) if len(view.metrics) else {}
     for row, arch in enumerate(archs, start=1):
-        ids = list(trials[trials.architecture == arch].trial_id)
+        ids = list(view.trials[view.trials.architecture == arch].trial_id)
         for i, trial_id in enumerate(ids):
             color = f"hsl({int(270 * i / max(1, len(ids) - 1))}, 70%, 45%)"
             for col, name in ((1, "train_loss"), (2, "val_loss")):
-                points = metrics[(metrics.trial_id == trial_id) & (metrics.name == name)]
-                if points.empty:
+                points = groups.get((trial_id, name))
+                if points is None:
                     continue
+                points = _thin(points)
                 fig.add_trace(
                     go.Scatter(
                         x=points.tokens,
@@ -104,127 +231,210 @@ def _curves(trials: pd.DataFrame, metrics: pd.DataFrame) -> go.Figure:
                     row=row,
                     col=col,
                 )
-            fig.update_yaxes(type="log", title=_loss_axis(arch), row=row, col=1)
-            fig.update_yaxes(type="log", row=row, col=2)
-    fig.update_xaxes(title="tokens", type="log")
-    fig.update_layout(title="Training curves", height=max(480, 360 * len(archs)))
+        for col in (1, 2):
+            fig.update_yaxes(type="log", title=_loss_axis(arch), row=row, col=col)
+    fig.update_xaxes(title="training tokens seen", type="log")
+    fig.update_layout(title=f"Training curves of {view.name}", height=max(480, 360 * len(archs)))
     return fig
 
 
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}")
-
-
-def _fits_table(fits: dict[str, dict]) -> pd.DataFrame:
-    rows = []
-    for arch, fit in sorted(fits.items()):
-        if "params" not in fit:
-            rows.append({"architecture": arch, "law": fit["law"], "note": fit["error"]})
+def _zero_shot(views: list[StudyView]) -> go.Figure | None:
+    """Accuracy against N per task: one line per architecture (and study) with 95% intervals,
+    the chance level and the n-gram floor."""
+    frames = [v.evals[v.evals.metric == "acc"] for v in views if len(v.evals)]
+    if not frames or all(f.empty for f in frames):
+        return None
+    tasks = sorted(set().union(*(set(f.task) for f in frames)))
+    fig = _panels(tasks, height=460)
+    for i, view in enumerate(views):
+        if view.evals.empty:
             continue
-        row = {"architecture": arch, "law": "L(N) = E + A·N^(−α)"}
-        for name, value in fit["params"].items():
-            ci = value["ci"]
-            interval = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
-            row[name] = f"{value['estimate']:.4g}{interval}"
-        quality = fit["quality"]
-        row["points"] = quality["n_points"]
-        row["RMSE of log-loss"] = f"{quality['rmse_log']:.3g}"
-        row["note"] = "; ".join(quality["warnings"])
-        rows.append(row)
+        acc = view.evals[view.evals.metric == "acc"]
+        for col, task in enumerate(tasks, start=1):
+            rows = acc[(acc.task == task) & (acc.architecture != "ngram")]
+            for arch, points in rows.groupby("architecture"):
+                color, dash = _style(views, i, arch)
+                label = _label(views, view, arch)
+                points = points.sort_values("n_params")
+                fig.add_trace(
+                    go.Scatter(
+                        x=points.n_params,
+                        y=points.value,
+                        error_y={
+                            "type": "data",
+                            "symmetric": False,
+                            "array": points.ci_high - points.value,
+                            "arrayminus": points.value - points.ci_low,
+                        },
+                        mode="lines+markers",
+                        name=label,
+                        legendgroup=label,
+                        showlegend=col == 1,
+                        line={"color": color, "dash": dash},
+                        text=points.trial_id,
+                    ),
+                    row=1,
+                    col=col,
+                )
+            task_rows = acc[acc.task == task]
+            chance = task_rows.chance.dropna()
+            if i == 0 and not chance.empty:
+                fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
+                              annotation_text="chance", row=1, col=col)  # fmt: skip
+            floor = task_rows[task_rows.architecture == "ngram"]
+            if not floor.empty:
+                text = "trigram" if len(views) == 1 else f"trigram ({view.name})"
+                fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
+                              annotation_text=text, row=1, col=col)  # fmt: skip
+    for col in range(1, len(tasks) + 1):
+        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
+    fig.update_yaxes(title="zero-shot accuracy (fraction correct)", row=1, col=1)
+    fig.update_layout(
+        title="Zero-shot accuracy against model size (95% intervals; the same items for all)"
+    )
+    return fig
+
+
+def _table(frame: pd.DataFrame, escape: bool = True) -> str:
+    return frame.to_html(index=False, escape=escape, na_rep="", float_format=lambda v: f"{v:.4g}")
+
+
+def _interval(entry: dict | None) -> str:
+    if not entry:
+        return ""
+    ci = entry.get("ci")
+    return f"{entry['estimate']:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+
+
+def _fits_table(views: list[StudyView]) -> pd.DataFrame:
+    rows = []
+    for view in views:
+        for arch, laws in sorted(view.fits.items()):
+            for law, fit in laws.items():
+                row = {"study": view.name} if len(views) > 1 else {}
+                row |= {"architecture": arch, "law": fit.get("formula", law)}
+                if "error" in fit:
+                    rows.append(row | {"note": fit["error"]})
+                    continue
+                values = fit["params"] | fit.get("derived", {})
+                row["parameters (95% CI)"] = "; ".join(
+                    f"{name} = {_interval(v)}" for name, v in values.items()
+                )
+                row["points"] = fit["n_points"]
+                held = fit.get("holdout", {})
+                row["held-out prediction"] = (
+                    f"{held['error_pct']:+.2f}% ({held['held_out']})" if "error_pct" in held else ""
+                )
+                if "rmse_log" in fit["quality"]:
+                    row["RMSE of log-loss"] = f"{fit['quality']['rmse_log']:.3g}"
+                row["note"] = "; ".join(fit["quality"].get("warnings", []))
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _zero_shot(evals: pd.DataFrame) -> go.Figure | None:
-    """Accuracy against N per task: one line per architecture with 95% intervals, the chance
-    level and the n-gram floor."""
-    acc = evals[evals.metric == "acc"] if not evals.empty else evals
-    if acc.empty:
-        return None
-    tasks = sorted(acc.task.unique())
-    fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks, horizontal_spacing=0.06)
-    models = acc[acc.architecture != "ngram"]
-    for col, task in enumerate(tasks, start=1):
-        rows = models[models.task == task]
-        for arch, points in rows.groupby("architecture"):
-            points = points.sort_values("n_params")
-            fig.add_trace(
-                go.Scatter(
-                    x=points.n_params,
-                    y=points.value,
-                    error_y={
-                        "type": "data",
-                        "symmetric": False,
-                        "array": points.ci_high - points.value,
-                        "arrayminus": points.value - points.ci_low,
-                    },
-                    mode="lines+markers",
-                    name=arch,
-                    legendgroup=arch,
-                    showlegend=col == 1,
-                    line={"color": COLORS.get(arch, "#555")},
-                    text=points.trial_id,
-                ),
-                row=1,
-                col=col,
-            )
-        task_rows = acc[acc.task == task]
-        chance = task_rows.chance.dropna()
-        if not chance.empty:
-            fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
-                          annotation_text="chance", row=1, col=col)  # fmt: skip
-        floor = task_rows[task_rows.architecture == "ngram"]
-        if not floor.empty:
-            fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
-                          annotation_text="trigram", row=1, col=col)  # fmt: skip
-        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
-    fig.update_yaxes(title="zero-shot accuracy", row=1, col=1)
-    fig.update_layout(
-        title="Zero-shot accuracy against model size (95% intervals; the same items for all)",
-        height=460,
+def _summary(views: list[StudyView]) -> str:
+    """The top of the report: verdicts, exponents with intervals, held-out prediction errors."""
+    items = []
+    for view in views:
+        prefix = f"{view.name}: " if len(views) > 1 else ""
+        for arch, laws in sorted(view.fits.items()):
+            fit = laws.get("n", {})
+            if "params" in fit:
+                alpha = fit["params"]["alpha"]
+                text = f"{prefix}{arch}: loss falls as N^−α with α = {_interval(alpha)}"
+                held = fit.get("holdout", {})
+                if "error_pct" in held:
+                    text += (
+                        f"; refitted without the largest model, the law predicts its loss "
+                        f"{held['error_pct']:+.2f}% off"
+                    )
+                items.append(text + ".")
+            nd = laws.get("nd", {})
+            if "derived" in nd:
+                d = nd["derived"]
+                items.append(
+                    f"{prefix}{arch}: compute-optimal N ∝ C^a with a = {_interval(d['a'])}, "
+                    f"D ∝ C^b with b = {_interval(d['b'])}"
+                    + (
+                        f"; {_interval(d['tokens_per_param'])} tokens per parameter at "
+                        f"C = {nd['compute']:.3g} FLOPs."
+                        if "tokens_per_param" in d
+                        else "."
+                    )
+                )
+        for result in view.trends.values():
+            items.append(prefix + result["verdict"])
+    if not items:
+        return ""
+    return "<h2>Summary</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"
+
+
+def _trial_table(view: StudyView) -> str:
+    shown = view.trials.drop(columns=["hash", "error"]).copy()
+    shown = shown.map(lambda v: _esc(v) if isinstance(v, str) else v)
+    if view.cards:
+        shown.insert(
+            1,
+            "model card",
+            [
+                f'<a href="{_esc(view.cards[t])}">card</a>' if t in view.cards else ""
+                for t in view.trials.trial_id
+            ],
+        )
+    return f'<div style="overflow-x: auto">{_table(shown, escape=False)}</div>'
+
+
+def _data_line(view: StudyView) -> str:
+    if not view.data:
+        return ""
+    d = view.data
+    tokens = ", ".join(f"{k} {v:,}" for k, v in d.get("tokens", {}).items())
+    return (
+        f"<p>Data of <code>{_esc(view.name)}</code>: {_esc(d.get('corpus'))}, tokenizer "
+        f"{_esc(d.get('tokenizer'))} ({d.get('vocab_size')} tokens); tokens per split: "
+        f"{_esc(tokens)}.</p>"
     )
-    return fig
 
 
-def write_report(
-    path: str | Path,
-    study_name: str,
-    trials: pd.DataFrame,
-    metrics: pd.DataFrame,
-    fits: dict[str, dict],
-    evals: pd.DataFrame | None = None,
-    trends: dict | None = None,
-) -> Path:
-    """Write the report of a study to `path` and return it."""
+def write_report(path: str | Path, views: list[StudyView]) -> Path:
+    """Write the report of one study, or the comparison of several, to `path`, and the model
+    card of every finished trial into `<report name>-cards/` beside it (linked from the trial
+    tables)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    zero_shot = _zero_shot(evals if evals is not None else pd.DataFrame())
-    figures = [_loss_vs_n(trials, fits), _curves(trials, metrics)]
+    for view in views:
+        sub = re.sub(r"[^A-Za-z0-9_.-]", "_", view.name) if len(views) > 1 else ""
+        folder = path.parent / f"{path.stem}-cards" / sub
+        cards = write_cards(folder, view.name, view.trials, view.data, view.evals)
+        view.cards = {t: relative_link(p, path.parent) for t, p in cards.items()}
+    figures = [_loss_vs_n(views), _loss_vs_compute(views)]
+    zero_shot = _zero_shot(views)
     if zero_shot is not None:
         figures.append(zero_shot)
+    if len(views) == 1:
+        figures.append(_curves(views[0]))
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)
     ]
-    verdict_items = "".join(
-        f"<li>{html.escape(result['verdict'])}</li>" for result in (trends or {}).values()
-    )
-    verdicts = (
-        "<h2>Do larger models do better zero-shot?</h2><ul>" + verdict_items + "</ul>"
-        "<p>Slopes are accuracy points per tenfold N (least squares on log N); intervals "
-        "resample the items. Architectures are compared only on these shared tasks.</p>"
-        if verdict_items
-        else ""
-    )
-    shown = trials.drop(columns=["hash", "error"]).copy()
-    counts = trials.status.value_counts().to_dict()
-    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    errors = trials[trials.error.notna() & (trials.error != "")]
-    error_html = "".join(
-        f"<h3>{html.escape(r.trial_id)}</h3><pre>{html.escape(r.error)}</pre>"
-        for r in errors.itertuples()
-    )
+    names = ", ".join(v.name for v in views)
+    title = f"Scaling study {names}" if len(views) == 1 else f"Scaling studies compared: {names}"
+    trial_sections = []
+    for view in views:
+        counts = view.trials.status.value_counts().to_dict()
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        errors = view.trials[view.trials.error.notna() & (view.trials.error != "")]
+        error_html = "".join(
+            f"<h4>{_esc(r.trial_id)}</h4><pre>{_esc(r.error)}</pre>" for r in errors.itertuples()
+        )
+        trial_sections.append(
+            f"<h3>{_esc(view.name)}: {len(view.trials)} trials ({_esc(summary)})</h3>"
+            + _data_line(view)
+            + _trial_table(view)
+            + (f"<h4>Errors</h4>{error_html}" if error_html else "")
+        )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{html.escape(study_name)}: scaling study report</title>
+<title>{_esc(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }}
@@ -232,24 +442,35 @@ th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th {{ background: #f2f2f2; }}
 pre {{ background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
 </style></head><body>
-<h1>Scaling study <code>{html.escape(study_name)}</code></h1>
-<p>{len(trials)} trials: {html.escape(summary)}. Written
-{datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding parameters. Each
-architecture is trained on its own objective (decoder: causal LM, every next token; encoder:
-masked LM, the 15% selected tokens; encdec: span corruption, the sentinels and the spans they
-hide), so their losses are in nats per scored token of different tasks and are not comparable
-with each other: each has its own panel and axis.</p>
-{verdicts}
-<h2>Fitted laws</h2>
-{_table(_fits_table(fits))}
-<p>Intervals are 95% bootstrap percentiles over resampled trials.</p>
+<h1>{_esc(title)}</h1>
+<p>Written {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding
+parameters; C is training compute in FLOPs (forward and backward). Each architecture is trained on
+its own objective (decoder: causal LM, every next token; encoder: masked LM, the 15% selected
+tokens; encdec: span corruption, the sentinels and the spans they hide), so their losses are in
+nats per scored token of different tasks and are not comparable with each other: each has its own
+panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1 else ""}</p>
+{_summary(views)}
+<h2>Loss against size</h2>
 {parts[0]}
-{parts[2] if len(parts) > 2 else ''}
+<h2>Loss against compute</h2>
 {parts[1]}
+{"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
+<p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
+resample the items. Architectures are compared only on these shared tasks.</p>
+<h2>Fitted laws</h2>
+{_table(_fits_table(views))}
+<p>Intervals are 95% bootstrap percentiles over resampled trials (every point of a trial is
+drawn together). The held-out prediction refits without the largest model (L(N)) or the largest
+compute budget (L(N, D)) and predicts its loss.</p>
+{"<h2>Training curves</h2>" + parts[-1] if len(views) == 1 else ""}
 <h2>Trials</h2>
-<div style="overflow-x: auto">{_table(shown)}</div>
-{"<h2>Errors</h2>" + error_html if error_html else ""}
+{"".join(trial_sections)}
 </body></html>
 """
     path.write_text(page)
     return path
+
+
+def relative_link(target: Path, start: Path) -> str:
+    """A link from a file in `start` to `target`, with forward slashes."""
+    return os.path.relpath(target, start).replace(os.sep, "/")

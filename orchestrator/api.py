@@ -20,6 +20,7 @@ from orchestrator.store import (
     Study,
     Trial,
     TrialStatus,
+    clear_fits,
     current_trials,
     default_url,
     evals_of,
@@ -305,20 +306,24 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         schedule.disconnect(cluster)
 
 
-def _fit_and_report(
-    session: Session, study: Study, path: str | Path, n_boot: int
-) -> tuple[dict, dict]:
-    """Fit the laws and the zero-shot trends, store them, write the report; return the fits
-    and the verdict sentence of each architecture."""
-    from analysis.fits import fit_study
+def _fit_and_store(session: Session, study: Study, n_boot: int):
+    """Fit the laws and the zero-shot trends of a study, store them (replacing earlier fits),
+    and return the report's view of the study."""
+    from analysis.fits import fit_study, isfinite_json, storable
     from analysis.frame import evals_frame, metrics_frame, trials_frame
-    from analysis.report import write_report
+    from analysis.report import StudyView
     from analysis.trends import study_trends
 
     trials = trials_frame(session, study)
-    fits = fit_study(session, study, trials, n_boot=n_boot)
+    fits = fit_study(trials, n_boot=n_boot)
     evals = evals_frame(session, study)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
+    clear_fits(session, study)  # a refit replaces every stored fit, laws no longer fitted too
+    for architecture, laws in fits.items():
+        for law, result in laws.items():
+            stored = isfinite_json(storable(result))
+            params, data = stored.pop("params", {}), stored.pop("data")
+            save_fit(session, study, architecture, law, params, stored, data)
     for architecture, result in trends.items():
         for task, t in result["trends"].items():
             save_fit(
@@ -338,9 +343,21 @@ def _fit_and_report(
                 ],
             )
     session.commit()
-    metrics = metrics_frame(session, study)
-    write_report(path, study.name, trials, metrics, fits, evals, trends)
-    return fits, {architecture: r["verdict"] for architecture, r in trends.items()}
+    return StudyView(
+        study.name, trials, metrics_frame(session, study), fits, evals, trends, study.data
+    )
+
+
+def _fit_and_report(
+    session: Session, study: Study, path: str | Path, n_boot: int
+) -> tuple[dict, dict]:
+    """Fit, store, write the report and the model cards; return the fits and the verdict
+    sentence of each architecture."""
+    from analysis.report import write_report
+
+    view = _fit_and_store(session, study, n_boot)
+    write_report(path, [view])
+    return view.fits, {architecture: r["verdict"] for architecture, r in view.trends.items()}
 
 
 def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:
@@ -421,20 +438,141 @@ def export_fits(path: str | Path | None = None, store: str | None = None) -> lis
         ]
 
 
+def _source(source: str | Path) -> tuple[str | Path | None, str | None]:
+    """A study file (its default store), a store file (*.db) or a SQLAlchemy URL."""
+    text = str(source)
+    if "://" in text:
+        return None, text
+    if Path(text).suffix in (".yaml", ".yml"):
+        return text, None
+    if not Path(text).exists():
+        raise StoreError(f"{text}: no such study file or run store")
+    return None, f"sqlite:///{text}"
+
+
 def report(
-    path: str | Path | None = None,
+    sources: list[str | Path] | str | Path | None = None,
     store: str | None = None,
     out: str | Path | None = None,
     n_boot: int = 1000,
 ) -> Path:
-    """Refit the study's laws from the store and write its report."""
-    _, session, study = open_study(path, store)
-    with session:
-        target = Path(out) if out else report_path(study.name)
-        _fit_and_report(session, study, target, n_boot)
-    return target
+    """Refit the laws from the store(s) and write the report: of one study, or the comparison
+    of several (`sources`: study files, store files or URLs), with their model cards."""
+    if sources is None or isinstance(sources, str | Path):
+        sources = [sources] if sources is not None else []
+    if store is not None:
+        if len(sources) > 1:
+            raise StoreError("--store names one store: give the others as store files or URLs")
+        pairs = [(sources[0] if sources else None, store)]
+    else:
+        pairs = [_source(s) for s in sources]
+    if not pairs:
+        raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
+    from analysis.report import write_report
+
+    views = []
+    for path, url in pairs:
+        _, session, study = open_study(path, url)
+        with session:
+            views.append(_fit_and_store(session, study, n_boot))
+    names = [v.name for v in views]
+    if len(set(names)) < len(names):
+        raise StoreError(f"two of the stores hold a study of the same name ({', '.join(names)})")
+    if out:
+        target = Path(out)
+    elif len(views) == 1:
+        target = report_path(views[0].name)
+    else:
+        target = Path("reports") / ("compare-" + "-".join(names) + ".html")
+    return write_report(target, views)
 
 
 def to_json(frame: pd.DataFrame) -> str:
     """A DataFrame as a JSON list of objects (NaN as null)."""
     return json.dumps(json.loads(frame.to_json(orient="records")), indent=2)
+
+
+def fit_csv(
+    path: str | Path,
+    law: str,
+    columns: dict[str, str],
+    filters: list[str] = (),
+    drop_highest_loss: int = 0,
+    n_boot: int = 1000,
+    group: str | None = None,
+    compute: float | None = None,
+) -> dict:
+    """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
+    from analysis.fits import TableError, fit_points, isfinite_json, read_table, storable
+    from analysis.trends import values_trend, verdict
+
+    frame = read_table(path, law, columns, filters, drop_highest_loss, group)
+    if law == "trend":
+        name = columns.get("accuracy", "accuracy")
+        t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
+        return isfinite_json(
+            {
+                "law": "trend",
+                "n_points": len(frame),
+                "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
+                "slope": t["slope"],
+                "spearman_rho": t["spearman_rho"],
+                "p_value": t["p_value"],
+                "interval_from": t["interval_from"],
+                "verdict": verdict(Path(path).name, {name: t}),
+            }
+        )
+    try:
+        result = fit_points(law, frame, n_boot, "group" if group else None, compute)
+    except ValueError as e:
+        raise TableError(f"{path}: {e}") from None
+    return isfinite_json(storable(result))
+
+
+def fit_store(
+    path: str | Path | None,
+    store: str | None,
+    law: str,
+    architecture: str | None = None,
+    n_boot: int = 1000,
+) -> dict:
+    """Fit a law to a study's finished trials (or its zero-shot trends): one JSON-ready result
+    per architecture, under {"study", "law", "architectures"}."""
+    from analysis.fits import fit_study, isfinite_json, storable
+    from analysis.frame import evals_frame, trials_frame
+    from analysis.trends import study_trends
+
+    _, session, study = open_study(path, store)
+    with session:
+        trials = trials_frame(session, study)
+        if architecture is not None and architecture not in set(trials.architecture):
+            raise StoreError(
+                f"study {study.name!r} has no {architecture!r} trials "
+                f"(it has {', '.join(sorted(set(trials.architecture)))})"
+            )
+        if architecture is not None:
+            trials = trials[trials.architecture == architecture]
+        out = {}
+        if law == "trend":
+            evals = evals_frame(session, study)
+            if architecture is not None and not evals.empty:
+                evals = evals[evals.architecture == architecture]
+            for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():
+                out[arch] = {
+                    "law": "trend",
+                    "tasks": {
+                        task: {
+                            "n_points": len(t["n_params"]),
+                            "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
+                            "slope": t["slope"],
+                            "spearman_rho": t["spearman_rho"],
+                            "p_value": t["p_value"],
+                        }
+                        for task, t in result["trends"].items()
+                    },
+                    "verdict": result["verdict"],
+                }
+        else:
+            for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
+                out[arch] = storable(laws[law])
+        return isfinite_json({"study": study.name, "law": law, "architectures": out})

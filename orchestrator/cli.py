@@ -114,14 +114,11 @@ def run(
     except KeyboardInterrupt:
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None
-    for arch, fit in result.fits.items():
-        if "params" in fit:
-            p = {k: v["estimate"] for k, v in fit["params"].items()}
-            console.print(
-                f"{arch}: L(N) = {p['E']:.4g} + {p['A']:.4g}·N^-{p['alpha']:.4f}", highlight=False
-            )
-        else:
-            console.print(f"{arch}: not fitted ({fit['error']})", highlight=False)
+    from analysis.fits import summary_line
+
+    for arch, laws in result.fits.items():
+        for fit in laws.values():
+            console.print(summary_line(arch, fit), highlight=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
     console.print(f"report: {result.report}", highlight=False)
@@ -191,18 +188,28 @@ def status(
 
 @app.command()
 def report(
-    study: OptionalStudyFile = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="study files, store files (runs/NAME.db) or store URLs; two or more are "
+            "compared side by side",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="report file (default: reports/<name>.html)")
+        Path | None,
+        typer.Option(
+            "--out", help="report file (default: reports/<name>.html, or compare-A-B.html)"
+        ),
     ] = None,
     n_boot: NBootOption = 1000,
 ) -> None:
-    """Refit the laws from the store and write the HTML report."""
+    """Refit the laws from the store(s) and write the HTML report and the model cards."""
     from orchestrator import api
 
     try:
-        path = api.report(study, store, out, n_boot)
+        path = api.report(sources or [], store, out, n_boot)
     except (StudyError, StoreError) as e:
         _fail(str(e))
     console.print(f"report: {path}", highlight=False)
@@ -238,6 +245,86 @@ def export(
         out.write_text(text if text.endswith("\n") else text + "\n")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+LAWS = ("n", "nd", "isoflop", "trend")
+
+
+def _column(name: str, default: str):
+    return Annotated[str, typer.Option(f"--{name}", help=f"the CSV column of {default}")]
+
+
+@app.command()
+def fit(
+    study: OptionalStudyFile = None,
+    store: StoreOption = None,
+    csv: Annotated[
+        Path | None, typer.Option("--csv", help="fit a CSV of results instead of a run store")
+    ] = None,
+    law: Annotated[
+        str,
+        typer.Option(
+            help="n: L(N) = E + A·N^-α; nd: L(N, D) = E + A/N^α + B/D^β; isoflop: N_opt ∝ C^a, "
+            "D_opt ∝ C^b; trend: zero-shot accuracy against N"
+        ),
+    ] = "n",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    n_col: _column("n", "N, parameters") = "N",
+    d_col: _column("d", "D, training tokens (default: C / 6N)") = "D",
+    c_col: _column("c", "C, training FLOPs (default: 6ND)") = "C",
+    loss_col: _column("loss", "the loss") = "loss",
+    accuracy_col: _column("accuracy", "zero-shot accuracy (trend)") = "accuracy",
+    n_items_col: _column("n-items", "items behind each accuracy (trend; optional)") = "n_items",
+    group: Annotated[
+        str | None, typer.Option(help="CSV column naming the run of each row (bootstrap unit)")
+    ] = None,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="keep CSV rows where COLUMN=VALUE")
+    ] = None,
+    drop_highest_loss: Annotated[
+        int, typer.Option(min=0, help="drop this many highest-loss rows (Epoch AI drops 5)")
+    ] = 0,
+    compute: Annotated[
+        float | None,
+        typer.Option(help="nd: FLOP budget for the compute-optimal N, D (default: largest C)"),
+    ] = None,
+    architecture: Annotated[
+        str | None, typer.Option(help="store: fit this architecture only")
+    ] = None,
+    n_boot: NBootOption = 1000,
+) -> None:
+    """Fit a scaling law to a study's run store, or to a CSV of published results."""
+    from orchestrator import api
+
+    if law not in LAWS:
+        _fail(f"--law must be one of {', '.join(LAWS)}, not {law!r}")
+    if csv is not None and (study is not None or store is not None):
+        _fail("give --csv or a study (file or --store), not both")
+    from analysis.fits import TableError, summary_line
+
+    try:
+        if csv is not None:
+            columns = {"N": n_col, "D": d_col, "C": c_col, "loss": loss_col}
+            columns |= {"accuracy": accuracy_col, "n_items": n_items_col}
+            results = {csv.name: api.fit_csv(
+                csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute
+            )}  # fmt: skip
+            shown = results[csv.name]
+        else:
+            shown = api.fit_store(study, store, law, architecture, n_boot)
+            results = shown["architectures"]
+    except (StudyError, StoreError, TableError) as e:
+        _fail(str(e))
+    if as_json:
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+        return
+    for name, result in results.items():
+        if law == "trend":
+            console.print(result["verdict"], highlight=False)
+            continue
+        console.print(summary_line(name, result), highlight=False)
+        for warning in result.get("quality", {}).get("warnings", []):
+            errors.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -212,7 +212,11 @@ class ShapeSpec(_Strict):
     n_layer: int = Field(gt=0)
     n_embd: int = Field(gt=0)
     n_head: int = Field(gt=0)
-    name: str | None = Field(None, description="label for trial ids; default: N, as in '25.5K'")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="label for trial ids (letters, digits, _ . -); default: N, as in '25.5K'",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self):

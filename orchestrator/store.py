@@ -418,15 +418,14 @@ def save_fit(
     return fit
 
 
+def clear_fits(session: Session, study: Study) -> None:
+    """Delete every stored fit of a study (before a refit stores the new ones)."""
+    session.execute(delete(Fit).where(Fit.study_id == study.id))
+
+
 def fits_of(session: Session, study: Study) -> list[Fit]:
     """The stored fits of a study."""
     return list(session.scalars(select(Fit).where(Fit.study_id == study.id).order_by(Fit.id)))
-
-
-def metrics_of(session: Session, trials: list[Trial]) -> list[Metric]:
-    """All metrics of some trials."""
-    ids = [t.id for t in trials]
-    return list(session.scalars(select(Metric).where(Metric.trial_pk.in_(ids)).order_by(Metric.id)))
 
 
 def mark_unfinished_interrupted(session: Session, study: Study) -> None:

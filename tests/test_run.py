@@ -25,7 +25,7 @@ def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, 
     assert sorted(first.ran) == sorted(f"{a}-{s}-s0" for a in archs for s in sizes)
     assert first.failed == [] and first.report.exists()
     for arch in archs:  # one fit per architecture, each on its own objective's loss
-        assert first.fits[arch]["params"]["alpha"]["estimate"] is not None
+        assert first.fits[arch]["n"]["params"]["alpha"]["estimate"] is not None
 
     # Add a size: only the new trial trains; the finished ones are found by hash.
     tiny_study.write_text(
@@ -82,7 +82,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Ray dashboard: http://" in run.stdout and "ray get-auth-token" in run.stdout
     assert "decoder-100K-s0: finished" in run.stdout
-    assert "decoder: L(N) =" in run.stdout
+    assert "decoder L(N) = E + A·N^(−α): E = " in run.stdout
 
     status = study_cli("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
@@ -127,16 +127,28 @@ def test_cli_end_to_end(tiny_study, study_cli):
     fits = json.loads(
         study_cli("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
     )
-    assert fits[0]["law"] == "L(N)" and set(fits[0]["params"]) == {"E", "A", "alpha"}
+    assert fits[0]["law"] == "n" and set(fits[0]["params"]) == {"E", "A", "alpha"}
+    assert fits[0]["quality"]["holdout"]["held_out"] == "the largest model"
+    assert len(fits[0]["data"]) == 3 and fits[0]["quality"]["n_boot"] > 0
+
+    fit = study_cli("fit", str(tiny_study), "--law", "n", "--json", "--n-boot", "50", cwd=cwd)
+    fitted = json.loads(fit.stdout)["architectures"]
+    assert set(fitted) == {"decoder", "encoder", "encdec"}
+    assert set(fitted["decoder"]["params"]) == {"E", "A", "alpha"}
+    trend = study_cli("fit", str(tiny_study), "--law", "trend", "--json", cwd=cwd)
+    decoder = json.loads(trend.stdout)["architectures"]["decoder"]
+    assert {"slope", "spearman_rho", "p_value"} <= set(decoder["tasks"]["last_word"])
+    assert decoder["verdict"].startswith("decoder: ")
 
     report = (cwd / "reports" / "tiny.html").read_text()
-    assert "decoder-50K-s0" in report and "one panel per objective" in report
-    assert "Do larger models do better zero-shot?" in report
+    assert "decoder-50K-s0" in report and "own panel and axis" in report
+    assert "Summary" in report and "Loss against compute" in report
     assert "Zero-shot accuracy against model size" in report
+    assert (cwd / "reports" / "tiny-cards" / "decoder-50K-s0.md").exists()
     assert re.search(r"decoder: (larger models did better|the data do not show)", run.stdout)
     laws = {f["law"] for f in fits}
     assert {"trend:last_word", "trend:next_sentence", "trend:minimal_pairs"} <= laws
-    assert "encdec: span corruption loss" in report  # each objective has its own axis
+    assert "span corruption loss (nats/token)" in report  # each objective has its own axis
     assert re.search(r"<script[^>]*src=", report) is None  # no script fetched: opens offline
     assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly.js is inlined
     db = sqlite3.connect(cwd / "runs" / "tiny.db")

@@ -1,0 +1,180 @@
+"""The report: opened in headless Chromium, every figure renders, the console stays clean,
+names are escaped; the comparison of two studies and the model cards."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.fits import fit_study
+from analysis.frame import TRIAL_COLUMNS
+from analysis.report import StudyView, write_report
+from analysis.trends import study_trends
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
+HOSTILE = "<script>alert(1)</script>"
+
+
+def synthetic_view(name: str, shift: float = 0.0, trial_suffix: str = "") -> StudyView:
+    """A finished study of two architectures at four sizes, with curves and zero-shot items."""
+    rng = np.random.default_rng(0)
+    trials, metrics, evals = [], [], []
+    for arch, (e, a, alpha) in {"decoder": (1.6, 30, 0.25), "encoder": (2.2, 40, 0.3)}.items():
+        for n in (25_000, 100_000, 300_000, 1_000_000):
+            trial_id = f"{arch}-{n}-s0{trial_suffix}"
+            loss = (e + shift + a * n**-alpha) * np.exp(rng.normal(0, 0.003))
+            row = dict.fromkeys(TRIAL_COLUMNS)
+            row |= {
+                "trial_id": trial_id, "architecture": arch, "size": str(n), "seed": 0,
+                "n_params": n, "total_params": n + 20_000, "tokens": 500_000,
+                "tokens_done": 500_000, "epochs": 0.5, "flops": 6.0 * n * 500_000, "lr": 3e-3,
+                "status": "finished", "val_loss": loss, "attempts": 1, "wall_s": 10.0,
+                "tokens_per_s": 5e4, "mfu": 0.4, "device": "cpu x1", "hash": trial_id,
+                "error": None,
+            }  # fmt: skip
+            trials.append(row)
+            for step in range(1, 21):
+                tokens = step * 25_000
+                metrics.append((trial_id, step, tokens, "train_loss", loss * (1 + 1 / step)))
+                if step % 5 == 0:
+                    metrics.append((trial_id, step, tokens, "val_loss", loss * (1 + 0.5 / step)))
+            for task, chance in (("last_word", 0.25), ("minimal_pairs", 0.5)):
+                p = chance + 0.1 * np.log10(n / 10_000)
+                items = (rng.random(200) < p).astype(float).tolist()
+                acc = float(np.mean(items))
+                evals.append(
+                    {
+                        "trial_id": trial_id, "architecture": arch, "n_params": n, "step": 20,
+                        "task": task, "metric": "acc", "value": acc, "n_items": 200,
+                        "chance": chance, "ci_low": acc - 0.06, "ci_high": acc + 0.06,
+                        "per_item": items,
+                    }
+                )  # fmt: skip
+    for task, floor in (("last_word", 0.3), ("minimal_pairs", 0.7)):
+        evals.append(
+            {
+                "trial_id": None, "architecture": "ngram", "n_params": None, "step": 0,
+                "task": task, "metric": "acc", "value": floor, "n_items": 200,
+                "chance": None, "ci_low": None, "ci_high": None, "per_item": None,
+            }
+        )  # fmt: skip
+    trials = pd.DataFrame(trials, columns=TRIAL_COLUMNS)
+    evals = pd.DataFrame(evals)
+    return StudyView(
+        name=name,
+        trials=trials,
+        metrics=pd.DataFrame(metrics, columns=["trial_id", "step", "tokens", "name", "value"]),
+        fits=fit_study(trials, n_boot=100),
+        evals=evals,
+        trends=study_trends(evals, n_boot=100),
+        data={"corpus": "builtin:kjv", "tokenizer": "bytes", "vocab_size": 359},
+    )
+
+
+CHECK = """<script>
+window.__errors = []; window.__alerts = 0;
+window.alert = () => { window.__alerts += 1; };
+window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
+const __error = console.error;
+console.error = (...args) => { window.__errors.push(args.join(" ")); __error(...args); };
+window.addEventListener("load", () => setTimeout(() => {
+  const plots = [...document.querySelectorAll(".js-plotly-plot")];
+  const out = document.createElement("pre");
+  out.id = "__check";
+  out.textContent = JSON.stringify({
+    errors: window.__errors, alerts: window.__alerts, plots: plots.length,
+    rendered: plots.filter((p) => p.querySelectorAll(".main-svg .trace").length > 0).length,
+    title: document.title, heading: document.querySelector("h1").textContent,
+  });
+  document.body.appendChild(out);
+}, 1000));
+</script>"""
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("chromium is not installed")
+    return found
+
+
+def open_in_chromium(report: Path, screenshot: Path) -> dict:
+    """Load the report (with a checking script) in headless Chromium; what the page saw."""
+    browser = chromium()
+    checked = report.with_name(report.stem + "-checked.html")
+    checked.write_text(report.read_text().replace("<head>", "<head>" + CHECK, 1))
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--virtual-time-budget=20000", "--window-size=1300,4000",
+    ]  # fmt: skip
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", checked.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [browser, *flags, f"--screenshot={screenshot}", report.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    found = re.search(r'<pre id="__check">(.*?)</pre>', dom, re.S)
+    assert found, "the checking script did not run: " + dom[-2000:]
+    text = found.group(1).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return json.loads(text.replace("&quot;", '"'))
+
+
+@pytest.mark.slow
+def test_the_report_renders_every_figure_without_errors_and_escapes_names(tmp_path):
+    view = synthetic_view(HOSTILE, trial_suffix=HOSTILE)
+    report = write_report(tmp_path / "report.html", [view])
+    page = report.read_text()
+    assert HOSTILE not in page.split("<script", 1)[0]  # the title and heading are escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    seen = open_in_chromium(report, ARTIFACTS / "report.png")
+    assert seen["errors"] == [] and seen["alerts"] == 0
+    assert seen["plots"] == 4 and seen["rendered"] == 4  # size, compute, zero-shot, curves
+    assert HOSTILE in seen["title"] and HOSTILE in seen["heading"]  # shown as text
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_two_studies_share_the_axes_one_colour_each(tmp_path):
+    views = [synthetic_view("small"), synthetic_view("large", shift=-0.2)]
+    report = write_report(tmp_path / "compare.html", views)
+    page = report.read_text()
+    for name in ("small: decoder trials", "large: decoder trials", "small: encoder"):
+        assert name in page
+    seen = open_in_chromium(report, ARTIFACTS / "compare.png")
+    assert seen["errors"] == [] and seen["plots"] == seen["rendered"] == 3
+    colours = re.findall(r'"name":"(small|large): decoder trials".*?"color":"(#[0-9a-f]{6})"', page)
+    by_study = {study: colour for study, colour in colours}
+    assert len(by_study) == 2 and by_study["small"] != by_study["large"]
+    assert (tmp_path / "compare-cards" / "small" / "decoder-25000-s0.md").exists()
+
+
+def test_every_finished_trial_has_a_linked_model_card(tmp_path):
+    view = synthetic_view("cards")
+    report = write_report(tmp_path / "r.html", [view])
+    card = (tmp_path / "r-cards" / "decoder-1000000-s0.md").read_text()
+    assert '<a href="r-cards/decoder-1000000-s0.md">card</a>' in report.read_text()
+    for text in (
+        "GPT-style decoder-only",
+        "causal language modelling",
+        "| parameters (non-embedding, N) | 1,000,000 |",
+        "| corpus | builtin:kjv |",
+        "| tokens seen | 500K of a budget of 500K |",
+        "| training compute | 3e+12 FLOPs |",
+        "| last_word | acc |",
+        "## Intended use and limitations",
+    ):
+        assert text in card, text
+    assert len(list((tmp_path / "r-cards").glob("*.md"))) == 8

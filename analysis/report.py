@@ -245,11 +245,25 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
     if not frames or all(f.empty for f in frames):
         return None
     tasks = sorted(set().union(*(set(f.task) for f in frames)))
-    fig = _panels(tasks, height=460)
+    likelihood = any((v.evals.metric == "bits_per_byte").any() for v in views if len(v.evals))
+    titles = tasks + (["held-out likelihood (lower is better)"] if likelihood else [])
+    fig = _panels(titles, height=460)
     for i, view in enumerate(views):
         if view.evals.empty:
             continue
         acc = view.evals[view.evals.metric == "acc"]
+        if likelihood:
+            bpb = view.evals[view.evals.metric == "bits_per_byte"]
+            for arch, points in bpb.groupby("architecture"):
+                color, dash = _style(views, i, arch)
+                label = _label(views, view, arch)
+                points = points.sort_values("n_params")
+                fig.add_trace(
+                    go.Scatter(x=points.n_params, y=points.value, mode="lines+markers",
+                               name=label, legendgroup=label, showlegend=False,
+                               line={"color": color, "dash": dash}, text=points.trial_id),
+                    row=1, col=len(titles),
+                )  # fmt: skip
         for col, task in enumerate(tasks, start=1):
             rows = acc[(acc.task == task) & (acc.architecture != "ngram")]
             for arch, points in rows.groupby("architecture"):
@@ -286,9 +300,11 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
                 text = "trigram" if len(views) == 1 else f"trigram ({view.name})"
                 fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
                               annotation_text=text, row=1, col=col)  # fmt: skip
-    for col in range(1, len(tasks) + 1):
+    for col in range(1, len(titles) + 1):
         fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
     fig.update_yaxes(title="zero-shot accuracy (fraction correct)", row=1, col=1)
+    if likelihood:
+        fig.update_yaxes(title="held-out bits per byte", row=1, col=len(titles))
     fig.update_layout(
         title="Zero-shot accuracy against model size (95% intervals; the same items for all)"
     )

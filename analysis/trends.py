@@ -34,7 +34,8 @@ def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0
         "ci": [low, high],
         "spearman_rho": float(rho),
         "p_value": float(p_value),
-        "accuracy": accuracy.tolist(),
+        "metric": "acc",
+        "values": accuracy.tolist(),
         "n_params": n.tolist(),
     }
 
@@ -67,7 +68,8 @@ def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: i
         "ci": [low, high],
         "spearman_rho": float(rho),
         "p_value": float(p_value),
-        "accuracy": accuracy.tolist(),
+        "metric": "acc",
+        "values": accuracy.tolist(),
         "n_params": n.tolist(),
         "interval_from": "binomial draws of each accuracy" if n_items is not None else "models",
     }
@@ -89,9 +91,42 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return rho, float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
 
 
+def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """Held-out bits per byte against log10 N (the likelihood task; lower is better): slope per
+    decade, its 95% interval from resampling the held-out windows (the same windows for every
+    model), and Spearman's rho of bits per byte with N and its p-value. `per_window` holds each
+    model's [nats, bytes] per window."""
+    n = np.asarray(n_params, dtype=float)
+    x = np.log10(n)
+    windows = np.array([np.asarray(w, dtype=float) for w in per_window])  # (models, windows, 2)
+
+    def bpb(idx):
+        return windows[:, idx, 0].sum(axis=1) / windows[:, idx, 1].sum(axis=1) / np.log(2)
+
+    count = windows.shape[1]
+    values = bpb(np.arange(count))
+    slope = float(np.polyfit(x, values, 1)[0])
+    rng = np.random.default_rng(seed)
+    boots = [np.polyfit(x, bpb(rng.integers(0, count, count)), 1)[0] for _ in range(n_boot)]
+    low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5])) if boots else (np.nan,) * 2
+    rho, p_value = _spearman(n, values)
+    return {
+        "metric": "bits_per_byte",
+        "slope": slope,
+        "ci": [low, high],
+        "spearman_rho": float(rho),
+        "p_value": float(p_value),
+        "values": values.tolist(),
+        "n_params": n.tolist(),
+    }
+
+
 def direction(trend: dict) -> str:
-    """better, worse or unclear: whether the slope's interval excludes zero."""
+    """better, worse or unclear: whether the slope's interval excludes zero (for bits per byte
+    a negative slope is better)."""
     low, high = trend["ci"]
+    if trend.get("metric") == "bits_per_byte":
+        low, high = -high, -low
     return "better" if low > 0 else "worse" if high < 0 else "unclear"
 
 
@@ -104,9 +139,16 @@ def verdict(architecture: str, trends: dict[str, dict]) -> str:
         kind = direction(t)
         better += kind == "better"
         low, high = t["ci"]
+        spearman = f"Spearman rho {t['spearman_rho']:.2f}, p = {t['p_value']:.2g}"
+        if t.get("metric") == "bits_per_byte":
+            parts.append(
+                f"{task} likelihood {t['slope']:+.3f} bits per byte per 10x N (95% CI "
+                f"{low:+.3f} to {high:+.3f}; {spearman})"
+            )
+            continue
         parts.append(
             f"{task} {100 * t['slope']:+.1f} points per 10x N (95% CI {100 * low:+.1f} to "
-            f"{100 * high:+.1f}; Spearman rho {t['spearman_rho']:.2f}, p = {t['p_value']:.2g})"
+            f"{100 * high:+.1f}; {spearman})"
         )
     if better == len(trends):
         lead = "larger models did better on every task"
@@ -118,19 +160,22 @@ def verdict(architecture: str, trends: dict[str, dict]) -> str:
 
 
 def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dict]:
-    """Per architecture: the accuracy trend of each task (final evaluations, metric `acc`)
-    and the verdict. Needs two sizes or more; the n-gram baseline is left out."""
+    """Per architecture: the trend of each task (final evaluations; metric `acc`, and held-out
+    bits per byte for decoders) and the verdict. Needs two sizes or more; the n-gram baseline
+    is left out."""
     out = {}
-    acc = evals[(evals.metric == "acc") & (evals.architecture != "ngram")]
-    for architecture, rows in acc.groupby("architecture"):
+    models = evals[evals.architecture != "ngram"]
+    kept = models[(models.metric == "acc") | (models.metric == "bits_per_byte")]
+    for architecture, rows in kept.groupby("architecture"):
         trends = {}
-        for task, task_rows in rows.groupby("task"):
+        for (task, metric), task_rows in rows.groupby(["task", "metric"]):
             task_rows = task_rows.sort_values("n_params")
-            lengths = {len(p) for p in task_rows.per_item}
-            if task_rows.n_params.nunique() < 2 or len(lengths) != 1:
+            per_item = list(task_rows.per_item)
+            if any(p is None for p in per_item) or len({len(p) for p in per_item}) != 1:
+                continue  # results stored before per-item values were kept, or mismatched
+            if task_rows.n_params.nunique() < 2:
                 continue
-            trends[task] = accuracy_trend(
-                task_rows.n_params, list(task_rows.per_item), n_boot=n_boot
-            )
+            trend = likelihood_trend if metric == "bits_per_byte" else accuracy_trend
+            trends[task] = trend(task_rows.n_params, per_item, n_boot=n_boot)
         out[architecture] = {"trends": trends, "verdict": verdict(architecture, trends)}
     return out

@@ -311,7 +311,7 @@ def _fit_and_store(session: Session, study: Study, n_boot: int):
     and return the report's view of the study."""
     from analysis.fits import fit_study, isfinite_json, storable
     from analysis.frame import evals_frame, metrics_frame, trials_frame
-    from analysis.report import StudyView
+    from analysis.report import MAX_CURVE_POINTS, StudyView
     from analysis.trends import study_trends
 
     trials = trials_frame(session, study)
@@ -333,18 +333,25 @@ def _fit_and_store(session: Session, study: Study, n_boot: int):
                 f"trend:{task}",
                 {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
                 {
+                    "metric": t["metric"],
                     "spearman_rho": t["spearman_rho"],
                     "p_value": t["p_value"],
                     "verdict": result["verdict"],
                 },
                 [
-                    {"n_params": n, "accuracy": a}
-                    for n, a in zip(t["n_params"], t["accuracy"], strict=True)
+                    {"n_params": n, t["metric"]: v}
+                    for n, v in zip(t["n_params"], t["values"], strict=True)
                 ],
             )
     session.commit()
     return StudyView(
-        study.name, trials, metrics_frame(session, study), fits, evals, trends, study.data
+        study.name,
+        trials,
+        metrics_frame(session, study, max_points=MAX_CURVE_POINTS),
+        fits,
+        evals,
+        trends,
+        study.data,
     )
 
 

@@ -20,6 +20,7 @@ class Shape:
 # Each label is within 5% of the measured non-embedding N (tests/test_grid.py checks every
 # entry). Head width stays 12-64; the smallest entries are the "debug" sizes for tests.
 _DECODER = {
+    "10K": Shape(1, 28, 2),
     "25K": Shape(2, 32, 2),
     "50K": Shape(4, 32, 2),
     "100K": Shape(2, 64, 4),
@@ -41,6 +42,7 @@ LADDER: dict[str, dict[str, Shape]] = {
     "encoder": dict(_DECODER),
     # n_layer blocks in each stack; the label counts both (about 28·n_layer·d²)
     "encdec": {
+        "10K": Shape(1, 18, 1),
         "25K": Shape(2, 20, 2),
         "50K": Shape(3, 24, 2),
         "100K": Shape(2, 42, 3),

@@ -52,12 +52,12 @@ def test_the_chinchilla_fit_is_reproduced_within_one_percent(anchor):
 @pytest.mark.slow
 def test_the_pruned_grid_finds_the_same_optimum_as_all_4500_starts(anchor):
     logs, log_l = np.log(np.vstack([anchor.N, anchor.D])), np.log(anchor.loss.to_numpy())
-    everything = laws._minimize(CHINCHILLA_ND, CHINCHILLA_ND.starts(), logs, log_l)
+    everything = laws._minimize(CHINCHILLA_ND, CHINCHILLA_ND.starts(log_l), logs, log_l)
     pruned = laws._minimize(
-        CHINCHILLA_ND, laws._promising(CHINCHILLA_ND, CHINCHILLA_ND.starts(), logs, log_l),
+        CHINCHILLA_ND, laws._promising(CHINCHILLA_ND, CHINCHILLA_ND.starts(log_l), logs, log_l),
         logs, log_l,
     )  # fmt: skip
-    assert len(CHINCHILLA_ND.starts()) == 4500
+    assert len(CHINCHILLA_ND.starts(log_l)) == 4500
     assert pruned.fun == pytest.approx(everything.fun, rel=1e-9)
     np.testing.assert_allclose(pruned.x, everything.x, rtol=1e-5)
 
@@ -174,3 +174,19 @@ def test_isoflop_needs_two_budgets_with_a_minimum_inside_them():
     frame = synthetic_isoflop(p, [1e19])
     with pytest.raises(ValueError, match="2 compute budgets"):
         fit_isoflop(frame.N, frame.D, frame.C, frame.loss, n_boot=0)
+
+
+def test_the_batched_bootstrap_refit_finds_the_optima_l_bfgs_b_finds(anchor):
+    logs, log_l = np.log(np.vstack([anchor.N, anchor.D])), np.log(anchor.loss.to_numpy())
+    fit = fit_law(CHINCHILLA_ND, anchor.loss, n_boot=0, N=anchor.N, D=anchor.D)
+    p = fit.params
+    theta = np.log([p["A"], np.e ** p["alpha"], p["B"], np.e ** p["beta"], p["E"]])
+    rng = np.random.default_rng(3)
+    counts = np.array([np.bincount(rng.integers(0, 240, 240), minlength=240) for _ in range(12)])
+    batched = laws._refit_batch(CHINCHILLA_ND, theta, logs, log_l, counts.astype(float))
+    for row, count in zip(batched, counts, strict=True):
+        idx = np.repeat(np.arange(240), count)
+        alone = laws._minimize(CHINCHILLA_ND, [theta], logs[:, idx], log_l[idx])
+        mine = CHINCHILLA_ND.objective(row, logs[:, idx], log_l[idx])[0]
+        assert mine <= alone.fun * (1 + 1e-9)  # as low as L-BFGS-B's optimum, or lower
+        np.testing.assert_allclose(row[[1, 3]], alone.x[[1, 3]], rtol=1e-3)  # the exponents

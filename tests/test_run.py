@@ -145,6 +145,16 @@ def test_cli_end_to_end(tiny_study, study_cli):
     assert "Summary" in report and "Loss against compute" in report
     assert "Zero-shot accuracy against model size" in report
     assert (cwd / "reports" / "tiny-cards" / "decoder-50K-s0.md").exists()
+    # A second store (a copy of the study under another name) compared side by side.
+    other = sqlite3.connect(cwd / "runs" / "other.db")
+    sqlite3.connect(cwd / "runs" / "tiny.db").backup(other)
+    other.execute("UPDATE studies SET name = 'other'")
+    other.commit()
+    compare = study_cli("report", "runs/tiny.db", "runs/other.db", "--n-boot", "20", cwd=cwd)
+    assert compare.returncode == 0, compare.stderr
+    page = (cwd / "reports" / "compare-tiny-other.html").read_text()
+    assert "tiny: decoder trials" in page and "other: decoder trials" in page
+    assert (cwd / "reports" / "compare-tiny-other-cards" / "other" / "decoder-25K-s0.md").exists()
     assert re.search(r"decoder: (larger models did better|the data do not show)", run.stdout)
     laws = {f["law"] for f in fits}
     assert {"trend:last_word", "trend:next_sentence", "trend:minimal_pairs"} <= laws

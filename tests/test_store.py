@@ -177,3 +177,27 @@ def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
         assert stored.ci_high is None and stored.per_item == [1, 0]  # NaN stored as NULL
         record_event(session, row, start)  # a new attempt starts over
         assert session.scalars(select(Eval)).all() == []
+
+
+def test_metric_curves_are_thinned_in_sql_for_the_report(store):
+    from analysis.frame import metrics_frame
+
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study = _register(session, spec, expand(spec))
+        first, second = current_trials(session, study)
+        session.add_all(
+            [Metric(trial_pk=first.id, step=s, tokens=s * 10, name="train_loss", value=1 / s)
+             for s in range(1, 1001)]
+            + [Metric(trial_pk=second.id, step=s, tokens=s, name="val_loss", value=s)
+               for s in range(1, 6)]
+        )  # fmt: skip
+        session.commit()
+        everything = metrics_frame(session, study)
+        thinned = metrics_frame(session, study, max_points=100)
+    assert len(everything) == 1005
+    long = thinned[thinned.trial_id == first.trial_id]
+    assert 100 <= len(long) <= 101 and long.step.iloc[0] == 1 and long.step.iloc[-1] == 1000
+    assert (long.step.diff().dropna() == 10).sum() >= 99  # evenly spaced
+    assert list(thinned[thinned.trial_id == second.trial_id].step) == [1, 2, 3, 4, 5]

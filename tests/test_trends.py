@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from analysis.trends import accuracy_trend, direction, study_trends, verdict
+from analysis.trends import accuracy_trend, direction, likelihood_trend, study_trends, verdict
 
 
 def _answers(accuracies, n_items=400, seed=0):
@@ -52,3 +53,20 @@ def test_equal_accuracies_have_no_rank_correlation():
     same = [np.array([1.0, 0.0, 1.0, 0.0])] * 3
     t = accuracy_trend([1e5, 1e6, 1e7], same, n_boot=10)
     assert (t["spearman_rho"], t["p_value"]) == (0.0, 1.0)
+
+
+def test_held_out_likelihood_counts_as_a_task_where_lower_is_better():
+    rng = np.random.default_rng(0)
+    n = [1e4, 1e5, 1e6, 1e7]
+    windows = [
+        [[float(nats * rng.uniform(0.9, 1.1)), 400] for _ in range(50)]
+        for nats in (900.0, 850.0, 800.0, 760.0)
+    ]
+    t = likelihood_trend(n, windows, n_boot=200)
+    assert t["metric"] == "bits_per_byte" and t["slope"] < 0 and t["ci"][1] < 0
+    assert t["values"][0] == pytest.approx(np.sum(windows[0], axis=0)[0] / 20_000 / np.log(2))
+    assert t["spearman_rho"] == pytest.approx(-1.0)
+    assert direction(t) == "better"
+    sentence = verdict("decoder", {"heldout": t})
+    assert "larger models did better on every task" in sentence
+    assert "heldout likelihood -0." in sentence and "bits per byte per 10x N" in sentence

@@ -16,6 +16,7 @@ from trainers.train import MODELS
 from trainers.zeroshot import (
     SPAN_CHUNK,
     Request,
+    bits_per_byte,
     item_metrics,
     requests_of,
     score,
@@ -185,3 +186,20 @@ def test_the_trigram_baseline_is_a_distribution_and_beats_chance(items):
     its = items["minimal_pairs"]  # word order is what three bytes of context can see
     per_item = item_metrics(score_requests(model, requests_of(its, TOK), TOK.eos_id), its)
     assert per_item["acc"].mean() > 0.6  # a real floor, above the 0.5 of chance
+
+
+def test_bits_per_byte_is_the_log_likelihood_of_every_window_summed():
+    net = model("decoder")
+    text = "In the beginning God created the heaven and the earth. " * 12
+    stream = np.array(TOK.encode(text), dtype=np.int64)
+    bpb, n_tokens, windows = bits_per_byte(net, TOK, stream, SEQ, max_tokens=4 * SEQ)
+    assert len(windows) == 4 and n_tokens == 4 * SEQ  # no special tokens in the text
+    with torch.no_grad():
+        nats = 0.0
+        for i in range(4):  # one window at a time, without batching
+            window = torch.from_numpy(stream[i * SEQ : i * SEQ + SEQ + 1])[None]
+            logp = F.log_softmax(net(window[:, :-1]), dim=-1)
+            nats -= logp.gather(-1, window[:, 1:, None]).sum().item()
+    assert sum(w[0] for w in windows) == pytest.approx(nats, rel=1e-5)
+    assert all(w[1] == SEQ for w in windows)  # one byte per token
+    assert bpb == pytest.approx(nats / np.log(2) / (4 * SEQ), rel=1e-5)

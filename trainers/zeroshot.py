@@ -201,24 +201,27 @@ def summarize(per_item: dict[str, np.ndarray], chance: float) -> list[dict]:
 @torch.no_grad()
 def bits_per_byte(model, tok, stream: np.ndarray, seq_len: int, max_tokens: int, batch_size=32):
     """A decoder's negative log-likelihood of held-out text in bits per UTF-8 byte, over
-    consecutive windows of `seq_len` tokens (at most `max_tokens`); <eos> is not counted."""
+    consecutive windows of `seq_len` tokens (at most `max_tokens`); <eos> is not counted.
+    Returns bits per byte, the tokens scored, and [nats, bytes] per window (for intervals)."""
     n_windows = max(0, min(max_tokens // seq_len, (len(stream) - 1) // seq_len))
     if n_windows == 0:
-        return float("nan"), 0
+        return float("nan"), 0, []
     device = next(model.parameters()).device
     windows = np.stack([stream[i * seq_len : i * seq_len + seq_len + 1] for i in range(n_windows)])
     windows = torch.from_numpy(windows.astype(np.int64))
-    nats, n_bytes, n_tokens = 0.0, 0, 0
+    per_window, n_tokens = [], 0
     for i in range(0, n_windows, batch_size):
         batch = windows[i : i + batch_size]
         targets = batch[:, 1:]
         logp = F.log_softmax(model(batch[:, :-1].to(device)).float(), dim=-1)
         token_logp = logp.gather(-1, targets.to(device)[..., None])[..., 0].cpu()
         text = ~torch.from_numpy(tok.is_special(targets.numpy()))
-        nats -= token_logp[text].sum().item()
+        nats = -(token_logp * text).sum(dim=1)
         n_tokens += int(text.sum())
-        n_bytes += sum(len(tok.decode(row).encode("utf-8")) for row in targets.tolist())
-    return nats / math.log(2) / max(1, n_bytes), n_tokens
+        for row, row_nats in zip(targets.tolist(), nats.tolist(), strict=True):
+            per_window.append([row_nats, len(tok.decode(row).encode("utf-8"))])
+    total_nats, n_bytes = np.sum(per_window, axis=0)
+    return float(total_nats / math.log(2) / max(1, n_bytes)), n_tokens, per_window
 
 
 _ITEMS: dict = {}  # (data key, items, seed) -> tasks: made once per process
@@ -247,10 +250,12 @@ def evaluate(model, architecture: str, data, spec) -> list[dict]:
         for row in summarize(per_item, CHANCE[task]):
             rows.append({"task": task, **row, "per_item": per_item[row["metric"]].tolist()})
     if architecture == "decoder":
-        bpb, n = bits_per_byte(model, data.tokenizer, data.heldout, spec.seq_len, spec.eval_tokens)
+        bpb, n, windows = bits_per_byte(
+            model, data.tokenizer, data.heldout, spec.seq_len, spec.eval_tokens
+        )
         rows.append(
             {"task": "heldout", "metric": "bits_per_byte", "value": bpb, "n_items": n,
-             "chance": None, "ci_low": None, "ci_high": None, "per_item": None}
+             "chance": None, "ci_low": None, "ci_high": None, "per_item": windows}
         )  # fmt: skip
     model.train()
     return rows

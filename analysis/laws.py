@@ -87,17 +87,21 @@ class Law:
             )
         return np.asarray(total)
 
-    def _residuals(self, thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray):
-        """Log residuals r = log L̂ - log L (S, n) and dr/dθ (S, n, p) for a batch of θ."""
-        k_terms = len(self.terms)
+    def _terms(self, thetas: np.ndarray, logs: np.ndarray):
+        """For a batch of θ (S, p): each term of L̂ over their largest (the power terms, then E)
+        with that largest (S, n) and their sum, so log L̂ = top + log(sum), without overflow."""
         coefficient, exponent = thetas[:, 0:-1:2, None], thetas[:, 1:-1:2, None]
-        terms = [coefficient[:, k] - exponent[:, k] * logs[k] for k in range(k_terms)]
+        terms = [coefficient[:, k] - exponent[:, k] * logs[k] for k in range(len(self.terms))]
         terms.append(np.broadcast_to(thetas[:, -1, None], terms[0].shape))
         top = np.maximum.reduce(terms)
         exps = [np.exp(t - top) for t in terms]
-        total = sum(exps)
-        jac = np.empty(thetas.shape[:1] + top.shape[1:] + thetas.shape[1:])
-        for k in range(k_terms):
+        return exps, top, sum(exps)
+
+    def _residuals(self, thetas: np.ndarray, logs: np.ndarray, log_l: np.ndarray):
+        """Log residuals r = log L̂ - log L (S, n) and dr/dθ (S, n, p) for a batch of θ."""
+        exps, top, total = self._terms(thetas, logs)
+        jac = np.empty(top.shape + thetas.shape[1:])
+        for k in range(len(self.terms)):
             share = exps[k] / total  # d log L̂ / d log C_k: the term's share of L̂
             jac[..., 2 * k] = share
             jac[..., 2 * k + 1] = -share * logs[k]
@@ -108,19 +112,13 @@ class Law:
         """Summed Huber loss of the log residuals and its gradient, for a batch of parameter
         vectors at once: thetas (S, p) -> (S,), (S, p). `weights` (S, n) counts each point
         (a bootstrap resample is a set of counts)."""
-        k_terms = len(self.terms)
-        coefficient, exponent = thetas[:, 0:-1:2, None], thetas[:, 1:-1:2, None]
-        terms = [coefficient[:, k] - exponent[:, k] * logs[k] for k in range(k_terms)]
-        terms.append(np.broadcast_to(thetas[:, -1, None], terms[0].shape))
-        top = np.maximum.reduce(terms)
-        exps = [np.exp(t - top) for t in terms]
-        total = sum(exps)
+        exps, top, total = self._terms(thetas, logs)
         r = top + np.log(total) - log_l  # log L̂ - log L
         w = 1.0 if weights is None else weights
         loss = (w * huber(r)).sum(axis=1)
         g = w * np.clip(r, -HUBER_DELTA, HUBER_DELTA) / total  # d huber / d r, over the sum
         grad = np.empty_like(thetas)
-        for k in range(k_terms):
+        for k in range(len(self.terms)):
             gw = g * exps[k]  # d log L̂ / d log C_k is the term's share of L̂
             grad[:, 2 * k] = gw.sum(axis=1)
             grad[:, 2 * k + 1] = -(gw @ logs[k])
@@ -170,12 +168,12 @@ KAPLAN_N = Law(
     key="n",
     formula="L(N) = E + A·N^(−α)",
     terms=(("A", "alpha", "N"),),
-    # E starts between e^-3 and e^-0.05 times the smallest loss: any scale of loss is covered
+    # E starts between e^-3 and e^-0.01 times the smallest loss: any scale of loss is covered
     # (bytes, BPE tokens, masked tokens), where a fixed grid would leave some outside it.
     grid={
         "log_A": np.linspace(0.0, 25.0, 6),
-        "alpha": np.array([0.05, 0.2, 0.5, 1.0, 2.0]),
-        "log_E": np.array([-3.0, -1.0, -0.5, -0.2, -0.05]),
+        "alpha": np.array([0.0, 0.05, 0.2, 0.5, 1.0, 2.0]),  # small models fit α of 0.01-0.1
+        "log_E": np.array([-3.0, -1.0, -0.3, -0.1, -0.03, -0.01]),
     },
     e_below_loss=True,
 )
@@ -289,21 +287,21 @@ def _promising(law: Law, starts: np.ndarray, logs, log_l, keep: int = MAX_STARTS
 def _check(law: Law, theta: np.ndarray, res, log_l: np.ndarray) -> list[str]:
     """Warnings about a fit: an optimum outside the grid's span, at a bound, or not converged."""
     out, bounds = [], law.bounds(log_l)
+    low, high = (np.array(b) for b in zip(*bounds, strict=True))
+    at_bound = np.isclose(theta, low) | np.isclose(theta, high)
     grids = law.grid_for(log_l).values()
-    for name, value, grid in zip(law.internal_names(), theta, grids, strict=True):
-        if value <= grid.min() or value >= grid.max():
+    for name, value, grid, held in zip(law.internal_names(), theta, grids, at_bound, strict=True):
+        if not held and (value <= grid.min() or value >= grid.max()):
             out.append(
                 f"the best fit has {name} = {value:.3g}, on or beyond the edge of the starting "
                 f"grid [{grid.min():g}, {grid.max():g}]: widen the grid to trust it"
             )
-    for name, value, (low, high) in zip(law.internal_names(), theta, bounds, strict=True):
-        if np.isclose(value, low) or np.isclose(value, high):
+    for name, value, held in zip(law.internal_names(), theta, at_bound, strict=True):
+        if held:
             out.append(f"{name} = {value:.3g} sits at its bound: the data do not pin it down")
     # Each point's Huber gradient is at most δ; a converged fit's is far below it (a parameter
     # held at its bound may keep a gradient).
-    low, high = (np.array(b) for b in zip(*bounds, strict=True))
-    free = ~(np.isclose(theta, low) | np.isclose(theta, high))
-    if np.max(np.abs(res.jac[free]), initial=0.0) > 1e-3 * HUBER_DELTA * len(log_l):
+    if np.max(np.abs(res.jac[~at_bound]), initial=0.0) > 1e-3 * HUBER_DELTA * len(log_l):
         out.append(f"the optimizer stopped before converging ({res.message})")
     return out
 

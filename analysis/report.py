@@ -76,6 +76,20 @@ def _panels(titles: list[str], height: int = 480) -> go.Figure:
     return fig
 
 
+def _trials_trace(points: pd.DataFrame, x: str, label: str, color: str, hover: str):
+    """The trials of one architecture (and study) as markers: x against final loss."""
+    return go.Scatter(
+        x=points[x],
+        y=points.val_loss,
+        mode="markers",
+        name=f"{label} trials",
+        legendgroup=label,
+        marker={"color": color, "size": 9},
+        text=points.trial_id,
+        hovertemplate="%{text}<br>" + hover + "<br>loss=%{y:.4f}<extra></extra>",
+    )
+
+
 def _loss_vs_n(views: list[StudyView]) -> go.Figure:
     """One panel per architecture (each objective's loss has its own axis): the trials, the
     fitted L(N) and its 95% bootstrap band."""
@@ -89,20 +103,8 @@ def _loss_vs_n(views: list[StudyView]) -> go.Figure:
             if points.empty:
                 continue
             label = _label(views, view, arch)
-            fig.add_trace(
-                go.Scatter(
-                    x=points.n_params,
-                    y=points.val_loss,
-                    mode="markers",
-                    name=f"{label} trials",
-                    legendgroup=label,
-                    marker={"color": color, "size": 9},
-                    text=points.trial_id,
-                    hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+            trace = _trials_trace(points, "n_params", label, color, "N=%{x:.3s}")
+            fig.add_trace(trace, row=1, col=col)
             result = view.fits.get(arch, {}).get("n", {})
             fit = result.get("fit")
             if fit is None:
@@ -162,20 +164,8 @@ def _loss_vs_compute(views: list[StudyView]) -> go.Figure:
             if points.empty:
                 continue
             label = _label(views, view, arch)
-            fig.add_trace(
-                go.Scatter(
-                    x=points.flops,
-                    y=points.val_loss,
-                    mode="markers",
-                    name=f"{label} trials",
-                    legendgroup=label,
-                    marker={"color": color, "size": 9},
-                    text=points.trial_id,
-                    hovertemplate="%{text}<br>C=%{x:.3s} FLOPs<br>loss=%{y:.4f}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+            trace = _trials_trace(points, "flops", label, color, "C=%{x:.3s} FLOPs")
+            fig.add_trace(trace, row=1, col=col)
             frontier = points[points.val_loss <= points.val_loss.cummin()]
             fig.add_trace(
                 go.Scatter(

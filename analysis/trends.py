@@ -12,6 +12,26 @@ from scipy import stats
 N_BOOT = 1000
 
 
+def _trend(n: np.ndarray, values: np.ndarray, boot_slopes: list, metric: str) -> dict:
+    """The slope of `values` per decade of N (least squares on log10 N), the 95% interval of
+    the resampled slopes, and Spearman's rho of values with N and its p-value."""
+    slope = float(np.polyfit(np.log10(n), values, 1)[0])
+    if boot_slopes:
+        low, high = (float(v) for v in np.percentile(boot_slopes, [2.5, 97.5]))
+    else:
+        low = high = float("nan")
+    rho, p_value = _spearman(n, values)
+    return {
+        "slope": slope,
+        "ci": [low, high],
+        "spearman_rho": float(rho),
+        "p_value": float(p_value),
+        "metric": metric,
+        "values": values.tolist(),
+        "n_params": n.tolist(),
+    }
+
+
 def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Slope of accuracy per decade of N (ordinary least squares on log10 N), its 95% interval
     from resampling the items (the same resample for every model: they answered the same
@@ -19,25 +39,13 @@ def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0
     n = np.asarray(n_params, dtype=float)
     x = np.log10(n)
     scores = np.array([np.asarray(p, dtype=float) for p in per_item])  # (models, items)
-    accuracy = scores.mean(axis=1)
-    slope = float(np.polyfit(x, accuracy, 1)[0])
     rng = np.random.default_rng(seed)
     n_items = scores.shape[1]
     boots = []
     for _ in range(n_boot):
         resampled = scores[:, rng.integers(0, n_items, n_items)].mean(axis=1)
         boots.append(np.polyfit(x, resampled, 1)[0])
-    low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5])) if boots else (np.nan,) * 2
-    rho, p_value = _spearman(n, accuracy)
-    return {
-        "slope": slope,
-        "ci": [low, high],
-        "spearman_rho": float(rho),
-        "p_value": float(p_value),
-        "metric": "acc",
-        "values": accuracy.tolist(),
-        "n_params": n.tolist(),
-    }
+    return _trend(n, scores.mean(axis=1), boots, "acc")
 
 
 def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
@@ -49,7 +57,6 @@ def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: i
     if len(np.unique(n)) < 2:
         raise ValueError("a trend needs accuracies at 2 sizes or more")
     x = np.log10(n)
-    slope = float(np.polyfit(x, accuracy, 1)[0])
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
@@ -61,18 +68,8 @@ def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: i
             idx = rng.integers(0, len(x), len(x))
             if len(np.unique(x[idx])) >= 2:
                 boots.append(np.polyfit(x[idx], accuracy[idx], 1)[0])
-    low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5])) if boots else (np.nan,) * 2
-    rho, p_value = _spearman(n, accuracy)
-    return {
-        "slope": slope,
-        "ci": [low, high],
-        "spearman_rho": float(rho),
-        "p_value": float(p_value),
-        "metric": "acc",
-        "values": accuracy.tolist(),
-        "n_params": n.tolist(),
-        "interval_from": "binomial draws of each accuracy" if n_items is not None else "models",
-    }
+    interval_from = "binomial draws of each accuracy" if n_items is not None else "models"
+    return _trend(n, accuracy, boots, "acc") | {"interval_from": interval_from}
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -104,21 +101,9 @@ def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int
         return windows[:, idx, 0].sum(axis=1) / windows[:, idx, 1].sum(axis=1) / np.log(2)
 
     count = windows.shape[1]
-    values = bpb(np.arange(count))
-    slope = float(np.polyfit(x, values, 1)[0])
     rng = np.random.default_rng(seed)
     boots = [np.polyfit(x, bpb(rng.integers(0, count, count)), 1)[0] for _ in range(n_boot)]
-    low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5])) if boots else (np.nan,) * 2
-    rho, p_value = _spearman(n, values)
-    return {
-        "metric": "bits_per_byte",
-        "slope": slope,
-        "ci": [low, high],
-        "spearman_rho": float(rho),
-        "p_value": float(p_value),
-        "values": values.tolist(),
-        "n_params": n.tolist(),
-    }
+    return _trend(n, bpb(np.arange(count)), boots, "bits_per_byte")
 
 
 def direction(trend: dict) -> str:

@@ -321,9 +321,10 @@ def _fit_and_store(session: Session, study: Study, n_boot: int):
     clear_fits(session, study)  # a refit replaces every stored fit, laws no longer fitted too
     for architecture, laws in fits.items():
         for law, result in laws.items():
-            stored = isfinite_json(storable(result))
+            stored = isfinite_json(storable(result))  # law, params, quality, data, the rest
             params, data = stored.pop("params", {}), stored.pop("data")
-            save_fit(session, study, architecture, law, params, stored, data)
+            quality = stored.pop("quality", {}) | {k: v for k, v in stored.items() if k != "law"}
+            save_fit(session, study, architecture, law, params, quality, data)
     for architecture, result in trends.items():
         for task, t in result["trends"].items():
             save_fit(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import check_grad
+from scipy.optimize import check_grad, minimize
 
 from analysis import laws
 from analysis.laws import (
@@ -72,6 +72,28 @@ def test_the_objective_is_the_summed_huber_loss_and_its_gradient_is_right(anchor
         f = lambda t, law=law, x=x: law.objective(t, x, log_l)[0]  # noqa: E731
         g = lambda t, law=law, x=x: law.objective(t, x, log_l)[1]  # noqa: E731
         assert check_grad(f, g, point) < 1e-6 * max(1.0, np.abs(g(point)).max())
+
+
+def test_averaging_the_huber_terms_would_stop_at_the_wrong_answer(anchor):
+    # Why the objective is a sum: on the mean, L-BFGS-B's default tolerances end the search
+    # early, from the very starts that give the published fit.
+    logs, log_l = np.log(np.vstack([anchor.N, anchor.D])), np.log(anchor.loss.to_numpy())
+    n = len(log_l)
+
+    def mean(theta):
+        value, grad = CHINCHILLA_ND.objective(theta, logs, log_l)
+        return value / n, grad / n
+
+    bounds = CHINCHILLA_ND.bounds(log_l)
+    best = min(
+        (minimize(mean, s, jac=True, bounds=bounds, method="L-BFGS-B")
+         for s in laws._promising(CHINCHILLA_ND, CHINCHILLA_ND.starts(log_l), logs, log_l)),
+        key=lambda r: r.fun,
+    )  # fmt: skip
+    averaged = CHINCHILLA_ND.natural(best.x)
+    assert abs(averaged["A"] / PUBLISHED["A"] - 1) > 0.1  # far from the published fit
+    fit = fit_law(CHINCHILLA_ND, anchor.loss, n_boot=0, N=anchor.N, D=anchor.D)
+    assert fit.params["A"] == pytest.approx(PUBLISHED["A"], rel=0.01)
 
 
 def test_a_fit_stopped_before_converging_says_so(monkeypatch, anchor):

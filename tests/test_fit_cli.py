@@ -10,8 +10,6 @@ from tests.test_laws import ANCHOR, PUBLISHED
 
 
 def test_the_published_chinchilla_fit_from_the_command_line(study_cli, tmp_path):
-    if not ANCHOR.exists():
-        pytest.skip(f"anchor data not found at {ANCHOR}")
     args = ["--n", "Model Size", "--c", "Training FLOP", "--drop-highest-loss", "5"]
     done = study_cli(
         "fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--json", "--n-boot", "50",

@@ -31,6 +31,7 @@ from orchestrator.store import (
     open_store,
     record_event,
     register_study,
+    run_lock,
     save_fit,
     start_attempt,
 )
@@ -213,11 +214,13 @@ def run_study(
     address: str | None = None,
     console: Console | None = None,
     n_boot: int = 1000,
+    wait: bool = False,
 ) -> RunResult:
     """Run every trial of a study the store does not show finished, then fit and report.
 
     Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
-    used, before anything is written to the store.
+    used, before anything is written to the store, and StoreError when another run holds the
+    store (unless `wait`: then it waits for it).
     """
     from orchestrator import schedule  # heavy: ray
 
@@ -226,9 +229,14 @@ def run_study(
     data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
     trials = _trials(spec, data)
     url = store or default_url(spec.name)
+    with run_lock(url, wait):
+        return _run_locked(schedule, spec, data, trials, url, report, address, console, n_boot)
+
+
+def _run_locked(schedule, spec, data, trials, url, report, address, console, n_boot):
+    """run_study once it holds the store: register, run what is not finished, fit, report."""
     engine = open_store(url)
     result = RunResult(study=spec.name, store_url=url, report=None)
-
     with Session(engine) as session:
         study = _register(session, spec, trials, data)
         store_ngram_baseline(session, study, spec, data)

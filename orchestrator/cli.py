@@ -99,14 +99,18 @@ def run(
         ),
     ] = None,
     n_boot: NBootOption = 1000,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="if another run holds the store, wait for it to end")
+    ] = False,
 ) -> None:
     """Train the trials the store does not show finished, fit the laws, write the report."""
     from orchestrator import api
 
     try:
         result = api.run_study(
-            study, store=store, report=report, address=address, console=console, n_boot=n_boot
-        )
+            study, store=store, report=report, address=address, console=console, n_boot=n_boot,
+            wait=wait,
+        )  # fmt: skip
     except (StudyError, StoreError, CorpusError) as e:
         _fail(str(e))
     except ConnectionError as e:

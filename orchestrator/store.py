@@ -6,7 +6,12 @@ Only the driver process writes it. Functions here take a `Session`; callers own 
 from __future__ import annotations
 
 import enum
+import fcntl
 import math
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -173,6 +178,42 @@ class Fit(Base):
 def default_url(study_name: str) -> str:
     """The store of a study: `runs/<name>.db` under the current directory."""
     return f"sqlite:///runs/{study_name}.db"
+
+
+@contextmanager
+def run_lock(url: str, wait: bool = False) -> Iterator[None]:
+    """One `study run` at a time on a store: an exclusive lock on `<store file>.lock`, with who
+    holds it written inside. The operating system releases it when the holder ends, even by
+    SIGKILL, so a dead run never blocks the next. Raises StoreError naming the holder, unless
+    `wait`, which blocks until the store is free. Stores on a database server are not locked
+    here (their own locking keeps writes consistent)."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+        yield
+        return
+    store = Path(url.removeprefix("sqlite:///"))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{store}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StoreError(
+                f"the store {store} is in use by {holder}: wait for that run to finish (or "
+                "stop it), or pass --wait to start when it does"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"study run (pid {os.getpid()} on {socket.gethostname()}, since "
+            f"{_now().strftime('%Y-%m-%d %H:%M:%S UTC')})\n"
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()  # the file stays; the lock goes with the handle
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -210,3 +210,74 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_stud
     ]
     assert steps("train_loss") == list(range(1, spec.steps + 1))
     assert steps("val_loss") == [31, 62, 63]
+
+
+KILLED = """\
+name: killed
+data: {corpus: "builtin:kjv", tokenizer: bytes, seq_len: 64}
+architectures: [decoder]
+sizes: [25K, 200K]
+budget: {tokens: 400K}
+train: {batch_size: 8, checkpoint_every: 40K}
+eval: {every_tokens: 200K, tokens: 4K, zero_shot: {tasks: []}}
+resources: {cpus_per_trial: 1}
+"""
+
+
+def test_a_killed_driver_is_finished_by_running_again(tmp_path):
+    """SIGKILL the driver while a trial trains: the same command completes the study, the
+    finished trial is not trained again, the interrupted one resumes from its checkpoint, no
+    point is stored twice and the database is intact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    study = tmp_path / "killed.yaml"
+    study.write_text(KILLED + f"storage: {tmp_path / 'artifacts'}\n")
+    command = [sys.executable, "-m", "orchestrator.cli", "run", str(study), "--n-boot", "20"]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    db_path = tmp_path / "runs" / "killed.db"
+    deadline = time.monotonic() + 240
+    state = {}
+    while time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.3)
+        if not db_path.exists():
+            continue
+        with sqlite3.connect(db_path) as db:
+            state = dict(db.execute("SELECT trial_id, status || ':' || tokens_done FROM trials"))
+        small, big = state.get("decoder-25K-s0", ""), state.get("decoder-200K-s0", "")
+        checkpoint = tmp_path / "artifacts" / "killed" / "decoder-200K-s0" / "last.pt"
+        if small.startswith("finished") and big.startswith("running") and checkpoint.exists():
+            break
+    else:
+        first.kill()
+        pytest.fail(f"the trials never reached the point to kill at: {state}")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(2)  # Ray's processes share the driver's fate
+
+    with sqlite3.connect(db_path) as db:
+        before = dict(db.execute("SELECT trial_id, attempts FROM trials"))
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "1 already finished, 1 to run" in second.stdout
+    assert "decoder-200K-s0: resumed at" in second.stdout
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = dict(db.execute("SELECT trial_id, status || ':' || attempts FROM trials"))
+        assert rows["decoder-25K-s0"] == f"finished:{before['decoder-25K-s0']}"  # not retrained
+        assert rows["decoder-200K-s0"] == f"finished:{before['decoder-200K-s0'] + 1}"
+        duplicates = db.execute(
+            "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics "
+            "GROUP BY trial_pk, name, step HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        assert duplicates == 0
+        steps = [s for (s,) in db.execute(
+            "SELECT step FROM metrics m JOIN trials t ON t.id = m.trial_pk "
+            "WHERE t.trial_id = 'decoder-200K-s0' AND name = 'train_loss' ORDER BY step"
+        )]  # fmt: skip
+        every, last = steps[0], -(-400_000 // (8 * 64))  # every few steps, and the last one
+        assert steps == list(range(every, last, every)) + [last]  # each once, none lost
+    assert os.path.exists(tmp_path / "reports" / "killed.html")

@@ -201,3 +201,66 @@ def test_metric_curves_are_thinned_evenly_for_the_report(store):
     assert len(long) == 100 and long.step.iloc[0] == 1 and long.step.iloc[-1] == 1000
     assert set(long.step.diff().dropna()) <= {10, 11}  # evenly spaced
     assert list(thinned[thinned.trial_id == second.trial_id].step) == [1, 2, 3, 4, 5]
+
+
+HOLDER = """
+import sys, time
+from orchestrator.store import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold(store, seconds):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, store, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_run_is_refused_with_who_holds_the_store_until_it_ends(store):
+    import time
+
+    from orchestrator.store import run_lock
+
+    holder = _hold(store, 60)
+    try:
+        with pytest.raises(
+            StoreError, match=rf"in use by study run \(pid {holder.pid} on .*--wait"
+        ):
+            with run_lock(store):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: the operating system releases the lock
+        holder.wait()
+    with run_lock(store):  # free again, no stale lock left behind
+        pass
+    holder = _hold(store, 1.5)
+    start = time.monotonic()
+    with run_lock(store, wait=True):  # waits for the holder to finish
+        assert time.monotonic() - start > 0.5
+    holder.wait()
+
+
+def test_study_run_refuses_a_held_store_without_touching_it(tmp_path, study_cli):
+    import shutil
+
+    from tests.conftest import ASSETS
+
+    study = tmp_path / "tiny.yaml"
+    shutil.copy(ASSETS / "tiny.yaml", study)
+    url = f"sqlite:///{tmp_path / 'runs' / 'tiny.db'}"
+    holder = _hold(url, 120)
+    try:
+        done = study_cli("run", str(study), cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"in use by study run (pid {holder.pid}" in done.stderr
+    assert not (tmp_path / "runs" / "tiny.db").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -224,12 +225,9 @@ resources: {cpus_per_trial: 1}
 """
 
 
-def test_a_killed_driver_is_finished_by_running_again(tmp_path):
-    """SIGKILL the driver while a trial trains: the same command completes the study, the
-    finished trial is not trained again, the interrupted one resumes from its checkpoint, no
-    point is stored twice and the database is intact."""
-    import os
-    import signal
+def _run_until_midway(tmp_path):
+    """Start `study run` of the KILLED study in a subprocess and return it once the small
+    trial has finished and the big one is training past a checkpoint; and the run command."""
     import subprocess
     import sys
     import time
@@ -239,6 +237,7 @@ def test_a_killed_driver_is_finished_by_running_again(tmp_path):
     command = [sys.executable, "-m", "orchestrator.cli", "run", str(study), "--n-boot", "20"]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     db_path = tmp_path / "runs" / "killed.db"
+    checkpoint = tmp_path / "artifacts" / "killed" / "decoder-200K-s0" / "last.pt"
     deadline = time.monotonic() + 240
     state = {}
     while time.monotonic() < deadline and first.poll() is None:
@@ -248,12 +247,22 @@ def test_a_killed_driver_is_finished_by_running_again(tmp_path):
         with sqlite3.connect(db_path) as db:
             state = dict(db.execute("SELECT trial_id, status || ':' || tokens_done FROM trials"))
         small, big = state.get("decoder-25K-s0", ""), state.get("decoder-200K-s0", "")
-        checkpoint = tmp_path / "artifacts" / "killed" / "decoder-200K-s0" / "last.pt"
         if small.startswith("finished") and big.startswith("running") and checkpoint.exists():
-            break
-    else:
-        first.kill()
-        pytest.fail(f"the trials never reached the point to kill at: {state}")
+            return first, command, db_path
+    first.kill()
+    pytest.fail(f"the trials never reached the point to stop at: {state}")
+
+
+def test_a_killed_driver_is_finished_by_running_again(tmp_path):
+    """SIGKILL the driver while a trial trains: the same command completes the study, the
+    finished trial is not trained again, the interrupted one resumes from its checkpoint, no
+    point is stored twice and the database is intact."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    first, command, db_path = _run_until_midway(tmp_path)
     first.send_signal(signal.SIGKILL)
     first.wait()
     time.sleep(2)  # Ray's processes share the driver's fate
@@ -281,3 +290,40 @@ def test_a_killed_driver_is_finished_by_running_again(tmp_path):
         every, last = steps[0], -(-400_000 // (8 * 64))  # every few steps, and the last one
         assert steps == list(range(every, last, every)) + [last]  # each once, none lost
     assert os.path.exists(tmp_path / "reports" / "killed.html")
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_ray_process(tmp_path):
+    """SIGINT (Ctrl-C) while a trial trains: exit 130 within seconds, the running trial marked
+    interrupted, the database intact, and no Ray process of this run left behind."""
+    import signal
+    import time
+
+    first, _, db_path = _run_until_midway(tmp_path)
+    spawned = _descendants(first.pid)  # the run's Ray processes and workers
+    assert spawned, "the run started no processes?"
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        status = dict(db.execute("SELECT trial_id, status FROM trials"))
+    assert status == {"decoder-25K-s0": "finished", "decoder-200K-s0": "interrupted"}
+    time.sleep(3)
+    alive = {pid for pid in spawned if Path(f"/proc/{pid}").exists()}
+    names = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in alive}
+    assert not alive, f"processes of the run left behind: {names}"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found

@@ -31,6 +31,7 @@ from orchestrator.store import (
     open_store,
     record_event,
     register_study,
+    run_active,
     run_lock,
     save_fit,
     start_attempt,
@@ -388,13 +389,22 @@ def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session
     return url, session, study
 
 
+STALE = "interrupted: the run that trained it is gone (its driver stopped)"
+
+
 def status(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
-    """The trials of a study as the store shows them."""
+    """The trials of a study as the store shows them; trials left `running` or `pending` by a
+    run that no longer holds the store are shown `interrupted` (the next run resumes them)."""
     from analysis.frame import trials_frame
 
-    _, session, study = open_study(path, store)
+    url, session, study = open_study(path, store)
     with session:
-        return trials_frame(session, study)
+        frame = trials_frame(session, study)
+    if run_active(url) is False:
+        stale = frame.status.isin(["running", "pending"])
+        frame.loc[stale, "status"] = "interrupted"
+        frame.loc[stale, "error"] = STALE
+    return frame
 
 
 def export_trials(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import fcntl
 import math
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -194,7 +195,7 @@ def run_lock(url: str, wait: bool = False) -> Iterator[None]:
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{store}.lock", "a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            _acquire(handle, wait)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
@@ -214,6 +215,38 @@ def run_lock(url: str, wait: bool = False) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()  # the file stays; the lock goes with the handle
+
+
+def _acquire(handle, wait: bool) -> None:
+    if wait:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    for attempt in range(5):  # `study status` may be probing the lock for a moment
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == 4:
+                raise
+            time.sleep(0.1)
+
+
+def run_active(url: str) -> bool | None:
+    """Whether a `study run` holds the store now; None where that cannot be known (a store on
+    a database server). A trial the store shows running while no run is active was left by a
+    driver that died."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+        return None
+    lock = Path(url.removeprefix("sqlite:///") + ".lock")
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

@@ -264,3 +264,27 @@ def test_study_run_refuses_a_held_store_without_touching_it(tmp_path, study_cli)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"in use by study run (pid {holder.pid}" in done.stderr
     assert not (tmp_path / "runs" / "tiny.db").exists()
+
+
+def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
+    from orchestrator import api
+
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study = _register(session, spec, expand(spec))
+        row = current_trials(session, study)[0]
+        start_attempt(session, row)
+        row.status = TrialStatus.running  # as a killed driver leaves it
+        session.commit()
+    shown = api.status(store=store).set_index("trial_id")
+    assert shown.loc["decoder-25K-s0", "status"] == "interrupted"
+    assert "driver stopped" in shown.loc["decoder-25K-s0", "error"]
+    holder = _hold(store, 60)  # a live run holds the store: the trial really is running
+    try:
+        assert api.status(store=store).set_index("trial_id").loc["decoder-25K-s0", "status"] == (
+            "running"
+        )
+    finally:
+        holder.kill()
+        holder.wait()

@@ -299,12 +299,26 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
         console.print(f"[red]{trial.trial_id} failed[/]: {last_line}", highlight=False)
 
+    def on_retry(trial: TrialSpec, error: str) -> None:
+        row = rows[trial.trial_id]
+        start_attempt(session, row)  # counted; its error kept until the retry starts
+        row.error = error
+        session.commit()
+        last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+        console.print(
+            f"[yellow]{trial.trial_id} failed, retrying (attempt {row.attempts})[/]: {last_line}",
+            highlight=False,
+        )
+
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
     queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
     try:
         with progress:
-            schedule.run_trials(queue, on_event, on_error, use_gpus, progress.tick)
+            schedule.run_trials(
+                queue, on_event, on_error, use_gpus, progress.tick,
+                max_retries=spec.resources.max_retries, on_retry=on_retry,
+            )  # fmt: skip
     except KeyboardInterrupt:
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):

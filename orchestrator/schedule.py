@@ -136,22 +136,40 @@ def run_trials(
     use_gpus: bool,
     on_tick: Callable[[], None] = lambda: None,
     poll_s: float = 0.5,
+    max_retries: int = 0,
+    on_retry: OnError = lambda spec, error: None,
 ) -> None:
     """Run trials as Ray tasks, calling back on the driver for each event and each failure.
 
-    On KeyboardInterrupt the remaining tasks are cancelled and the interrupt is re-raised.
+    A trial that fails is submitted again up to `max_retries` times (`on_retry` is told why);
+    it resumes from its last checkpoint. On KeyboardInterrupt the remaining tasks are
+    cancelled and the interrupt is re-raised.
     """
     running: dict = {}
-    for spec in trials:
+    retries_left = {spec.trial_id: max_retries for spec in trials}
+
+    def submit(spec: TrialSpec) -> None:
         gpus = spec.gpus if use_gpus else 0
         options = {"name": spec.trial_id, "num_cpus": spec.cpus, "num_gpus": gpus}
         spec_run = spec if use_gpus else replace(spec, gpus=0)
         running[run_trial.options(**options).remote(spec_run.to_dict())] = spec_run
+
+    for spec in trials:
+        submit(spec)
     try:
         while running:
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=poll_s)
             for generator in ready:
-                _drain(generator, running, on_event, on_error)
+                spec = running[generator]
+                error = _drain(generator, running, on_event)
+                if error is None:
+                    continue
+                if retries_left[spec.trial_id] > 0:
+                    retries_left[spec.trial_id] -= 1
+                    on_retry(spec, error)
+                    submit(spec)
+                else:
+                    on_error(spec, error)
             on_tick()
     except KeyboardInterrupt:
         for generator in running:
@@ -159,25 +177,25 @@ def run_trials(
         raise
 
 
-def _drain(generator, running: dict, on_event: OnEvent, on_error: OnError) -> None:
-    """Take every event a trial's generator has ready; forget the trial when it ends."""
+def _drain(generator, running: dict, on_event: OnEvent) -> str | None:
+    """Take every event a trial's generator has ready; forget the trial when it ends. Returns
+    the error text if the trial failed."""
     spec = running[generator]
     while True:
         try:
             ref = next(generator)
         except StopIteration:
             del running[generator]
-            return
+            return None
         try:
             event = ray.get(ref)
         except ray.exceptions.RayError as e:
             del running[generator]
-            on_error(spec, _error_text(e))
-            return
+            return _error_text(e)
         on_event(spec, event)
         ready, _ = ray.wait([generator], timeout=0)
         if not ready:
-            return
+            return None
 
 
 def _error_text(error: BaseException) -> str:

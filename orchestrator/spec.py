@@ -343,6 +343,9 @@ class ResourcesSpec(_Strict):
     peak_flops: Count | None = Field(
         None, description="FLOP/s a trial's MFU is measured against; default: by device"
     )
+    max_retries: int = Field(
+        0, ge=0, description="times a failed trial runs again in the same run (from its checkpoint)"
+    )
 
 
 class StudySpec(_Strict):

@@ -384,6 +384,7 @@ def record_event(session: Session, trial: Trial, event: dict) -> None:
         trial.tokens_done = event.get("resumed_tokens", 0)
         trial.val_loss = None
         trial.status = TrialStatus.running
+        trial.error = None  # a retry starts afresh; the console said why it was needed
         trial.started_at = _now()
         trial.n_params = event["n_params"]
         trial.total_params = event["total_params"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -55,18 +56,24 @@ def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, 
 
 
 def test_a_failing_trial_is_recorded_with_its_traceback(ray_session, tiny_study):
-    # A learning rate that overflows the loss: the 25K trial diverges, recorded as failed.
+    # A learning rate that overflows the loss: the 25K trial diverges, is retried twice as the
+    # study asks, diverges again each time, and is recorded as failed with the reason.
     text = (
         tiny_study.read_text()
         .replace("lr: 3.0e-3", "lr: 1.0e+30")
         .replace("[25K, 50K, 100K]", "[25K]")
         .replace("[decoder, encoder, encdec]", "[decoder]")
     )
-    tiny_study.write_text(text)
-    result = api.run_study(tiny_study, console=_console(), n_boot=0)
+    retries = "resources: {cpus_per_trial: 1, max_retries: 2}"
+    tiny_study.write_text(text.replace("resources: {cpus_per_trial: 1}", retries))
+    console = Console(file=io.StringIO(), soft_wrap=True, width=200)
+    result = api.run_study(tiny_study, console=console, n_boot=0)
     assert result.failed == ["decoder-25K-s0"]
     frame = api.status(tiny_study)
     assert frame.status.tolist() == ["failed"]
+    assert frame.attempts.tolist() == [3]  # the first run and two retries (max_retries: 2)
+    assert console.file.getvalue().count("decoder-25K-s0 failed, retrying (attempt") == 2
+    assert result.ran == []
     error = frame.error[0]
     assert "DivergenceError: loss is nan at step" in error
     assert 'trainers/train.py", line' in error  # the real traceback, not "trial did not complete"

@@ -439,13 +439,17 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
         root = yaml.compose(text)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise StudyError(f"{source}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(e, "problem", None) or str(e)
+        context = f" ({e.context})" if getattr(e, "context", None) else ""
+        raise StudyError(f"{where}: not valid YAML: {problem}{context}") from None
     if not isinstance(raw, dict):
         raise StudyError(
             f"{source}: a study file is a mapping of fields (name, sizes, budget, ...)"
         )
     try:
-        return StudySpec.model_validate(raw)
+        spec = StudySpec.model_validate(raw)
     except ValidationError as e:
         lines, seen = [], set()
         for err in e.errors():
@@ -460,6 +464,16 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
             where = f"{source}:{line}" if line else source
             lines.append(f"{where}: {field}: {message}")
         raise StudyError("invalid study\n" + "\n".join(lines)) from None
+    batch = spec.train.batch_size * spec.data.seq_len
+    for i, tokens in enumerate(spec.budget.tokens):
+        if tokens < batch:
+            line = _line_of(root, ("budget", "tokens", i))
+            raise StudyError(
+                f"invalid study\n{source}:{line}: budget.tokens[{i}]: {tokens:,} tokens is less "
+                f"than one batch (train.batch_size {spec.train.batch_size} × data.seq_len "
+                f"{spec.data.seq_len} = {batch:,} tokens)"
+            )
+    return spec
 
 
 def load_study(path: str | Path) -> StudySpec:

@@ -63,7 +63,7 @@ def test_valid_study_gets_defaults():
             VALID.replace("25K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
             "n_embd=30 is not divisible by n_head=4",
         ),
-        ("name: [1, 2\n", "x.yaml: not valid YAML"),
+        ("name: [1, 2\n", "x.yaml:2: not valid YAML"),
         ("- a list\n", "x.yaml: a study file is a mapping"),
     ],
 )

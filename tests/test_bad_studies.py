@@ -1,0 +1,108 @@
+"""Malformed study files through `study run`: one clear message naming the file, the field and
+the line; exit status 2; no traceback; no store, report or checkpoint written."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+VALID = """\
+name: bad
+architectures: [decoder]
+sizes: [25K, 100K]
+budget: {tokens: 600K}
+"""
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in VALID
+    return VALID.replace(old, new)
+
+
+# (study text, what the message must say); {f} stands for the study file's path.
+CASES = [
+    # YAML syntax
+    ("name: bad\nsizes: [25K, 100K\nbudget: {tokens: 1M}\n", "{f}:3: not valid YAML"),
+    ("name: bad\n  sizes: [25K]\n", "{f}:2: not valid YAML"),
+    ("name: bad\n\tsizes: [25K]\n", "not valid YAML"),
+    ("name: 'bad\n", "{f}:2: not valid YAML: found unexpected end of stream"),
+    ("", "{f}: a study file is a mapping"),
+    ("- a\n- list\n", "{f}: a study file is a mapping"),
+    # unknown keys
+    (VALID + "sezes: [1M]\n", "{f}:5: sezes: unknown field"),
+    (VALID + "train: {learning_rate: 0.001}\n", "{f}:5: train.learning_rate: unknown field"),
+    (VALID + "eval: {zero_shot: {taks: []}}\n", "{f}:5: eval.zero_shot.taks: unknown field"),
+    # missing fields
+    (
+        "architectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 1M}\n",
+        "{f}:1: name: Field required",
+    ),
+    ("name: bad\narchitectures: [decoder]\nsizes: [25K]\n", "budget: Field required"),
+    # wrong types
+    (_replace("name: bad", "name: [1, 2]"), "{f}:1: name: Input should be a valid string"),
+    (VALID + "seeds: [zero]\n", "{f}:5: seeds[0]: Input should be a valid integer"),
+    (VALID + "train: {batch_size: 1.5}\n", "{f}:5: train.batch_size"),
+    (VALID + "resources: {cpus_per_trial: two}\n", "{f}:5: resources.cpus_per_trial"),
+    (VALID + "storage: [a, b]\n", "{f}:5: storage: Input should be a valid string"),
+    # negative, zero or impossible numbers
+    (_replace("[25K, 100K]", "[-5K]"), "{f}:3: sizes"),
+    (_replace("[25K, 100K]", "[0]"), "{f}:3: sizes"),
+    (_replace("600K", "0"), "{f}:4: budget.tokens[0]"),
+    (_replace("600K", "-1M"), "{f}:4: budget.tokens[0]"),
+    (VALID + "train: {lr: 0}\n", "{f}:5: train.lr: Input should be greater than 0"),
+    (VALID + "train: {warmup: 1.5}\n", "{f}:5: train.warmup"),
+    (VALID + "data: {seq_len: 0}\n", "{f}:5: data.seq_len"),
+    (VALID + "eval: {zero_shot: {items: 0}}\n", "{f}:5: eval.zero_shot.items"),
+    (VALID + "resources: {max_retries: -1}\n", "{f}:5: resources.max_retries"),
+    (VALID + "resources: {gpus_per_trial: -1}\n", "{f}:5: resources.gpus_per_trial"),
+    # shapes and budgets that cannot work
+    (
+        _replace("25K, 100K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
+        "{f}:3: sizes[0]: n_embd=30 is not divisible by n_head=4",
+    ),
+    (_replace("600K", "1000"), "{f}:4: budget.tokens[0]: 1,000 tokens is less than one batch"),
+    (
+        _replace("600K", "1M") + "train: {batch_size: 1}\ndata: {seq_len: 100000}\n",
+        "too few for sequences of 100001",
+    ),
+    (
+        _replace("[decoder]", "[encdec]") + "data: {seq_len: 4096}\n",
+        "{f}:2: architectures: encdec at data.seq_len=4096",
+    ),
+    # unknown names
+    (_replace("[decoder]", "[decoder, mamba]"), "{f}:2: architectures: unknown architecture"),
+    (_replace("25K, 100K", "7M"), "{f}:3: sizes: size '7M' is not in the decoder ladder"),
+    (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown built-in corpus 'builtin:nope'"),
+    (VALID + "eval: {zero_shot: {tasks: [riddles]}}\n", "{f}:5: eval.zero_shot.tasks[0]"),
+    (_replace("name: bad", "name: a/b"), "{f}:1: name: String should match pattern"),
+    # missing files
+    (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
+    (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_a_malformed_study_gets_one_clear_message_and_exit_2(tmp_path, monkeypatch, text, expected):
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "study.yaml"
+    study.write_text(text)
+    result = CliRunner().invoke(app, ["run", str(study)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert expected.format(f=study) in result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "artifacts") == ["study.yaml"]
+    assert not (tmp_path / "artifacts" / "bad").exists()  # no checkpoints
+
+
+def test_there_are_at_least_thirty():
+    assert len(CASES) >= 30
+
+
+def test_a_missing_study_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2 and "cannot read the study file" in result.output
+    assert list(tmp_path.iterdir()) == []

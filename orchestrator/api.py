@@ -320,6 +320,9 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
     except KeyboardInterrupt:
+        # Ctrl-C may land inside a write: drop that half-done transaction (a resumed trial
+        # reports its history again), then record who was interrupted.
+        session.rollback()
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):
                 fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)

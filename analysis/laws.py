@@ -190,7 +190,6 @@ CHINCHILLA_ND = Law(
         "log_E": np.arange(-1.0, 1.5, 0.5),
     },
 )
-LAWS = {law.key: law for law in (KAPLAN_N, CHINCHILLA_ND)}
 
 
 @dataclass

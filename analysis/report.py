@@ -90,61 +90,70 @@ def _trials_trace(points: pd.DataFrame, x: str, label: str, color: str, hover: s
     )
 
 
+def _loss_panels(archs: list[str], x_title: str) -> go.Figure:
+    """One panel per architecture, log axes: x as given, y its own objective's loss."""
+    fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
+    for col, arch in enumerate(archs, start=1):
+        fig.update_xaxes(type="log", title=x_title, row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+    return fig
+
+
+def _finished_points(views: list[StudyView], archs: list[str], x: str):
+    """Per study and architecture with finished trials: (view, panel column, architecture,
+    its points sorted by `x`, colour, dash, label)."""
+    for i, view in enumerate(views):
+        finished = _finished(view.trials)
+        for col, arch in enumerate(archs, start=1):
+            points = finished[finished.architecture == arch].sort_values(x)
+            if not points.empty:
+                color, dash = _style(views, i, arch)
+                yield view, col, arch, points, color, dash, _label(views, view, arch)
+
+
 def _loss_vs_n(views: list[StudyView]) -> go.Figure:
     """One panel per architecture (each objective's loss has its own axis): the trials, the
     fitted L(N) and its 95% bootstrap band."""
     archs = _architectures(views)
-    fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
-    for i, view in enumerate(views):
-        finished = _finished(view.trials)
-        for col, arch in enumerate(archs, start=1):
-            color, dash = _style(views, i, arch)
-            points = finished[finished.architecture == arch]
-            if points.empty:
-                continue
-            label = _label(views, view, arch)
-            trace = _trials_trace(points, "n_params", label, color, "N=%{x:.3s}")
-            fig.add_trace(trace, row=1, col=col)
-            result = view.fits.get(arch, {}).get("n", {})
-            fit = result.get("fit")
-            if fit is None:
-                continue
-            n = np.logspace(
-                np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3), 60
-            )
-            low, high = fit.band(N=n)
-            fig.add_trace(
-                go.Scatter(
-                    x=np.concatenate([n, n[::-1]]),
-                    y=np.concatenate([high, low[::-1]]),
-                    fill="toself",
-                    fillcolor=color,
-                    opacity=0.15,
-                    line={"width": 0},
-                    name=f"{label}: 95% band",
-                    legendgroup=label,
-                    hoverinfo="skip",
-                    showlegend=False,
-                ),
-                row=1,
-                col=col,
-            )
-            p = fit.params
-            fig.add_trace(
-                go.Scatter(
-                    x=n,
-                    y=fit.predict(N=n),
-                    mode="lines",
-                    name=f"{label}: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
-                    legendgroup=label,
-                    line={"color": color, "dash": "dash" if len(views) == 1 else dash},
-                ),
-                row=1,
-                col=col,
-            )
-    for col, arch in enumerate(archs, start=1):
-        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
-        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+    fig = _loss_panels(archs, "non-embedding parameters N")
+    for view, col, arch, points, color, dash, label in _finished_points(views, archs, "n_params"):
+        fig.add_trace(_trials_trace(points, "n_params", label, color, "N=%{x:.3s}"), row=1, col=col)
+        fit = view.fits.get(arch, {}).get("n", {}).get("fit")
+        if fit is None:
+            continue
+        n = np.logspace(
+            np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3), 60
+        )
+        low, high = fit.band(N=n)
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([n, n[::-1]]),
+                y=np.concatenate([high, low[::-1]]),
+                fill="toself",
+                fillcolor=color,
+                opacity=0.15,
+                line={"width": 0},
+                name=f"{label}: 95% band",
+                legendgroup=label,
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            row=1,
+            col=col,
+        )
+        p = fit.params
+        fig.add_trace(
+            go.Scatter(
+                x=n,
+                y=fit.predict(N=n),
+                mode="lines",
+                name=f"{label}: {p['E']:.3g} + {p['A']:.3g}·N^-{p['alpha']:.3f}",
+                legendgroup=label,
+                line={"color": color, "dash": "dash" if len(views) == 1 else dash},
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_layout(
         title="Final validation loss against model size, with fitted L(N) and 95% band"
     )
@@ -155,33 +164,24 @@ def _loss_vs_compute(views: list[StudyView]) -> go.Figure:
     """Loss against training FLOPs per architecture, with the compute frontier: the lowest
     loss reached at or below each budget."""
     archs = _architectures(views)
-    fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
-    for i, view in enumerate(views):
-        finished = _finished(view.trials)
-        for col, arch in enumerate(archs, start=1):
-            color, dash = _style(views, i, arch)
-            points = finished[finished.architecture == arch].sort_values("flops")
-            if points.empty:
-                continue
-            label = _label(views, view, arch)
-            trace = _trials_trace(points, "flops", label, color, "C=%{x:.3s} FLOPs")
-            fig.add_trace(trace, row=1, col=col)
-            frontier = points[points.val_loss <= points.val_loss.cummin()]
-            fig.add_trace(
-                go.Scatter(
-                    x=frontier.flops,
-                    y=frontier.val_loss,
-                    mode="lines",
-                    line={"color": color, "shape": "hv", "dash": dash},
-                    name=f"{label} frontier",
-                    legendgroup=label,
-                ),
-                row=1,
-                col=col,
-            )
-    for col, arch in enumerate(archs, start=1):
-        fig.update_xaxes(type="log", title="training compute C (FLOPs)", row=1, col=col)
-        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+    fig = _loss_panels(archs, "training compute C (FLOPs)")
+    for _, col, _, points, color, dash, label in _finished_points(views, archs, "flops"):
+        fig.add_trace(
+            _trials_trace(points, "flops", label, color, "C=%{x:.3s} FLOPs"), row=1, col=col
+        )
+        frontier = points[points.val_loss <= points.val_loss.cummin()]
+        fig.add_trace(
+            go.Scatter(
+                x=frontier.flops,
+                y=frontier.val_loss,
+                mode="lines",
+                line={"color": color, "shape": "hv", "dash": dash},
+                name=f"{label} frontier",
+                legendgroup=label,
+            ),
+            row=1,
+            col=col,
+        )
     fig.update_layout(title="Final validation loss against training compute, with the frontier")
     return fig
 

@@ -72,6 +72,18 @@ def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: i
     return _trend(n, accuracy, boots, "acc") | {"interval_from": interval_from}
 
 
+def trend_json(trend: dict) -> dict:
+    """A trend as `study fit --law trend` prints it: the slope as a parameter with its
+    interval, and the rank statistics."""
+    return {
+        "n_points": len(trend["n_params"]),
+        "params": {"slope": {"estimate": trend["slope"], "ci": trend["ci"]}},
+        "slope": trend["slope"],
+        "spearman_rho": trend["spearman_rho"],
+        "p_value": trend["p_value"],
+    }
+
+
 def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Spearman's rho and its two-sided p-value: exact over all orderings for up to 8 sizes
     (the t approximation says p = 0 for 4 points in perfect order; the truth is 1/12)."""

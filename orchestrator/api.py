@@ -547,23 +547,16 @@ def fit_csv(
 ) -> dict:
     """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
     from analysis.fits import TableError, fit_points, isfinite_json, read_table, storable
-    from analysis.trends import values_trend, verdict
+    from analysis.trends import trend_json, values_trend, verdict
 
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
     if law == "trend":
         name = columns.get("accuracy", "accuracy")
         t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
         return isfinite_json(
-            {
-                "law": "trend",
-                "n_points": len(frame),
-                "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
-                "slope": t["slope"],
-                "spearman_rho": t["spearman_rho"],
-                "p_value": t["p_value"],
-                "interval_from": t["interval_from"],
-                "verdict": verdict(Path(path).name, {name: t}),
-            }
+            {"law": "trend"}
+            | trend_json(t)
+            | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
         )
     try:
         result = fit_points(law, frame, n_boot, "group" if group else None, compute)
@@ -583,7 +576,7 @@ def fit_store(
     per architecture, under {"study", "law", "architectures"}."""
     from analysis.fits import fit_study, isfinite_json, storable
     from analysis.frame import evals_frame, trials_frame
-    from analysis.trends import study_trends
+    from analysis.trends import study_trends, trend_json
 
     _, session, study = open_study(path, store)
     with session:
@@ -603,16 +596,7 @@ def fit_store(
             for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():
                 out[arch] = {
                     "law": "trend",
-                    "tasks": {
-                        task: {
-                            "n_points": len(t["n_params"]),
-                            "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
-                            "slope": t["slope"],
-                            "spearman_rho": t["spearman_rho"],
-                            "p_value": t["p_value"],
-                        }
-                        for task, t in result["trends"].items()
-                    },
+                    "tasks": {task: trend_json(t) for task, t in result["trends"].items()},
                     "verdict": result["verdict"],
                 }
         else:

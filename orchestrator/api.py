@@ -279,7 +279,7 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
             highlight=False,
         )
     use_gpus = cluster.gpus > 0
-    if spec.resources.gpus_per_trial > 0 and not use_gpus:
+    if spec.resources.wants_gpus and not use_gpus:
         console.print("no GPU in the Ray cluster: trials run on the CPU", highlight=False)
     rows = {trial.trial_id: row for trial, row in to_run}
     progress = Progress([trial for trial, _ in to_run], console)
@@ -296,17 +296,17 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         session.commit()
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
-        last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
-        console.print(f"[red]{trial.trial_id} failed[/]: {last_line}", highlight=False)
+        console.print(f"[red]{trial.trial_id} failed[/]: {_last_line(error)}", highlight=False)
 
-    def on_retry(trial: TrialSpec, error: str) -> None:
+    def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
         row = rows[trial.trial_id]
         start_attempt(session, row)  # counted; its error kept until the retry starts
         row.error = error
         session.commit()
-        last_line = error.strip().splitlines()[-1] if error.strip() else "unknown error"
+        progress.requeue(trial.trial_id)
+        what = "lost its node or worker, running again" if lost else "failed, retrying"
         console.print(
-            f"[yellow]{trial.trial_id} failed, retrying (attempt {row.attempts})[/]: {last_line}",
+            f"[yellow]{trial.trial_id} {what} (attempt {row.attempts})[/]: {_last_line(error)}",
             highlight=False,
         )
 
@@ -330,6 +330,11 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         raise
     finally:
         schedule.disconnect(cluster)
+
+
+def _last_line(error: str) -> str:
+    """The line of a traceback that says what went wrong."""
+    return error.strip().splitlines()[-1] if error.strip() else "unknown error"
 
 
 def _fit_and_store(session: Session, study: Study, n_boot: int):

@@ -40,7 +40,8 @@ def expand(study: StudySpec) -> list[TrialSpec]:
         sizes = [resolve_size(architecture, s) for s in study.sizes]
         sizes.sort(key=lambda ls: non_embedding_params(architecture, ls[1]))
         for label, shape in sizes:
-            lrs = learning_rates(study, architecture, non_embedding_params(architecture, shape))
+            n_params = non_embedding_params(architecture, shape)
+            lrs = learning_rates(study, architecture, n_params)
             for tokens, lr, seed in product(sorted(study.budget.tokens), lrs, study.seeds):
                 suffix = f"-{format_count(tokens)}tok" if many_budgets else ""
                 suffix += f"-lr{lr:.3g}" if sweep else ""
@@ -78,7 +79,7 @@ def expand(study: StudySpec) -> list[TrialSpec]:
                         zero_shot_every_eval=study.eval.zero_shot.at_every_eval,
                         pll_stride=study.eval.zero_shot.pll_stride,
                         cpus=study.resources.cpus_per_trial,
-                        gpus=study.resources.gpus_per_trial,
+                        gpus=study.resources.gpus_for(n_params),
                         storage=study.storage,
                         checkpoint_every_tokens=train.checkpoint_every or 0,
                         peak_flops=study.resources.peak_flops or 0,

@@ -71,7 +71,10 @@ class Progress:
             resumed = event.get("resumed_tokens", 0)
             row.tokens = resumed
             how = f"resumed at {resumed:,} tokens" if resumed else "started"
-            self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {event['device']}")
+            where = event["device"]
+            if row.spec.gpus > 0 and where == "cpu":
+                where += f" ({row.spec.gpus:g} GPU asked for, but torch sees no CUDA device there)"
+            self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {where}")
         elif kind == "train":
             row.tokens, row.loss, row.tokens_per_s = (
                 event["tokens"],
@@ -94,6 +97,10 @@ class Progress:
                 f"{event['val_loss']:.4f} in {_duration(event['wall_s'])}, "
                 f"{event['tokens_per_s']:,.0f} tokens/s, MFU {event['mfu']:.1%}"
             )
+
+    def requeue(self, trial_id: str) -> None:
+        """A trial is waiting to run again (the console says why)."""
+        self.rows[trial_id].status = "retrying"
 
     def fail(self, trial_id: str, status: str = "failed") -> None:
         """Mark a trial failed or interrupted."""

@@ -92,7 +92,10 @@ def _export_metrics(spec: TrialSpec, event: dict) -> None:
         _gauge("study_trial_val_loss", "validation loss of a trial").set(event["val_loss"], tags)
 
 
-@ray.remote
+# Ray would retry a task whose node died by itself, but a retried streaming generator skips the
+# events it had already yielded: the driver would miss the `start` of the new attempt and the
+# history it reports again. The driver resubmits such trials itself (see `run_trials`).
+@ray.remote(max_retries=0)
 def run_trial(spec_dict: dict) -> Iterator[dict]:
     """A Ray generator task: train one trial in a thread and yield its events as they come."""
     from trainers.train import train  # imported in the worker: the driver needs no torch
@@ -127,6 +130,18 @@ def run_trial(spec_dict: dict) -> Iterator[dict]:
 
 OnEvent = Callable[[TrialSpec, dict], None]
 OnError = Callable[[TrialSpec, str], None]
+OnRetry = Callable[[TrialSpec, str, bool], None]
+
+# Failures of the machine rather than of the trial: its node died or its worker process was
+# killed. Such a trial runs again (on another node if need be) up to LOST_RETRIES times, apart
+# from the study's own `max_retries`.
+LOST = (
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.ObjectLostError,
+)
+LOST_RETRIES = 3
 
 
 def run_trials(
@@ -137,16 +152,18 @@ def run_trials(
     on_tick: Callable[[], None] = lambda: None,
     poll_s: float = 0.5,
     max_retries: int = 0,
-    on_retry: OnError = lambda spec, error: None,
+    on_retry: OnRetry = lambda spec, error, lost: None,
 ) -> None:
     """Run trials as Ray tasks, calling back on the driver for each event and each failure.
 
-    A trial that fails is submitted again up to `max_retries` times (`on_retry` is told why);
-    it resumes from its last checkpoint. On KeyboardInterrupt the remaining tasks are
-    cancelled and the interrupt is re-raised.
+    A trial that fails is submitted again up to `max_retries` times, and a trial whose node or
+    worker process was lost up to LOST_RETRIES times more (`on_retry` is told why, and whether
+    it was lost); it resumes from its last checkpoint. On KeyboardInterrupt the remaining
+    tasks are cancelled and the interrupt is re-raised.
     """
     running: dict = {}
     retries_left = {spec.trial_id: max_retries for spec in trials}
+    lost_left = {spec.trial_id: LOST_RETRIES for spec in trials}
 
     def submit(spec: TrialSpec) -> None:
         gpus = spec.gpus if use_gpus else 0
@@ -161,12 +178,14 @@ def run_trials(
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=poll_s)
             for generator in ready:
                 spec = running[generator]
-                error = _drain(generator, running, on_event)
-                if error is None:
+                failure = _drain(generator, running, on_event)
+                if failure is None:
                     continue
-                if retries_left[spec.trial_id] > 0:
-                    retries_left[spec.trial_id] -= 1
-                    on_retry(spec, error)
+                error, lost = failure
+                left = lost_left if lost else retries_left
+                if left[spec.trial_id] > 0:
+                    left[spec.trial_id] -= 1
+                    on_retry(spec, error, lost)
                     submit(spec)
                 else:
                     on_error(spec, error)
@@ -177,9 +196,9 @@ def run_trials(
         raise
 
 
-def _drain(generator, running: dict, on_event: OnEvent) -> str | None:
+def _drain(generator, running: dict, on_event: OnEvent) -> tuple[str, bool] | None:
     """Take every event a trial's generator has ready; forget the trial when it ends. Returns
-    the error text if the trial failed."""
+    the error text if the trial failed, and whether its node or worker was lost."""
     spec = running[generator]
     while True:
         try:
@@ -191,7 +210,7 @@ def _drain(generator, running: dict, on_event: OnEvent) -> str | None:
             event = ray.get(ref)
         except ray.exceptions.RayError as e:
             del running[generator]
-            return _error_text(e)
+            return _error_text(e), isinstance(e, LOST)
         on_event(spec, event)
         ready, _ = ray.wait([generator], timeout=0)
         if not ready:

@@ -57,6 +57,16 @@ CASES = [
     (VALID + "eval: {zero_shot: {items: 0}}\n", "{f}:5: eval.zero_shot.items"),
     (VALID + "resources: {max_retries: -1}\n", "{f}:5: resources.max_retries"),
     (VALID + "resources: {gpus_per_trial: -1}\n", "{f}:5: resources.gpus_per_trial"),
+    (VALID + "resources: {gpus_per_trial: 1.5}\n", "1.5 GPUs: a trial takes a fraction"),
+    (
+        VALID + "resources: {gpus_per_trial: [{max_params: 50K, gpus: 1}]}\n",
+        "{f}:5: resources.gpus_per_trial: a GPU rule is a list of {{max_params, gpus}} ending",
+    ),
+    (
+        VALID + "resources: {gpus_per_trial: [{max_params: 1M, gpus: 1}, "
+        "{max_params: 10K, gpus: 1}, {gpus: 2}]}\n",
+        "the max_params of a GPU rule increase",
+    ),
     # shapes and budgets that cannot work
     (
         _replace("25K, 100K", "{n_layer: 2, n_embd: 30, n_head: 4}"),

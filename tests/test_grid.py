@@ -58,6 +58,20 @@ def test_hash_ignores_placement_but_not_training():
     assert retuned.hash != base.hash
 
 
+def test_gpus_per_trial_may_follow_a_rule_of_n_without_changing_hashes():
+    rule = """\
+resources:
+  gpus_per_trial:
+    - {max_params: 30K, gpus: 0.25}
+    - {max_params: 100K, gpus: 0.5}
+    - {gpus: 2}
+"""
+    ruled = expand(parse_study(STUDY + rule))
+    gpus = {t.size: t.gpus for t in ruled}
+    assert gpus == {"25K": 0.25, "56.6K": 0.5, "1M": 2.0}  # N is 25K, 56.6K and 1M
+    assert [t.hash for t in ruled] == [t.hash for t in expand(parse_study(STUDY))]
+
+
 def test_duplicate_trial_ids_are_rejected():
     text = STUDY.replace(
         "{n_layer: 2, n_embd: 48, n_head: 3}", "{n_layer: 2, n_embd: 32, n_head: 2, name: 25K}"

@@ -249,7 +249,6 @@ def _run_locked(schedule, spec, data, trials, url, report, address, console, n_b
             if row.status == TrialStatus.finished:
                 result.skipped.append(trial.trial_id)
             else:
-                start_attempt(session, row)
                 to_run.append((trial, row))
         session.commit()
         console.print(
@@ -272,6 +271,9 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
     from orchestrator.progress import Progress
 
     cluster = schedule.connect(address)
+    for _, row in to_run:  # counted once the cluster is there to run them
+        start_attempt(session, row)
+    session.commit()
     if cluster.dashboard_url:
         console.print(
             f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "

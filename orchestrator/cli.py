@@ -111,10 +111,8 @@ def run(
             study, store=store, report=report, address=address, console=console, n_boot=n_boot,
             wait=wait,
         )  # fmt: skip
-    except (StudyError, StoreError, CorpusError) as e:
+    except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
-    except ConnectionError as e:
-        _fail(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: {e}")
     except KeyboardInterrupt:
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -36,21 +37,28 @@ class Cluster:
 
 
 def connect(address: str | None = None) -> Cluster:
-    """Join the cluster at `address` (or RAY_ADDRESS), or start a local one; reuse a live one."""
+    """Join the cluster at `address` (or RAY_ADDRESS; "auto": the one `ray start` started on
+    this machine), or start a local one; reuse a live one. Raises ConnectionError saying what
+    to check when the cluster cannot be joined."""
     started_here = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         runtime_env = None
         if address:
+            _probe(address)
             # Workers on other machines import the task and trainer code from these packages.
             runtime_env = {"py_modules": [orchestrator, trainers]}
-        context = ray.init(
-            address=address,
-            runtime_env=runtime_env,
-            include_dashboard=None if address else True,
-            logging_level="WARNING",
-            log_to_driver=True,
-        )
+        try:
+            context = ray.init(
+                # "local": a new instance, even where `ray start` runs one on this machine
+                address=address or "local",
+                runtime_env=runtime_env,
+                include_dashboard=None if address else True,
+                logging_level="WARNING",
+                log_to_driver=True,
+            )
+        except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+            raise ConnectionError(_unreachable(address, e)) from None
         started_here = address is None
         dashboard = context.dashboard_url or None
     else:
@@ -60,6 +68,39 @@ def connect(address: str | None = None) -> Cluster:
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
     )
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a HOST:PORT address."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto" and the like: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConnectionError(
+            f"nothing answers at {address} ({e.strerror or e}): give the address that "
+            "`ray start --head` printed on the head node (HOST:6379 by default), and check "
+            "that the head is up (`ray status --address HOST:PORT` on it)"
+        ) from None
+
+
+def _unreachable(address: str | None, error: Exception) -> str:
+    first = str(error).strip().split(". ")[0]
+    if not address:
+        return f"cannot start a local Ray instance: {first}"
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        hint = (
+            "a cluster started with `ray start` asks for its token by default: export "
+            "RAY_AUTH_MODE=token, with the head's token (`ray get-auth-token` on the head "
+            f"prints it) in {AUTH_TOKEN_PATH} or in RAY_AUTH_TOKEN"
+        )
+    else:
+        hint = (
+            "check that the token here is the head's (`ray get-auth-token` prints it on "
+            f"either machine; here it is read from RAY_AUTH_TOKEN or {AUTH_TOKEN_PATH})"
+        )
+    return f"cannot join the Ray cluster at {address}: {first}; {hint}"
 
 
 def disconnect(cluster: Cluster) -> None:

@@ -17,7 +17,8 @@ def ray_session():
     """One local Ray instance shared by every test that schedules trials."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    # "local": a new instance of its own, even where a `ray start` cluster runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
 
@@ -36,13 +37,14 @@ def tiny_study(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def _run_cli(*args: str, cwd, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run_cli(*args: str, cwd, timeout: int = 600, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 

@@ -1,13 +1,23 @@
 """Scale-out: placement by GPUs and the loss of a worker node, on a multi-node Ray cluster
-whose worker nodes declare GPUs (no real GPU needed). Each test starts its own cluster in a
-subprocess, apart from the test session's Ray instance."""
+whose worker nodes declare GPUs (no real GPU needed), and a study run on a cluster started with
+`ray start --head`. Each test starts its own cluster in other processes, apart from the test
+session's Ray instance."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -68,3 +78,96 @@ def test_gpu_trials_share_out_the_gpu_nodes_and_survive_losing_one(tmp_path):
         ).fetchone()[0]
         assert duplicates == 0
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray head started as a user starts one, `ray start --head`, with Ray 2.60's default
+    token authentication; stopped (its whole process group) afterwards. Yields the GCS and
+    dashboard ports."""
+    port, dashboard = _free_port(), _free_port()
+    temp = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")  # short, as Ray's socket paths must be
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", f"--port={port}",
+         f"--dashboard-port={dashboard}", "--num-cpus=2", f"--temp-dir={temp}",
+         "--disable-usage-stats", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{dashboard}/api/version", timeout=2)
+            except urllib.error.HTTPError:
+                break  # it answers (401: it wants the token)
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, "no Ray head"
+                time.sleep(0.5)
+        yield port, dashboard
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _get(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10):
+            return 200
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.slow
+def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, study_cli):
+    port, dashboard = ray_head
+    nodes = f"http://127.0.0.1:{dashboard}/nodes?view=summary"
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    assert _get(nodes) == 401  # the dashboard keeps token authentication on
+    assert _get(nodes, "not-the-token") == 403
+    assert _get(nodes, token) == 200
+
+    study = tmp_path / "head.yaml"
+    study.write_text(
+        "name: head\ndata: {corpus: 'builtin:kjv', tokenizer: bytes, seq_len: 32}\n"
+        "architectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 16K}\n"
+        "train: {batch_size: 8}\neval: {tokens: 2K, zero_shot: {tasks: []}}\n"
+        f"storage: {tmp_path / 'artifacts'}\n"
+    )
+    address = f"127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+
+    # Without RAY_AUTH_MODE=token the driver sends no token, and is told what to do.
+    refused = study_cli("run", str(study), "--address", address, cwd=tmp_path, env=env)
+    assert refused.returncode == 2
+    assert "export RAY_AUTH_MODE=token" in refused.stderr and "Traceback" not in refused.stderr
+    with sqlite3.connect(tmp_path / "runs" / "head.db") as db:
+        assert db.execute("SELECT status, attempts FROM trials").fetchall() == [("pending", 0)]
+
+    # A wrong address fails in seconds, naming what to check.
+    wrong = study_cli("run", str(study), "--address", f"127.0.0.1:{_free_port()}", cwd=tmp_path)
+    assert wrong.returncode == 2 and "nothing answers at 127.0.0.1:" in wrong.stderr
+
+    joined = study_cli(
+        "run", str(study), "--n-boot", "20", cwd=tmp_path,
+        env=env | {"RAY_AUTH_MODE": "token", "RAY_ADDRESS": address},
+    )  # fmt: skip
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    assert f"Ray dashboard: http://127.0.0.1:{dashboard}" in joined.stdout
+    with sqlite3.connect(tmp_path / "runs" / "head.db") as db:
+        assert db.execute("SELECT status, attempts FROM trials").fetchall() == [("finished", 1)]

@@ -30,6 +30,7 @@ TRIAL_COLUMNS = [
     "mfu",
     "device",
     "node",
+    "heartbeat_at",
     "hash",
     "error",
 ]

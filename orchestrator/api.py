@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from orchestrator.grid import expand
 from orchestrator.sizes import format_count
 from orchestrator.spec import StudySpec, load_study
 from orchestrator.store import (
+    HEARTBEAT_S,
     Eval,
     StoreError,
     Study,
     Trial,
     TrialStatus,
+    beat,
     clear_fits,
     current_trials,
     default_url,
@@ -34,7 +37,9 @@ from orchestrator.store import (
     run_active,
     run_lock,
     save_fit,
+    stale,
     start_attempt,
+    upgrade_store,
 )
 from trainers.accounting import account
 from trainers.data import TokenData, cache_root, load_token_data
@@ -312,13 +317,23 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
             highlight=False,
         )
 
+    last_beat = time.monotonic()
+
+    def on_tick() -> None:
+        nonlocal last_beat
+        progress.tick()
+        if time.monotonic() - last_beat >= HEARTBEAT_S:
+            beat(session, list(rows.values()))
+            session.commit()
+            last_beat = time.monotonic()
+
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
     queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
     try:
         with progress:
             schedule.run_trials(
-                queue, on_event, on_error, use_gpus, progress.tick,
+                queue, on_event, on_error, use_gpus, on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -413,21 +428,48 @@ def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session
     return url, session, study
 
 
+def upgrade(
+    path: str | Path | None = None, store: str | None = None
+) -> tuple[str, str, Path | None]:
+    """Migrate the store of a study (or at a URL) to the schema this version reads; returns the
+    schema it had, the one it has now, and the copy kept of the old store (SQLite)."""
+    if path is None and store is None:
+        raise StoreError("give a study file or --store URL")
+    url = store or default_url(load_study(path).name)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise StoreError(f"no run store at {url.removeprefix('sqlite:///')}")
+    return upgrade_store(url)
+
+
 STALE = "interrupted: the run that trained it is gone (its driver stopped)"
 
 
 def status(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
     """The trials of a study as the store shows them; trials left `running` or `pending` by a
-    run that no longer holds the store are shown `interrupted` (the next run resumes them)."""
+    run that is gone are shown `interrupted` (the next run resumes them). A run is gone when it
+    no longer holds the lock of a SQLite store, or, on a database server, when the heartbeats
+    of its trials stop."""
     from analysis.frame import trials_frame
 
     url, session, study = open_study(path, store)
     with session:
         frame = trials_frame(session, study)
-    if run_active(url) is False:
-        stale = frame.status.isin(["running", "pending"])
-        frame.loc[stale, "status"] = "interrupted"
-        frame.loc[stale, "error"] = STALE
+    active = run_active(url)  # a lock tells, for SQLite; elsewhere, the heartbeats
+    if active is False:
+        gone = frame.status.isin(["running", "pending"])
+    elif active is None:
+        gone = pd.Series(
+            [
+                stale(s, None if pd.isna(h) else h)
+                for s, h in zip(frame.status, frame.heartbeat_at, strict=True)
+            ],
+            index=frame.index,
+            dtype=bool,
+        )
+    else:
+        return frame
+    frame.loc[gone, "status"] = "interrupted"
+    frame.loc[gone, "error"] = STALE
     return frame
 
 

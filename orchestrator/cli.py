@@ -189,6 +189,22 @@ def status(
 
 
 @app.command()
+def upgrade(study: OptionalStudyFile = None, store: StoreOption = None) -> None:
+    """Migrate a run store made by an earlier version of the tool to this version's schema."""
+    from orchestrator import api
+
+    try:
+        before, after, copy = api.upgrade(study, store)
+    except (StudyError, StoreError) as e:
+        _fail(str(e))
+    if before == after:
+        console.print(f"the store is at schema {after} already; nothing to do", highlight=False)
+        return
+    kept = f"; the old store is kept as {copy}" if copy else ""
+    console.print(f"upgraded the store from schema {before} to {after}{kept}", highlight=False)
+
+
+@app.command()
 def report(
     sources: Annotated[
         list[str] | None,

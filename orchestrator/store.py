@@ -10,12 +10,17 @@ import fcntl
 import math
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Enum,
@@ -30,6 +35,7 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -37,7 +43,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from trainers.trial import TrialSpec
 
-SCHEMA_VERSION = 4
+# The schema is versioned by alembic (migrations in orchestrator/migrations), in a table of its
+# own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
+VERSION_TABLE = "study_schema_version"
+LEGACY_VERSION = 4
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class StoreError(RuntimeError):
@@ -68,11 +78,6 @@ class TrialStatus(enum.StrEnum):
     finished = "finished"
     failed = "failed"
     interrupted = "interrupted"
-
-
-class SchemaInfo(Base):
-    __tablename__ = "schema_info"
-    version: Mapped[int] = mapped_column(primary_key=True)
 
 
 class Study(Base):
@@ -122,6 +127,7 @@ class Trial(Base):
     wall_s: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
     checkpoint: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]  # refreshed by the driver while the trial runs
     study: Mapped[Study] = relationship(back_populates="trials")
 
     @property
@@ -257,36 +263,128 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def _engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _migrations(connection) -> tuple[Config, ScriptDirectory]:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config, ScriptDirectory.from_config(config)
+
+
+def _revision(connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _legacy_version(connection) -> int | None:
+    return connection.execute(text("SELECT version FROM schema_info")).scalar()
+
+
 def open_store(url: str, create: bool = True) -> Engine:
-    """An engine on the store at `url`; creates the schema if asked, refuses unknown versions."""
+    """An engine on the store at `url`; creates the schema if asked. A store of another schema
+    version is refused, with the command that upgrades it (or a word that the tool is older
+    than the store)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists():
             if not create:
                 raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
             path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    engine = _engine(url)
     tables = set(inspect(engine).get_table_names())
     if not tables:
         if not create:
             raise StoreError(f"the store at {url} is empty; run the study first")
-        Base.metadata.create_all(engine)
-        with Session(engine) as session, session.begin():
-            session.add(SchemaInfo(version=SCHEMA_VERSION))
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+            config, _ = _migrations(connection)
+            command.stamp(config, "head")
         return engine
-    if "schema_info" not in tables:
-        raise StoreError(f"{url} is not a run store of this tool (no schema_info table)")
-    with Session(engine) as session:
-        version = session.scalar(select(SchemaInfo.version))
-    if version != SCHEMA_VERSION:
+    upgrade = f"upgrade it with `study upgrade --store {url}` (it keeps a copy of the old one)"
+    with engine.connect() as connection:
+        if VERSION_TABLE not in tables:
+            if "schema_info" not in tables:
+                raise StoreError(f"{url} is not a run store of this tool (no schema version)")
+            version = _legacy_version(connection)
+            if version != LEGACY_VERSION:
+                raise StoreError(
+                    f"the store at {url} has schema version {version}, from a release too old "
+                    "to upgrade; move it aside and run the study again"
+                )
+            raise StoreError(f"the store at {url} is from release 0.1 (schema 4); {upgrade}")
+        revision = _revision(connection)
+        _, scripts = _migrations(connection)
+    head = scripts.get_current_head()
+    if revision == head:
+        return engine
+    if revision not in {script.revision for script in scripts.walk_revisions()}:
         raise StoreError(
-            f"the store at {url} has schema version {version}; this version of the tool reads "
-            f"version {SCHEMA_VERSION}. Upgrade the tool (pip install -U scaling-study) or move "
-            "the store aside and rerun the study."
+            f"the store at {url} has schema {revision}, newer than this version of the tool "
+            f"knows (it reads {head}); upgrade the tool (pip install -U scaling-study)"
         )
-    return engine
+    raise StoreError(f"the store at {url} has schema {revision}; this tool reads {head}: {upgrade}")
+
+
+def upgrade_store(url: str) -> tuple[str, str, Path | None]:
+    """Migrate a store to the schema this tool reads, under the run lock (so never under a
+    running study). A SQLite store is copied first, beside itself. Returns the revision it had,
+    the revision it has now and the copy. Raises StoreError if there is nothing to upgrade."""
+    with run_lock(url):
+        engine = _engine(url)
+        tables = set(inspect(engine).get_table_names())
+        if not tables:
+            raise StoreError(f"no run store at {url}; run the study first (study run FILE)")
+        if VERSION_TABLE not in tables and "schema_info" not in tables:
+            raise StoreError(f"{url} is not a run store of this tool (no schema version)")
+        with engine.connect() as connection:
+            legacy = VERSION_TABLE not in tables
+            if legacy and _legacy_version(connection) != LEGACY_VERSION:
+                raise StoreError(
+                    f"the store at {url} has schema version {_legacy_version(connection)}, "
+                    "from a release too old to upgrade; move it aside and run the study again"
+                )
+            before = "0001" if legacy else _revision(connection)
+            _, scripts = _migrations(connection)
+        head = scripts.get_current_head()
+        if before == head:
+            engine.dispose()
+            return before, head, None
+        known = {script.revision for script in scripts.walk_revisions()}
+        if before not in known:
+            raise StoreError(
+                f"the store at {url} has schema {before}, newer than this version of the tool "
+                "knows; upgrade the tool instead (pip install -U scaling-study)"
+            )
+        copy = _backup(engine, url, before)
+        with engine.begin() as connection:
+            config, _ = _migrations(connection)
+            if legacy:
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
+        engine.dispose()
+        return before, head, copy
+
+
+def _backup(engine: Engine, url: str, revision: str) -> Path | None:
+    """A consistent copy of a SQLite store (WAL included) beside it, named for its revision."""
+    if engine.dialect.name != "sqlite" or url.startswith("sqlite:///:memory:"):
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    copy = path.with_name(f"{path.name}.schema-{revision}.bak")
+    raw = engine.raw_connection()
+    try:
+        target = sqlite3.connect(copy)
+        raw.driver_connection.backup(target)
+        target.close()
+    finally:
+        raw.close()
+    return copy
 
 
 def register_study(
@@ -372,11 +470,13 @@ def start_attempt(session: Session, trial: Trial) -> None:
     trial.attempts += 1
     trial.status = TrialStatus.pending
     trial.error = None
+    trial.heartbeat_at = _now()
 
 
 def record_event(session: Session, trial: Trial, event: dict) -> None:
     """Write one event reported by a trainer."""
     kind = event["event"]
+    trial.heartbeat_at = _now()
     if kind == "start":
         # a resumed trainer reports its history up to the checkpoint again, right after this
         session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
@@ -501,6 +601,33 @@ def clear_fits(session: Session, study: Study) -> None:
 def fits_of(session: Session, study: Study) -> list[Fit]:
     """The stored fits of a study."""
     return list(session.scalars(select(Fit).where(Fit.study_id == study.id).order_by(Fit.id)))
+
+
+HEARTBEAT_S = 30.0  # how often a run refreshes the heartbeat of the trials it holds
+STALE_AFTER_S = 4 * HEARTBEAT_S  # a heartbeat older than this: the run is gone
+
+
+def beat(session: Session, trials: list[Trial]) -> None:
+    """Refresh the heartbeat of the trials a live run still holds (queued or running)."""
+    session.execute(
+        update(Trial)
+        .where(
+            Trial.id.in_([t.id for t in trials]),
+            Trial.status.in_([TrialStatus.pending, TrialStatus.running]),
+        )
+        .values(heartbeat_at=_now())
+    )
+
+
+def stale(status: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a trial the store shows queued or running has lost its run: its heartbeat is
+    older than STALE_AFTER_S (or missing). For stores on a database server, where no lock file
+    tells whether the run is alive."""
+    if status not in (TrialStatus.pending, TrialStatus.running):
+        return False
+    if heartbeat_at is None:
+        return True
+    return ((now or _now()) - heartbeat_at).total_seconds() > STALE_AFTER_S
 
 
 def mark_unfinished_interrupted(session: Session, study: Study) -> None:

@@ -121,14 +121,86 @@ def test_changed_study_keeps_old_trials_but_not_as_current(store):
         assert len(current_trials(session, study)) == 2
 
 
-def test_unknown_schema_version_is_refused_with_the_fix(store):
+def _old_store(tmp_path) -> str:
+    """A copy of a store written by release 0.1 (schema_info version 4), three finished trials."""
+    import shutil
+
+    from tests.conftest import ASSETS
+
+    path = tmp_path / "old.db"
+    shutil.copy(ASSETS / "store-schema4.db", path)
+    return f"sqlite:///{path}"
+
+
+def _counts(url: str) -> dict:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return {
+            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            for table in ("studies", "trials", "metrics", "evals", "fits")
+        }
+
+
+def test_a_store_of_an_earlier_schema_is_refused_with_the_command_that_upgrades_it(tmp_path):
+    url = _old_store(tmp_path)
+    before = _counts(url)
+    with pytest.raises(StoreError, match=rf"release 0.1.*`study upgrade --store {url}`"):
+        open_store(url)
+    assert _counts(url) == before  # refused before anything was written
+
+
+def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_path, study_cli):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from orchestrator import api
+    from orchestrator.store import VERSION_TABLE, Base
+
+    url = _old_store(tmp_path)
+    before = _counts(url)
+    refused = study_cli("status", "--store", url, cwd=tmp_path)
+    assert refused.returncode == 2 and "study upgrade --store" in refused.stderr
+
+    done = study_cli("upgrade", "--store", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path / "old.db.schema-0001.bak"
+    assert f"from schema 0001 to 0002; the old store is kept as {copy}" in done.stdout
+    assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
+    shown = api.status(store=url)
+    assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
+
+    # The migrated schema is the one the models describe: alembic finds nothing to change.
+    engine = open_store(url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+    again = study_cli("upgrade", "--store", url, cwd=tmp_path)
+    assert again.returncode == 0 and "at schema 0002 already" in again.stdout
+
+
+def test_a_store_from_a_newer_tool_is_refused_and_not_touched(store, study_cli, tmp_path):
     engine = open_store(store)
     engine.dispose()
-    db = sqlite3.connect(store.removeprefix("sqlite:///"))
-    db.execute("UPDATE schema_info SET version = 99")
-    db.commit()
-    with pytest.raises(StoreError, match="schema version 99.*Upgrade the tool"):
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE study_schema_version SET version_num = '0099'")
+    with pytest.raises(StoreError, match="schema 0099, newer than this version.*pip install -U"):
         open_store(store)
+    done = study_cli("upgrade", "--store", store, cwd=tmp_path)
+    assert done.returncode == 2 and "upgrade the tool instead" in done.stderr
+
+
+def test_a_new_store_is_made_at_the_latest_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from orchestrator.store import VERSION_TABLE, Base
+
+    engine = open_store(store)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() == "0002"
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
 
 
 def test_missing_store_is_an_error_for_readers(tmp_path):
@@ -288,3 +360,37 @@ def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
+    """Where no lock file tells whether a run is alive (a store on a database server), a trial
+    whose heartbeat stopped is shown interrupted. `sqlite+pysqlite://` takes that path here."""
+    from datetime import timedelta
+
+    from orchestrator import api
+    from orchestrator.store import STALE_AFTER_S, _now, beat
+
+    server_like = store.replace("sqlite:///", "sqlite+pysqlite:///")
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study = _register(session, spec, expand(spec))
+        first, second = current_trials(session, study)
+        start_attempt(session, first)
+        start_attempt(session, second)
+        first.status = TrialStatus.running
+        session.commit()
+        shown = api.status(store=server_like).set_index("trial_id")
+        assert shown.status.tolist() == ["running", "pending"]  # fresh heartbeats
+
+        # The driver died STALE_AFTER_S ago: its heartbeats stopped then.
+        long_ago = _now() - timedelta(seconds=STALE_AFTER_S + 5)
+        first.heartbeat_at = second.heartbeat_at = long_ago
+        session.commit()
+        shown = api.status(store=server_like).set_index("trial_id")
+        assert shown.status.tolist() == ["interrupted", "interrupted"]
+        assert "driver stopped" in shown.loc["decoder-25K-s0", "error"]
+
+        beat(session, [first, second])  # a live driver refreshes them
+        session.commit()
+        assert api.status(store=server_like).status.tolist() == ["running", "pending"]

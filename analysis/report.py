@@ -376,7 +376,7 @@ def _summary(views: list[StudyView]) -> str:
 
 
 def _trial_table(view: StudyView) -> str:
-    shown = view.trials.drop(columns=["hash", "error"]).copy()
+    shown = view.trials.drop(columns=["hash", "error", "heartbeat_at"]).copy()
     shown = shown.map(lambda v: _esc(v) if isinstance(v, str) else v)
     if view.cards:
         shown.insert(

@@ -488,7 +488,7 @@ def _field_name(loc: tuple) -> str:
 def parse_study(text: str, source: str = "<string>") -> StudySpec:
     """Validate the YAML text of a study; errors name the source, the field and the line."""
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes and their lines
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

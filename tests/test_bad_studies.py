@@ -40,6 +40,12 @@ CASES = [
         "{f}:1: name: Field required",
     ),
     ("name: bad\narchitectures: [decoder]\nsizes: [25K]\n", "budget: Field required"),
+    # Python objects: the safe loader builds none of them
+    (
+        VALID + "storage: !!python/object/apply:os.system ['touch code-ran']\n",
+        "{f}:5: not valid YAML: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
     # wrong types
     (_replace("name: bad", "name: [1, 2]"), "{f}:1: name: Input should be a valid string"),
     (VALID + "seeds: [zero]\n", "{f}:5: seeds[0]: Input should be a valid integer"),

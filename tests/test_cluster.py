@@ -171,3 +171,33 @@ def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, stu
     assert f"Ray dashboard: http://127.0.0.1:{dashboard}" in joined.stdout
     with sqlite3.connect(tmp_path / "runs" / "head.db") as db:
         assert db.execute("SELECT status, attempts FROM trials").fetchall() == [("finished", 1)]
+
+
+PROBE_LOCAL_DASHBOARD = """
+import json, sys, urllib.error, urllib.request
+from orchestrator import schedule
+cluster = schedule.connect()
+try:
+    url = cluster.dashboard_url + "/nodes?view=summary"
+    try:
+        urllib.request.urlopen(url, timeout=10)
+        code = 200
+    except urllib.error.HTTPError as e:
+        code = e.code
+    print(json.dumps({"url": cluster.dashboard_url, "without_token": code}))
+finally:
+    schedule.disconnect(cluster)
+"""
+
+
+@pytest.mark.slow
+def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_LOCAL_DASHBOARD],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["url"].startswith("http://127.0.0.1:")
+    assert seen["without_token"] == 401

@@ -135,6 +135,8 @@ def open_in_chromium(report: Path, screenshot: Path) -> dict:
 @pytest.mark.slow
 def test_the_report_renders_every_figure_without_errors_and_escapes_names(tmp_path):
     view = synthetic_view(HOSTILE, trial_suffix=HOSTILE)
+    view.data["corpus"] = HOSTILE  # a file name, shown in the data line
+    view.trials.loc[0, "error"] = HOSTILE  # shown under Errors
     report = write_report(tmp_path / "report.html", [view])
     page = report.read_text()
     assert HOSTILE not in page.split("<script", 1)[0]  # the title and heading are escaped

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -160,3 +161,24 @@ def test_an_unreadable_checkpoint_is_named_with_the_fix(spec, tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match=f"cannot read the checkpoint {path}.*delete it"):
         train(spec, lambda e: None)
+
+
+class _RunsCode:
+    """Unpickling this runs code: it touches a file (what a planted checkpoint could do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(spec, tmp_path):
+    spec = replace(spec, storage=str(tmp_path))
+    path = tmp_path / spec.study / spec.trial_id / "last.pt"
+    path.parent.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    torch.save({"hash": spec.hash, "payload": _RunsCode(marker)}, path)
+    with pytest.raises(RuntimeError, match=f"cannot read the checkpoint {path}"):
+        train(spec, lambda e: None)
+    assert not marker.exists()  # weights only: the object was never built

@@ -58,6 +58,45 @@ def test_hash_ignores_placement_but_not_training():
     assert retuned.hash != base.hash
 
 
+PLACEMENT = [
+    "resources: {cpus_per_trial: 2, gpus_per_trial: 1, max_retries: 3, peak_flops: 1T}\n",
+    "storage: /elsewhere\n",
+    "train: {checkpoint_every: 100K}\n",
+]
+MEANING = [
+    "train: {lr: 1.0e-3}\n",
+    "train: {batch_size: 8}\n",
+    "train: {warmup: 0.1}\n",
+    "data: {corpus: 'builtin:pydocs'}\n",
+    "data: {tokenizer: {bpe: 512}}\n",
+    "data: {seq_len: 128}\n",
+    "data: {split_seed: 1}\n",
+    "eval: {tokens: 4096}\n",
+    "eval: {zero_shot: {items: 10}}\n",
+]
+
+
+@pytest.mark.parametrize("change", PLACEMENT)
+def test_where_a_trial_runs_never_makes_a_new_cell(change):
+    base = {t.trial_id: t.hash for t in expand(parse_study(STUDY))}
+    assert {t.trial_id: t.hash for t in expand(parse_study(STUDY + change))} == base
+
+
+@pytest.mark.parametrize("change", MEANING)
+def test_what_a_trial_means_makes_new_cells_never_reusing_old_ones(change):
+    base = {t.hash for t in expand(parse_study(STUDY))}
+    assert not base & {t.hash for t in expand(parse_study(STUDY + change))}
+
+
+def test_more_tokens_seeds_or_sizes_keep_the_old_cells_and_add_new_ones():
+    base = {t.trial_id: t.hash for t in expand(parse_study(STUDY))}
+    grown = STUDY.replace("[2M, 600K]", "[2M, 600K, 4M]").replace("[0, 1]", "[0, 1, 2]")
+    grown = grown.replace("sizes: [1M, 25K", "sizes: [1M, 300K, 25K")
+    bigger = {t.trial_id: t.hash for t in expand(parse_study(grown))}
+    assert base.items() <= bigger.items()
+    assert len(bigger) == 4 * 3 * 3
+
+
 def test_gpus_per_trial_may_follow_a_rule_of_n_without_changing_hashes():
     rule = """\
 resources:

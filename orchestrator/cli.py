@@ -56,6 +56,7 @@ HEADERS = {
     "tokens_done": "tokens",
     "val_loss": "val loss",
     "wall_s": "wall s",
+    "attempts": "tries",
     "cpu_minutes": "CPU min",
     "flops": "FLOPs",
 }
@@ -66,7 +67,7 @@ def _cell(column: str, value) -> str:
         return ""
     if column in COUNT_COLUMNS:
         return format_count(int(value))
-    if column == "cpu_minutes":
+    if column in ("cpu_minutes", "wall_s"):
         return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, float):
         return f"{value:.2g}" if column in ("flops", "lr") else f"{value:.4g}"
@@ -180,7 +181,9 @@ def status(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    shown = frame[["trial_id", "status", "n_params", "tokens_done", "val_loss", "wall_s", "device"]]
+    shown = frame[
+        ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s", "device"]
+    ]
     console.print(_frame_table(shown, "trials"))
     for row in frame[frame.error.notna()].itertuples():
         console.print(

@@ -18,6 +18,7 @@ from orchestrator.spec import StudySpec, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
     Eval,
+    Recorder,
     StoreError,
     Study,
     Trial,
@@ -32,7 +33,6 @@ from orchestrator.store import (
     get_study,
     mark_unfinished_interrupted,
     open_store,
-    record_event,
     register_study,
     run_active,
     run_lock,
@@ -291,16 +291,17 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
     rows = {trial.trial_id: row for trial, row in to_run}
     progress = Progress([trial for trial, _ in to_run], console)
 
+    recorder = Recorder(session)
+
     def on_event(trial: TrialSpec, event: dict) -> None:
-        record_event(session, rows[trial.trial_id], event)
-        session.commit()
+        recorder.record(rows[trial.trial_id], event)
         progress.update(trial.trial_id, event)
         if event["event"] == "end":
             result.ran.append(trial.trial_id)
 
     def on_error(trial: TrialSpec, error: str) -> None:
         fail_trial(rows[trial.trial_id], error)
-        session.commit()
+        recorder.flush()
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
         console.print(f"[red]{trial.trial_id} failed[/]: {_last_line(error)}", highlight=False)
@@ -309,7 +310,7 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         row = rows[trial.trial_id]
         start_attempt(session, row)  # counted; its error kept until the retry starts
         row.error = error
-        session.commit()
+        recorder.flush()
         progress.requeue(trial.trial_id)
         what = "lost its node or worker, running again" if lost else "failed, retrying"
         console.print(
@@ -324,8 +325,8 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         progress.tick()
         if time.monotonic() - last_beat >= HEARTBEAT_S:
             beat(session, list(rows.values()))
-            session.commit()
             last_beat = time.monotonic()
+        recorder.tick()
 
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
@@ -336,10 +337,11 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
                 queue, on_event, on_error, use_gpus, on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
+        recorder.flush()
     except KeyboardInterrupt:
-        # Ctrl-C may land inside a write: drop that half-done transaction (a resumed trial
-        # reports its history again), then record who was interrupted.
-        session.rollback()
+        # Ctrl-C may land inside a write: drop what is not committed (a resumed trial reports
+        # its history again), then record who was interrupted.
+        recorder.discard()
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):
                 fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)

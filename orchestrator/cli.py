@@ -181,9 +181,8 @@ def status(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    shown = frame[
-        ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s", "device"]
-    ]
+    columns = ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s"]
+    shown = frame[[*columns, "device"]]
     console.print(_frame_table(shown, "trials"))
     for row in frame[frame.error.notna()].itertuples():
         console.print(

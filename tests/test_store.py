@@ -193,12 +193,13 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from orchestrator.store import VERSION_TABLE, Base
+    from orchestrator.store import SCHEMA_REVISION, VERSION_TABLE, Base
 
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
 

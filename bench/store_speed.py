@@ -1,0 +1,147 @@
+"""The run store's speed on the paths a study uses: the driver writing what trials report, and
+`study status` reading a large study.
+
+ingest  the driver's write path (`store.Recorder`, as `study run` uses it): trials report
+        start, train events (three metric rows each), evaluations and an end, and the driver
+        commits as it does during a run; rows/s counts metric rows.
+status  `api.status` (what `study status` prints) on a store of many trials, and the whole
+        `study status --json` command in a fresh process (Python start and imports included).
+
+Run: python bench/store_speed.py [--trials 10000] [--events 20000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from orchestrator import api
+from orchestrator.grid import expand
+from orchestrator.spec import parse_study
+from orchestrator.store import (
+    Recorder,
+    current_trials,
+    open_store,
+    record_event,
+    register_study,
+)
+
+STUDY = """
+name: bench
+architectures: [decoder]
+sizes: [25K]
+budget: {{tokens: 600K}}
+seeds: {seeds}
+"""
+
+
+def _study(session: Session, n_trials: int):
+    spec = parse_study(STUDY.format(seeds=list(range(n_trials))))
+    trials = expand(spec)
+    planned = dict.fromkeys(
+        (t.trial_id for t in trials),
+        {"n_params": 25_000, "total_params": 37_000, "flops_per_token": 150_000},
+    )
+    study = register_study(session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials,
+                           planned)  # fmt: skip
+    session.commit()
+    return study
+
+
+START = {"event": "start", "n_params": 25_472, "total_params": 37_856, "flops_per_token": 150_000,
+         "device": "cpu", "threads": 1}  # fmt: skip
+END = {"event": "end", "step": 10, "tokens": 40_960, "tokens_scored": 40_960, "val_loss": 3.0,
+       "wall_s": 5.0, "tokens_per_s": 5e4, "mfu": 0.3}  # fmt: skip
+
+
+def ingest(folder: Path, n_trials: int, n_events: int) -> float:
+    """Metric rows per second through the driver's write path."""
+    url = f"sqlite:///{folder / 'ingest.db'}"
+    engine = open_store(url)
+    with Session(engine) as session:
+        rows = current_trials(session, _study(session, n_trials))
+        recorder = Recorder(session)
+        start = time.perf_counter()
+        for row in rows:
+            recorder.record(row, START)
+        per_trial = n_events // n_trials
+        for step in range(1, per_trial + 1):
+            for row in rows:  # trials report side by side, as they run
+                event = {"event": "train", "step": step, "tokens": step * 4096, "loss": 3.0,
+                         "lr": 1e-3, "tokens_per_s": 5e4}  # fmt: skip
+                recorder.record(row, event)
+                if step % 10 == 0:
+                    recorder.record(row, {"event": "eval", "step": step, "tokens": step * 4096,
+                                          "val_loss": 3.1})  # fmt: skip
+            recorder.tick()
+        recorder.flush()
+        elapsed = time.perf_counter() - start
+    with engine.connect() as connection:
+        (count,) = connection.exec_driver_sql("SELECT COUNT(*) FROM metrics").one()
+    engine.dispose()
+    return count / elapsed
+
+
+def status_store(folder: Path, n_trials: int) -> str:
+    """A store of `n_trials` trials, most finished, with their metrics summarised."""
+    url = f"sqlite:///{folder / 'status.db'}"
+    engine = open_store(url)
+    with Session(engine) as session:
+        rows = current_trials(session, _study(session, n_trials))
+        for i, row in enumerate(rows):  # one commit at the end: a quick setup
+            record_event(session, row, START)
+            if i % 10:
+                record_event(session, row, END)
+        session.commit()
+    engine.dispose()
+    return url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=10_000, help="trials in the status store")
+    parser.add_argument("--events", type=int, default=20_000, help="train events ingested")
+    parser.add_argument("--ingest-trials", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rates = []
+        for _ in range(args.repeats):
+            (folder / "ingest.db").unlink(missing_ok=True)
+            rates.append(ingest(folder, args.ingest_trials, args.events))
+        print(
+            f"ingest: {statistics.median(rates):,.0f} metric rows/s (median of {args.repeats}; "
+            f"{args.events:,} train events from {args.ingest_trials} trials, 3 rows each)"
+        )
+        url = status_store(folder, args.trials)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            frame = api.status(store=url)
+            times.append(time.perf_counter() - start)
+        assert len(frame) == args.trials
+        print(f"api.status on {args.trials:,} trials: {statistics.median(times) * 1e3:.0f} ms")
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "orchestrator.cli", "status", "--store", url, "--json"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            times.append(time.perf_counter() - start)
+        print(
+            f"study status --json on {args.trials:,} trials, a fresh process: "
+            f"{statistics.median(times) * 1e3:.0f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -28,12 +28,13 @@ def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[f
 def expand(study: StudySpec) -> list[TrialSpec]:
     """Every trial of the study, ordered by architecture, N, budget, learning rate and seed.
 
-    Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`) only when
-    the study has several budgets, and the learning rate (`decoder-1M-lr0.003-s0`) only when
-    it sweeps several.
+    Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`, or
+    `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio) only when the study has
+    several, and the learning rate (`decoder-1M-lr0.003-s0`) only when it sweeps several.
     """
     trials = []
-    many_budgets = len(study.budget.tokens) > 1
+    budget = study.budget
+    many_budgets = len(budget.tokens or budget.chinchilla) > 1
     sweep = isinstance(study.train.lr, list) and len(study.train.lr) > 1
     train, data = study.train, study.data
     for architecture in study.architectures:
@@ -42,8 +43,8 @@ def expand(study: StudySpec) -> list[TrialSpec]:
         for label, shape in sizes:
             n_params = non_embedding_params(architecture, shape)
             lrs = learning_rates(study, architecture, n_params)
-            for tokens, lr, seed in product(sorted(study.budget.tokens), lrs, study.seeds):
-                suffix = f"-{format_count(tokens)}tok" if many_budgets else ""
+            for (tokens, name), lr, seed in product(budget.tokens_for(n_params), lrs, study.seeds):
+                suffix = f"-{name}" if many_budgets else ""
                 suffix += f"-lr{lr:.3g}" if sweep else ""
                 trials.append(
                     TrialSpec(
@@ -83,6 +84,7 @@ def expand(study: StudySpec) -> list[TrialSpec]:
                         storage=study.storage,
                         checkpoint_every_tokens=train.checkpoint_every or 0,
                         peak_flops=study.resources.peak_flops or 0,
+                        compile=train.compile,
                     )
                 )
     seen: dict[str, TrialSpec] = {}

@@ -34,6 +34,7 @@ _DECODER = {
     "20M": Shape(11, 384, 12),
     "50M": Shape(16, 512, 16),
     "100M": Shape(14, 768, 12),
+    "200M": Shape(16, 1024, 16),
 }
 
 LADDER: dict[str, dict[str, Shape]] = {
@@ -56,6 +57,7 @@ LADDER: dict[str, dict[str, Shape]] = {
         "20M": Shape(7, 320, 10),
         "50M": Shape(9, 448, 14),
         "100M": Shape(8, 672, 12),
+        "200M": Shape(12, 768, 12),
     },
 }
 

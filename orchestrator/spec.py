@@ -22,9 +22,14 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.sizes import LADDER, Shape
+from orchestrator.sizes import LADDER, Shape, format_count
 from orchestrator.sizes import parse_count as _parse_count
-from trainers.accounting import N_SENTINELS, max_encdec_seq_len, span_counts
+from trainers.accounting import (
+    N_SENTINELS,
+    max_encdec_seq_len,
+    non_embedding_params,
+    span_counts,
+)
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
 
@@ -240,12 +245,41 @@ SizeItem = Annotated[
 ]
 
 
-class BudgetSpec(_Strict):
-    """How many tokens each model is trained on."""
+CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal at about 20 tokens per N
 
-    tokens: Annotated[list[Count], BeforeValidator(_as_list)] = Field(
-        min_length=1, description="one count or a list: 600000, '600K', '2M'"
+
+class BudgetSpec(_Strict):
+    """How many tokens each model is trained on: the same counts for every size, or multiples
+    of the Chinchilla ratio (20 tokens per parameter), so that each size gets its own."""
+
+    tokens: Annotated[list[Count], BeforeValidator(_as_list)] | None = Field(
+        None, min_length=1, description="one count or a list: 600000, '600K', '2M'"
     )
+    chinchilla: Annotated[list[PositiveFloat], BeforeValidator(_as_list)] | None = Field(
+        None, min_length=1, description="multiples of 20 tokens per parameter: 1, or [0.5, 1, 2]"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.tokens is None) == (self.chinchilla is None):
+            raise ValueError(
+                "give tokens (counts for every size) or chinchilla (multiples of "
+                "20 tokens per parameter), one of the two"
+            )
+        for values in (self.tokens, self.chinchilla):
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"duplicate budgets in {values}")
+        return self
+
+    def tokens_for(self, n_params: int) -> list[tuple[int, str]]:
+        """The budgets of a model of `n_params` non-embedding parameters, smallest first, each
+        with the label it adds to a trial id when there are several."""
+        if self.tokens is not None:
+            return [(t, f"{format_count(t)}tok") for t in sorted(self.tokens)]
+        return [
+            (round(CHINCHILLA_TOKENS_PER_PARAM * m * n_params), f"{m:g}xC")
+            for m in sorted(self.chinchilla)
+        ]
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -309,6 +343,9 @@ class TrainSpec(_Strict):
     betas: tuple[float, float] = (0.9, 0.95)
     dropout: float = Field(0.0, ge=0, lt=1)
     checkpoint_every: Count | None = Field(None, description="tokens; default: every evaluation")
+    compile: bool = Field(
+        False, description="torch.compile the model: a GPU may gain after a minute of compiling"
+    )
 
     @field_validator("lr")
     @classmethod
@@ -517,7 +554,7 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
             lines.append(f"{where}: {field}: {message}")
         raise StudyError("invalid study\n" + "\n".join(lines)) from None
     batch = spec.train.batch_size * spec.data.seq_len
-    for i, tokens in enumerate(spec.budget.tokens):
+    for i, tokens in enumerate(spec.budget.tokens or []):
         if tokens < batch:
             line = _line_of(root, ("budget", "tokens", i))
             raise StudyError(
@@ -525,6 +562,21 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
                 f"than one batch (train.batch_size {spec.train.batch_size} × data.seq_len "
                 f"{spec.data.seq_len} = {batch:,} tokens)"
             )
+    for i, multiple in enumerate(spec.budget.chinchilla or []):
+        for arch in spec.architectures:
+            for size in spec.sizes:
+                shape = LADDER[arch][size] if isinstance(size, str) else size.shape
+                n_params = non_embedding_params(arch, shape.n_layer, shape.n_embd)
+                label = size if isinstance(size, str) else format_count(n_params)
+                tokens = spec.budget.tokens_for(n_params)[i][0]
+                if tokens < batch:
+                    line = _line_of(root, ("budget", "chinchilla", i))
+                    raise StudyError(
+                        f"invalid study\n{source}:{line}: budget.chinchilla[{i}]: {multiple:g}x "
+                        f"Chinchilla gives {arch} {label} {tokens:,} tokens, less than one batch "
+                        f"(train.batch_size {spec.train.batch_size} × data.seq_len "
+                        f"{spec.data.seq_len} = {batch:,} tokens)"
+                    )
     return spec
 
 

@@ -75,6 +75,15 @@ CASES = [
     ),
     # shapes and budgets that cannot work
     (
+        _replace("{tokens: 600K}", "{tokens: 600K, chinchilla: 1}"),
+        "{f}:4: budget: give tokens (counts for every size) or chinchilla",
+    ),
+    (_replace("{tokens: 600K}", "{}"), "{f}:4: budget: give tokens"),
+    (
+        _replace("{tokens: 600K}", "{chinchilla: 0.001}"),
+        "{f}:4: budget.chinchilla[0]: 0.001x Chinchilla gives decoder 25K 509 tokens, less than one batch",
+    ),
+    (
         _replace("25K, 100K", "{n_layer: 2, n_embd: 30, n_head: 4}"),
         "{f}:3: sizes[0]: n_embd=30 is not divisible by n_head=4",
     ),

@@ -196,3 +196,28 @@ def test_encdec_refuses_a_sequence_longer_than_its_sentinels_allow():
     with pytest.raises(StudyError, match="use seq_len <= 2009"):
         parse_study(text.replace("4096", "2010"))
     parse_study(text.replace("decoder, encoder, encdec", "decoder, encoder"))  # fine without it
+
+
+def test_chinchilla_budgets_give_each_size_twenty_tokens_per_parameter():
+    text = STUDY.replace("budget: {tokens: [2M, 600K]}", "budget: {chinchilla: [1, 0.5]}")
+    trials = expand(parse_study(text.replace("[0, 1]", "[0]")))
+    by_id = {t.trial_id: t for t in trials}
+    n_1m = non_embedding_params("decoder", LADDER["decoder"]["1M"])
+    assert by_id["decoder-1M-1xC-s0"].tokens == 20 * n_1m
+    assert by_id["decoder-1M-0.5xC-s0"].tokens == 10 * n_1m
+    assert [t.trial_id for t in trials][:2] == ["decoder-25K-0.5xC-s0", "decoder-25K-1xC-s0"]
+    single = expand(parse_study(STUDY.replace("{tokens: [2M, 600K]}", "{chinchilla: 1}")))
+    assert single[0].trial_id == "decoder-25K-s0"
+
+
+def test_the_gpu_study_is_decoders_from_10m_to_200m_at_chinchilla_budgets():
+    from pathlib import Path
+
+    from orchestrator.spec import load_study
+
+    study = load_study(Path(__file__).parents[1] / "studies" / "scaling-gpu.yaml")
+    trials = expand(study)
+    sizes = [non_embedding_params(t.architecture, LADDER["decoder"][t.size]) for t in trials]
+    assert [t.size for t in trials] == ["10M", "20M", "50M", "100M", "200M"]
+    assert all(t.tokens == 20 * n and t.gpus == 1 for t, n in zip(trials, sizes, strict=True))
+    assert 9.5e6 < sizes[0] and sizes[-1] < 2.1e8

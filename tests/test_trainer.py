@@ -182,3 +182,22 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(spec, tm
     with pytest.raises(RuntimeError, match=f"cannot read the checkpoint {path}"):
         train(spec, lambda e: None)
     assert not marker.exists()  # weights only: the object was never built
+
+
+def test_the_cpu_path_stays_fp32_with_the_optimizer_the_tests_pin(spec):
+    from trainers.train import _optimizer, _precision, build_model
+
+    model = build_model(spec, 359)
+    cpu = torch.device("cpu")
+    with _precision(cpu):
+        loss = model.loss({"inputs": torch.zeros(2, 8, dtype=torch.long),
+                           "targets": torch.ones(2, 8, dtype=torch.long)})  # fmt: skip
+    assert loss.dtype == torch.float32  # no autocast on the CPU
+    assert not _optimizer(model, spec, cpu).defaults["fused"]  # fused AdamW is for GPUs
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_to_the_same_loss(spec):
+    eager = train(spec, lambda e: None)
+    compiled = train(replace(spec, compile=True), lambda e: None)
+    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-5)

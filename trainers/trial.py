@@ -9,7 +9,16 @@ from dataclasses import asdict, dataclass, fields
 # Fields that say where and how a trial runs but not what it computes; a rerun on other
 # hardware or under a renamed study finds its finished trials by a hash that leaves them out.
 PLACEMENT_FIELDS = frozenset(
-    {"study", "trial_id", "cpus", "gpus", "storage", "checkpoint_every_tokens", "peak_flops"}
+    {
+        "study",
+        "trial_id",
+        "cpus",
+        "gpus",
+        "storage",
+        "checkpoint_every_tokens",
+        "peak_flops",
+        "compile",
+    }
 )
 
 
@@ -54,6 +63,7 @@ class TrialSpec:
     storage: str = ""  # folder for checkpoints and token files; empty saves none
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
+    compile: bool = False  # torch.compile the model (a speed choice, like the device)
 
     @property
     def hash(self) -> str:

@@ -554,29 +554,28 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
             lines.append(f"{where}: {field}: {message}")
         raise StudyError("invalid study\n" + "\n".join(lines)) from None
     batch = spec.train.batch_size * spec.data.seq_len
+
+    def below_one_batch(key: str, i: int, what: str) -> StudyError:
+        line = _line_of(root, ("budget", key, i))
+        return StudyError(
+            f"invalid study\n{source}:{line}: budget.{key}[{i}]: {what} is less than one batch "
+            f"(train.batch_size {spec.train.batch_size} × data.seq_len {spec.data.seq_len} = "
+            f"{batch:,} tokens)"
+        )
+
     for i, tokens in enumerate(spec.budget.tokens or []):
         if tokens < batch:
-            line = _line_of(root, ("budget", "tokens", i))
-            raise StudyError(
-                f"invalid study\n{source}:{line}: budget.tokens[{i}]: {tokens:,} tokens is less "
-                f"than one batch (train.batch_size {spec.train.batch_size} × data.seq_len "
-                f"{spec.data.seq_len} = {batch:,} tokens)"
-            )
+            raise below_one_batch("tokens", i, f"{tokens:,} tokens")
     for i, multiple in enumerate(spec.budget.chinchilla or []):
         for arch in spec.architectures:
             for size in spec.sizes:
                 shape = LADDER[arch][size] if isinstance(size, str) else size.shape
                 n_params = non_embedding_params(arch, shape.n_layer, shape.n_embd)
-                label = size if isinstance(size, str) else format_count(n_params)
-                tokens = spec.budget.tokens_for(n_params)[i][0]
+                tokens = round(CHINCHILLA_TOKENS_PER_PARAM * multiple * n_params)
                 if tokens < batch:
-                    line = _line_of(root, ("budget", "chinchilla", i))
-                    raise StudyError(
-                        f"invalid study\n{source}:{line}: budget.chinchilla[{i}]: {multiple:g}x "
-                        f"Chinchilla gives {arch} {label} {tokens:,} tokens, less than one batch "
-                        f"(train.batch_size {spec.train.batch_size} × data.seq_len "
-                        f"{spec.data.seq_len} = {batch:,} tokens)"
-                    )
+                    label = size if isinstance(size, str) else format_count(n_params)
+                    what = f"{multiple:g}x Chinchilla for {arch} {label}, {tokens:,} tokens,"
+                    raise below_one_batch("chinchilla", i, what)
     return spec
 
 

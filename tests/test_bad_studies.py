@@ -81,7 +81,7 @@ CASES = [
     (_replace("{tokens: 600K}", "{}"), "{f}:4: budget: give tokens"),
     (
         _replace("{tokens: 600K}", "{chinchilla: 0.001}"),
-        "{f}:4: budget.chinchilla[0]: 0.001x Chinchilla gives decoder 25K 509 tokens, less than one batch",
+        "{f}:4: budget.chinchilla[0]: 0.001x Chinchilla for decoder 25K, 509 tokens, is less than one batch",
     ),
     (
         _replace("25K, 100K", "{n_layer: 2, n_embd: 30, n_head: 4}"),

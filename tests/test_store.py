@@ -395,3 +395,50 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
         beat(session, [first, second])  # a live driver refreshes them
         session.commit()
         assert api.status(store=server_like).status.tolist() == ["running", "pending"]
+
+
+def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
+    """Recorder: train and eval rows wait for a tick past COMMIT_S (or an end), while a trial's
+    start and end are visible to readers at once; a new attempt's start clears the rows of the
+    one before, including rows that were still waiting."""
+    from orchestrator.store import Recorder
+
+    spec = parse_study(STUDY)
+    engine = open_store(store)
+    reader = sqlite3.connect(store.removeprefix("sqlite:///"))
+
+    def seen() -> tuple[str, int]:
+        status = reader.execute("SELECT status FROM trials ORDER BY id LIMIT 1").fetchone()[0]
+        return status, reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+
+    start = {"event": "start", "n_params": 25472, "total_params": 37856,
+             "flops_per_token": 10**6, "device": "cpu", "threads": 1}  # fmt: skip
+
+    def step(n: int) -> dict:
+        return {"event": "train", "step": n, "tokens": 2048 * n, "loss": 5.0, "lr": 1e-3,
+                "tokens_per_s": 1e4}  # fmt: skip
+
+    with Session(engine) as session:
+        row = current_trials(session, _register(session, spec, expand(spec)))[0]
+        start_attempt(session, row)
+        session.commit()
+        recorder = Recorder(session)
+        recorder.record(row, start)
+        assert seen() == ("running", 0)  # the start is committed at once
+        recorder.record(row, step(1))
+        recorder.record(row, step(2))
+        recorder.tick()  # within COMMIT_S: nothing written yet
+        assert seen() == ("running", 0)
+        recorder.last_commit -= Recorder.COMMIT_S
+        recorder.tick()
+        assert seen() == ("running", 6)  # three rows per train event, in one statement
+        recorder.record(row, step(3))  # waiting when the trial starts again (a retry)
+        recorder.record(row, start)
+        assert seen() == ("running", 0)
+        recorder.record(row, step(1))
+        recorder.record(row, {"event": "end", "step": 1, "tokens": 2048, "val_loss": 5.0,
+                              "wall_s": 1.0, "tokens_per_s": 1e4, "tokens_scored": 2048,
+                              "mfu": 0.1})  # fmt: skip
+        assert seen() == ("finished", 3)
+    reader.close()
+    engine.dispose()

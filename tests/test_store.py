@@ -35,6 +35,13 @@ def _register(session, spec, trials):
     return _register_with_data(session, spec, trials, data)
 
 
+def _registered(session):
+    """The STUDY grid registered in a store: the study and its current trials."""
+    spec = parse_study(STUDY)
+    study = _register(session, spec, expand(spec))
+    return study, current_trials(session, study)
+
+
 @pytest.fixture
 def store(tmp_path):
     return f"sqlite:///{tmp_path / 'runs' / 'st.db'}"
@@ -211,10 +218,9 @@ def test_missing_store_is_an_error_for_readers(tmp_path):
 
 def test_a_new_attempt_starts_from_no_metrics(store):
     """A resumed trainer reports its history again after `start`; a fresh one starts empty."""
-    spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        row = current_trials(session, _register(session, spec, expand(spec)))[0]
+        _, (row, _) = _registered(session)
         start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
         start |= {"device": "cpu", "threads": 1, "host": "h"}
         record_event(session, row, start)
@@ -231,11 +237,9 @@ def test_a_new_attempt_starts_from_no_metrics(store):
 def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
     from orchestrator.store import Eval, evals_of
 
-    spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        study = _register(session, spec, expand(spec))
-        row = current_trials(session, study)[0]
+        study, (row, _) = _registered(session)
         start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
         start |= {"device": "cpu", "threads": 1, "host": "h"}
         record_event(session, row, start)
@@ -255,11 +259,9 @@ def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
 def test_metric_curves_are_thinned_evenly_for_the_report(store):
     from analysis.frame import metrics_frame
 
-    spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        study = _register(session, spec, expand(spec))
-        first, second = current_trials(session, study)
+        study, (first, second) = _registered(session)
         session.add_all(
             [Metric(trial_pk=first.id, step=s, tokens=s * 10, name="train_loss", value=1 / s)
              for s in range(1, 1001)]
@@ -342,11 +344,9 @@ def test_study_run_refuses_a_held_store_without_touching_it(tmp_path, study_cli)
 def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
     from orchestrator import api
 
-    spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        study = _register(session, spec, expand(spec))
-        row = current_trials(session, study)[0]
+        study, (row, _) = _registered(session)
         start_attempt(session, row)
         row.status = TrialStatus.running  # as a killed driver leaves it
         session.commit()
@@ -372,11 +372,9 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
     from orchestrator.store import STALE_AFTER_S, _now, beat
 
     server_like = store.replace("sqlite:///", "sqlite+pysqlite:///")
-    spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        study = _register(session, spec, expand(spec))
-        first, second = current_trials(session, study)
+        study, (first, second) = _registered(session)
         start_attempt(session, first)
         start_attempt(session, second)
         first.status = TrialStatus.running
@@ -403,7 +401,6 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
     one before, including rows that were still waiting."""
     from orchestrator.store import Recorder
 
-    spec = parse_study(STUDY)
     engine = open_store(store)
     reader = sqlite3.connect(store.removeprefix("sqlite:///"))
 
@@ -419,7 +416,7 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
                 "tokens_per_s": 1e4}  # fmt: skip
 
     with Session(engine) as session:
-        row = current_trials(session, _register(session, spec, expand(spec)))[0]
+        _, (row, _) = _registered(session)
         start_attempt(session, row)
         session.commit()
         recorder = Recorder(session)

@@ -437,10 +437,7 @@ def upgrade(
     schema it had, the one it has now, and the copy kept of the old store (SQLite)."""
     if path is None and store is None:
         raise StoreError("give a study file or --store URL")
-    url = store or default_url(load_study(path).name)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise StoreError(f"no run store at {url.removeprefix('sqlite:///')}")
-    return upgrade_store(url)
+    return upgrade_store(store or default_url(load_study(path).name))
 
 
 STALE = "interrupted: the run that trained it is gone (its driver stopped)"

@@ -185,6 +185,13 @@ def default_url(study_name: str) -> str:
     return f"sqlite:///runs/{study_name}.db"
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store; None for a store on a database server or in memory."""
+    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
+
+
 @contextmanager
 def run_lock(url: str, wait: bool = False) -> Iterator[None]:
     """One `study run` at a time on a store: an exclusive lock on `<store file>.lock`, with who
@@ -192,10 +199,10 @@ def run_lock(url: str, wait: bool = False) -> Iterator[None]:
     SIGKILL, so a dead run never blocks the next. Raises StoreError naming the holder, unless
     `wait`, which blocks until the store is free. Stores on a database server are not locked
     here (their own locking keeps writes consistent)."""
-    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+    store = _sqlite_file(url)
+    if store is None:
         yield
         return
-    store = Path(url.removeprefix("sqlite:///"))
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{store}.lock", "a+") as handle:
         try:
@@ -239,9 +246,10 @@ def run_active(url: str) -> bool | None:
     """Whether a `study run` holds the store now; None where that cannot be known (a store on
     a database server). A trial the store shows running while no run is active was left by a
     driver that died."""
-    if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
+    store = _sqlite_file(url)
+    if store is None:
         return None
-    lock = Path(url.removeprefix("sqlite:///") + ".lock")
+    lock = Path(f"{store}.lock")
     if not lock.exists():
         return False
     with open(lock) as handle:
@@ -291,19 +299,47 @@ def _legacy_version(connection) -> int | None:
     return connection.execute(text("SELECT version FROM schema_info")).scalar()
 
 
+def _stored_revision(engine: Engine, url: str) -> tuple[str, bool]:
+    """The schema revision of a store that has tables, and whether it is a store of release
+    0.1 (its schema_info version 4 is revision 0001). Raises StoreError for a database that is
+    not a run store, or a store too old to upgrade."""
+    tables = set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        if VERSION_TABLE in tables:
+            return _revision(connection), False
+        if "schema_info" not in tables:
+            raise StoreError(f"{url} is not a run store of this tool (no schema version)")
+        version = _legacy_version(connection)
+    if version != LEGACY_VERSION:
+        raise StoreError(
+            f"the store at {url} has schema version {version}, from a release too old to "
+            "upgrade; move it aside and run the study again"
+        )
+    return "0001", True
+
+
+def _refuse_newer(revision: str, url: str) -> None:
+    """Raise StoreError if `revision` is none of this tool's migrations: a newer tool made it."""
+    _, scripts = _migrations(None)
+    if revision not in {script.revision for script in scripts.walk_revisions()}:
+        raise StoreError(
+            f"the store at {url} has schema {revision}, newer than this version of the tool "
+            f"knows (it reads {SCHEMA_REVISION}): upgrade the tool instead (pip install -U "
+            "scaling-study)"
+        )
+
+
 def open_store(url: str, create: bool = True) -> Engine:
     """An engine on the store at `url`; creates the schema if asked. A store of another schema
     version is refused, with the command that upgrades it (or a word that the tool is older
     than the store)."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if not path.exists():
-            if not create:
-                raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
-            path.parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        if not create:
+            raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = _engine(url)
-    tables = set(inspect(engine).get_table_names())
-    if not tables:
+    if not inspect(engine).get_table_names():
         if not create:
             raise StoreError(f"the store at {url} is empty; run the study first")
         from alembic import command
@@ -313,62 +349,35 @@ def open_store(url: str, create: bool = True) -> Engine:
             config, _ = _migrations(connection)
             command.stamp(config, "head")
         return engine
+    revision, legacy = _stored_revision(engine, url)
+    if revision == SCHEMA_REVISION:
+        return engine
+    _refuse_newer(revision, url)
     upgrade = f"upgrade it with `study upgrade --store {url}` (it keeps a copy of the old one)"
-    with engine.connect() as connection:
-        if VERSION_TABLE not in tables:
-            if "schema_info" not in tables:
-                raise StoreError(f"{url} is not a run store of this tool (no schema version)")
-            version = _legacy_version(connection)
-            if version != LEGACY_VERSION:
-                raise StoreError(
-                    f"the store at {url} has schema version {version}, from a release too old "
-                    "to upgrade; move it aside and run the study again"
-                )
-            raise StoreError(f"the store at {url} is from release 0.1 (schema 4); {upgrade}")
-        revision = _revision(connection)
-        if revision == SCHEMA_REVISION:
-            return engine
-        _, scripts = _migrations(connection)
-    head = scripts.get_current_head()
-    if revision not in {script.revision for script in scripts.walk_revisions()}:
-        raise StoreError(
-            f"the store at {url} has schema {revision}, newer than this version of the tool "
-            f"knows (it reads {head}); upgrade the tool (pip install -U scaling-study)"
-        )
-    raise StoreError(f"the store at {url} has schema {revision}; this tool reads {head}: {upgrade}")
+    if legacy:
+        raise StoreError(f"the store at {url} is from release 0.1 (schema 4); {upgrade}")
+    raise StoreError(
+        f"the store at {url} has schema {revision}; this tool reads {SCHEMA_REVISION}: {upgrade}"
+    )
 
 
 def upgrade_store(url: str) -> tuple[str, str, Path | None]:
     """Migrate a store to the schema this tool reads, under the run lock (so never under a
     running study). A SQLite store is copied first, beside itself. Returns the revision it had,
     the revision it has now and the copy. Raises StoreError if there is nothing to upgrade."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
     with run_lock(url):
         engine = _engine(url)
-        tables = set(inspect(engine).get_table_names())
-        if not tables:
+        if not inspect(engine).get_table_names():
             raise StoreError(f"no run store at {url}; run the study first (study run FILE)")
-        if VERSION_TABLE not in tables and "schema_info" not in tables:
-            raise StoreError(f"{url} is not a run store of this tool (no schema version)")
-        with engine.connect() as connection:
-            legacy = VERSION_TABLE not in tables
-            if legacy and _legacy_version(connection) != LEGACY_VERSION:
-                raise StoreError(
-                    f"the store at {url} has schema version {_legacy_version(connection)}, "
-                    "from a release too old to upgrade; move it aside and run the study again"
-                )
-            before = "0001" if legacy else _revision(connection)
-            _, scripts = _migrations(connection)
-        head = scripts.get_current_head()
-        if before == head:
+        before, legacy = _stored_revision(engine, url)
+        if before == SCHEMA_REVISION:
             engine.dispose()
-            return before, head, None
-        known = {script.revision for script in scripts.walk_revisions()}
-        if before not in known:
-            raise StoreError(
-                f"the store at {url} has schema {before}, newer than this version of the tool "
-                "knows; upgrade the tool instead (pip install -U scaling-study)"
-            )
-        copy = _backup(engine, url, before)
+            return before, SCHEMA_REVISION, None
+        _refuse_newer(before, url)
+        copy = _backup(engine, path, before) if path is not None else None
         from alembic import command
 
         with engine.begin() as connection:
@@ -377,14 +386,11 @@ def upgrade_store(url: str) -> tuple[str, str, Path | None]:
                 command.stamp(config, "0001")
             command.upgrade(config, "head")
         engine.dispose()
-        return before, head, copy
+        return before, SCHEMA_REVISION, copy
 
 
-def _backup(engine: Engine, url: str, revision: str) -> Path | None:
+def _backup(engine: Engine, path: Path, revision: str) -> Path:
     """A consistent copy of a SQLite store (WAL included) beside it, named for its revision."""
-    if engine.dialect.name != "sqlite" or url.startswith("sqlite:///:memory:"):
-        return None
-    path = Path(url.removeprefix("sqlite:///"))
     copy = path.with_name(f"{path.name}.schema-{revision}.bak")
     raw = engine.raw_connection()
     try:

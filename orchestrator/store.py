@@ -499,8 +499,13 @@ def record_event(
     given (for the caller to insert with others in one statement), else inserted now."""
     kind = event["event"]
     trial.heartbeat_at = when = _now()
-    now = metrics is None
+    insert_now = metrics is None
     metrics = [] if metrics is None else metrics
+
+    def point(name: str, value) -> dict:
+        return {"trial_pk": trial.id, "step": event["step"], "tokens": event["tokens"],
+                "wall_time": when, "name": name, "value": float(value)}  # fmt: skip
+
     if kind == "start":
         # a resumed trainer reports its history up to the checkpoint again, right after this
         session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
@@ -518,28 +523,13 @@ def record_event(
         trial.node = event.get("node") or event.get("host")
     elif kind == "train":
         trial.tokens_done = event["tokens"]
-        at = {
-            "trial_pk": trial.id,
-            "step": event["step"],
-            "tokens": event["tokens"],
-            "wall_time": when,
-        }
         metrics += [
-            at | {"name": "train_loss", "value": float(event["loss"])},
-            at | {"name": "lr", "value": float(event["lr"])},
-            at | {"name": "tokens_per_s", "value": float(event["tokens_per_s"])},
+            point("train_loss", event["loss"]),
+            point("lr", event["lr"]),
+            point("tokens_per_s", event["tokens_per_s"]),
         ]
     elif kind == "eval":
-        metrics.append(
-            {
-                "trial_pk": trial.id,
-                "step": event["step"],
-                "tokens": event["tokens"],
-                "wall_time": when,
-                "name": "val_loss",
-                "value": float(event["val_loss"]),
-            }
-        )
+        metrics.append(point("val_loss", event["val_loss"]))
         trial.val_loss = float(event["val_loss"])
     elif kind == "zeroshot":
         for row in event["results"]:
@@ -569,7 +559,7 @@ def record_event(
         trial.checkpoint = event.get("checkpoint") or None
     else:
         raise ValueError(f"unknown event {kind!r}")
-    if now and metrics:
+    if insert_now and metrics:
         session.execute(insert(Metric.__table__), metrics)
 
 
@@ -690,7 +680,7 @@ def beat(session: Session, trials: list[Trial]) -> None:
     )
 
 
-def stale(status: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
+def stale(status: str, heartbeat_at: datetime | None) -> bool:
     """Whether a trial the store shows queued or running has lost its run: its heartbeat is
     older than STALE_AFTER_S (or missing). For stores on a database server, where no lock file
     tells whether the run is alive."""
@@ -698,7 +688,7 @@ def stale(status: str, heartbeat_at: datetime | None, now: datetime | None = Non
         return False
     if heartbeat_at is None:
         return True
-    return ((now or _now()) - heartbeat_at).total_seconds() > STALE_AFTER_S
+    return (_now() - heartbeat_at).total_seconds() > STALE_AFTER_S
 
 
 def mark_unfinished_interrupted(session: Session, study: Study) -> None:

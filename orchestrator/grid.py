@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from itertools import product
 
-from orchestrator.sizes import LADDER, Shape, format_count, non_embedding_params
-from orchestrator.spec import LrRule, ShapeSpec, StudyError, StudySpec
+from orchestrator.sizes import non_embedding_params
+from orchestrator.spec import LrRule, StudyError, StudySpec, resolve_size
 from trainers.trial import TrialSpec
-
-
-def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
-    """The label and shape of one entry of `sizes` for an architecture."""
-    if isinstance(size, ShapeSpec):
-        shape = size.shape
-        return size.name or format_count(non_embedding_params(architecture, shape)), shape
-    return size, LADDER[architecture][size]
 
 
 def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[float]:

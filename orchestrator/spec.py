@@ -22,14 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.sizes import LADDER, Shape, format_count
+from orchestrator.sizes import LADDER, Shape, format_count, non_embedding_params
 from orchestrator.sizes import parse_count as _parse_count
-from trainers.accounting import (
-    N_SENTINELS,
-    max_encdec_seq_len,
-    non_embedding_params,
-    span_counts,
-)
+from trainers.accounting import N_SENTINELS, max_encdec_seq_len, span_counts
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
 
@@ -248,6 +243,11 @@ SizeItem = Annotated[
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal at about 20 tokens per N
 
 
+def chinchilla_tokens(multiple: float, n_params: int) -> int:
+    """Tokens for a model of `n_params` at `multiple` times the Chinchilla ratio."""
+    return round(CHINCHILLA_TOKENS_PER_PARAM * multiple * n_params)
+
+
 class BudgetSpec(_Strict):
     """How many tokens each model is trained on: the same counts for every size, or multiples
     of the Chinchilla ratio (20 tokens per parameter), so that each size gets its own."""
@@ -276,10 +276,7 @@ class BudgetSpec(_Strict):
         with the label it adds to a trial id when there are several."""
         if self.tokens is not None:
             return [(t, f"{format_count(t)}tok") for t in sorted(self.tokens)]
-        return [
-            (round(CHINCHILLA_TOKENS_PER_PARAM * m * n_params), f"{m:g}xC")
-            for m in sorted(self.chinchilla)
-        ]
+        return [(chinchilla_tokens(m, n_params), f"{m:g}xC") for m in sorted(self.chinchilla)]
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -437,6 +434,14 @@ class ResourcesSpec(_Strict):
         return any(r.gpus > 0 for r in rules) if isinstance(rules, list) else rules > 0
 
 
+def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
+    """The label and shape of one entry of `sizes` for an architecture."""
+    if isinstance(size, ShapeSpec):
+        shape = size.shape
+        return size.name or format_count(non_embedding_params(architecture, shape)), shape
+    return size, LADDER[architecture][size]
+
+
 class StudySpec(_Strict):
     """A whole study: the grid architectures × sizes × budgets × seeds and how to train it."""
 
@@ -569,11 +574,10 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     for i, multiple in enumerate(spec.budget.chinchilla or []):
         for arch in spec.architectures:
             for size in spec.sizes:
-                shape = LADDER[arch][size] if isinstance(size, str) else size.shape
-                n_params = non_embedding_params(arch, shape.n_layer, shape.n_embd)
-                tokens = round(CHINCHILLA_TOKENS_PER_PARAM * multiple * n_params)
+                label, shape = resolve_size(arch, size)
+                n_params = non_embedding_params(arch, shape)
+                tokens = chinchilla_tokens(multiple, n_params)
                 if tokens < batch:
-                    label = size if isinstance(size, str) else format_count(n_params)
                     what = f"{multiple:g}x Chinchilla for {arch} {label}, {tokens:,} tokens,"
                     raise below_one_batch("chinchilla", i, what)
     return spec

@@ -257,8 +257,12 @@ def _run_until_midway(tmp_path):
         time.sleep(0.3)
         if not db_path.exists():
             continue
-        with sqlite3.connect(db_path) as db:
-            state = dict(db.execute("SELECT trial_id, status || ':' || tokens_done FROM trials"))
+        try:
+            with sqlite3.connect(db_path) as db:
+                query = "SELECT trial_id, status || ':' || tokens_done FROM trials"
+                state = dict(db.execute(query))
+        except sqlite3.OperationalError:  # the file is there, its tables not yet
+            continue
         small, big = state.get("decoder-25K-s0", ""), state.get("decoder-200K-s0", "")
         if small.startswith("finished") and big.startswith("running") and checkpoint.exists():
             return first, command, db_path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -579,8 +578,8 @@ def report(
 
 
 def to_json(frame: pd.DataFrame) -> str:
-    """A DataFrame as a JSON list of objects (NaN as null)."""
-    return json.dumps(json.loads(frame.to_json(orient="records")), indent=2)
+    """A DataFrame as a JSON list of objects (NaN as null, times in ISO 8601)."""
+    return frame.to_json(orient="records", indent=2, date_format="iso")
 
 
 def fit_csv(

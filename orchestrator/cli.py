@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from orchestrator.sizes import format_count
 from orchestrator.spec import StudyError
@@ -74,15 +72,27 @@ def _cell(column: str, value) -> str:
     return str(value)
 
 
-def _frame_table(frame, title: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in frame.columns:
-        numeric = frame[column].dtype.kind in "if"
-        header = HEADERS.get(column, column)
-        table.add_column(header, justify="right" if numeric else "left", no_wrap=True)
-    for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(c, v) for c, v in zip(frame.columns, row, strict=True)))
-    return table
+def _frame_table(frame, title: str) -> str:
+    """The frame as a plain-text table (numbers right-aligned), for the terminal. Built by hand
+    rather than with rich's Table, which takes about 0.5 ms a row: 5 s for a 10,000-trial study."""
+    columns = list(frame.columns)
+    cells = [[HEADERS.get(c, c) for c in columns]]
+    cells += [
+        [_cell(c, v) for c, v in zip(columns, row, strict=True)]
+        for row in frame.itertuples(index=False)
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    numeric = [frame[c].dtype.kind in "if" for c in columns]
+
+    def line(row: list[str]) -> str:
+        padded = (
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(row, widths, numeric, strict=True)
+        )
+        return " " + "   ".join(padded).rstrip() + "\n"
+
+    rule = " " + "─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n"
+    return title + "\n\n" + line(cells[0]) + rule + "".join(map(line, cells[1:]))
 
 
 @app.command()
@@ -147,7 +157,7 @@ def plan(study: StudyFile) -> None:
         _fail(str(e))
     columns = ["trial_id", "shape", "n_params", "tokens", "lr", "flops", "cpu_minutes"]
     shown = frame[columns]
-    console.print(_frame_table(shown, f"{spec.name}: {len(frame)} trials"))
+    sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")
     console.print(api.describe_data(data), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(
@@ -182,12 +192,16 @@ def status(
         sys.stdout.write(api.to_json(frame) + "\n")
         return
     columns = ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s"]
-    shown = frame[[*columns, "device"]]
-    console.print(_frame_table(shown, "trials"))
-    for row in frame[frame.error.notna()].itertuples():
-        console.print(
-            f"[red]{row.trial_id}[/]: {row.error.strip().splitlines()[-1]}", highlight=False
-        )
+    counts = frame.status.value_counts()
+    summary = ", ".join(f"{n:,} {status}" for status, n in counts.items())
+    sys.stdout.write(_frame_table(frame[[*columns, "device"]], f"{len(frame):,} trials: {summary}"))
+    failed: dict[str, list[str]] = {}  # each error once, with the trials it names
+    for trial_id, error in zip(frame.trial_id, frame.error, strict=True):
+        if isinstance(error, str):
+            failed.setdefault(error.strip().splitlines()[-1], []).append(trial_id)
+    for error, ids in failed.items():
+        more = f" and {len(ids) - 3:,} more" if len(ids) > 3 else ""
+        console.print(f"[red]{', '.join(ids[:3])}{more}[/]: {error}", highlight=False)
 
 
 @app.command()

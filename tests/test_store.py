@@ -363,6 +363,40 @@ def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
         holder.wait()
 
 
+def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli, tmp_path):
+    spec = parse_study(STUDY.replace("seeds", "").replace("600K}", "600K}\nseeds: [0, 1, 2, 3, 4]"))
+    engine = open_store(store)
+    with Session(engine) as session:
+        rows = current_trials(session, _register(session, spec, expand(spec)))
+        for row in rows[1:4]:  # a killed driver left three running; one failed; five pending
+            start_attempt(session, row)
+            row.status = TrialStatus.running
+        rows[-1].status, rows[-1].error = TrialStatus.failed, "Traceback ...\nValueError: bad lr"
+        rows[0].status = TrialStatus.finished
+        session.commit()
+        ids = [row.trial_id for row in rows]
+    engine.dispose()
+    shown = study_cli("status", "--store", store, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "10 trials: 8 interrupted, 1 finished, 1 failed"
+    header = lines[2]
+    assert header.split() == ["trial", "status", "tries", "N", "tokens", "val", "loss", "wall",
+                              "s", "device"]  # fmt: skip
+    table = {line.split()[0]: line for line in lines[4:14]}
+    assert sorted(table) == sorted(ids)
+    tries_end = header.index("tries") + len("tries")  # numbers are right-aligned under it
+    assert table[ids[1]][tries_end - 1] == "1"
+    assert table[ids[1]].split()[1] == "interrupted"
+    assert table[ids[0]].split()[1] == "finished"
+    errors = lines[14:]  # the same error once, with three of the trials it names
+    assert len(errors) == 2 and errors[1] == f"{ids[-1]}: ValueError: bad lr"
+    assert errors[0].endswith(
+        " and 5 more: interrupted: the run that trained it is gone (its driver stopped)"
+    )
+    assert len(errors[0].split(" and ")[0].split(", ")) == 3
+
+
 def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
     """Where no lock file tells whether a run is alive (a store on a database server), a trial
     whose heartbeat stopped is shown interrupted. `sqlite+pysqlite://` takes that path here."""

@@ -1,0 +1,39 @@
+"""The GPU check (bench/gpu_check.sh) runs only where a GPU is lent, rarely: its flow is checked
+here on the CPU, so that a GPU's minutes are not spent finding a broken script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ASSETS
+
+ROOT = ASSETS.parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["study", "direct"])
+def test_the_gpu_check_trains_a_small_study_and_prints_each_trials_speed(how):
+    """Through `study run` (figures read back from the store), or, where Ray is missing, the
+    trainer each Ray task runs (figures from its events)."""
+    flags = ["--direct"] if how == "direct" else []
+    done = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", "--cpu", "--sizes", "25K", "100K",
+         "--architectures", "decoder", "encdec", "--steps", "8", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial "))
+    assert lines[header].split() == ["trial", "N", "device", "wall", "s", "tokens/s", "steady",
+                                     "TFLOP/s", "MFU"]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 :]}
+    assert sorted(rows) == ["decoder-100K-s0", "decoder-25K-s0", "encdec-100K-s0", "encdec-25K-s0"]
+    for trial_id, row in rows.items():
+        assert row[2:4] == ["cpu", "x1"], trial_id  # trained where the study placed it
+        rate, steady = (float(v.replace(",", "")) for v in row[5:7])
+        assert rate > 0 and steady > 0 and 0 < float(row[-1].rstrip("%")) < 100, row
+    ran = "the trainer, in this process" if how == "direct" else "`study run`"
+    assert f"{ran}, 4 trials: " in done.stdout

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchestrator.sizes import format_count
 from orchestrator.spec import StudyError
@@ -201,7 +202,7 @@ def status(
             failed.setdefault(error.strip().splitlines()[-1], []).append(trial_id)
     for error, ids in failed.items():
         more = f" and {len(ids) - 3:,} more" if len(ids) > 3 else ""
-        console.print(f"[red]{', '.join(ids[:3])}{more}[/]: {error}", highlight=False)
+        console.print(f"[red]{', '.join(ids[:3])}{more}[/]: {escape(error)}", highlight=False)
 
 
 @app.command()

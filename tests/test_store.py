@@ -371,7 +371,10 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
         for row in rows[1:4]:  # a killed driver left three running; one failed; five pending
             start_attempt(session, row)
             row.status = TrialStatus.running
-        rows[-1].status, rows[-1].error = TrialStatus.failed, "Traceback ...\nValueError: bad lr"
+        rows[-1].status, rows[-1].error = (
+            TrialStatus.failed,
+            "Traceback ...\nValueError: bad lr [bold]x[/bold]",
+        )
         rows[0].status = TrialStatus.finished
         session.commit()
         ids = [row.trial_id for row in rows]
@@ -390,7 +393,7 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     assert table[ids[1]].split()[1] == "interrupted"
     assert table[ids[0]].split()[1] == "finished"
     errors = lines[14:]  # the same error once, with three of the trials it names
-    assert len(errors) == 2 and errors[1] == f"{ids[-1]}: ValueError: bad lr"
+    assert len(errors) == 2 and errors[1] == f"{ids[-1]}: ValueError: bad lr [bold]x[/bold]"
     assert errors[0].endswith(
         " and 5 more: interrupted: the run that trained it is gone (its driver stopped)"
     )

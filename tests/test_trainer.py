@@ -193,7 +193,31 @@ def test_the_cpu_path_stays_fp32_with_the_optimizer_the_tests_pin(spec):
         loss = model.loss({"inputs": torch.zeros(2, 8, dtype=torch.long),
                            "targets": torch.ones(2, 8, dtype=torch.long)})  # fmt: skip
     assert loss.dtype == torch.float32  # no autocast on the CPU
-    assert not _optimizer(model, spec, cpu).defaults["fused"]  # fused AdamW is for GPUs
+    optimizer = _optimizer(model, spec, cpu)
+    assert not optimizer.defaults["fused"]  # fused AdamW is for GPUs: it rounds differently
+    assert optimizer.defaults["foreach"]  # bitwise the loop's numbers, a little faster
+
+
+def test_evaluations_count_in_no_tokens_per_s_figure(spec, monkeypatch):
+    """The throughput a trial reports, overall and for each logged window, is that of its
+    training steps: a slow evaluation lowers neither."""
+    import time
+
+    import trainers.train as trainer
+
+    evaluate = trainer.evaluate
+
+    def slow_evaluate(*args):
+        time.sleep(1.0)  # far longer than all the training steps of this trial
+        return evaluate(*args)
+
+    monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    events = []
+    summary = train(replace(spec, checkpoint_every_tokens=0), events.append)
+    rates = [e["tokens_per_s"] for e in events if e["event"] == "train"]
+    assert sum(e["event"] == "eval" for e in events) >= 3 and len(rates) == spec.steps
+    # counted, 1 s in a window would cut its rate below a tenth of the fastest
+    assert min(rates) > max(rates) / 10 and summary["tokens_per_s"] > max(rates) / 10
 
 
 @pytest.mark.slow

@@ -268,7 +268,7 @@ def train(spec: TrialSpec, report: Report) -> dict:
 
     # Training never waits for the device: the loss is summed where it is computed (in
     # float64, as a Python float would be) and read at the log points. Evaluations and
-    # checkpoints are timed apart, so `train_time` counts training steps only.
+    # checkpoints are timed apart, so `train_time` and each window count training steps only.
     loop_start, paused = time.perf_counter(), 0.0
     window_start = loop_start - window_elapsed
     for step in range(first_step, spec.steps):
@@ -348,13 +348,15 @@ def train(spec: TrialSpec, report: Report) -> dict:
                 "scored": scored,
                 "window_loss": float(window_loss),
                 "window_steps": window_steps,
-                "window_elapsed": time.perf_counter() - window_start,
+                "window_elapsed": pause_start - window_start,  # training time only
                 "history": history,
             }
             _save(state, folder / "last.pt")
             report({"event": "checkpoint", "step": done, "path": str(folder / "last.pt")})
-        if is_eval or is_checkpoint:
-            paused += time.perf_counter() - pause_start
+        if is_eval or is_checkpoint:  # neither counts as training time, in the total or a window
+            pause = time.perf_counter() - pause_start
+            paused += pause
+            window_start += pause
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
 

@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 how=()
-python -c "import ray" 2>/dev/null || { how=(--direct); echo "Ray is not installed: --direct"; }
-timeout 210 python bench/gpu_check.py "${how[@]}" "$@"
-timeout 80 python bench/gpu_check.py "${how[@]}" --compile --sizes 10M --architectures decoder "$@"
+python3 -c "import ray" 2>/dev/null || { how=(--direct); echo "Ray is not installed: --direct"; }
+timeout 210 python3 bench/gpu_check.py "${how[@]}" "$@"
+timeout 80 python3 bench/gpu_check.py "${how[@]}" --compile --sizes 10M --architectures decoder "$@"

@@ -303,7 +303,7 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         recorder.flush()
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
-        console.print(f"[red]{trial.trial_id} failed[/]: {_last_line(error)}", highlight=False)
+        console.print(f"[red]{trial.trial_id} failed[/]: {last_line(error)}", highlight=False)
 
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
         row = rows[trial.trial_id]
@@ -313,7 +313,7 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         progress.requeue(trial.trial_id)
         what = "lost its node or worker, running again" if lost else "failed, retrying"
         console.print(
-            f"[yellow]{trial.trial_id} {what} (attempt {row.attempts})[/]: {_last_line(error)}",
+            f"[yellow]{trial.trial_id} {what} (attempt {row.attempts})[/]: {last_line(error)}",
             highlight=False,
         )
 
@@ -350,7 +350,7 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
         schedule.disconnect(cluster)
 
 
-def _last_line(error: str) -> str:
+def last_line(error: str) -> str:
     """The line of a traceback that says what went wrong."""
     return error.strip().splitlines()[-1] if error.strip() else "unknown error"
 

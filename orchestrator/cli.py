@@ -192,14 +192,15 @@ def status(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    columns = ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s"]
+    columns = ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s",
+               "device"]  # fmt: skip
     counts = frame.status.value_counts()
     summary = ", ".join(f"{n:,} {status}" for status, n in counts.items())
-    sys.stdout.write(_frame_table(frame[[*columns, "device"]], f"{len(frame):,} trials: {summary}"))
+    sys.stdout.write(_frame_table(frame[columns], f"{len(frame):,} trials: {summary}"))
     failed: dict[str, list[str]] = {}  # each error once, with the trials it names
     for trial_id, error in zip(frame.trial_id, frame.error, strict=True):
         if isinstance(error, str):
-            failed.setdefault(error.strip().splitlines()[-1], []).append(trial_id)
+            failed.setdefault(api.last_line(error), []).append(trial_id)
     for error, ids in failed.items():
         more = f" and {len(ids) - 3:,} more" if len(ids) > 3 else ""
         console.print(f"[red]{', '.join(ids[:3])}{more}[/]: {escape(error)}", highlight=False)

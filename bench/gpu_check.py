@@ -66,11 +66,11 @@ def study_text(folder: Path, args, settings: dict) -> tuple[str, str]:
 
 def run_study(folder: Path, args, settings: dict) -> list[dict]:
     """Run the study with `study run` as a user would; each trial's figures from its store."""
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from analysis.frame import metrics_frame
     from orchestrator import api
-    from orchestrator.store import Metric, current_trials, get_study, open_store
+    from orchestrator.store import get_study, open_store
 
     name, text = study_text(folder, args, settings)
     study = folder / f"{name}.yaml"
@@ -82,21 +82,15 @@ def run_study(folder: Path, args, settings: dict) -> list[dict]:
     subprocess.run(command, check=True, cwd=folder)
     engine = open_store(url, create=False)
     with Session(engine) as session:
-        rates = {
-            trial.trial_id: session.scalars(
-                select(Metric.value)
-                .where(Metric.trial_pk == trial.id, Metric.name == "tokens_per_s")
-                .order_by(Metric.step)
-            ).all()
-            for trial in current_trials(session, get_study(session))
-        }
+        metrics = metrics_frame(session, get_study(session))  # by trial, name and step
     engine.dispose()
+    rates = metrics[metrics.name == "tokens_per_s"].groupby("trial_id").value.agg(list)
     rows = []
     for t in api.status(store=url).itertuples():
         rows.append({"trial_id": t.trial_id, "status": t.status, "n_params": t.n_params,
                      "device": t.device, "wall_s": t.wall_s, "tokens_per_s": t.tokens_per_s,
-                     "steady": steady(rates[t.trial_id]), "flops_per_token": t.flops / t.tokens,
-                     "mfu": t.mfu})  # fmt: skip
+                     "steady": steady(rates.get(t.trial_id, [])),
+                     "flops_per_token": t.flops / t.tokens, "mfu": t.mfu})  # fmt: skip
     return rows
 
 
@@ -106,6 +100,7 @@ def run_direct(folder: Path, args, settings: dict) -> list[dict]:
     from orchestrator.grid import expand
     from orchestrator.spec import parse_study
     from trainers.train import train
+    from trainers.trial import device_label
 
     rows = []
     for spec in expand(parse_study(study_text(folder, args, settings)[1])):
@@ -113,9 +108,8 @@ def run_direct(folder: Path, args, settings: dict) -> list[dict]:
         summary = train(spec, events.append)
         start = events[0]
         rates = [e["tokens_per_s"] for e in events if e["event"] == "train"]
-        device = f"cpu x{start['threads']}" if start["device"] == "cpu" else start["device"]
         rows.append({"trial_id": spec.trial_id, "status": "finished",
-                     "n_params": start["n_params"], "device": device,
+                     "n_params": start["n_params"], "device": device_label(start),
                      "wall_s": summary["wall_s"], "tokens_per_s": summary["tokens_per_s"],
                      "steady": steady(rates), "flops_per_token": start["flops_per_token"],
                      "mfu": summary["mfu"]})  # fmt: skip

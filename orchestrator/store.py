@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from trainers.trial import TrialSpec
+from trainers.trial import TrialSpec, device_label
 
 # The schema is versioned by alembic (migrations in orchestrator/migrations), in a table of its
 # own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
@@ -518,8 +518,7 @@ def record_event(
         trial.n_params = event["n_params"]
         trial.total_params = event["total_params"]
         trial.flops_per_token = event["flops_per_token"]
-        device, threads = event["device"], event["threads"]
-        trial.device = f"cpu x{threads}" if device == "cpu" else device
+        trial.device = device_label(event)
         trial.node = event.get("node") or event.get("host")
     elif kind == "train":
         trial.tokens_done = event["tokens"]

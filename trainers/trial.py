@@ -22,6 +22,11 @@ PLACEMENT_FIELDS = frozenset(
 )
 
 
+def device_label(start: dict) -> str:
+    """Where a trial trained, from its `start` event: "cpu x2" (torch threads) or the GPU."""
+    return f"cpu x{start['threads']}" if start["device"] == "cpu" else start["device"]
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     """Everything a trainer needs to run one trial; plain data, picklable, JSON round-trips."""

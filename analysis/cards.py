@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from trainers.accounting import OBJECTIVES
+from trainers.architectures import ARCHITECTURES
 
-STYLES = {
-    "decoder": "GPT-style decoder-only Transformer (causal self-attention)",
-    "encoder": "BERT-style encoder-only Transformer (bidirectional self-attention)",
-    "encdec": "T5-style encoder-decoder Transformer (one shared token table)",
-}
-OBJECTIVE_TEXT = {
-    "decoder": "causal language modelling: predict every next token",
-    "encoder": "masked language modelling: 15% of tokens selected, 80/10/10 mask/random/keep",
-    "encdec": "span corruption: 15% noise in spans of mean length 3, each span replaced by a "
-    "sentinel; the decoder writes the sentinels and the spans",
-}
+STYLES = {name: a.description for name, a in ARCHITECTURES.items()}
+OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
+OBJECTIVE_TEXT = {name: a.objective_text for name, a in ARCHITECTURES.items()}
 
 
 def _md(text) -> str:

@@ -203,3 +203,26 @@ def read_table(
     if drop_highest_loss:
         out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
     return out.reset_index(drop=True)
+
+
+def fit_rows(fits: dict, trends: dict) -> list[dict]:
+    """A study's fitted laws and zero-shot trends as the rows a store keeps: architecture, law,
+    params, quality and the points fitted, NaN-free."""
+    rows = []
+    for architecture, laws in fits.items():
+        for law, result in laws.items():
+            stored = isfinite_json(storable(result))  # law, params, quality, data, the rest
+            params, data = stored.pop("params", {}), stored.pop("data")
+            quality = stored.pop("quality", {}) | {k: v for k, v in stored.items() if k != "law"}
+            rows.append({"architecture": architecture, "law": law, "params": params,
+                         "quality": quality, "data": data})  # fmt: skip
+    for architecture, result in trends.items():
+        for task, t in result["trends"].items():
+            quality = {"metric": t["metric"], "spearman_rho": t["spearman_rho"],
+                       "p_value": t["p_value"], "verdict": result["verdict"]}  # fmt: skip
+            points = [{"n_params": n, t["metric"]: v}
+                      for n, v in zip(t["n_params"], t["values"], strict=True)]  # fmt: skip
+            rows.append({"architecture": architecture, "law": f"trend:{task}",
+                         "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
+                         "quality": quality, "data": points})  # fmt: skip
+    return rows

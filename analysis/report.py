@@ -18,11 +18,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.cards import write_cards
-from trainers.accounting import ARCHITECTURES, OBJECTIVES
+from trainers.architectures import ARCHITECTURES
 
-COLORS = {"decoder": "#1f77b4", "encoder": "#d62728", "encdec": "#2ca02c"}
+COLORS = {name: a.color for name, a in ARCHITECTURES.items()}
 STUDY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-DASHES = {"decoder": "solid", "encoder": "dash", "encdec": "dot"}
+DASHES = {name: a.dash for name, a in ARCHITECTURES.items()}
+OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 
 
@@ -38,6 +39,7 @@ class StudyView:
     trends: dict = field(default_factory=dict)
     data: dict | None = None  # the splits and tokenizer (Study.data)
     cards: dict[str, str] = field(default_factory=dict)  # trial id -> relative link
+    unscored: list[str] = field(default_factory=list)  # no results under current eval settings
 
 
 def _esc(text) -> str:
@@ -338,6 +340,19 @@ def _fits_table(views: list[StudyView]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def unscored_note(trial_ids: list[str]) -> str:
+    """What the report and the terminal say of finished trials scored under other zero-shot
+    settings than the study's current ones."""
+    shown = ", ".join(trial_ids[:3]) + (
+        f" and {len(trial_ids) - 3} more" if len(trial_ids) > 3 else ""
+    )
+    return (
+        f"{len(trial_ids)} finished trial(s) ({shown}) were scored zero-shot under earlier "
+        "evaluation settings and have no results under the current ones; they are left out of "
+        "the zero-shot results (the earlier ones stay in the store: study export --what evals)"
+    )
+
+
 def _summary(views: list[StudyView]) -> str:
     """The top of the report: verdicts, exponents with intervals, held-out prediction errors."""
     items = []
@@ -370,6 +385,8 @@ def _summary(views: list[StudyView]) -> str:
                 )
         for result in view.trends.values():
             items.append(prefix + result["verdict"])
+        if view.unscored:
+            items.append(f"{prefix}{unscored_note(view.unscored)}.")
     if not items:
         return ""
     return "<h2>Summary</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"

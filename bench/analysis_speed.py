@@ -88,7 +88,7 @@ def build_store(folder: Path) -> tuple[str, float]:
     path.write_text(STUDY)
     spec = load_study(path)
     data = api.prepare_data(spec)
-    trials = api._trials(spec, data)
+    trials = api.trials(spec, data)
     url = f"sqlite:///{folder / 'big.db'}"
     engine = open_store(url)
     rng = np.random.default_rng(1)

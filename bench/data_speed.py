@@ -18,13 +18,14 @@ import time
 import numpy as np
 import torch
 
+from trainers.architectures import ARCHITECTURES
 from trainers.blocks import ModelConfig
 from trainers.corpora import load_documents
 from trainers.data import load_token_data, sample_windows, split_documents
 from trainers.objectives import objective_for
 from trainers.tokenizers import ByteTokenizer, train_bpe
-from trainers.train import MODELS, _optimizer
-from trainers.trial import TrialSpec
+from trainers.train import _optimizer
+from trainers.trial import Optim
 
 REPEATS = 5
 
@@ -46,9 +47,8 @@ def trainer_steps_per_second(architecture: str, data, batch: int, seq_len: int) 
     config = ModelConfig(architecture, data.vocab_size, seq_len, 2, 32, 2)
     if architecture == "encdec":
         config = ModelConfig(architecture, data.vocab_size, seq_len, 2, 20, 2)
-    model = MODELS[architecture](config)
-    spec = TrialSpec(**{**_SPEC, "architecture": architecture})
-    optimizer = _optimizer(model, spec)
+    model = ARCHITECTURES[architecture].load("model")(config)
+    optimizer = _optimizer(model, OPTIM, torch.device("cpu"))
     objective = objective_for(architecture, seq_len)
     rng = np.random.default_rng(0)
     windows = [sample_windows(data.train, batch, objective.window, rng) for _ in range(8)]
@@ -64,13 +64,8 @@ def trainer_steps_per_second(architecture: str, data, batch: int, seq_len: int) 
     return rate(step, 2.0)
 
 
-_SPEC = dict(
-    study="bench", trial_id="t", architecture="decoder", size="25K", n_layer=2, n_embd=32,
-    n_head=2, corpus="builtin:kjv", tokenizer="bytes", seq_len=128, val_fraction=0.02,
-    split_seed=0, tokens=1, seed=0, batch_size=16, lr=3e-3, min_lr_ratio=0.1, warmup=0.05,
-    weight_decay=0.1, grad_clip=1.0, beta1=0.9, beta2=0.95, dropout=0.0, eval_every_tokens=1,
-    eval_tokens=1,
-)  # fmt: skip
+OPTIM = Optim(batch_size=16, lr=3e-3, min_lr_ratio=0.1, warmup=0.05, weight_decay=0.1,
+              grad_clip=1.0, beta1=0.9, beta2=0.95)  # fmt: skip
 
 
 def main() -> None:

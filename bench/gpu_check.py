@@ -68,9 +68,8 @@ def run_study(folder: Path, args, settings: dict) -> list[dict]:
     """Run the study with `study run` as a user would; each trial's figures from its store."""
     from sqlalchemy.orm import Session
 
-    from analysis.frame import metrics_frame
     from orchestrator import api
-    from orchestrator.store import get_study, open_store
+    from orchestrator.store import get_study, metrics_frame, open_store
 
     name, text = study_text(folder, args, settings)
     study = folder / f"{name}.yaml"
@@ -100,19 +99,19 @@ def run_direct(folder: Path, args, settings: dict) -> list[dict]:
     from orchestrator.grid import expand
     from orchestrator.spec import parse_study
     from trainers.train import train
-    from trainers.trial import device_label
 
     rows = []
-    for spec in expand(parse_study(study_text(folder, args, settings)[1])):
-        events: list[dict] = []
-        summary = train(spec, events.append)
+    study = parse_study(study_text(folder, args, settings)[1])
+    for spec in expand(study, "", study.storage):
+        events: list = []
+        end = train(spec, events.append)
         start = events[0]
-        rates = [e["tokens_per_s"] for e in events if e["event"] == "train"]
+        rates = [e.tokens_per_s for e in events if e.kind == "train"]
         rows.append({"trial_id": spec.trial_id, "status": "finished",
-                     "n_params": start["n_params"], "device": device_label(start),
-                     "wall_s": summary["wall_s"], "tokens_per_s": summary["tokens_per_s"],
-                     "steady": steady(rates), "flops_per_token": start["flops_per_token"],
-                     "mfu": summary["mfu"]})  # fmt: skip
+                     "n_params": start.n_params, "device": start.device_label,
+                     "wall_s": end.wall_s, "tokens_per_s": end.tokens_per_s,
+                     "steady": steady(rates), "flops_per_token": start.flops_per_token,
+                     "mfu": end.mfu})  # fmt: skip
     return rows
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from orchestrator import api, schedule
+from orchestrator import api, fitting, schedule
+from orchestrator.spec import load_study
 from trainers.train import train
 
 TINY = """
@@ -78,16 +79,16 @@ class _Timed:
 def overhead(folder: Path, n_trials: int) -> dict:
     study = folder / "overhead.yaml"
     study.write_text(TINY.format(seeds=list(range(n_trials)), storage=folder / "artifacts"))
-    spec = api.load_study(study)
-    trials = api._trials(spec, api.prepare_data(spec))  # the token files, made once here
+    spec = load_study(study)
+    trials = api.trials(spec, api.prepare_data(spec))  # the token files, made once here
     start = time.perf_counter()
     for trial in trials:
-        train(replace(trial, storage=""), lambda event: None)
+        train(replace(trial, placement=replace(trial.placement, storage="")), lambda event: None)
     plain = time.perf_counter() - start
 
     connect = _Timed(schedule, "connect")
     disconnect = _Timed(schedule, "disconnect")
-    fit = _Timed(api, "_fit_and_report")
+    fit = _Timed(fitting, "fit_and_report")
     try:
         start = time.perf_counter()
         result = api.run_study(

@@ -33,6 +33,7 @@ from orchestrator.store import (
     record_event,
     register_study,
 )
+from trainers.events import End, Start, Train, Validation
 
 STUDY = """
 name: bench
@@ -45,7 +46,7 @@ seeds: {seeds}
 
 def _study(session: Session, n_trials: int):
     spec = parse_study(STUDY.format(seeds=list(range(n_trials))))
-    trials = expand(spec)
+    trials = expand(spec, "", "")
     planned = dict.fromkeys(
         (t.trial_id for t in trials),
         {"n_params": 25_000, "total_params": 37_000, "flops_per_token": 150_000},
@@ -56,10 +57,10 @@ def _study(session: Session, n_trials: int):
     return study
 
 
-START = {"event": "start", "n_params": 25_472, "total_params": 37_856, "flops_per_token": 150_000,
-         "device": "cpu", "threads": 1}  # fmt: skip
-END = {"event": "end", "step": 10, "tokens": 40_960, "tokens_scored": 40_960, "val_loss": 3.0,
-       "wall_s": 5.0, "tokens_per_s": 5e4, "mfu": 0.3}  # fmt: skip
+START = Start(n_params=25_472, total_params=37_856, flops_per_token=150_000, device="cpu",
+              threads=1, steps=1)  # fmt: skip
+END = End(step=10, tokens=40_960, tokens_scored=40_960, val_loss=3.0, wall_s=5.0,
+          tokens_per_s=5e4, mfu=0.3, epochs=1.0)  # fmt: skip
 
 
 def ingest(folder: Path, n_trials: int, n_events: int) -> float:
@@ -75,12 +76,10 @@ def ingest(folder: Path, n_trials: int, n_events: int) -> float:
         per_trial = n_events // n_trials
         for step in range(1, per_trial + 1):
             for row in rows:  # trials report side by side, as they run
-                event = {"event": "train", "step": step, "tokens": step * 4096, "loss": 3.0,
-                         "lr": 1e-3, "tokens_per_s": 5e4}  # fmt: skip
+                event = Train(step=step, tokens=step * 4096, loss=3.0, lr=1e-3, tokens_per_s=5e4)
                 recorder.record(row, event)
                 if step % 10 == 0:
-                    recorder.record(row, {"event": "eval", "step": step, "tokens": step * 4096,
-                                          "val_loss": 3.1})  # fmt: skip
+                    recorder.record(row, Validation(step=step, tokens=step * 4096, val_loss=3.1))
             recorder.tick()
         recorder.flush()
         elapsed = time.perf_counter() - start

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -27,8 +26,9 @@ from torch import nn
 
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
-from trainers.accounting import account
+from trainers.architectures import account
 from trainers.data import load_token_data, sample_windows
+from trainers.events import Event, Train
 from trainers.train import CPU_PEAK_FLOPS_PER_THREAD, train
 
 WARMUP_STEPS = 2  # steps left out of the median: allocation and first-touch costs
@@ -108,22 +108,25 @@ class HFGPT2(nn.Module):
 def reference_run(model_cls, spec, stream: np.ndarray, vocab: int, steps: int) -> float:
     """Median tokens/s of a plain training loop (AdamW, clipping) over `steps` steps."""
     torch.manual_seed(0)
-    model = model_cls(vocab, spec.seq_len, spec.n_layer, spec.n_embd, spec.n_head)
+    shape = spec.model
+    model = model_cls(vocab, spec.data.seq_len, shape.n_layer, shape.n_embd, shape.n_head)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ],
-        lr=spec.lr,
+        lr=spec.optim.lr,
         betas=(0.9, 0.95),
     )
     rng = np.random.default_rng(0)
-    tokens = spec.batch_size * spec.seq_len
+    tokens = spec.tokens_per_step
     rates = []
     for _ in range(steps + WARMUP_STEPS):
         start = time.perf_counter()
-        window = torch.from_numpy(sample_windows(stream, spec.batch_size, spec.seq_len + 1, rng))
+        window = torch.from_numpy(
+            sample_windows(stream, spec.optim.batch_size, spec.data.seq_len + 1, rng)
+        )
         loss = model(window[:, :-1], window[:, 1:])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,9 +141,9 @@ def trainer_run(spec) -> float:
     """Median tokens/s of the project's trainer, from the per-step events it reports."""
     rates = []
 
-    def report(event: dict) -> None:
-        if event["event"] == "train":
-            rates.append(event["tokens_per_s"])
+    def report(event: Event) -> None:
+        if isinstance(event, Train):
+            rates.append(event.tokens_per_s)
 
     train(spec, report)
     return statistics.median(rates[WARMUP_STEPS:-1])  # the last window holds the evaluation
@@ -172,8 +175,8 @@ def main() -> None:
             seq_len=args.seq_len, size=size, tokens=steps * args.batch * args.seq_len,
             batch=args.batch, threads=args.threads,
         )  # fmt: skip
-        for spec in expand(parse_study(text)):
-            specs[(size, spec.architecture)] = replace(spec, data_key=data.key)
+        for spec in expand(parse_study(text), data.key, ""):
+            specs[(size, spec.model.architecture)] = spec
 
     runs = [(size, arch, "ours") for size, arch in specs]
     runs += [(size, "decoder", ref) for size in args.sizes for ref in references]
@@ -204,7 +207,9 @@ def main() -> None:
         for run in [r for r in runs if r[0] == size]:
             _, arch, impl = run
             spec = specs[(size, arch)]
-            acct = account(arch, spec.n_layer, spec.n_embd, data.vocab_size, spec.seq_len)
+            acct = account(
+                arch, spec.model.n_layer, spec.model.n_embd, data.vocab_size, spec.data.seq_len
+            )
             rate = statistics.median(rates[run])
             flops = acct.flops_per_token * rate
             mfu = flops / peak
@@ -221,7 +226,9 @@ def main() -> None:
         parts = []
         for arch in ("encoder", "encdec"):
             spec = specs[(size, arch)]
-            acct = account(arch, spec.n_layer, spec.n_embd, data.vocab_size, spec.seq_len)
+            acct = account(
+                arch, spec.model.n_layer, spec.model.n_embd, data.vocab_size, spec.data.seq_len
+            )
             mfu = acct.flops_per_token * statistics.median(rates[(size, arch, "ours")]) / peak
             parts.append(f"{arch} {mfu / decoder_mfu[size]:.2f}")
         print(f"  {size}: " + ", ".join(parts))

@@ -135,6 +135,10 @@ def run(
             console.print(summary_line(arch, fit), highlight=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
+    if result.unscored:
+        from analysis.report import unscored_note
+
+        errors.print(f"warning: {unscored_note(result.unscored)}", highlight=False, markup=False)
     console.print(f"report: {result.report}", highlight=False)
     if result.failed:
         _fail(
@@ -145,7 +149,12 @@ def run(
 
 
 @app.command()
-def plan(study: StudyFile) -> None:
+def plan(
+    study: StudyFile,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON list of trials (identity included)")
+    ] = False,
+) -> None:
     """Show the grid before anything runs: N, tokens, FLOPs and a rough CPU time per trial."""
     from orchestrator import api
     from orchestrator.spec import load_study
@@ -156,6 +165,9 @@ def plan(study: StudyFile) -> None:
         data = api.prepare_data(spec).summary()
     except (StudyError, CorpusError) as e:
         _fail(str(e))
+    if as_json:
+        sys.stdout.write(api.to_json(frame) + "\n")
+        return
     columns = ["trial_id", "shape", "n_params", "tokens", "lr", "flops", "cpu_minutes"]
     shown = frame[columns]
     sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.sizes import format_count
+from trainers.events import End, Event, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
 
@@ -26,7 +27,7 @@ class _Row:
     def eta_s(self) -> float | None:
         if self.status != "running" or not self.tokens_per_s:
             return None
-        return max(0.0, (self.spec.tokens - self.tokens) / self.tokens_per_s)
+        return max(0.0, (self.spec.budget.tokens - self.tokens) / self.tokens_per_s)
 
 
 def _duration(seconds: float | None) -> str:
@@ -62,41 +63,43 @@ class Progress:
         if self._live is None:
             self.console.print(message, highlight=False)
 
-    def update(self, trial_id: str, event: dict) -> None:
+    def update(self, trial_id: str, event: Event) -> None:
         """Take one event of a trial."""
         row = self.rows[trial_id]
-        kind = event["event"]
-        if kind == "start":
-            row.status = "running"
-            resumed = event.get("resumed_tokens", 0)
-            row.tokens = resumed
-            how = f"resumed at {resumed:,} tokens" if resumed else "started"
-            where = event["device"]
-            if row.spec.gpus > 0 and where == "cpu":
-                where += f" ({row.spec.gpus:g} GPU asked for, but torch sees no CUDA device there)"
-            self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {where}")
-        elif kind == "train":
-            row.tokens, row.loss, row.tokens_per_s = (
-                event["tokens"],
-                event["loss"],
-                event["tokens_per_s"],
-            )
-        elif kind == "eval":
-            row.val_loss = event["val_loss"]
-        elif kind == "zeroshot":
-            accuracies = ", ".join(
-                f"{r['task']} {r['value']:.1%}"
-                for r in event["results"]
-                if r["metric"] == "acc" and r["value"] is not None
-            )
-            self._log(f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy {accuracies}")
-        elif kind == "end":
-            row.status, row.tokens, row.val_loss = "finished", event["tokens"], event["val_loss"]
-            self._log(
-                f"[{_duration(self.elapsed)}] {trial_id}: finished, val loss "
-                f"{event['val_loss']:.4f} in {_duration(event['wall_s'])}, "
-                f"{event['tokens_per_s']:,.0f} tokens/s, MFU {event['mfu']:.1%}"
-            )
+        match event:
+            case Start():
+                row.status = "running"
+                row.tokens = resumed = event.resumed_tokens
+                how = f"resumed at {resumed:,} tokens" if resumed else "started"
+                where = event.device
+                gpus = row.spec.placement.gpus
+                if gpus > 0 and where == "cpu":
+                    where += f" ({gpus:g} GPU asked for, but torch sees no CUDA device there)"
+                self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {where}")
+            case Train():
+                row.tokens, row.loss, row.tokens_per_s = (
+                    event.tokens,
+                    event.loss,
+                    event.tokens_per_s,
+                )
+            case Validation():
+                row.val_loss = event.val_loss
+            case ZeroShot():
+                accuracies = ", ".join(
+                    f"{r['task']} {r['value']:.1%}"
+                    for r in event.results
+                    if r["metric"] == "acc" and r["value"] is not None
+                )
+                self._log(
+                    f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy {accuracies}"
+                )
+            case End():
+                row.status, row.tokens, row.val_loss = "finished", event.tokens, event.val_loss
+                self._log(
+                    f"[{_duration(self.elapsed)}] {trial_id}: finished, val loss "
+                    f"{event.val_loss:.4f} in {_duration(event.wall_s)}, "
+                    f"{event.tokens_per_s:,.0f} tokens/s, MFU {event.mfu:.1%}"
+                )
 
     def requeue(self, trial_id: str) -> None:
         """A trial is waiting to run again (the console says why)."""
@@ -125,7 +128,7 @@ class Progress:
                 loss = f"{row.loss:.4f}" if row.loss is not None else "-"
                 self._log(
                     f"[{_duration(self.elapsed)}] {row.spec.trial_id}: "
-                    f"{format_count(row.tokens)}/{format_count(row.spec.tokens)} tokens, "
+                    f"{format_count(row.tokens)}/{format_count(row.spec.budget.tokens)} tokens, "
                     f"loss {loss}, ETA {_duration(row.eta_s)}"
                 )
 
@@ -139,7 +142,8 @@ class Progress:
             table.add_row(
                 row.spec.trial_id,
                 row.status,
-                f"{format_count(row.tokens) if row.tokens else 0}/{format_count(row.spec.tokens)}",
+                f"{format_count(row.tokens) if row.tokens else 0}/"
+                f"{format_count(row.spec.budget.tokens)}",
                 f"{row.loss:.4f}" if row.loss is not None else "",
                 f"{row.val_loss:.4f}" if row.val_loss is not None else "",
                 f"{row.tokens_per_s:,.0f}" if row.tokens_per_s else "",

@@ -21,6 +21,7 @@ from ray.util import metrics
 
 import orchestrator
 import trainers
+from trainers.events import Event, Start, Train, Validation, from_dict, to_dict
 from trainers.trial import TrialSpec
 
 AUTH_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
@@ -118,19 +119,19 @@ def _gauge(name: str, description: str) -> metrics.Gauge:
     return _GAUGES[name]
 
 
-def _export_metrics(spec: TrialSpec, event: dict) -> None:
+def _export_metrics(spec: TrialSpec, event: Event) -> None:
     """Trial loss, throughput and progress as Ray application metrics (Prometheus, Grafana)."""
     tags = {"study": spec.study, "trial": spec.trial_id}
-    if event["event"] == "train":
-        _gauge("study_trial_train_loss", "training loss of a trial").set(event["loss"], tags)
+    if isinstance(event, Train):
+        _gauge("study_trial_train_loss", "training loss of a trial").set(event.loss, tags)
         _gauge("study_trial_tokens_per_second", "training throughput of a trial").set(
-            event["tokens_per_s"], tags
+            event.tokens_per_s, tags
         )
         _gauge("study_trial_progress", "fraction of the token budget trained").set(
-            min(1.0, event["tokens"] / spec.tokens), tags
+            min(1.0, event.tokens / spec.budget.tokens), tags
         )
-    elif event["event"] == "eval":
-        _gauge("study_trial_val_loss", "validation loss of a trial").set(event["val_loss"], tags)
+    elif isinstance(event, Validation):
+        _gauge("study_trial_val_loss", "validation loss of a trial").set(event.val_loss, tags)
 
 
 # Ray would retry a task whose node died by itself, but a retried streaming generator skips the
@@ -138,7 +139,8 @@ def _export_metrics(spec: TrialSpec, event: dict) -> None:
 # history it reports again. The driver resubmits such trials itself (see `run_trials`).
 @ray.remote(max_retries=0)
 def run_trial(spec_dict: dict) -> Iterator[dict]:
-    """A Ray generator task: train one trial in a thread and yield its events as they come."""
+    """A Ray generator task: train one trial in a thread and yield its events as they come
+    (as plain dicts: `trainers.events.to_dict`; the driver makes them typed again)."""
     from trainers.train import train  # imported in the worker: the driver needs no torch
 
     spec = TrialSpec.from_dict(spec_dict)
@@ -146,9 +148,9 @@ def run_trial(spec_dict: dict) -> Iterator[dict]:
     done = object()
     failure: list[BaseException] = []
 
-    def report(event: dict) -> None:
-        if event["event"] == "start":
-            event = {**event, "node": ray.get_runtime_context().get_node_id()[:12]}
+    def report(event: Event) -> None:
+        if isinstance(event, Start):
+            event = replace(event, node=ray.get_runtime_context().get_node_id()[:12])
         events.put(event)
 
     def body() -> None:
@@ -163,13 +165,13 @@ def run_trial(spec_dict: dict) -> Iterator[dict]:
     thread.start()
     while (event := events.get()) is not done:
         _export_metrics(spec, event)
-        yield event
+        yield to_dict(event)
     thread.join()
     if failure:
         raise failure[0]
 
 
-OnEvent = Callable[[TrialSpec, dict], None]
+OnEvent = Callable[[TrialSpec, Event], None]
 OnError = Callable[[TrialSpec, str], None]
 OnRetry = Callable[[TrialSpec, str, bool], None]
 
@@ -207,9 +209,9 @@ def run_trials(
     lost_left = {spec.trial_id: LOST_RETRIES for spec in trials}
 
     def submit(spec: TrialSpec) -> None:
-        gpus = spec.gpus if use_gpus else 0
-        options = {"name": spec.trial_id, "num_cpus": spec.cpus, "num_gpus": gpus}
-        spec_run = spec if use_gpus else replace(spec, gpus=0)
+        gpus = spec.placement.gpus if use_gpus else 0
+        options = {"name": spec.trial_id, "num_cpus": spec.placement.cpus, "num_gpus": gpus}
+        spec_run = replace(spec, placement=replace(spec.placement, gpus=gpus))
         running[run_trial.options(**options).remote(spec_run.to_dict())] = spec_run
 
     for spec in trials:
@@ -248,7 +250,7 @@ def _drain(generator, running: dict, on_event: OnEvent) -> tuple[str, bool] | No
             del running[generator]
             return None
         try:
-            event = ray.get(ref)
+            event = from_dict(ray.get(ref))
         except ray.exceptions.RayError as e:
             del running[generator]
             return _error_text(e), isinstance(e, LOST)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trainers.accounting import non_embedding_params as _non_embedding_params
+from trainers.architectures import ARCHITECTURES
+from trainers.architectures import non_embedding_params as _non_embedding_params
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,9 @@ _DECODER = {
     "200M": Shape(16, 1024, 16),
 }
 
-LADDER: dict[str, dict[str, Shape]] = {
+# The ladders, by family; each architecture names its family in trainers/architectures.py.
+LADDERS: dict[str, dict[str, Shape]] = {
     "decoder": _DECODER,
-    # an encoder block is a decoder block without the causal mask: the same N at the same shape
-    "encoder": dict(_DECODER),
     # n_layer blocks in each stack; the label counts both (about 28·n_layer·d²)
     "encdec": {
         "10K": Shape(1, 18, 1),
@@ -61,7 +61,9 @@ LADDER: dict[str, dict[str, Shape]] = {
     },
 }
 
-ARCHITECTURES = tuple(LADDER)
+LADDER: dict[str, dict[str, Shape]] = {
+    name: LADDERS[entry.ladder] for name, entry in ARCHITECTURES.items()
+}  # by architecture
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)

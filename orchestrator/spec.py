@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,7 +25,7 @@ from pydantic import (
 
 from orchestrator.sizes import LADDER, Shape, format_count, non_embedding_params
 from orchestrator.sizes import parse_count as _parse_count
-from trainers.accounting import N_SENTINELS, max_encdec_seq_len, span_counts
+from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
 
@@ -281,10 +282,7 @@ class BudgetSpec(_Strict):
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
-# Peak learning rates from a sweep at 300K parameters on 500K tokens of the quickstart
-# (1e-3 .. 4.5e-3, three seeds near the best; BENCHMARKS.md): masked LM and span corruption
-# want smaller steps. The encoder's 1e-3 is not the best mean but the one whose seeds agree.
-DEFAULT_LR_BASE = {"decoder": 3e-3, "encoder": 1e-3, "encdec": 2e-3}
+DEFAULT_LR_BASE = {name: a.lr_base for name, a in ARCHITECTURES.items()}  # see the registry
 
 
 class LrRule(_Strict):
@@ -434,6 +432,9 @@ class ResourcesSpec(_Strict):
         return any(r.gpus > 0 for r in rules) if isinstance(rules, list) else rules > 0
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a study's name: its store's and report's file
+
+
 def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
     """The label and shape of one entry of `sizes` for an architecture."""
     if isinstance(size, ShapeSpec):
@@ -445,7 +446,7 @@ def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
 class StudySpec(_Strict):
     """A whole study: the grid architectures × sizes × budgets × seeds and how to train it."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(pattern=NAME_PATTERN)
     data: DataSpec = DataSpec()
     architectures: list[str] = Field(min_length=1, description=", ".join(LADDER))
     sizes: list[SizeItem] = Field(min_length=1, description="ladder labels or explicit shapes")
@@ -477,12 +478,10 @@ class StudySpec(_Strict):
             if arch not in LADDER:
                 raise ValueError(f"unknown architecture {arch!r}; available: {', '.join(LADDER)}")
         data = info.data.get("data")
-        if "encdec" in values and data and span_counts(data.seq_len)[1] > N_SENTINELS:
-            raise ValueError(
-                f"encdec at data.seq_len={data.seq_len} corrupts {span_counts(data.seq_len)[1]} "
-                f"spans per sequence, more than its {N_SENTINELS} sentinel tokens; "
-                f"use seq_len <= {max_encdec_seq_len()}"
-            )
+        for arch in values:
+            why = ARCHITECTURES[arch].too_long(data.seq_len) if data else None
+            if why:
+                raise ValueError(f"{arch} at data.seq_len={data.seq_len} {why}")
         return values
 
     @field_validator("architectures", "seeds")
@@ -527,8 +526,8 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def parse_study(text: str, source: str = "<string>") -> StudySpec:
-    """Validate the YAML text of a study; errors name the source, the field and the line."""
+def _yaml(text: str, source: str) -> tuple[yaml.Node | None, dict]:
+    """The YAML nodes (for error lines) and the mapping of a study file."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes and their lines
         raw = yaml.safe_load(text)
@@ -542,6 +541,12 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
         raise StudyError(
             f"{source}: a study file is a mapping of fields (name, sizes, budget, ...)"
         )
+    return root, raw
+
+
+def parse_study(text: str, source: str = "<string>") -> StudySpec:
+    """Validate the YAML text of a study; errors name the source, the field and the line."""
+    root, raw = _yaml(text, source)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as e:
@@ -583,11 +588,28 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     return spec
 
 
-def load_study(path: str | Path) -> StudySpec:
-    """Read and validate a study file."""
-    path = Path(path)
+def _read(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except OSError as e:
         raise StudyError(f"{path}: cannot read the study file: {e.strerror}") from None
-    return parse_study(text, str(path))
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file."""
+    return parse_study(_read(Path(path)), str(path))
+
+
+def study_name(path: str | Path) -> str:
+    """The name of the study a file describes, the rest unvalidated: what the read commands
+    (status, export, report, fit, upgrade) need to find its store, which holds everything
+    else, even once the corpus has moved."""
+    root, raw = _yaml(_read(Path(path)), str(path))
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        line = _line_of(root, ("name",))
+        raise StudyError(
+            f"{path}:{line}: name: a study file names its study with letters, digits, _ . - "
+            f"(got {name!r})"
+        )
+    return name

@@ -22,8 +22,17 @@ seeds: [0, 1]
 """
 
 
+PINNED_HASH = "66d20900a7ddba21"
+
+
+def grid(text: str, source: str = "<string>"):
+    """The trials of a study text, as `study run` makes them (the data key given)."""
+    spec = parse_study(text, source)
+    return expand(spec, "k3y", spec.storage)
+
+
 def test_grid_is_the_product_in_a_stable_order():
-    trials = expand(parse_study(STUDY))
+    trials = grid(STUDY)
     assert len(trials) == 3 * 2 * 2
     assert [t.trial_id for t in trials][:4] == [
         "decoder-25K-600Ktok-s0",
@@ -36,14 +45,14 @@ def test_grid_is_the_product_in_a_stable_order():
 
 
 def test_grid_is_deterministic_and_hashes_are_unique():
-    first, second = expand(parse_study(STUDY)), expand(parse_study(STUDY))
+    first, second = grid(STUDY), grid(STUDY)
     assert [(t.trial_id, t.hash) for t in first] == [(t.trial_id, t.hash) for t in second]
     assert len({t.hash for t in first}) == len(first)
 
 
 def test_single_budget_ids_read_like_decoder_1m_s0():
     text = STUDY.replace("[2M, 600K]", "600K").replace("[0, 1]", "[0]")
-    assert [t.trial_id for t in expand(parse_study(text))] == [
+    assert [t.trial_id for t in grid(text)] == [
         "decoder-25K-s0",
         "decoder-56.6K-s0",
         "decoder-1M-s0",
@@ -51,9 +60,9 @@ def test_single_budget_ids_read_like_decoder_1m_s0():
 
 
 def test_hash_ignores_placement_but_not_training():
-    base = expand(parse_study(STUDY))[0]
-    moved = expand(parse_study(STUDY + "resources: {cpus_per_trial: 2}\nstorage: /elsewhere\n"))[0]
-    retuned = expand(parse_study(STUDY + "train: {lr: 1.0e-3}\n"))[0]
+    base = grid(STUDY)[0]
+    moved = grid(STUDY + "resources: {cpus_per_trial: 2}\nstorage: /elsewhere\n")[0]
+    retuned = grid(STUDY + "train: {lr: 1.0e-3}\n")[0]
     assert moved.hash == base.hash
     assert retuned.hash != base.hash
 
@@ -71,28 +80,65 @@ MEANING = [
     "data: {tokenizer: {bpe: 512}}\n",
     "data: {seq_len: 128}\n",
     "data: {split_seed: 1}\n",
+    "data: {val_fraction: 0.05}\n",
+    "train: {dropout: 0.1}\n",
+]
+# Evaluation settings: they have a key of their own, so changing them retrains nothing.
+EVALUATION = [
     "eval: {tokens: 4096}\n",
     "eval: {zero_shot: {items: 10}}\n",
+    "eval: {zero_shot: {seed: 3, pll_stride: 1, at_every_eval: true}}\n",
+    "eval: {zero_shot: {tasks: [last_word]}}\n",
 ]
 
 
 @pytest.mark.parametrize("change", PLACEMENT)
 def test_where_a_trial_runs_never_makes_a_new_cell(change):
-    base = {t.trial_id: t.hash for t in expand(parse_study(STUDY))}
-    assert {t.trial_id: t.hash for t in expand(parse_study(STUDY + change))} == base
+    base = {t.trial_id: t.hash for t in grid(STUDY)}
+    assert {t.trial_id: t.hash for t in grid(STUDY + change)} == base
 
 
 @pytest.mark.parametrize("change", MEANING)
 def test_what_a_trial_means_makes_new_cells_never_reusing_old_ones(change):
-    base = {t.hash for t in expand(parse_study(STUDY))}
-    assert not base & {t.hash for t in expand(parse_study(STUDY + change))}
+    base = {t.hash for t in grid(STUDY)}
+    assert not base & {t.hash for t in grid(STUDY + change)}
+
+
+@pytest.mark.parametrize("change", EVALUATION)
+def test_evaluation_settings_change_the_evaluation_key_not_the_trial(change):
+    base, changed = grid(STUDY), grid(STUDY + change)
+    assert [t.hash for t in changed] == [t.hash for t in base]
+    assert {t.eval_key for t in base}.isdisjoint({t.eval_key for t in changed})
+
+
+def test_the_evaluation_key_is_one_per_study_whatever_the_budgets():
+    # the cadence (a tenth of each budget by default) says when a trial is scored, not how
+    assert len({t.eval_key for t in grid(STUDY)}) == 1
+
+
+def test_a_field_added_with_a_default_changes_no_hash():
+    from dataclasses import make_dataclass
+
+    from trainers.trial import Model, identity_hash
+
+    model = grid(STUDY)[0].model
+    Grown = make_dataclass("Model", [("gated_mlp", bool, False)], bases=(Model,), frozen=True)
+    grown = Grown(**vars(model))
+    assert identity_hash(grown) == identity_hash(model)
+    assert identity_hash(Grown(**vars(model), gated_mlp=True)) != identity_hash(model)
+
+
+def test_the_hash_of_a_trial_is_pinned():
+    # the identity every store holds: a change here orphans every stored trial (a migration
+    # must rehash them, as 0003 does)
+    assert grid(STUDY)[0].hash == PINNED_HASH
 
 
 def test_more_tokens_seeds_or_sizes_keep_the_old_cells_and_add_new_ones():
-    base = {t.trial_id: t.hash for t in expand(parse_study(STUDY))}
+    base = {t.trial_id: t.hash for t in grid(STUDY)}
     grown = STUDY.replace("[2M, 600K]", "[2M, 600K, 4M]").replace("[0, 1]", "[0, 1, 2]")
     grown = grown.replace("sizes: [1M, 25K", "sizes: [1M, 300K, 25K")
-    bigger = {t.trial_id: t.hash for t in expand(parse_study(grown))}
+    bigger = {t.trial_id: t.hash for t in grid(grown)}
     assert base.items() <= bigger.items()
     assert len(bigger) == 4 * 3 * 3
 
@@ -105,10 +151,10 @@ resources:
     - {max_params: 100K, gpus: 0.5}
     - {gpus: 2}
 """
-    ruled = expand(parse_study(STUDY + rule))
-    gpus = {t.size: t.gpus for t in ruled}
+    ruled = grid(STUDY + rule)
+    gpus = {t.size: t.placement.gpus for t in ruled}
     assert gpus == {"25K": 0.25, "56.6K": 0.5, "1M": 2.0}  # N is 25K, 56.6K and 1M
-    assert [t.hash for t in ruled] == [t.hash for t in expand(parse_study(STUDY))]
+    assert [t.hash for t in ruled] == [t.hash for t in grid(STUDY)]
 
 
 def test_duplicate_trial_ids_are_rejected():
@@ -116,7 +162,7 @@ def test_duplicate_trial_ids_are_rejected():
         "{n_layer: 2, n_embd: 48, n_head: 3}", "{n_layer: 2, n_embd: 32, n_head: 2, name: 25K}"
     )
     with pytest.raises(StudyError, match="same trial id"):
-        expand(parse_study(text))
+        grid(text)
 
 
 @pytest.mark.parametrize(("architecture", "label"), [(a, s) for a in LADDER for s in LADDER[a]])
@@ -145,21 +191,21 @@ budget: {tokens: 1M}
 
 
 def test_the_default_lr_rule_is_flat_to_1m_then_falls_as_n_to_the_minus_third():
-    trials = expand(parse_study(LR_STUDY))
-    lr = {t.trial_id: t.lr for t in trials}
+    trials = grid(LR_STUDY)
+    lr = {t.trial_id: t.optim.lr for t in trials}
     base = {"decoder": 3e-3, "encoder": 1e-3, "encdec": 2e-3}
     for arch, value in base.items():
         assert lr[f"{arch}-25K-s0"] == lr[f"{arch}-1M-s0"] == value
     for t in trials:
-        n = non_embedding_params(t.architecture, LADDER[t.architecture][t.size])
+        n = non_embedding_params(t.model.architecture, LADDER[t.model.architecture][t.size])
         if n > 1_000_000:
-            assert t.lr == pytest.approx(base[t.architecture] * (n / 1e6) ** (-1 / 3))
+            assert t.optim.lr == pytest.approx(base[t.model.architecture] * (n / 1e6) ** (-1 / 3))
     assert lr["decoder-100M-s0"] < lr["decoder-10M-s0"] < lr["decoder-1M-s0"]
 
 
 def test_a_rule_with_one_base_for_some_architectures_keeps_the_defaults_for_the_others():
     text = LR_STUDY + "train: {lr: {base: {encoder: 1.0e-3}, at: 10M, exponent: 0.5}}\n"
-    lr = {t.trial_id: t.lr for t in expand(parse_study(text))}
+    lr = {t.trial_id: t.optim.lr for t in grid(text)}
     assert lr["encoder-10M-s0"] == 1e-3 and lr["decoder-1M-s0"] == 3e-3
     n = non_embedding_params("encoder", LADDER["encoder"]["100M"])
     assert lr["encoder-100M-s0"] == pytest.approx(1e-3 * (n / 1e7) ** -0.5)
@@ -167,7 +213,7 @@ def test_a_rule_with_one_base_for_some_architectures_keeps_the_defaults_for_the_
 
 def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
     text = LR_STUDY.replace("[25K, 1M, 10M, 100M]", "[1M]") + "train: {lr: [1.0e-3, 3.0e-3]}\n"
-    trials = expand(parse_study(text))
+    trials = grid(text)
     assert [t.trial_id for t in trials[:2]] == ["decoder-1M-lr0.001-s0", "decoder-1M-lr0.003-s0"]
     assert len(trials) == 6 and len({t.hash for t in trials}) == 6
 
@@ -184,7 +230,7 @@ def test_a_learning_rate_sweep_is_a_grid_axis_with_readable_ids():
 )
 def test_bad_learning_rates_are_named(train, message):
     with pytest.raises(StudyError, match=re.escape(message)):
-        expand(parse_study(LR_STUDY + f"train: {train}\n", "lr.yaml"))
+        grid(LR_STUDY + f"train: {train}\n", "lr.yaml")
 
 
 def test_encdec_refuses_a_sequence_longer_than_its_sentinels_allow():
@@ -200,13 +246,13 @@ def test_encdec_refuses_a_sequence_longer_than_its_sentinels_allow():
 
 def test_chinchilla_budgets_give_each_size_twenty_tokens_per_parameter():
     text = STUDY.replace("budget: {tokens: [2M, 600K]}", "budget: {chinchilla: [1, 0.5]}")
-    trials = expand(parse_study(text.replace("[0, 1]", "[0]")))
+    trials = grid(text.replace("[0, 1]", "[0]"))
     by_id = {t.trial_id: t for t in trials}
     n_1m = non_embedding_params("decoder", LADDER["decoder"]["1M"])
-    assert by_id["decoder-1M-1xC-s0"].tokens == 20 * n_1m
-    assert by_id["decoder-1M-0.5xC-s0"].tokens == 10 * n_1m
+    assert by_id["decoder-1M-1xC-s0"].budget.tokens == 20 * n_1m
+    assert by_id["decoder-1M-0.5xC-s0"].budget.tokens == 10 * n_1m
     assert [t.trial_id for t in trials][:2] == ["decoder-25K-0.5xC-s0", "decoder-25K-1xC-s0"]
-    single = expand(parse_study(STUDY.replace("{tokens: [2M, 600K]}", "{chinchilla: 1}")))
+    single = grid(STUDY.replace("{tokens: [2M, 600K]}", "{chinchilla: 1}"))
     assert single[0].trial_id == "decoder-25K-s0"
 
 
@@ -216,8 +262,11 @@ def test_the_gpu_study_is_decoders_from_10m_to_200m_at_chinchilla_budgets():
     from orchestrator.spec import load_study
 
     study = load_study(Path(__file__).parents[1] / "studies" / "scaling-gpu.yaml")
-    trials = expand(study)
-    sizes = [non_embedding_params(t.architecture, LADDER["decoder"][t.size]) for t in trials]
+    trials = expand(study, "", "")
+    sizes = [non_embedding_params(t.model.architecture, LADDER["decoder"][t.size]) for t in trials]
     assert [t.size for t in trials] == ["10M", "20M", "50M", "100M", "200M"]
-    assert all(t.tokens == 20 * n and t.gpus == 1 for t, n in zip(trials, sizes, strict=True))
+    assert all(
+        t.budget.tokens == 20 * n and t.placement.gpus == 1
+        for t, n in zip(trials, sizes, strict=True)
+    )
     assert 9.5e6 < sizes[0] and sizes[-1] < 2.1e8

@@ -9,11 +9,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from orchestrator.sizes import LADDER, parse_count
-from trainers.accounting import ARCHITECTURES
+from trainers.architectures import ARCHITECTURES
 from trainers.blocks import IGNORE, ModelConfig
 from trainers.objectives import objective_for
 from trainers.tokenizers import ByteTokenizer
-from trainers.train import MODELS
 
 TOK = ByteTokenizer()
 
@@ -21,7 +20,7 @@ TOK = ByteTokenizer()
 def build(architecture, n_layer=2, n_embd=32, n_head=2, seq_len=32, device="cpu"):
     config = ModelConfig(architecture, TOK.vocab_size, seq_len, n_layer, n_embd, n_head)
     with torch.device(device):
-        return MODELS[architecture](config)
+        return ARCHITECTURES[architecture].load("model")(config)
 
 
 def batch_of(architecture, rows=4, seq_len=32, seed=0):

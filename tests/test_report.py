@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from analysis.fits import fit_study
-from analysis.frame import TRIAL_COLUMNS
 from analysis.report import StudyView, write_report
 from analysis.trends import study_trends
+from orchestrator.store import TRIAL_COLUMNS
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
 HOSTILE = "<script>alert(1)</script>"

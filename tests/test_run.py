@@ -85,6 +85,10 @@ def test_cli_end_to_end(tiny_study, study_cli):
     plan = study_cli("plan", str(tiny_study), cwd=cwd)
     assert plan.returncode == 0 and "decoder-25K-s0" in plan.stdout
     assert not (cwd / "runs").exists()  # plan writes nothing
+    planned = json.loads(study_cli("plan", str(tiny_study), "--json", cwd=cwd).stdout)
+    assert len(planned) == 9 and len({p["eval_key"] for p in planned}) == 1
+    keys = {"trial_id", "hash", "architecture", "size", "n_params", "tokens", "flops", "lr"}
+    assert keys <= set(planned[0]) and planned[0]["trial_id"] == "decoder-25K-s0"
 
     run = study_cli("run", str(tiny_study), "--n-boot", "100", cwd=cwd)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -97,6 +101,10 @@ def test_cli_end_to_end(tiny_study, study_cli):
     assert [t["status"] for t in trials] == ["finished"] * 9
     decoders = [t for t in trials if t["architecture"] == "decoder"]
     assert [t["n_params"] for t in decoders] == [25472, 50880, 100096]
+    # the identity `plan` shows is the one the store holds
+    assert {(p["trial_id"], p["hash"]) for p in planned} == {
+        (t["trial_id"], t["hash"]) for t in trials
+    }
 
     export = study_cli("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
     rows = json.loads(export.stdout)
@@ -196,10 +204,10 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_stud
     text = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[encdec]")
     tiny_study.write_text(text.replace("[25K, 50K, 100K]", "[50K]"))
     study = load_study(tiny_study)
-    (spec,) = api._trials(study, api.prepare_data(study))  # the trial as `study run` makes it
+    (spec,) = api.trials(study, api.prepare_data(study))  # the trial as `study run` makes it
 
     def cut_off(event):  # the trial stops right after its first checkpoint
-        if event["event"] == "checkpoint":
+        if event.kind == "checkpoint":
             raise _Interrupted
 
     with pytest.raises(_Interrupted):
@@ -207,7 +215,7 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_stud
     console = Console(file=StringIO(), soft_wrap=True, width=200)
     result = api.run_study(tiny_study, console=console, n_boot=0)
     assert result.ran == [spec.trial_id]
-    tokens = 31 * spec.batch_size * spec.seq_len  # the first evaluation, and checkpoint
+    tokens = 31 * spec.tokens_per_step  # the first evaluation, and checkpoint
     assert f"{spec.trial_id}: resumed at {tokens:,} tokens" in console.file.getvalue()
     (row,) = api.status(tiny_study).itertuples()
     assert row.status == "finished" and row.tokens_done == spec.steps * 256
@@ -344,3 +352,51 @@ def _descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+LOCAL = """\
+name: local
+data: {corpus: {path: texts/*.txt, blank_lines: 1}, tokenizer: bytes, seq_len: 32}
+architectures: [decoder]
+sizes: [25K, 50K, 100K]
+budget: {tokens: 16K}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {every_tokens: 8K, tokens: 2K, zero_shot: {items: 20}}
+storage: artifacts
+"""
+
+
+@pytest.mark.slow
+def test_read_commands_need_only_the_store_once_the_corpus_has_moved(
+    ray_session, tmp_path, monkeypatch, study_cli
+):
+    from trainers.corpora import load_documents
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "kjv.txt").write_text("\n\n".join(load_documents("builtin:kjv")[:400]))
+    study = tmp_path / "local.yaml"
+    study.write_text(LOCAL)
+    console = Console(file=io.StringIO(), soft_wrap=True, width=200)
+    result = api.run_study(study, console=console, n_boot=0)
+    assert len(result.ran) == 3 and not result.failed
+    (tmp_path / "texts").rename(tmp_path / "moved")  # the corpus is gone from where it was
+
+    commands = [
+        ["status", "local.yaml"],
+        ["status", "local.yaml", "--json"],
+        ["export", "local.yaml"],
+        ["export", "local.yaml", "--what", "evals"],
+        ["export", "local.yaml", "--what", "fits", "--format", "json"],
+        ["report", "local.yaml", "--n-boot", "10"],
+        ["fit", "local.yaml", "--law", "n", "--n-boot", "10"],
+        ["upgrade", "local.yaml"],
+    ]
+    for args in commands:
+        done = study_cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "no file matches" not in done.stderr
+    assert "decoder-100K-s0" in study_cli("status", "local.yaml", cwd=tmp_path).stdout
+    # running it is another matter: the data must be prepared, and the file says where
+    rerun = study_cli("run", "local.yaml", cwd=tmp_path)
+    assert rerun.returncode == 2 and "data.corpus.path: no file matches" in rerun.stderr

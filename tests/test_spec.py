@@ -111,3 +111,17 @@ def test_corpus_options_that_do_not_apply_are_refused(data, expected):
     with pytest.raises(StudyError) as info:
         parse_study(VALID + f"data: {data}\n", "x.yaml")
     assert expected in str(info.value)
+
+
+def test_the_read_commands_read_only_the_name_of_a_study_file(tmp_path):
+    from orchestrator.spec import study_name
+
+    path = tmp_path / "x.yaml"
+    path.write_text("name: moved\ndata: {corpus: gone/*.txt}\nsizes: [7M]\nbogus: 1\n")
+    assert study_name(path) == "moved"  # the rest is the store's business
+    path.write_text("sizes: [25K]\nname: [1, 2]\n")
+    with pytest.raises(StudyError, match=r"x.yaml:2: name: a study file names its study"):
+        study_name(path)
+    path.write_text("sizes: [25K\n")
+    with pytest.raises(StudyError, match=r"x.yaml:2: not valid YAML"):
+        study_name(path)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.api import _register as _register_with_data
 from orchestrator.grid import expand
+from orchestrator.run import register as _register_with_data
 from orchestrator.spec import parse_study
 from orchestrator.store import (
     Metric,
@@ -21,6 +22,7 @@ from orchestrator.store import (
     start_attempt,
 )
 from trainers.data import load_token_data
+from trainers.events import End, Start, Train, Validation, ZeroShot
 
 STUDY = """\
 name: st
@@ -38,7 +40,7 @@ def _register(session, spec, trials):
 def _registered(session):
     """The STUDY grid registered in a store: the study and its current trials."""
     spec = parse_study(STUDY)
-    study = _register(session, spec, expand(spec))
+    study = _register(session, spec, expand(spec, "", ""))
     return study, current_trials(session, study)
 
 
@@ -49,7 +51,7 @@ def store(tmp_path):
 
 def test_round_trip_of_study_trials_and_events(store):
     spec = parse_study(STUDY)
-    trials = expand(spec)
+    trials = expand(spec, "", "")
     engine = open_store(store)
     with Session(engine) as session:
         study = _register(session, spec, trials)
@@ -58,44 +60,17 @@ def test_round_trip_of_study_trials_and_events(store):
         record_event(
             session,
             row,
-            {
-                "event": "start",
-                "n_params": 25472,
-                "total_params": 37856,
-                "flops_per_token": 10**6,
-                "device": "cpu",
-                "threads": 1,
-                "host": "h",
-            },
-        )
+            Start(n_params=25472, total_params=37856, flops_per_token=10**6, steps=1,
+                  device="cpu", threads=1, host="h"),
+        )  # fmt: skip
+        record_event(session, row, Train(step=1, tokens=2048, loss=5.5, lr=1e-3, tokens_per_s=1e4))
+        record_event(session, row, Validation(step=1, tokens=2048, val_loss=5.4))
         record_event(
             session,
             row,
-            {
-                "event": "train",
-                "step": 1,
-                "tokens": 2048,
-                "loss": 5.5,
-                "lr": 1e-3,
-                "tokens_per_s": 1e4,
-            },
-        )
-        record_event(session, row, {"event": "eval", "step": 1, "tokens": 2048, "val_loss": 5.4})
-        record_event(
-            session,
-            row,
-            {
-                "event": "end",
-                "step": 1,
-                "tokens": 2048,
-                "val_loss": 5.4,
-                "wall_s": 1.0,
-                "tokens_per_s": 2048.0,
-                "tokens_scored": 2048,
-                "mfu": 0.5,
-                "checkpoint": "",
-            },
-        )
+            End(step=1, tokens=2048, val_loss=5.4, wall_s=1.0, tokens_per_s=2048.0,
+                tokens_scored=2048, mfu=0.5, checkpoint="", epochs=1.0),
+        )  # fmt: skip
         session.commit()
     engine.dispose()
 
@@ -120,22 +95,23 @@ def test_changed_study_keeps_old_trials_but_not_as_current(store):
     spec = parse_study(STUDY)
     engine = open_store(store)
     with Session(engine) as session:
-        _register(session, spec, expand(spec))
+        _register(session, spec, expand(spec, "", ""))
         changed = parse_study(STUDY + "train: {lr: 1.0e-3}\n")
-        study = _register(session, changed, expand(changed))
+        study = _register(session, changed, expand(changed, "", ""))
         session.commit()
         assert len(study.trials) == 4
         assert len(current_trials(session, study)) == 2
 
 
-def _old_store(tmp_path) -> str:
-    """A copy of a store written by release 0.1 (schema_info version 4), three finished trials."""
+def _old_store(tmp_path, asset: str = "store-schema4.db") -> str:
+    """A copy of a store of an earlier release: by default 0.1's (schema_info version 4), three
+    finished trials."""
     import shutil
 
     from tests.conftest import ASSETS
 
     path = tmp_path / "old.db"
-    shutil.copy(ASSETS / "store-schema4.db", path)
+    shutil.copy(ASSETS / asset, path)
     return f"sqlite:///{path}"
 
 
@@ -170,7 +146,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     done = study_cli("upgrade", "--store", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "old.db.schema-0001.bak"
-    assert f"from schema 0001 to 0002; the old store is kept as {copy}" in done.stdout
+    assert f"from schema 0001 to 0003; the old store is kept as {copy}" in done.stdout
     assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
     shown = api.status(store=url)
     assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
@@ -182,7 +158,39 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
     again = study_cli("upgrade", "--store", url, cwd=tmp_path)
-    assert again.returncode == 0 and "at schema 0002 already" in again.stdout
+    assert again.returncode == 0 and "at schema 0003 already" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("asset", "trials", "evals", "eval_keys"),
+    [("store-schema4.db", 3, 39, 1), ("store-0002.db", 6, 121, 2)],
+)
+def test_after_an_upgrade_rerunning_the_study_trains_nothing(
+    tmp_path, asset, trials, evals, eval_keys
+):
+    """Release 0.1's store, and 0.2's (its study run with 20 zero-shot items, then 30, which
+    retrained every trial then): rehashed, every cell is found finished."""
+    import json
+
+    import yaml
+
+    from orchestrator import api
+    from orchestrator.store import upgrade_store
+
+    url = _old_store(tmp_path, asset)
+    before = _counts(url)
+    assert upgrade_store(url)[1] == "0003"
+    after = _counts(url)
+    assert after["evals"] == before["evals"] == evals  # every zero-shot result kept
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        (spec,) = db.execute("SELECT spec FROM studies").fetchone()
+        keys = db.execute("SELECT COUNT(DISTINCT eval_key) FROM evals").fetchone()[0]
+        assert db.execute("SELECT COUNT(*) FROM evals WHERE eval_key IS NULL").fetchone() == (0,)
+    assert keys == eval_keys  # 0.2's two settings told apart
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(json.loads(spec) | {"storage": str(tmp_path / "art")}))
+    result = api.run_study(study, store=url, report=tmp_path / "r.html", n_boot=0)
+    assert result.ran == [] and len(result.skipped) == trials == after["trials"]
 
 
 def test_a_store_from_a_newer_tool_is_refused_and_not_touched(store, study_cli, tmp_path):
@@ -205,7 +213,7 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "0003"
         assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
@@ -221,16 +229,14 @@ def test_a_new_attempt_starts_from_no_metrics(store):
     engine = open_store(store)
     with Session(engine) as session:
         _, (row, _) = _registered(session)
-        start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
-        start |= {"device": "cpu", "threads": 1, "host": "h"}
+        start = Start(n_params=1, total_params=2, flops_per_token=3, steps=1, device="cpu",
+                      threads=1, host="h")  # fmt: skip
         record_event(session, row, start)
         for step in (1, 2, 3):
-            record_event(
-                session, row, {"event": "eval", "step": step, "tokens": step, "val_loss": 5.0}
-            )
+            record_event(session, row, Validation(step=step, tokens=step, val_loss=5.0))
         steps = lambda: session.scalars(select(Metric.step).where(Metric.trial_pk == row.id))
         start_attempt(session, row)
-        record_event(session, row, start | {"resumed_step": 2, "resumed_tokens": 2})
+        record_event(session, row, replace(start, resumed_step=2, resumed_tokens=2))
         assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 1
 
 
@@ -240,14 +246,12 @@ def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
     engine = open_store(store)
     with Session(engine) as session:
         study, (row, _) = _registered(session)
-        start = {"event": "start", "n_params": 1, "total_params": 2, "flops_per_token": 3}
-        start |= {"device": "cpu", "threads": 1, "host": "h"}
+        start = Start(n_params=1, total_params=2, flops_per_token=3, steps=1, device="cpu",
+                      threads=1, host="h")  # fmt: skip
         record_event(session, row, start)
         result = {"task": "last_word", "metric": "acc", "value": 0.5, "n_items": 2}
         result |= {"chance": 0.25, "ci_low": 0.1, "ci_high": float("nan"), "per_item": [1, 0]}
-        record_event(
-            session, row, {"event": "zeroshot", "step": 5, "tokens": 80, "results": [result]}
-        )
+        record_event(session, row, ZeroShot(step=5, tokens=80, eval_key="k", results=[result]))
         session.commit()
         (stored,) = evals_of(session, study)
         assert (stored.task, stored.value, stored.architecture) == ("last_word", 0.5, "decoder")
@@ -257,7 +261,7 @@ def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
 
 
 def test_metric_curves_are_thinned_evenly_for_the_report(store):
-    from analysis.frame import metrics_frame
+    from orchestrator.store import metrics_frame
 
     engine = open_store(store)
     with Session(engine) as session:
@@ -367,7 +371,7 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     spec = parse_study(STUDY.replace("seeds", "").replace("600K}", "600K}\nseeds: [0, 1, 2, 3, 4]"))
     engine = open_store(store)
     with Session(engine) as session:
-        rows = current_trials(session, _register(session, spec, expand(spec)))
+        rows = current_trials(session, _register(session, spec, expand(spec, "", "")))
         for row in rows[1:4]:  # a killed driver left three running; one failed; five pending
             start_attempt(session, row)
             row.status = TrialStatus.running
@@ -406,7 +410,8 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
     from datetime import timedelta
 
     from orchestrator import api
-    from orchestrator.store import STALE_AFTER_S, _now, beat
+    from orchestrator.store import STALE_AFTER_S, beat
+    from orchestrator.store.tables import utc_now
 
     server_like = store.replace("sqlite:///", "sqlite+pysqlite:///")
     engine = open_store(store)
@@ -420,7 +425,7 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
         assert shown.status.tolist() == ["running", "pending"]  # fresh heartbeats
 
         # The driver died STALE_AFTER_S ago: its heartbeats stopped then.
-        long_ago = _now() - timedelta(seconds=STALE_AFTER_S + 5)
+        long_ago = utc_now() - timedelta(seconds=STALE_AFTER_S + 5)
         first.heartbeat_at = second.heartbeat_at = long_ago
         session.commit()
         shown = api.status(store=server_like).set_index("trial_id")
@@ -445,12 +450,11 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
         status = reader.execute("SELECT status FROM trials ORDER BY id LIMIT 1").fetchone()[0]
         return status, reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
 
-    start = {"event": "start", "n_params": 25472, "total_params": 37856,
-             "flops_per_token": 10**6, "device": "cpu", "threads": 1}  # fmt: skip
+    start = Start(n_params=25472, total_params=37856, flops_per_token=10**6, device="cpu",
+                  threads=1, steps=1)  # fmt: skip
 
     def step(n: int) -> dict:
-        return {"event": "train", "step": n, "tokens": 2048 * n, "loss": 5.0, "lr": 1e-3,
-                "tokens_per_s": 1e4}  # fmt: skip
+        return Train(step=n, tokens=2048 * n, loss=5.0, lr=1e-3, tokens_per_s=1e4)  # fmt: skip
 
     with Session(engine) as session:
         _, (row, _) = _registered(session)
@@ -470,9 +474,38 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
         recorder.record(row, start)
         assert seen() == ("running", 0)
         recorder.record(row, step(1))
-        recorder.record(row, {"event": "end", "step": 1, "tokens": 2048, "val_loss": 5.0,
-                              "wall_s": 1.0, "tokens_per_s": 1e4, "tokens_scored": 2048,
-                              "mfu": 0.1})  # fmt: skip
+        recorder.record(row, End(step=1, tokens=2048, val_loss=5.0, wall_s=1.0, tokens_per_s=1e4,
+                                 tokens_scored=2048, mfu=0.1, epochs=1.0))  # fmt: skip
         assert seen() == ("finished", 3)
     reader.close()
     engine.dispose()
+
+
+def test_new_zero_shot_settings_retrain_nothing_and_old_results_are_not_mixed_in(tmp_path):
+    """More items: every trial is still finished (its hash did not change). Its results under
+    the earlier settings stay in the store and the export, but not in the fits or the report,
+    which say which trials they leave out."""
+    import yaml
+
+    from orchestrator import api
+    from orchestrator.store import evals_frame, get_study, upgrade_store
+    from tests.conftest import ASSETS
+
+    url = _old_store(tmp_path, "store-0002.db")
+    upgrade_store(url)
+    study = tmp_path / "study.yaml"
+    spec = yaml.safe_load((ASSETS / "store-0002.yaml").read_text())
+    spec["eval"]["zero_shot"]["items"] = 40
+    study.write_text(yaml.safe_dump(spec | {"storage": str(tmp_path / "art")}))
+    result = api.run_study(study, store=url, report=tmp_path / "r.html", n_boot=0)
+    assert result.ran == [] and len(result.skipped) == 6
+    assert sorted(result.unscored) == sorted(result.skipped)
+    assert (
+        "were scored zero-shot under earlier evaluation settings"
+        in (tmp_path / "r.html").read_text()
+    )
+    with Session(open_store(url)) as session:
+        frame = evals_frame(session, get_study(session))
+    assert set(frame.architecture) == {"ngram"}  # scored anew: it is cheap and needs no model
+    exported = api.export_evals(store=url)
+    assert exported.eval_key.nunique() == 3  # 20 and 30 items (the trials), 40 (the baseline)

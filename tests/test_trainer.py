@@ -13,6 +13,7 @@ import torch
 
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
+from trainers.events import to_dict
 from trainers.train import DivergenceError, lr_at, train
 
 TINY = """\
@@ -27,62 +28,67 @@ storage: ""
 """
 
 
+def but(spec, **parts):
+    """A copy of a trial with fields of its parts changed: but(spec, optim={"lr": 1.0})."""
+    return replace(spec, **{k: replace(getattr(spec, k), **v) for k, v in parts.items()})
+
+
 @pytest.fixture
 def spec():
-    return expand(parse_study(TINY))[0]
+    return expand(parse_study(TINY), "", "")[0]
 
 
 def test_lr_warms_up_then_decays_to_the_floor(spec):
     lrs = [lr_at(s, spec) for s in range(spec.steps)]
     peak = lrs.index(max(lrs))
-    assert max(lrs) == pytest.approx(spec.lr)
+    assert max(lrs) == pytest.approx(spec.optim.lr)
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
-    assert lrs[-1] == pytest.approx(spec.lr * spec.min_lr_ratio, rel=0.05)
+    assert lrs[-1] == pytest.approx(spec.optim.lr * spec.optim.min_lr_ratio, rel=0.05)
 
 
 def test_train_reports_events_and_learns(spec):
     events = []
     summary = train(spec, events.append)
-    kinds = [e["event"] for e in events]
+    kinds = [e.kind for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end"
-    eval_steps = [e["step"] for e in events if e["event"] == "eval"]
-    every = round(spec.eval_every_tokens / (spec.batch_size * spec.seq_len))
+    eval_steps = [e.step for e in events if e.kind == "eval"]
+    every = round(spec.eval.every_tokens / spec.tokens_per_step)
     assert eval_steps == [*range(every, spec.steps + 1, every), spec.steps]  # and at the end
     start = events[0]
-    assert start["n_params"] == 25472 and start["threads"] == 1 and start["resumed_step"] == 0
-    losses = [e["loss"] for e in events if e["event"] == "train"]
+    assert start.n_params == 25472 and start.threads == 1 and start.resumed_step == 0
+    losses = [e.loss for e in events if e.kind == "train"]
     assert losses[-1] < losses[0] - 1.0  # from ~ln(259)=5.6 towards byte statistics
-    assert summary["tokens"] >= spec.tokens
-    assert math.isfinite(summary["val_loss"]) and summary["val_loss"] < 4.0
+    assert summary.tokens >= spec.budget.tokens
+    assert math.isfinite(summary.val_loss) and summary.val_loss < 4.0
 
 
 def test_zero_shot_runs_at_the_end_or_at_every_evaluation(spec):
-    spec = replace(spec, zero_shot_items=20, zero_shot_tasks=("last_word", "minimal_pairs"))
+    spec = but(spec, eval={"items": 20, "tasks": ("last_word", "minimal_pairs")})
     events = []
     train(spec, events.append)
-    (final,) = [e for e in events if e["event"] == "zeroshot"]
-    assert final["step"] == spec.steps
-    assert {(r["task"], r["metric"]) for r in final["results"]} == {
+    (final,) = [e for e in events if e.kind == "zeroshot"]
+    assert final.step == spec.steps
+    assert {(r["task"], r["metric"]) for r in final.results} == {
         (t, m) for t in ("last_word", "minimal_pairs") for m in ("acc", "acc_norm", "margin")
     } | {("heldout", "bits_per_byte")}
     events = []
-    train(replace(spec, zero_shot_every_eval=True), events.append)
-    evals = [e["step"] for e in events if e["event"] == "eval"]
-    assert [e["step"] for e in events if e["event"] == "zeroshot"] == evals
+    train(but(spec, eval={"at_every_eval": True}), events.append)
+    evals = [e.step for e in events if e.kind == "eval"]
+    assert [e.step for e in events if e.kind == "zeroshot"] == evals
 
 
 def test_train_is_deterministic_for_a_seed(spec):
     first, second = [], []
     train(spec, first.append)
     train(spec, second.append)
-    losses = lambda evs: [e.get("loss") for e in evs if e["event"] == "train"]
+    losses = lambda evs: [e.loss for e in evs if e.kind == "train"]
     assert losses(first) == losses(second)
 
 
 def test_divergence_raises(spec):
     with pytest.raises(DivergenceError, match="loss is"):
-        train(replace(spec, lr=1e6, grad_clip=1e9), lambda e: None)
+        train(but(spec, optim={"lr": 1e6, "grad_clip": 1e9}), lambda e: None)
 
 
 def test_trainer_imports_neither_ray_nor_sqlalchemy():
@@ -98,7 +104,7 @@ class Interrupt(Exception):
 def _stop_after_checkpoint(events: list, at_step: int):
     def report(event):
         events.append(event)
-        if event["event"] == "checkpoint" and event["step"] >= at_step:
+        if event.kind == "checkpoint" and event.step >= at_step:
             raise Interrupt  # as if the process were killed right after saving
 
     return report
@@ -106,47 +112,53 @@ def _stop_after_checkpoint(events: list, at_step: int):
 
 def _curve(events):
     keys = ("event", "step", "tokens", "loss", "lr", "val_loss")
-    return [{k: e[k] for k in keys if k in e} for e in events if e["event"] in ("train", "eval")]
+    return [
+        {k: v for k, v in to_dict(e).items() if k in keys}
+        for e in events
+        if e.kind in ("train", "eval")
+    ]
 
 
 @pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec"])
 def test_an_interrupted_trial_resumes_and_matches_an_uninterrupted_run(
     spec, architecture, tmp_path
 ):
-    spec = replace(spec, architecture=architecture, checkpoint_every_tokens=4096)
+    spec = but(
+        spec, model={"architecture": architecture}, placement={"checkpoint_every_tokens": 4096}
+    )
     whole = []
-    train(replace(spec, storage=str(tmp_path / "whole")), whole.append)
+    train(but(spec, placement={"storage": str(tmp_path / "whole")}), whole.append)
 
-    interrupted = replace(spec, storage=str(tmp_path / "resumed"))
+    interrupted = but(spec, placement={"storage": str(tmp_path / "resumed")})
     before = []
     with pytest.raises(Interrupt):
         train(interrupted, _stop_after_checkpoint(before, at_step=spec.steps // 2))
-    checkpoint_step = before[-1]["step"]
+    checkpoint_step = before[-1].step
     assert 0 < checkpoint_step < spec.steps
     after = []
     summary = train(interrupted, after.append)
-    assert after[0]["resumed_step"] == checkpoint_step
-    assert after[0]["resumed_tokens"] == checkpoint_step * spec.batch_size * spec.seq_len
+    assert after[0].resumed_step == checkpoint_step
+    assert after[0].resumed_tokens == checkpoint_step * spec.tokens_per_step
     # the history up to the checkpoint is reported again, then training goes on from it
     replayed = [e for e in _curve(after) if e["step"] <= checkpoint_step]
     assert replayed == [e for e in _curve(before) if e["step"] <= checkpoint_step]
     assert _curve(after) == _curve(whole)  # bit for bit, losses and learning rates
-    assert summary["tokens_scored"] == whole[-1]["tokens_scored"]
+    assert summary.tokens_scored == whole[-1].tokens_scored
     folder = tmp_path / "resumed" / spec.study / spec.trial_id
     assert (folder / "final.pt").exists() and not (folder / "last.pt").exists()
 
 
 def test_a_checkpoint_of_another_configuration_is_not_resumed(spec, tmp_path):
-    spec = replace(spec, storage=str(tmp_path), checkpoint_every_tokens=4096)
+    spec = but(spec, placement={"storage": str(tmp_path), "checkpoint_every_tokens": 4096})
     with pytest.raises(Interrupt):
         train(spec, _stop_after_checkpoint([], at_step=1))
     events = []
-    train(replace(spec, lr=spec.lr / 2), events.append)  # same trial id, another hash
-    assert events[0]["resumed_step"] == 0
+    train(but(spec, optim={"lr": spec.optim.lr / 2}), events.append)  # same trial id, another hash
+    assert events[0].resumed_step == 0
 
 
 def test_checkpoints_load_with_weights_only(spec, tmp_path):
-    spec = replace(spec, storage=str(tmp_path), checkpoint_every_tokens=4096)
+    spec = but(spec, placement={"storage": str(tmp_path), "checkpoint_every_tokens": 4096})
     with pytest.raises(Interrupt):
         train(spec, _stop_after_checkpoint([], at_step=1))
     path = tmp_path / spec.study / spec.trial_id / "last.pt"
@@ -155,7 +167,7 @@ def test_checkpoints_load_with_weights_only(spec, tmp_path):
 
 
 def test_an_unreadable_checkpoint_is_named_with_the_fix(spec, tmp_path):
-    spec = replace(spec, storage=str(tmp_path))
+    spec = but(spec, placement={"storage": str(tmp_path)})
     path = tmp_path / spec.study / spec.trial_id / "last.pt"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
@@ -174,7 +186,7 @@ class _RunsCode:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(spec, tmp_path):
-    spec = replace(spec, storage=str(tmp_path))
+    spec = but(spec, placement={"storage": str(tmp_path)})
     path = tmp_path / spec.study / spec.trial_id / "last.pt"
     path.parent.mkdir(parents=True)
     marker = tmp_path / "code-ran"
@@ -193,7 +205,7 @@ def test_the_cpu_path_stays_fp32_with_the_optimizer_the_tests_pin(spec):
         loss = model.loss({"inputs": torch.zeros(2, 8, dtype=torch.long),
                            "targets": torch.ones(2, 8, dtype=torch.long)})  # fmt: skip
     assert loss.dtype == torch.float32  # no autocast on the CPU
-    optimizer = _optimizer(model, spec, cpu)
+    optimizer = _optimizer(model, spec.optim, cpu)
     assert not optimizer.defaults["fused"]  # fused AdamW is for GPUs: it rounds differently
     assert optimizer.defaults["foreach"]  # bitwise the loop's numbers, a little faster
 
@@ -213,15 +225,54 @@ def test_evaluations_count_in_no_tokens_per_s_figure(spec, monkeypatch):
 
     monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
     events = []
-    summary = train(replace(spec, checkpoint_every_tokens=0), events.append)
-    rates = [e["tokens_per_s"] for e in events if e["event"] == "train"]
-    assert sum(e["event"] == "eval" for e in events) >= 3 and len(rates) == spec.steps
+    summary = train(but(spec, placement={"checkpoint_every_tokens": 0}), events.append)
+    rates = [e.tokens_per_s for e in events if e.kind == "train"]
+    assert sum(e.kind == "eval" for e in events) >= 3 and len(rates) == spec.steps
     # counted, 1 s in a window would cut its rate below a tenth of the fastest
-    assert min(rates) > max(rates) / 10 and summary["tokens_per_s"] > max(rates) / 10
+    assert min(rates) > max(rates) / 10 and summary.tokens_per_s > max(rates) / 10
 
 
 @pytest.mark.slow
 def test_a_compiled_model_trains_to_the_same_loss(spec):
     eager = train(spec, lambda e: None)
-    compiled = train(replace(spec, compile=True), lambda e: None)
-    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-5)
+    compiled = train(but(spec, placement={"compile": True}), lambda e: None)
+    assert compiled.val_loss == pytest.approx(eager.val_loss, rel=1e-5)
+
+
+def test_training_is_bit_for_bit_the_same_under_other_evaluation_settings(spec):
+    """Evaluation draws nothing from the training random state: more zero-shot items, another
+    cadence or more validation tokens leave every training loss as it was."""
+    plain, scored = [], []
+    train(spec, plain.append)
+    other = but(
+        spec,
+        eval={"every_tokens": 4096, "tokens": 4096, "tasks": ("last_word", "minimal_pairs"),
+              "items": 10, "at_every_eval": True, "pll_stride": 1},
+    )  # fmt: skip
+    train(other, scored.append)
+    assert other.hash == spec.hash and other.eval_key != spec.eval_key
+    losses = lambda events: [(e.step, e.loss, e.lr) for e in events if e.kind == "train"]
+    assert losses(scored) == losses(plain)
+    assert sum(e.kind == "zeroshot" for e in scored) > 1
+
+
+def test_a_misspelt_event_field_fails_where_the_event_is_made():
+    from trainers.events import Train, Validation, from_dict
+
+    with pytest.raises(TypeError, match="val_los"):
+        Validation(step=1, tokens=2, val_los=3.0)
+    with pytest.raises(TypeError, match="tokens_per_s"):
+        Train(step=1, tokens=2, loss=3.0, lr=1e-3)  # a field left out
+    with pytest.raises(ValueError, match="unknown fields of the eval event: \\['val_los'\\]"):
+        from_dict({"event": "eval", "step": 1, "tokens": 2, "val_los": 3.0})
+    with pytest.raises(ValueError, match="unknown event 'evaluation'"):
+        from_dict({"event": "evaluation", "step": 1})
+
+
+def test_events_cross_as_plain_dicts_and_come_back_typed(spec):
+    from trainers.events import from_dict
+
+    events = []
+    train(spec, events.append)
+    assert {e.kind for e in events} == {"start", "train", "eval", "end"}
+    assert [from_dict(to_dict(e)) for e in events] == events

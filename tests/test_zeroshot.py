@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.accounting import encdec_lengths
+from trainers.architectures import ARCHITECTURES
 from trainers.blocks import ModelConfig
 from trainers.tasks import CHANCE, Item, make_tasks
 from trainers.tokenizers import ByteTokenizer
-from trainers.train import MODELS
 from trainers.zeroshot import (
     SPAN_CHUNK,
     Request,
@@ -31,7 +31,11 @@ SEQ = 48
 
 def model(architecture):
     torch.manual_seed(0)
-    return MODELS[architecture](ModelConfig(architecture, TOK.vocab_size, SEQ, 2, 32, 2)).eval()
+    return (
+        ARCHITECTURES[architecture]
+        .load("model")(ModelConfig(architecture, TOK.vocab_size, SEQ, 2, 32, 2))
+        .eval()
+    )
 
 
 def ids(text):

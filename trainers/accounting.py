@@ -12,9 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ARCHITECTURES = ("decoder", "encoder", "encdec")
-OBJECTIVES = {"decoder": "causal LM", "encoder": "masked LM", "encdec": "span corruption"}
-
 MLM_PROBABILITY = 0.15  # BERT: share of (non-special) tokens selected for prediction
 NOISE_DENSITY = 0.15  # T5: share of tokens corrupted ...
 MEAN_SPAN_LENGTH = 3.0  # ... in spans of this mean length
@@ -67,36 +64,40 @@ class Accounting:
     scored_fraction: float  # share of budget tokens the loss is computed on
 
 
-def account(
-    architecture: str, n_layer: int, n_embd: int, vocab_size: int, seq_len: int
-) -> Accounting:
-    """Parameters and training FLOPs of `architecture` at a shape."""
+def _stack(n_layer: int, n_embd: int) -> int:
+    return n_layer * block_params(n_embd) + 2 * n_embd  # blocks and the final norm
+
+
+def decoder_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int) -> Accounting:
+    """A decoder: every position predicts the next token, so the output projection runs on all
+    T positions."""
     L, d, V, T = n_layer, n_embd, vocab_size, seq_len
-    stack = L * block_params(d) + 2 * d  # blocks and the final norm
-    if architecture == "decoder":
-        # every position predicts the next token: the output projection runs on all T
-        flops = 6 * (stack + V * d) + 12 * L * T * d
-        return Accounting(stack, stack + (V + T) * d, flops, 1.0)
-    if architecture == "encoder":
-        # the output projection runs only on the selected positions
-        flops = 6 * stack + 12 * L * T * d + round(6 * V * d * MLM_PROBABILITY)
-        return Accounting(stack, stack + (V + T) * d, flops, MLM_PROBABILITY)
-    if architecture == "encdec":
-        decoder = L * cross_block_params(d) + 2 * d
-        n_params = stack + decoder
-        enc_len, dec_len = encdec_lengths(T)
-        cross_kv = L * (2 * d * d + 2 * d)  # cross-attention keys and values: on encoder outputs
-        per_sequence = (
-            enc_len * (6 * stack + 12 * L * enc_len * d)  # the encoder on its input
-            + enc_len * 6 * cross_kv
-            + dec_len * (6 * (decoder - cross_kv + V * d) + 12 * L * (dec_len + enc_len) * d)
-        )
-        # the shared token table and one position table per stack
-        total = n_params + (V + enc_len + dec_len) * d
-        return Accounting(n_params, total, round(per_sequence / T), dec_len / T)
-    raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    stack = _stack(L, d)
+    flops = 6 * (stack + V * d) + 12 * L * T * d
+    return Accounting(stack, stack + (V + T) * d, flops, 1.0)
 
 
-def non_embedding_params(architecture: str, n_layer: int, n_embd: int) -> int:
-    """N of an architecture at a shape (it depends on neither vocabulary nor sequence length)."""
-    return account(architecture, n_layer, n_embd, 1, 8).n_params
+def encoder_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int) -> Accounting:
+    """An encoder: the output projection runs only on the selected positions."""
+    L, d, V, T = n_layer, n_embd, vocab_size, seq_len
+    stack = _stack(L, d)
+    flops = 6 * stack + 12 * L * T * d + round(6 * V * d * MLM_PROBABILITY)
+    return Accounting(stack, stack + (V + T) * d, flops, MLM_PROBABILITY)
+
+
+def encdec_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int) -> Accounting:
+    """An encoder-decoder: the encoder on the corrupted input, the decoder on the targets."""
+    L, d, V, T = n_layer, n_embd, vocab_size, seq_len
+    stack = _stack(L, d)
+    decoder = L * cross_block_params(d) + 2 * d
+    n_params = stack + decoder
+    enc_len, dec_len = encdec_lengths(T)
+    cross_kv = L * (2 * d * d + 2 * d)  # cross-attention keys and values: on encoder outputs
+    per_sequence = (
+        enc_len * (6 * stack + 12 * L * enc_len * d)  # the encoder on its input
+        + enc_len * 6 * cross_kv
+        + dec_len * (6 * (decoder - cross_kv + V * d) + 12 * L * (dec_len + enc_len) * d)
+    )
+    # the shared token table and one position table per stack
+    total = n_params + (V + enc_len + dec_len) * d
+    return Accounting(n_params, total, round(per_sequence / T), dec_len / T)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.accounting import Accounting, account
+from trainers.accounting import Accounting
+from trainers.architectures import account
 
 IGNORE = -100  # target id of positions that carry no loss (F.cross_entropy's ignore_index)
 

@@ -70,3 +70,25 @@ def score_requests(model: Trigram, requests, eos_id: int) -> np.ndarray:
         a = seq[-n - 2 : -2]
         out[i] = model.logprob(a, b, c).sum()
     return out
+
+
+def baseline_results(data, tasks: tuple[str, ...], items: int, seed: int) -> list[dict]:
+    """The zero-shot results of a trigram model of the training split, on the items the trials
+    are scored on: rows as a trial's (task, metric, value, n_items, chance, interval, per-item
+    values), for the store to keep once per study."""
+    from trainers.tasks import CHANCE, make_tasks
+    from trainers.zeroshot import item_metrics, requests_of, summarize
+
+    if not tasks:
+        return []
+    model = Trigram(data.train, data.vocab_size)
+    made = make_tasks(list(data.heldout_documents), items, seed)
+    rows = []
+    for task in tasks:
+        if not made[task]:
+            continue
+        requests = requests_of(made[task], data.tokenizer)
+        per_item = item_metrics(score_requests(model, requests, data.tokenizer.eos_id), made[task])
+        for row in summarize(per_item, CHANCE[task]):
+            rows.append({"task": task, **row, "per_item": per_item[row["metric"]].tolist()})
+    return rows

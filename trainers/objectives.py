@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainers.accounting import MLM_PROBABILITY, N_SENTINELS, max_encdec_seq_len, span_counts
+from trainers.accounting import MLM_PROBABILITY, span_counts
+from trainers.architectures import architecture as entry_of
 from trainers.blocks import IGNORE
 from trainers.tokenizers import Tokenizer
 
@@ -100,17 +101,10 @@ class Objective:
 
 
 def objective_for(architecture: str, seq_len: int) -> Objective:
-    """The pre-training objective of an architecture at a sequence length."""
-    if architecture == "decoder":
-        return Objective("causal LM", seq_len + 1, causal_lm)  # seq_len inputs, shifted targets
-    if architecture == "encoder":
-        return Objective("masked LM", seq_len, masked_lm)
-    if architecture == "encdec":
-        n_spans = span_counts(seq_len)[1]
-        if n_spans > N_SENTINELS:
-            raise ValueError(
-                f"seq_len={seq_len} gives {n_spans} corrupted spans, more than the "
-                f"{N_SENTINELS} sentinel tokens; use seq_len <= {max_encdec_seq_len()}"
-            )
-        return Objective("span corruption", seq_len, span_corruption)
-    raise ValueError(f"unknown architecture {architecture!r}")
+    """The pre-training objective of an architecture at a sequence length (its registry entry
+    names it); ValueError for a sequence the objective cannot cover."""
+    entry = entry_of(architecture)
+    why = entry.too_long(seq_len)
+    if why:
+        raise ValueError(f"{architecture} at seq_len={seq_len} {why}")
+    return Objective(entry.objective, seq_len + entry.window_extra, entry.load("batches"))

@@ -12,21 +12,30 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from trainers import zeroshot
+from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
+from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable
 from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
-from trainers.decoder import Decoder
-from trainers.encdec import EncoderDecoder
-from trainers.encoder import Encoder
+from trainers.events import (
+    Checkpoint,
+    End,
+    Event,
+    Start,
+    Train,
+    Validation,
+    ZeroShot,
+    from_dict,
+    to_dict,
+)
 from trainers.objectives import Batch, objective_for
-from trainers.trial import TrialSpec
+from trainers.trial import Optim, TrialSpec
 
-Report = Callable[[dict], None]
+Report = Callable[[Event], None]
 
 MAX_LOGGED_STEPS = 200  # train-loss points per trial: enough for a smooth curve, a small store
 
@@ -37,38 +46,35 @@ class DivergenceError(FloatingPointError):
 
 def lr_at(step: int, spec: TrialSpec) -> float:
     """Linear warmup to `lr`, then cosine decay to `min_lr_ratio · lr` at the last step."""
-    warmup = max(1, round(spec.warmup * spec.steps))
+    warmup = max(1, round(spec.optim.warmup * spec.steps))
     if step < warmup:
-        return spec.lr * (step + 1) / warmup
+        return spec.optim.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, spec.steps - warmup)
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return spec.lr * (spec.min_lr_ratio + (1.0 - spec.min_lr_ratio) * cosine)
-
-
-MODELS = {"decoder": Decoder, "encoder": Encoder, "encdec": EncoderDecoder}
+    return spec.optim.lr * (spec.optim.min_lr_ratio + (1.0 - spec.optim.min_lr_ratio) * cosine)
 
 
 def build_model(spec: TrialSpec, vocab_size: int) -> torch.nn.Module:
     """The model a trial trains."""
     config = ModelConfig(
-        architecture=spec.architecture,
+        architecture=spec.model.architecture,
         vocab_size=vocab_size,
-        seq_len=spec.seq_len,
-        n_layer=spec.n_layer,
-        n_embd=spec.n_embd,
-        n_head=spec.n_head,
-        dropout=spec.dropout,
+        seq_len=spec.data.seq_len,
+        n_layer=spec.model.n_layer,
+        n_embd=spec.model.n_embd,
+        n_head=spec.model.n_head,
+        dropout=spec.model.dropout,
     )
-    return MODELS[spec.architecture](config)
+    return architecture(spec.model.architecture).load("model")(config)
 
 
-def _optimizer(model: torch.nn.Module, spec: TrialSpec, device: torch.device) -> torch.optim.AdamW:
+def _optimizer(model: torch.nn.Module, optim: Optim, device: torch.device) -> torch.optim.AdamW:
     # Decay matrices only; biases and norm parameters stay undecayed (as GPT-2 and nanoGPT do).
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
     groups = [
-        {"params": decay, "weight_decay": spec.weight_decay},
+        {"params": decay, "weight_decay": optim.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
     # On a GPU, one fused kernel updates every parameter. On the CPU, torch's default is a loop
@@ -76,7 +82,7 @@ def _optimizer(model: torch.nn.Module, spec: TrialSpec, device: torch.device) ->
     # fused CPU kernel does not: it rounds differently, which would change pinned results).
     cuda = device.type == "cuda"
     return torch.optim.AdamW(
-        groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), fused=cuda or None, foreach=not cuda
+        groups, lr=optim.lr, betas=(optim.beta1, optim.beta2), fused=cuda or None, foreach=not cuda
     )
 
 
@@ -97,8 +103,8 @@ CPU_PEAK_FLOPS_PER_THREAD = 70e9  # fp32 FMA on one AVX2 core at ~2.2 GHz (2 uni
 
 def peak_flops(spec: TrialSpec, device: torch.device) -> float:
     """The peak MFU is measured against: the study's value, else a table by device."""
-    if spec.peak_flops > 0:
-        return spec.peak_flops
+    if spec.placement.peak_flops > 0:
+        return spec.placement.peak_flops
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), float("nan"))
@@ -143,245 +149,179 @@ def evaluate(model: torch.nn.Module, batches: list[Batch], device: torch.device)
 
 
 def _device(spec: TrialSpec) -> torch.device:
-    if spec.gpus > 0 and torch.cuda.is_available():
+    if spec.placement.gpus > 0 and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
 
 
-def checkpoint_dir(spec: TrialSpec) -> Path | None:
-    """Where a trial keeps its checkpoints: <storage>/<study>/<trial_id>/, or nowhere."""
-    return Path(spec.storage) / spec.study / spec.trial_id if spec.storage else None
+def _token_data(spec: TrialSpec):
+    return load_token_data(
+        spec.data.corpus,
+        spec.data.tokenizer,
+        spec.data.val_fraction,
+        spec.data.heldout_fraction,
+        spec.data.split_seed,
+        cache_root(spec.placement.storage),
+        spec.data.key,
+    )
 
 
-def _save(state: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a reader never sees half a checkpoint, even if we are killed here
+def _validation_batches(spec: TrialSpec, data, objective) -> list[Batch]:
+    """The same for every trial of an architecture: fixed windows, masks from the split seed
+    (never from the training random state)."""
+    val_rng = np.random.default_rng(spec.data.split_seed)
+    windows = validation_windows(data.val, spec.data.seq_len, objective.window, spec.eval.tokens)
+    size = spec.optim.batch_size
+    return [
+        objective.make(windows[i : i + size], data.tokenizer, val_rng)
+        for i in range(0, len(windows), size)
+    ]
 
 
-def _load_resumable(spec: TrialSpec) -> dict | None:
-    """The last checkpoint of this very trial (same hash), if there is one."""
-    folder = checkpoint_dir(spec)
-    if folder is None or not (folder / "last.pt").exists():
-        return None
-    try:
-        state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RuntimeError(
-            f"cannot read the checkpoint {folder / 'last.pt'} ({type(e).__name__}); delete it "
-            "to train this trial from the start"
-        ) from e
-    return state if state.get("hash") == spec.hash else None
+def _every(tokens: int, tokens_per_step: int) -> int:
+    return max(1, round(tokens / tokens_per_step))
 
 
-def train(spec: TrialSpec, report: Report) -> dict:
-    """Train one trial to its token budget; report events; return the final summary.
+def _score(spec, model, val_batches, data, device, amp, step: int) -> list[Event]:
+    """The events of an evaluation point: the validation loss, and the zero-shot results where
+    the trial asks for them here (at its end, or at every evaluation)."""
+    tokens = step * spec.tokens_per_step
+    with amp:
+        val_loss = evaluate(model, val_batches, device)
+    events: list[Event] = [Validation(step=step, tokens=tokens, val_loss=val_loss)]
+    if not math.isfinite(val_loss):
+        return events
+    if spec.eval.tasks and (step == spec.steps or spec.eval.at_every_eval):
+        with amp:
+            results = zeroshot.evaluate(model, spec.model.architecture, data, spec)
+        events.append(ZeroShot(step=step, tokens=tokens, eval_key=spec.eval_key, results=results))
+    return events
+
+
+def _start(spec: TrialSpec, model, device: torch.device, first_step: int) -> Start:
+    return Start(
+        n_params=model.count_params(non_embedding=True),
+        total_params=model.count_params(non_embedding=False),
+        flops_per_token=model.config.accounting.flops_per_token,
+        steps=spec.steps,
+        resumed_step=first_step,
+        resumed_tokens=first_step * spec.tokens_per_step,
+        device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        threads=torch.get_num_threads(),
+        host=platform.node(),
+        pid=os.getpid(),
+    )
+
+
+def train(spec: TrialSpec, report: Report) -> End:
+    """Train one trial to its token budget; report events; return the final one.
 
     If the trial's folder holds a checkpoint of the same trial (same hash), training resumes
     from it: model, optimizer, data order and random state continue where they were, so the
     metrics after the checkpoint are those an uninterrupted run reports. The training and
-    evaluation events up to the checkpoint are reported again after `start`, so a reader that
+    evaluation events up to the checkpoint are reported again after `Start`, so a reader that
     lost some of them (a driver killed before it stored them) has them all.
     """
     started = time.perf_counter()
     device = _device(spec)
     if device.type == "cpu":
-        torch.set_num_threads(max(1, int(spec.cpus)))  # one thread per CPU the trial was given
+        torch.set_num_threads(max(1, int(spec.placement.cpus)))  # one thread per CPU given
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
-
-    data = load_token_data(
-        spec.corpus,
-        spec.tokenizer,
-        spec.val_fraction,
-        spec.heldout_fraction,
-        spec.split_seed,
-        cache_root(spec.storage),
-        spec.data_key,
-    )
-    tok = data.tokenizer
-    objective = objective_for(spec.architecture, spec.seq_len)
+    data = _token_data(spec)
+    objective = objective_for(spec.model.architecture, spec.data.seq_len)
     data.check_fits(objective.window)
     model = build_model(spec, data.vocab_size).to(device)
-    optimizer = _optimizer(model, spec, device)
+    optimizer = _optimizer(model, spec.optim, device)
     amp = _precision(device)
-    if spec.compile:
+    if spec.placement.compile:
         model.compile()  # in place: `model.loss` calls the compiled forward, state_dict unchanged
-    # the validation set is the same for every trial of an architecture: fixed windows, and
-    # masks drawn from the split seed
-    val_rng = np.random.default_rng(spec.split_seed)
-    windows = validation_windows(data.val, spec.seq_len, objective.window, spec.eval_tokens)
-    val_batches = [
-        objective.make(windows[i : i + spec.batch_size], tok, val_rng)
-        for i in range(0, len(windows), spec.batch_size)
-    ]
-    tokens_per_step = spec.batch_size * spec.seq_len
-    eval_every = max(1, round(spec.eval_every_tokens / tokens_per_step))
-    ckpt_every = (
-        max(1, round(spec.checkpoint_every_tokens / tokens_per_step))
-        if spec.checkpoint_every_tokens
-        else eval_every
-    )
+    val_batches = _validation_batches(spec, data, objective)
+    per_step = spec.tokens_per_step
+    eval_every = _every(spec.eval.every_tokens, per_step)
+    ckpt_every = _every(spec.placement.checkpoint_every_tokens or spec.eval.every_tokens, per_step)
     log_every = max(1, spec.steps // MAX_LOGGED_STEPS)
     accounting = model.config.accounting
-    peak = peak_flops(spec, device)
     folder = checkpoint_dir(spec)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+    state = resume(spec, model, optimizer, rng, device)
+    first_step = state.step
+    report(_start(spec, model, device, first_step))
+    for event in state.history:
+        report(from_dict(event))
 
-    first_step, val_loss, scored = 0, float("nan"), 0
-    window_loss, window_steps, window_elapsed = 0.0, 0, 0.0
-    history: list[dict] = []  # the train and eval events so far, kept in checkpoints
-    resumed = _load_resumable(spec)
-    if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        rng.bit_generator.state = resumed["numpy_rng"]
-        torch.set_rng_state(resumed["torch_rng"])
-        if device.type == "cuda" and resumed.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(resumed["cuda_rng"], device)
-        first_step, val_loss, scored = resumed["step"], resumed["val_loss"], resumed["scored"]
-        window_loss, window_steps = resumed["window_loss"], resumed["window_steps"]
-        window_elapsed, history = resumed["window_elapsed"], resumed["history"]
-    report(
-        {
-            "event": "start",
-            "n_params": model.count_params(non_embedding=True),
-            "total_params": model.count_params(non_embedding=False),
-            "flops_per_token": accounting.flops_per_token,
-            "steps": spec.steps,
-            "resumed_step": first_step,
-            "resumed_tokens": first_step * tokens_per_step,
-            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "threads": torch.get_num_threads(),
-            "host": platform.node(),
-            "pid": os.getpid(),
-        }
-    )
-
-    for event in history:
-        report(event)
-
-    def emit(event: dict) -> None:
-        history.append(event)
+    def emit(event: Event) -> None:
+        state.history.append(to_dict(event))
         report(event)
 
     # Training never waits for the device: the loss is summed where it is computed (in
     # float64, as a Python float would be) and read at the log points. Evaluations and
     # checkpoints are timed apart, so `train_time` and each window count training steps only.
     loop_start, paused = time.perf_counter(), 0.0
-    window_start = loop_start - window_elapsed
+    window_start = loop_start - state.window_elapsed
     for step in range(first_step, spec.steps):
         lr = lr_at(step, spec)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        windows = sample_windows(data.train, spec.batch_size, objective.window, rng)
-        batch = objective.make(windows, tok, rng)
-        scored += int((batch["targets"] != IGNORE).sum())  # counted on the host: no GPU sync
-        batch = _to(batch, device)
+        windows = sample_windows(data.train, spec.optim.batch_size, objective.window, rng)
+        batch = objective.make(windows, data.tokenizer, rng)
+        state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
         with amp:
-            loss = model.loss(batch)
+            loss = model.loss(_to(batch, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
         optimizer.step()
-        window_loss = window_loss + loss.detach().double()
-        window_steps += 1
+        state.window_loss = state.window_loss + loss.detach().double()
+        state.window_steps += 1
+        state.step = done = step + 1
 
-        done = step + 1
         if done % log_every == 0 or done == spec.steps:
-            mean_loss = float(window_loss) / window_steps  # waits for the device
+            mean_loss = float(state.window_loss) / state.window_steps  # waits for the device
             if not math.isfinite(mean_loss):
                 raise DivergenceError(f"loss is {mean_loss} at step {done} (lr {lr:.3g})")
             elapsed = time.perf_counter() - window_start
-            emit(
-                {
-                    "event": "train",
-                    "step": done,
-                    "tokens": done * tokens_per_step,
-                    "loss": mean_loss,
-                    "lr": lr,
-                    "tokens_per_s": window_steps * tokens_per_step / max(elapsed, 1e-9),
-                }
-            )
-            window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
+            rate = state.window_steps * per_step / max(elapsed, 1e-9)
+            emit(Train(step=done, tokens=done * per_step, loss=mean_loss, lr=lr,
+                       tokens_per_s=rate))  # fmt: skip
+            state.window_loss, state.window_steps, window_start = 0.0, 0, time.perf_counter()
         is_eval = done % eval_every == 0 or done == spec.steps
         is_checkpoint = folder is not None and done % ckpt_every == 0 and done < spec.steps
-        if is_eval or is_checkpoint:
-            _wait(device)
-            pause_start = time.perf_counter()
+        if not (is_eval or is_checkpoint):
+            continue
+        _wait(device)
+        pause_start = time.perf_counter()
         if is_eval:
-            with amp:
-                val_loss = evaluate(model, val_batches, device)
-            emit(
-                {
-                    "event": "eval",
-                    "step": done,
-                    "tokens": done * tokens_per_step,
-                    "val_loss": val_loss,
-                }
-            )
-            if not math.isfinite(val_loss):
-                raise DivergenceError(f"validation loss is {val_loss} at step {done}")
-            if spec.zero_shot_tasks and (done == spec.steps or spec.zero_shot_every_eval):
-                with amp:
-                    results = zeroshot.evaluate(model, spec.architecture, data, spec)
-                emit(
-                    {
-                        "event": "zeroshot",
-                        "step": done,
-                        "tokens": done * tokens_per_step,
-                        "results": results,
-                    }
-                )
+            scored = _score(spec, model, val_batches, data, device, amp, done)
+            for event in scored:
+                emit(event)
+            state.val_loss = scored[0].val_loss
+            if not math.isfinite(state.val_loss):
+                raise DivergenceError(f"validation loss is {state.val_loss} at step {done}")
         if is_checkpoint:
-            state = {
-                "hash": spec.hash,
-                "spec": spec.to_dict(),
-                "step": done,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "val_loss": val_loss,
-                "scored": scored,
-                "window_loss": float(window_loss),
-                "window_steps": window_steps,
-                "window_elapsed": pause_start - window_start,  # training time only
-                "history": history,
-            }
-            _save(state, folder / "last.pt")
-            report({"event": "checkpoint", "step": done, "path": str(folder / "last.pt")})
-        if is_eval or is_checkpoint:  # neither counts as training time, in the total or a window
-            pause = time.perf_counter() - pause_start
-            paused += pause
-            window_start += pause
+            state.window_elapsed = pause_start - window_start  # training time only
+            path = save_resumable(folder, spec, state, model, optimizer, rng, device)
+            report(Checkpoint(step=done, path=str(path)))
+        pause = time.perf_counter() - pause_start  # neither counts as training time
+        paused += pause
+        window_start += pause
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
 
-    checkpoint = ""
-    if folder is not None:
-        _save(
-            {"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()},
-            folder / "final.pt",
-        )
-        (folder / "last.pt").unlink(missing_ok=True)  # finished: nothing left to resume
-        checkpoint = str(folder / "final.pt")
-    tokens = spec.steps * tokens_per_step
-    trained = (spec.steps - first_step) * tokens_per_step
-    tokens_per_s = trained / max(train_time, 1e-9)
-    summary = {
-        "event": "end",
-        "step": spec.steps,
-        "tokens": tokens,
-        "tokens_scored": scored,
-        "epochs": tokens / len(data.train),  # passes over the training split
-        "val_loss": val_loss,
-        "wall_s": time.perf_counter() - started,
-        "tokens_per_s": tokens_per_s,  # training steps only: no evaluation, no checkpoints
-        "mfu": accounting.flops_per_token * tokens_per_s / peak,
-        "checkpoint": checkpoint,
-    }
-    report(summary)
-    return summary
+    checkpoint = str(save_final(folder, spec, model)) if folder is not None else ""
+    tokens = spec.steps * per_step
+    tokens_per_s = (spec.steps - first_step) * per_step / max(train_time, 1e-9)
+    end = End(
+        step=spec.steps,
+        tokens=tokens,
+        tokens_scored=state.scored,
+        epochs=tokens / len(data.train),
+        val_loss=state.val_loss,
+        wall_s=time.perf_counter() - started,
+        tokens_per_s=tokens_per_s,
+        mfu=accounting.flops_per_token * tokens_per_s / peak_flops(spec, device),
+        checkpoint=checkpoint,
+    )
+    report(end)
+    return end

@@ -1,50 +1,52 @@
-"""TrialSpec: the fully resolved configuration of one pre-training run, and its hash."""
+"""TrialSpec: the fully resolved configuration of one pre-training run, its identity and the key
+of its evaluation settings.
+
+A trial is six parts: what is trained (`model`), on what (`data`), how (`optim`), for how long
+(`budget`), how it is measured (`eval`) and where it runs (`placement`). Its `hash` covers what
+training computes: model, data, optim, budget and the seed. Evaluation settings have a key of
+their own (`eval_key`), so scoring more zero-shot items never retrains; placement is never
+hashed, so moving a study to other hardware finds its finished trials.
+
+A field whose value equals its declared default is left out of the hash and the key: a field
+added later with a default that keeps today's behaviour changes no stored hash. So a default
+declared here must never change.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
-
-# Fields that say where and how a trial runs but not what it computes; a rerun on other
-# hardware or under a renamed study finds its finished trials by a hash that leaves them out.
-PLACEMENT_FIELDS = frozenset(
-    {
-        "study",
-        "trial_id",
-        "cpus",
-        "gpus",
-        "storage",
-        "checkpoint_every_tokens",
-        "peak_flops",
-        "compile",
-    }
-)
-
-
-def device_label(start: dict) -> str:
-    """Where a trial trained, from its `start` event: "cpu x2" (torch threads) or the GPU."""
-    return f"cpu x{start['threads']}" if start["device"] == "cpu" else start["device"]
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 
 
 @dataclass(frozen=True)
-class TrialSpec:
-    """Everything a trainer needs to run one trial; plain data, picklable, JSON round-trips."""
+class Model:
+    """The network: architecture and shape."""
 
-    study: str
-    trial_id: str
     architecture: str
-    size: str  # the label ("1M"); the measured N is stored beside it
     n_layer: int
     n_embd: int
     n_head: int
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class Data:
+    """The text and how it becomes tokens."""
+
     corpus: str  # builtin:<name>, or the JSON of a source (trainers.corpora)
     tokenizer: str  # bytes, bpe:<vocabulary size>, or the path of a tokenizer.json
     seq_len: int
     val_fraction: float
+    heldout_fraction: float
     split_seed: int
-    tokens: int  # training budget: tokens fed to the model
-    seed: int
+    key: str = ""  # the token cache's key: changes when the corpus's content does
+
+
+@dataclass(frozen=True)
+class Optim:
+    """AdamW with linear warmup and cosine decay."""
+
     batch_size: int
     lr: float
     min_lr_ratio: float
@@ -53,47 +55,125 @@ class TrialSpec:
     grad_clip: float
     beta1: float
     beta2: float
-    dropout: float
-    eval_every_tokens: int
-    eval_tokens: int
-    zero_shot_tasks: tuple[str, ...] = ("last_word", "next_sentence", "minimal_pairs")
-    zero_shot_items: int = 1000
-    zero_shot_seed: int = 0
-    zero_shot_every_eval: bool = False
-    pll_stride: int = 7
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much is trained."""
+
+    tokens: int  # tokens fed to the model
+
+
+@dataclass(frozen=True)
+class Eval:
+    """How a trial is measured: the validation loss and the zero-shot tasks."""
+
+    every_tokens: int
+    tokens: int  # validation tokens per evaluation (and held-out tokens of bits per byte)
+    tasks: tuple[str, ...] = ("last_word", "next_sentence", "minimal_pairs")
+    items: int = 1000
+    seed: int = 0  # of the zero-shot items
+    at_every_eval: bool = False  # zero-shot at every evaluation, not only the last
+    pll_stride: int = 7  # encoder: tokens masked together when scoring
+
+    def __post_init__(self):
+        object.__setattr__(self, "tasks", tuple(self.tasks))  # JSON gives back a list
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how fast a trial runs; none of it changes what it computes."""
+
     cpus: int = 1
     gpus: float = 0
-    heldout_fraction: float = 0.02
-    data_key: str = ""  # the token cache's key: changes when the corpus's content does
     storage: str = ""  # folder for checkpoints and token files; empty saves none
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
-    compile: bool = False  # torch.compile the model (a speed choice, like the device)
+    compile: bool = False  # torch.compile the model
+
+
+PARTS = {"model": Model, "data": Data, "optim": Optim, "budget": Budget, "eval": Eval,
+         "placement": Placement}  # fmt: skip
+
+
+def _identity(value):
+    """A dataclass as a dict of its fields, those at their declared default left out."""
+    if not is_dataclass(value):
+        return list(value) if isinstance(value, tuple) else value
+    out = {}
+    for f in fields(value):
+        v = getattr(value, f.name)
+        if f.default is not MISSING and v == f.default:
+            continue
+        out[f.name] = _identity(v)
+    return out
+
+
+def identity_hash(*parts) -> str:
+    """A stable 16-hex-digit hash of dataclasses and plain values (defaults left out)."""
+    return _digest([_identity(p) for p in parts])
+
+
+def _digest(value) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a trainer needs to run one trial; plain data, picklable, JSON round-trips."""
+
+    study: str
+    trial_id: str
+    size: str  # the label ("1M"); the measured N is stored beside it
+    seed: int
+    model: Model
+    data: Data
+    optim: Optim
+    budget: Budget
+    eval: Eval
+    placement: Placement = Placement()
 
     @property
     def hash(self) -> str:
-        """A stable hash of what the trial computes (placement fields left out)."""
-        config = {k: v for k, v in asdict(self).items() if k not in PLACEMENT_FIELDS}
-        blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """The identity of what the trial computes: model, data, optim, budget and seed."""
+        return identity_hash(self.model, self.data, self.optim, self.budget, self.seed)
+
+    @property
+    def eval_key(self) -> str:
+        """The key of how the trial is scored (stored with its zero-shot results): validation
+        tokens and the zero-shot settings. The cadence is left out: it says when a trial is
+        scored, not how, and each result carries its step."""
+        settings = _identity(self.eval)
+        settings.pop("every_tokens")
+        return _digest([settings])
 
     @property
     def steps(self) -> int:
-        """Optimizer steps needed to feed `tokens` tokens (the last batch may overshoot)."""
-        return max(1, -(-self.tokens // (self.batch_size * self.seq_len)))
+        """Optimizer steps needed to feed the budget's tokens (the last batch may overshoot)."""
+        return max(1, -(-self.budget.tokens // self.tokens_per_step))
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.optim.batch_size * self.data.seq_len
 
     def to_dict(self) -> dict:
-        """Plain dict of every field, for JSON and for the store."""
+        """Plain nested dict of every field, for JSON and for the store."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
-        """Inverse of `to_dict`; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown TrialSpec fields: {sorted(unknown)}")
-        data = dict(data)
-        if "zero_shot_tasks" in data:  # JSON gives back a list
-            data["zero_shot_tasks"] = tuple(data["zero_shot_tasks"])
-        return cls(**data)
+        """Inverse of `to_dict`; unknown keys are an error, missing ones take their default."""
+        _check_keys(cls, data, "TrialSpec")
+        values = dict(data)
+        for name, part in PARTS.items():
+            if name in values:
+                _check_keys(part, values[name], name)
+                values[name] = part(**values[name])
+        return cls(**values)
+
+
+def _check_keys(cls, data: dict, where: str) -> None:
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {where} fields: {sorted(unknown)}")

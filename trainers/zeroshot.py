@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.accounting import MEAN_SPAN_LENGTH, encdec_lengths
+from trainers.architectures import ARCHITECTURES
 from trainers.tasks import Item
 
 PLL_STRIDE = 7  # mask every 7th candidate token at once: ~14% masked, as in training
@@ -135,8 +136,7 @@ def score_span(model, tok, requests: list[Request], seq_len: int, batch_size: in
 def score(model, architecture: str, tok, requests: list[Request], seq_len: int, **kw):
     """Log-likelihood of each request's candidate under a model of `architecture`."""
     model.eval()
-    scorer = {"decoder": score_causal, "encoder": score_pll, "encdec": score_span}[architecture]
-    return scorer(model, tok, requests, seq_len, **kw)
+    return ARCHITECTURES[architecture].load("scorer")(model, tok, requests, seq_len, **kw)
 
 
 def requests_of(items: list[Item], tok) -> list[Request]:
@@ -233,25 +233,24 @@ def evaluate(model, architecture: str, data, spec) -> list[dict]:
     from trainers.tasks import CHANCE, make_tasks
 
     model.eval()  # no dropout while scoring; train() again at the end
-    key = (data.key, spec.zero_shot_items, spec.zero_shot_seed)
+    key = (data.key, spec.eval.items, spec.eval.seed)
     if key not in _ITEMS:
-        _ITEMS[key] = make_tasks(
-            list(data.heldout_documents), spec.zero_shot_items, spec.zero_shot_seed
-        )
+        _ITEMS[key] = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
     rows = []
-    options = {"stride": spec.pll_stride} if architecture == "encoder" else {}
-    for task in spec.zero_shot_tasks:
+    entry = ARCHITECTURES[architecture]
+    options = entry.scorer_options(spec.eval)
+    for task in spec.eval.tasks:
         items = _ITEMS[key][task]
         if not items:
             continue
         loglik = score(model, architecture, data.tokenizer, requests_of(items, data.tokenizer),
-                       spec.seq_len, **options)  # fmt: skip
+                       spec.data.seq_len, **options)  # fmt: skip
         per_item = item_metrics(loglik, items)
         for row in summarize(per_item, CHANCE[task]):
             rows.append({"task": task, **row, "per_item": per_item[row["metric"]].tolist()})
-    if architecture == "decoder":
+    if entry.heldout_bits:
         bpb, n, windows = bits_per_byte(
-            model, data.tokenizer, data.heldout, spec.seq_len, spec.eval_tokens
+            model, data.tokenizer, data.heldout, spec.data.seq_len, spec.eval.tokens
         )
         rows.append(
             {"task": "heldout", "metric": "bits_per_byte", "value": bpb, "n_items": n,

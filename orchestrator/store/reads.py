@@ -1,4 +1,5 @@
-"""The run store as pandas DataFrames: one row per trial, one row per metric point."""
+"""Every read of the run store: studies, their current trials, zero-shot results and fits, and
+the DataFrames that analysis and the report take."""
 
 from __future__ import annotations
 
@@ -7,7 +8,52 @@ import pandas as pd
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from orchestrator.store import Metric, Study, Trial, current_trials, evals_of, select_current
+from orchestrator.store.tables import Eval, Fit, Metric, Study, Trial
+from orchestrator.store.urls import StoreError
+from trainers.trial import TrialSpec
+
+
+def get_study(session: Session, name: str | None = None) -> Study:
+    """The study called `name`, or the only study in the store."""
+    studies = session.scalars(select(Study)).all()
+    if name is not None:
+        studies = [s for s in studies if s.name == name]
+    if not studies:
+        raise StoreError(f"the store holds no study{f' named {name!r}' if name else ''}")
+    if len(studies) > 1:
+        names = ", ".join(s.name for s in studies)
+        raise StoreError(f"the store holds several studies ({names}); name one")
+    return studies[0]
+
+
+def select_current(study: Study, *columns):
+    """A query of the trials of the study's latest grid (whole rows, or `columns`), in grid
+    order (architecture, N, tokens, seed)."""
+    return (
+        select(*(columns or (Trial,)))
+        .where(Trial.study_id == study.id, Trial.current)
+        .order_by(Trial.architecture, Trial.n_params, Trial.tokens, Trial.seed, Trial.id)
+    )
+
+
+def current_trials(session: Session, study: Study) -> list[Trial]:
+    """The trials of the study's latest grid, in grid order (architecture, N, tokens, seed)."""
+    return list(session.scalars(select_current(study)))
+
+
+def evals_of(session: Session, study: Study) -> list[Eval]:
+    """The zero-shot results of a study's current trials and of its n-gram baseline."""
+    current = select(Trial.id).where(Trial.study_id == study.id, Trial.current)
+    query = select(Eval).where(
+        Eval.study_id == study.id, (Eval.trial_pk.in_(current)) | (Eval.trial_pk.is_(None))
+    )
+    return list(session.scalars(query.order_by(Eval.id)))
+
+
+def fits_of(session: Session, study: Study) -> list[Fit]:
+    """The stored fits of a study."""
+    return list(session.scalars(select(Fit).where(Fit.study_id == study.id).order_by(Fit.id)))
+
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -40,7 +86,7 @@ def trials_frame(session: Session, study: Study) -> pd.DataFrame:
     """One row per trial of the study's current grid. Read as plain rows, the lr straight from
     the stored configuration: 10,000 trials in about a tenth of a second."""
     special = {
-        "lr": Trial.config["lr"].as_float(),
+        "lr": Trial.config[("optim", "lr")].as_float(),
         "status": type_coerce(Trial.status, String),  # the text, without the enum's processing
     }
     columns = [special[c].label(c) if c in special else getattr(Trial, c) for c in TRIAL_COLUMNS]
@@ -85,10 +131,32 @@ def metrics_frame(session: Session, study: Study, max_points: int | None = None)
     return pd.DataFrame(dict(zip(columns, (trial_ids, step, tokens, name, value), strict=True)))
 
 
+def eval_keys(trials: list[Trial]) -> dict[int, str]:
+    """The key of each trial's current evaluation settings, by primary key."""
+    return {t.id: TrialSpec.from_dict(t.config).eval_key for t in trials}
+
+
+def unscored(session: Session, study: Study) -> list[str]:
+    """The finished current trials whose zero-shot results under the study's current
+    evaluation settings are missing (they were scored under others)."""
+    trials = [t for t in current_trials(session, study) if t.status.value == "finished"]
+    keys = eval_keys(trials)
+    scored = set(
+        session.execute(
+            select(Eval.trial_pk, Eval.eval_key).where(Eval.trial_pk.in_(list(keys))).distinct()
+        ).all()
+    )
+    return [t.trial_id for t in trials if t.spec.eval.tasks and (t.id, keys[t.id]) not in scored]
+
+
 def evals_frame(session: Session, study: Study) -> pd.DataFrame:
-    """The final zero-shot results of each current trial and the n-gram baseline: one row per
-    trial (or baseline), task and metric, with the per-item values."""
+    """The final zero-shot results of each current trial and the n-gram baseline under the
+    study's current evaluation settings: one row per trial (or baseline), task and metric,
+    with the per-item values. Results under earlier settings stay in the store (and in
+    `study export --what evals`) but are not mixed in."""
     trials = {t.id: t for t in current_trials(session, study)}
+    keys = eval_keys(list(trials.values()))
+    current = set(keys.values())
     rows = [
         {
             "trial_id": trials[e.trial_pk].trial_id if e.trial_pk else None,
@@ -105,7 +173,8 @@ def evals_frame(session: Session, study: Study) -> pd.DataFrame:
             "per_item": e.per_item,
         }
         for e in evals_of(session, study)
-        if e.trial_pk is None or trials[e.trial_pk].status.value == "finished"
+        if (e.eval_key in current if e.trial_pk is None else e.eval_key == keys[e.trial_pk])
+        and (e.trial_pk is None or trials[e.trial_pk].status.value == "finished")
     ]
     columns = ["trial_id", "architecture", "n_params", "step", "task", "metric", "value"]
     frame = pd.DataFrame(

@@ -1,0 +1,109 @@
+"""Fitting a study: its laws and zero-shot trends from the store, stored back, and the report;
+and `study fit` on a store or on a CSV of results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from orchestrator.store import (
+    StoreError,
+    Study,
+    evals_frame,
+    metrics_frame,
+    replace_fits,
+    trials_frame,
+    unscored,
+)
+
+
+def fit_and_store(session: Session, study: Study, n_boot: int):
+    """Fit the laws and the zero-shot trends of a study, store them (replacing earlier fits),
+    and return the report's view of the study."""
+    from analysis.fits import fit_rows, fit_study
+    from analysis.report import MAX_CURVE_POINTS, StudyView
+    from analysis.trends import study_trends
+
+    trials = trials_frame(session, study)
+    fits = fit_study(trials, n_boot=n_boot)
+    evals = evals_frame(session, study)
+    trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
+    replace_fits(session, study, fit_rows(fits, trends))
+    session.commit()
+    curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
+    view = StudyView(study.name, trials, curves, fits, evals, trends, study.data)
+    view.unscored = unscored(session, study)
+    return view
+
+
+def fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int):
+    """Fit, store, write the report and the model cards; return the report's view."""
+    from analysis.report import write_report
+
+    view = fit_and_store(session, study, n_boot)
+    write_report(path, [view])
+    return view
+
+
+def fit_csv(
+    path: str | Path,
+    law: str,
+    columns: dict[str, str],
+    filters: list[str] = (),
+    drop_highest_loss: int = 0,
+    n_boot: int = 1000,
+    group: str | None = None,
+    compute: float | None = None,
+) -> dict:
+    """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
+    from analysis.fits import TableError, fit_points, isfinite_json, read_table, storable
+    from analysis.trends import trend_json, values_trend, verdict
+
+    frame = read_table(path, law, columns, filters, drop_highest_loss, group)
+    if law == "trend":
+        name = columns.get("accuracy", "accuracy")
+        t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
+        return isfinite_json(
+            {"law": "trend"}
+            | trend_json(t)
+            | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
+        )
+    try:
+        result = fit_points(law, frame, n_boot, "group" if group else None, compute)
+    except ValueError as e:
+        raise TableError(f"{path}: {e}") from None
+    return isfinite_json(storable(result))
+
+
+def fit_stored(
+    session: Session, study: Study, law: str, architecture: str | None = None, n_boot: int = 1000
+) -> dict:
+    """Fit a law to a study's finished trials (or its zero-shot trends): one JSON-ready result
+    per architecture, under {"study", "law", "architectures"}."""
+    from analysis.fits import fit_study, isfinite_json, storable
+    from analysis.trends import study_trends, trend_json
+
+    trials = trials_frame(session, study)
+    if architecture is not None and architecture not in set(trials.architecture):
+        raise StoreError(
+            f"study {study.name!r} has no {architecture!r} trials "
+            f"(it has {', '.join(sorted(set(trials.architecture)))})"
+        )
+    if architecture is not None:
+        trials = trials[trials.architecture == architecture]
+    out = {}
+    if law == "trend":
+        evals = evals_frame(session, study)
+        if architecture is not None and not evals.empty:
+            evals = evals[evals.architecture == architecture]
+        for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():
+            out[arch] = {
+                "law": "trend",
+                "tasks": {task: trend_json(t) for task, t in result["trends"].items()},
+                "verdict": result["verdict"],
+            }
+    else:
+        for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
+            out[arch] = storable(laws[law])
+    return isfinite_json({"study": study.name, "law": law, "architectures": out})

@@ -1,0 +1,271 @@
+"""`study run`: prepare the data, take the store's lock, register the grid, queue what is not
+finished on Ray, record every event the trainers report, retry, beat, and stop cleanly on
+Ctrl-C; then fit and report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from orchestrator import fitting
+from orchestrator.grid import expand
+from orchestrator.sizes import format_count
+from orchestrator.spec import StudySpec, load_study
+from orchestrator.store import (
+    HEARTBEAT_S,
+    Recorder,
+    Study,
+    Trial,
+    TrialStatus,
+    beat,
+    current_trials,
+    default_url,
+    fail_trial,
+    mark_unfinished_interrupted,
+    open_store,
+    register_study,
+    replace_baseline,
+    run_lock,
+    start_attempt,
+)
+from trainers.architectures import account
+from trainers.data import TokenData, cache_root, load_token_data
+from trainers.events import End, Event
+from trainers.trial import TrialSpec
+
+
+def report_path(study_name: str) -> Path:
+    """The default report of a study: `reports/<name>.html` under the current directory."""
+    return Path("reports") / f"{study_name}.html"
+
+
+def prepare_data(spec: StudySpec) -> TokenData:
+    """The study's corpus split and tokenized, its token files written to the cache under
+    `storage` (or read from it). Raises CorpusError, naming the file or field, if the corpus
+    cannot be read or is too small."""
+    data = load_token_data(
+        spec.data.corpus_string(),
+        spec.data.tokenizer_string(),
+        spec.data.val_fraction,
+        spec.data.heldout_fraction,
+        spec.data.split_seed,
+        cache_root(storage_of(spec)),
+    )
+    data.check_fits(spec.data.seq_len + 1)  # the longest window of any objective
+    return data
+
+
+def storage_of(spec: StudySpec) -> str:
+    """The study's checkpoint folder as an absolute path ("" for none): a relative one means
+    relative to where the command runs, not to wherever a Ray worker's directory is."""
+    return str(Path(spec.storage).resolve()) if spec.storage else ""
+
+
+def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
+    """The study's trials as `study run` trains them, on its prepared data."""
+    return expand(spec, data.key, storage_of(spec))
+
+
+def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:
+    """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
+    model = trial.model
+    acct = account(model.architecture, model.n_layer, model.n_embd, vocab_size, trial.data.seq_len)
+    return {
+        "n_params": acct.n_params,
+        "total_params": acct.total_params,
+        "flops_per_token": acct.flops_per_token,
+        "scored_fraction": acct.scored_fraction,
+    }
+
+
+def describe_data(data: dict) -> str:
+    """The splits of a study's data in one line: documents and tokens of each."""
+    splits = ", ".join(
+        f"{split} {data['documents'][split]:,} documents / "
+        f"{format_count(data['tokens'][split])} tokens"
+        for split in ("train", "validation", "heldout")
+    )
+    vocab = f"{data['tokenizer']} ({data['vocab_size']:,} tokens)"
+    return f"data: {data['corpus']}, tokenizer {vocab}; {splits}"
+
+
+def last_line(error: str) -> str:
+    """The line of a traceback that says what went wrong."""
+    return error.strip().splitlines()[-1] if error.strip() else "unknown error"
+
+
+@dataclass
+class RunResult:
+    """What `run_study` did."""
+
+    study: str
+    store_url: str
+    report: Path | None
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    fits: dict = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
+    unscored: list[str] = field(default_factory=list)  # finished, not under current eval settings
+
+
+def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
+    """Record the study and its grid in the store (new trials pending, known ones kept)."""
+    planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in grid}
+    return register_study(
+        session, spec.name, spec.model_dump(mode="json"), spec.hash(), grid, planned,
+        data.summary(),
+    )  # fmt: skip
+
+
+def store_ngram_baseline(session: Session, study: Study, grid: list[TrialSpec], data: TokenData):
+    """Score the study's zero-shot items with a trigram model of the training split and store
+    the results once per study (architecture `ngram`), replacing earlier ones."""
+    from trainers.ngram import baseline_results
+
+    settings = grid[0].eval  # one per study: the trials differ only in cadence
+    rows = baseline_results(data, settings.tasks, settings.items, settings.seed)
+    replace_baseline(session, study, rows, grid[0].eval_key, len(data.train))
+
+
+def run_study(
+    path: str | Path,
+    store: str | None = None,
+    report: str | Path | None = None,
+    address: str | None = None,
+    console: Console | None = None,
+    n_boot: int = 1000,
+    wait: bool = False,
+) -> RunResult:
+    """Run every trial of a study the store does not show finished, then fit and report.
+
+    Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
+    used, before anything is written to the store, and StoreError when another run holds the
+    store (unless `wait`: then it waits for it).
+    """
+    from orchestrator import schedule  # heavy: ray
+
+    console = console or Console(soft_wrap=True)
+    spec = load_study(path)
+    data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
+    grid = trials(spec, data)
+    url = store or default_url(spec.name)
+    with run_lock(url, wait):
+        return _run_locked(schedule, spec, data, grid, url, report, address, console, n_boot)
+
+
+def _run_locked(schedule, spec, data, grid, url, report, address, console, n_boot):
+    """run_study once it holds the store: register, run what is not finished, fit, report."""
+    engine = open_store(url)
+    result = RunResult(study=spec.name, store_url=url, report=None)
+    with Session(engine) as session:
+        study = register(session, spec, grid, data)
+        store_ngram_baseline(session, study, grid, data)
+        mark_unfinished_interrupted(session, study)
+        rows = {t.hash: t for t in current_trials(session, study)}
+        to_run: list[tuple[TrialSpec, Trial]] = []
+        for trial in grid:
+            row = rows[trial.hash]
+            if row.status == TrialStatus.finished:
+                result.skipped.append(trial.trial_id)
+            else:
+                to_run.append((trial, row))
+        session.commit()
+        console.print(
+            f"study [bold]{spec.name}[/]: {len(grid)} trials, {len(result.skipped)} already "
+            f"finished, {len(to_run)} to run; store {url}",
+            highlight=False,
+        )
+        console.print(describe_data(study.data), highlight=False)
+
+        if to_run:
+            _run_on_ray(schedule, spec, to_run, session, console, address, result)
+
+        result.report = Path(report or report_path(spec.name))
+        view = fitting.fit_and_report(session, study, result.report, n_boot)
+        result.fits, result.unscored = view.fits, view.unscored
+        result.verdicts = {architecture: r["verdict"] for architecture, r in view.trends.items()}
+    engine.dispose()
+    return result
+
+
+def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> None:
+    from orchestrator.progress import Progress
+
+    cluster = schedule.connect(address)
+    for _, row in to_run:  # counted once the cluster is there to run them
+        start_attempt(session, row)
+    session.commit()
+    if cluster.dashboard_url:
+        console.print(
+            f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "
+            f"`ray get-auth-token` prints; it is kept in {schedule.AUTH_TOKEN_PATH})",
+            highlight=False,
+        )
+    use_gpus = cluster.gpus > 0
+    if spec.resources.wants_gpus and not use_gpus:
+        console.print("no GPU in the Ray cluster: trials run on the CPU", highlight=False)
+    rows = {trial.trial_id: row for trial, row in to_run}
+    progress = Progress([trial for trial, _ in to_run], console)
+
+    recorder = Recorder(session)
+
+    def on_event(trial: TrialSpec, event: Event) -> None:
+        recorder.record(rows[trial.trial_id], event)
+        progress.update(trial.trial_id, event)
+        if isinstance(event, End):
+            result.ran.append(trial.trial_id)
+
+    def on_error(trial: TrialSpec, error: str) -> None:
+        fail_trial(rows[trial.trial_id], error)
+        recorder.flush()
+        progress.fail(trial.trial_id)
+        result.failed.append(trial.trial_id)
+        console.print(f"[red]{trial.trial_id} failed[/]: {last_line(error)}", highlight=False)
+
+    def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
+        row = rows[trial.trial_id]
+        start_attempt(session, row, error)  # counted; its error kept until the retry starts
+        recorder.flush()
+        progress.requeue(trial.trial_id)
+        what = "lost its node or worker, running again" if lost else "failed, retrying"
+        console.print(
+            f"[yellow]{trial.trial_id} {what} (attempt {row.attempts})[/]: {last_line(error)}",
+            highlight=False,
+        )
+
+    last_beat = time.monotonic()
+
+    def on_tick() -> None:
+        nonlocal last_beat
+        progress.tick()
+        if time.monotonic() - last_beat >= HEARTBEAT_S:
+            beat(session, list(rows.values()))
+            last_beat = time.monotonic()
+        recorder.tick()
+
+    # Costliest first: Ray starts queued tasks in order, and a large trial started last would
+    # leave the other CPUs idle while it finishes.
+    queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
+    try:
+        with progress:
+            schedule.run_trials(
+                queue, on_event, on_error, use_gpus, on_tick,
+                max_retries=spec.resources.max_retries, on_retry=on_retry,
+            )  # fmt: skip
+        recorder.flush()
+    except KeyboardInterrupt:
+        # Ctrl-C may land inside a write: drop what is not committed (a resumed trial reports
+        # its history again), then record who was interrupted.
+        recorder.discard()
+        for row in rows.values():
+            if row.status in (TrialStatus.running, TrialStatus.pending):
+                fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)
+        session.commit()
+        raise
+    finally:
+        schedule.disconnect(cluster)

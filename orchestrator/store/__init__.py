@@ -1,0 +1,61 @@
+"""The run store: studies, trials, metrics, zero-shot results and fits in SQLite (any SQLAlchemy
+URL works). Only the driver process writes it.
+
+- `tables`: the schema as SQLAlchemy models;
+- `urls`: where a store lives (`runs/<study>.db` by default);
+- `engine`: opening a store, creating its schema, alembic migrations (`study upgrade`);
+- `liveness`: the run lock, heartbeats, and whether a run is gone;
+- `writes`: registering a study, recording trainer events, trial status changes, fits;
+- `reads`: queries, and the DataFrames analysis and the report take.
+"""
+
+from orchestrator.store.engine import (
+    LEGACY_VERSION,
+    SCHEMA_REVISION,
+    VERSION_TABLE,
+    open_store,
+    upgrade_store,
+)
+from orchestrator.store.liveness import (
+    HEARTBEAT_S,
+    STALE_AFTER_S,
+    beat,
+    run_active,
+    run_lock,
+    stale,
+)
+from orchestrator.store.reads import (
+    TRIAL_COLUMNS,
+    current_trials,
+    eval_keys,
+    evals_frame,
+    evals_of,
+    fits_of,
+    get_study,
+    metrics_frame,
+    select_current,
+    trials_frame,
+    unscored,
+)
+from orchestrator.store.tables import Base, Eval, Fit, Metric, Study, Trial, TrialStatus
+from orchestrator.store.urls import StoreError, default_url, sqlite_file
+from orchestrator.store.writes import (
+    Recorder,
+    fail_trial,
+    mark_unfinished_interrupted,
+    record_event,
+    register_study,
+    replace_baseline,
+    replace_fits,
+    start_attempt,
+)
+
+__all__ = [
+    "Base", "beat", "current_trials", "default_url", "Eval", "eval_keys", "evals_frame",
+    "evals_of", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "LEGACY_VERSION",
+    "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "record_event",
+    "Recorder", "register_study", "replace_baseline", "replace_fits", "run_active", "run_lock",
+    "SCHEMA_REVISION", "select_current", "sqlite_file", "stale", "STALE_AFTER_S", "start_attempt",
+    "StoreError", "Study", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "unscored",
+    "upgrade_store", "VERSION_TABLE",
+]  # fmt: skip

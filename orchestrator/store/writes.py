@@ -1,0 +1,236 @@
+"""Every write of the run store: registering a study, the driver's batched recorder of trainer
+events, each change of a trial's status, and fits. Only the driver writes the store; functions
+here take a `Session`, and callers own transactions."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from orchestrator.store.tables import Eval, Fit, Metric, Study, Trial, TrialStatus, utc_now
+from trainers.events import Checkpoint, End, Event, Start, Train, Validation, ZeroShot
+from trainers.trial import TrialSpec
+
+
+def register_study(
+    session: Session,
+    name: str,
+    spec: dict,
+    spec_hash: str,
+    trials: list[TrialSpec],
+    planned: dict,
+    data: dict | None = None,
+) -> Study:
+    """Record the study and its grid: new trials as pending, known ones (by hash) kept.
+
+    `planned` maps trial ids to {n_params, total_params, flops_per_token}; `data` describes the
+    splits (documents and tokens of each). Trials of an earlier
+    version of the study file that are not in this grid stay in the store, marked not current.
+    """
+    study = session.scalar(select(Study).where(Study.name == name))
+    if study is None:
+        study = Study(name=name, spec=spec, spec_hash=spec_hash)
+        session.add(study)
+        session.flush()
+    else:
+        study.spec, study.spec_hash, study.updated_at = spec, spec_hash, utc_now()
+    study.data = data
+    known = {t.hash: t for t in study.trials}
+    hashes = {t.hash for t in trials}
+    for row in known.values():
+        row.current = row.hash in hashes
+    for spec_ in trials:
+        row = known.get(spec_.hash)
+        if row is not None:
+            row.trial_id, row.config = spec_.trial_id, spec_.to_dict()  # placement may change
+            continue
+        plan = planned[spec_.trial_id]
+        session.add(
+            Trial(
+                study=study,
+                trial_id=spec_.trial_id,
+                hash=spec_.hash,
+                architecture=spec_.model.architecture,
+                size=spec_.size,
+                seed=spec_.seed,
+                config=spec_.to_dict(),
+                n_params=plan["n_params"],
+                total_params=plan["total_params"],
+                tokens=spec_.budget.tokens,
+                flops_per_token=plan["flops_per_token"],
+                flops=float(plan["flops_per_token"]) * spec_.budget.tokens,
+            )
+        )
+    session.flush()
+    return study
+
+
+def start_attempt(session: Session, trial: Trial, error: str | None = None) -> None:
+    """A trial is about to be (re)queued: count the attempt. Its metrics stay until the trainer
+    starts (and reports them again if it resumes from a checkpoint); so does the `error` of a
+    retried attempt."""
+    trial.attempts += 1
+    trial.status = TrialStatus.pending
+    trial.error = error
+    trial.heartbeat_at = utc_now()
+
+
+def record_event(
+    session: Session, trial: Trial, event: Event, metrics: list[dict] | None = None
+) -> None:
+    """Write one event reported by a trainer. Its metric rows are appended to `metrics` when
+    given (for the caller to insert with others in one statement), else inserted now."""
+    trial.heartbeat_at = when = utc_now()
+    insert_now = metrics is None
+    metrics = [] if metrics is None else metrics
+
+    def point(name: str, value) -> dict:
+        return {"trial_pk": trial.id, "step": event.step, "tokens": event.tokens,
+                "wall_time": when, "name": name, "value": float(value)}  # fmt: skip
+
+    match event:
+        case Start():
+            # a resumed trainer reports its history up to the checkpoint again, right after this
+            session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
+            session.execute(delete(Eval).where(Eval.trial_pk == trial.id))
+            trial.tokens_done = event.resumed_tokens
+            trial.val_loss = None
+            trial.status = TrialStatus.running
+            trial.error = None  # a retry starts afresh; the console said why it was needed
+            trial.started_at = utc_now()
+            trial.n_params = event.n_params
+            trial.total_params = event.total_params
+            trial.flops_per_token = event.flops_per_token
+            trial.device = event.device_label
+            trial.node = event.node or event.host
+        case Train():
+            trial.tokens_done = event.tokens
+            metrics += [
+                point("train_loss", event.loss),
+                point("lr", event.lr),
+                point("tokens_per_s", event.tokens_per_s),
+            ]
+        case Validation():
+            metrics.append(point("val_loss", event.val_loss))
+            trial.val_loss = float(event.val_loss)
+        case ZeroShot():
+            _add_results(session, trial.study_id, trial, event.eval_key, event.step,
+                         event.tokens, event.results)  # fmt: skip
+        case Checkpoint():
+            trial.checkpoint = event.path
+        case End():
+            trial.status = TrialStatus.finished
+            trial.ended_at = utc_now()
+            trial.tokens_done = event.tokens
+            trial.val_loss = float(event.val_loss)
+            trial.wall_s = float(event.wall_s)
+            trial.tokens_per_s = float(event.tokens_per_s)
+            trial.tokens_scored = event.tokens_scored
+            trial.mfu = event.mfu if math.isfinite(event.mfu) else None
+            trial.epochs = event.epochs
+            trial.flops = float(trial.flops_per_token) * event.tokens
+            trial.checkpoint = event.checkpoint or None
+        case _:
+            raise TypeError(f"not a trainer event: {event!r}")
+    if insert_now and metrics:
+        session.execute(insert(Metric.__table__), metrics)
+
+
+class Recorder:
+    """The driver's write path: trial events into the store, committed in batches.
+
+    Metric rows wait in memory and go in with one statement per commit. A commit comes at
+    every `tick` once COMMIT_S has passed, and at once for the events that change what `study
+    status` shows (a trial starting or ending). What a killed driver had not committed is
+    reported again when the trial resumes: a trainer replays its history from its checkpoint.
+    """
+
+    COMMIT_S = 1.0
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.metrics: list[dict] = []
+        self.last_commit = time.monotonic()
+
+    def record(self, trial: Trial, event: Event) -> None:
+        """Take one event of a trial."""
+        if isinstance(event, Start):
+            self.flush()  # rows of an earlier attempt go in before `start` deletes them
+        record_event(self.session, trial, event, self.metrics)
+        if isinstance(event, Start | End):
+            self.flush()
+
+    def tick(self) -> None:
+        """Commit if COMMIT_S has passed since the last commit."""
+        if time.monotonic() - self.last_commit >= self.COMMIT_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the waiting metric rows and commit everything."""
+        if self.metrics:  # Core's executemany: the ORM's bulk path costs twice as much per row
+            self.session.execute(insert(Metric.__table__), self.metrics)
+            self.metrics.clear()
+        self.session.commit()
+        self.last_commit = time.monotonic()
+
+    def discard(self) -> None:
+        """Drop what is not committed (after an interrupted write)."""
+        self.metrics.clear()
+        self.session.rollback()
+
+
+def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, step: int,
+                 tokens: int, rows: list[dict]) -> None:  # fmt: skip
+    """Zero-shot result rows of a trial (or, without one, of the study's n-gram baseline)."""
+    for row in rows:
+        session.add(
+            Eval(
+                study_id=study_id,
+                trial_pk=trial.id if trial is not None else None,
+                architecture=trial.architecture if trial is not None else "ngram",
+                eval_key=eval_key,
+                step=step,
+                tokens=tokens,
+                **{k: _finite(v) if k != "per_item" else v for k, v in row.items()},
+            )
+        )
+
+
+def replace_baseline(
+    session: Session, study: Study, rows: list[dict], eval_key: str, tokens: int
+) -> None:
+    """Store the study's n-gram baseline results (architecture `ngram`, no trial), replacing
+    earlier ones: `tokens` is the size of the training split it counted."""
+    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None)))
+    _add_results(session, study.id, None, eval_key, 0, tokens, rows)
+
+
+def _finite(value):
+    """NaN and infinities are stored as NULL (SQLite and JSON have no NaN)."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def fail_trial(trial: Trial, error: str, status: TrialStatus = TrialStatus.failed) -> None:
+    """Record that a trial failed (or was interrupted) and why."""
+    trial.status = status
+    trial.error = error
+    trial.ended_at = utc_now()
+
+
+def replace_fits(session: Session, study: Study, rows: list[dict]) -> None:
+    """Store a study's fits (rows of architecture, law, params, quality, data), replacing every
+    fit stored before: laws no longer fitted go too."""
+    session.execute(delete(Fit).where(Fit.study_id == study.id))
+    session.add_all(Fit(study_id=study.id, **row) for row in rows)
+
+
+def mark_unfinished_interrupted(session: Session, study: Study) -> None:
+    """Trials left `running` by a driver that died are interrupted, not running."""
+    session.execute(
+        update(Trial)
+        .where(Trial.study_id == study.id, Trial.status == TrialStatus.running)
+        .values(status=TrialStatus.interrupted, error="the driver stopped while it ran")
+    )

@@ -1,0 +1,130 @@
+"""A trial's checkpoints: the train state it resumes from, written atomically, read weights-only.
+
+`<storage>/<study>/<trial_id>/last.pt` holds everything an interrupted trial needs to continue
+as if it had not stopped (model, optimizer, random states, the open logging window and the
+events so far); `final.pt` holds the trained weights. A checkpoint is used only by the trial of
+the same hash.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainers.trial import TrialSpec
+
+
+@dataclass
+class TrainState:
+    """Where the loop stands, besides the model, the optimizer and the random states."""
+
+    step: int = 0  # steps done
+    val_loss: float = math.nan  # the latest validation loss
+    scored: int = 0  # tokens the loss was computed on so far
+    window_loss: float | torch.Tensor = 0.0  # summed loss of the open logging window
+    window_steps: int = 0
+    window_elapsed: float = 0.0  # training seconds of the open window
+    history: list[dict] = field(default_factory=list)  # train and eval events, as dicts
+
+
+def checkpoint_dir(spec: TrialSpec) -> Path | None:
+    """Where a trial keeps its checkpoints: <storage>/<study>/<trial_id>/, or nowhere."""
+    storage = spec.placement.storage
+    return Path(storage) / spec.study / spec.trial_id if storage else None
+
+
+def _save(state: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a reader never sees half a checkpoint, even if we are killed here
+
+
+def save_resumable(
+    folder: Path,
+    spec: TrialSpec,
+    state: TrainState,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> Path:
+    """Write `last.pt`: all a resumed run needs to continue bit for bit."""
+    path = folder / "last.pt"
+    cuda = device.type == "cuda"
+    _save(
+        {
+            "hash": spec.hash,
+            "spec": spec.to_dict(),
+            "step": state.step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
+            "val_loss": state.val_loss,
+            "scored": state.scored,
+            "window_loss": float(state.window_loss),
+            "window_steps": state.window_steps,
+            "window_elapsed": state.window_elapsed,
+            "history": state.history,
+        },
+        path,
+    )
+    return path
+
+
+def save_final(folder: Path, spec: TrialSpec, model: torch.nn.Module) -> Path:
+    """Write `final.pt` (the trained weights) and drop `last.pt`: nothing is left to resume."""
+    path = folder / "final.pt"
+    _save({"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()}, path)
+    (folder / "last.pt").unlink(missing_ok=True)
+    return path
+
+
+def _load_resumable(spec: TrialSpec) -> dict | None:
+    """The last checkpoint of this very trial (same hash), if there is one."""
+    folder = checkpoint_dir(spec)
+    if folder is None or not (folder / "last.pt").exists():
+        return None
+    try:
+        state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(
+            f"cannot read the checkpoint {folder / 'last.pt'} ({type(e).__name__}); delete it "
+            "to train this trial from the start"
+        ) from e
+    return state if state.get("hash") == spec.hash else None
+
+
+def resume(
+    spec: TrialSpec,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> TrainState:
+    """Restore model, optimizer and random states from the trial's last checkpoint, if it has
+    one, and return where the loop stands (a fresh state otherwise)."""
+    saved = _load_resumable(spec)
+    if saved is None:
+        return TrainState()
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    rng.bit_generator.state = saved["numpy_rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    if device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    return TrainState(
+        step=saved["step"],
+        val_loss=saved["val_loss"],
+        scored=saved["scored"],
+        window_loss=saved["window_loss"],
+        window_steps=saved["window_steps"],
+        window_elapsed=saved["window_elapsed"],
+        history=saved["history"],
+    )

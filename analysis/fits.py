@@ -75,8 +75,11 @@ def fit_study(
             }
         )
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
+        # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
-        wanted = laws or (["n"] + (["nd", "isoflop"] if frame.D.nunique() >= 2 else []))
+        shared = frame.D.nunique() == 1 or points_of["n"].N.nunique() >= 3
+        several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
+        wanted = laws or ((["n"] if shared else []) + several)
         results[architecture] = {}
         for law in wanted:
             points = points_of[law]
@@ -94,6 +97,19 @@ def storable(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "fit"}
 
 
+def estimate_text(entry: dict, digits: int = 4, ci_digits: int = 4) -> str:
+    """An estimate and its interval, "0.34 [0.29, 0.4]"; a bound that is not finite (a resample
+    that overflowed, stored as null) is said, not printed as a number."""
+    estimate, ci = entry.get("estimate"), entry.get("ci")
+    finite = lambda v: v is not None and np.isfinite(v)
+    text = f"{estimate:.{digits}g}" if finite(estimate) else "not finite"
+    if not ci:
+        return text
+    if not all(finite(v) for v in ci):
+        return text + " (no finite interval)"
+    return text + f" [{ci[0]:.{ci_digits}g}, {ci[1]:.{ci_digits}g}]"
+
+
 def summary_line(architecture: str, result: dict) -> str:
     """One line for the terminal and the report's summary: the law's key numbers."""
     if "error" in result:
@@ -102,8 +118,7 @@ def summary_line(architecture: str, result: dict) -> str:
 
     def show(name):
         p = params.get(name) or result.get("derived", {}).get(name)
-        ci = p["ci"]
-        return f"{name} = {p['estimate']:.4g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+        return f"{name} = {estimate_text(p, ci_digits=3)}"
 
     names = {
         "n": ["E", "A", "alpha"],

@@ -153,9 +153,12 @@ class Law:
         if compute:
             # Minimising L(N, C/6N) over N (Hoffmann et al., eq. 4): N_opt = G·(C/6)^a,
             # D_opt = (C/6)^b / G with G = (αA / βB)^(1/(α+β)).
-            g = (alpha * big_a / (beta * big_b)) ** (1 / (alpha + beta))
-            n_opt = g * (compute / 6) ** out["a"]
-            d_opt = (compute / 6) ** out["b"] / g
+            # in logs: a resample with a tiny alpha + beta would overflow floats (inf, not an error)
+            log_g = (np.log(alpha * big_a) - np.log(beta * big_b)) / (alpha + beta)
+            log_c = np.log(compute / 6)
+            with np.errstate(over="ignore"):
+                n_opt = np.exp(log_g + out["a"] * log_c)
+                d_opt = np.exp(out["b"] * log_c - log_g)
             out |= {
                 "N_opt": float(n_opt),
                 "D_opt": float(d_opt),
@@ -533,7 +536,7 @@ def _isoflop_minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:
         c_mid = float(np.exp(np.mean(np.log(c[at]))))
         if len(np.unique(log_n)) < 3:
             continue
-        curvature, slope, _ = np.polyfit(log_n, loss[at], 2)
+        curvature, slope, intercept = np.polyfit(log_n, loss[at], 2)
         log_opt = -slope / (2 * curvature) if curvature > 0 else np.nan
         if not (log_n.min() <= log_opt <= log_n.max()):
             notes.append(
@@ -547,8 +550,9 @@ def _isoflop_minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:
                 "C": c_mid,
                 "N_opt": n_opt,
                 "D_opt": float(tokens_per_flop * c_mid / n_opt),
-                "loss_min": float(np.polyval([curvature, slope, _], log_opt)),
+                "loss_min": float(np.polyval([curvature, slope, intercept], log_opt)),
                 "n_points": int(at.sum()),
+                "parabola": [float(curvature), float(slope), float(intercept)],  # loss(ln N)
             }
         )
     return minima, notes

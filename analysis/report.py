@@ -18,12 +18,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.cards import write_cards
+from analysis.fits import estimate_text
+from analysis.laws import compute_budgets
 from trainers.architectures import ARCHITECTURES
 
 COLORS = {name: a.color for name, a in ARCHITECTURES.items()}
 STUDY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
 DASHES = {name: a.dash for name, a in ARCHITECTURES.items()}
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
+BUDGET_COLORS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#b8a000", "#e07b00", "#c0392b"]
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 
 
@@ -39,7 +42,7 @@ class StudyView:
     trends: dict = field(default_factory=dict)
     data: dict | None = None  # the splits and tokenizer (Study.data)
     cards: dict[str, str] = field(default_factory=dict)  # trial id -> relative link
-    unscored: list[str] = field(default_factory=list)  # no results under current eval settings
+    outdated: list[str] = field(default_factory=list)  # measured under other eval settings
 
 
 def _esc(text) -> str:
@@ -188,6 +191,83 @@ def _loss_vs_compute(views: list[StudyView]) -> go.Figure:
     return fig
 
 
+def _isoflop(views: list[StudyView]) -> go.Figure | None:
+    """Hoffmann et al.'s Figure 3 for each architecture with an IsoFLOP fit: above, loss against
+    N at each compute budget with its parabola in log N and the minimum; below, the minima's
+    N_opt against C with the fitted N_opt ∝ C^a."""
+    fitted = [(i, view, arch, result)
+              for i, view in enumerate(views)
+              for arch, laws in sorted(view.fits.items())
+              if "params" in (result := laws.get("isoflop", {}))]  # fmt: skip
+    if not fitted:
+        return None
+    fig = make_subplots(
+        rows=2, cols=len(fitted), vertical_spacing=0.14, horizontal_spacing=0.08,
+        subplot_titles=[f"{_label(views, v, a)}: loss at each FLOP budget" for _, v, a, _ in fitted]
+        + [f"{_label(views, v, a)}: N_opt against C" for _, v, a, _ in fitted],
+    )  # fmt: skip
+    for col, (_i, view, arch, result) in enumerate(fitted, start=1):
+        points = _finished(view.trials)
+        points = points[points.architecture == arch]
+        budget = compute_budgets(points.flops)
+        for k, label in enumerate(np.unique(budget)):
+            at = points[budget == label].sort_values("n_params")
+            c_mid = float(np.exp(np.mean(np.log(at.flops))))
+            color = BUDGET_COLORS[k % len(BUDGET_COLORS)]
+            name = f"{_label(views, view, arch)} C={c_mid:.2g}"
+            fig.add_trace(
+                go.Scatter(x=at.n_params, y=at.val_loss, mode="markers", name=name,
+                           legendgroup=name, marker={"color": color, "size": 8},
+                           text=at.trial_id,
+                           hovertemplate="%{text}<br>N=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>"),
+                row=1, col=col,
+            )  # fmt: skip
+            minimum = next(
+                (m for m in result["budgets"] if abs(np.log(m["C"] / c_mid)) < 0.2), None
+            )
+            if minimum is None or "parabola" not in minimum:
+                continue
+            n = np.exp(np.linspace(np.log(at.n_params.min()), np.log(at.n_params.max()), 50))
+            fig.add_trace(
+                go.Scatter(x=n, y=np.polyval(minimum["parabola"], np.log(n)), mode="lines",
+                           line={"color": color}, legendgroup=name, showlegend=False,
+                           hoverinfo="skip"),
+                row=1, col=col,
+            )  # fmt: skip
+            fig.add_trace(
+                go.Scatter(x=[minimum["N_opt"]], y=[minimum["loss_min"]], mode="markers",
+                           marker={"color": color, "size": 14, "symbol": "star"},
+                           legendgroup=name, showlegend=False,
+                           hovertemplate="N_opt=%{x:.3s}<br>loss=%{y:.4f}<extra></extra>"),
+                row=1, col=col,
+            )  # fmt: skip
+        minima = result["budgets"]
+        c = np.array([m["C"] for m in minima])
+        n_opt = np.array([m["N_opt"] for m in minima])
+        a = result["params"]["a"]["estimate"]
+        intercept = float(np.mean(np.log(n_opt) - a * np.log(c)))
+        line_c = np.logspace(np.log10(c.min() / 2), np.log10(c.max() * 4), 20)
+        fig.add_trace(
+            go.Scatter(x=c, y=n_opt, mode="markers", marker={"color": "#222", "size": 10},
+                       name=f"{_label(views, view, arch)} N_opt", showlegend=False,
+                       hovertemplate="C=%{x:.3g}<br>N_opt=%{y:.3s}<extra></extra>"),
+            row=2, col=col,
+        )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(x=line_c, y=np.exp(intercept + a * np.log(line_c)), mode="lines",
+                       line={"color": "#222", "dash": "dash"}, showlegend=False,
+                       name=f"N_opt ∝ C^{a:.2f}", hoverinfo="skip"),
+            row=2, col=col,
+        )  # fmt: skip
+        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+        fig.update_xaxes(type="log", title="training compute C (FLOPs)", row=2, col=col)
+        fig.update_yaxes(type="log", title="loss-optimal N", row=2, col=col)
+    fig.update_layout(height=860, legend={"orientation": "h", "y": -0.12},
+                      title="IsoFLOP: the loss-optimal size at each compute budget")  # fmt: skip
+    return fig
+
+
 def _thin(points: pd.DataFrame) -> pd.DataFrame:
     if len(points) <= MAX_CURVE_POINTS:
         return points
@@ -310,8 +390,7 @@ def _table(frame: pd.DataFrame, escape: bool = True) -> str:
 def _interval(entry: dict | None) -> str:
     if not entry:
         return ""
-    ci = entry.get("ci")
-    return f"{entry['estimate']:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
+    return estimate_text(entry)
 
 
 def _fits_table(views: list[StudyView]) -> pd.DataFrame:
@@ -340,16 +419,17 @@ def _fits_table(views: list[StudyView]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def unscored_note(trial_ids: list[str]) -> str:
+def outdated_note(trial_ids: list[str]) -> str:
     """What the report and the terminal say of finished trials scored under other zero-shot
     settings than the study's current ones."""
     shown = ", ".join(trial_ids[:3]) + (
         f" and {len(trial_ids) - 3} more" if len(trial_ids) > 3 else ""
     )
     return (
-        f"{len(trial_ids)} finished trial(s) ({shown}) were scored zero-shot under earlier "
-        "evaluation settings and have no results under the current ones; they are left out of "
-        "the zero-shot results (the earlier ones stay in the store: study export --what evals)"
+        f"{len(trial_ids)} finished trial(s) ({shown}) were measured under earlier evaluation "
+        "settings (validation tokens or zero-shot) and have no measurements under the current "
+        "ones; they are left out of the fits, the figures and the zero-shot results (their "
+        "earlier results stay in the store: study export)"
     )
 
 
@@ -385,8 +465,8 @@ def _summary(views: list[StudyView]) -> str:
                 )
         for result in view.trends.values():
             items.append(prefix + result["verdict"])
-        if view.unscored:
-            items.append(f"{prefix}{unscored_note(view.unscored)}.")
+        if view.outdated:
+            items.append(f"{prefix}{outdated_note(view.outdated)}.")
     if not items:
         return ""
     return "<h2>Summary</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"
@@ -434,6 +514,7 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     zero_shot = _zero_shot(views)
     if zero_shot is not None:
         figures.append(zero_shot)
+    isoflop = _isoflop(views)
     if len(views) == 1:
         figures.append(_curves(views[0]))
     parts = [
@@ -477,6 +558,7 @@ panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1
 {parts[0]}
 <h2>Loss against compute</h2>
 {parts[1]}
+{_isoflop_section(isoflop)}
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
@@ -492,6 +574,17 @@ compute budget (L(N, D)) and predicts its loss.</p>
 """
     path.write_text(page)
     return path
+
+
+def _isoflop_section(fig: go.Figure | None) -> str:
+    if fig is None:
+        return ""
+    return (
+        "<h2>IsoFLOP</h2>" + fig.to_html(full_html=False, include_plotlyjs=False)
+        + "<p>At each compute budget the loss is fitted with a parabola in log N; its minimum "
+        "(a star) is that budget's loss-optimal size. The line fits N_opt ∝ C^a through the "
+        "minima (Hoffmann et al. 2022, approach 2).</p>"
+    )  # fmt: skip
 
 
 def relative_link(target: Path, start: Path) -> str:

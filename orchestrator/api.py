@@ -18,6 +18,7 @@ from orchestrator.run import (
     RunResult,
     describe_data,
     last_line,
+    left_out,
     planned_accounting,
     prepare_data,
     report_path,
@@ -40,9 +41,9 @@ from orchestrator.store import (
 )
 
 __all__ = [
-    "RunResult", "describe_data", "export_evals", "export_fits", "export_trials", "fit_csv",
-    "fit_store", "last_line", "open_study", "plan", "prepare_data", "report", "run_study",
-    "status", "to_json", "trials", "upgrade", "planned_accounting", "report_path",
+    "describe_data", "export_evals", "export_fits", "export_trials", "fit_csv", "fit_store",
+    "last_line", "left_out", "open_study", "plan", "planned_accounting", "prepare_data", "report",
+    "report_path", "run_study", "RunResult", "status", "to_json", "trials", "upgrade",
 ]  # fmt: skip
 
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
@@ -89,10 +90,12 @@ def plan(spec: StudySpec) -> pd.DataFrame:
                 "architecture": trial.model.architecture,
                 "size": trial.size,
                 "seed": trial.seed,
+                "budget_flops": trial.budget_flops or None,
                 "shape": f"{trial.model.n_layer}x{trial.model.n_embd}x{trial.model.n_head}",
                 "n_params": acct["n_params"],
                 "total_params": acct["total_params"],
                 "tokens": tokens,
+                "tokens_per_param": tokens / acct["n_params"],
                 "steps": trial.steps,
                 "lr": trial.optim.lr,
                 "flops": float(flops),

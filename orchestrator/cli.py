@@ -58,6 +58,7 @@ HEADERS = {
     "attempts": "tries",
     "cpu_minutes": "CPU min",
     "flops": "FLOPs",
+    "tokens_per_param": "tok/N",
 }
 
 
@@ -135,10 +136,10 @@ def run(
             console.print(summary_line(arch, fit), highlight=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
-    if result.unscored:
-        from analysis.report import unscored_note
+    if result.outdated:
+        from analysis.report import outdated_note
 
-        errors.print(f"warning: {unscored_note(result.unscored)}", highlight=False, markup=False)
+        errors.print(f"warning: {outdated_note(result.outdated)}", highlight=False, markup=False)
     console.print(f"report: {result.report}", highlight=False)
     if result.failed:
         _fail(
@@ -168,9 +169,20 @@ def plan(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    columns = ["trial_id", "shape", "n_params", "tokens", "lr", "flops", "cpu_minutes"]
-    shown = frame[columns]
-    sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")
+    columns = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs", "lr",
+               "flops", "cpu_minutes"]  # fmt: skip
+    if spec.budget.flops:  # an IsoFLOP grid: one table per budget
+        from orchestrator.grid import flops_text
+
+        sys.stdout.write(f"{spec.name}: {len(frame)} trials\n\n")
+        for flops, group in frame.groupby("budget_flops", sort=True):
+            title = f"budget {flops_text(flops)} FLOPs: {len(group)} trials"
+            sys.stdout.write(_frame_table(group[columns], title) + "\n")
+        for why in api.left_out(spec, api.prepare_data(spec)):
+            console.print(f"left out: {why}", highlight=False, markup=False)
+    else:
+        shown = frame[columns]
+        sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")
     console.print(api.describe_data(data), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(

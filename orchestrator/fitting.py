@@ -12,9 +12,9 @@ from orchestrator.store import (
     Study,
     evals_frame,
     metrics_frame,
+    outdated,
     replace_fits,
     trials_frame,
-    unscored,
 )
 
 
@@ -25,7 +25,7 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     from analysis.report import MAX_CURVE_POINTS, StudyView
     from analysis.trends import study_trends
 
-    trials = trials_frame(session, study)
+    trials, left_out = comparable_trials(session, study)
     fits = fit_study(trials, n_boot=n_boot)
     evals = evals_frame(session, study)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
@@ -33,8 +33,18 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     session.commit()
     curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
     view = StudyView(study.name, trials, curves, fits, evals, trends, study.data)
-    view.unscored = unscored(session, study)
+    view.outdated = left_out
     return view
+
+
+def comparable_trials(session: Session, study: Study):
+    """The study's trials, those measured under other evaluation settings than the current ones
+    shown `outdated` (their validation loss is not comparable with the others': no law is
+    fitted to them and no figure draws them), and the ids of those."""
+    trials = trials_frame(session, study)
+    left_out = outdated(session, study)
+    trials.loc[trials.trial_id.isin(left_out), "status"] = "outdated"
+    return trials, left_out
 
 
 def fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int):
@@ -84,7 +94,7 @@ def fit_stored(
     from analysis.fits import fit_study, isfinite_json, storable
     from analysis.trends import study_trends, trend_json
 
-    trials = trials_frame(session, study)
+    trials, _ = comparable_trials(session, study)
     if architecture is not None and architecture not in set(trials.architecture):
         raise StoreError(
             f"study {study.name!r} has no {architecture!r} trials "

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from itertools import product
 
-from orchestrator.sizes import non_embedding_params
+from orchestrator.sizes import Shape, format_count, non_embedding_params
 from orchestrator.spec import LrRule, StudyError, StudySpec, resolve_size
+from trainers.architectures import account
 from trainers.trial import Budget, Data, Eval, Model, Optim, Placement, TrialSpec
+
+FLOPS_TOLERANCE = 0.01  # a cell of a FLOP budget spends it within 1% (whole steps)
 
 
 def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[float]:
@@ -17,18 +21,92 @@ def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[f
     return lr if isinstance(lr, list) else [lr]
 
 
-def expand(study: StudySpec, data_key: str, storage: str) -> list[TrialSpec]:
+@dataclass(frozen=True)
+class Cell:
+    """One (architecture, size, budget) of the grid, with the tokens it trains on, or why it is
+    left out."""
+
+    architecture: str
+    label: str
+    shape: Shape
+    n_params: int
+    tokens: int
+    name: str  # the budget's part of a trial id
+    budget_flops: float = 0  # the FLOP budget it spends (0: a token budget)
+    left_out: str = ""  # why it is not trained
+
+
+def flops_text(flops: float) -> str:
+    """A FLOP count, short: 1e12 -> "1e12", 2.5e11 -> "2.5e11"."""
+    mantissa, _, exponent = f"{flops:.3g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
+def _flops_cell(study, architecture, label, shape, n_params, flops, vocab_size, train_tokens):
+    """The cell that spends `flops` at a shape: whole steps, within 1% of the budget, reading
+    the training split at most `data.max_epochs` times."""
+    per_step = study.train.batch_size * study.data.seq_len
+    per_token = account(architecture, shape.n_layer, shape.n_embd, vocab_size,
+                        study.data.seq_len).flops_per_token  # fmt: skip
+    steps = round(flops / (per_token * per_step))
+    tokens = steps * per_step
+    cell = Cell(architecture, label, shape, n_params, tokens, f"{flops_text(flops)}F", flops)
+    what = f"{architecture} {label} at {flops_text(flops)} FLOPs"
+    if steps == 0:
+        why = f"{what}: fewer tokens than one batch ({per_step:,})"
+    elif abs(per_token * tokens / flops - 1) > FLOPS_TOLERANCE:
+        off = per_token * tokens / flops - 1
+        why = f"{what}: whole steps of {per_step:,} tokens miss the budget by {off:+.1%}"
+    elif train_tokens and tokens / train_tokens > study.data.max_epochs:
+        why = (f"{what}: {format_count(tokens)} tokens would read the "
+               f"{format_count(train_tokens)}-token training split {tokens / train_tokens:.1f} "
+               f"times (data.max_epochs is {study.data.max_epochs:g})")  # fmt: skip
+    else:
+        return cell
+    return replace(cell, left_out=why)
+
+
+def cells(study: StudySpec, vocab_size: int | None = None, train_tokens: int | None = None):
+    """Every (architecture, size, budget) of the study, in grid order (architecture, N,
+    budget), the cells left out included. FLOP budgets need the vocabulary's size (the output
+    projection's FLOPs) and, to keep data from repeating, the training split's tokens."""
+    budget = study.budget
+    if budget.flops and vocab_size is None:
+        raise ValueError("FLOP budgets need the vocabulary size of the prepared data")
+    out = []
+    for architecture in study.architectures:
+        sizes = [resolve_size(architecture, s) for s in study.sizes]
+        sizes.sort(key=lambda ls: non_embedding_params(architecture, ls[1]))
+        for label, shape in sizes:
+            n_params = non_embedding_params(architecture, shape)
+            if budget.flops:
+                out += [_flops_cell(study, architecture, label, shape, n_params, c, vocab_size,
+                                    train_tokens) for c in sorted(budget.flops)]  # fmt: skip
+            else:
+                out += [Cell(architecture, label, shape, n_params, tokens, name)
+                        for tokens, name in budget.tokens_for(n_params)]  # fmt: skip
+    return out
+
+
+def expand(
+    study: StudySpec,
+    data_key: str,
+    storage: str,
+    vocab_size: int | None = None,
+    train_tokens: int | None = None,
+) -> list[TrialSpec]:
     """Every trial of the study, complete, ordered by architecture, N, budget, learning rate
     and seed: the one place a TrialSpec is made. `data_key` is the key of the study's prepared
-    token files and `storage` the absolute folder of its checkpoints ("" for none).
+    token files and `storage` the absolute folder of its checkpoints ("" for none); FLOP
+    budgets also need the vocabulary's and the training split's size (see `cells`).
 
-    Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`, or
-    `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio) only when the study has
-    several, and the learning rate (`decoder-1M-lr0.003-s0`) only when it sweeps several.
+    Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`,
+    `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio, `decoder-1M-1e12F-s0` for
+    FLOPs) only when the study has several, and the learning rate (`decoder-1M-lr0.003-s0`)
+    only when it sweeps several.
     """
     trials = []
-    budget = study.budget
-    many_budgets = len(budget.tokens or budget.chinchilla) > 1
+    many_budgets = len(study.budget.values) > 1
     sweep = isinstance(study.train.lr, list) and len(study.train.lr) > 1
     train, zero_shot = study.train, study.eval.zero_shot
     data = Data(
@@ -40,58 +118,59 @@ def expand(study: StudySpec, data_key: str, storage: str) -> list[TrialSpec]:
         split_seed=study.data.split_seed,
         key=data_key,
     )
-    for architecture in study.architectures:
-        sizes = [resolve_size(architecture, s) for s in study.sizes]
-        sizes.sort(key=lambda ls: non_embedding_params(architecture, ls[1]))
-        for label, shape in sizes:
-            n_params = non_embedding_params(architecture, shape)
-            lrs = learning_rates(study, architecture, n_params)
-            model = Model(architecture, shape.n_layer, shape.n_embd, shape.n_head, train.dropout)
-            placement = Placement(
-                cpus=study.resources.cpus_per_trial,
-                gpus=study.resources.gpus_for(n_params),
-                storage=storage,
-                checkpoint_every_tokens=train.checkpoint_every or 0,
-                peak_flops=study.resources.peak_flops or 0,
-                compile=train.compile,
+    for cell in cells(study, vocab_size, train_tokens):
+        if cell.left_out:
+            continue
+        architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
+        model = Model(architecture, shape.n_layer, shape.n_embd, shape.n_head, train.dropout)
+        placement = Placement(
+            cpus=study.resources.cpus_per_trial,
+            gpus=study.resources.gpus_for(n_params),
+            storage=storage,
+            checkpoint_every_tokens=train.checkpoint_every or 0,
+            peak_flops=study.resources.peak_flops or 0,
+            compile=train.compile,
+        )
+        tokens = cell.tokens
+        for lr, seed in product(learning_rates(study, architecture, n_params), study.seeds):
+            suffix = f"-{cell.name}" if many_budgets else ""
+            suffix += f"-lr{lr:.3g}" if sweep else ""
+            optim = Optim(
+                batch_size=train.batch_size,
+                lr=lr,
+                min_lr_ratio=train.min_lr_ratio,
+                warmup=train.warmup,
+                weight_decay=train.weight_decay,
+                grad_clip=train.grad_clip,
+                beta1=train.betas[0],
+                beta2=train.betas[1],
             )
-            for (tokens, name), lr, seed in product(budget.tokens_for(n_params), lrs, study.seeds):
-                suffix = f"-{name}" if many_budgets else ""
-                suffix += f"-lr{lr:.3g}" if sweep else ""
-                optim = Optim(
-                    batch_size=train.batch_size,
-                    lr=lr,
-                    min_lr_ratio=train.min_lr_ratio,
-                    warmup=train.warmup,
-                    weight_decay=train.weight_decay,
-                    grad_clip=train.grad_clip,
-                    beta1=train.betas[0],
-                    beta2=train.betas[1],
+            evaluation = Eval(
+                every_tokens=study.eval.every_tokens or max(1, tokens // 10),
+                tokens=study.eval.tokens,
+                tasks=tuple(zero_shot.tasks),
+                items=zero_shot.items,
+                seed=zero_shot.seed,
+                at_every_eval=zero_shot.at_every_eval,
+                pll_stride=zero_shot.pll_stride,
+            )
+            trials.append(
+                TrialSpec(
+                    study=study.name,
+                    trial_id=f"{architecture}-{cell.label}{suffix}-s{seed}",
+                    size=cell.label,
+                    seed=seed,
+                    model=model,
+                    data=data,
+                    optim=optim,
+                    budget=Budget(tokens),
+                    eval=evaluation,
+                    placement=placement,
+                    budget_flops=cell.budget_flops,
                 )
-                evaluation = Eval(
-                    every_tokens=study.eval.every_tokens or max(1, tokens // 10),
-                    tokens=study.eval.tokens,
-                    tasks=tuple(zero_shot.tasks),
-                    items=zero_shot.items,
-                    seed=zero_shot.seed,
-                    at_every_eval=zero_shot.at_every_eval,
-                    pll_stride=zero_shot.pll_stride,
-                )
-                trials.append(
-                    TrialSpec(
-                        study=study.name,
-                        trial_id=f"{architecture}-{label}{suffix}-s{seed}",
-                        size=label,
-                        seed=seed,
-                        model=model,
-                        data=data,
-                        optim=optim,
-                        budget=Budget(tokens),
-                        eval=evaluation,
-                        placement=placement,
-                    )
-                )
+            )
     seen: dict[str, TrialSpec] = {}
+    same: dict[str, TrialSpec] = {}
     for trial in trials:
         if trial.trial_id in seen:
             raise StudyError(
@@ -99,5 +178,10 @@ def expand(study: StudySpec, data_key: str, storage: str) -> list[TrialSpec]:
                 "with one label (name explicit shapes differently) or learning rates equal to "
                 "3 significant digits"
             )
-        seen[trial.trial_id] = trial
+        if trial.hash in same:
+            raise StudyError(
+                f"{same[trial.hash].trial_id} and {trial.trial_id} would train the same model on "
+                "the same data: one shape is given twice in sizes (a label and an explicit shape)"
+            )
+        seen[trial.trial_id], same[trial.hash] = trial, trial
     return trials

@@ -12,9 +12,9 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from orchestrator import fitting
-from orchestrator.grid import expand
+from orchestrator.grid import cells, expand, flops_text
 from orchestrator.sizes import format_count
-from orchestrator.spec import StudySpec, load_study
+from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
     Recorder,
@@ -66,8 +66,28 @@ def storage_of(spec: StudySpec) -> str:
 
 
 def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
-    """The study's trials as `study run` trains them, on its prepared data."""
-    return expand(spec, data.key, storage_of(spec))
+    """The study's trials as `study run` trains them, on its prepared data. Raises StudyError,
+    naming the file, line and field, for a FLOP budget no size of the study can spend."""
+    check_budgets(spec, data)
+    return expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
+
+
+def left_out(spec: StudySpec, data: TokenData) -> list[str]:
+    """Why each cell of the grid that is not trained is left out (FLOP budgets), one line each."""
+    return [c.left_out for c in cells(spec, data.vocab_size, len(data.train)) if c.left_out]
+
+
+def check_budgets(spec: StudySpec, data: TokenData) -> None:
+    """Every FLOP budget of the study has at least one cell to train."""
+    grid = cells(spec, data.vocab_size, len(data.train))
+    for i, flops in enumerate(spec.budget.flops or []):
+        reasons = [c.left_out for c in grid if c.budget_flops == flops]
+        if all(reasons):
+            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            raise StudyError(
+                f"invalid study\n{spec.where('budget', 'flops', i)}: no size of the study can "
+                f"spend {flops_text(flops)} FLOPs: {reasons[0]}{more}"
+            )
 
 
 def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:
@@ -110,7 +130,7 @@ class RunResult:
     failed: list[str] = field(default_factory=list)
     fits: dict = field(default_factory=dict)
     verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
-    unscored: list[str] = field(default_factory=list)  # finished, not under current eval settings
+    outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
 
 
 def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
@@ -187,7 +207,7 @@ def _run_locked(schedule, spec, data, grid, url, report, address, console, n_boo
 
         result.report = Path(report or report_path(spec.name))
         view = fitting.fit_and_report(session, study, result.report, n_boot)
-        result.fits, result.unscored = view.fits, view.unscored
+        result.fits, result.outdated = view.fits, view.outdated
         result.verdicts = {architecture: r["verdict"] for architecture, r in view.trends.items()}
     engine.dispose()
     return result

@@ -65,8 +65,8 @@ LADDER: dict[str, dict[str, Shape]] = {
     name: LADDERS[entry.ladder] for name, entry in ARCHITECTURES.items()
 }  # by architecture
 
-_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
-_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P": 10**15}
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGTP]?)\s*$", re.IGNORECASE)
 
 
 def parse_count(value: int | float | str) -> int:

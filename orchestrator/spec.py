@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     ValidationError,
     field_validator,
@@ -180,6 +181,12 @@ class DataSpec(_Strict):
         0.02, ge=0, lt=0.5, description="documents held out for zero-shot tasks"
     )
     split_seed: int = Field(0, description="seed of the document split")
+    max_epochs: float = Field(
+        4,
+        gt=0,
+        description="FLOP budgets: a cell that would read the training split more "
+        "often is left out (up to ~4 epochs are nearly as good as fresh data)",
+    )
 
     @field_validator("corpus")
     @classmethod
@@ -250,8 +257,9 @@ def chinchilla_tokens(multiple: float, n_params: int) -> int:
 
 
 class BudgetSpec(_Strict):
-    """How many tokens each model is trained on: the same counts for every size, or multiples
-    of the Chinchilla ratio (20 tokens per parameter), so that each size gets its own."""
+    """How much each model is trained: the same token counts for every size, multiples of the
+    Chinchilla ratio (20 tokens per parameter), so that each size gets its own, or training
+    FLOPs, so that every size at a budget spends the same compute (an IsoFLOP grid)."""
 
     tokens: Annotated[list[Count], BeforeValidator(_as_list)] | None = Field(
         None, min_length=1, description="one count or a list: 600000, '600K', '2M'"
@@ -259,18 +267,26 @@ class BudgetSpec(_Strict):
     chinchilla: Annotated[list[PositiveFloat], BeforeValidator(_as_list)] | None = Field(
         None, min_length=1, description="multiples of 20 tokens per parameter: 1, or [0.5, 1, 2]"
     )
+    flops: Annotated[list[Count], BeforeValidator(_as_list)] | None = Field(
+        None, min_length=1, description="training FLOPs per cell: 1e12, '300G', '1T', or a list"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self):
-        if (self.tokens is None) == (self.chinchilla is None):
+        given = [v for v in (self.tokens, self.chinchilla, self.flops) if v is not None]
+        if len(given) != 1:
             raise ValueError(
-                "give tokens (counts for every size) or chinchilla (multiples of "
-                "20 tokens per parameter), one of the two"
+                "give tokens (counts for every size) or chinchilla (multiples of 20 tokens per "
+                "parameter) or flops (training FLOPs per cell), one of them"
             )
-        for values in (self.tokens, self.chinchilla):
-            if values is not None and len(set(values)) != len(values):
-                raise ValueError(f"duplicate budgets in {values}")
+        if len(set(given[0])) != len(given[0]):
+            raise ValueError(f"duplicate budgets in {given[0]}")
         return self
+
+    @property
+    def values(self) -> list:
+        """The budgets as given: token counts, Chinchilla multiples or FLOPs."""
+        return self.tokens or self.chinchilla or self.flops
 
     def tokens_for(self, n_params: int) -> list[tuple[int, str]]:
         """The budgets of a model of `n_params` non-embedding parameters, smallest first, each
@@ -456,6 +472,14 @@ class StudySpec(_Strict):
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
     storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
+    _source: str = PrivateAttr("<string>")  # where the study was read from, for error lines
+    _root: object = PrivateAttr(None)  # its YAML nodes
+
+    def where(self, *loc) -> str:
+        """`file:line: field` of a field of the study (for errors found after validation)."""
+        line = _line_of(self._root, loc)
+        place = f"{self._source}:{line}" if line else self._source
+        return f"{place}: {_field_name(loc)}"
 
     @field_validator("sizes")
     @classmethod
@@ -576,6 +600,7 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     for i, tokens in enumerate(spec.budget.tokens or []):
         if tokens < batch:
             raise below_one_batch("tokens", i, f"{tokens:,} tokens")
+    spec._source, spec._root = source, root
     for i, multiple in enumerate(spec.budget.chinchilla or []):
         for arch in spec.architectures:
             for size in spec.sizes:

@@ -102,6 +102,26 @@ CASES = [
     (VALID + "data: {corpus: 'builtin:nope'}\n", "unknown built-in corpus 'builtin:nope'"),
     (VALID + "eval: {zero_shot: {tasks: [riddles]}}\n", "{f}:5: eval.zero_shot.tasks[0]"),
     (_replace("name: bad", "name: a/b"), "{f}:1: name: String should match pattern"),
+    # FLOP budgets
+    (
+        _replace("{tokens: 600K}", "{flops: []}"),
+        "{f}:4: budget.flops: Value should have at least 1 item",
+    ),
+    (
+        _replace("{tokens: 600K}", "{flops: [-1e12]}"),
+        "{f}:4: budget.flops[0]: '-1e12' is not a count",
+    ),
+    (_replace("{tokens: 600K}", "{flops: lots}"), "{f}:4: budget.flops[0]: 'lots' is not a count"),
+    (_replace("{tokens: 600K}", "{flops: [1e12, 1T]}"), "{f}:4: budget: duplicate budgets"),
+    (_replace("{tokens: 600K}", "{flops: 1e12, tokens: 1M}"), "{f}:4: budget: give tokens"),
+    (
+        _replace("{tokens: 600K}", "{flops: [1e12, 1e3]}"),
+        "{f}:4: budget.flops[1]: no size of the study can spend 1e3 FLOPs: decoder 25K at 1e3 FLOPs: fewer tokens than one batch (4,096) (and 1 more)",
+    ),
+    (
+        _replace("{tokens: 600K}", "{flops: [1e18]}"),
+        "{f}:4: budget.flops[0]: no size of the study can spend 1e18 FLOPs: decoder 25K at 1e18 FLOPs: ",
+    ),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

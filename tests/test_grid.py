@@ -157,6 +157,16 @@ resources:
     assert [t.hash for t in ruled] == [t.hash for t in grid(STUDY)]
 
 
+def test_one_shape_given_twice_is_rejected():
+    text = STUDY.replace(
+        "{n_layer: 2, n_embd: 48, n_head: 3}", "{n_layer: 2, n_embd: 32, n_head: 2, name: small}"
+    )
+    with pytest.raises(
+        StudyError, match="decoder-25K-600Ktok-s0 and decoder-small-600Ktok-s0 would train the same"
+    ):
+        grid(text)
+
+
 def test_duplicate_trial_ids_are_rejected():
     text = STUDY.replace(
         "{n_layer: 2, n_embd: 48, n_head: 3}", "{n_layer: 2, n_embd: 32, n_head: 2, name: 25K}"
@@ -270,3 +280,76 @@ def test_the_gpu_study_is_decoders_from_10m_to_200m_at_chinchilla_budgets():
         for t, n in zip(trials, sizes, strict=True)
     )
     assert 9.5e6 < sizes[0] and sizes[-1] < 2.1e8
+
+
+ISO = """\
+name: iso
+data: {seq_len: 32}
+architectures: [decoder]
+sizes: [10M, 20M, 50M, 100M, 200M]
+budget: {flops: [3e16, 1e17, 3e17, 1e18]}
+"""
+
+
+def _flops_per_token(cell, vocab_size=359, seq_len=32):
+    from trainers.architectures import account
+
+    shape = cell.shape
+    return account(
+        cell.architecture, shape.n_layer, shape.n_embd, vocab_size, seq_len
+    ).flops_per_token
+
+
+def test_flop_budgets_give_every_cell_its_budget_within_one_percent():
+    from orchestrator.grid import cells
+
+    spec = parse_study(ISO.replace("[3e16, 1e17, 3e17, 1e18]", "[3e16, 300P, 1e18, 1e11]"))
+    planned = cells(spec, vocab_size=359, train_tokens=None)
+    kept = [c for c in planned if not c.left_out]
+    assert {c.budget_flops for c in kept} == {3e16, 3e17, 1e18}
+    for cell in kept:
+        assert cell.tokens % (16 * 32) == 0  # whole steps
+        assert abs(_flops_per_token(cell) * cell.tokens / cell.budget_flops - 1) <= 0.01
+    small = [c.left_out for c in planned if c.budget_flops == 1e11]
+    assert any("fewer tokens than one batch (512)" in why for why in small)
+    assert any("whole steps of 512 tokens miss the budget by" in why for why in small)
+    assert len(small) == 5  # every size: the whole budget is left out
+    trials = expand(spec, "k", "", vocab_size=359)
+    assert trials[0].trial_id == "decoder-10M-3e16F-s0" and trials[0].budget_flops == 3e16
+    assert trials[0].budget.tokens == kept[0].tokens
+
+
+def test_flop_budgets_leave_out_cells_that_would_repeat_the_data():
+    from orchestrator.grid import cells
+
+    spec = parse_study(ISO + "data: {seq_len: 32, max_epochs: 2}\n")
+    planned = cells(spec, vocab_size=359, train_tokens=2_000_000_000)
+    repeating = [c for c in planned if "times (data.max_epochs is 2)" in c.left_out]
+    assert repeating and all(c.tokens > 4_000_000_000 for c in repeating)
+    assert all(c.tokens <= 4_000_000_000 for c in planned if not c.left_out)
+    with pytest.raises(ValueError, match="vocabulary size"):
+        cells(spec)
+
+
+def test_a_synthetic_law_through_flop_budget_cells_gives_back_its_exponents():
+    """Chinchilla's law (Hoffmann et al. 2022, approach 3: alpha 0.34, beta 0.28) at the cells of
+    an IsoFLOP grid, with 0.2% noise: the IsoFLOP fit finds N_opt ∝ C^a and D_opt ∝ C^b with the
+    law's exponents inside its intervals (a = beta/(alpha+beta), b = alpha/(alpha+beta))."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.fits import fit_points
+    from orchestrator.grid import cells
+
+    alpha, beta = 0.34, 0.28
+    rng = np.random.default_rng(0)
+    rows = []
+    for cell in cells(parse_study(ISO), vocab_size=359):
+        loss = 1.69 + 406.4 / cell.n_params**alpha + 410.7 / cell.tokens**beta
+        rows.append({"N": cell.n_params, "D": cell.tokens, "C": _flops_per_token(cell) * cell.tokens,
+                     "loss": loss * (1 + 0.002 * rng.standard_normal())})  # fmt: skip
+    fit = fit_points("isoflop", pd.DataFrame(rows), n_boot=200)
+    a, b = fit["params"]["a"], fit["params"]["b"]
+    assert a["ci"][0] < beta / (alpha + beta) < a["ci"][1]
+    assert b["ci"][0] < alpha / (alpha + beta) < b["ci"][1]
+    assert len(fit["budgets"]) == 4 and not fit["quality"]["warnings"]

@@ -210,3 +210,17 @@ def test_the_batched_bootstrap_refit_finds_the_optima_l_bfgs_b_finds(anchor):
         mine = CHINCHILLA_ND.objective(row, logs[:, idx], log_l[idx])[0]
         assert mine <= alone.fun * (1 + 1e-9)  # as low as L-BFGS-B's optimum, or lower
         np.testing.assert_allclose(row[[1, 3]], alone.x[[1, 3]], rtol=1e-3)  # the exponents
+
+
+def test_an_overflowing_resample_is_an_infinite_allocation_and_said_so():
+    from analysis.fits import estimate_text
+    from analysis.laws import CHINCHILLA_ND
+
+    params = {"E": 1.0, "A": 1e30, "B": 1.0, "alpha": 0.002, "beta": 0.001}
+    derived = CHINCHILLA_ND.derived(params, compute=1e12)  # once an OverflowError
+    assert derived["N_opt"] == float("inf")
+    assert estimate_text({"estimate": 1.5, "ci": [None, 2.0]}) == "1.5 (no finite interval)"
+    assert (
+        estimate_text({"estimate": 0.3412, "ci": [0.29, 0.41]}, ci_digits=2)
+        == "0.3412 [0.29, 0.41]"
+    )

@@ -400,3 +400,37 @@ def test_read_commands_need_only_the_store_once_the_corpus_has_moved(
     # running it is another matter: the data must be prepared, and the file says where
     rerun = study_cli("run", "local.yaml", cwd=tmp_path)
     assert rerun.returncode == 2 and "data.corpus.path: no file matches" in rerun.stderr
+
+
+FLOPS = """\
+name: flops
+data: {corpus: "builtin:kjv", tokenizer: bytes, seq_len: 32}
+architectures: [decoder]
+sizes: [10K, 25K, 50K]
+budget: {flops: [1e10, 3e10]}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {tokens: 2K, zero_shot: {tasks: []}}
+storage: artifacts
+"""
+
+
+@pytest.mark.slow
+def test_a_study_of_flop_budgets_spends_each_budget_and_fits_isoflop(
+    ray_session, tmp_path, monkeypatch, study_cli
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flops.yaml").write_text(FLOPS)
+    planned = json.loads(study_cli("plan", "flops.yaml", "--json", cwd=tmp_path).stdout)
+    assert [p["trial_id"] for p in planned][:2] == ["decoder-10K-1e10F-s0", "decoder-10K-3e10F-s0"]
+    assert {p["budget_flops"] for p in planned} == {1e10, 3e10}
+    assert all(abs(p["flops"] / p["budget_flops"] - 1) <= 0.01 for p in planned)
+    shown = study_cli("plan", "flops.yaml", cwd=tmp_path).stdout
+    assert "budget 1e10 FLOPs: 3 trials" in shown and "tok/N" in shown
+    result = api.run_study(tmp_path / "flops.yaml", console=Console(file=io.StringIO()), n_boot=20)
+    assert len(result.ran) == 6 and not result.failed
+    assert "n" not in result.fits["decoder"]  # no token budget shared by the sizes
+    isoflop = result.fits["decoder"]["isoflop"]  # fitted, or the honest reason it is not
+    assert "params" in isoflop or "loss minimum inside" in isoflop["error"]
+    trials = api.status(tmp_path / "flops.yaml")  # as trained and counted by the trainer
+    budget = trials.trial_id.map({p["trial_id"]: p["budget_flops"] for p in planned})
+    assert ((trials.flops / budget - 1).abs() <= 0.01).all()

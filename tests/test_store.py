@@ -187,6 +187,20 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
         keys = db.execute("SELECT COUNT(DISTINCT eval_key) FROM evals").fetchone()[0]
         assert db.execute("SELECT COUNT(*) FROM evals WHERE eval_key IS NULL").fetchone() == (0,)
     assert keys == eval_keys  # 0.2's two settings told apart
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        twice = db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM evals GROUP BY trial_pk, eval_key, step, task, "
+            "metric HAVING COUNT(*) > 1)"
+        ).fetchone()
+        baseline = db.execute("SELECT DISTINCT eval_key FROM evals WHERE trial_pk IS NULL")
+        current = db.execute("SELECT DISTINCT eval_key FROM trials WHERE current")
+        assert twice == (0,) and baseline.fetchall() == current.fetchall()  # the latest settings
+    with Session(open_store(url)) as session:
+        from orchestrator.store import evals_frame, get_study, outdated
+
+        study_row = get_study(session)
+        assert outdated(session, study_row) == []  # measured under the settings they hold
+        assert "ngram" in set(evals_frame(session, study_row).architecture)
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(json.loads(spec) | {"storage": str(tmp_path / "art")}))
     result = api.run_study(study, store=url, report=tmp_path / "r.html", n_boot=0)
@@ -499,11 +513,8 @@ def test_new_zero_shot_settings_retrain_nothing_and_old_results_are_not_mixed_in
     study.write_text(yaml.safe_dump(spec | {"storage": str(tmp_path / "art")}))
     result = api.run_study(study, store=url, report=tmp_path / "r.html", n_boot=0)
     assert result.ran == [] and len(result.skipped) == 6
-    assert sorted(result.unscored) == sorted(result.skipped)
-    assert (
-        "were scored zero-shot under earlier evaluation settings"
-        in (tmp_path / "r.html").read_text()
-    )
+    assert sorted(result.outdated) == sorted(result.skipped)
+    assert "were measured under earlier evaluation settings" in (tmp_path / "r.html").read_text()
     with Session(open_store(url)) as session:
         frame = evals_frame(session, get_study(session))
     assert set(frame.architecture) == {"ngram"}  # scored anew: it is cheap and needs no model

@@ -24,6 +24,7 @@ class Start:
     threads: int  # torch threads
     resumed_step: int = 0
     resumed_tokens: int = 0
+    eval_key: str = ""  # the evaluation settings its validation and zero-shot are measured by
     host: str = ""
     pid: int = 0
     node: str | None = None  # the Ray node, added by the scheduler

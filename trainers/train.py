@@ -206,6 +206,7 @@ def _start(spec: TrialSpec, model, device: torch.device, first_step: int) -> Sta
         steps=spec.steps,
         resumed_step=first_step,
         resumed_tokens=first_step * spec.tokens_per_step,
+        eval_key=spec.eval_key,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         threads=torch.get_num_threads(),
         host=platform.node(),

@@ -133,6 +133,7 @@ class TrialSpec:
     budget: Budget
     eval: Eval
     placement: Placement = Placement()
+    budget_flops: float = 0  # the FLOP budget the cell was planned to spend (0: token budget)
 
     @property
     def hash(self) -> str:

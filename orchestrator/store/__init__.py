@@ -33,9 +33,9 @@ from orchestrator.store.reads import (
     fits_of,
     get_study,
     metrics_frame,
+    outdated,
     select_current,
     trials_frame,
-    unscored,
 )
 from orchestrator.store.tables import Base, Eval, Fit, Metric, Study, Trial, TrialStatus
 from orchestrator.store.urls import StoreError, default_url, sqlite_file
@@ -56,6 +56,6 @@ __all__ = [
     "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "record_event",
     "Recorder", "register_study", "replace_baseline", "replace_fits", "run_active", "run_lock",
     "SCHEMA_REVISION", "select_current", "sqlite_file", "stale", "STALE_AFTER_S", "start_attempt",
-    "StoreError", "Study", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "unscored",
+    "StoreError", "Study", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "outdated",
     "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

@@ -136,17 +136,13 @@ def eval_keys(trials: list[Trial]) -> dict[int, str]:
     return {t.id: TrialSpec.from_dict(t.config).eval_key for t in trials}
 
 
-def unscored(session: Session, study: Study) -> list[str]:
-    """The finished current trials whose zero-shot results under the study's current
-    evaluation settings are missing (they were scored under others)."""
+def outdated(session: Session, study: Study) -> list[str]:
+    """The finished current trials measured (validation loss, zero-shot results) under other
+    evaluation settings than the study's current ones: their training is current (same hash),
+    their measurements are not comparable with the others'."""
     trials = [t for t in current_trials(session, study) if t.status.value == "finished"]
     keys = eval_keys(trials)
-    scored = set(
-        session.execute(
-            select(Eval.trial_pk, Eval.eval_key).where(Eval.trial_pk.in_(list(keys))).distinct()
-        ).all()
-    )
-    return [t.trial_id for t in trials if t.spec.eval.tasks and (t.id, keys[t.id]) not in scored]
+    return [t.trial_id for t in trials if t.eval_key != keys[t.id]]
 
 
 def evals_frame(session: Session, study: Study) -> pd.DataFrame:

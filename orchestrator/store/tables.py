@@ -61,6 +61,7 @@ class Trial(Base):
     size: Mapped[str] = mapped_column(String(40))
     seed: Mapped[int]
     config: Mapped[dict] = mapped_column(JSON)
+    eval_key: Mapped[str | None] = mapped_column(String(16))  # the settings it was measured under
     n_params: Mapped[int]  # non-embedding N; planned from the shape, then measured
     total_params: Mapped[int]
     tokens: Mapped[int]  # the budget

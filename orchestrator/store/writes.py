@@ -105,6 +105,7 @@ def record_event(
             trial.total_params = event.total_params
             trial.flops_per_token = event.flops_per_token
             trial.device = event.device_label
+            trial.eval_key = event.eval_key or None
             trial.node = event.node or event.host
         case Train():
             trial.tokens_done = event.tokens

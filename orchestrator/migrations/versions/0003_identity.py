@@ -16,6 +16,7 @@ Revision ID: 0003
 Revises: 0002
 """
 
+import hashlib
 import json
 
 import sqlalchemy as sa
@@ -45,14 +46,43 @@ FLAT = {
                   "peak_flops": "peak_flops", "compile": "compile"},
 }  # fmt: skip
 TOP = ("study", "trial_id", "size", "seed")
+# Fields that releases before 0.2 did not write, at the values those releases used.
+MISSING = {"heldout_fraction": 0.02, "pll_stride": 7, "data_key": "", "compile": False}
+# The identity of this revision, frozen here (trainers/trial.py may change after it): a field
+# at its declared default is left out of the hash and of the evaluation key.
+DEFAULTS = {
+    "model": {"dropout": 0.0},
+    "data": {"key": ""},
+    "eval": {"tasks": ["last_word", "next_sentence", "minimal_pairs"], "items": 1000, "seed": 0,
+             "at_every_eval": False, "pll_stride": 7},
+}  # fmt: skip
 
 
 def nested(flat: dict) -> dict:
-    """A 0.1 or 0.2 configuration in the nested form; fields it lacks take their defaults."""
+    """A 0.1 or 0.2 configuration in the nested form."""
+    flat = MISSING | flat
     out = {k: flat[k] for k in TOP}
     for part, names in FLAT.items():
         out[part] = {new: flat[old] for new, old in names.items() if old in flat}
     return out
+
+
+def _part(config: dict, part: str) -> dict:
+    defaults = DEFAULTS.get(part, {})
+    return {k: v for k, v in config[part].items() if k not in defaults or defaults[k] != v}
+
+
+def _digest(value) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def identity(config: dict) -> tuple[str, str]:
+    """The hash (model, data, optim, budget, seed) and the evaluation key of a nested config."""
+    parts = [_part(config, p) for p in ("model", "data", "optim", "budget")]
+    settings = _part(config, "eval")
+    settings.pop("every_tokens", None)  # the cadence: when a trial is scored, not how
+    return _digest([*parts, config["seed"]]), _digest([settings])
 
 
 def _json(value):
@@ -60,49 +90,66 @@ def _json(value):
 
 
 def upgrade() -> None:
-    from trainers.trial import TrialSpec  # the identity this revision moves the store to
-
     with op.batch_alter_table("evals") as batch:
+        batch.add_column(sa.Column("eval_key", sa.String(16), nullable=True))
+    with op.batch_alter_table("trials") as batch:
         batch.add_column(sa.Column("eval_key", sa.String(16), nullable=True))
     bind = op.get_bind()
     rows = bind.execute(
         sa.text("SELECT id, study_id, config, status, current FROM trials ORDER BY id")
     ).fetchall()
     cells: dict[tuple, list] = {}
+    baseline: dict[int, str] = {}  # per study: the settings of its latest current trial
     for pk, study_id, config, status, current in rows:
-        spec = TrialSpec.from_dict(nested(_json(config)))
-        cells.setdefault((study_id, spec.hash), []).append((pk, spec, status, bool(current)))
+        config = nested(_json(config))
+        trial_hash, key = identity(config)
+        cells.setdefault((study_id, trial_hash), []).append((pk, config, key, status, current))
         bind.execute(
-            sa.text("UPDATE evals SET eval_key = :key WHERE trial_pk = :pk"),
-            {"key": spec.eval_key, "pk": pk},
+            sa.text("UPDATE evals SET eval_key = :key WHERE trial_pk = :pk"), {"key": key, "pk": pk}
         )
-    # the n-gram baseline was scored with the settings of the study's trials
-    for (study_id, _), members in cells.items():
+        if current:
+            baseline[study_id] = key
+    for study_id, key in baseline.items():  # the n-gram baseline was scored with those
         bind.execute(
             sa.text(
                 "UPDATE evals SET eval_key = :key WHERE study_id = :study AND trial_pk IS NULL"
             ),
-            {"key": members[0][1].eval_key, "study": study_id},
+            {"key": key, "study": study_id},
         )
-    for (_, new_hash), members in cells.items():
-        rank = lambda m: (m[2] == "finished", m[3], m[0])  # finished, current, newest
+    for (_, trial_hash), members in cells.items():
+        rank = lambda m: (m[3] == "finished", bool(m[4]), m[0])  # finished, current, newest
         keep = max(members, key=rank)
         for pk, *_ in members:
-            if pk == keep[0]:
-                continue
-            bind.execute(
-                sa.text("UPDATE evals SET trial_pk = :keep WHERE trial_pk = :pk"),
-                {"keep": keep[0], "pk": pk},
-            )
-            bind.execute(sa.text("DELETE FROM metrics WHERE trial_pk = :pk"), {"pk": pk})
-            bind.execute(sa.text("DELETE FROM trials WHERE id = :pk"), {"pk": pk})
-        current = any(m[3] for m in members)
+            if pk != keep[0]:
+                _merge(bind, pk, keep[0])
+        update = sa.text(
+            "UPDATE trials SET hash = :hash, config = :config, current = :current, "
+            "eval_key = :key WHERE id = :pk"
+        ).bindparams(sa.bindparam("config", type_=sa.JSON))
         bind.execute(
-            sa.text("UPDATE trials SET hash = :hash, config = :config, current = :current "
-                    "WHERE id = :pk"),
-            {"hash": new_hash, "config": json.dumps(keep[1].to_dict()), "current": current,
-             "pk": keep[0]},
+            update,
+            {"hash": trial_hash, "config": keep[1], "key": keep[2],
+             "current": any(bool(m[4]) for m in members), "pk": keep[0]},
         )  # fmt: skip
+
+
+def _merge(bind, pk: int, keep: int) -> None:
+    """Fold a trial into the one kept for its cell: its zero-shot results move over, except
+    those the kept trial has too (same settings, step, task and metric); then it goes, with
+    its metrics (the kept trial's training curve is the same computation)."""
+    bind.execute(
+        sa.text(
+            "DELETE FROM evals WHERE trial_pk = :pk AND EXISTS (SELECT 1 FROM evals AS k "
+            "WHERE k.trial_pk = :keep AND k.eval_key = evals.eval_key AND k.step = evals.step "
+            "AND k.task = evals.task AND k.metric = evals.metric)"
+        ),
+        {"pk": pk, "keep": keep},
+    )
+    bind.execute(
+        sa.text("UPDATE evals SET trial_pk = :keep WHERE trial_pk = :pk"), {"keep": keep, "pk": pk}
+    )
+    bind.execute(sa.text("DELETE FROM metrics WHERE trial_pk = :pk"), {"pk": pk})
+    bind.execute(sa.text("DELETE FROM trials WHERE id = :pk"), {"pk": pk})
 
 
 def downgrade() -> None:

@@ -42,11 +42,43 @@ def fit_points(
         else:
             raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
     out = fit.to_json()
-    out["quality"]["warnings"] += [str(w.message) for w in caught]
+    out["quality"]["warnings"] += [str(w.message) for w in caught] + _implausible(out["params"])
     if check is not None:
         out["holdout"] = check
     out["fit"] = fit
     return out
+
+
+# Exponents published fits find (Kaplan 2020: alpha_N 0.076; Hoffmann 2022: 0.34, 0.28;
+# Besiroglu 2024: 0.35, 0.37; compute-optimal a, b: 0.46-0.73): outside these the points do
+# not pin the law down, whatever its intervals say.
+PLAUSIBLE = {"alpha": (0.05, 1.5), "beta": (0.05, 1.5), "a": (0.2, 0.9), "b": (0.1, 0.8)}
+FEW_TOKENS_PER_PARAM = 5  # far below the compute-optimal ~20 (Hoffmann et al. 2022)
+
+
+def _implausible(params: dict) -> list[str]:
+    out = []
+    for name, (low, high) in PLAUSIBLE.items():
+        value = (params.get(name) or {}).get("estimate")
+        if value is not None and np.isfinite(value) and not low <= value <= high:
+            out.append(
+                f"{name} = {value:.3g} is outside {low:g}-{high:g}, the range of published fits: "
+                "these points do not pin the law down"
+            )
+    return out
+
+
+def _far_from_optimal(frame: pd.DataFrame) -> list[str]:
+    """A warning when most trials saw far fewer tokens than compute-optimal per parameter."""
+    ratio = frame.D / frame.N
+    if len(frame) and (ratio < FEW_TOKENS_PER_PARAM).mean() > 0.5:
+        return [
+            f"most trials saw fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter (median "
+            f"{ratio.median():.2g}; compute-optimal is about 20): the larger models are starved "
+            "of data and the loss saturates, so L(N) at a fixed token budget measures the data "
+            "more than the model; give budgets in tokens per parameter (chinchilla) or FLOPs"
+        ]
+    return []
 
 
 def fit_study(
@@ -59,8 +91,10 @@ def fit_study(
     - IsoFLOP when 2 compute budgets each have 3 sizes or more.
 
     Every finished trial is one point and one bootstrap group (seeds are not averaged, so their
-    spread widens the intervals). A law the points cannot support gets an "error" entry.
-    `laws` asks for those laws only, whether or not the trials span several budgets."""
+    spread widens the intervals), except in a learning-rate sweep: there each cell is one
+    point, its best run (see `envelope`), and cells whose best rate is at an end of the sweep
+    are left out. A law the points cannot support gets an "error" entry. `laws` asks for those
+    laws only, whether or not the trials span several budgets."""
     finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
     results: dict[str, dict[str, dict]] = {}
     for architecture in sorted(trials.architecture.unique()):
@@ -72,8 +106,14 @@ def fit_study(
                 "D": rows.tokens.astype(float),
                 "C": rows.flops.astype(float),
                 "loss": rows.val_loss.astype(float),
+                "lr": rows.lr.astype(float) if "lr" in rows else np.nan,
             }
         )
+        best, notes = None, []
+        if not frame.empty and frame.groupby(["N", "D"]).lr.nunique().max() > 1:  # an lr sweep
+            best = envelope(frame)
+            notes = edge_notes(best)
+            frame = best[~best.at_edge].rename(columns={"best_lr": "lr"})
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
@@ -85,11 +125,59 @@ def fit_study(
             points = points_of[law]
             try:
                 result = fit_points(law, points, n_boot, group="trial_id")
+                if law == "n":
+                    result["quality"]["warnings"] += _far_from_optimal(points)
+                result["quality"]["warnings"] += notes
             except ValueError as e:
                 result = {"law": law, "error": str(e)}
+            if best is not None:
+                result["envelope"] = best[["N", "D", "best_lr", "loss", "at_edge"]].to_dict(
+                    "records"
+                )
             result["data"] = points.to_dict("records")
             results[architecture][law] = result
     return results
+
+
+def envelope(frame: pd.DataFrame) -> pd.DataFrame:
+    """The best-learning-rate envelope of a sweep (the OLMo and Porian et al. 2024 practice):
+    seeds averaged first, then per cell (N, D) the learning rate with the lowest loss. One row
+    per cell: N, D, C, loss, best_lr, at_edge (the best rate is the smallest or the largest
+    tried, so the cell's true optimum may lie beyond the sweep) and the trial_id of one of its
+    runs (the bootstrap's unit)."""
+    runs = frame.groupby(["N", "D", "lr"], as_index=False).agg(
+        loss=("loss", "mean"), C=("C", "mean"), trial_id=("trial_id", "first")
+    )
+    rows = []
+    for (n, d), cell in runs.groupby(["N", "D"]):
+        top = cell.loc[cell.loss.idxmin()]
+        rates = sorted(cell.lr)
+        rows.append({"N": n, "D": d, "C": top.C, "loss": top.loss, "best_lr": top.lr,
+                     "at_edge": len(rates) > 1 and top.lr in (rates[0], rates[-1]),
+                     "trial_id": top.trial_id})  # fmt: skip
+    return pd.DataFrame(rows, columns=["N", "D", "C", "loss", "best_lr", "at_edge", "trial_id"])
+
+
+def edge_notes(best: pd.DataFrame) -> list[str]:
+    edge = best[best.at_edge]
+    if edge.empty:
+        return []
+    cells = ", ".join(f"N={n:.3g} D={d:.3g} (lr {lr:.3g})"
+                      for n, d, lr in zip(edge.N, edge.D, edge.best_lr, strict=True))  # fmt: skip
+    return [
+        f"{len(edge)} of {len(best)} cells left out: their best learning rate is at an end of "
+        f"the sweep, so their optimum was not tried: {cells}"
+    ]
+
+
+def fit_warnings(fits: dict[str, dict[str, dict]]) -> list[str]:
+    """Every warning of a study's fits, one line each: "decoder n: E = ... sits at its bound"."""
+    return [
+        f"{architecture} {law}: {warning}"
+        for architecture, laws in sorted(fits.items())
+        for law, result in laws.items()
+        for warning in result.get("quality", {}).get("warnings", [])
+    ]
 
 
 def storable(result: dict) -> dict:
@@ -183,7 +271,7 @@ def read_table(
         raise TableError(f"{path}: no rows left to fit")
     needed = ("N", "accuracy") if law == "trend" else LAW_COLUMNS[law]
     out = pd.DataFrame(index=raw.index)
-    for ours in ("N", "D", "C", "loss", "accuracy", "n_items"):
+    for ours in ("N", "D", "C", "loss", "accuracy", "n_items", "lr"):
         theirs = columns.get(ours, ours)
         if theirs in raw.columns:
             values = pd.to_numeric(raw[theirs], errors="coerce")

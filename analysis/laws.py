@@ -428,6 +428,15 @@ def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) 
     if not counts:
         fit.warnings.append("no bootstrap resample kept enough distinct points to fit")
         return
+    if len({tuple(c > 0) for c in counts}) < 2:
+        # every resample that can be fitted holds the same points: each is the data itself,
+        # and their spread (none) says nothing of the fit's uncertainty
+        fit.warnings.append(
+            f"no intervals: with {len(members)} runs for {len(theta)} parameters, every "
+            "resample that can be fitted is the data itself; resampling trials cannot measure "
+            "the uncertainty (more sizes would)"
+        )
+        return
     thetas = _refit_batch(law, theta, logs, log_l, np.array(counts, dtype=float))
     boots, derived = [], []
     for draw in draws:
@@ -437,11 +446,20 @@ def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) 
         boots.append([params[n] for n in law.names])
         derived.append(law.derived(params, fit.compute))
     fit.boot, fit.n_boot = np.array(boots), len(boots)
-    for i, name in enumerate(law.names):
-        fit.intervals[name] = tuple(float(v) for v in np.percentile(fit.boot[:, i], [2.5, 97.5]))
-    for name in fit.derived:
-        values = [d[name] for d in derived]
-        fit.intervals[name] = tuple(float(v) for v in np.percentile(values, [2.5, 97.5]))
+    columns = {name: fit.boot[:, i] for i, name in enumerate(law.names)}
+    columns |= {name: np.array([d[name] for d in derived]) for name in fit.derived}
+    fixed = []
+    for name, values in columns.items():
+        low, high = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+        if high - low <= 1e-9 * max(abs(low), abs(high), 1e-300):
+            fixed.append(name)  # a zero-width "95%" interval is no interval
+            continue
+        fit.intervals[name] = (low, high)
+    if fixed:
+        fit.warnings.append(
+            f"no interval for {', '.join(fixed)}: every resample gives the same value (held at "
+            "a bound, or pinned by too few points)"
+        )
 
 
 def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=None) -> LawFit:

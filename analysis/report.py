@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.cards import write_cards
-from analysis.fits import estimate_text
+from analysis.fits import estimate_text, fit_warnings
 from analysis.laws import compute_budgets
 from trainers.architectures import ARCHITECTURES
 
@@ -268,6 +268,59 @@ def _isoflop(views: list[StudyView]) -> go.Figure | None:
     return fig
 
 
+def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
+    """Loss against the peak learning rate, one line per size and budget (seeds averaged), the
+    best rate of each marked: where a study sweeps learning rates."""
+    archs = _architectures(views)
+    swept = [v for v in views if _finished(v.trials).groupby(["architecture", "n_params", "tokens"])
+             .lr.nunique().max() > 1]  # fmt: skip
+    if not swept:
+        return None
+    fig = _panels([f"{a}: loss against learning rate" for a in archs])
+    for view in swept:
+        finished = _finished(view.trials)
+        for col, arch in enumerate(archs, start=1):
+            rows = finished[finished.architecture == arch]
+            mean = rows.groupby(
+                ["n_params", "size", "tokens", "lr"], as_index=False
+            ).val_loss.mean()
+            for k, ((_, size, tokens), cell) in enumerate(
+                mean.groupby(["n_params", "size", "tokens"])
+            ):
+                name = f"{_label(views, view, arch)} {size} {tokens:,.0f} tokens"
+                color = BUDGET_COLORS[k % len(BUDGET_COLORS)]
+                best = cell.loc[cell.val_loss.idxmin()]
+                fig.add_trace(
+                    go.Scatter(
+                        x=cell.lr,
+                        y=cell.val_loss,
+                        mode="lines+markers",
+                        name=name,
+                        line={"color": color},
+                    ),
+                    row=1,
+                    col=col,
+                )
+                fig.add_trace(
+                    go.Scatter(
+                        x=[best.lr],
+                        y=[best.val_loss],
+                        mode="markers",
+                        marker={"color": color, "size": 14, "symbol": "star"},
+                        showlegend=False,
+                        hoverinfo="skip",
+                    ),
+                    row=1,
+                    col=col,
+                )
+            fig.update_xaxes(type="log", title="peak learning rate", row=1, col=col)
+            fig.update_yaxes(title=_loss_axis(arch), row=1, col=col)
+    fig.update_layout(
+        title="The learning-rate sweep: each cell's best rate (a star) feeds the laws"
+    )
+    return fig
+
+
 def _thin(points: pd.DataFrame) -> pd.DataFrame:
     if len(points) <= MAX_CURVE_POINTS:
         return points
@@ -467,6 +520,7 @@ def _summary(views: list[StudyView]) -> str:
             items.append(prefix + result["verdict"])
         if view.outdated:
             items.append(f"{prefix}{outdated_note(view.outdated)}.")
+        items += [f"{prefix}warning: {w}" for w in fit_warnings(view.fits)]
     if not items:
         return ""
     return "<h2>Summary</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"
@@ -515,6 +569,7 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     if zero_shot is not None:
         figures.append(zero_shot)
     isoflop = _isoflop(views)
+    sweep = _lr_sweep(views)
     if len(views) == 1:
         figures.append(_curves(views[0]))
     parts = [
@@ -559,6 +614,7 @@ panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1
 <h2>Loss against compute</h2>
 {parts[1]}
 {_isoflop_section(isoflop)}
+{_sweep_section(sweep)}
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
@@ -574,6 +630,17 @@ compute budget (L(N, D)) and predicts its loss.</p>
 """
     path.write_text(page)
     return path
+
+
+def _sweep_section(fig: go.Figure | None) -> str:
+    if fig is None:
+        return ""
+    return (
+        "<h2>Learning rate</h2>" + fig.to_html(full_html=False, include_plotlyjs=False)
+        + "<p>Each law is fitted on each cell's best run (seeds averaged, then the lowest loss "
+        "over learning rates); a cell whose best rate is at an end of the sweep is left out, "
+        "as its optimum was not tried.</p>"
+    )  # fmt: skip
 
 
 def _isoflop_section(fig: go.Figure | None) -> str:

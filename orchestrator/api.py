@@ -237,7 +237,8 @@ def report(
     n_boot: int = 1000,
 ) -> Path:
     """Refit the laws from the store(s) and write the report: of one study, or the comparison
-    of several (`sources`: study files, store files or URLs), with their model cards."""
+    of several (`sources`: study files, store files or URLs), with their model cards. Returns
+    the report's path and the fits' warnings."""
     if sources is None or isinstance(sources, str | Path):
         sources = [sources] if sources is not None else []
     if store is not None:
@@ -248,6 +249,7 @@ def report(
         pairs = [_source(s) for s in sources]
     if not pairs:
         raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
+    from analysis.fits import fit_warnings
     from analysis.report import write_report
 
     views = []
@@ -264,7 +266,9 @@ def report(
         target = report_path(views[0].name)
     else:
         target = Path("reports") / ("compare-" + "-".join(names) + ".html")
-    return write_report(target, views)
+    prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
+    warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits)]
+    return write_report(target, views), warnings
 
 
 def to_json(frame: pd.DataFrame) -> str:

@@ -129,11 +129,13 @@ def run(
     except KeyboardInterrupt:
         errors.print("interrupted: running trials are marked interrupted; run again to resume")
         raise typer.Exit(130) from None
-    from analysis.fits import summary_line
+    from analysis.fits import fit_warnings, summary_line
 
     for arch, laws in result.fits.items():
         for fit in laws.values():
-            console.print(summary_line(arch, fit), highlight=False)
+            console.print(summary_line(arch, fit), highlight=False, markup=False)
+    for warning in fit_warnings(result.fits):
+        errors.print(f"warning: {warning}", highlight=False, markup=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
     if result.outdated:
@@ -269,9 +271,11 @@ def report(
     from orchestrator import api
 
     try:
-        path = api.report(sources or [], store, out, n_boot)
+        path, warnings = api.report(sources or [], store, out, n_boot)
     except (StudyError, StoreError) as e:
         _fail(str(e))
+    for warning in warnings:
+        errors.print(f"warning: {warning}", highlight=False, markup=False)
     console.print(f"report: {path}", highlight=False)
 
 
@@ -335,6 +339,7 @@ def fit(
     loss_col: _column("loss", "the loss") = "loss",
     accuracy_col: _column("accuracy", "zero-shot accuracy (trend)") = "accuracy",
     n_items_col: _column("n-items", "items behind each accuracy (trend; optional)") = "n_items",
+    lr_col: _column("lr", "the peak learning rate (optional: fits each cell's best rate)") = "lr",
     group: Annotated[
         str | None, typer.Option(help="CSV column naming the run of each row (bootstrap unit)")
     ] = None,
@@ -365,7 +370,7 @@ def fit(
     try:
         if csv is not None:
             columns = {"N": n_col, "D": d_col, "C": c_col, "loss": loss_col}
-            columns |= {"accuracy": accuracy_col, "n_items": n_items_col}
+            columns |= {"accuracy": accuracy_col, "n_items": n_items_col, "lr": lr_col}
             results = {csv.name: api.fit_csv(
                 csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute
             )}  # fmt: skip
@@ -382,7 +387,7 @@ def fit(
         if law == "trend":
             console.print(result["verdict"], highlight=False)
             continue
-        console.print(summary_line(name, result), highlight=False)
+        console.print(summary_line(name, result), highlight=False, markup=False)
         for warning in result.get("quality", {}).get("warnings", []):
             errors.print(f"warning: {warning}", highlight=False, markup=False)
 

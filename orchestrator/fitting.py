@@ -67,7 +67,15 @@ def fit_csv(
     compute: float | None = None,
 ) -> dict:
     """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
-    from analysis.fits import TableError, fit_points, isfinite_json, read_table, storable
+    from analysis.fits import (
+        TableError,
+        edge_notes,
+        envelope,
+        fit_points,
+        isfinite_json,
+        read_table,
+        storable,
+    )
     from analysis.trends import trend_json, values_trend, verdict
 
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
@@ -79,10 +87,19 @@ def fit_csv(
             | trend_json(t)
             | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
         )
+    best, unit = None, "group" if group else None
+    if "lr" in frame and frame.groupby(["N", "D"]).lr.nunique().max() > 1:  # an lr sweep
+        frame = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str))
+        best = envelope(frame)
+        frame = best[~best.at_edge].rename(columns={"best_lr": "lr"})
+        unit = "trial_id"
     try:
-        result = fit_points(law, frame, n_boot, "group" if group else None, compute)
+        result = fit_points(law, frame, n_boot, unit, compute)
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
+    if best is not None:
+        result["quality"]["warnings"] += edge_notes(best)
+        result["envelope"] = best[["N", "D", "best_lr", "loss", "at_edge"]].to_dict("records")
     return isfinite_json(storable(result))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -65,3 +66,24 @@ def test_a_bad_table_gets_one_clear_line_and_status_2(study_cli, tmp_path, conte
     done = study_cli("fit", "--csv", str(table), *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, study_cli):
+    lines = ["N,D,loss,lr"]
+    for n in (1e5, 3e5, 1e6, 3e6, 1e7):
+        for lr in (1e-3, 2e-3, 4e-3):
+            optimum = 2e-3 if n < 1e7 else 8e-3
+            loss = 1.5 + 40.0 * n**-0.3 + 0.05 * abs(math.log(lr / optimum))
+            lines.append(f"{n:g},{2e8:g},{loss:.6f},{lr:g}")
+    table = tmp_path / "sweep.csv"
+    table.write_text("\n".join(lines) + "\n")
+    done = study_cli(
+        "fit", "--csv", str(table), "--law", "n", "--json", "--n-boot", "50", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    fit = json.loads(done.stdout)
+    assert [e["best_lr"] for e in fit["envelope"]] == [2e-3] * 4 + [4e-3]
+    assert [e["at_edge"] for e in fit["envelope"]] == [False] * 4 + [True]
+    assert fit["n_points"] == 4 and fit["params"]["alpha"]["estimate"] == pytest.approx(
+        0.3, rel=0.05
+    )

@@ -224,3 +224,82 @@ def test_an_overflowing_resample_is_an_infinite_allocation_and_said_so():
         estimate_text({"estimate": 0.3412, "ci": [0.29, 0.41]}, ci_digits=2)
         == "0.3412 [0.29, 0.41]"
     )
+
+
+def _points(n, alpha=0.3, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    n = np.asarray(n, float)
+    return n, (1.5 + 40.0 * n**-alpha) * (1 + noise * rng.standard_normal(len(n)))
+
+
+def test_three_sizes_for_three_parameters_get_no_interval_and_say_why():
+    n, loss = _points([1e5, 1e6, 1e7])
+    fit = fit_power_law(n, loss, n_boot=200)
+    assert fit.intervals == {} and fit.n_boot == 0  # not [x, x] for every parameter
+    assert any("no intervals: with 3 runs for 3 parameters" in w for w in fit.warnings)
+    more = fit_power_law(*_points([1e5, 3e5, 1e6, 3e6, 1e7, 3e7]), n_boot=200)
+    assert {"E", "A", "alpha"} <= set(more.intervals)
+    assert all(high > low for low, high in more.intervals.values())
+
+
+def test_a_parameter_held_at_its_bound_gets_no_zero_width_interval():
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6, 3e6])
+    loss = 3.0 * n**-0.1  # no floor at all: E wants to be 0 and sits at its bound
+    fit = fit_power_law(n, loss, n_boot=200)
+    assert any("sits at its bound" in w for w in fit.warnings)
+    assert "E" not in fit.intervals
+    assert any(w.startswith("no interval for E") for w in fit.warnings)
+
+
+def test_an_exponent_outside_the_published_range_is_a_warning():
+    from analysis.fits import fit_points
+
+    n, loss = _points([1e4, 2e4, 5e4, 1e5, 2e5], alpha=3.0, noise=0.0)
+    result = fit_points("n", pd.DataFrame({"N": n, "loss": loss + 1.5}), n_boot=0)
+    assert any("is outside 0.05-1.5, the range of published fits" in w
+               for w in result["quality"]["warnings"])  # fmt: skip
+
+
+def test_a_study_far_below_twenty_tokens_per_parameter_is_warned_about():
+    from analysis.fits import fit_study
+
+    n, loss = _points([1e5, 3e5, 1e6, 3e6])
+    trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(4)], "architecture": "decoder",
+                           "status": "finished", "n_params": n, "tokens": 1e6, "flops": 6e6 * n,
+                           "val_loss": loss})  # fmt: skip
+    warnings = fit_study(trials, n_boot=0)["decoder"]["n"]["quality"]["warnings"]
+    assert any(
+        "most trials saw fewer than 5 tokens per parameter (median 2.2" in w for w in warnings
+    )
+    trials["tokens"] = 20 * trials.n_params.max()  # one budget, 20+ tokens per parameter
+    fitted = fit_study(trials, n_boot=0, laws=["n"])["decoder"]["n"]
+    assert not any("tokens per parameter" in w for w in fitted["quality"]["warnings"])
+
+
+def test_the_envelope_fits_each_cells_best_learning_rate_and_leaves_edge_cells_out():
+    from analysis.fits import envelope, fit_study
+
+    rows = []
+    sizes = [1e5, 3e5, 1e6, 3e6, 1e7]
+    for n in sizes:
+        optimum = 2e-3 if n < 1e7 else 4e-3  # the largest size wants more than the sweep tries
+        for lr in (1e-3, 2e-3, 3e-3):
+            for seed in (0, 1):
+                loss = 1.5 + 40.0 * n**-0.3 + 0.05 * abs(np.log(lr / optimum)) + 0.001 * seed
+                rows.append({"trial_id": f"{n:g}-{lr:g}-{seed}", "architecture": "decoder",
+                             "status": "finished", "n_params": n, "tokens": 2e8, "lr": lr,
+                             "flops": 1.2e9 * n, "val_loss": loss})  # fmt: skip
+    trials = pd.DataFrame(rows)
+    frame = trials.rename(
+        columns={"n_params": "N", "tokens": "D", "flops": "C", "val_loss": "loss"}
+    )
+    best = envelope(frame)
+    assert len(best) == 5 and list(best.best_lr[:4]) == [2e-3] * 4  # the middle rate wins
+    assert best.loss[0] == pytest.approx(1.5 + 40.0 * 1e5**-0.3 + 0.0005)  # seeds averaged
+    assert list(best.at_edge) == [False] * 4 + [True]
+    fit = fit_study(trials, n_boot=0)["decoder"]["n"]
+    assert len(fit["data"]) == 4  # one point per cell, the edge cell left out
+    assert any("1 of 5 cells left out: their best learning rate is at an end of the sweep" in w
+               for w in fit["quality"]["warnings"])  # fmt: skip
+    assert [e["at_edge"] for e in fit["envelope"]] == [False] * 4 + [True]
+    assert fit["params"]["alpha"]["estimate"] == pytest.approx(0.3, rel=0.05)

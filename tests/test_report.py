@@ -180,3 +180,31 @@ def test_every_finished_trial_has_a_linked_model_card(tmp_path):
     ):
         assert text in card, text
     assert len(list((tmp_path / "r-cards").glob("*.md"))) == 8
+
+
+def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_path):
+    """Chinchilla's law on an IsoFLOP grid, each cell at three learning rates: the report draws
+    the IsoFLOP curves with their minima and the loss against learning rate."""
+    rows = []
+    for c in (3e16, 1e17, 3e17, 1e18):
+        for n in (1e7, 2e7, 5e7, 1e8, 2e8):
+            d = c / (6 * n)
+            for lr in (1e-3, 2e-3, 4e-3):
+                loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28 + 0.02 * abs(np.log(lr / 2e-3))
+                row = dict.fromkeys(TRIAL_COLUMNS)
+                row |= {"trial_id": f"decoder-{n:g}-{c:g}F-lr{lr:g}-s0", "architecture": "decoder",
+                        "size": f"{n:g}", "seed": 0, "n_params": n, "tokens": d, "flops": c,
+                        "lr": lr, "status": "finished", "val_loss": loss, "attempts": 1,
+                        "hash": f"{n}{c}{lr}"}  # fmt: skip
+                rows.append(row)
+    trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+    fits = fit_study(trials, n_boot=50)
+    assert "params" in fits["decoder"]["isoflop"]  # the minima lie inside the sizes
+    assert all(not e["at_edge"] for e in fits["decoder"]["isoflop"]["envelope"])
+    metrics = pd.DataFrame(columns=["trial_id", "step", "tokens", "name", "value"])
+    report = write_report(tmp_path / "iso.html", [StudyView("iso", trials, metrics, fits)])
+    page = report.read_text()
+    assert "<h2>IsoFLOP</h2>" in page and "<h2>Learning rate</h2>" in page
+    seen = open_in_chromium(report, ARTIFACTS / "report-isoflop.png")
+    assert seen["errors"] == [] and seen["plots"] == 5  # size, compute, IsoFLOP, lr, curves
+    assert seen["rendered"] == 4  # all but the training curves: none are stored here

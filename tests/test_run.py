@@ -95,6 +95,9 @@ def test_cli_end_to_end(tiny_study, study_cli):
     assert "Ray dashboard: http://" in run.stdout and "ray get-auth-token" in run.stdout
     assert "decoder-100K-s0: finished" in run.stdout
     assert "decoder L(N) = E + A·N^(−α): E = " in run.stdout
+    # three sizes for three parameters, 16K tokens for up to 100K parameters: said, not hidden
+    starved = "warning: decoder n: most trials saw fewer than 5 tokens per parameter"
+    assert starved in run.stderr and "warning: decoder n: no intervals: with 3 runs" in run.stderr
 
     status = study_cli("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
@@ -145,7 +148,8 @@ def test_cli_end_to_end(tiny_study, study_cli):
     )
     assert fits[0]["law"] == "n" and set(fits[0]["params"]) == {"E", "A", "alpha"}
     assert fits[0]["quality"]["holdout"]["held_out"] == "the largest model"
-    assert len(fits[0]["data"]) == 3 and fits[0]["quality"]["n_boot"] > 0
+    assert len(fits[0]["data"]) == 3 and fits[0]["quality"]["n_boot"] == 0  # none can tell
+    assert all(p["ci"] is None for p in fits[0]["params"].values())
 
     fit = study_cli("fit", str(tiny_study), "--law", "n", "--json", "--n-boot", "50", cwd=cwd)
     fitted = json.loads(fit.stdout)["architectures"]
@@ -159,6 +163,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
     report = (cwd / "reports" / "tiny.html").read_text()
     assert "decoder-50K-s0" in report and "are not comparable with each other" in report
     assert "Summary" in report and "Loss against compute" in report
+    assert "warning: decoder n: most trials saw fewer than 5 tokens per parameter" in report
     assert "Zero-shot accuracy against model size" in report
     assert (cwd / "reports" / "tiny-cards" / "decoder-50K-s0.md").exists()
     # A second store (a copy of the study under another name) compared side by side.
@@ -168,6 +173,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
     other.commit()
     compare = study_cli("report", "runs/tiny.db", "runs/other.db", "--n-boot", "20", cwd=cwd)
     assert compare.returncode == 0, compare.stderr
+    assert "warning: other: decoder n: no intervals" in compare.stderr
     page = (cwd / "reports" / "compare-tiny-other.html").read_text()
     assert "tiny: decoder trials" in page and "other: decoder trials" in page
     assert (cwd / "reports" / "compare-tiny-other-cards" / "other" / "decoder-25K-s0.md").exists()

@@ -613,8 +613,8 @@ panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1
 {parts[0]}
 <h2>Loss against compute</h2>
 {parts[1]}
-{_isoflop_section(isoflop)}
-{_sweep_section(sweep)}
+{_section("IsoFLOP", isoflop, ISOFLOP_NOTE)}
+{_section("Learning rate", sweep, SWEEP_NOTE)}
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
@@ -632,26 +632,23 @@ compute budget (L(N, D)) and predicts its loss.</p>
     return path
 
 
-def _sweep_section(fig: go.Figure | None) -> str:
-    if fig is None:
-        return ""
-    return (
-        "<h2>Learning rate</h2>" + fig.to_html(full_html=False, include_plotlyjs=False)
-        + "<p>Each law is fitted on each cell's best run (seeds averaged, then the lowest loss "
-        "over learning rates); a cell whose best rate is at an end of the sweep is left out, "
-        "as its optimum was not tried.</p>"
-    )  # fmt: skip
+SWEEP_NOTE = (
+    "Each law is fitted on each cell's best run (seeds averaged, then the lowest loss over "
+    "learning rates); a cell whose best rate is at an end of the sweep is left out, as its "
+    "optimum was not tried."
+)
+ISOFLOP_NOTE = (
+    "At each compute budget the loss is fitted with a parabola in log N; its minimum (a star) is "
+    "that budget's loss-optimal size. The line fits N_opt ∝ C^a through the minima (Hoffmann et "
+    "al. 2022, approach 2)."
+)
 
 
-def _isoflop_section(fig: go.Figure | None) -> str:
+def _section(title: str, fig: go.Figure | None, note: str) -> str:
+    """A heading, a figure and what it shows; nothing where there is no figure."""
     if fig is None:
         return ""
-    return (
-        "<h2>IsoFLOP</h2>" + fig.to_html(full_html=False, include_plotlyjs=False)
-        + "<p>At each compute budget the loss is fitted with a parabola in log N; its minimum "
-        "(a star) is that budget's loss-optimal size. The line fits N_opt ∝ C^a through the "
-        "minima (Hoffmann et al. 2022, approach 2).</p>"
-    )  # fmt: skip
+    return f"<h2>{title}</h2>{fig.to_html(full_html=False, include_plotlyjs=False)}<p>{note}</p>"
 
 
 def relative_link(target: Path, start: Path) -> str:

@@ -42,7 +42,8 @@ def fit_points(
         else:
             raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
     out = fit.to_json()
-    out["quality"]["warnings"] += [str(w.message) for w in caught] + _implausible(out["params"])
+    exponents = out["params"] | out.get("derived", {})  # L(N, D)'s a and b are derived
+    out["quality"]["warnings"] += [str(w.message) for w in caught] + _implausible(exponents)
     if check is not None:
         out["holdout"] = check
     out["fit"] = fit
@@ -117,19 +118,22 @@ def fit_study(
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
-        shared = frame.D.nunique() == 1 or points_of["n"].N.nunique() >= 3
+        shared = frame.D.nunique() <= 1 or frame.groupby("D").N.nunique().max() >= 3
         several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
         wanted = laws or ((["n"] if shared else []) + several)
         results[architecture] = {}
-        for law in wanted:
+        for i, law in enumerate(wanted):
             points = points_of[law]
+            said = notes if i == 0 else []  # the cells left out, said once per architecture
             try:
+                if points.empty and notes:
+                    raise ValueError("no cell is left to fit: " + notes[0])
                 result = fit_points(law, points, n_boot, group="trial_id")
                 if law == "n":
                     result["quality"]["warnings"] += _far_from_optimal(points)
-                result["quality"]["warnings"] += notes
+                result["quality"]["warnings"] += said
             except ValueError as e:
-                result = {"law": law, "error": str(e)}
+                result = {"law": law, "error": str(e), "quality": {"warnings": said}}
             if best is not None:
                 result["envelope"] = best[["N", "D", "best_lr", "loss", "at_edge"]].to_dict(
                     "records"
@@ -273,13 +277,15 @@ def read_table(
     out = pd.DataFrame(index=raw.index)
     for ours in ("N", "D", "C", "loss", "accuracy", "n_items", "lr"):
         theirs = columns.get(ours, ours)
+        if ours == "lr" and theirs != "lr" and theirs not in raw.columns:
+            raise TableError(f"{path}: --lr {theirs!r} is not a column of the file")
         if theirs in raw.columns:
             values = pd.to_numeric(raw[theirs], errors="coerce")
             if ours == "accuracy":
                 bad, want = values.isna() | (values < 0) | (values > 1), "a number in [0, 1]"
             else:
                 bad, want = values.isna() | (values <= 0), "a positive number"
-            used = ours in needed or ours in (("n_items",) if law == "trend" else ("C", "D"))
+            used = ours in needed or ours in (("n_items",) if law == "trend" else ("C", "D", "lr"))
             if used and bad.any():
                 label = bad.idxmax()  # the first bad row; the header is line 1
                 raise TableError(

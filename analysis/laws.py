@@ -601,15 +601,25 @@ def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0)
     labels, index = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(index == g) for g in range(len(labels))]
     rng = np.random.default_rng(seed)
-    boots = []
+    boots, supports = [], set()
     for _ in range(n_boot):
         idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
         found = _exponents(_isoflop_minima(n[idx], d[idx], c[idx], loss[idx], budget[idx])[0])
         if found is not None:
             boots.append(found)
-    if boots:
+            supports.add(tuple(np.unique(idx)))
+    if len(supports) <= 1:  # every usable resample is the data itself: no spread to measure
+        fit.warnings.append(
+            "no intervals: no resample but the data itself keeps 3 sizes at 2 budgets; more "
+            "sizes per budget would give one"
+        )
+    elif boots:
         arr = np.array(boots)
         fit.n_boot = len(boots)
         for i, name in enumerate(("a", "b")):
-            fit.intervals[name] = tuple(float(v) for v in np.percentile(arr[:, i], [2.5, 97.5]))
+            low, high = (float(v) for v in np.percentile(arr[:, i], [2.5, 97.5]))
+            if high - low > 1e-9 * max(abs(low), abs(high), 1e-300):
+                fit.intervals[name] = (low, high)
+            else:
+                fit.warnings.append(f"no interval for {name}: every resample gives the same value")
     return fit

@@ -235,7 +235,7 @@ def report(
     store: str | None = None,
     out: str | Path | None = None,
     n_boot: int = 1000,
-) -> Path:
+) -> tuple[Path, list[str]]:
     """Refit the laws from the store(s) and write the report: of one study, or the comparison
     of several (`sources`: study files, store files or URLs), with their model cards. Returns
     the report's path and the fits' warnings."""

@@ -88,10 +88,14 @@ def fit_csv(
             | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
         )
     best, unit = None, "group" if group else None
-    if "lr" in frame and frame.groupby(["N", "D"]).lr.nunique().max() > 1:  # an lr sweep
-        frame = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str))
+    cell = [c for c in ("N", "D") if c in frame]
+    if "lr" in frame and frame.groupby(cell).lr.nunique().max() > 1:  # an lr sweep
+        # an L(N) table may have no D or C: one placeholder value, dropped again below
+        absent = [c for c in ("D", "C") if c not in frame]
+        frame = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str),
+                             **dict.fromkeys(absent, 1.0))  # fmt: skip
         best = envelope(frame)
-        frame = best[~best.at_edge].rename(columns={"best_lr": "lr"})
+        frame = best[~best.at_edge].rename(columns={"best_lr": "lr"}).drop(columns=absent)
         unit = "trial_id"
     try:
         result = fit_points(law, frame, n_boot, unit, compute)

@@ -256,6 +256,9 @@ def chinchilla_tokens(multiple: float, n_params: int) -> int:
     return round(CHINCHILLA_TOKENS_PER_PARAM * multiple * n_params)
 
 
+MIN_FLOPS_RATIO = 1.35  # cells within 1% of budgets 10^0.1 apart: analysis.laws.compute_budgets
+
+
 class BudgetSpec(_Strict):
     """How much each model is trained: the same token counts for every size, multiples of the
     Chinchilla ratio (20 tokens per parameter), so that each size gets its own, or training
@@ -281,6 +284,13 @@ class BudgetSpec(_Strict):
             )
         if len(set(given[0])) != len(given[0]):
             raise ValueError(f"duplicate budgets in {given[0]}")
+        flops = sorted(self.flops or [])
+        for low, high in zip(flops, flops[1:], strict=False):
+            if high / low < MIN_FLOPS_RATIO:
+                raise ValueError(
+                    f"FLOP budgets {low:.3g} and {high:.3g} are less than {MIN_FLOPS_RATIO}x "
+                    "apart: the IsoFLOP analysis could not tell their cells apart"
+                )
         return self
 
     @property

@@ -87,3 +87,19 @@ def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, st
     assert fit["n_points"] == 4 and fit["params"]["alpha"]["estimate"] == pytest.approx(
         0.3, rel=0.05
     )
+
+
+def test_a_sweep_in_a_table_without_tokens_and_a_missing_lr_column(tmp_path, study_cli):
+    lines = ["N,loss,lr"] + [
+        f"{n:g},{1.5 + 40.0 * n**-0.3 + 0.05 * abs(math.log(lr / 2e-3)):.6f},{lr:g}"
+        for n in (1e5, 3e5, 1e6, 3e6) for lr in (1e-3, 2e-3, 4e-3)
+    ]  # fmt: skip
+    table = tmp_path / "n.csv"
+    table.write_text("\n".join(lines) + "\n")
+    done = study_cli(
+        "fit", "--csv", str(table), "--law", "n", "--json", "--n-boot", "0", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert [e["best_lr"] for e in json.loads(done.stdout)["envelope"]] == [2e-3] * 4
+    missing = study_cli("fit", "--csv", str(table), "--lr", "rate", cwd=tmp_path)
+    assert missing.returncode == 2 and "--lr 'rate' is not a column of the file" in missing.stderr

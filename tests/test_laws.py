@@ -303,3 +303,26 @@ def test_the_envelope_fits_each_cells_best_learning_rate_and_leaves_edge_cells_o
                for w in fit["quality"]["warnings"])  # fmt: skip
     assert [e["at_edge"] for e in fit["envelope"]] == [False] * 4 + [True]
     assert fit["params"]["alpha"]["estimate"] == pytest.approx(0.3, rel=0.05)
+
+
+def test_a_sweep_of_two_rates_leaves_every_cell_out_and_says_which():
+    from analysis.fits import fit_study, fit_warnings
+
+    rows = [{"trial_id": f"{n:g}-{lr:g}", "architecture": "decoder", "status": "finished",
+             "n_params": n, "tokens": 2e8, "lr": lr, "flops": 1.2e9 * n,
+             "val_loss": 1.5 + 40.0 * n**-0.3 + lr}
+            for n in (1e5, 1e6, 1e7) for lr in (1e-3, 2e-3)]  # fmt: skip
+    fits = fit_study(pd.DataFrame(rows), n_boot=0)
+    assert "no cell is left to fit: 3 of 3 cells left out" in fits["decoder"]["n"]["error"]
+    assert any("best learning rate is at an end of the sweep" in w for w in fit_warnings(fits))
+
+
+def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
+    from analysis.laws import fit_isoflop
+
+    n = np.array([3e7, 1e8, 3e8] * 2)
+    c = np.repeat([3e18, 1e19], 3)
+    d = c / (6 * n)
+    loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28
+    fit = fit_isoflop(n, d, c, loss, n_boot=100)
+    assert fit.intervals == {} and any(w.startswith("no intervals") for w in fit.warnings)

@@ -122,7 +122,10 @@ CASES = [
         _replace("{tokens: 600K}", "{flops: [1e18]}"),
         "{f}:4: budget.flops[0]: no size of the study can spend 1e18 FLOPs: decoder 25K at 1e18 FLOPs: ",
     ),
-    (_replace("{tokens: 600K}", "{flops: [1e12, 1.2e12]}"), "{f}:4: budget: FLOP budgets 1e+12 and 1.2e+12 are less than 1.35x apart"),
+    (
+        _replace("{tokens: 600K}", "{flops: [1e12, 1.2e12]}"),
+        "{f}:4: budget: FLOP budgets 1e+12 and 1.2e+12 are less than 1.35x apart",
+    ),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

@@ -110,11 +110,7 @@ def fit_study(
                 "lr": rows.lr.astype(float) if "lr" in rows else np.nan,
             }
         )
-        best, notes = None, []
-        if not frame.empty and frame.groupby(["N", "D"]).lr.nunique().max() > 1:  # an lr sweep
-            best = envelope(frame)
-            notes = edge_notes(best)
-            frame = best[~best.at_edge].rename(columns={"best_lr": "lr"})
+        frame, best, notes = best_runs(frame)
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
@@ -135,9 +131,7 @@ def fit_study(
             except ValueError as e:
                 result = {"law": law, "error": str(e), "quality": {"warnings": said}}
             if best is not None:
-                result["envelope"] = best[["N", "D", "best_lr", "loss", "at_edge"]].to_dict(
-                    "records"
-                )
+                result["envelope"] = best
             result["data"] = points.to_dict("records")
             results[architecture][law] = result
     return results
@@ -160,6 +154,22 @@ def envelope(frame: pd.DataFrame) -> pd.DataFrame:
                      "at_edge": len(rates) > 1 and top.lr in (rates[0], rates[-1]),
                      "trial_id": top.trial_id})  # fmt: skip
     return pd.DataFrame(rows, columns=["N", "D", "C", "loss", "best_lr", "at_edge", "trial_id"])
+
+
+def best_runs(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict] | None, list[str]]:
+    """The points a law is fitted to, with a learning-rate sweep: the envelope's cells not at an
+    edge of the sweep (`lr` their best rate), the envelope as rows (N, D, best_lr, loss,
+    at_edge) and the note naming the cells left out. Without a sweep (no cell tried several
+    rates): the points as they are, None and no note. A table without D or C (an L(N) table)
+    is one cell per N."""
+    cell = [c for c in ("N", "D") if c in frame]
+    if "lr" not in frame or frame.empty or not frame.groupby(cell).lr.nunique().max() > 1:
+        return frame, None, []
+    absent = [c for c in ("D", "C") if c not in frame]
+    best = envelope(frame.assign(**dict.fromkeys(absent, 1.0)))  # placeholders, dropped below
+    points = best[~best.at_edge].rename(columns={"best_lr": "lr"}).drop(columns=absent)
+    shown = [c for c in ("N", "D", "best_lr", "loss", "at_edge") if c not in absent]
+    return points, best[shown].to_dict("records"), edge_notes(best)
 
 
 def edge_notes(best: pd.DataFrame) -> list[str]:

@@ -39,6 +39,7 @@ from orchestrator.store import (
     trials_frame,
     upgrade_store,
 )
+from trainers.data import TokenData
 
 __all__ = [
     "describe_data", "export_evals", "export_fits", "export_trials", "fit_csv", "fit_store",
@@ -72,11 +73,12 @@ EXPORT_COLUMNS = [
 ]
 
 
-def plan(spec: StudySpec) -> pd.DataFrame:
+def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
     of its evaluation settings, N, tokens trained, FLOPs, passes over the training split and a
-    time guess. Prepares the token files if they are not there yet."""
-    data = prepare_data(spec)
+    time guess. Prepares the token files if they are not there yet (or takes `data`, the
+    study's prepared data)."""
+    data = data if data is not None else prepare_data(spec)
     rows = []
     for trial in trials(spec, data):
         acct = planned_accounting(trial, data.vocab_size)

@@ -164,8 +164,9 @@ def plan(
 
     try:
         spec = load_study(study)
-        frame = api.plan(spec)
-        data = api.prepare_data(spec).summary()
+        prepared = api.prepare_data(spec)
+        frame = api.plan(spec, prepared)
+        data = prepared.summary()
     except (StudyError, CorpusError) as e:
         _fail(str(e))
     if as_json:
@@ -180,7 +181,7 @@ def plan(
         for flops, group in frame.groupby("budget_flops", sort=True):
             title = f"budget {flops_text(flops)} FLOPs: {len(group)} trials"
             sys.stdout.write(_frame_table(group[columns], title) + "\n")
-        for why in api.left_out(spec, api.prepare_data(spec)):
+        for why in api.left_out(spec, prepared):
             console.print(f"left out: {why}", highlight=False, markup=False)
     else:
         shown = frame[columns]

@@ -69,8 +69,7 @@ def fit_csv(
     """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
     from analysis.fits import (
         TableError,
-        edge_notes,
-        envelope,
+        best_runs,
         fit_points,
         isfinite_json,
         read_table,
@@ -87,23 +86,17 @@ def fit_csv(
             | trend_json(t)
             | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
         )
-    best, unit = None, "group" if group else None
-    cell = [c for c in ("N", "D") if c in frame]
-    if "lr" in frame and frame.groupby(cell).lr.nunique().max() > 1:  # an lr sweep
-        # an L(N) table may have no D or C: one placeholder value, dropped again below
-        absent = [c for c in ("D", "C") if c not in frame]
-        frame = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str),
-                             **dict.fromkeys(absent, 1.0))  # fmt: skip
-        best = envelope(frame)
-        frame = best[~best.at_edge].rename(columns={"best_lr": "lr"}).drop(columns=absent)
-        unit = "trial_id"
+    # a run is a group's rows (or each row); in a sweep, each cell's best run stands for it
+    runs = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str))
+    points, best, notes = best_runs(runs)
+    unit = "trial_id" if best is not None else ("group" if group else None)
     try:
-        result = fit_points(law, frame, n_boot, unit, compute)
+        result = fit_points(law, points, n_boot, unit, compute)
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
     if best is not None:
-        result["quality"]["warnings"] += edge_notes(best)
-        result["envelope"] = best[["N", "D", "best_lr", "loss", "at_edge"]].to_dict("records")
+        result["quality"]["warnings"] += notes
+        result["envelope"] = best
     return isfinite_json(storable(result))
 
 

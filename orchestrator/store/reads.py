@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import Eval, Fit, Metric, Study, Trial
 from orchestrator.store.urls import StoreError
-from trainers.trial import TrialSpec
 
 
 def get_study(session: Session, name: str | None = None) -> Study:
@@ -133,7 +132,7 @@ def metrics_frame(session: Session, study: Study, max_points: int | None = None)
 
 def eval_keys(trials: list[Trial]) -> dict[int, str]:
     """The key of each trial's current evaluation settings, by primary key."""
-    return {t.id: TrialSpec.from_dict(t.config).eval_key for t in trials}
+    return {t.id: t.spec.eval_key for t in trials}
 
 
 def outdated(session: Session, study: Study) -> list[str]:

@@ -96,21 +96,9 @@ def fit_study(
     point, its best run (see `envelope`), and cells whose best rate is at an end of the sweep
     are left out. A law the points cannot support gets an "error" entry. `laws` asks for those
     laws only, whether or not the trials span several budgets."""
-    finished = trials[(trials.status == "finished") & trials.val_loss.notna()]
     results: dict[str, dict[str, dict]] = {}
     for architecture in sorted(trials.architecture.unique()):
-        rows = finished[finished.architecture == architecture]
-        frame = pd.DataFrame(
-            {
-                "trial_id": rows.trial_id,
-                "N": rows.n_params.astype(float),
-                "D": rows.tokens.astype(float),
-                "C": rows.flops.astype(float),
-                "loss": rows.val_loss.astype(float),
-                "lr": rows.lr.astype(float) if "lr" in rows else np.nan,
-            }
-        )
-        frame, best, notes = best_runs(frame)
+        frame, best, notes = best_runs(law_points(trials, architecture))
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
@@ -135,6 +123,28 @@ def fit_study(
             result["data"] = points.to_dict("records")
             results[architecture][law] = result
     return results
+
+
+def law_points(trials: pd.DataFrame, architecture: str) -> pd.DataFrame:
+    """An architecture's finished trials as the points a law is fitted to: trial_id, N, D, C,
+    loss (the final validation loss) and lr; without the trials that verify a prediction
+    (column `verifies`), which the laws must not see."""
+    rows = trials[
+        (trials.architecture == architecture)
+        & (trials.status == "finished")
+        & trials.val_loss.notna()
+        & ~trials.get("verifies", pd.Series(False, index=trials.index)).astype(bool)
+    ]
+    return pd.DataFrame(
+        {
+            "trial_id": rows.trial_id,
+            "N": rows.n_params.astype(float),
+            "D": rows.tokens.astype(float),
+            "C": rows.flops.astype(float),
+            "loss": rows.val_loss.astype(float),
+            "lr": rows.lr.astype(float) if "lr" in rows else np.nan,
+        }
+    )
 
 
 def envelope(frame: pd.DataFrame) -> pd.DataFrame:

@@ -43,6 +43,7 @@ class StudyView:
     data: dict | None = None  # the splits and tokenizer (Study.data)
     cards: dict[str, str] = field(default_factory=dict)  # trial id -> relative link
     outdated: list[str] = field(default_factory=list)  # measured under other eval settings
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.predictions_frame
 
 
 def _esc(text) -> str:
@@ -70,7 +71,10 @@ def _label(views: list[StudyView], view: StudyView, arch: str) -> str:
 
 
 def _finished(trials: pd.DataFrame) -> pd.DataFrame:
-    return trials[(trials.status == "finished") & trials.val_loss.notna()]
+    """The finished trials of the grid: the laws' points (a trial that verifies a prediction
+    is drawn with its prediction)."""
+    grid = ~trials.verifies.astype(bool) if "verifies" in trials else True
+    return trials[(trials.status == "finished") & trials.val_loss.notna() & grid]
 
 
 def _panels(titles: list[str], height: int = 480) -> go.Figure:
@@ -266,6 +270,117 @@ def _isoflop(views: list[StudyView]) -> go.Figure | None:
     fig.update_layout(height=860, legend={"orientation": "h", "y": -0.12},
                       title="IsoFLOP: the loss-optimal size at each compute budget")  # fmt: skip
     return fig
+
+
+def _predictions(views: list[StudyView]) -> go.Figure | None:
+    """Each prediction beside its measurement, per architecture: the grid's losses against
+    compute, the best of each budget joined, then at each predicted budget the loss predicted
+    with its 95% interval and the loss its trial measured."""
+    archs = [a for a in _architectures(views)
+             if any(not v.predictions.empty and a in set(v.predictions.architecture)
+                    for v in views)]  # fmt: skip
+    if not archs:
+        return None
+    fig = _loss_panels(archs, "training compute C (FLOPs)")
+    for i, view in enumerate(views):
+        for col, arch in enumerate(archs, start=1):
+            color, _ = _style(views, i, arch)
+            label = _label(views, view, arch)
+            points = _finished(view.trials)
+            points = points[points.architecture == arch]
+            best = (
+                points.loc[points.groupby(compute_budgets(points.flops)).val_loss.idxmin()]
+                if len(points)
+                else points
+            )
+            fig.add_trace(
+                go.Scatter(x=points.flops, y=points.val_loss, mode="markers", name=f"{label} grid",
+                           marker={"color": color, "size": 6, "opacity": 0.35},
+                           text=points.trial_id, legendgroup=label,
+                           hovertemplate="%{text}<br>C=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"),
+                row=1, col=col,
+            )  # fmt: skip
+            rows = (
+                view.predictions[view.predictions.architecture == arch]
+                if not view.predictions.empty
+                else view.predictions
+            )
+            if rows.empty:
+                continue
+            best = best.sort_values("flops")
+            x = list(best.flops) + list(rows.flops)
+            y = list(best.val_loss) + list(rows.predicted_loss)
+            fig.add_trace(
+                go.Scatter(x=x, y=y, mode="lines", line={"color": color, "dash": "dot"},
+                           name=f"{label} best of each budget, then predicted",
+                           legendgroup=label, hoverinfo="skip"),
+                row=1, col=col,
+            )  # fmt: skip
+            low = (rows.predicted_loss - rows.ci_low).fillna(0)
+            high = (rows.ci_high - rows.predicted_loss).fillna(0)
+            fig.add_trace(
+                go.Scatter(x=rows.flops, y=rows.predicted_loss, mode="markers",
+                           name=f"{label} predicted (95% interval)", legendgroup=label,
+                           marker={"color": color, "size": 12, "symbol": "diamond-open"},
+                           error_y={"type": "data", "array": high, "arrayminus": low},
+                           text=rows.trial_id,
+                           hovertemplate="%{text}<br>C=%{x:.3g}<br>predicted %{y:.4f}"
+                           "<extra></extra>"),
+                row=1, col=col,
+            )  # fmt: skip
+            measured = rows[rows.measured_loss.notna()]
+            fig.add_trace(
+                go.Scatter(x=measured.flops, y=measured.measured_loss, mode="markers",
+                           name=f"{label} measured", legendgroup=label,
+                           marker={"color": color, "size": 14, "symbol": "star"},
+                           text=measured.trial_id,
+                           hovertemplate="%{text}<br>C=%{x:.3g}<br>measured %{y:.4f}"
+                           "<extra></extra>"),
+                row=1, col=col,
+            )  # fmt: skip
+    fig.update_layout(title="Predicted, then trained: the loss at budgets beyond the grid")
+    return fig
+
+
+def _predictions_table(views: list[StudyView]) -> str:
+    rows = []
+    for view in views:
+        for p in view.predictions.itertuples():
+            row = {"study": view.name} if len(views) > 1 else {}
+            interval = (f"[{p.ci_low:.4g}, {p.ci_high:.4g}]"
+                        if pd.notna(p.ci_low) and pd.notna(p.ci_high) else "none")  # fmt: skip
+            measured = pd.notna(p.measured_loss)
+            inside = pd.notna(p.ci_low) and measured and p.ci_low <= p.measured_loss <= p.ci_high
+            rows.append(row | {
+                "architecture": p.architecture,
+                "FLOPs": f"{p.flops:.3g}",
+                "N_opt (from)": f"{p.n_opt:.3g} ({p.n_opt_from})",
+                "trial": p.trial_id,
+                "N": f"{int(p.n_params):,}",
+                "tokens": f"{int(p.tokens):,}",
+                "predicted": f"{p.predicted_loss:.4g}",
+                "95% interval": interval,
+                "measured": f"{p.measured_loss:.4g}" if measured else "not trained yet",
+                "error": f"{p.error:+.2%}" if measured else "",
+                "in the interval": ("yes" if inside else "no") if measured else "",
+            })  # fmt: skip
+    return _table(pd.DataFrame(rows)) if rows else ""
+
+
+def prediction_summary(predictions: pd.DataFrame) -> list[str]:
+    """One sentence per prediction, for the report's summary and the terminal."""
+    out = []
+    for p in predictions.itertuples():
+        text = (f"{p.architecture} at {p.flops:.3g} FLOPs: predicted {p.predicted_loss:.4g}"
+                + (f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.ci_low) else
+                   " (no interval)")
+                + f" for {p.trial_id} (stored before it trained)")  # fmt: skip
+        if pd.notna(p.measured_loss):
+            text += f"; measured {p.measured_loss:.4g}, error {p.error:+.2%}"
+        else:
+            text += "; not trained yet"
+        out.append(text + ".")
+    return out
 
 
 def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
@@ -518,6 +633,7 @@ def _summary(views: list[StudyView]) -> str:
                 )
         for result in view.trends.values():
             items.append(prefix + result["verdict"])
+        items += [prefix + line for line in prediction_summary(view.predictions)]
         if view.outdated:
             items.append(f"{prefix}{outdated_note(view.outdated)}.")
         items += [f"{prefix}warning: {w}" for w in fit_warnings(view.fits)]
@@ -570,6 +686,7 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
         figures.append(zero_shot)
     isoflop = _isoflop(views)
     sweep = _lr_sweep(views)
+    predicted = _predictions(views)
     if len(views) == 1:
         figures.append(_curves(views[0]))
     parts = [
@@ -615,6 +732,7 @@ panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1
 {parts[1]}
 {_section("IsoFLOP", isoflop, ISOFLOP_NOTE)}
 {_section("Learning rate", sweep, SWEEP_NOTE)}
+{_section("Predictions", predicted, PREDICTION_NOTE, _predictions_table(views))}
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
@@ -637,6 +755,13 @@ SWEEP_NOTE = (
     "learning rates); a cell whose best rate is at an end of the sweep is left out, as its "
     "optimum was not tried."
 )
+PREDICTION_NOTE = (
+    "At each budget of <code>predict:</code>, once the grid was trained, L(N, D) fitted on the "
+    "grid (and the IsoFLOP minima, for the compute-optimal N) predicted the loss of the model "
+    "chosen for that budget; the prediction was stored before that model trained, and is "
+    "never refitted with it. The interval is the 95% bootstrap interval over resampled trials. "
+    "The trials that verify predictions are left out of the laws above."
+)
 ISOFLOP_NOTE = (
     "At each compute budget the loss is fitted with a parabola in log N; its minimum (a star) is "
     "that budget's loss-optimal size. The line fits N_opt ∝ C^a through the minima (Hoffmann et "
@@ -644,11 +769,13 @@ ISOFLOP_NOTE = (
 )
 
 
-def _section(title: str, fig: go.Figure | None, note: str) -> str:
-    """A heading, a figure and what it shows; nothing where there is no figure."""
+def _section(title: str, fig: go.Figure | None, note: str, after: str = "") -> str:
+    """A heading, a figure, what it shows and what follows it (a table); nothing where there
+    is no figure."""
     if fig is None:
         return ""
-    return f"<h2>{title}</h2>{fig.to_html(full_html=False, include_plotlyjs=False)}<p>{note}</p>"
+    figure = fig.to_html(full_html=False, include_plotlyjs=False)
+    return f"<h2>{title}</h2>{figure}<p>{note}</p>{after}"
 
 
 def relative_link(target: Path, start: Path) -> str:

@@ -34,6 +34,7 @@ from orchestrator.store import (
     fits_of,
     get_study,
     open_store,
+    predictions_frame,
     run_active,
     stale,
     trials_frame,
@@ -42,9 +43,10 @@ from orchestrator.store import (
 from trainers.data import TokenData
 
 __all__ = [
-    "describe_data", "export_evals", "export_fits", "export_trials", "fit_csv", "fit_store",
-    "last_line", "left_out", "open_study", "plan", "planned_accounting", "prepare_data", "report",
-    "report_path", "run_study", "RunResult", "status", "to_json", "trials", "upgrade",
+    "describe_data", "export_evals", "export_fits", "export_predictions", "export_trials",
+    "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan", "planned_accounting",
+    "prepare_data", "report", "report_path", "run_study", "RunResult", "status", "to_json",
+    "trials", "upgrade",
 ]  # fmt: skip
 
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
@@ -202,6 +204,15 @@ def export_evals(path: str | Path | None = None, store: str | None = None) -> pd
                 }
             )
         return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def export_predictions(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
+    """The predictions: one row per architecture and budget, with the model chosen (N,
+    tokens), the loss predicted and its 95% interval, and what its trial measured (null until
+    it has trained) with the relative error."""
+    _, session, study = open_study(path, store)
+    with session:
+        return predictions_frame(session, study)
 
 
 def export_fits(path: str | Path | None = None, store: str | None = None) -> list[dict]:

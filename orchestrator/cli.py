@@ -97,33 +97,75 @@ def _frame_table(frame, title: str) -> str:
     return title + "\n\n" + line(cells[0]) + rule + "".join(map(line, cells[1:]))
 
 
+ReportOption = Annotated[
+    Path | None, typer.Option(help="report file (default: reports/<name>.html)")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray cluster to join, e.g. auto or HEAD_IP:6379 "
+        "(default: RAY_ADDRESS, else a local instance)"
+    ),
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="if another run holds the store, wait for it to end")
+]
+
+
 @app.command()
 def run(
     study: StudyFile,
     store: StoreOption = None,
-    report: Annotated[
-        Path | None, typer.Option(help="report file (default: reports/<name>.html)")
-    ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="Ray cluster to join, e.g. auto or HEAD_IP:6379 "
-            "(default: RAY_ADDRESS, else a local instance)"
-        ),
-    ] = None,
+    report: ReportOption = None,
+    address: AddressOption = None,
     n_boot: NBootOption = 1000,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="if another run holds the store, wait for it to end")
-    ] = False,
+    wait: WaitOption = False,
 ) -> None:
-    """Train the trials the store does not show finished, fit the laws, write the report."""
+    """Train the trials the store does not show finished, predict and verify (`predict:`), fit
+    the laws, write the report."""
+    _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait)
+
+
+@app.command()
+def predict(
+    study: StudyFile,
+    flops: Annotated[
+        list[str],
+        typer.Option("--flops", help="a FLOP budget beyond the grid: 1e13, 10T (repeatable)"),
+    ],
+    store: StoreOption = None,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train/--no-train",
+            help="train the models that verify the predictions (else a later run does)",
+        ),
+    ] = True,
+    report: ReportOption = None,
+    address: AddressOption = None,
+    n_boot: NBootOption = 1000,
+    wait: WaitOption = False,
+) -> None:
+    """Predict the compute-optimal model and its loss at FLOP budgets beyond the grid, store
+    the predictions, then train those models to verify them (the grid first, if unfinished)."""
+    from orchestrator.sizes import parse_count
+
+    budgets = []
+    for text in flops:
+        try:
+            budgets.append(float(parse_count(text)))
+        except ValueError as e:
+            _fail(f"--flops {text!r}: {e}")
+    _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
+         predict=budgets, train_predictions=train)  # fmt: skip
+
+
+def _run(study: Path, **options) -> None:
+    """`study run` and `study predict`: run, then print the fits, the verdicts, the report."""
     from orchestrator import api
 
     try:
-        result = api.run_study(
-            study, store=store, report=report, address=address, console=console, n_boot=n_boot,
-            wait=wait,
-        )  # fmt: skip
+        result = api.run_study(study, console=console, **options)
     except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -175,7 +217,7 @@ def plan(
     columns = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs", "lr",
                "flops", "cpu_minutes"]  # fmt: skip
     if spec.budget.flops:  # an IsoFLOP grid: one table per budget
-        from orchestrator.grid import flops_text
+        from orchestrator.sizes import flops_text
 
         sys.stdout.write(f"{spec.name}: {len(frame)} trials\n\n")
         for flops, group in frame.groupby("budget_flops", sort=True):
@@ -186,6 +228,16 @@ def plan(
     else:
         shown = frame[columns]
         sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")
+    if spec.predict:
+        from orchestrator.sizes import flops_text
+
+        budgets = ", ".join(flops_text(c) for c in sorted(spec.predict.flops))
+        console.print(
+            f"predict at {budgets} FLOPs: once the grid is trained, the compute-optimal model "
+            "of each architecture there and its loss are predicted and stored, then that "
+            "model is trained to verify it (one trial per budget, not counted below)",
+            highlight=False,
+        )
     console.print(api.describe_data(data), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(
@@ -284,25 +336,27 @@ def report(
 def export(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
-    what: Annotated[str, typer.Option(help="trials, evals or fits")] = "trials",
+    what: Annotated[str, typer.Option(help="trials, evals, fits or predictions")] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
         Path | None, typer.Option("--out", help="file to write (default: stdout)")
     ] = None,
 ) -> None:
-    """Export the trial table, the zero-shot results (CSV or JSON) or the fits (JSON)."""
+    """Export the trial table, the zero-shot results, the predictions (CSV or JSON) or the fits
+    (JSON)."""
     from orchestrator import api
 
-    if what not in ("trials", "evals", "fits"):
-        _fail(f"--what must be trials, evals or fits, not {what!r}")
+    exports = {"trials": api.export_trials, "evals": api.export_evals,
+               "predictions": api.export_predictions}  # fmt: skip
+    if what not in (*exports, "fits"):
+        _fail(f"--what must be trials, evals, fits or predictions, not {what!r}")
     if fmt not in ("csv", "json") or (what == "fits" and fmt != "json"):
         _fail(f"--format {fmt!r} is not available for --what {what}")
     try:
         if what == "fits":
             text = json.dumps(api.export_fits(study, store), indent=2)
         else:
-            export = api.export_evals if what == "evals" else api.export_trials
-            frame = export(study, store)
+            frame = exports[what](study, store)
             text = frame.to_csv(index=False) if fmt == "csv" else api.to_json(frame)
     except (StudyError, StoreError) as e:
         _fail(str(e))

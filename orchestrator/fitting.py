@@ -13,6 +13,8 @@ from orchestrator.store import (
     evals_frame,
     metrics_frame,
     outdated,
+    predictions_frame,
+    predictions_of,
     replace_fits,
     trials_frame,
 )
@@ -34,16 +36,19 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
     view = StudyView(study.name, trials, curves, fits, evals, trends, study.data)
     view.outdated = left_out
+    view.predictions = predictions_frame(session, study)
     return view
 
 
 def comparable_trials(session: Session, study: Study):
     """The study's trials, those measured under other evaluation settings than the current ones
     shown `outdated` (their validation loss is not comparable with the others': no law is
-    fitted to them and no figure draws them), and the ids of those."""
+    fitted to them and no figure draws them), and the ids of those. Column `verifies` marks
+    the trials that verify a prediction: the laws are fitted on the grid without them."""
     trials = trials_frame(session, study)
     left_out = outdated(session, study)
     trials.loc[trials.trial_id.isin(left_out), "status"] = "outdated"
+    trials["verifies"] = trials.hash.isin({p.trial_hash for p in predictions_of(session, study)})
     return trials, left_out
 
 

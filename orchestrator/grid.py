@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from itertools import product
 
-from orchestrator.sizes import Shape, format_count, non_embedding_params
+from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import LrRule, StudyError, StudySpec, resolve_size
 from trainers.architectures import account
 from trainers.trial import Budget, Data, Eval, Model, Optim, Placement, TrialSpec
@@ -34,12 +35,6 @@ class Cell:
     name: str  # the budget's part of a trial id
     budget_flops: float = 0  # the FLOP budget it spends (0: a token budget)
     left_out: str = ""  # why it is not trained
-
-
-def flops_text(flops: float) -> str:
-    """A FLOP count, short: 1e12 -> "1e12", 2.5e11 -> "2.5e11"."""
-    mantissa, _, exponent = f"{flops:.3g}".partition("e")
-    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
 
 def _flops_cell(study, architecture, label, shape, n_params, flops, vocab_size, train_tokens):
@@ -96,79 +91,24 @@ def expand(
     train_tokens: int | None = None,
 ) -> list[TrialSpec]:
     """Every trial of the study, complete, ordered by architecture, N, budget, learning rate
-    and seed: the one place a TrialSpec is made. `data_key` is the key of the study's prepared
-    token files and `storage` the absolute folder of its checkpoints ("" for none); FLOP
-    budgets also need the vocabulary's and the training split's size (see `cells`).
+    and seed: the one place the grid's TrialSpecs are made. `data_key` is the key of the
+    study's prepared token files and `storage` the absolute folder of its checkpoints ("" for
+    none); FLOP budgets also need the vocabulary's and the training split's size (see `cells`).
 
     Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`,
     `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio, `decoder-1M-1e12F-s0` for
     FLOPs) only when the study has several, and the learning rate (`decoder-1M-lr0.003-s0`)
     only when it sweeps several.
     """
-    trials = []
     many_budgets = len(study.budget.values) > 1
-    sweep = isinstance(study.train.lr, list) and len(study.train.lr) > 1
-    train, zero_shot = study.train, study.eval.zero_shot
-    data = Data(
-        corpus=study.data.corpus_string(),
-        tokenizer=study.data.tokenizer_string(),
-        seq_len=study.data.seq_len,
-        val_fraction=study.data.val_fraction,
-        heldout_fraction=study.data.heldout_fraction,
-        split_seed=study.data.split_seed,
-        key=data_key,
-    )
-    for cell in cells(study, vocab_size, train_tokens):
-        if cell.left_out:
-            continue
-        architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
-        model = Model(architecture, shape.n_layer, shape.n_embd, shape.n_head, train.dropout)
-        placement = Placement(
-            cpus=study.resources.cpus_per_trial,
-            gpus=study.resources.gpus_for(n_params),
-            storage=storage,
-            checkpoint_every_tokens=train.checkpoint_every or 0,
-            peak_flops=study.resources.peak_flops or 0,
-            compile=train.compile,
-        )
-        tokens = cell.tokens
-        for lr, seed in product(learning_rates(study, architecture, n_params), study.seeds):
-            suffix = f"-{cell.name}" if many_budgets else ""
-            suffix += f"-lr{lr:.3g}" if sweep else ""
-            optim = Optim(
-                batch_size=train.batch_size,
-                lr=lr,
-                min_lr_ratio=train.min_lr_ratio,
-                warmup=train.warmup,
-                weight_decay=train.weight_decay,
-                grad_clip=train.grad_clip,
-                beta1=train.betas[0],
-                beta2=train.betas[1],
-            )
-            evaluation = Eval(
-                every_tokens=study.eval.every_tokens or max(1, tokens // 10),
-                tokens=study.eval.tokens,
-                tasks=tuple(zero_shot.tasks),
-                items=zero_shot.items,
-                seed=zero_shot.seed,
-                at_every_eval=zero_shot.at_every_eval,
-                pll_stride=zero_shot.pll_stride,
-            )
-            trials.append(
-                TrialSpec(
-                    study=study.name,
-                    trial_id=f"{architecture}-{cell.label}{suffix}-s{seed}",
-                    size=cell.label,
-                    seed=seed,
-                    model=model,
-                    data=data,
-                    optim=optim,
-                    budget=Budget(tokens),
-                    eval=evaluation,
-                    placement=placement,
-                    budget_flops=cell.budget_flops,
-                )
-            )
+    trials = [
+        trial_spec(study, cell, lr, seed, data_key, storage, many_budgets)
+        for cell in cells(study, vocab_size, train_tokens)
+        if not cell.left_out
+        for lr, seed in product(
+            learning_rates(study, cell.architecture, cell.n_params), study.seeds
+        )  # fmt: skip
+    ]
     seen: dict[str, TrialSpec] = {}
     same: dict[str, TrialSpec] = {}
     for trial in trials:
@@ -185,3 +125,96 @@ def expand(
             )
         seen[trial.trial_id], same[trial.hash] = trial, trial
     return trials
+
+
+def trial_spec(
+    study: StudySpec,
+    cell: Cell,
+    lr: float,
+    seed: int,
+    data_key: str,
+    storage: str,
+    budget_in_id: bool = True,
+) -> TrialSpec:
+    """The trial that trains a cell of the study at one learning rate and seed."""
+    train, zero_shot = study.train, study.eval.zero_shot
+    architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
+    suffix = f"-{cell.name}" if budget_in_id else ""
+    suffix += f"-lr{lr:.3g}" if isinstance(train.lr, list) and len(train.lr) > 1 else ""
+    return TrialSpec(
+        study=study.name,
+        trial_id=f"{architecture}-{cell.label}{suffix}-s{seed}",
+        size=cell.label,
+        seed=seed,
+        model=Model(architecture, shape.n_layer, shape.n_embd, shape.n_head, train.dropout),
+        data=Data(
+            corpus=study.data.corpus_string(),
+            tokenizer=study.data.tokenizer_string(),
+            seq_len=study.data.seq_len,
+            val_fraction=study.data.val_fraction,
+            heldout_fraction=study.data.heldout_fraction,
+            split_seed=study.data.split_seed,
+            key=data_key,
+        ),
+        optim=Optim(
+            batch_size=train.batch_size,
+            lr=lr,
+            min_lr_ratio=train.min_lr_ratio,
+            warmup=train.warmup,
+            weight_decay=train.weight_decay,
+            grad_clip=train.grad_clip,
+            beta1=train.betas[0],
+            beta2=train.betas[1],
+        ),
+        budget=Budget(cell.tokens),
+        eval=Eval(
+            every_tokens=study.eval.every_tokens or max(1, cell.tokens // 10),
+            tokens=study.eval.tokens,
+            tasks=tuple(zero_shot.tasks),
+            items=zero_shot.items,
+            seed=zero_shot.seed,
+            at_every_eval=zero_shot.at_every_eval,
+            pll_stride=zero_shot.pll_stride,
+        ),
+        placement=Placement(
+            cpus=study.resources.cpus_per_trial,
+            gpus=study.resources.gpus_for(n_params),
+            storage=storage,
+            checkpoint_every_tokens=train.checkpoint_every or 0,
+            peak_flops=study.resources.peak_flops or 0,
+            compile=train.compile,
+        ),
+        budget_flops=cell.budget_flops,
+    )
+
+
+MAX_HEADS = 64
+
+
+def shape_near(study: StudySpec, architecture: str, n_target: float) -> tuple[str, Shape, int]:
+    """The shape of a model with N nearest `n_target` in the study's family: the depth and head
+    width of the study's size nearest it in log N, with a whole number of heads (up to 64).
+    Returns its label (its N, short), the shape and N."""
+    sizes = [resolve_size(architecture, s)[1] for s in study.sizes]
+    gap = lambda n: abs(math.log(n / n_target))  # noqa: E731
+    base = min(sizes, key=lambda s: gap(non_embedding_params(architecture, s)))
+    head = base.n_embd // base.n_head
+    shapes = [Shape(base.n_layer, head * h, h) for h in range(1, MAX_HEADS + 1)]
+    shape = min(shapes, key=lambda s: gap(non_embedding_params(architecture, s)))
+    n_params = non_embedding_params(architecture, shape)
+    return format_count(n_params), shape, n_params
+
+
+def prediction_cell(
+    study: StudySpec,
+    architecture: str,
+    n_target: float,
+    flops: float,
+    vocab_size: int,
+    train_tokens: int | None = None,
+) -> Cell:
+    """The cell that verifies a prediction at `flops`: the study's model nearest `n_target`
+    (see `shape_near`) trained on the tokens that spend the budget, or why it cannot be."""
+    label, shape, n_params = shape_near(study, architecture, n_target)
+    return _flops_cell(study, architecture, label, shape, n_params, flops, vocab_size,
+                       train_tokens)  # fmt: skip

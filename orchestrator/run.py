@@ -11,9 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from orchestrator import fitting
-from orchestrator.grid import cells, expand, flops_text
-from orchestrator.sizes import format_count
+from orchestrator import fitting, predicting
+from orchestrator.grid import cells, expand
+from orchestrator.sizes import flops_text, format_count
 from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
@@ -27,6 +27,7 @@ from orchestrator.store import (
     fail_trial,
     mark_unfinished_interrupted,
     open_store,
+    record_measurements,
     register_study,
     replace_baseline,
     run_lock,
@@ -160,8 +161,12 @@ def run_study(
     console: Console | None = None,
     n_boot: int = 1000,
     wait: bool = False,
+    predict: list[float] = (),
+    train_predictions: bool = True,
 ) -> RunResult:
-    """Run every trial of a study the store does not show finished, then fit and report.
+    """Run every trial of a study the store does not show finished; predict at the budgets of
+    its `predict:` (and `predict`, more FLOP budgets) and train the trials that verify the
+    predictions (unless not `train_predictions`); then fit and report.
 
     Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
     used, before anything is written to the store, and StoreError when another run holds the
@@ -174,61 +179,120 @@ def run_study(
     data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
     grid = trials(spec, data)
     url = store or default_url(spec.name)
+    run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions)
     with run_lock(url, wait):
-        return _run_locked(schedule, spec, data, grid, url, report, address, console, n_boot)
+        return run.locked(url, report)
 
 
-def _run_locked(schedule, spec, data, grid, url, report, address, console, n_boot):
-    """run_study once it holds the store: register, run what is not finished, fit, report."""
-    engine = open_store(url)
-    result = RunResult(study=spec.name, store_url=url, report=None)
-    with Session(engine) as session:
-        study = register(session, spec, grid, data)
-        store_ngram_baseline(session, study, grid, data)
-        mark_unfinished_interrupted(session, study)
+@dataclass
+class _Run:
+    """One `study run` once its inputs are checked."""
+
+    schedule: object
+    spec: StudySpec
+    data: TokenData
+    grid: list[TrialSpec]
+    console: Console
+    address: str | None
+    n_boot: int
+    predict: list[float]
+    train_predictions: bool
+    cluster: object = None  # the Ray cluster, once joined
+
+    def locked(self, url: str, report) -> RunResult:
+        """Register, run what is not finished, predict and verify, fit, report."""
+        spec, data, console = self.spec, self.data, self.console
+        engine = open_store(url)
+        result = RunResult(study=spec.name, store_url=url, report=None)
+        storage = storage_of(spec)
+        with Session(engine) as session:
+            verifying = predicting.stored_trials(session, spec, data.key, storage,
+                                                 self.train_predictions)  # fmt: skip
+            study = register(session, spec, self.grid + verifying, data)
+            store_ngram_baseline(session, study, self.grid, data)
+            mark_unfinished_interrupted(session, study)
+            queued = self.grid + (verifying if self.train_predictions else [])
+            to_run = self._unfinished(session, study, queued, result)
+            session.commit()
+            console.print(
+                f"study [bold]{spec.name}[/]: {len(self.grid) + len(verifying)} trials, "
+                f"{len(result.skipped)} already finished, {len(to_run)} to run; store {url}",
+                highlight=False,
+            )
+            console.print(describe_data(study.data), highlight=False)
+            try:
+                if to_run:
+                    self._train(to_run, session, result)
+                flops = predicting.budgets(spec, self.predict)
+                made = predicting.predict_missing(session, study, spec, data, storage, flops,
+                                                  console, self.n_boot)  # fmt: skip
+                if made and self.train_predictions:
+                    register(session, spec, self.grid + verifying + made, data)
+                    session.commit()
+                    self._train(self._unfinished(session, study, made, result), session, result)
+            finally:
+                if self.cluster is not None:
+                    self.schedule.disconnect(self.cluster)
+            for p in record_measurements(session, study):
+                console.print(f"verified {p.architecture} at {flops_text(p.flops)} FLOPs "
+                              f"({p.trial_id}): " + _verdict(p), highlight=False)  # fmt: skip
+            session.commit()
+
+            result.report = Path(report or report_path(spec.name))
+            view = fitting.fit_and_report(session, study, result.report, self.n_boot)
+            result.fits, result.outdated = view.fits, view.outdated
+            result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
+        engine.dispose()
+        return result
+
+    def _train(self, to_run, session, result) -> None:
+        """Train trials on the cluster, joined (once per run) when first needed."""
+        if self.cluster is None:
+            self.cluster = _connect(self.schedule, self.spec, self.address, self.console)
+        _run_on_ray(self.schedule, self.cluster, self.spec, to_run, session, self.console, result)
+
+    @staticmethod
+    def _unfinished(session, study, specs, result) -> list[tuple[TrialSpec, Trial]]:
+        """The trials of `specs` the store does not show finished, with their rows; the
+        finished ones are noted skipped."""
         rows = {t.hash: t for t in current_trials(session, study)}
-        to_run: list[tuple[TrialSpec, Trial]] = []
-        for trial in grid:
+        out = []
+        for trial in specs:
             row = rows[trial.hash]
             if row.status == TrialStatus.finished:
                 result.skipped.append(trial.trial_id)
             else:
-                to_run.append((trial, row))
-        session.commit()
-        console.print(
-            f"study [bold]{spec.name}[/]: {len(grid)} trials, {len(result.skipped)} already "
-            f"finished, {len(to_run)} to run; store {url}",
-            highlight=False,
-        )
-        console.print(describe_data(study.data), highlight=False)
-
-        if to_run:
-            _run_on_ray(schedule, spec, to_run, session, console, address, result)
-
-        result.report = Path(report or report_path(spec.name))
-        view = fitting.fit_and_report(session, study, result.report, n_boot)
-        result.fits, result.outdated = view.fits, view.outdated
-        result.verdicts = {architecture: r["verdict"] for architecture, r in view.trends.items()}
-    engine.dispose()
-    return result
+                out.append((trial, row))
+        return out
 
 
-def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> None:
-    from orchestrator.progress import Progress
+def _verdict(p) -> str:
+    from analysis.predict import verdict
 
+    return verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss)
+
+
+def _connect(schedule, spec: StudySpec, address: str | None, console: Console):
+    """Join (or start) the Ray cluster the trials run on, and say where its dashboard is."""
     cluster = schedule.connect(address)
-    for _, row in to_run:  # counted once the cluster is there to run them
-        start_attempt(session, row)
-    session.commit()
     if cluster.dashboard_url:
         console.print(
             f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "
             f"`ray get-auth-token` prints; it is kept in {schedule.AUTH_TOKEN_PATH})",
             highlight=False,
         )
-    use_gpus = cluster.gpus > 0
-    if spec.resources.wants_gpus and not use_gpus:
+    if spec.resources.wants_gpus and cluster.gpus == 0:
         console.print("no GPU in the Ray cluster: trials run on the CPU", highlight=False)
+    return cluster
+
+
+def _run_on_ray(schedule, cluster, spec, to_run, session, console, result) -> None:
+    from orchestrator.progress import Progress
+
+    for _, row in to_run:  # counted once the cluster is there to run them
+        start_attempt(session, row)
+    session.commit()
+    use_gpus = cluster.gpus > 0
     rows = {trial.trial_id: row for trial, row in to_run}
     progress = Progress([trial for trial, _ in to_run], console)
 
@@ -287,5 +351,3 @@ def _run_on_ray(schedule, spec, to_run, session, console, address, result) -> No
                 fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)
         session.commit()
         raise
-    finally:
-        schedule.disconnect(cluster)

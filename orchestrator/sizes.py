@@ -95,6 +95,12 @@ def format_count(n: int) -> str:
     return str(n)
 
 
+def flops_text(flops: float) -> str:
+    """A FLOP count, short: 1e12 -> "1e12", 2.5e11 -> "2.5e11"."""
+    mantissa, _, exponent = f"{flops:.3g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+
+
 def non_embedding_params(architecture: str, shape: Shape) -> int:
     """N of an architecture at a shape, from the accounting formulas."""
     return _non_embedding_params(architecture, shape.n_layer, shape.n_embd)

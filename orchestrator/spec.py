@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.sizes import LADDER, Shape, format_count, non_embedding_params
+from orchestrator.sizes import LADDER, Shape, flops_text, format_count, non_embedding_params
 from orchestrator.sizes import parse_count as _parse_count
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
@@ -308,6 +308,24 @@ class BudgetSpec(_Strict):
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
+
+class PredictSpec(_Strict):
+    """Compute budgets beyond the grid to predict, then verify: once the grid is trained, the
+    laws fitted on it give the compute-optimal N there and the loss it will reach, stored
+    before the model that checks it trains."""
+
+    flops: Annotated[list[Count], BeforeValidator(_as_list)] = Field(
+        min_length=1, description="training FLOPs to predict: 3e12, '3T', or a list"
+    )
+
+    @field_validator("flops")
+    @classmethod
+    def _distinct(cls, flops: list[int]):
+        if len(set(flops)) != len(flops):
+            raise ValueError(f"duplicate budgets in {flops}")
+        return flops
+
+
 DEFAULT_LR_BASE = {name: a.lr_base for name, a in ARCHITECTURES.items()}  # see the registry
 
 
@@ -481,6 +499,7 @@ class StudySpec(_Strict):
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
+    predict: PredictSpec | None = None
     storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
     _source: str = PrivateAttr("<string>")  # where the study was read from, for error lines
     _root: object = PrivateAttr(None)  # its YAML nodes
@@ -610,6 +629,14 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     for i, tokens in enumerate(spec.budget.tokens or []):
         if tokens < batch:
             raise below_one_batch("tokens", i, f"{tokens:,} tokens")
+    largest = max(spec.budget.flops or [0])
+    for i, flops in enumerate(spec.predict.flops if spec.predict else []):
+        if flops <= largest:
+            raise StudyError(
+                f"invalid study\n{source}:{_line_of(root, ('predict', 'flops', i))}: "
+                f"predict.flops[{i}]: {flops_text(flops)} FLOPs is not beyond the grid (its "
+                f"largest budget is {flops_text(largest)}): a prediction extrapolates"
+            )
     spec._source, spec._root = source, root
     for i, multiple in enumerate(spec.budget.chinchilla or []):
         for arch in spec.architectures:

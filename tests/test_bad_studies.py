@@ -126,6 +126,15 @@ CASES = [
         _replace("{tokens: 600K}", "{flops: [1e12, 1.2e12]}"),
         "{f}:4: budget: FLOP budgets 1e+12 and 1.2e+12 are less than 1.35x apart",
     ),
+    # predictions
+    (VALID + "predict: {flops: []}\n", "{f}:5: predict.flops: List should have at least 1 item"),
+    (VALID + "predict: {flops: [1e13, lots]}\n", "{f}:5: predict.flops[1]: 'lots' is not a count"),
+    (VALID + "predict: {flops: [1e13, 10T]}\n", "{f}:5: predict.flops: duplicate budgets"),
+    (VALID + "predict: {tokens: 1e13}\n", "{f}:5: predict.tokens: unknown field"),
+    (
+        _replace("{tokens: 600K}", "{flops: [1e12, 3e12]}") + "predict:\n  flops: [1e13, 2e12]\n",
+        "{f}:6: predict.flops[1]: 2e12 FLOPs is not beyond the grid (its largest budget is 3e12)",
+    ),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

@@ -202,9 +202,20 @@ def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_p
     assert "params" in fits["decoder"]["isoflop"]  # the minima lie inside the sizes
     assert all(not e["at_edge"] for e in fits["decoder"]["isoflop"]["envelope"])
     metrics = pd.DataFrame(columns=["trial_id", "step", "tokens", "name", "value"])
-    report = write_report(tmp_path / "iso.html", [StudyView("iso", trials, metrics, fits)])
+    view = StudyView("iso", trials, metrics, fits)
+    # one prediction measured (outside its interval), one whose model has not trained yet
+    view.predictions = pd.DataFrame(
+        [["decoder", 3e18, 3e8, 1.7e9, 2.51, 2.49, 2.53, 2.56, 0.0199, "decoder-3e8-3e18F-s0"],
+         ["decoder", 1e19, 5e8, 3.3e9, 2.42, 2.40, 2.45, None, None, "decoder-5e8-1e19F-s0"]],
+        columns=["architecture", "flops", "n_params", "tokens", "predicted_loss", "ci_low",
+                 "ci_high", "measured_loss", "error", "trial_id"],
+    ).assign(n_opt=[3.1e8, 5.2e8], n_opt_from="isoflop")  # fmt: skip
+    report = write_report(tmp_path / "iso.html", [view])
     page = report.read_text()
     assert "<h2>IsoFLOP</h2>" in page and "<h2>Learning rate</h2>" in page
+    assert "<h2>Predictions</h2>" in page and "not trained yet" in page and "+1.99%" in page
+    assert "measured 2.56, error +1.99%" in page  # in the summary
     seen = open_in_chromium(report, ARTIFACTS / "report-isoflop.png")
-    assert seen["errors"] == [] and seen["plots"] == 5  # size, compute, IsoFLOP, lr, curves
-    assert seen["rendered"] == 4  # all but the training curves: none are stored here
+    # size, compute, IsoFLOP, lr, predictions, curves
+    assert seen["errors"] == [] and seen["plots"] == 6
+    assert seen["rendered"] == 5  # all but the training curves: none are stored here

@@ -5,7 +5,8 @@ URL works). Only the driver process writes it.
 - `urls`: where a store lives (`runs/<study>.db` by default);
 - `engine`: opening a store, creating its schema, alembic migrations (`study upgrade`);
 - `liveness`: the run lock, heartbeats, and whether a run is gone;
-- `writes`: registering a study, recording trainer events, trial status changes, fits;
+- `writes`: registering a study, recording trainer events, trial status changes, fits,
+  predictions and their measurements;
 - `reads`: queries, and the DataFrames analysis and the report take.
 """
 
@@ -25,6 +26,7 @@ from orchestrator.store.liveness import (
     stale,
 )
 from orchestrator.store.reads import (
+    PREDICTION_COLUMNS,
     TRIAL_COLUMNS,
     current_trials,
     eval_keys,
@@ -34,28 +36,42 @@ from orchestrator.store.reads import (
     get_study,
     metrics_frame,
     outdated,
+    predictions_frame,
+    predictions_of,
     select_current,
     trials_frame,
 )
-from orchestrator.store.tables import Base, Eval, Fit, Metric, Study, Trial, TrialStatus
+from orchestrator.store.tables import (
+    Base,
+    Eval,
+    Fit,
+    Metric,
+    Prediction,
+    Study,
+    Trial,
+    TrialStatus,
+)
 from orchestrator.store.urls import StoreError, default_url, sqlite_file
 from orchestrator.store.writes import (
     Recorder,
     fail_trial,
     mark_unfinished_interrupted,
     record_event,
+    record_measurements,
     register_study,
     replace_baseline,
     replace_fits,
     start_attempt,
+    store_prediction,
 )
 
 __all__ = [
     "Base", "beat", "current_trials", "default_url", "Eval", "eval_keys", "evals_frame",
     "evals_of", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "LEGACY_VERSION",
-    "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "record_event",
-    "Recorder", "register_study", "replace_baseline", "replace_fits", "run_active", "run_lock",
-    "SCHEMA_REVISION", "select_current", "sqlite_file", "stale", "STALE_AFTER_S", "start_attempt",
-    "StoreError", "Study", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "outdated",
-    "upgrade_store", "VERSION_TABLE",
+    "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "outdated",
+    "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",
+    "record_measurements", "Recorder", "register_study", "replace_baseline", "replace_fits",
+    "run_active", "run_lock", "SCHEMA_REVISION", "select_current", "sqlite_file", "stale",
+    "STALE_AFTER_S", "start_attempt", "store_prediction", "StoreError", "Study", "Trial",
+    "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ from orchestrator.store.urls import StoreError, sqlite_file
 # The schema is versioned by alembic (migrations in orchestrator/migrations), in a table of its
 # own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
 VERSION_TABLE = "study_schema_version"
-SCHEMA_REVISION = "0003"  # the newest migration (a test checks): a store at it opens at once
+SCHEMA_REVISION = "0004"  # the newest migration (a test checks): a store at it opens at once
 LEGACY_VERSION = 4
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from orchestrator.store.tables import Eval, Fit, Metric, Study, Trial
+from orchestrator.store.tables import Eval, Fit, Metric, Prediction, Study, Trial
 from orchestrator.store.urls import StoreError
 
 
@@ -47,6 +47,38 @@ def evals_of(session: Session, study: Study) -> list[Eval]:
         Eval.study_id == study.id, (Eval.trial_pk.in_(current)) | (Eval.trial_pk.is_(None))
     )
     return list(session.scalars(query.order_by(Eval.id)))
+
+
+def predictions_of(session: Session, study: Study) -> list[Prediction]:
+    """The stored predictions of a study, by architecture and budget."""
+    query = select(Prediction).where(Prediction.study_id == study.id)
+    return list(session.scalars(query.order_by(Prediction.architecture, Prediction.flops)))
+
+
+PREDICTION_COLUMNS = [
+    "architecture",
+    "flops",
+    "n_params",
+    "tokens",
+    "predicted_loss",
+    "ci_low",
+    "ci_high",
+    "measured_loss",
+    "error",
+    "trial_id",
+    "n_opt",
+    "n_opt_from",
+    "created_at",
+    "verified_at",
+]
+
+
+def predictions_frame(session: Session, study: Study) -> pd.DataFrame:
+    """One row per stored prediction: what was predicted (architecture, flops, the cell's N and
+    tokens, the loss and its 95% interval), what its trial measured (null until it has
+    trained), the relative error and the trial."""
+    rows = [[getattr(p, c) for c in PREDICTION_COLUMNS] for p in predictions_of(session, study)]
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
 
 
 def fits_of(session: Session, study: Study) -> list[Fit]:

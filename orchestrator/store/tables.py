@@ -1,4 +1,4 @@
-"""The run store's tables: studies, trials, metrics, zero-shot results and fits."""
+"""The run store's tables: studies, trials, metrics, zero-shot results, fits and predictions."""
 
 from __future__ import annotations
 
@@ -139,3 +139,31 @@ class Fit(Base):
     quality: Mapped[dict] = mapped_column(JSON)
     data: Mapped[list] = mapped_column(JSON)  # the points fitted: trial ids, N, loss
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Prediction(Base):
+    """A loss predicted at a compute budget beyond the grid, stored before the trial that
+    verifies it trains (`trial_hash`: that trial's identity), then its measured loss."""
+
+    __tablename__ = "predictions"
+    # one per budget and training setup: a prediction made for other training settings stays
+    __table_args__ = (UniqueConstraint("study_id", "architecture", "flops", "trial_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    architecture: Mapped[str] = mapped_column(String(40))
+    flops: Mapped[float]  # the budget predicted
+    n_opt: Mapped[float]  # the compute-optimal N the fits give there
+    n_opt_from: Mapped[str] = mapped_column(String(40))  # "isoflop" or "nd"
+    trial_id: Mapped[str] = mapped_column(String(200))  # the trial that verifies it
+    trial_hash: Mapped[str] = mapped_column(String(64))
+    cell: Mapped[dict] = mapped_column(JSON)  # its shape, label, tokens, lr and seed
+    n_params: Mapped[int]
+    tokens: Mapped[int]
+    predicted_loss: Mapped[float]
+    ci_low: Mapped[float | None]  # 95% bootstrap interval; null where the fit gives none
+    ci_high: Mapped[float | None]
+    fit: Mapped[dict] = mapped_column(JSON)  # the law it came from and the trials it was fitted on
+    measured_loss: Mapped[float | None]
+    error: Mapped[float | None]  # (measured - predicted) / predicted
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    verified_at: Mapped[datetime | None]

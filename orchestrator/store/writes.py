@@ -10,7 +10,16 @@ import time
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.store.tables import Eval, Fit, Metric, Study, Trial, TrialStatus, utc_now
+from orchestrator.store.tables import (
+    Eval,
+    Fit,
+    Metric,
+    Prediction,
+    Study,
+    Trial,
+    TrialStatus,
+    utc_now,
+)
 from trainers.events import Checkpoint, End, Event, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
@@ -235,3 +244,32 @@ def mark_unfinished_interrupted(session: Session, study: Study) -> None:
         .where(Trial.study_id == study.id, Trial.status == TrialStatus.running)
         .values(status=TrialStatus.interrupted, error="the driver stopped while it ran")
     )
+
+
+def store_prediction(session: Session, study: Study, **columns) -> Prediction:
+    """Keep a prediction (architecture, flops, the cell that verifies it, the loss predicted
+    and the fit it came from); the caller commits it before that cell trains. A prediction is
+    stored once: the (study, architecture, flops) it is for is unique."""
+    prediction = Prediction(study_id=study.id, **columns)
+    session.add(prediction)
+    session.flush()
+    return prediction
+
+
+def record_measurements(session: Session, study: Study) -> list[Prediction]:
+    """The predictions whose verifying trial has finished since they were made, with its
+    measured validation loss and the relative error stored; the others are left as they are."""
+    finished = {
+        t.hash: t
+        for t in study.trials
+        if t.status == TrialStatus.finished and t.val_loss is not None
+    }
+    done = []
+    for p in session.scalars(select(Prediction).where(Prediction.study_id == study.id)):
+        trial = finished.get(p.trial_hash)
+        if p.measured_loss is None and trial is not None:
+            p.measured_loss = float(trial.val_loss)
+            p.error = (p.measured_loss - p.predicted_loss) / p.predicted_loss
+            p.verified_at = utc_now()
+            done.append(p)
+    return done

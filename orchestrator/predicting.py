@@ -1,0 +1,170 @@
+"""Predict, then verify: at each budget of `predict:` (or `study predict --flops`), once the
+grid is trained, fit it, choose the compute-optimal model, store the loss it will reach, and
+only then train it; its measured loss is stored beside the prediction.
+
+A prediction is made once, for the training settings it was made under: a rerun finds it
+stored (by architecture, budget and the identity of the trial that verifies it) and never
+predicts again, least of all from the trial it predicts."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.fitting import comparable_trials
+from orchestrator.grid import Cell, learning_rates, prediction_cell, trial_spec
+from orchestrator.sizes import Shape, flops_text, format_count
+from orchestrator.spec import StudySpec
+from orchestrator.store import Prediction, Study, Trial, predictions_of, store_prediction
+from trainers.data import TokenData
+from trainers.trial import TrialSpec
+
+
+def verifying_trial(spec: StudySpec, p: Prediction, data_key: str, storage: str) -> TrialSpec:
+    """The trial that verifies a stored prediction, under the study's current settings."""
+    c = p.cell
+    cell = Cell(p.architecture, c["label"], Shape(c["n_layer"], c["n_embd"], c["n_head"]),
+                p.n_params, p.tokens, f"{flops_text(p.flops)}F", p.flops)  # fmt: skip
+    return trial_spec(spec, cell, c["lr"], c["seed"], data_key, storage)
+
+
+def current(spec: StudySpec, predictions: list[Prediction], data_key: str, storage: str):
+    """The stored predictions made under the study's current training settings (their trial,
+    rebuilt now, is the one they name), each with that trial."""
+    out = []
+    for p in predictions:
+        trial = verifying_trial(spec, p, data_key, storage)
+        if trial.hash == p.trial_hash:
+            out.append((p, trial))
+    return out
+
+
+def stored_trials(
+    session: Session, spec: StudySpec, data_key: str, storage: str, to_train: bool = True
+):
+    """The trials that verify the study's stored predictions (none before its first run); not
+    `to_train`: only those the store has registered already (a run that trains none of them
+    registers none, so that none is shown queued)."""
+    study = session.scalar(select(Study).where(Study.name == spec.name))
+    if study is None:
+        return []
+    trials = [t for _, t in current(spec, predictions_of(session, study), data_key, storage)]
+    if not to_train:
+        registered = set(session.scalars(select(Trial.hash).where(Trial.study_id == study.id)))
+        trials = [t for t in trials if t.hash in registered]
+    return trials
+
+
+def budgets(spec: StudySpec, extra: list[float] = ()) -> list[float]:
+    """The budgets to predict at: the study file's and any more asked for."""
+    return sorted({float(c) for c in (spec.predict.flops if spec.predict else [])} | set(extra))
+
+
+def predict_missing(
+    session: Session,
+    study: Study,
+    spec: StudySpec,
+    data: TokenData,
+    storage: str,
+    flops: list[float],
+    console: Console,
+    n_boot: int,
+) -> list[TrialSpec]:
+    """Make and store (committed) every prediction of `flops` the store does not hold for the
+    current settings, each architecture's once its grid is trained; return the trials that
+    will verify them. What cannot be predicted is said, and left for a later run."""
+    from analysis.fits import best_runs, law_points
+    from analysis.predict import predict_budget
+
+    known = current(spec, predictions_of(session, study), data.key, storage)
+    have = {(p.architecture, p.flops) for p, _ in known}
+    trials, _ = comparable_trials(session, study)  # those of other evaluation settings: outdated
+    grid = trials[~trials.verifies]
+    made = []
+    for architecture in spec.architectures:
+        wanted = [c for c in flops if (architecture, c) not in have]
+        if not wanted:
+            continue
+        rows = grid[grid.architecture == architecture]
+        unfinished = rows[~rows.status.isin(["finished", "outdated"])]
+        if len(unfinished):
+            console.print(
+                f"no prediction for {architecture} yet: {len(unfinished)} trial(s) of its grid "
+                f"not finished ({', '.join(unfinished.trial_id[:3])}"
+                f"{' and more' if len(unfinished) > 3 else ''})",
+                highlight=False,
+            )
+            continue
+        points, envelope, _ = best_runs(law_points(rows, architecture))
+        for c in wanted:
+            what = f"{architecture} at {flops_text(c)} FLOPs"
+            chosen = _CellOf(spec, architecture, c, data)
+            try:
+                result = predict_budget(points, c, chosen, n_boot)
+            except ValueError as e:
+                console.print(f"[yellow]no prediction for {what}[/]: {e}", highlight=False)
+                continue
+            cell = chosen.cell
+            lr = _learning_rate(spec, architecture, cell.n_params, envelope)
+            trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
+            store_prediction(
+                session, study, architecture=architecture, flops=c, n_opt=result["n_opt"],
+                n_opt_from=result["n_opt_from"], trial_id=trial.trial_id, trial_hash=trial.hash,
+                cell={"label": cell.label, "n_layer": cell.shape.n_layer,
+                      "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
+                      "seed": spec.seeds[0]},
+                n_params=cell.n_params, tokens=cell.tokens,
+                predicted_loss=result["predicted_loss"], ci_low=result["ci_low"],
+                ci_high=result["ci_high"], fit=result["fit"],
+            )  # fmt: skip
+            session.commit()  # kept before anything trains it
+            console.print(prediction_line(what, result, trial), highlight=False)
+            for warning in result["fit"]["warnings"]:
+                console.print(f"[yellow]warning[/]: the fit behind it: {warning}", highlight=False)
+            made.append(trial)
+    return made
+
+
+class _CellOf:
+    """N_opt -> the N and tokens of the model trained at a budget (`prediction_cell`); the cell
+    chosen is kept. Raises ValueError where that model cannot be trained (too many epochs)."""
+
+    def __init__(self, spec: StudySpec, architecture: str, flops: float, data: TokenData):
+        self.spec, self.architecture, self.flops, self.data = spec, architecture, flops, data
+        self.cell: Cell | None = None
+
+    def __call__(self, n_opt: float) -> tuple[int, int]:
+        cell = prediction_cell(self.spec, self.architecture, n_opt, self.flops,
+                               self.data.vocab_size, len(self.data.train))  # fmt: skip
+        if cell.left_out:
+            raise ValueError(cell.left_out)
+        self.cell = cell
+        return cell.n_params, cell.tokens
+
+
+def prediction_line(what: str, result: dict, trial: TrialSpec) -> str:
+    source = {"isoflop": "the IsoFLOP minima", "nd": "L(N, D)"}[result["n_opt_from"]]
+    loss = f"{result['predicted_loss']:.4g}"
+    if result["ci_low"] is not None:
+        loss += f" [{result['ci_low']:.4g}, {result['ci_high']:.4g}]"
+    else:
+        loss += " (no interval)"
+    return (
+        f"predicted {what}: N_opt {format_count(round(result['n_opt']))} (from {source}), "
+        f"trained as {trial.trial_id} ({format_count(result['tokens'])} tokens): loss {loss}; "
+        "stored before it trains"
+    )
+
+
+def _learning_rate(spec: StudySpec, architecture: str, n_params: int, envelope) -> float:
+    """The rule's (or the one) learning rate at N; in a sweep, the best rate of the envelope's
+    cell nearest N (of the largest budget, on a tie)."""
+    rates = learning_rates(spec, architecture, n_params)
+    if len(rates) == 1 or not envelope:
+        return rates[0]
+    inside = [row for row in envelope if not row["at_edge"]] or envelope
+    nearest = min(inside, key=lambda r: (abs(math.log(r["N"] / n_params)), -r["D"] * r["N"]))
+    return float(nearest["best_lr"])

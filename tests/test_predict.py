@@ -1,0 +1,185 @@
+"""Predict, then verify: a prediction at a budget beyond the grid, stored before its trial trains,
+never made again, and checked by training."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from analysis.laws import CHINCHILLA_ND
+from analysis.predict import predict_budget
+from orchestrator.grid import prediction_cell, shape_near
+from orchestrator.sizes import non_embedding_params
+from orchestrator.spec import load_study, parse_study
+
+TRUE = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28}
+
+
+def _law_points(budgets=(1e17, 3e17, 1e18, 3e18), sizes=9, noise=0.003, seed=0):
+    """IsoFLOP cells (C = 6ND) of a known L(N, D), with multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for n in np.geomspace(3e7, 1.5e9, sizes):
+            d = c / (6 * n)
+            loss = CHINCHILLA_ND.predict(TRUE, N=n, D=d) * np.exp(rng.normal(0, noise))
+            rows.append({"trial_id": f"{n:.3g}-{c:.0e}", "N": n, "D": d, "C": c,
+                         "loss": float(loss)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
+    points = _law_points()
+    flops = 1e19
+    chosen = {}
+
+    def cell_of(n_opt):  # the model trained there: N as chosen, D spends the budget
+        chosen["n"] = n_opt
+        n = round(n_opt, -5)
+        return n, round(flops / (6 * n))
+
+    result = predict_budget(points, flops, cell_of, n_boot=200)
+    n, d = result["n_params"], result["tokens"]
+    truth = float(CHINCHILLA_ND.predict(TRUE, N=n, D=d))
+    assert result["n_opt_from"] == "isoflop"
+    # the true compute-optimal N at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
+    a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    g = (TRUE["alpha"] * TRUE["A"] / (TRUE["beta"] * TRUE["B"])) ** (1 / (TRUE["alpha"] +
+                                                                        TRUE["beta"]))  # fmt: skip
+    n_true = g * (flops / 6) ** a
+    assert abs(np.log(chosen["n"] / n_true)) < np.log(1.5)
+    assert abs(result["predicted_loss"] / truth - 1) < 0.01
+    assert result["ci_low"] < truth < result["ci_high"]
+    assert result["ci_high"] - result["ci_low"] > 0
+    assert sorted(result["fit"]["trials"]) == sorted(points.trial_id)
+
+
+def test_without_an_isoflop_minimum_the_optimum_comes_from_l_n_d():
+    # two sizes per budget: no parabola, so L(N, D)'s allocation gives N_opt
+    points = _law_points(sizes=2)
+    result = predict_budget(points, 1e19, lambda n: (round(n), round(1e19 / (6 * n))), 50)
+    assert result["n_opt_from"] == "nd" and result["n_opt"] > 0
+
+
+def test_too_few_points_are_a_clear_error():
+    points = _law_points(budgets=(1e17,), sizes=3)
+    with pytest.raises(ValueError, match="needs"):
+        predict_budget(points, 1e19, lambda n: (round(n), 1), 10)
+
+
+STUDY = """\
+name: p
+data: {corpus: "builtin:kjv", tokenizer: bytes, seq_len: 32}
+architectures: [decoder]
+sizes:
+  - {n_layer: 2, n_embd: 16, n_head: 2}
+  - {n_layer: 2, n_embd: 24, n_head: 3}
+  - {n_layer: 2, n_embd: 32, n_head: 4}
+  - {n_layer: 3, n_embd: 48, n_head: 4}
+budget: {flops: [3e9, 1e10]}
+predict: {flops: 3e10}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {tokens: 2K, zero_shot: {tasks: []}}
+"""
+
+
+def test_the_model_of_a_prediction_keeps_the_family_of_the_nearest_size():
+    spec = parse_study(STUDY)
+    label, shape, n = shape_near(spec, "decoder", 30_000)
+    assert (shape.n_layer, shape.n_embd // shape.n_head) == (2, 8)  # nearest: the 2x32 size
+    step = non_embedding_params("decoder", type(shape)(2, shape.n_embd + 8, shape.n_head + 1))
+    assert abs(n - 30_000) < step - n  # the nearest whole number of heads
+    label, shape, n = shape_near(spec, "decoder", 200_000)
+    assert (shape.n_layer, shape.n_embd // shape.n_head) == (3, 12)  # beyond: the largest's
+    cell = prediction_cell(spec, "decoder", 30_000, 3e10, vocab_size=359)
+    assert not cell.left_out and cell.tokens % (8 * 32) == 0
+    assert cell.name == "3e10F" and cell.budget_flops == 3e10
+
+
+@pytest.mark.slow
+def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
+    ray_session, tmp_path, monkeypatch, study_cli
+):
+    """The run is stopped (as by Ctrl-C) after the prediction is stored and before the trial
+    that verifies it trains: the prediction stays; the rerun trains that trial without
+    predicting again and stores the measured loss beside the prediction."""
+    from orchestrator import api, run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(STUDY + f"storage: {tmp_path / 'artifacts'}\n")
+    quiet = Console(file=io.StringIO())
+    real = run._run_on_ray
+    calls = []
+
+    def stop_before_verifying(*args, **kwargs):
+        calls.append(args[3])  # the trials it was asked to run
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "_run_on_ray", stop_before_verifying)
+    with pytest.raises(KeyboardInterrupt):
+        api.run_study(tmp_path / "p.yaml", console=quiet, n_boot=20)
+    grid = api.plan(load_study(tmp_path / "p.yaml"))
+    assert len(calls[0]) == len(grid) >= 6  # the grid first
+    [(verifying, _)] = calls[1]  # then only the trial that verifies the prediction
+    assert verifying.budget_flops == 3e10 and verifying.trial_id.endswith("-3e10F-s0")
+    with sqlite3.connect("runs/p.db") as db:
+        kept = db.execute("SELECT * FROM predictions").fetchall()
+        (status,) = db.execute(
+            "SELECT status FROM trials WHERE hash = ?", (verifying.hash,)
+        ).fetchone()
+    assert len(kept) == 1 and status == "pending"
+    before = api.export_predictions(tmp_path / "p.yaml").iloc[0]
+    assert pd.isna(before.measured_loss) and before.trial_id == verifying.trial_id
+
+    def no_second_prediction(*args, **kwargs):
+        raise AssertionError("predicted again")
+
+    monkeypatch.setattr("analysis.predict.predict_budget", no_second_prediction)
+    calls.clear()
+    monkeypatch.setattr(run, "_run_on_ray", real)
+    again = api.run_study(tmp_path / "p.yaml", console=quiet, n_boot=20)
+    assert again.ran == [verifying.trial_id] and not again.failed
+    after = api.export_predictions(tmp_path / "p.yaml").iloc[0]
+    for column in ("predicted_loss", "ci_low", "ci_high", "created_at", "n_params", "tokens"):
+        assert after[column] == before[column] or (
+            pd.isna(after[column]) and pd.isna(before[column])
+        )
+    trials = api.status(tmp_path / "p.yaml").set_index("trial_id")
+    measured = trials.loc[verifying.trial_id, "val_loss"]
+    assert after.measured_loss == pytest.approx(measured)
+    assert after.error == pytest.approx((measured - after.predicted_loss) / after.predicted_loss)
+
+    # the laws are fitted on the grid alone: the verifying trial is not one of their points
+    fitted = {p["trial_id"] for p in again.fits["decoder"]["nd"]["data"]}
+    assert verifying.trial_id not in fitted and fitted == set(grid.trial_id)
+
+    done = study_cli("export", "p.yaml", "--what", "predictions", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert set(row) >= {"architecture", "flops", "n_params", "tokens", "predicted_loss", "ci_low",
+                        "ci_high", "measured_loss", "error", "trial_id"}  # fmt: skip
+    assert row["measured_loss"] == pytest.approx(measured)
+    page = again.report.read_text()
+    assert "Predicted, then trained" in page and verifying.trial_id in page
+
+    # `study predict` at another budget, not trained: stored; the next `study run` trains it
+    done = study_cli("predict", "p.yaml", "--flops", "1e11", "--no-train", "--n-boot", "10",
+                     cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "predicted decoder at 1e11 FLOPs" in done.stdout
+    shown = api.export_predictions(tmp_path / "p.yaml")
+    assert list(shown.flops) == [3e10, 1e11] and pd.isna(shown.measured_loss.iloc[1])
+    assert shown.trial_id.iloc[1] not in set(api.status(tmp_path / "p.yaml").trial_id)
+    last = api.run_study(tmp_path / "p.yaml", console=quiet, n_boot=10)
+    assert last.ran == [shown.trial_id.iloc[1]]
+    assert api.export_predictions(tmp_path / "p.yaml").measured_loss.notna().all()
+    bad = study_cli("predict", "p.yaml", "--flops", "lots", cwd=tmp_path)
+    assert bad.returncode == 2 and "--flops 'lots'" in bad.stderr

@@ -1,6 +1,7 @@
 """The Python API, a thin facade; the `study` CLI is a shell over these functions.
 
-- planning and running: `plan`, `run_study` (orchestrator/run.py holds the run loop);
+- planning and running: `plan`, `run_study` (orchestrator/run.py holds the run loop),
+  `evaluate_study` (the evaluation stage alone);
 - the read commands, which need only the store: `status`, `export_*`, `report`, `fit_store`,
   `upgrade`;
 - `fit_csv`, a law fitted to a CSV of results.
@@ -14,6 +15,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from orchestrator import fitting
+from orchestrator.evaluating import CHECKPOINTS
 from orchestrator.run import (
     RunResult,
     describe_data,
@@ -43,10 +45,10 @@ from orchestrator.store import (
 from trainers.data import TokenData
 
 __all__ = [
-    "describe_data", "export_evals", "export_fits", "export_predictions", "export_trials",
-    "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan", "planned_accounting",
-    "prepare_data", "report", "report_path", "run_study", "RunResult", "status", "to_json",
-    "trials", "upgrade",
+    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_predictions",
+    "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan",
+    "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
+    "status", "to_json", "trials", "upgrade",
 ]  # fmt: skip
 
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
@@ -77,15 +79,18 @@ EXPORT_COLUMNS = [
 
 def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
-    of its evaluation settings, N, tokens trained, FLOPs, passes over the training split and a
-    time guess. Prepares the token files if they are not there yet (or takes `data`, the
-    study's prepared data)."""
+    of its evaluation settings, N, tokens trained, FLOPs, passes over the training split, a
+    time guess and the storage its weights take (final.pt and the kept evaluation points).
+    Prepares the token files if they are not there yet (or takes `data`, the study's prepared
+    data)."""
     data = data if data is not None else prepare_data(spec)
     rows = []
     for trial in trials(spec, data):
         acct = planned_accounting(trial, data.vocab_size)
         tokens = trial.steps * trial.tokens_per_step
         flops = acct["flops_per_token"] * tokens
+        every = max(1, round(trial.eval.every_tokens / trial.tokens_per_step))
+        kept = (trial.steps - 1) // every if trial.placement.keep_checkpoints else 0
         rows.append(
             {
                 "trial_id": trial.trial_id,
@@ -105,6 +110,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "flops": float(flops),
                 "epochs": tokens / len(data.train),
                 "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
+                "weights_mb": 4 * acct["total_params"] * (1 + kept) / 1e6,  # fp32 final + kept
             }
         )
     return pd.DataFrame(rows)
@@ -204,6 +210,22 @@ def export_evals(path: str | Path | None = None, store: str | None = None) -> pd
                 }
             )
         return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def evaluate_study(
+    path: str | Path,
+    trials: str | None = None,
+    checkpoints: str = "final",
+    **options,
+) -> RunResult:
+    """The evaluation stage alone (`study eval`): score the study's finished trials (those whose
+    id matches the glob `trials`) from their weights under its current evaluation settings,
+    their final weights or (`checkpoints` "all") every kept checkpoint, where results under
+    these settings are missing; store them, refit and report. Nothing trains. `options` as
+    `run_study`'s (store, report, address, console, n_boot, wait)."""
+    if checkpoints not in CHECKPOINTS:
+        raise StoreError(f"--checkpoints must be {' or '.join(CHECKPOINTS)}, not {checkpoints!r}")
+    return run_study(path, scoring=(checkpoints, trials), **options)
 
 
 def export_predictions(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:

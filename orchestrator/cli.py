@@ -160,8 +160,34 @@ def predict(
          predict=budgets, train_predictions=train)  # fmt: skip
 
 
+@app.command(name="eval")
+def eval_(
+    study: StudyFile,
+    trials: Annotated[
+        str | None, typer.Option("--trials", help="score the trials whose id matches this glob")
+    ] = None,
+    checkpoints: Annotated[
+        str,
+        typer.Option(
+            help="final: the final weights; all: every checkpoint kept (train.keep_checkpoints)"
+        ),
+    ] = "final",
+    store: StoreOption = None,
+    report: ReportOption = None,
+    address: AddressOption = None,
+    n_boot: NBootOption = 1000,
+    wait: WaitOption = False,
+) -> None:
+    """Score finished trials again from their weights under the study's current evaluation
+    settings (more items, other tasks, a new seed), where results are missing; nothing trains."""
+    if checkpoints not in ("final", "all"):
+        _fail(f"--checkpoints must be final or all, not {checkpoints!r}")
+    _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
+         scoring=(checkpoints, trials))  # fmt: skip
+
+
 def _run(study: Path, **options) -> None:
-    """`study run` and `study predict`: run, then print the fits, the verdicts, the report."""
+    """`study run`, `predict` and `eval`: run, then print the fits, the verdicts, the report."""
     from orchestrator import api
 
     try:
@@ -184,7 +210,12 @@ def _run(study: Path, **options) -> None:
         from analysis.report import outdated_note
 
         errors.print(f"warning: {outdated_note(result.outdated)}", highlight=False, markup=False)
+    if result.scored:
+        console.print(f"scored again: {len(result.scored)} trial(s)", highlight=False)
     console.print(f"report: {result.report}", highlight=False)
+    if result.unscored:
+        _fail(f"{len(result.unscored)} trial(s) could not be scored: "
+              f"{', '.join(result.unscored)}", code=1)  # fmt: skip
     if result.failed:
         _fail(
             f"{len(result.failed)} trial(s) failed: {', '.join(result.failed)} "
@@ -243,6 +274,12 @@ def plan(
     console.print(
         f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
         f"({spec.resources.cpus_per_trial} CPU per trial)",
+        highlight=False,
+    )
+    kept = ", and at every evaluation point: train.keep_checkpoints"
+    console.print(
+        f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
+        f"each trial{kept if spec.train.keep_checkpoints else ''}), besides the token files",
         highlight=False,
     )
     for tokens, epochs in sorted(set(zip(frame.tokens, frame.epochs, strict=True))):

@@ -183,6 +183,7 @@ def trial_spec(
             checkpoint_every_tokens=train.checkpoint_every or 0,
             peak_flops=study.resources.peak_flops or 0,
             compile=train.compile,
+            keep_checkpoints=train.keep_checkpoints,
         ),
         budget_flops=cell.budget_flops,
     )

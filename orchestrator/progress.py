@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.sizes import format_count
-from trainers.events import End, Event, Start, Train, Validation, ZeroShot
+from trainers.events import End, Event, Scored, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
 
@@ -28,6 +28,11 @@ class _Row:
         if self.status != "running" or not self.tokens_per_s:
             return None
         return max(0.0, (self.spec.budget.tokens - self.tokens) / self.tokens_per_s)
+
+
+def last_line(error: str) -> str:
+    """The line of a traceback that says what went wrong."""
+    return error.strip().splitlines()[-1] if error.strip() else "unknown error"
 
 
 def _duration(seconds: float | None) -> str:
@@ -92,6 +97,17 @@ class Progress:
                 )
                 self._log(
                     f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy {accuracies}"
+                )
+            case Scored():
+                row.status, row.val_loss = "scoring", event.val_loss
+                accuracies = "".join(
+                    f", {r['task']} {r['value']:.1%}"
+                    for r in event.results
+                    if r["metric"] == "acc" and r["value"] is not None
+                )
+                self._log(
+                    f"[{_duration(self.elapsed)}] {trial_id}: scored at step {event.step:,}, "
+                    f"val loss {event.val_loss:.4f}{accuracies}"
                 )
             case End():
                 row.status, row.tokens, row.val_loss = "finished", event.tokens, event.val_loss

@@ -11,8 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from orchestrator import fitting, predicting
+from orchestrator import evaluating, fitting, predicting
 from orchestrator.grid import cells, expand
+from orchestrator.progress import last_line
 from orchestrator.sizes import flops_text, format_count
 from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.store import (
@@ -114,11 +115,6 @@ def describe_data(data: dict) -> str:
     return f"data: {data['corpus']}, tokenizer {vocab}; {splits}"
 
 
-def last_line(error: str) -> str:
-    """The line of a traceback that says what went wrong."""
-    return error.strip().splitlines()[-1] if error.strip() else "unknown error"
-
-
 @dataclass
 class RunResult:
     """What `run_study` did."""
@@ -132,6 +128,8 @@ class RunResult:
     fits: dict = field(default_factory=dict)
     verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
     outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
+    scored: list[str] = field(default_factory=list)  # finished trials scored again
+    unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
 
 
 def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
@@ -163,10 +161,14 @@ def run_study(
     wait: bool = False,
     predict: list[float] = (),
     train_predictions: bool = True,
+    scoring: tuple[str, str | None] | None = None,
 ) -> RunResult:
     """Run every trial of a study the store does not show finished; predict at the budgets of
     its `predict:` (and `predict`, more FLOP budgets) and train the trials that verify the
-    predictions (unless not `train_predictions`); then fit and report.
+    predictions (unless not `train_predictions`); then fit and report. Finished trials whose
+    results under the current evaluation settings are missing are scored again from their
+    weights, never retrained. With `scoring` (checkpoints "final" or "all", a trial-id glob or
+    None), the evaluation stage alone (`study eval`): nothing trains, nothing is predicted.
 
     Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
     used, before anything is written to the store, and StoreError when another run holds the
@@ -179,7 +181,8 @@ def run_study(
     data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
     grid = trials(spec, data)
     url = store or default_url(spec.name)
-    run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions)
+    run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
+               scoring)  # fmt: skip
     with run_lock(url, wait):
         return run.locked(url, report)
 
@@ -197,6 +200,7 @@ class _Run:
     n_boot: int
     predict: list[float]
     train_predictions: bool
+    scoring: tuple[str, str | None] | None  # `study eval`: checkpoints and trial pattern
     cluster: object = None  # the Ray cluster, once joined
 
     def locked(self, url: str, report) -> RunResult:
@@ -214,22 +218,30 @@ class _Run:
             queued = self.grid + (verifying if self.train_predictions else [])
             to_run = self._unfinished(session, study, queued, result)
             session.commit()
-            console.print(
-                f"study [bold]{spec.name}[/]: {len(self.grid) + len(verifying)} trials, "
-                f"{len(result.skipped)} already finished, {len(to_run)} to run; store {url}",
-                highlight=False,
-            )
+            checkpoints, pattern = self.scoring or ("final", None)
+            jobs = evaluating.to_score(session, study, self.grid + verifying, checkpoints,
+                                       pattern, console)  # fmt: skip
+            if self.scoring is None:
+                console.print(
+                    f"study [bold]{spec.name}[/]: {len(self.grid) + len(verifying)} trials, "
+                    f"{len(result.skipped)} already finished, {len(to_run)} to run; store {url}",
+                    highlight=False,
+                )
+            else:
+                console.print(
+                    f"study [bold]{spec.name}[/]: {len(jobs)} finished trials to score "
+                    f"({checkpoints} checkpoints) under the current evaluation settings; "
+                    f"nothing trains; store {url}",
+                    highlight=False,
+                )
             console.print(describe_data(study.data), highlight=False)
             try:
-                if to_run:
+                if to_run and self.scoring is None:
                     self._train(to_run, session, result)
-                flops = predicting.budgets(spec, self.predict)
-                made = predicting.predict_missing(session, study, spec, data, storage, flops,
-                                                  console, self.n_boot)  # fmt: skip
-                if made and self.train_predictions:
-                    register(session, spec, self.grid + verifying + made, data)
-                    session.commit()
-                    self._train(self._unfinished(session, study, made, result), session, result)
+                if jobs:
+                    self._score(jobs, session, result)
+                if self.scoring is None:
+                    self._predict(session, study, storage, verifying, result)
             finally:
                 if self.cluster is not None:
                     self.schedule.disconnect(self.cluster)
@@ -245,11 +257,30 @@ class _Run:
         engine.dispose()
         return result
 
-    def _train(self, to_run, session, result) -> None:
-        """Train trials on the cluster, joined (once per run) when first needed."""
+    def _predict(self, session, study, storage, verifying, result) -> None:
+        """Predict at the study's budgets once its grid is trained; train what verifies them."""
+        spec, data = self.spec, self.data
+        flops = predicting.budgets(spec, self.predict)
+        made = predicting.predict_missing(session, study, spec, data, storage, flops,
+                                          self.console, self.n_boot)  # fmt: skip
+        if made and self.train_predictions:
+            register(session, spec, self.grid + verifying + made, data)
+            session.commit()
+            self._train(self._unfinished(session, study, made, result), session, result)
+
+    def _cluster(self):
+        """The Ray cluster, joined (once per run) when first needed."""
         if self.cluster is None:
             self.cluster = _connect(self.schedule, self.spec, self.address, self.console)
-        _run_on_ray(self.schedule, self.cluster, self.spec, to_run, session, self.console, result)
+        return self.cluster
+
+    def _train(self, to_run, session, result) -> None:
+        _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
+                    result)  # fmt: skip
+
+    def _score(self, jobs, session, result) -> None:
+        evaluating.score_on_ray(self.schedule, self._cluster(), jobs, session, self.console,
+                                result)  # fmt: skip
 
     @staticmethod
     def _unfinished(session, study, specs, result) -> list[tuple[TrialSpec, Trial]]:

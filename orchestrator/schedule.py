@@ -138,10 +138,13 @@ def _export_metrics(spec: TrialSpec, event: Event) -> None:
 # events it had already yielded: the driver would miss the `start` of the new attempt and the
 # history it reports again. The driver resubmits such trials itself (see `run_trials`).
 @ray.remote(max_retries=0)
-def run_trial(spec_dict: dict) -> Iterator[dict]:
-    """A Ray generator task: train one trial in a thread and yield its events as they come
-    (as plain dicts: `trainers.events.to_dict`; the driver makes them typed again)."""
-    from trainers.train import train  # imported in the worker: the driver needs no torch
+def run_trial(spec_dict: dict, scoring: dict | None = None) -> Iterator[dict]:
+    """A Ray generator task: train one trial in a thread (or, with `scoring`, score its weights
+    again: `trainers.scoring.score_trial`'s checkpoints and skip) and yield its events as they
+    come (as plain dicts: `trainers.events.to_dict`; the driver makes them typed again)."""
+    # imported in the worker: the driver needs no torch
+    from trainers.scoring import score_trial
+    from trainers.train import train
 
     spec = TrialSpec.from_dict(spec_dict)
     events: queue.Queue = queue.Queue()
@@ -155,7 +158,10 @@ def run_trial(spec_dict: dict) -> Iterator[dict]:
 
     def body() -> None:
         try:
-            train(spec, report)
+            if scoring is None:
+                train(spec, report)
+            else:
+                score_trial(spec, scoring["checkpoints"], report, frozenset(scoring["skip"]))
         except BaseException as e:  # re-raised below, in the task's own thread
             failure.append(e)
         finally:
@@ -196,8 +202,11 @@ def run_trials(
     poll_s: float = 0.5,
     max_retries: int = 0,
     on_retry: OnRetry = lambda spec, error, lost: None,
+    scoring: dict[str, dict] | None = None,
 ) -> None:
-    """Run trials as Ray tasks, calling back on the driver for each event and each failure.
+    """Run trials as Ray tasks, calling back on the driver for each event and each failure;
+    with `scoring` (trial id -> {"checkpoints", "skip"}), score their weights instead of
+    training them (tasks named `<trial id>:eval`).
 
     A trial that fails is submitted again up to `max_retries` times, and a trial whose node or
     worker process was lost up to LOST_RETRIES times more (`on_retry` is told why, and whether
@@ -210,9 +219,11 @@ def run_trials(
 
     def submit(spec: TrialSpec) -> None:
         gpus = spec.placement.gpus if use_gpus else 0
-        options = {"name": spec.trial_id, "num_cpus": spec.placement.cpus, "num_gpus": gpus}
+        job = (scoring or {}).get(spec.trial_id)
+        name = spec.trial_id + (":eval" if job is not None else "")
+        options = {"name": name, "num_cpus": spec.placement.cpus, "num_gpus": gpus}
         spec_run = replace(spec, placement=replace(spec.placement, gpus=gpus))
-        running[run_trial.options(**options).remote(spec_run.to_dict())] = spec_run
+        running[run_trial.options(**options).remote(spec_run.to_dict(), job)] = spec_run
 
     for spec in trials:
         submit(spec)

@@ -382,6 +382,9 @@ class TrainSpec(_Strict):
     betas: tuple[float, float] = (0.9, 0.95)
     dropout: float = Field(0.0, ge=0, lt=1)
     checkpoint_every: Count | None = Field(None, description="tokens; default: every evaluation")
+    keep_checkpoints: bool = Field(
+        False, description="keep the weights at every evaluation point, for `study eval`"
+    )
     compile: bool = Field(
         False, description="torch.compile the model: a GPU may gain after a minute of compiling"
     )

@@ -70,7 +70,7 @@ def test_zero_shot_runs_at_the_end_or_at_every_evaluation(spec):
     (final,) = [e for e in events if e.kind == "zeroshot"]
     assert final.step == spec.steps
     assert {(r["task"], r["metric"]) for r in final.results} == {
-        (t, m) for t in ("last_word", "minimal_pairs") for m in ("acc", "acc_norm", "margin")
+        (t, m) for t in ("last_word", "minimal_pairs") for m in ("acc", "acc_norm", "margin", "bpb")
     } | {("heldout", "bits_per_byte")}
     events = []
     train(but(spec, eval={"at_every_eval": True}), events.append)

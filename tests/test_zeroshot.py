@@ -166,6 +166,30 @@ def test_a_uniform_model_scores_chance_per_character(items, architecture):
         assert acc_norm["ci_low"] < CHANCE[task] < acc_norm["ci_high"]
 
 
+def test_task_loss_is_the_bits_per_byte_of_the_right_answer_token_by_token():
+    """bpb of an item: -log2 p(gold | context) / UTF-8 bytes of gold, the probability summed
+    one position at a time (a candidate with a two-byte character, one without a context)."""
+    import math
+
+    m = model("decoder")
+    its = [
+        Item("In the beginning", (" God", " dog"), 0),
+        Item("and the earth was", (" void", " without form, and void"), 1),
+        Item("", ("Café au lait.", "x"), 0),
+    ]
+    per_item = item_metrics(score(m, "decoder", TOK, requests_of(its, TOK), SEQ), its)
+    for item, got in zip(its, per_item["bpb"], strict=True):
+        gold = item.candidates[item.answer]
+        seq = (list(ids(item.context)) or [TOK.eos_id]) + list(ids(gold))
+        first = len(seq) - len(ids(gold))
+        nats = -sum(logp_next(m, seq[:p])[seq[p]].item() for p in range(first, len(seq)))
+        assert got == pytest.approx(nats / math.log(2) / len(gold.encode("utf-8")), rel=1e-5)
+    rows = {r["metric"]: r for r in summarize(per_item, 1 / 3)}
+    bpb = rows["bpb"]
+    assert bpb["value"] == pytest.approx(per_item["bpb"].mean()) and bpb["chance"] is None
+    assert bpb["ci_low"] < bpb["value"] < bpb["ci_high"]
+
+
 def test_metrics_count_ties_as_shares_and_margins_against_the_best_wrong():
     items = [Item("", ("a", "b", "c"), 0), Item("", ("a", "b", "c"), 2)]
     loglik = np.array([-1.0, -2.0, -3.0, -1.0, -1.0, -5.0])

@@ -2,8 +2,9 @@
 
 `<storage>/<study>/<trial_id>/last.pt` holds everything an interrupted trial needs to continue
 as if it had not stopped (model, optimizer, random states, the open logging window and the
-events so far); `final.pt` holds the trained weights. A checkpoint is used only by the trial of
-the same hash.
+events so far); `final.pt` holds the trained weights, and `step-<N>.pt` the weights of each
+evaluation point where the study keeps them. A checkpoint is used only by the trial of the same
+hash.
 """
 
 from __future__ import annotations
@@ -84,6 +85,38 @@ def save_final(folder: Path, spec: TrialSpec, model: torch.nn.Module) -> Path:
     _save({"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()}, path)
     (folder / "last.pt").unlink(missing_ok=True)
     return path
+
+
+def save_weights(folder: Path, spec: TrialSpec, model: torch.nn.Module, step: int) -> Path:
+    """Keep the weights at an evaluation point (`step-<step>.pt`), to be scored later."""
+    path = folder / f"step-{step}.pt"
+    _save({"hash": spec.hash, "spec": spec.to_dict(), "step": step,
+           "model": model.state_dict()}, path)  # fmt: skip
+    return path
+
+
+def scorable(spec: TrialSpec) -> dict[int, Path]:
+    """The trained weights a finished trial left, by step: `final.pt` at its last step and the
+    kept evaluation points (`train.keep_checkpoints`)."""
+    folder = checkpoint_dir(spec)
+    if folder is None:
+        return {}
+    out = {int(p.stem.removeprefix("step-")): p for p in folder.glob("step-*.pt")
+           if p.stem.removeprefix("step-").isdigit()}  # fmt: skip
+    if (folder / "final.pt").exists():
+        out[spec.steps] = folder / "final.pt"
+    return dict(sorted(out.items()))
+
+
+def load_weights(spec: TrialSpec, path: Path, model: torch.nn.Module) -> None:
+    """Load weights a trial saved (weights only) into `model`; the file must be this trial's."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"cannot read the checkpoint {path} ({type(e).__name__})") from e
+    if saved.get("hash") != spec.hash:
+        raise RuntimeError(f"the checkpoint {path} is not of trial {spec.trial_id} (another hash)")
+    model.load_state_dict(saved["model"])
 
 
 def _load_resumable(spec: TrialSpec) -> dict | None:

@@ -93,8 +93,24 @@ class End:
     checkpoint: str = ""  # the final weights, if the trial has storage
 
 
-Event = Start | Train | Validation | ZeroShot | Checkpoint | End
-KINDS: dict[str, type] = {c.kind: c for c in (Start, Train, Validation, ZeroShot, Checkpoint, End)}
+@dataclass(frozen=True, kw_only=True)
+class Scored:
+    """A finished trial's weights at one step scored again (`study eval`), under evaluation
+    settings `eval_key`: the validation loss and the zero-shot results. Nothing is trained."""
+
+    kind: ClassVar[str] = "scored"
+    step: int
+    tokens: int
+    eval_key: str
+    val_loss: float
+    results: list[dict]  # as ZeroShot's
+    final: bool  # the trial's last step (final.pt)
+
+
+Event = Start | Train | Validation | ZeroShot | Checkpoint | End | Scored
+KINDS: dict[str, type] = {
+    c.kind: c for c in (Start, Train, Validation, ZeroShot, Checkpoint, End, Scored)
+}
 
 
 def to_dict(event: Event) -> dict:

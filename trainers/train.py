@@ -19,7 +19,7 @@ import torch
 from trainers import zeroshot
 from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
-from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable
+from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable, save_weights
 from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
 from trainers.events import (
     Checkpoint,
@@ -300,6 +300,9 @@ def train(spec: TrialSpec, report: Report) -> End:
             state.val_loss = scored[0].val_loss
             if not math.isfinite(state.val_loss):
                 raise DivergenceError(f"validation loss is {state.val_loss} at step {done}")
+        if is_eval and folder is not None and spec.placement.keep_checkpoints:
+            if done < spec.steps:  # the last one is final.pt
+                save_weights(folder, spec, model, done)
         if is_checkpoint:
             state.window_elapsed = pause_start - window_start  # training time only
             path = save_resumable(folder, spec, state, model, optimizer, rng, device)

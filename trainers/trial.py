@@ -90,6 +90,7 @@ class Placement:
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
     compile: bool = False  # torch.compile the model
+    keep_checkpoints: bool = False  # keep the weights of every evaluation point (step-N.pt)
 
 
 PARTS = {"model": Model, "data": Data, "optim": Optim, "budget": Budget, "eval": Eval,

@@ -160,9 +160,11 @@ def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def item_metrics(loglik: np.ndarray, items: list[Item]) -> dict[str, np.ndarray]:
-    """Per item: correct by log-likelihood (acc), correct per character (acc_norm), and the
-    margin of the right answer's log-likelihood over the best wrong one. Ties count as
-    1/(number tied) of a right answer, so a model that cannot tell them apart scores chance."""
+    """Per item: correct by log-likelihood (acc), correct per character (acc_norm), the margin
+    of the right answer's log-likelihood over the best wrong one, and the task loss (bpb): the
+    bits per UTF-8 byte of the right answer given the context, -log2 p(gold) / bytes(gold)
+    under the architecture's own scoring. Ties count as 1/(number tied) of a right answer, so a
+    model that cannot tell them apart scores chance."""
     k = len(items[0].candidates)
     scores = loglik.reshape(len(items), k)
     chars = np.array([[max(1, len(c)) for c in item.candidates] for item in items], float)
@@ -175,19 +177,24 @@ def item_metrics(loglik: np.ndarray, items: list[Item]) -> dict[str, np.ndarray]
         out[name] = tied[rows, answer] / tied.sum(axis=1)
     wrong = np.where(np.arange(k)[None, :] == answer[:, None], -np.inf, scores)
     out["margin"] = scores[rows, answer] - wrong.max(axis=1)
+    gold_bytes = np.array([max(1, len(item.candidates[item.answer].encode())) for item in items])
+    out["bpb"] = -scores[rows, answer] / math.log(2) / gold_bytes
     return out
+
+
+CONTINUOUS = {"margin": 0.0, "bpb": None}  # not proportions; their "chance" (bpb has none)
 
 
 def summarize(per_item: dict[str, np.ndarray], chance: float) -> list[dict]:
     """Each metric's value, items, chance level and 95% interval (Wilson for accuracies, the
-    normal interval of the mean for the margin)."""
+    normal interval of the mean for the margin and the task loss)."""
     rows = []
     for metric, values in per_item.items():
         n = len(values)
         mean = float(values.mean()) if n else float("nan")
-        if metric == "margin":
+        if metric in CONTINUOUS:
             half = 1.96 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else float("nan")
-            low, high, level = mean - half, mean + half, 0.0
+            low, high, level = mean - half, mean + half, CONTINUOUS[metric]
         else:
             low, high = _wilson(float(values.sum()), n)
             level = chance

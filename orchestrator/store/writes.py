@@ -20,7 +20,7 @@ from orchestrator.store.tables import (
     TrialStatus,
     utc_now,
 )
-from trainers.events import Checkpoint, End, Event, Start, Train, Validation, ZeroShot
+from trainers.events import Checkpoint, End, Event, Scored, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
 
@@ -129,6 +129,16 @@ def record_event(
         case ZeroShot():
             _add_results(session, trial.study_id, trial, event.eval_key, event.step,
                          event.tokens, event.results)  # fmt: skip
+        case Scored():
+            # scored again: its results at this step under these settings replace any earlier
+            session.execute(delete(Eval).where(Eval.trial_pk == trial.id,
+                                               Eval.eval_key == event.eval_key,
+                                               Eval.step == event.step))  # fmt: skip
+            _add_results(session, trial.study_id, trial, event.eval_key, event.step,
+                         event.tokens, event.results)  # fmt: skip
+            if event.final:  # measured now under the current settings
+                trial.val_loss = float(event.val_loss)
+                trial.eval_key = event.eval_key
         case Checkpoint():
             trial.checkpoint = event.path
         case End():
@@ -170,7 +180,7 @@ class Recorder:
         if isinstance(event, Start):
             self.flush()  # rows of an earlier attempt go in before `start` deletes them
         record_event(self.session, trial, event, self.metrics)
-        if isinstance(event, Start | End):
+        if isinstance(event, Start | End | Scored):
             self.flush()
 
     def tick(self) -> None:

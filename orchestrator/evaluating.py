@@ -1,0 +1,121 @@
+"""The evaluation stage: finished trials scored again from the weights they left, under the
+study's current evaluation settings, as Ray tasks like trials; nothing is retrained.
+
+`study run` scores by itself the finished trials whose final results under the current settings
+are missing (more items, another task, a new seed); `study eval` does it on demand, for some
+trials (`--trials PATTERN`) or for every kept checkpoint (`--checkpoints all`). Results are
+keyed by the settings (`evals.eval_key`) and the step, so earlier ones stay."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.progress import last_line
+from orchestrator.store import Eval, Recorder, Study, Trial, TrialStatus, current_trials
+from trainers.events import Event, Scored
+from trainers.trial import TrialSpec
+
+CHECKPOINTS = ("final", "all")
+
+
+def scored_steps(session: Session, trial: Trial, eval_key: str) -> set[int]:
+    """The steps of a trial that have results under the evaluation settings `eval_key`; its
+    last step counts when the trial was measured under them (a study without zero-shot tasks
+    stores no rows)."""
+    query = select(Eval.step).where(Eval.trial_pk == trial.id, Eval.eval_key == eval_key)
+    steps = set(session.scalars(query.distinct()))
+    if trial.eval_key == eval_key:
+        steps.add(trial.spec.steps)
+    return steps
+
+
+def weights_left(trial: Trial) -> set[int]:
+    """The steps a finished trial left weights of: its last (final.pt) and the kept evaluation
+    points (step-N.pt beside it). `storage` is a shared path on a cluster, so the driver sees
+    them as the workers do."""
+    final = Path(trial.checkpoint) if trial.checkpoint else None
+    if final is None or not final.exists():
+        return set()
+    kept = (p.stem.removeprefix("step-") for p in final.parent.glob("step-*.pt"))
+    return {trial.spec.steps} | {int(k) for k in kept if k.isdigit()}
+
+
+def to_score(
+    session: Session,
+    study: Study,
+    grid: list[TrialSpec],
+    checkpoints: str = "final",
+    pattern: str | None = None,
+    console: Console | None = None,
+) -> list[tuple[TrialSpec, Trial, dict]]:
+    """The finished trials of the grid (those whose id matches `pattern`, a glob) that have
+    something to score under the current evaluation settings, each with its job: its final
+    weights when their results are missing, or (`checkpoints` "all") each kept checkpoint
+    without results. Trials whose final weights are gone are left out, and said on `console`."""
+    by_hash = {t.hash: t for t in grid}
+    jobs, gone = [], []
+    for row in current_trials(session, study):
+        spec = by_hash.get(row.hash)
+        if spec is None or row.status != TrialStatus.finished:
+            continue
+        if pattern is not None and not fnmatchcase(row.trial_id, pattern):
+            continue
+        done = scored_steps(session, row, spec.eval_key)
+        wanted = {spec.steps} if checkpoints == "final" else weights_left(row) | {spec.steps}
+        if wanted <= done:
+            continue
+        if spec.steps not in weights_left(row):
+            gone.append(row.trial_id)
+            continue
+        jobs.append((spec, row, {"checkpoints": checkpoints, "skip": sorted(done)}))
+    if gone and console is not None:
+        shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+        console.print(
+            f"[yellow]warning[/]: {len(gone)} finished trial(s) ({shown}) have no results under "
+            "the current evaluation settings and no final weights to score (their storage is "
+            "gone): they stay as they were",
+            highlight=False,
+        )
+    return jobs
+
+
+def score_on_ray(
+    schedule, cluster, jobs: list[tuple[TrialSpec, Trial, dict]], session: Session,
+    console: Console, result,
+) -> None:  # fmt: skip
+    """Score trials on the cluster and store what each reports. A trial that cannot be scored
+    (its weights are gone) is said and stays as it was: finished, its earlier results kept."""
+    from orchestrator.progress import Progress
+
+    rows = {spec.trial_id: row for spec, row, _ in jobs}
+    progress = Progress([spec for spec, _, _ in jobs], console)
+    recorder = Recorder(session)
+
+    def on_event(spec: TrialSpec, event: Event) -> None:
+        if not isinstance(event, Scored):
+            return
+        recorder.record(rows[spec.trial_id], event)
+        progress.update(spec.trial_id, event)
+        if spec.trial_id not in result.scored:
+            result.scored.append(spec.trial_id)
+
+    def on_error(spec: TrialSpec, error: str) -> None:
+        recorder.flush()
+        result.unscored.append(spec.trial_id)
+        console.print(f"[red]{spec.trial_id} not scored[/]: {last_line(error)}", highlight=False)
+
+    try:
+        with progress:
+            schedule.run_trials(
+                [spec for spec, _, _ in jobs], on_event, on_error, cluster.gpus > 0,
+                progress.tick, scoring={spec.trial_id: job for spec, _, job in jobs},
+            )  # fmt: skip
+        recorder.flush()
+    except KeyboardInterrupt:
+        recorder.discard()  # what was scored and committed stays; the trials stay finished
+        raise

@@ -261,7 +261,8 @@ class TableError(ValueError):
     """A results table that cannot be fitted: the message names the file, column and line."""
 
 
-LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss")}
+LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss"),
+               "task": ("N", "D", "task_loss", "accuracy")}  # fmt: skip
 
 
 def read_table(
@@ -295,17 +296,18 @@ def read_table(
         raise TableError(f"{path}: no rows left to fit")
     needed = ("N", "accuracy") if law == "trend" else LAW_COLUMNS[law]
     out = pd.DataFrame(index=raw.index)
-    for ours in ("N", "D", "C", "loss", "accuracy", "n_items", "lr"):
+    for ours in ("N", "D", "C", "loss", "accuracy", "n_items", "lr", "task_loss", "chance"):
         theirs = columns.get(ours, ours)
         if ours == "lr" and theirs != "lr" and theirs not in raw.columns:
             raise TableError(f"{path}: --lr {theirs!r} is not a column of the file")
         if theirs in raw.columns:
             values = pd.to_numeric(raw[theirs], errors="coerce")
-            if ours == "accuracy":
+            if ours in ("accuracy", "chance"):
                 bad, want = values.isna() | (values < 0) | (values > 1), "a number in [0, 1]"
             else:
                 bad, want = values.isna() | (values <= 0), "a positive number"
-            used = ours in needed or ours in (("n_items",) if law == "trend" else ("C", "D", "lr"))
+            extra = {"trend": ("n_items",), "task": ("chance",)}.get(law, ("C", "D", "lr"))
+            used = ours in needed or ours in extra
             if used and bad.any():
                 label = bad.idxmax()  # the first bad row; the header is line 1
                 raise TableError(
@@ -329,14 +331,23 @@ def read_table(
         if group not in raw.columns:
             raise TableError(f"{path}: --group {group!r} is not a column of the file")
         out["group"] = raw[group]
+    if law == "task":
+        column = columns.get("task", "task")
+        if column not in raw.columns:
+            raise TableError(f"{path}: the law 'task' needs a column naming each row's task "
+                             f"({column!r}; name it with --task)")  # fmt: skip
+        if group is None:
+            raise TableError(f"{path}: the law 'task' needs --group, the column naming each "
+                             "row's run (a run's rows are its checkpoints)")  # fmt: skip
+        out["task"] = raw[column].astype(str)
     if drop_highest_loss:
         out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
     return out.reset_index(drop=True)
 
 
-def fit_rows(fits: dict, trends: dict) -> list[dict]:
-    """A study's fitted laws and zero-shot trends as the rows a store keeps: architecture, law,
-    params, quality and the points fitted, NaN-free."""
+def fit_rows(fits: dict, trends: dict, tasks: dict | None = None) -> list[dict]:
+    """A study's fitted laws, zero-shot trends and two-step accuracy fits as the rows a store
+    keeps: architecture, law, params, quality and the points fitted, NaN-free."""
     rows = []
     for architecture, laws in fits.items():
         for law, result in laws.items():
@@ -354,4 +365,13 @@ def fit_rows(fits: dict, trends: dict) -> list[dict]:
             rows.append({"architecture": architecture, "law": f"trend:{task}",
                          "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
                          "quality": quality, "data": points})  # fmt: skip
+    for architecture, result in (tasks or {}).items():
+        for task, t in result["tasks"].items():
+            if "error" in t:
+                continue
+            t = isfinite_json(t)
+            rows.append({"architecture": architecture, "law": f"task:{task}",
+                         "params": {"step1": t["step1"], "step2": t["step2"]},
+                         "quality": {k: v for k, v in t.items() if k not in ("step1", "step2")},
+                         "data": []})  # fmt: skip
     return rows

@@ -356,6 +356,21 @@ def fit_law(
     return fit
 
 
+def refit_counts(fit: LawFit, loss, counts, **variables) -> list[dict[str, float]]:
+    """The law of `fit` fitted again to each row of `counts` (how often each point is drawn in
+    a resample), all at once and from `fit`'s optimum: what the bootstrap of a chained
+    prediction needs."""
+    law = fit.law
+    logs = np.log(np.vstack([np.asarray(variables[v], float) for v in law.variables]))
+    log_l = np.log(np.asarray(loss, float))
+    theta = []
+    for coefficient, exponent, _ in law.terms:
+        theta += [np.log(fit.params[coefficient]), fit.params[exponent]]
+    theta.append(np.log(fit.params["E"]))
+    thetas = _refit_batch(law, np.array(theta), logs, log_l, np.asarray(counts, float))
+    return [law.natural(t) for t in thetas]
+
+
 def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> np.ndarray:
     """Minimise Σ_i w_bi·huber(r_i(θ)) for every row b of `weights` at once, each from `theta`.
 

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from analysis.cards import write_cards
 from analysis.fits import estimate_text, fit_warnings
 from analysis.laws import compute_budgets
+from analysis.tasklaw import sigmoid, task_lines
 from trainers.architectures import ARCHITECTURES
 
 COLORS = {name: a.color for name, a in ARCHITECTURES.items()}
@@ -44,6 +45,8 @@ class StudyView:
     cards: dict[str, str] = field(default_factory=dict)  # trial id -> relative link
     outdated: list[str] = field(default_factory=list)  # measured under other eval settings
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.predictions_frame
+    task_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.task_points
+    tasks: dict = field(default_factory=dict)  # tasklaw.study_task_fits
 
 
 def _esc(text) -> str:
@@ -383,6 +386,81 @@ def prediction_summary(predictions: pd.DataFrame) -> list[str]:
     return out
 
 
+def _fitted_tasks(views: list[StudyView]):
+    return [(view, arch, task, r)
+            for view in views
+            for arch, result in sorted(view.tasks.items())
+            for task, r in result["tasks"].items() if "error" not in r]  # fmt: skip
+
+
+def _task_accuracy(views: list[StudyView]) -> go.Figure | None:
+    """Per architecture and task with a two-step fit: accuracy against task loss at every
+    checkpoint scored, the sigmoid fitted without the largest model, and that model's accuracy
+    as predicted (from its N and D) and as measured (with its interval over the items)."""
+    fitted = _fitted_tasks(views)
+    if not fitted:
+        return None
+    cols = min(3, len(fitted))
+    rows = -(-len(fitted) // cols)
+    titles = [f"{_label(views, v, a)}: {t}" for v, a, t, _ in fitted]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=0.3 / rows,
+                        horizontal_spacing=0.07)  # fmt: skip
+    for i, (view, arch, task, r) in enumerate(fitted):
+        row, col = i // cols + 1, i % cols + 1
+        color = COLORS.get(arch, "#444")
+        points = view.task_points
+        points = points[(points.architecture == arch) & (points.task == task)]
+        held = points.run == r["held_out"]
+        first = i == 0
+        for mask, name, symbol in ((~held, "checkpoints of the other runs", "circle"),
+                                   (held, "checkpoints of the largest model", "x")):  # fmt: skip
+            fig.add_trace(
+                go.Scatter(x=points.task_loss[mask], y=points.accuracy[mask], mode="markers",
+                           marker={"color": color, "size": 6, "symbol": symbol, "opacity": 0.6},
+                           text=points.run[mask], name=name, legendgroup=name, showlegend=first,
+                           hovertemplate="%{text}<br>task loss %{x:.3f} bits/byte<br>"
+                           "accuracy %{y:.3f}<extra></extra>"),
+                row=row, col=col,
+            )  # fmt: skip
+        p = {k: v["estimate"] for k, v in r["step2"]["params"].items()}
+        span = np.linspace(points.task_loss.min() * 0.9, points.task_loss.max() * 1.05, 80)
+        fig.add_trace(
+            go.Scatter(x=span, y=sigmoid(span, p["a"], p["b"], p["k"], p["L0"]), mode="lines",
+                       line={"color": "#222"}, name="sigmoid, fitted without the largest model",
+                       legendgroup="sigmoid", showlegend=first, hoverinfo="skip"),
+            row=row, col=col,
+        )  # fmt: skip
+        predicted, measured = r["accuracy"], r["measured"]
+
+        def bars(entry):
+            ci = entry.get("ci")
+            est = entry["estimate"]
+            return (
+                {"type": "data", "array": [ci[1] - est], "arrayminus": [est - ci[0]]}
+                if ci
+                else None
+            )
+
+        shown = (
+            (r["task_loss"]["estimate"], predicted, "predicted (95% interval)", "diamond-open"),
+            (r["measured_task_loss"], measured, "measured (item interval)", "star"),
+        )
+        for x, entry, what, symbol in shown:
+            fig.add_trace(
+                go.Scatter(x=[x], y=[entry["estimate"]], mode="markers",
+                           marker={"color": color, "size": 14, "symbol": symbol},
+                           error_y=bars(entry), name=f"largest model, {what}", legendgroup=what,
+                           showlegend=first,
+                           hovertemplate=what.split()[0] + " %{y:.3f}<extra></extra>"),
+                row=row, col=col,
+            )  # fmt: skip
+        fig.update_xaxes(title="task loss (bits per byte of the answer)", row=row, col=col)
+        fig.update_yaxes(title="accuracy", row=row, col=col)
+    fig.update_layout(height=360 * rows + 160, legend={"orientation": "h", "y": -0.3 / rows},
+                      title="Accuracy from task loss, the largest model held out")  # fmt: skip
+    return fig
+
+
 def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
     """Loss against the peak learning rate, one line per size and budget (seeds averaged), the
     best rate of each marked: where a study sweeps learning rates."""
@@ -634,6 +712,9 @@ def _summary(views: list[StudyView]) -> str:
         for result in view.trends.values():
             items.append(prefix + result["verdict"])
         items += [prefix + line for line in prediction_summary(view.predictions)]
+        for arch, result in sorted(view.tasks.items()):
+            done = {t: r for t, r in result["tasks"].items() if "error" not in r}
+            items += [prefix + line + "." for line in task_lines(arch, {"tasks": done})]
         if view.outdated:
             items.append(f"{prefix}{outdated_note(view.outdated)}.")
         items += [f"{prefix}warning: {w}" for w in fit_warnings(view.fits)]
@@ -687,6 +768,7 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     isoflop = _isoflop(views)
     sweep = _lr_sweep(views)
     predicted = _predictions(views)
+    task_accuracy = _task_accuracy(views)
     if len(views) == 1:
         figures.append(_curves(views[0]))
     parts = [
@@ -736,6 +818,7 @@ panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
+{_section("Accuracy from task loss", task_accuracy, TASK_NOTE)}
 <h2>Fitted laws</h2>
 {_table(_fits_table(views))}
 <p>Intervals are 95% bootstrap percentiles over resampled trials (every point of a trial is
@@ -754,6 +837,14 @@ SWEEP_NOTE = (
     "Each law is fitted on each cell's best run (seeds averaged, then the lowest loss over "
     "learning rates); a cell whose best rate is at an end of the sweep is left out, as its "
     "optimum was not tried."
+)
+TASK_NOTE = (
+    "The two-step prediction of Bhagia et al. 2024 (the OLMo model ladder), with the largest "
+    "model held out: its task loss (bits per byte of the right answer) from L(N, D) fitted on "
+    "the other runs' final checkpoints (L(N) where every run saw the same tokens), then its "
+    "accuracy from the sigmoid fitted on every scored checkpoint of the other runs (and the "
+    "ideal point, loss 0 and accuracy 1). The predicted interval resamples whole runs; the "
+    "measured one is over the items."
 )
 PREDICTION_NOTE = (
     "At each budget of <code>predict:</code>, once the grid was trained, L(N, D) fitted on the "

@@ -320,9 +320,11 @@ def fit_store(
     law: str,
     architecture: str | None = None,
     n_boot: int = 1000,
+    target: str | None = None,
 ) -> dict:
-    """Fit a law to a study's finished trials (or its zero-shot trends): one JSON-ready result
-    per architecture, under {"study", "law", "architectures"}."""
+    """Fit a law to a study's finished trials (or its zero-shot trends, or the two-step
+    prediction of accuracy: law "task", at `target` or the largest model held out): one
+    JSON-ready result per architecture, under {"study", "law", "architectures"}."""
     _, session, study = open_study(path, store)
     with session:
-        return fitting.fit_stored(session, study, law, architecture, n_boot)
+        return fitting.fit_stored(session, study, law, architecture, n_boot, target)

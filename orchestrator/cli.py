@@ -206,6 +206,12 @@ def _run(study: Path, **options) -> None:
         errors.print(f"warning: {warning}", highlight=False, markup=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
+    from analysis.tasklaw import task_lines
+
+    for arch, fitted in sorted(result.tasks.items()):
+        done = {t: r for t, r in fitted["tasks"].items() if "error" not in r}
+        for line in task_lines(arch, {"tasks": done}):
+            console.print(line, highlight=False, markup=False)
     if result.outdated:
         from analysis.report import outdated_note
 
@@ -403,7 +409,7 @@ def export(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-LAWS = ("n", "nd", "isoflop", "trend")
+LAWS = ("n", "nd", "isoflop", "trend", "task")
 
 
 def _column(name: str, default: str):
@@ -421,7 +427,8 @@ def fit(
         str,
         typer.Option(
             help="n: L(N) = E + A·N^-α; nd: L(N, D) = E + A/N^α + B/D^β; isoflop: N_opt ∝ C^a, "
-            "D_opt ∝ C^b; trend: zero-shot accuracy against N"
+            "D_opt ∝ C^b; trend: zero-shot accuracy against N; task: accuracy predicted in "
+            "two steps, task loss from (N, D), accuracy from task loss"
         ),
     ] = "n",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -432,6 +439,11 @@ def fit(
     accuracy_col: _column("accuracy", "zero-shot accuracy (trend)") = "accuracy",
     n_items_col: _column("n-items", "items behind each accuracy (trend; optional)") = "n_items",
     lr_col: _column("lr", "the peak learning rate (optional: fits each cell's best rate)") = "lr",
+    task_col: _column("task", "the task (law task)") = "task",
+    task_loss_col: _column("task-loss", "the task loss, bits per byte of the answer (task)") = (
+        "task_loss"
+    ),
+    chance_col: _column("chance", "the chance accuracy of the task (task; default 0)") = "chance",
     group: Annotated[
         str | None, typer.Option(help="CSV column naming the run of each row (bootstrap unit)")
     ] = None,
@@ -444,6 +456,10 @@ def fit(
     compute: Annotated[
         float | None,
         typer.Option(help="nd: FLOP budget for the compute-optimal N, D (default: largest C)"),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="task: predict at N=COUNT,D=COUNT (default: hold out the largest run)"),
     ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="store: fit this architecture only")
@@ -462,13 +478,20 @@ def fit(
     try:
         if csv is not None:
             columns = {"N": n_col, "D": d_col, "C": c_col, "loss": loss_col}
-            columns |= {"accuracy": accuracy_col, "n_items": n_items_col, "lr": lr_col}
+            columns |= {
+                "accuracy": accuracy_col,
+                "n_items": n_items_col,
+                "lr": lr_col,
+                "task": task_col,
+                "task_loss": task_loss_col,
+                "chance": chance_col,
+            }
             results = {csv.name: api.fit_csv(
-                csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute
+                csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute, target
             )}  # fmt: skip
             shown = results[csv.name]
         else:
-            shown = api.fit_store(study, store, law, architecture, n_boot)
+            shown = api.fit_store(study, store, law, architecture, n_boot, target)
             results = shown["architectures"]
     except (StudyError, StoreError, TableError) as e:
         _fail(str(e))
@@ -478,6 +501,12 @@ def fit(
     for name, result in results.items():
         if law == "trend":
             console.print(result["verdict"], highlight=False)
+            continue
+        if law == "task":
+            from analysis.tasklaw import task_lines
+
+            for line in task_lines(name, result):
+                console.print(line, highlight=False, markup=False)
             continue
         console.print(summary_line(name, result), highlight=False, markup=False)
         for warning in result.get("quality", {}).get("warnings", []):

@@ -16,6 +16,7 @@ from orchestrator.store import (
     predictions_frame,
     predictions_of,
     replace_fits,
+    task_points,
     trials_frame,
 )
 
@@ -25,19 +26,30 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     and return the report's view of the study."""
     from analysis.fits import fit_rows, fit_study
     from analysis.report import MAX_CURVE_POINTS, StudyView
+    from analysis.tasklaw import study_task_fits
     from analysis.trends import study_trends
 
     trials, left_out = comparable_trials(session, study)
     fits = fit_study(trials, n_boot=n_boot)
     evals = evals_frame(session, study)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
-    replace_fits(session, study, fit_rows(fits, trends))
+    points = _grid_task_points(session, study, trials)
+    tasks = study_task_fits(points, n_boot) if not points.empty else {}
+    replace_fits(session, study, fit_rows(fits, trends, tasks))
     session.commit()
     curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
     view = StudyView(study.name, trials, curves, fits, evals, trends, study.data)
     view.outdated = left_out
     view.predictions = predictions_frame(session, study)
+    view.task_points, view.tasks = points, tasks
     return view
+
+
+def _grid_task_points(session: Session, study: Study, trials):
+    """The zero-shot points of the grid's trials (those verifying a prediction left out, as
+    from every law)."""
+    points = task_points(session, study)
+    return points[points.run.isin(set(trials.trial_id[~trials.verifies]))].reset_index(drop=True)
 
 
 def comparable_trials(session: Session, study: Study):
@@ -70,8 +82,10 @@ def fit_csv(
     n_boot: int = 1000,
     group: str | None = None,
     compute: float | None = None,
+    target: str | None = None,
 ) -> dict:
-    """Fit a law (n, nd, isoflop) or the zero-shot trend (trend) to a CSV of results."""
+    """Fit a law (n, nd, isoflop), the zero-shot trend (trend) or the two-step prediction of
+    accuracy (task; at `target`, "N=...,D=...", else the largest run held out) to a CSV."""
     from analysis.fits import (
         TableError,
         best_runs,
@@ -83,6 +97,14 @@ def fit_csv(
     from analysis.trends import trend_json, values_trend, verdict
 
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
+    if law == "task":
+        from analysis.tasklaw import fit_table, parse_target
+
+        try:
+            at = parse_target(target) if target else None
+        except ValueError as e:
+            raise TableError(str(e)) from None
+        return isfinite_json(fit_table(frame.rename(columns={"group": "run"}), at, n_boot))
     if law == "trend":
         name = columns.get("accuracy", "accuracy")
         t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
@@ -106,7 +128,12 @@ def fit_csv(
 
 
 def fit_stored(
-    session: Session, study: Study, law: str, architecture: str | None = None, n_boot: int = 1000
+    session: Session,
+    study: Study,
+    law: str,
+    architecture: str | None = None,
+    n_boot: int = 1000,
+    target: str | None = None,
 ) -> dict:
     """Fit a law to a study's finished trials (or its zero-shot trends): one JSON-ready result
     per architecture, under {"study", "law", "architectures"}."""
@@ -122,7 +149,16 @@ def fit_stored(
     if architecture is not None:
         trials = trials[trials.architecture == architecture]
     out = {}
-    if law == "trend":
+    if law == "task":
+        from analysis.tasklaw import fit_table, parse_target
+
+        at = parse_target(target) if target else None
+        points = _grid_task_points(session, study, trials)
+        if architecture is not None:
+            points = points[points.architecture == architecture]
+        for arch, rows in points.groupby("architecture", sort=True):
+            out[str(arch)] = fit_table(rows, at, n_boot)
+    elif law == "trend":
         evals = evals_frame(session, study)
         if architecture is not None and not evals.empty:
             evals = evals[evals.architecture == architecture]

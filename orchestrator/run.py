@@ -130,6 +130,7 @@ class RunResult:
     outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
     scored: list[str] = field(default_factory=list)  # finished trials scored again
     unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
+    tasks: dict = field(default_factory=dict)  # the two-step accuracy fits (analysis.tasklaw)
 
 
 def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
@@ -252,7 +253,7 @@ class _Run:
 
             result.report = Path(report or report_path(spec.name))
             view = fitting.fit_and_report(session, study, result.report, self.n_boot)
-            result.fits, result.outdated = view.fits, view.outdated
+            result.fits, result.outdated, result.tasks = view.fits, view.outdated, view.tasks
             result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
         engine.dispose()
         return result

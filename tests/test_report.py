@@ -219,3 +219,24 @@ def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_p
     # size, compute, IsoFLOP, lr, predictions, curves
     assert seen["errors"] == [] and seen["plots"] == 6
     assert seen["rendered"] == 5  # all but the training curves: none are stored here
+
+
+@pytest.mark.slow
+def test_the_two_step_accuracy_fit_draws_a_panel_per_task_and_renders(tmp_path):
+    """A synthetic ladder of one task as a study's scored checkpoints: the report draws
+    accuracy against task loss with the sigmoid and the held-out largest model, and says in its
+    summary what it predicted and measured."""
+    from analysis.tasklaw import study_task_fits
+    from tests.test_tasklaw import ladder
+
+    points = ladder().assign(architecture="decoder", task="last_word", chance=0.25,
+                             ci_low=np.nan, ci_high=np.nan)  # fmt: skip
+    view = synthetic_view("tasks")
+    view.task_points, view.tasks = points, study_task_fits(points, n_boot=100)
+    assert "error" not in view.tasks["decoder"]["tasks"]["last_word"]
+    report = write_report(tmp_path / "tasks.html", [view])
+    page = report.read_text()
+    assert "<h2>Accuracy from task loss</h2>" in page
+    assert "decoder last_word: the largest run 2e+09-10xC held out and predicted" in page
+    seen = open_in_chromium(report, ARTIFACTS / "report-tasks.png")
+    assert seen["errors"] == [] and seen["plots"] == seen["rendered"] == 5  # and the task panel

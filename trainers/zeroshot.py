@@ -54,6 +54,19 @@ def _batches(n: int, lengths: Sequence[int], batch_size: int):
         yield order[i : i + batch_size]
 
 
+def _scored_logp(model, ids, keys, rows, cols, targets) -> torch.Tensor:
+    """log p(targets[i] at position (rows[i], cols[i])) under a model run on `ids`: for our
+    models, the output projection and softmax at those positions only (most of a forward's
+    cost at small sizes is the projection onto the vocabulary); for any other module, from its
+    full logits."""
+    if hasattr(model, "hidden") and hasattr(model, "wte"):
+        h = model.hidden(ids, keys)[rows, cols]
+        logits = F.linear(h, model.wte.weight).float()
+    else:
+        logits = (model(ids) if keys is None else model(ids, keys)).float()[rows, cols]
+    return F.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
+
+
 @torch.no_grad()
 def score_causal(model, tok, requests: list[Request], seq_len: int, batch_size: int = 64):
     """Decoder: sum of log p(candidate token | everything before it)."""
@@ -67,13 +80,16 @@ def score_causal(model, tok, requests: list[Request], seq_len: int, batch_size: 
     out = np.zeros(len(requests))
     device = next(model.parameters()).device
     for idx in _batches(len(rows), [len(r) for r in rows], batch_size):
-        ids, keys = _pad([rows[i] for i in idx], tok.pad_id)
-        ids, keys = ids.to(device), keys.to(device)
-        logp = F.log_softmax(model(ids[:, :-1]).float(), dim=-1)
-        token_logp = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
-        for b, i in enumerate(idx):
-            end = len(rows[i]) - 1
-            out[i] = token_logp[b, end - scored[i] : end].sum().item()
+        ids, _ = _pad([rows[i] for i in idx], tok.pad_id)
+        ids = ids.to(device)
+        # position t predicts token t + 1: the candidate's tokens, the last `scored` of a row
+        where = [(b, t) for b, i in enumerate(idx)
+                 for t in range(len(rows[i]) - 1 - scored[i], len(rows[i]) - 1)]  # fmt: skip
+        b_at = torch.tensor([b for b, _ in where], dtype=torch.long, device=device)
+        t_at = torch.tensor([t for _, t in where], dtype=torch.long, device=device)
+        logp = _scored_logp(model, ids[:, :-1], None, b_at, t_at, ids[b_at, t_at + 1])
+        sums = torch.zeros(len(idx), dtype=logp.dtype, device=device).index_add_(0, b_at, logp)
+        out[idx] = sums.cpu().numpy()
     return out
 
 
@@ -97,10 +113,12 @@ def score_pll(
     device = next(model.parameters()).device
     for idx in _batches(len(passes), [len(p[1]) for p in passes], batch_size):
         ids, keys = _pad([passes[j][1] for j in idx], tok.pad_id)
-        logp = F.log_softmax(model(ids.to(device), keys.to(device)).float(), dim=-1)
-        for b, j in enumerate(idx):
-            i, _, positions, originals = passes[j]
-            out[i] += logp[b, positions, originals].sum().item()
+        b_at = torch.tensor([b for b, j in enumerate(idx) for _ in passes[j][2]], device=device)
+        t_at = torch.tensor([t for j in idx for t in passes[j][2]], device=device)
+        targets = torch.tensor([t for j in idx for t in passes[j][3]], device=device)
+        logp = _scored_logp(model, ids.to(device), keys.to(device), b_at, t_at, targets)
+        sums = torch.zeros(len(idx), dtype=logp.dtype, device=device).index_add_(0, b_at, logp)
+        np.add.at(out, [passes[j][0] for j in idx], sums.cpu().numpy())
     return out
 
 
@@ -122,10 +140,17 @@ def score_span(model, tok, requests: list[Request], seq_len: int, batch_size: in
     out = np.zeros(len(requests))
     device = next(model.parameters()).device
     for idx in _batches(len(passes), [len(p[1]) for p in passes], batch_size):
-        enc, keys = _pad([passes[j][1] for j in idx], tok.pad_id)
+        # the candidates of an item share their first encoder input (the context): encode each
+        # distinct input of the batch once
+        distinct = {tuple(passes[j][1]): None for j in idx}
+        which = {e: k for k, e in enumerate(distinct)}
+        enc, keys = _pad([list(e) for e in distinct], tok.pad_id)
         targets, _ = _pad([passes[j][2] for j in idx], tok.pad_id)
         dec_in = torch.cat([torch.full((len(idx), 1), tok.pad_id), targets[:, :-1]], dim=1)
-        logits = model(enc.to(device), dec_in.to(device), keys.to(device)).float()
+        rows = torch.tensor([which[tuple(passes[j][1])] for j in idx], device=device)
+        keys = keys.to(device)
+        memory = model.encode(enc.to(device), keys)[rows]
+        logits = model.decode(dec_in.to(device), memory, keys[rows]).float()
         logp = F.log_softmax(logits, dim=-1).gather(-1, targets.to(device)[..., None])[..., 0]
         for b, j in enumerate(idx):
             i, _, target = passes[j]

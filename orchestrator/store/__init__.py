@@ -39,6 +39,7 @@ from orchestrator.store.reads import (
     predictions_frame,
     predictions_of,
     select_current,
+    task_points,
     trials_frame,
 )
 from orchestrator.store.tables import (
@@ -72,6 +73,7 @@ __all__ = [
     "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",
     "record_measurements", "Recorder", "register_study", "replace_baseline", "replace_fits",
     "run_active", "run_lock", "SCHEMA_REVISION", "select_current", "sqlite_file", "stale",
-    "STALE_AFTER_S", "start_attempt", "store_prediction", "StoreError", "Study", "Trial",
+    "STALE_AFTER_S", "start_attempt", "store_prediction", "StoreError", "Study", "task_points",
+    "Trial",
     "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

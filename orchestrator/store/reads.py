@@ -211,3 +211,32 @@ def evals_frame(session: Session, study: Study) -> pd.DataFrame:
         return frame
     last = frame.groupby("trial_id", dropna=False).step.transform("max")
     return frame[frame.step == last].reset_index(drop=True)  # the end of each trial
+
+
+def task_points(session: Session, study: Study) -> pd.DataFrame:
+    """Every zero-shot evaluation of the study's finished current trials under its current
+    evaluation settings, at every step scored (the final one and any kept checkpoint): one row
+    per trial, step and task with run (the trial id), architecture, task, N, D (tokens seen
+    at that step), step, task_loss (bpb), accuracy (acc) with its interval and chance, and
+    whether the step is the trial's last. What the two-step prediction of accuracy takes."""
+    trials = {t.id: t for t in current_trials(session, study) if t.status.value == "finished"}
+    keys = eval_keys(list(trials.values()))
+    columns = ["run", "architecture", "task", "N", "D", "step", "task_loss", "accuracy",
+               "ci_low", "ci_high", "chance", "final"]  # fmt: skip
+    cells: dict[tuple, dict] = {}
+    for e in evals_of(session, study):
+        trial = trials.get(e.trial_pk)
+        if trial is None or e.eval_key != keys[trial.id] or e.metric not in ("acc", "bpb"):
+            continue
+        row = cells.setdefault((trial.id, e.step, e.task), {
+            "run": trial.trial_id, "architecture": trial.architecture, "task": e.task,
+            "N": float(trial.n_params), "D": float(e.tokens), "step": e.step,
+            "final": e.step == trial.spec.steps,
+        })  # fmt: skip
+        if e.metric == "bpb":
+            row["task_loss"] = e.value
+        else:
+            row |= {"accuracy": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high,
+                    "chance": e.chance}  # fmt: skip
+    frame = pd.DataFrame(list(cells.values()), columns=columns)
+    return frame.dropna(subset=["task_loss", "accuracy"]).reset_index(drop=True)

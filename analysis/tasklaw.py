@@ -261,11 +261,13 @@ def _entry(estimate: float, boots: list[float]) -> dict:
 
 
 def holdout_largest(points: pd.DataFrame, chance: float, n_boot: int = N_BOOT) -> dict:
-    """The self-test: the largest model (all its checkpoints) held out, its final accuracy
-    predicted from the other runs at its (N, D), beside what it measured."""
+    """The self-test: the largest model held out (every run of its size, all their
+    checkpoints), the final accuracy of its longest run predicted from the smaller runs at its
+    (N, D), beside what it measured."""
     final = _runs(points)
-    largest = final.loc[final.N.idxmax()]
-    rest = points[points.run != largest.run]
+    biggest = final[final.N == final.N.max()]
+    largest = biggest.loc[biggest.D.idxmax()]  # of its runs, the one that saw the most tokens
+    rest = points[points.N < largest.N]  # every run of that size out, not only one
     result = predict_task(rest, {"N": float(largest.N), "D": float(largest.D)}, chance, n_boot)
     measured = {"estimate": float(largest.accuracy)}
     if {"ci_low", "ci_high"} <= set(largest.index) and pd.notna(largest.get("ci_low")):
@@ -284,19 +286,24 @@ def study_task_fits(points: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dic
     return out
 
 
+UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
+
+
 def parse_target(text: str) -> dict[str, float]:
-    """`--target N=7e9,D=2.8e12` as {"N": 7e9, "D": 2.8e12}. Raises ValueError naming the
-    problem."""
+    """`--target N=7e9,D=2.8e12` (or N=7B,D=2.8T) as {"N": 7e9, "D": 2.8e12}. Raises
+    ValueError naming the problem."""
     out = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         name = name.strip().upper()
         if not sep or name not in ("N", "D"):
             raise ValueError(f"--target {text!r}: give N=COUNT,D=COUNT (e.g. N=7e9,D=2.8e12)")
+        number = value.strip().upper()
+        scale = UNITS.get(number[-1:], 1)
         try:
-            out[name] = float(value)
+            out[name] = float(number[:-1] if number[-1:] in UNITS else number) * scale
         except ValueError:
-            raise ValueError(f"--target {text!r}: {value.strip()!r} is not a number") from None
+            raise ValueError(f"--target {text!r}: {value.strip()!r} is not a count") from None
         if not out[name] > 0:
             raise ValueError(f"--target {text!r}: {name} must be positive")
     if "N" not in out:

@@ -52,11 +52,13 @@ def to_score(
     checkpoints: str = "final",
     pattern: str | None = None,
     console: Console | None = None,
-) -> list[tuple[TrialSpec, Trial, dict]]:
+) -> tuple[list[tuple[TrialSpec, Trial, dict]], list[str]]:
     """The finished trials of the grid (those whose id matches `pattern`, a glob) that have
     something to score under the current evaluation settings, each with its job: its final
     weights when their results are missing, or (`checkpoints` "all") each kept checkpoint
-    without results. Trials whose final weights are gone are left out, and said on `console`."""
+    without results (for a study without zero-shot tasks, only the final weights: their
+    validation loss is all there is to measure). Trials whose final weights are gone are left
+    out, said on `console`, and returned by id beside the jobs."""
     by_hash = {t.hash: t for t in grid}
     jobs, gone = [], []
     for row in current_trials(session, study):
@@ -66,7 +68,8 @@ def to_score(
         if pattern is not None and not fnmatchcase(row.trial_id, pattern):
             continue
         done = scored_steps(session, row, spec.eval_key)
-        wanted = {spec.steps} if checkpoints == "final" else weights_left(row) | {spec.steps}
+        every = checkpoints == "all" and spec.eval.tasks
+        wanted = weights_left(row) | {spec.steps} if every else {spec.steps}
         if wanted <= done:
             continue
         if spec.steps not in weights_left(row):
@@ -81,7 +84,7 @@ def to_score(
             "gone): they stay as they were",
             highlight=False,
         )
-    return jobs
+    return jobs, gone
 
 
 def score_on_ray(

@@ -31,7 +31,7 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
 
     trials, left_out = comparable_trials(session, study)
     fits = fit_study(trials, n_boot=n_boot)
-    evals = evals_frame(session, study)
+    evals = _grid_evals(session, study, trials)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
     points = _grid_task_points(session, study, trials)
     tasks = study_task_fits(points, n_boot) if not points.empty else {}
@@ -43,6 +43,16 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     view.predictions = predictions_frame(session, study)
     view.task_points, view.tasks = points, tasks
     return view
+
+
+def _grid_evals(session: Session, study: Study, trials):
+    """The final zero-shot results of the grid (those of trials verifying a prediction left
+    out, as from every law) and the n-gram baseline."""
+    evals = evals_frame(session, study)
+    if evals.empty:
+        return evals
+    verifying = set(trials.trial_id[trials.verifies])
+    return evals[~evals.trial_id.isin(verifying)].reset_index(drop=True)
 
 
 def _grid_task_points(session: Session, study: Study, trials):
@@ -152,14 +162,17 @@ def fit_stored(
     if law == "task":
         from analysis.tasklaw import fit_table, parse_target
 
-        at = parse_target(target) if target else None
+        try:
+            at = parse_target(target) if target else None
+        except ValueError as e:
+            raise StoreError(str(e)) from None
         points = _grid_task_points(session, study, trials)
         if architecture is not None:
             points = points[points.architecture == architecture]
         for arch, rows in points.groupby("architecture", sort=True):
             out[str(arch)] = fit_table(rows, at, n_boot)
     elif law == "trend":
-        evals = evals_frame(session, study)
+        evals = _grid_evals(session, study, trials)
         if architecture is not None and not evals.empty:
             evals = evals[evals.architecture == architecture]
         for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():

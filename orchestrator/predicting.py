@@ -24,18 +24,26 @@ from trainers.trial import TrialSpec
 
 
 def verifying_trial(spec: StudySpec, p: Prediction, data_key: str, storage: str) -> TrialSpec:
-    """The trial that verifies a stored prediction, under the study's current settings."""
+    """The trial that verifies a stored prediction, under the study's current settings: its
+    model and tokens as stored, the learning rate of the study's rule now (in a sweep, the
+    rate chosen when it was made)."""
     c = p.cell
     cell = Cell(p.architecture, c["label"], Shape(c["n_layer"], c["n_embd"], c["n_head"]),
                 p.n_params, p.tokens, f"{flops_text(p.flops)}F", p.flops)  # fmt: skip
-    return trial_spec(spec, cell, c["lr"], c["seed"], data_key, storage)
+    rates = learning_rates(spec, p.architecture, p.n_params)
+    lr = rates[0] if len(rates) == 1 else c["lr"]
+    return trial_spec(spec, cell, lr, c["seed"], data_key, storage)
 
 
 def current(spec: StudySpec, predictions: list[Prediction], data_key: str, storage: str):
-    """The stored predictions made under the study's current training settings (their trial,
-    rebuilt now, is the one they name), each with that trial."""
+    """The stored predictions made under the study's current training settings, for one of
+    its architectures (their trial, rebuilt now, is the one they name), each with that trial.
+    Change the data, the optimizer or the learning rate and none is current: the next run
+    predicts anew, the old predictions stay in the store."""
     out = []
     for p in predictions:
+        if p.architecture not in spec.architectures:
+            continue
         trial = verifying_trial(spec, p, data_key, storage)
         if trial.hash == p.trial_hash:
             out.append((p, trial))
@@ -89,11 +97,12 @@ def predict_missing(
         if not wanted:
             continue
         rows = grid[grid.architecture == architecture]
-        unfinished = rows[~rows.status.isin(["finished", "outdated"])]
+        unfinished = rows[rows.status != "finished"]  # outdated ones too: not comparable
         if len(unfinished):
             console.print(
                 f"no prediction for {architecture} yet: {len(unfinished)} trial(s) of its grid "
-                f"not finished ({', '.join(unfinished.trial_id[:3])}"
+                f"not finished or not measured under the current evaluation settings "
+                f"({', '.join(unfinished.trial_id[:3])}"
                 f"{' and more' if len(unfinished) > 3 else ''})",
                 highlight=False,
             )
@@ -110,6 +119,10 @@ def predict_missing(
             cell = chosen.cell
             lr = _learning_rate(spec, architecture, cell.n_params, envelope)
             trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
+            if trial.hash in set(rows.hash):
+                console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
+                              f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
+                continue
             store_prediction(
                 session, study, architecture=architecture, flops=c, n_opt=result["n_opt"],
                 n_opt_from=result["n_opt_from"], trial_id=trial.trial_id, trial_hash=trial.hash,

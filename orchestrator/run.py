@@ -92,6 +92,25 @@ def check_budgets(spec: StudySpec, data: TokenData) -> None:
             )
 
 
+def check_predictions(spec: StudySpec, grid: list[TrialSpec], vocab_size: int, extra=()) -> None:
+    """Every prediction budget (the study file's, and `extra` from `study predict --flops`)
+    lies beyond the training compute of every cell of the grid: a prediction extrapolates, and
+    its model must not be one the laws are fitted on."""
+    largest = max((planned_accounting(t, vocab_size)["flops_per_token"] * t.budget.tokens
+                   for t in grid), default=0)  # fmt: skip
+    asked = [
+        (spec.where("predict", "flops", i), c)
+        for i, c in enumerate(spec.predict.flops if spec.predict else [])
+    ]
+    asked += [(f"--flops {c:g}", c) for c in extra]  # fmt: skip
+    for where, flops in asked:
+        if flops <= largest:
+            raise StudyError(
+                f"invalid study\n{where}: {flops_text(flops)} FLOPs is not beyond the grid "
+                f"(its costliest cell trains on {flops_text(largest)}): a prediction extrapolates"
+            )
+
+
 def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:
     """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
     model = trial.model
@@ -181,6 +200,7 @@ def run_study(
     spec = load_study(path)
     data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
     grid = trials(spec, data)
+    check_predictions(spec, grid, data.vocab_size, predict)
     url = store or default_url(spec.name)
     run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
                scoring)  # fmt: skip
@@ -211,17 +231,20 @@ class _Run:
         result = RunResult(study=spec.name, store_url=url, report=None)
         storage = storage_of(spec)
         with Session(engine) as session:
+            trains = self.train_predictions and self.scoring is None
             verifying = predicting.stored_trials(session, spec, data.key, storage,
-                                                 self.train_predictions)  # fmt: skip
+                                                 trains)  # fmt: skip
             study = register(session, spec, self.grid + verifying, data)
             store_ngram_baseline(session, study, self.grid, data)
             mark_unfinished_interrupted(session, study)
-            queued = self.grid + (verifying if self.train_predictions else [])
+            queued = self.grid + (verifying if trains else [])
             to_run = self._unfinished(session, study, queued, result)
             session.commit()
             checkpoints, pattern = self.scoring or ("final", None)
-            jobs = evaluating.to_score(session, study, self.grid + verifying, checkpoints,
-                                       pattern, console)  # fmt: skip
+            jobs, gone = evaluating.to_score(session, study, self.grid + verifying, checkpoints,
+                                             pattern, console)  # fmt: skip
+            if self.scoring is not None:
+                result.unscored += gone  # `study eval` was asked to score them
             if self.scoring is None:
                 console.print(
                     f"study [bold]{spec.name}[/]: {len(self.grid) + len(verifying)} trials, "

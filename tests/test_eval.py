@@ -59,6 +59,12 @@ def test_kept_weights_score_as_the_trainer_measured_them(tmp_path):
     assert acc["n_items"] > 10
     assert score_trial(spec, "all", again.append, skip=frozenset(steps)) == []  # all done
 
+    # the same id trained anew (another learning rate, nothing kept): no stale weights left
+    other = replace(spec, optim=replace(spec.optim, lr=1e-3),
+                    placement=replace(spec.placement, keep_checkpoints=False))  # fmt: skip
+    train(other, lambda event: None)
+    assert [p.name for p in folder.glob("*.pt")] == ["final.pt"]
+
 
 def test_a_trial_without_weights_cannot_be_scored(tmp_path):
     spec = expand(parse_study(TINY), "", str(tmp_path))[0]
@@ -125,3 +131,11 @@ def test_more_items_rescore_the_finished_study_and_train_nothing(
     assert again.returncode == 0 and "2 finished trials to score" in again.stdout  # encoders
     bad = study_cli("eval", "ev.yaml", "--checkpoints", "some", cwd=tmp_path)
     assert bad.returncode == 2 and "--checkpoints must be final or all" in bad.stderr
+
+    # weights gone: said, exit 1, the trial and its results as they were
+    (tmp_path / "artifacts" / "ev" / "encoder-50K-s0" / "final.pt").unlink()
+    path.write_text(path.read_text().replace("items: 30", "items: 20"))
+    gone = study_cli("eval", "ev.yaml", "--n-boot", "10", cwd=tmp_path)
+    assert gone.returncode == 1 and "could not be scored: encoder-50K-s0" in gone.stderr
+    assert "no final weights to score" in gone.stdout
+    assert api.status(path).set_index("trial_id").loc["encoder-50K-s0", "status"] == "finished"

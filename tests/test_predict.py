@@ -184,6 +184,10 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     assert api.export_predictions(tmp_path / "p.yaml").measured_loss.notna().all()
     bad = study_cli("predict", "p.yaml", "--flops", "lots", cwd=tmp_path)
     assert bad.returncode == 2 and "--flops 'lots'" in bad.stderr
+    inside = study_cli("predict", "p.yaml", "--flops", "1e10", cwd=tmp_path)  # a grid budget
+    assert inside.returncode == 2 and "--flops 1e+10: 1e10 FLOPs is not beyond the grid" in (
+        inside.stderr
+    )
 
 
 def test_the_reference_study_is_an_isoflop_grid_with_a_prediction_beyond_it(tmp_path, monkeypatch):

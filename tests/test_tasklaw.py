@@ -65,8 +65,11 @@ def test_a_synthetic_ladder_gives_back_its_laws_and_predicts_a_model_inside_it()
 
 
 def test_the_largest_model_held_out_is_predicted_from_the_others():
-    result = holdout_largest(ladder(seed=1), CHANCE, n_boot=200)
-    assert result["held_out"] == "2e+09-10xC"  # the largest N, its largest D
+    points = ladder(seed=1)
+    points["run"] = points.run.str.replace("10xC", "z10xC")  # not first by name
+    result = holdout_largest(points, CHANCE, n_boot=200)
+    assert result["held_out"] == "2e+09-z10xC"  # the largest N, its largest D
+    assert result["n_runs"] == 16  # every run of that size held out, not only one
     lo, hi = result["accuracy"]["ci"]
     assert lo - 0.03 <= result["measured"]["estimate"] <= hi + 0.03  # measured with noise
 

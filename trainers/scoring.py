@@ -57,7 +57,12 @@ def score_trial(
     for step in steps:
         if step in skip:
             continue
-        load_weights(spec, found[step], model)
+        try:
+            load_weights(spec, found[step], model)
+        except RuntimeError:
+            if step == spec.steps:
+                raise
+            continue  # kept by an earlier trial of this id (another hash): not this one's
         model.to(device)
         with amp:
             val_loss = evaluate(model, val_batches, device)

@@ -248,6 +248,9 @@ def train(spec: TrialSpec, report: Report) -> End:
         folder.mkdir(parents=True, exist_ok=True)
     state = resume(spec, model, optimizer, rng, device)
     first_step = state.step
+    if folder is not None and first_step == 0:  # kept weights of an earlier trial of this id
+        for stale in folder.glob("step-*.pt"):
+            stale.unlink()
     report(_start(spec, model, device, first_step))
     for event in state.history:
         report(from_dict(event))

@@ -26,6 +26,31 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
+
+FLAG = ""  # flags take no value: no type is shown after them in --help
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        console.print(f"study (scaling-study) {version('scaling-study')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version", metavar=FLAG
+        ),
+    ] = False,
+) -> None:
+    """Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored in
+    SQLite, fitted and reported."""
+
+
 StudyFile = Annotated[Path, typer.Argument(help="the study YAML file", show_default=False)]
 OptionalStudyFile = Annotated[
     Path | None, typer.Argument(help="the study YAML file (or give --store)", show_default=False)
@@ -108,7 +133,8 @@ AddressOption = Annotated[
     ),
 ]
 WaitOption = Annotated[
-    bool, typer.Option("--wait", help="if another run holds the store, wait for it to end")
+    bool,
+    typer.Option("--wait", help="if another run holds the store, wait for it to end", metavar=FLAG),
 ]
 
 
@@ -139,6 +165,7 @@ def predict(
         typer.Option(
             "--train/--no-train",
             help="train the models that verify the predictions (else a later run does)",
+            metavar=FLAG,
         ),
     ] = True,
     report: ReportOption = None,
@@ -234,7 +261,10 @@ def _run(study: Path, **options) -> None:
 def plan(
     study: StudyFile,
     as_json: Annotated[
-        bool, typer.Option("--json", help="print a JSON list of trials (identity included)")
+        bool,
+        typer.Option(
+            "--json", help="print a JSON list of trials (identity included)", metavar=FLAG
+        ),
     ] = False,
 ) -> None:
     """Show the grid before anything runs: N, tokens, FLOPs and a rough CPU time per trial."""
@@ -302,7 +332,9 @@ def plan(
 def status(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of trials")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON list of trials", metavar=FLAG)
+    ] = False,
 ) -> None:
     """Show the trials of a study as the store shows them."""
     from orchestrator import api
@@ -431,7 +463,9 @@ def fit(
             "two steps, task loss from (N, D), accuracy from task loss"
         ),
     ] = "n",
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON object", metavar=FLAG)
+    ] = False,
     n_col: _column("n", "N, parameters") = "N",
     d_col: _column("d", "D, training tokens (default: C / 6N)") = "D",
     c_col: _column("c", "C, training FLOPs (default: 6ND)") = "C",

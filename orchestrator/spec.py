@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import glob
 import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -570,6 +571,26 @@ def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation names, through unions, lists and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _suggestion(loc: tuple) -> str:
+    """"; did you mean `seq_len`?" for an unknown field close to a known one beside it."""
+    models: list[type[BaseModel]] = [StudySpec]
+    for key in loc[:-1]:
+        if isinstance(key, int) or key in UNION_TAGS:
+            continue
+        models = [m for model in models if key in model.model_fields
+                  for m in _models_in(model.model_fields[key].annotation)]  # fmt: skip
+    known = sorted({name for model in models for name in model.model_fields})
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
 def _field_name(loc: tuple) -> str:
     parts: list[str] = []
     for key in loc:
@@ -611,7 +632,7 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
             field = _field_name(err["loc"])
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                message = "unknown field"
+                message = "unknown field" + _suggestion(err["loc"])
             if (field, message) in seen:
                 continue
             seen.add((field, message))

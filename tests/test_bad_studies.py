@@ -31,9 +31,13 @@ CASES = [
     ("", "{f}: a study file is a mapping"),
     ("- a\n- list\n", "{f}: a study file is a mapping"),
     # unknown keys
-    (VALID + "sezes: [1M]\n", "{f}:5: sezes: unknown field"),
+    (VALID + "sezes: [1M]\n", "{f}:5: sezes: unknown field; did you mean `sizes`?"),
     (VALID + "train: {learning_rate: 0.001}\n", "{f}:5: train.learning_rate: unknown field"),
-    (VALID + "eval: {zero_shot: {taks: []}}\n", "{f}:5: eval.zero_shot.taks: unknown field"),
+    (
+        VALID + "eval: {zero_shot: {taks: []}}\n",
+        "{f}:5: eval.zero_shot.taks: unknown field; did you mean `tasks`?",
+    ),
+    (VALID + "data: {seqlen: 64}\n", "{f}:5: data.seqlen: unknown field; did you mean `seq_len`?"),
     # missing fields
     (
         "architectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 1M}\n",

@@ -48,7 +48,7 @@ def test_valid_study_gets_defaults():
         ),
         (
             VALID + "data: {corpus: {path: README.md, text_feild: body}}\n",
-            "x.yaml:5: data.corpus.text_feild: unknown field",
+            "x.yaml:5: data.corpus.text_feild: unknown field; did you mean `text_field`?",
         ),
         (
             VALID + "data: {tokenizer: {bpe: 300}}\n",
@@ -125,3 +125,20 @@ def test_the_read_commands_read_only_the_name_of_a_study_file(tmp_path):
     path.write_text("sizes: [25K\n")
     with pytest.raises(StudyError, match=r"x.yaml:2: not valid YAML"):
         study_name(path)
+
+
+def test_the_cli_prints_its_version_and_flags_without_a_type():
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    shown = CliRunner().invoke(app, ["--version"])
+    assert (
+        shown.exit_code == 0
+        and shown.stdout.strip() == f"study (scaling-study) {version('scaling-study')}"
+    )
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "120"}).stdout
+    wait = next(line for line in help_text.splitlines() if "--wait" in line)
+    assert "<bool>" not in wait and "if another run holds the store" in wait

@@ -17,7 +17,7 @@ from trainers.trial import TrialSpec
 @dataclass
 class _Row:
     spec: TrialSpec
-    status: str = "queued"
+    status: str = "pending"  # the words of `study status`: pending, running, finished, ...
     tokens: int = 0
     loss: float | None = None
     val_loss: float | None = None
@@ -99,7 +99,7 @@ class Progress:
                     f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy {accuracies}"
                 )
             case Scored():
-                row.status, row.val_loss = "scoring", event.val_loss
+                row.status, row.val_loss = "finished", event.val_loss  # scored again
                 accuracies = "".join(
                     f", {r['task']} {r['value']:.1%}"
                     for r in event.results
@@ -119,7 +119,7 @@ class Progress:
 
     def requeue(self, trial_id: str) -> None:
         """A trial is waiting to run again (the console says why)."""
-        self.rows[trial_id].status = "retrying"
+        self.rows[trial_id].status = "pending"
 
     def fail(self, trial_id: str, status: str = "failed") -> None:
         """Mark a trial failed or interrupted."""

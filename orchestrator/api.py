@@ -89,8 +89,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
         acct = planned_accounting(trial, data.vocab_size)
         tokens = trial.steps * trial.tokens_per_step
         flops = acct["flops_per_token"] * tokens
-        every = max(1, round(trial.eval.every_tokens / trial.tokens_per_step))
-        kept = (trial.steps - 1) // every if trial.placement.keep_checkpoints else 0
+        kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
         rows.append(
             {
                 "trial_id": trial.trial_id,

@@ -68,11 +68,12 @@ def to_score(
         if pattern is not None and not fnmatchcase(row.trial_id, pattern):
             continue
         done = scored_steps(session, row, spec.eval_key)
+        left = weights_left(row)  # one look at the folder
         every = checkpoints == "all" and spec.eval.tasks
-        wanted = weights_left(row) | {spec.steps} if every else {spec.steps}
+        wanted = left | {spec.steps} if every else {spec.steps}
         if wanted <= done:
             continue
-        if spec.steps not in weights_left(row):
+        if spec.steps not in left:
             gone.append(row.trial_id)
             continue
         jobs.append((spec, row, {"checkpoints": checkpoints, "skip": sorted(done)}))

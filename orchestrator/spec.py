@@ -579,7 +579,7 @@ def _models_in(annotation) -> list[type[BaseModel]]:
 
 
 def _suggestion(loc: tuple) -> str:
-    """"; did you mean `seq_len`?" for an unknown field close to a known one beside it."""
+    """ "; did you mean `seq_len`?" for an unknown field close to a known one beside it."""
     models: list[type[BaseModel]] = [StudySpec]
     for key in loc[:-1]:
         if isinstance(key, int) or key in UNION_TAGS:

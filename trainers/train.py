@@ -239,7 +239,7 @@ def train(spec: TrialSpec, report: Report) -> End:
         model.compile()  # in place: `model.loss` calls the compiled forward, state_dict unchanged
     val_batches = _validation_batches(spec, data, objective)
     per_step = spec.tokens_per_step
-    eval_every = _every(spec.eval.every_tokens, per_step)
+    eval_every = spec.eval_every
     ckpt_every = _every(spec.placement.checkpoint_every_tokens or spec.eval.every_tokens, per_step)
     log_every = max(1, spec.steps // MAX_LOGGED_STEPS)
     accounting = model.config.accounting

@@ -159,6 +159,11 @@ class TrialSpec:
     def tokens_per_step(self) -> int:
         return self.optim.batch_size * self.data.seq_len
 
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluation points (the last step is one as well)."""
+        return max(1, round(self.eval.every_tokens / self.tokens_per_step))
+
     def to_dict(self) -> dict:
         """Plain nested dict of every field, for JSON and for the store."""
         return asdict(self)

@@ -1,17 +1,126 @@
-"""Model cards: one Markdown file per finished trial, as model hubs publish them."""
+"""Model cards: one per finished trial, as model hubs publish them, written twice with the same
+content: Markdown (`<trial>.md`, for a hub or a repository) and an HTML page styled like the
+report (`<trial>.html`, what the report links: a browser shows Markdown as raw text)."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from trainers.architectures import ARCHITECTURES
+from trainers.trial import TrialSpec
 
 STYLES = {name: a.description for name, a in ARCHITECTURES.items()}
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
 OBJECTIVE_TEXT = {name: a.objective_text for name, a in ARCHITECTURES.items()}
+
+# A card is a list of blocks, each rendered in both formats: ("h1" | "h2" | "p", text) or
+# ("table", header, rows); in text, `code` and **bold** are the only markup.
+Block = tuple
+
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 900px; color: #222;
+       padding: 0 1em; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+th { background: #f2f2f2; }
+code { background: #f4f4f4; padding: 0 3px; }
+"""
+
+
+def _count(value: float | None) -> str:
+    if value is None or value != value:
+        return "?"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.0f}"
+
+
+def _training_rows(config: dict | None) -> list[list[str]]:
+    """The shape and the recipe of a trial, from its stored configuration."""
+    if not config:
+        return []
+    spec = TrialSpec.from_dict(config)
+    m, o = spec.model, spec.optim
+    warmup = max(1, round(o.warmup * spec.steps))
+    return [
+        ["shape", f"{m.n_layer} layers, width {m.n_embd}, {m.n_head} heads"],
+        ["sequence length", f"{spec.data.seq_len} tokens"],
+        ["steps", f"{spec.steps:,} of {o.batch_size} sequences ({spec.tokens_per_step:,} tokens)"],
+        ["learning rate", f"linear warmup over {warmup:,} steps to {o.lr:.3g}, then cosine decay "
+                          f"to {o.lr * o.min_lr_ratio:.3g} at the last step"],
+        ["optimizer", f"AdamW (β1 {o.beta1}, β2 {o.beta2}), weight decay {o.weight_decay}, "
+                      f"gradients clipped at {o.grad_clip}"],
+    ]  # fmt: skip
+
+
+def card_blocks(
+    study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame, config: dict | None
+) -> list[Block]:
+    """What the card of one trial says: what it is, how it was trained, what it scored."""
+    arch = trial.architecture
+    model = [
+        ["architecture", arch],
+        ["objective", OBJECTIVE_TEXT.get(arch, OBJECTIVES.get(arch, "?"))],
+        ["parameters (non-embedding, N)", f"{trial.n_params:,}"],
+        ["parameters (total)", _count(trial.total_params)],
+        ["seed", str(trial.seed)],
+        ["peak learning rate", f"{trial.lr:.3g}"],
+    ]
+    compute = []
+    if data:
+        compute += [
+            ["corpus", str(data.get("corpus"))],
+            ["tokenizer", f"{data.get('tokenizer')} ({data.get('vocab_size')} tokens)"],
+        ]
+    compute += [
+        ["tokens seen", f"{_count(trial.tokens_done)} of a budget of {_count(trial.tokens)}"],
+        ["epochs over the training split",
+         f"{trial.epochs:.2f}" if pd.notna(trial.epochs) else "?"],
+        ["training compute", f"{trial.flops:.3g} FLOPs"],
+        ["wall time",
+         f"{trial.wall_s:.0f} s on {trial.device}" if pd.notna(trial.wall_s) else "?"],
+        ["throughput",
+         f"{trial.tokens_per_s:,.0f} tokens/s, MFU {100 * trial.mfu:.1f}%"
+         if pd.notna(trial.tokens_per_s) and pd.notna(trial.mfu) else "?"],
+    ]  # fmt: skip
+    blocks: list[Block] = [
+        ("h1", trial.trial_id),
+        ("p", f"A {STYLES.get(arch, arch)} trained from scratch in the scaling study `{study}`, "
+              "one point of its grid."),
+        ("h2", "Model"),
+        ("table", ["", ""], model),
+        ("h2", "Training"),
+        ("table", ["", ""], _training_rows(config) + compute),
+        ("h2", "Results"),
+        ("p", f"Final validation loss ({OBJECTIVES.get(arch, '?')}, nats per scored token): "
+              f"**{trial.val_loss:.4f}**."),
+    ]  # fmt: skip
+    mine = evals[evals.trial_id == trial.trial_id] if len(evals) else evals
+    if len(mine):
+        rows = []
+        for e in mine.sort_values(["task", "metric"]).itertuples():
+            interval = f"[{e.ci_low:.3f}, {e.ci_high:.3f}]" if pd.notna(e.ci_low) else ""
+            chance = f"{e.chance:.3f}" if pd.notna(e.chance) else ""
+            rows.append([e.task, e.metric, f"{e.value:.4f}", interval, chance, str(e.n_items)])
+        blocks += [
+            ("p", "Zero-shot, on items made from the held-out split (no training on them, no "
+                  "examples in the prompt):"),
+            ("table", ["task", "metric", "value", "95% interval", "chance", "items"], rows),
+        ]  # fmt: skip
+    blocks += [
+        ("h2", "Intended use and limitations"),
+        ("p", "A research artefact for measuring how loss and zero-shot skill change with scale. "
+              "It is small and trained briefly on one corpus, so it knows only that corpus's "
+              "language and topics, makes frequent errors, and has had no instruction tuning or "
+              "safety review: do not use it to generate or judge text for anyone. Its loss is "
+              "comparable with other trials of the same architecture and tokenizer only."),
+    ]  # fmt: skip
+    return blocks
 
 
 def _md(text) -> str:
@@ -25,102 +134,69 @@ def _md(text) -> str:
     )
 
 
-def _count(value: float | None) -> str:
-    if value is None or value != value:
-        return "?"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if value >= size:
-            return f"{value / size:.3g}{unit}"
-    return f"{value:.0f}"
-
-
-def model_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame) -> str:
-    """The Markdown card of one trial: what it is, what it saw, what it scored."""
-    arch = trial.architecture
-    lines = [
-        f"# {_md(trial.trial_id)}",
-        "",
-        f"A {_md(STYLES.get(arch, arch))} trained from scratch in the scaling study "
-        f"`{_md(study)}`, one point of its grid.",
-        "",
-        "## Model",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| architecture | {_md(arch)} |",
-        f"| objective | {_md(OBJECTIVE_TEXT.get(arch, OBJECTIVES.get(arch, '?')))} |",
-        f"| parameters (non-embedding, N) | {trial.n_params:,} |",
-        f"| parameters (total) | {_count(trial.total_params)} |",
-        f"| seed | {trial.seed} |",
-        f"| peak learning rate | {trial.lr:.3g} |",
-        "",
-        "## Training data and compute",
-        "",
-        "| | |",
-        "|---|---|",
-    ]
-    if data:
-        lines += [
-            f"| corpus | {_md(data.get('corpus'))} |",
-            f"| tokenizer | {_md(data.get('tokenizer'))} ({data.get('vocab_size')} tokens) |",
-        ]
-    lines += [
-        f"| tokens seen | {_count(trial.tokens_done)} of a budget of {_count(trial.tokens)} |",
-        f"| epochs over the training split | {trial.epochs:.2f} |"
-        if pd.notna(trial.epochs)
-        else "| epochs | ? |",
-        f"| training compute | {trial.flops:.3g} FLOPs |",
-        f"| wall time | {trial.wall_s:.0f} s on {_md(trial.device)} |"
-        if pd.notna(trial.wall_s)
-        else "| wall time | ? |",
-        f"| throughput | {trial.tokens_per_s:,.0f} tokens/s, MFU {100 * trial.mfu:.1f}% |"
-        if pd.notna(trial.tokens_per_s) and pd.notna(trial.mfu)
-        else "| throughput | ? |",
-        "",
-        "## Results",
-        "",
-        f"Final validation loss ({_md(OBJECTIVES.get(arch, '?'))}, nats per scored token): "
-        f"**{trial.val_loss:.4f}**.",
-        "",
-    ]
-    mine = evals[evals.trial_id == trial.trial_id] if len(evals) else evals
-    if len(mine):
-        lines += [
-            "Zero-shot, on items made from the held-out split (no training on them, no "
-            "examples in the prompt):",
-            "",
-            "| task | metric | value | 95% interval | chance | items |",
-            "|---|---|---|---|---|---|",
-        ]
-        for e in mine.sort_values(["task", "metric"]).itertuples():
-            interval = f"[{e.ci_low:.3f}, {e.ci_high:.3f}]" if pd.notna(e.ci_low) else ""
-            chance = f"{e.chance:.3f}" if pd.notna(e.chance) else ""
-            lines.append(
-                f"| {_md(e.task)} | {_md(e.metric)} | {e.value:.4f} | {interval} | {chance} | "
-                f"{e.n_items} |"
-            )
+def to_markdown(blocks: list[Block]) -> str:
+    lines = []
+    for kind, *rest in blocks:
+        if kind == "table":
+            header, rows = rest
+            lines += ["| " + " | ".join(_md(h) for h in header) + " |",
+                      "|" + "---|" * len(header)]  # fmt: skip
+            lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+        else:
+            prefix = {"h1": "# ", "h2": "## ", "p": ""}[kind]
+            lines.append(prefix + _md(rest[0]))
         lines.append("")
-    lines += [
-        "## Intended use and limitations",
-        "",
-        "A research artefact for measuring how loss and zero-shot skill change with scale. It "
-        "is small and trained briefly on one corpus, so it knows only that corpus's language "
-        "and topics, makes frequent errors, and has had no instruction tuning or safety "
-        "review: do not use it to generate or judge text for anyone. Its loss is comparable "
-        "with other trials of the same architecture and tokenizer only.",
-        "",
-    ]
     return "\n".join(lines)
 
 
+def _inline(text) -> str:
+    """Escaped HTML of a block's text, its `code` and **bold** drawn as such."""
+    out = html.escape(str(text))
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
+def to_html(blocks: list[Block]) -> str:
+    title = next(html.escape(str(b[1])) for b in blocks if b[0] == "h1")
+    body = []
+    for kind, *rest in blocks:
+        if kind == "table":
+            header, rows = rest
+            head = "" if not any(header) else (
+                "<tr>" + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr>"
+            )  # fmt: skip
+            cells = "".join(
+                "<tr>" + "".join(
+                    f"<th>{_inline(c)}</th>" if i == 0 and not any(header) else
+                    f"<td>{_inline(c)}</td>" for i, c in enumerate(row)
+                ) + "</tr>"
+                for row in rows
+            )  # fmt: skip
+            body.append(f"<table>{head}{cells}</table>")
+        else:
+            body.append(f"<{kind}>{_inline(rest[0])}</{kind}>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{title}</title>'
+        f"\n<style>{PAGE_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
 def write_cards(
-    folder: Path, study: str, trials: pd.DataFrame, data: dict | None, evals: pd.DataFrame
+    folder: Path,
+    study: str,
+    trials: pd.DataFrame,
+    data: dict | None,
+    evals: pd.DataFrame,
+    configs: dict[str, dict] | None = None,
 ) -> dict[str, Path]:
-    """Write a card for every finished trial into `folder`; trial id -> card path."""
+    """Write the card of every finished trial into `folder`, as Markdown and as HTML; trial
+    id -> the HTML card's path."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for _, trial in trials[trials.status == "finished"].iterrows():
-        path = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", trial.trial_id) + ".md")
-        path.write_text(model_card(study, trial, data, evals))
-        out[trial.trial_id] = path
+        blocks = card_blocks(study, trial, data, evals, (configs or {}).get(trial.trial_id))
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", trial.trial_id)
+        (folder / f"{stem}.md").write_text(to_markdown(blocks))
+        (folder / f"{stem}.html").write_text(to_html(blocks))
+        out[trial.trial_id] = folder / f"{stem}.html"
     return out

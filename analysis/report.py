@@ -5,10 +5,11 @@ per study. Every name that comes from a study (its name, trial ids, errors) is e
 
 from __future__ import annotations
 
+import colorsys
 import html
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,11 +24,12 @@ from analysis.laws import compute_budgets
 from analysis.tasklaw import sigmoid, task_lines
 from trainers.architectures import ARCHITECTURES
 
-COLORS = {name: a.color for name, a in ARCHITECTURES.items()}
-STUDY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
-DASHES = {name: a.dash for name, a in ARCHITECTURES.items()}
+COLORS = {name: a.color for name, a in ARCHITECTURES.items()}  # one colour per architecture
+STUDY_DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]  # in a comparison, per study
+STUDY_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross"]
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
-BUDGET_COLORS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#b8a000", "#e07b00", "#c0392b"]
+# where a line's label sits: chance at the bottom left, each study's trigram elsewhere
+FLOOR_LABELS = ["top right", "bottom right", "top left", "top right"]
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 
 
@@ -47,6 +49,9 @@ class StudyView:
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.predictions_frame
     task_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.task_points
     tasks: dict = field(default_factory=dict)  # tasklaw.study_task_fits
+    configs: dict[str, dict] = field(default_factory=dict)  # trial id -> its TrialSpec dict
+    loss_unit: str = "nats/token"  # what its figures draw a loss in (in_bits_per_byte)
+    partial: str = ""  # while the study trains: how far it is (the report says it is partial)
 
 
 def _esc(text) -> str:
@@ -58,15 +63,107 @@ def _architectures(views: list[StudyView]) -> list[str]:
     return [a for a in ARCHITECTURES if a in present] + sorted(present - set(ARCHITECTURES))
 
 
-def _loss_axis(arch: str) -> str:
-    return f"{OBJECTIVES.get(arch, '?')} loss (nats/token)"
+def _loss_axis(arch: str, unit: str = "nats/token") -> str:
+    return f"{OBJECTIVES.get(arch, '?')} loss ({unit})"
 
 
-def _style(views: list[StudyView], i: int, arch: str) -> tuple[str, str]:
-    """Colour and dash: by architecture for one study, by study (dash by arch) for several."""
+def tokens_per_byte(view: StudyView) -> float | None:
+    """Validation tokens per UTF-8 byte of validation text (<eos> included), where the store
+    recorded the bytes."""
+    data = view.data or {}
+    tokens = data.get("tokens", {}).get("validation")
+    size = data.get("bytes", {}).get("validation")
+    return tokens / size if tokens and size else None
+
+
+def _tokenizers(views: list[StudyView]) -> str:
+    return "; ".join(f"{v.name}: {(v.data or {}).get('tokenizer', '?')}, "
+                     f"{(v.data or {}).get('vocab_size', '?')} tokens" for v in views)  # fmt: skip
+
+
+def _tokenized_alike(views: list[StudyView]) -> bool:
+    return len({(v.data or {}).get("tokenizer") for v in views}) <= 1
+
+
+class _Scaled:
+    """A fitted law drawn in other units: its predictions and band times `factor` (E and A
+    scale with the loss; the exponents do not)."""
+
+    def __init__(self, fit, factor: float):
+        self.fit, self.factor = fit, factor
+        self.params = {k: v * factor if k in ("E", "A", "B") else v for k, v in fit.params.items()}
+
+    def predict(self, **variables):
+        return self.fit.predict(**variables) * self.factor
+
+    def band(self, **variables):
+        low, high = self.fit.band(**variables)
+        return low * self.factor, high * self.factor
+
+
+def in_bits_per_byte(view: StudyView) -> StudyView:
+    """The view with every loss per token turned into bits per byte of text: times tokens per
+    byte, over ln 2 (the figures draw it; the stored fits and the tables keep nats/token)."""
+    factor = tokens_per_byte(view) / np.log(2)
+    trials = view.trials.assign(val_loss=view.trials.val_loss * factor)
+    metrics = view.metrics.copy()
+    if len(metrics):
+        losses = metrics.name.isin(["train_loss", "val_loss"])
+        metrics.loc[losses, "value"] = metrics.value[losses] * factor
+    predictions = view.predictions.copy()
+    for column in ("predicted_loss", "ci_low", "ci_high", "measured_loss"):
+        if column in predictions:
+            predictions[column] = predictions[column] * factor
+    fits = {}
+    for arch, laws in view.fits.items():
+        fits[arch] = dict(laws)
+        if "fit" in laws.get("n", {}):
+            fits[arch]["n"] = laws["n"] | {"fit": _Scaled(laws["n"]["fit"], factor)}
+        if "budgets" in laws.get("isoflop", {}):
+            budgets = [m | {"parabola": np.asarray(m["parabola"]) * factor,
+                            "loss_min": m["loss_min"] * factor} if "parabola" in m else m
+                       for m in laws["isoflop"]["budgets"]]  # fmt: skip
+            fits[arch]["isoflop"] = laws["isoflop"] | {"budgets": budgets}
+    return replace(view, trials=trials, metrics=metrics, predictions=predictions, fits=fits,
+                   loss_unit="bits/byte")  # fmt: skip
+
+
+def _units_caveat(views: list[StudyView]) -> str:
+    """Above the loss panels of a comparison whose studies were tokenized differently."""
+    if _tokenized_alike(views):
+        return ""
+    unknown = [v.name for v in views if tokens_per_byte(v) is None]
+    said = (f"These studies were tokenized differently ({_esc(_tokenizers(views))}), so a loss "
+            "per token does not compare across them")  # fmt: skip
+    if unknown:
+        return (f'<p class="caveat">{said}; the panels stay in nats per token, as the stores of '
+                f"{_esc(', '.join(unknown))} predate the record of bytes per split (run "
+                "<code>study run</code> on them once more to record it).</p>")  # fmt: skip
+    ratios = ", ".join(f"{_esc(v.name)} {tokens_per_byte(v):.3f}" for v in views)
+    return (f'<p class="caveat">{said}: the loss panels are drawn in bits per byte of '
+            f"validation text (nats per token × tokens per byte ÷ ln 2; tokens per byte: "
+            f"{ratios}). The fitted laws' E, A and B in the tables, and the trial tables, stay "
+            "in nats per token.</p>")  # fmt: skip
+
+
+def shade(arch: str, k: int, n: int) -> str:
+    """The `k`-th of `n` shades of an architecture's colour, dark to light: sizes (or budgets,
+    or studies) within one architecture."""
+    base = COLORS.get(arch, "#555555").lstrip("#")
+    h, lightness, sat = colorsys.rgb_to_hls(*(int(base[i : i + 2], 16) / 255 for i in (0, 2, 4)))
+    if n > 1:
+        lightness = 0.22 + 0.5 * k / (n - 1)
+    r, g, b = colorsys.hls_to_rgb(h, lightness, sat)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def _style(views: list[StudyView], i: int, arch: str) -> tuple[str, str, str]:
+    """Colour, dash and marker of an architecture in a study: the colour is always the
+    architecture's; in a comparison each study has its own dash and marker."""
     if len(views) == 1:
-        return COLORS.get(arch, "#555"), "solid"
-    return STUDY_COLORS[i % len(STUDY_COLORS)], DASHES.get(arch, "solid")
+        return COLORS.get(arch, "#555"), "solid", "circle"
+    return (COLORS.get(arch, "#555"), STUDY_DASHES[i % len(STUDY_DASHES)],
+            STUDY_SYMBOLS[i % len(STUDY_SYMBOLS)])  # fmt: skip
 
 
 def _label(views: list[StudyView], view: StudyView, arch: str) -> str:
@@ -88,7 +185,8 @@ def _panels(titles: list[str], height: int = 480) -> go.Figure:
     return fig
 
 
-def _trials_trace(points: pd.DataFrame, x: str, label: str, color: str, hover: str):
+def _trials_trace(points: pd.DataFrame, x: str, label: str, color: str, hover: str,
+                  symbol: str = "circle"):  # fmt: skip
     """The trials of one architecture (and study) as markers: x against final loss."""
     return go.Scatter(
         x=points[x],
@@ -96,40 +194,41 @@ def _trials_trace(points: pd.DataFrame, x: str, label: str, color: str, hover: s
         mode="markers",
         name=f"{label} trials",
         legendgroup=label,
-        marker={"color": color, "size": 9},
+        marker={"color": color, "size": 9, "symbol": symbol},
         text=points.trial_id,
         hovertemplate="%{text}<br>" + hover + "<br>loss=%{y:.4f}<extra></extra>",
     )
 
 
-def _loss_panels(archs: list[str], x_title: str) -> go.Figure:
+def _loss_panels(archs: list[str], x_title: str, unit: str) -> go.Figure:
     """One panel per architecture, log axes: x as given, y its own objective's loss."""
     fig = _panels([f"{a} ({OBJECTIVES.get(a, '?')})" for a in archs])
     for col, arch in enumerate(archs, start=1):
         fig.update_xaxes(type="log", title=x_title, row=1, col=col)
-        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch, unit), row=1, col=col)
     return fig
 
 
 def _finished_points(views: list[StudyView], archs: list[str], x: str):
     """Per study and architecture with finished trials: (view, panel column, architecture,
-    its points sorted by `x`, colour, dash, label)."""
+    its points sorted by `x`, (colour, dash, marker), label)."""
     for i, view in enumerate(views):
         finished = _finished(view.trials)
         for col, arch in enumerate(archs, start=1):
             points = finished[finished.architecture == arch].sort_values(x)
             if not points.empty:
-                color, dash = _style(views, i, arch)
-                yield view, col, arch, points, color, dash, _label(views, view, arch)
+                yield view, col, arch, points, _style(views, i, arch), _label(views, view, arch)
 
 
 def _loss_vs_n(views: list[StudyView]) -> go.Figure:
     """One panel per architecture (each objective's loss has its own axis): the trials, the
     fitted L(N) and its 95% bootstrap band."""
     archs = _architectures(views)
-    fig = _loss_panels(archs, "non-embedding parameters N")
-    for view, col, arch, points, color, dash, label in _finished_points(views, archs, "n_params"):
-        fig.add_trace(_trials_trace(points, "n_params", label, color, "N=%{x:.3s}"), row=1, col=col)
+    fig = _loss_panels(archs, "non-embedding parameters N", views[0].loss_unit)
+    for view, col, arch, points, style, label in _finished_points(views, archs, "n_params"):
+        color, dash, symbol = style
+        fig.add_trace(_trials_trace(points, "n_params", label, color, "N=%{x:.3s}", symbol),
+                      row=1, col=col)  # fmt: skip
         fit = view.fits.get(arch, {}).get("n", {}).get("fit")
         if fit is None:
             continue
@@ -176,10 +275,10 @@ def _loss_vs_compute(views: list[StudyView]) -> go.Figure:
     """Loss against training FLOPs per architecture, with the compute frontier: the lowest
     loss reached at or below each budget."""
     archs = _architectures(views)
-    fig = _loss_panels(archs, "training compute C (FLOPs)")
-    for _, col, _, points, color, dash, label in _finished_points(views, archs, "flops"):
+    fig = _loss_panels(archs, "training compute C (FLOPs)", views[0].loss_unit)
+    for _, col, _, points, (color, dash, symbol), label in _finished_points(views, archs, "flops"):
         fig.add_trace(
-            _trials_trace(points, "flops", label, color, "C=%{x:.3s} FLOPs"), row=1, col=col
+            _trials_trace(points, "flops", label, color, "C=%{x:.3s} FLOPs", symbol), row=1, col=col
         )
         frontier = points[points.val_loss <= points.val_loss.cummin()]
         fig.add_trace(
@@ -217,10 +316,11 @@ def _isoflop(views: list[StudyView]) -> go.Figure | None:
         points = _finished(view.trials)
         points = points[points.architecture == arch]
         budget = compute_budgets(points.flops)
-        for k, label in enumerate(np.unique(budget)):
+        labels = np.unique(budget)
+        for k, label in enumerate(labels):
             at = points[budget == label].sort_values("n_params")
             c_mid = float(np.exp(np.mean(np.log(at.flops))))
-            color = BUDGET_COLORS[k % len(BUDGET_COLORS)]
+            color = shade(arch, k, len(labels))
             name = f"{_label(views, view, arch)} C={c_mid:.2g}"
             fig.add_trace(
                 go.Scatter(x=at.n_params, y=at.val_loss, mode="markers", name=name,
@@ -267,7 +367,7 @@ def _isoflop(views: list[StudyView]) -> go.Figure | None:
             row=2, col=col,
         )  # fmt: skip
         fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
-        fig.update_yaxes(type="log", title=_loss_axis(arch), row=1, col=col)
+        fig.update_yaxes(type="log", title=_loss_axis(arch, view.loss_unit), row=1, col=col)
         fig.update_xaxes(type="log", title="training compute C (FLOPs)", row=2, col=col)
         fig.update_yaxes(type="log", title="loss-optimal N", row=2, col=col)
     fig.update_layout(height=860, legend={"orientation": "h", "y": -0.12},
@@ -284,10 +384,10 @@ def _predictions(views: list[StudyView]) -> go.Figure | None:
                     for v in views)]  # fmt: skip
     if not archs:
         return None
-    fig = _loss_panels(archs, "training compute C (FLOPs)")
+    fig = _loss_panels(archs, "training compute C (FLOPs)", views[0].loss_unit)
     for i, view in enumerate(views):
         for col, arch in enumerate(archs, start=1):
-            color, _ = _style(views, i, arch)
+            color = _style(views, i, arch)[0]
             label = _label(views, view, arch)
             points = _finished(view.trials)
             points = points[points.architecture == arch]
@@ -477,11 +577,10 @@ def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
             mean = rows.groupby(
                 ["n_params", "size", "tokens", "lr"], as_index=False
             ).val_loss.mean()
-            for k, ((_, size, tokens), cell) in enumerate(
-                mean.groupby(["n_params", "size", "tokens"])
-            ):
+            cells = mean.groupby(["n_params", "size", "tokens"])
+            for k, ((_, size, tokens), cell) in enumerate(cells):
                 name = f"{_label(views, view, arch)} {size} {tokens:,.0f} tokens"
-                color = BUDGET_COLORS[k % len(BUDGET_COLORS)]
+                color = shade(arch, k, cells.ngroups)
                 best = cell.loc[cell.val_loss.idxmin()]
                 fig.add_trace(
                     go.Scatter(
@@ -507,7 +606,7 @@ def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
                     col=col,
                 )
             fig.update_xaxes(type="log", title="peak learning rate", row=1, col=col)
-            fig.update_yaxes(title=_loss_axis(arch), row=1, col=col)
+            fig.update_yaxes(title=_loss_axis(arch, view.loss_unit), row=1, col=col)
     fig.update_layout(
         title="The learning-rate sweep: each cell's best rate (a star) feeds the laws"
     )
@@ -525,12 +624,14 @@ def _curves(view: StudyView) -> go.Figure:
     """Training and validation curves, one row per architecture."""
     archs = _architectures([view])
     titles = [f"{a}: {kind} loss" for a in archs for kind in ("training", "validation")]
-    fig = make_subplots(rows=len(archs), cols=2, subplot_titles=titles, vertical_spacing=0.12)
+    fig = make_subplots(rows=len(archs), cols=2, subplot_titles=titles,
+                        vertical_spacing=0.3 / len(archs))  # fmt: skip
     groups = dict(tuple(view.metrics.groupby(["trial_id", "name"]))) if len(view.metrics) else {}
     for row, arch in enumerate(archs, start=1):
-        ids = list(view.trials[view.trials.architecture == arch].trial_id)
+        mine = view.trials[view.trials.architecture == arch]
+        ids = list(mine.sort_values(["n_params", "trial_id"]).trial_id)
         for i, trial_id in enumerate(ids):
-            color = f"hsl({int(270 * i / max(1, len(ids) - 1))}, 70%, 45%)"
+            color = shade(arch, i, len(ids))  # the architecture's colour, darker when smaller
             for col, name in ((1, "train_loss"), (2, "val_loss")):
                 points = groups.get((trial_id, name))
                 if points is None:
@@ -550,9 +651,11 @@ def _curves(view: StudyView) -> go.Figure:
                     col=col,
                 )
         for col in (1, 2):
-            fig.update_yaxes(type="log", title=_loss_axis(arch), row=row, col=col)
-    fig.update_xaxes(title="training tokens seen", type="log")
-    fig.update_layout(title=f"Training curves of {view.name}", height=max(480, 360 * len(archs)))
+            fig.update_yaxes(type="log", title=_loss_axis(arch, view.loss_unit), row=row, col=col)
+    fig.update_xaxes(type="log")
+    for col in (1, 2):
+        fig.update_xaxes(title="training tokens seen", row=len(archs), col=col)
+    fig.update_layout(title=f"Training curves of {view.name}", height=max(480, 380 * len(archs)))
     return fig
 
 
@@ -573,7 +676,7 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
         if likelihood:
             bpb = view.evals[view.evals.metric == "bits_per_byte"]
             for arch, points in bpb.groupby("architecture"):
-                color, dash = _style(views, i, arch)
+                color, dash, _ = _style(views, i, arch)
                 label = _label(views, view, arch)
                 points = points.sort_values("n_params")
                 fig.add_trace(
@@ -585,7 +688,7 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
         for col, task in enumerate(tasks, start=1):
             rows = acc[(acc.task == task) & (acc.architecture != "ngram")]
             for arch, points in rows.groupby("architecture"):
-                color, dash = _style(views, i, arch)
+                color, dash, _ = _style(views, i, arch)
                 label = _label(views, view, arch)
                 points = points.sort_values("n_params")
                 fig.add_trace(
@@ -612,12 +715,15 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
             chance = task_rows.chance.dropna()
             if i == 0 and not chance.empty:
                 fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
-                              annotation_text="chance", row=1, col=col)  # fmt: skip
+                              annotation_text="chance", annotation_position="bottom left",
+                              row=1, col=col)  # fmt: skip
             floor = task_rows[task_rows.architecture == "ngram"]
             if not floor.empty:
                 text = "trigram" if len(views) == 1 else f"trigram ({view.name})"
                 fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
-                              annotation_text=text, row=1, col=col)  # fmt: skip
+                              annotation_text=text,
+                              annotation_position=FLOOR_LABELS[i % len(FLOOR_LABELS)],
+                              row=1, col=col)  # fmt: skip
     for col in range(1, len(titles) + 1):
         fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
     fig.update_yaxes(title="zero-shot accuracy (fraction correct)", row=1, col=1)
@@ -680,8 +786,9 @@ def outdated_note(trial_ids: list[str]) -> str:
 
 
 def _summary(views: list[StudyView]) -> str:
-    """The top of the report: verdicts, exponents with intervals, held-out prediction errors."""
-    items = []
+    """The box at the top of the report: verdicts, exponents with intervals, held-out
+    prediction errors, and every warning of the fits."""
+    items, warnings = [], []
     for view in views:
         prefix = f"{view.name}: " if len(views) > 1 else ""
         for arch, laws in sorted(view.fits.items()):
@@ -717,25 +824,41 @@ def _summary(views: list[StudyView]) -> str:
             items += [prefix + line + "." for line in task_lines(arch, {"tasks": done})]
         if view.outdated:
             items.append(f"{prefix}{outdated_note(view.outdated)}.")
-        items += [f"{prefix}warning: {w}" for w in fit_warnings(view.fits)]
-    if not items:
+        warnings += [prefix + w for w in fit_warnings(view.fits)]
+    if not items and not warnings:
         return ""
-    return "<h2>Summary</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"
+    out = '<section class="summary"><h2>Summary</h2>'
+    if items:
+        out += "<ul>" + "".join(f"<li>{_esc(t)}</li>" for t in items) + "</ul>"
+    if warnings:
+        out += (f'<h3 class="warn">Warnings of the fits ({len(warnings)})</h3><ul class="warn">'
+                + "".join(f"<li>{_esc(w)}</li>" for w in warnings) + "</ul>")  # fmt: skip
+    return out + "</section>"
 
 
 def _trial_table(view: StudyView) -> str:
-    shown = view.trials.drop(columns=["hash", "error", "heartbeat_at"]).copy()
-    shown = shown.map(lambda v: _esc(v) if isinstance(v, str) else v)
-    if view.cards:
-        shown.insert(
-            1,
-            "model card",
-            [
-                f'<a href="{_esc(view.cards[t])}">card</a>' if t in view.cards else ""
-                for t in view.trials.trial_id
-            ],
-        )
-    return f'<div style="overflow-x: auto">{_table(shown, escape=False)}</div>'
+    """The columns a researcher reads first, and every column one click away."""
+    t = view.trials
+    cards = [f'<a href="{_esc(view.cards[i])}">card</a>' if i in view.cards else ""
+             for i in t.trial_id]  # fmt: skip
+    first = pd.DataFrame({
+        "trial": t.trial_id.map(_esc),
+        "architecture": t.architecture.map(_esc),
+        "N": t.n_params.map(lambda v: f"{v:,.0f}" if pd.notna(v) else ""),
+        "tokens": t.tokens.map(lambda v: f"{v:,.0f}" if pd.notna(v) else ""),
+        "FLOPs": t.flops.map(lambda v: f"{v:.3g}" if pd.notna(v) else ""),
+        "status": t.status.map(_esc),
+        "validation loss": t.val_loss.map(lambda v: f"{v:.4f}" if pd.notna(v) else ""),
+        "MFU": t.mfu.map(lambda v: f"{100 * v:.1f}%" if pd.notna(v) else ""),
+        "model card": cards,
+    })  # fmt: skip
+    every = t.drop(columns=["hash", "error", "heartbeat_at"])
+    every = every.map(lambda v: _esc(v) if isinstance(v, str) else v)
+    return (
+        f'<div class="wide">{_table(first, escape=False)}</div>'
+        f"<details><summary>All {every.shape[1]} columns</summary>"
+        f'<div class="wide">{_table(every, escape=False)}</div></details>'
+    )
 
 
 def _data_line(view: StudyView) -> str:
@@ -759,20 +882,24 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     for view in views:
         sub = re.sub(r"[^A-Za-z0-9_.-]", "_", view.name) if len(views) > 1 else ""
         folder = path.parent / f"{path.stem}-cards" / sub
-        cards = write_cards(folder, view.name, view.trials, view.data, view.evals)
+        cards = write_cards(folder, view.name, view.trials, view.data, view.evals, view.configs)
         view.cards = {t: relative_link(p, path.parent) for t, p in cards.items()}
-    figures = [_loss_vs_n(views), _loss_vs_compute(views)]
+    drawn = views
+    if not _tokenized_alike(views) and all(tokens_per_byte(v) for v in views):
+        drawn = [in_bits_per_byte(v) for v in views]  # in bits per byte of text
+    figures = [_loss_vs_n(drawn), _loss_vs_compute(drawn)]
     zero_shot = _zero_shot(views)
     if zero_shot is not None:
         figures.append(zero_shot)
-    isoflop = _isoflop(views)
-    sweep = _lr_sweep(views)
-    predicted = _predictions(views)
+    isoflop = _isoflop(drawn)
+    sweep = _lr_sweep(drawn)
+    predicted = _predictions(drawn)
     task_accuracy = _task_accuracy(views)
     if len(views) == 1:
         figures.append(_curves(views[0]))
     parts = [
-        fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)
+        _tidy_log_axes(fig).to_html(full_html=False, include_plotlyjs=(i == 0))
+        for i, fig in enumerate(figures)
     ]
     names = ", ".join(v.name for v in views)
     title = f"Scaling study {names}" if len(views) == 1 else f"Scaling studies compared: {names}"
@@ -790,31 +917,49 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
             + _trial_table(view)
             + (f"<h4>Errors</h4>{error_html}" if error_html else "")
         )
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    partial = "".join(
+        f'<p class="partial">Partial report, written {written} while <code>study run</code> '
+        f"trains{' ' + _esc(v.name) if len(views) > 1 else ''}: {_esc(v.partial)}. This page "
+        "reloads itself every minute.</p>"
+        for v in views if v.partial
+    )  # fmt: skip
+    refresh = '<meta http-equiv="refresh" content="60">' if partial else ""
+    caveat = _units_caveat(views)
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="en"><head><meta charset="utf-8">{refresh}
 <title>{_esc(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+        padding: 0 1em; }}
 table {{ border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th {{ background: #f2f2f2; }}
 pre {{ background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 0.8em; }}
+.wide {{ overflow-x: auto; }}
+.summary {{ border: 1px solid #bbb; background: #fafafa; padding: 0.2em 1.2em; }}
+.warn {{ color: #8a4b00; }}
+.partial, .caveat {{ border-left: 4px solid #e0a000; background: #fff8e1; padding: 0.6em 1em; }}
 </style></head><body>
 <h1>{_esc(title)}</h1>
-<p>Written {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}. N counts non-embedding
+{partial}
+<p>Written {written}. N counts non-embedding
 parameters; C is training compute in FLOPs (forward and backward). Each architecture is trained on
 its own objective (decoder: causal LM, every next token; encoder: masked LM, the 15% selected
 tokens; encdec: span corruption, the sentinels and the spans they hide), so their losses are in
 nats per scored token of different tasks and are not comparable with each other: each has its own
-panel and axis. {"Colours mark studies, dashes architectures." if len(views) > 1 else ""}</p>
+panel and axis. Each architecture has one colour in every figure (shades of it tell sizes or
+budgets apart){"; each study has its own dash and marker" if len(views) > 1 else ""}.</p>
 {_summary(views)}
 <h2>Loss against size</h2>
+{caveat}
 {parts[0]}
 <h2>Loss against compute</h2>
+{caveat}
 {parts[1]}
-{_section("IsoFLOP", isoflop, ISOFLOP_NOTE)}
-{_section("Learning rate", sweep, SWEEP_NOTE)}
-{_section("Predictions", predicted, PREDICTION_NOTE, _predictions_table(views))}
+{_section("IsoFLOP", isoflop, ISOFLOP_NOTE, before=caveat)}
+{_section("Learning rate", sweep, SWEEP_NOTE, before=caveat)}
+{_section("Predictions", predicted, PREDICTION_NOTE, _predictions_table(views), caveat)}
 {"<h2>Zero-shot accuracy</h2>" + parts[2] if zero_shot is not None else ""}
 <p>Zero-shot slopes are accuracy points per tenfold N (least squares on log N); intervals
 resample the items. Architectures are compared only on these shared tasks.</p>
@@ -829,7 +974,9 @@ compute budget (L(N, D)) and predicts its loss.</p>
 {"".join(trial_sections)}
 </body></html>
 """
-    path.write_text(page)
+    written_to = path.with_name(f".{path.name}.partial")  # a browser never sees half a page
+    written_to.write_text(page)
+    os.replace(written_to, path)
     return path
 
 
@@ -860,13 +1007,33 @@ ISOFLOP_NOTE = (
 )
 
 
-def _section(title: str, fig: go.Figure | None, note: str, after: str = "") -> str:
-    """A heading, a figure, what it shows and what follows it (a table); nothing where there
-    is no figure."""
+def _tidy_log_axes(fig: go.Figure) -> go.Figure:
+    """Tick labels on every log x axis that cannot collide: 1, 2 and 5 of each decade over a
+    span of up to 2.5 decades, the decades alone over more (plotly's own choice labels every
+    digit of a decade, and its labels run into each other)."""
+    spans: dict[str, list[float]] = {}
+    for trace in fig.data:
+        x = getattr(trace, "x", None)
+        x = np.asarray([] if x is None else x, dtype=float)
+        x = x[np.isfinite(x) & (x > 0)]
+        if len(x):
+            spans.setdefault(trace.xaxis or "x", []).extend([x.min(), x.max()])
+    for axis, values in spans.items():
+        name = "xaxis" + axis[1:]
+        if fig.layout[name].type == "log":
+            decades = np.log10(max(values) / min(values))
+            fig.layout[name].dtick = "D2" if decades <= 2.5 else 1
+    return fig
+
+
+def _section(title: str, fig: go.Figure | None, note: str, after: str = "",
+             before: str = "") -> str:  # fmt: skip
+    """A heading, what to know first (a caveat), a figure, what it shows and what follows it
+    (a table); nothing where there is no figure."""
     if fig is None:
         return ""
-    figure = fig.to_html(full_html=False, include_plotlyjs=False)
-    return f"<h2>{title}</h2>{figure}<p>{note}</p>{after}"
+    figure = _tidy_log_axes(fig).to_html(full_html=False, include_plotlyjs=False)
+    return f"<h2>{title}</h2>{before}{figure}<p>{note}</p>{after}"
 
 
 def relative_link(target: Path, start: Path) -> str:

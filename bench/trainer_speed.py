@@ -29,7 +29,8 @@ from orchestrator.spec import parse_study
 from trainers.architectures import account
 from trainers.data import load_token_data, sample_windows
 from trainers.events import Event, Train
-from trainers.train import CPU_PEAK_FLOPS_PER_THREAD, train
+from trainers.peak import measure_matmul_peak
+from trainers.train import train
 
 WARMUP_STEPS = 2  # steps left out of the median: allocation and first-touch costs
 
@@ -193,7 +194,7 @@ def main() -> None:
             rates[run].append(rate)
             print(f"round {r + 1}: {arch} {size} {impl}: {rate:,.0f} tokens/s", flush=True)
 
-    peak = CPU_PEAK_FLOPS_PER_THREAD * args.threads
+    peak = measure_matmul_peak()  # on args.threads threads, as the trainer's MFU is
     print(
         f"\n{torch.__version__}, {args.threads} threads, batch {args.batch} x {args.seq_len}, "
         f"peak {peak / 1e9:.0f} GFLOP/s, median of {args.rounds} rounds"

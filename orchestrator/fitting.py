@@ -3,13 +3,16 @@ and `study fit` on a store or on a CSV of results."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from sqlalchemy.orm import Session
+from threadpoolctl import threadpool_limits
 
 from orchestrator.store import (
     StoreError,
     Study,
+    current_trials,
     evals_frame,
     metrics_frame,
     outdated,
@@ -21,6 +24,21 @@ from orchestrator.store import (
 )
 
 
+def one_blas_thread(fn):
+    """Run `fn` with the BLAS (numpy's and scipy's OpenBLAS) on one thread. The fits' matrices
+    are small; a BLAS that spreads them over cores that other work keeps busy spins waiting
+    for its threads: `study fit` on 4 points took 135 s with both cores of a 2-core machine
+    loaded, against 4 s on one thread (bench/fit_speed.py)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@one_blas_thread
 def fit_and_store(session: Session, study: Study, n_boot: int):
     """Fit the laws and the zero-shot trends of a study, store them (replacing earlier fits),
     and return the report's view of the study."""
@@ -38,11 +56,48 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     replace_fits(session, study, fit_rows(fits, trends, tasks))
     session.commit()
     curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
-    view = StudyView(study.name, trials, curves, fits, evals, trends, study.data)
+    view = StudyView(study.name, trials, curves, fits, evals, trends, study.data,
+                     configs=trial_configs(session, study))  # fmt: skip
     view.outdated = left_out
     view.predictions = predictions_frame(session, study)
     view.task_points, view.tasks = points, tasks
     return view
+
+
+def trial_configs(session: Session, study: Study) -> dict[str, dict]:
+    """Trial id -> the stored configuration of each current trial (for the model cards)."""
+    return {t.trial_id: t.config for t in current_trials(session, study)}
+
+
+def fitting_line(session: Session, study: Study, n_boot: int) -> str:
+    """What the terminal says as the fits start: what is fitted, on how much."""
+    trials, _ = comparable_trials(session, study)
+    finished = trials[trials.status == "finished"]
+    archs = ", ".join(sorted(set(finished.architecture))) or "no architecture"
+    return (
+        f"fitting the scaling laws of {archs} on {len(finished)} finished trials "
+        f"({n_boot:,} bootstrap resamples each), the zero-shot trends and the task-loss "
+        "predictions, then writing the report"
+    )
+
+
+def write_partial_report(session: Session, study: Study, path: str | Path) -> Path:
+    """The report while trials train: what is finished and the curves so far, no laws fitted
+    (nothing is stored); it says that it is partial and when it was written."""
+    from analysis.report import MAX_CURVE_POINTS, StudyView, write_report
+
+    trials, left_out = comparable_trials(session, study)
+    curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
+    view = StudyView(study.name, trials, curves, {}, _grid_evals(session, study, trials),
+                     data=study.data, outdated=left_out,
+                     configs=trial_configs(session, study))  # fmt: skip
+    finished = int((trials.status == "finished").sum())
+    running = int((trials.status == "running").sum())
+    view.partial = (
+        f"{finished} of {len(trials)} trials finished, {running} running; the laws, trends "
+        "and predictions are fitted when the run ends"
+    )
+    return write_report(path, [view])
 
 
 def _grid_evals(session: Session, study: Study, trials):
@@ -83,6 +138,7 @@ def fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int
     return view
 
 
+@one_blas_thread
 def fit_csv(
     path: str | Path,
     law: str,
@@ -137,6 +193,7 @@ def fit_csv(
     return isfinite_json(storable(result))
 
 
+@one_blas_thread
 def fit_stored(
     session: Session,
     study: Study,

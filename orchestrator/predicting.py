@@ -14,7 +14,7 @@ from rich.console import Console
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.fitting import comparable_trials
+from orchestrator.fitting import comparable_trials, one_blas_thread
 from orchestrator.grid import Cell, learning_rates, prediction_cell, trial_spec
 from orchestrator.sizes import Shape, flops_text, format_count
 from orchestrator.spec import StudySpec
@@ -71,6 +71,7 @@ def budgets(spec: StudySpec, extra: list[float] = ()) -> list[float]:
     return sorted({float(c) for c in (spec.predict.flops if spec.predict else [])} | set(extra))
 
 
+@one_blas_thread
 def predict_missing(
     session: Session,
     study: Study,

@@ -28,11 +28,11 @@ from orchestrator.store import (
     fail_trial,
     mark_unfinished_interrupted,
     open_store,
+    queue_trial,
     record_measurements,
     register_study,
     replace_baseline,
     run_lock,
-    start_attempt,
 )
 from trainers.architectures import account
 from trainers.data import TokenData, cache_root, load_token_data
@@ -229,6 +229,7 @@ class _Run:
         spec, data, console = self.spec, self.data, self.console
         engine = open_store(url)
         result = RunResult(study=spec.name, store_url=url, report=None)
+        result.report = Path(report or report_path(spec.name))
         storage = storage_of(spec)
         with Session(engine) as session:
             trains = self.train_predictions and self.scoring is None
@@ -274,8 +275,10 @@ class _Run:
                               f"({p.trial_id}): " + _verdict(p), highlight=False)  # fmt: skip
             session.commit()
 
-            result.report = Path(report or report_path(spec.name))
+            console.print(fitting.fitting_line(session, study, self.n_boot), highlight=False)
+            started = time.monotonic()
             view = fitting.fit_and_report(session, study, result.report, self.n_boot)
+            console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
             result.fits, result.outdated, result.tasks = view.fits, view.outdated, view.tasks
             result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
         engine.dispose()
@@ -295,12 +298,14 @@ class _Run:
     def _cluster(self):
         """The Ray cluster, joined (once per run) when first needed."""
         if self.cluster is None:
-            self.cluster = _connect(self.schedule, self.spec, self.address, self.console)
+            self.cluster = _connect(self.schedule, self.spec, self.address, self.console,
+                                    self.scoring is not None)  # fmt: skip
         return self.cluster
 
     def _train(self, to_run, session, result) -> None:
+        live = LiveReport(session, to_run[0][1].study, result.report, self.console)
         _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                    result)  # fmt: skip
+                    result, live)  # fmt: skip
 
     def _score(self, jobs, session, result) -> None:
         evaluating.score_on_ray(self.schedule, self._cluster(), jobs, session, self.console,
@@ -327,9 +332,11 @@ def _verdict(p) -> str:
     return verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss)
 
 
-def _connect(schedule, spec: StudySpec, address: str | None, console: Console):
-    """Join (or start) the Ray cluster the trials run on, and say where its dashboard is."""
-    cluster = schedule.connect(address)
+def _connect(schedule, spec: StudySpec, address: str | None, console: Console, scoring: bool):
+    """Join (or start) the Ray cluster the trials run on, as the Ray job `study run <name>`
+    (`study eval <name>` when `scoring`), and say where its dashboard is."""
+    command = "study eval" if scoring else "study run"
+    cluster = schedule.connect(address, job=f"{command} {spec.name}", study=spec.name)
     if cluster.dashboard_url:
         console.print(
             f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "
@@ -341,11 +348,40 @@ def _connect(schedule, spec: StudySpec, address: str | None, console: Console):
     return cluster
 
 
-def _run_on_ray(schedule, cluster, spec, to_run, session, console, result) -> None:
+LIVE_REPORT_S = 60.0  # the report is rewritten at most this often while trials train
+
+
+@dataclass
+class LiveReport:
+    """The report rewritten while a run trains (at most once per LIVE_REPORT_S): what is
+    finished and the curves so far, marked partial; no laws are fitted until the run ends."""
+
+    session: Session
+    study: Study
+    path: Path
+    console: Console
+    last: float = field(default_factory=time.monotonic)
+    failed: bool = False
+
+    def tick(self, flush) -> None:
+        """Rewrite the report if it is due, after `flush()` (the events waiting to be stored)."""
+        if self.failed or time.monotonic() - self.last < LIVE_REPORT_S:
+            return
+        self.last = time.monotonic()
+        flush()
+        try:
+            fitting.write_partial_report(self.session, self.study, self.path)
+        except Exception as e:  # a report is not worth a run: say so once, and train on
+            self.failed = True
+            self.console.print(f"[yellow]the partial report could not be written[/]: "
+                               f"{type(e).__name__}: {e}", highlight=False)  # fmt: skip
+
+
+def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None) -> None:
     from orchestrator.progress import Progress
 
-    for _, row in to_run:  # counted once the cluster is there to run them
-        start_attempt(session, row)
+    for _, row in to_run:  # pending once the cluster is there to run them
+        queue_trial(session, row)
     session.commit()
     use_gpus = cluster.gpus > 0
     rows = {trial.trial_id: row for trial, row in to_run}
@@ -368,12 +404,13 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result) -> No
 
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
         row = rows[trial.trial_id]
-        start_attempt(session, row, error)  # counted; its error kept until the retry starts
+        queue_trial(session, row, error)  # its error kept until the retry starts
         recorder.flush()
         progress.requeue(trial.trial_id)
-        what = "lost its node or worker, running again" if lost else "failed, retrying"
+        what = "lost its node or worker" if lost else "failed"
+        when = f"on try {row.attempts}" if row.attempts else "before it started"
         console.print(
-            f"[yellow]{trial.trial_id} {what} (attempt {row.attempts})[/]: {last_line(error)}",
+            f"[yellow]{trial.trial_id} {what} {when}, running again[/]: {last_line(error)}",
             highlight=False,
         )
 
@@ -386,6 +423,8 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result) -> No
             beat(session, list(rows.values()))
             last_beat = time.monotonic()
         recorder.tick()
+        if live is not None:
+            live.tick(recorder.flush)
 
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.

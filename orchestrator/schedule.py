@@ -7,6 +7,7 @@ so the driver receives them while the trial runs and writes them to the store.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ray
+from ray.job_config import JobConfig
 from ray.util import metrics
 
 import orchestrator
@@ -37,10 +39,12 @@ class Cluster:
     started_here: bool  # a local instance this process started (and shuts down)
 
 
-def connect(address: str | None = None) -> Cluster:
+def connect(address: str | None = None, job: str = "", study: str = "") -> Cluster:
     """Join the cluster at `address` (or RAY_ADDRESS; "auto": the one `ray start` started on
-    this machine), or start a local one; reuse a live one. Raises ConnectionError saying what
-    to check when the cluster cannot be joined."""
+    this machine), or start a local one; reuse a live one. The driver's Ray job is named `job`
+    ("study run quickstart": the Name column of the dashboard's Jobs list) with the `study` in
+    its metadata. Raises ConnectionError saying what to check when the cluster cannot be
+    joined."""
     started_here = False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
@@ -49,6 +53,11 @@ def connect(address: str | None = None) -> Cluster:
             _probe(address)
             # Workers on other machines import the task and trainer code from these packages.
             runtime_env = {"py_modules": [orchestrator, trainers]}
+        else:
+            # Ray turns token authentication on for a local instance, and says on every run
+            # how to opt out; we keep it on and say how to sign in instead.
+            logging.getLogger(_AUTH_LOGGER).addFilter(_no_opt_out_advice)
+        metadata = {"job_name": job, "study": study} if job else {}
         try:
             context = ray.init(
                 # "local": a new instance, even where `ray start` runs one on this machine
@@ -57,6 +66,7 @@ def connect(address: str | None = None) -> Cluster:
                 include_dashboard=None if address else True,
                 logging_level="WARNING",
                 log_to_driver=True,
+                job_config=JobConfig(metadata=metadata),
             )
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             raise ConnectionError(_unreachable(address, e)) from None
@@ -69,6 +79,13 @@ def connect(address: str | None = None) -> Cluster:
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
     )
+
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _no_opt_out_advice(record: logging.LogRecord) -> bool:
+    return "RAY_AUTH_MODE=disabled to opt out" not in record.getMessage()
 
 
 def _probe(address: str) -> None:

@@ -61,7 +61,7 @@ def test_gpu_trials_share_out_the_gpu_nodes_and_survive_losing_one(tmp_path):
     removed = seen["removed"]
     assert removed in gpu_nodes
     assert seen["seen"]["decoder-50K-s0"] == [removed, (gpu_nodes - {removed}).pop()]
-    assert "decoder-50K-s0 lost its node or worker, running again (attempt 2)" in seen["log"]
+    assert "decoder-50K-s0 lost its node or worker on try 1, running again" in seen["log"]
     assert "decoder-50K-s0: resumed at" in seen["log"]
 
     with sqlite3.connect(tmp_path / "runs" / "fakegpu.db") as db:
@@ -171,12 +171,25 @@ def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, stu
     assert f"Ray dashboard: http://127.0.0.1:{dashboard}" in joined.stdout
     with sqlite3.connect(tmp_path / "runs" / "head.db") as db:
         assert db.execute("SELECT status, attempts FROM trials").fetchall() == [("finished", 1)]
+    # The dashboard's Jobs list names the run after the study (its Name column: job_name).
+    jobs = _jobs(f"http://127.0.0.1:{dashboard}", token)
+    assert {"job_name": "study run head", "study": "head"} in [j["metadata"] for j in jobs]
+
+
+def _jobs(dashboard: str, token: str) -> list[dict]:
+    """The dashboard's Jobs list, as its page reads it."""
+    request = urllib.request.Request(
+        dashboard + "/api/jobs/", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 PROBE_LOCAL_DASHBOARD = """
 import json, sys, urllib.error, urllib.request
+from pathlib import Path
 from orchestrator import schedule
-cluster = schedule.connect()
+cluster = schedule.connect(job="study run probe", study="probe")
 try:
     url = cluster.dashboard_url + "/nodes?view=summary"
     try:
@@ -184,7 +197,11 @@ try:
         code = 200
     except urllib.error.HTTPError as e:
         code = e.code
-    print(json.dumps({"url": cluster.dashboard_url, "without_token": code}))
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    jobs = urllib.request.Request(cluster.dashboard_url + "/api/jobs/",
+                                  headers={"Authorization": f"Bearer {token}"})
+    names = [j["metadata"] for j in json.load(urllib.request.urlopen(jobs, timeout=10))]
+    print(json.dumps({"url": cluster.dashboard_url, "without_token": code, "jobs": names}))
 finally:
     schedule.disconnect(cluster)
 """
@@ -201,3 +218,5 @@ def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["url"].startswith("http://127.0.0.1:")
     assert seen["without_token"] == 401
+    assert seen["jobs"] == [{"job_name": "study run probe", "study": "probe"}]
+    assert "RAY_AUTH_MODE=disabled" not in done.stderr  # Ray's opt-out advice, on every run

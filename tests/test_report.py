@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from analysis.fits import fit_study
-from analysis.report import StudyView, write_report
+from analysis.report import StudyView, in_bits_per_byte, write_report
 from analysis.trends import study_trends
 from orchestrator.store import TRIAL_COLUMNS
+from trainers.trial import Budget, Data, Eval, Model, Optim, TrialSpec
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts"))
 HOSTILE = "<script>alert(1)</script>"
@@ -85,6 +86,33 @@ window.alert = () => { window.__alerts += 1; };
 window.addEventListener("error", (e) => window.__errors.push(String(e.message)));
 const __error = console.error;
 console.error = (...args) => { window.__errors.push(args.join(" ")); __error(...args); };
+function layout() {
+  // text labels of each figure whose boxes overlap; the trial table at this width; card links
+  const overlaps = [];
+  for (const plot of document.querySelectorAll(".js-plotly-plot")) {
+    const boxes = [...plot.querySelectorAll("text")]
+      .filter((t) => t.textContent.trim() && getComputedStyle(t).display !== "none"
+                     && t.getAttribute("opacity") !== "0")
+      .map((t) => [t.textContent.trim(), t.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0 && r.height > 0);
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const [a, p] = boxes[i], [b, q] = boxes[j];
+        const dx = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+        const dy = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+        if (dx > 1 && dy > 1) overlaps.push(a + " | " + b);
+      }
+    }
+  }
+  const header = [...document.querySelectorAll("th")]
+    .find((th) => th.textContent.trim() === "validation loss");
+  return {
+    overlaps, width: document.documentElement.clientWidth,
+    val_loss_right: header ? header.getBoundingClientRect().right : null,
+    cards: [...document.querySelectorAll("a")].map((a) => a.getAttribute("href"))
+      .filter((h) => h && h.includes("-cards/")),
+  };
+}
 window.addEventListener("load", () => setTimeout(() => {
   const plots = [...document.querySelectorAll(".js-plotly-plot")];
   const out = document.createElement("pre");
@@ -94,6 +122,7 @@ window.addEventListener("load", () => setTimeout(() => {
     rendered: plots.filter((p) => p.querySelectorAll(".main-svg .trace").length > 0).length,
     title: document.title, heading: document.querySelector("h1").textContent,
   });
+  out.textContent = JSON.stringify(Object.assign(JSON.parse(out.textContent), layout()));
   document.body.appendChild(out);
 }, 1000));
 </script>"""
@@ -115,7 +144,7 @@ def open_in_chromium(report: Path, screenshot: Path) -> dict:
     checked.write_text(report.read_text().replace("<head>", "<head>" + CHECK, 1))
     flags = [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--virtual-time-budget=20000", "--window-size=1300,4000",
+        "--virtual-time-budget=20000", "--window-size=1280,4000",
     ]  # fmt: skip
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", checked.as_uri()],
@@ -146,10 +175,22 @@ def test_the_report_renders_every_figure_without_errors_and_escapes_names(tmp_pa
     assert seen["plots"] == 4 and seen["rendered"] == 4  # size, compute, zero-shot, curves
     assert HOSTILE in seen["title"] and HOSTILE in seen["heading"]  # shown as text
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+    # At 1280 px: no two text labels of a figure overlap, the trial table's validation loss
+    # is on screen, and the card links open HTML pages.
+    assert seen["width"] == 1280 and seen["overlaps"] == []
+    assert seen["val_loss_right"] is not None and seen["val_loss_right"] <= seen["width"]
+    assert len(seen["cards"]) == 8 and all(link.endswith(".html") for link in seen["cards"])
+    card = report.parent / seen["cards"][0]
+    dom = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--dump-dom", card.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "<h1>decoder-25000-s0&lt;script&gt;" in dom and "<table>" in dom
 
 
 @pytest.mark.slow
-def test_two_studies_share_the_axes_one_colour_each(tmp_path):
+def test_two_studies_share_the_axes_one_colour_per_architecture(tmp_path):
     views = [synthetic_view("small"), synthetic_view("large", shift=-0.2)]
     report = write_report(tmp_path / "compare.html", views)
     page = report.read_text()
@@ -157,29 +198,88 @@ def test_two_studies_share_the_axes_one_colour_each(tmp_path):
         assert name in page
     seen = open_in_chromium(report, ARTIFACTS / "compare.png")
     assert seen["errors"] == [] and seen["plots"] == seen["rendered"] == 3
-    colours = re.findall(r'"name":"(small|large): decoder trials".*?"color":"(#[0-9a-f]{6})"', page)
-    by_study = {study: colour for study, colour in colours}
-    assert len(by_study) == 2 and by_study["small"] != by_study["large"]
+    assert seen["overlaps"] == []
+    style = r'"marker":\{"color":"(#[0-9a-f]{6})","size":9,"symbol":"(\w+)"\},"mode":"markers",'
+    markers = re.findall(style + r'"name":"(small|large): (decoder|encoder) trials"', page)
+    colour = {(study, arch): c for c, _, study, arch in markers}
+    symbol = {(study, arch): m for _, m, study, arch in markers}
+    assert colour[("small", "decoder")] == colour[("large", "decoder")]  # the architecture's
+    assert colour[("small", "decoder")] != colour[("small", "encoder")]
+    assert symbol[("small", "decoder")] != symbol[("large", "decoder")]  # the study's
+    assert "tokenized differently" not in page  # both byte-level: nothing to say
     assert (tmp_path / "compare-cards" / "small" / "decoder-25000-s0.md").exists()
+    assert (tmp_path / "compare-cards" / "small" / "decoder-25000-s0.html").exists()
 
 
-def test_every_finished_trial_has_a_linked_model_card(tmp_path):
+def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
+    """Their losses per token do not compare: the report says so above the loss panels and
+    draws them in bits per byte of validation text; the tables keep nats per token."""
+    byte_level, bpe = synthetic_view("bytes"), synthetic_view("bpe", shift=1.0)
+    byte_level.data |= {"tokens": {"validation": 71041}, "bytes": {"validation": 71017}}
+    bpe.data |= {"tokenizer": "bpe:2048", "vocab_size": 2048,
+                 "tokens": {"validation": 19210}, "bytes": {"validation": 71017}}  # fmt: skip
+    page = write_report(tmp_path / "c.html", [byte_level, bpe]).read_text()
+    caveat = page.split("<h2>Loss against size</h2>", 1)[1].split("<div", 1)[0]
+    assert "tokenized differently (bytes: bytes, 359 tokens; bpe: bpe:2048, 2048 tokens)" in caveat
+    assert "drawn in bits per byte" in caveat and "tokens per byte: bytes 1.000, bpe 0.270" in caveat
+    def axis(unit: str) -> str:
+        return f"causal LM loss ({unit})".replace("/", "\\u002f")  # as plotly's JSON has it
+
+    assert axis("bits/byte") in page and axis("nats/token") not in page
+
+    drawn = in_bits_per_byte(bpe)
+    factor = 19210 / 71017 / np.log(2)
+    assert np.allclose(drawn.trials.val_loss, bpe.trials.val_loss * factor)
+    fit = drawn.fits["decoder"]["n"]["fit"]
+    original = bpe.fits["decoder"]["n"]["fit"]
+    assert np.allclose(fit.predict(N=np.array([1e5])), original.predict(N=np.array([1e5])) * factor)
+    assert fit.params["alpha"] == original.params["alpha"]
+    assert f"{bpe.trials.val_loss.iloc[0]:.4f}" in page  # the trial table, in nats per token
+
+    unknown = synthetic_view("old")
+    unknown.data["tokenizer"] = "bpe:2048"  # a store from before bytes were recorded
+    page = write_report(tmp_path / "d.html", [byte_level, unknown]).read_text()
+    assert "the panels stay in nats per token, as the stores of old predate" in page
+
+
+def test_every_finished_trial_has_a_linked_model_card_in_markdown_and_html(tmp_path):
     view = synthetic_view("cards")
+    spec = TrialSpec(
+        study="cards", trial_id="decoder-1000000-s0", size="1M", seed=0,
+        model=Model("decoder", n_layer=4, n_embd=128, n_head=4),
+        data=Data("builtin:kjv", "bytes", seq_len=128, val_fraction=0.02,
+                  heldout_fraction=0.02, split_seed=0),
+        optim=Optim(batch_size=16, lr=3e-3, min_lr_ratio=0.1, warmup=0.05, weight_decay=0.1,
+                    grad_clip=1.0, beta1=0.9, beta2=0.95),
+        budget=Budget(tokens=500_000), eval=Eval(every_tokens=100_000, tokens=20_000),
+    )  # fmt: skip
+    view.configs = {spec.trial_id: spec.to_dict()}
     report = write_report(tmp_path / "r.html", [view])
     card = (tmp_path / "r-cards" / "decoder-1000000-s0.md").read_text()
-    assert '<a href="r-cards/decoder-1000000-s0.md">card</a>' in report.read_text()
-    for text in (
-        "GPT-style decoder-only",
-        "causal language modelling",
-        "| parameters (non-embedding, N) | 1,000,000 |",
-        "| corpus | builtin:kjv |",
-        "| tokens seen | 500K of a budget of 500K |",
-        "| training compute | 3e+12 FLOPs |",
-        "| last_word | acc |",
-        "## Intended use and limitations",
-    ):
+    page = (tmp_path / "r-cards" / "decoder-1000000-s0.html").read_text()
+    assert '<a href="r-cards/decoder-1000000-s0.html">card</a>' in report.read_text()
+    shape = [
+        ("shape", "4 layers, width 128, 4 heads"),
+        ("sequence length", "128 tokens"),
+        ("steps", "245 of 16 sequences (2,048 tokens)"),  # 500K tokens: 244.1 steps
+        ("learning rate", "linear warmup over 12 steps to 0.003, then cosine decay to 0.0003 "
+                          "at the last step"),
+        ("optimizer", "AdamW (β1 0.9, β2 0.95), weight decay 0.1, gradients clipped at 1.0"),
+        ("parameters (non-embedding, N)", "1,000,000"),
+        ("corpus", "builtin:kjv"),
+        ("tokens seen", "500K of a budget of 500K"),
+        ("training compute", "3e+12 FLOPs"),
+    ]  # fmt: skip
+    for name, value in shape:  # the same content in both
+        assert f"| {name} | {value} |" in card, name
+        assert f"<th>{name}</th><td>{value}</td>" in page, name
+    for text in ("GPT-style decoder-only", "causal language modelling", "| last_word | acc |",
+                 "## Intended use and limitations"):  # fmt: skip
         assert text in card, text
+    assert "<h2>Intended use and limitations</h2>" in page and "<strong>" in page
+    assert "| steps |" not in (tmp_path / "r-cards" / "decoder-25000-s0.md").read_text()  # no config
     assert len(list((tmp_path / "r-cards").glob("*.md"))) == 8
+    assert len(list((tmp_path / "r-cards").glob("*.html"))) == 8
 
 
 def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_path):
@@ -217,7 +317,7 @@ def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_p
     assert "measured 2.56, error +1.99%" in page  # in the summary
     seen = open_in_chromium(report, ARTIFACTS / "report-isoflop.png")
     # size, compute, IsoFLOP, lr, predictions, curves
-    assert seen["errors"] == [] and seen["plots"] == 6
+    assert seen["errors"] == [] and seen["plots"] == 6 and seen["overlaps"] == []
     assert seen["rendered"] == 5  # all but the training curves: none are stored here
 
 
@@ -240,3 +340,4 @@ def test_the_two_step_accuracy_fit_draws_a_panel_per_task_and_renders(tmp_path):
     assert "decoder last_word: the largest run 2e+09-10xC held out and predicted" in page
     seen = open_in_chromium(report, ARTIFACTS / "report-tasks.png")
     assert seen["errors"] == [] and seen["plots"] == seen["rendered"] == 5  # and the task panel
+    assert seen["overlaps"] == []

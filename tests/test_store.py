@@ -18,8 +18,8 @@ from orchestrator.store import (
     TrialStatus,
     current_trials,
     open_store,
+    queue_trial,
     record_event,
-    start_attempt,
 )
 from trainers.data import load_token_data
 from trainers.events import End, Start, Train, Validation, ZeroShot
@@ -56,7 +56,8 @@ def test_round_trip_of_study_trials_and_events(store):
     with Session(engine) as session:
         study = _register(session, spec, trials)
         row = current_trials(session, study)[0]
-        start_attempt(session, row)
+        queue_trial(session, row)
+        assert (row.status, row.attempts) == (TrialStatus.pending, 0)  # a try counts once started
         record_event(
             session,
             row,
@@ -86,6 +87,7 @@ def test_round_trip_of_study_trials_and_events(store):
         names = session.scalars(select(Metric.name).where(Metric.trial_pk == rows[0].id)).all()
         assert sorted(names) == ["lr", "tokens_per_s", "train_loss", "val_loss"]
         assert rows[0].tokens_scored == 2048 and rows[0].mfu == 0.5
+        assert [r.attempts for r in rows] == [1, 0]
     db = sqlite3.connect(store.removeprefix("sqlite:///"))
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -249,9 +251,9 @@ def test_a_new_attempt_starts_from_no_metrics(store):
         for step in (1, 2, 3):
             record_event(session, row, Validation(step=step, tokens=step, val_loss=5.0))
         steps = lambda: session.scalars(select(Metric.step).where(Metric.trial_pk == row.id))
-        start_attempt(session, row)
+        queue_trial(session, row)
         record_event(session, row, replace(start, resumed_step=2, resumed_tokens=2))
-        assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 1
+        assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 2  # two starts
 
 
 def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
@@ -365,7 +367,7 @@ def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
     engine = open_store(store)
     with Session(engine) as session:
         study, (row, _) = _registered(session)
-        start_attempt(session, row)
+        queue_trial(session, row)
         row.status = TrialStatus.running  # as a killed driver leaves it
         session.commit()
     shown = api.status(store=store).set_index("trial_id")
@@ -387,8 +389,8 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     with Session(engine) as session:
         rows = current_trials(session, _register(session, spec, expand(spec, "", "")))
         for row in rows[1:4]:  # a killed driver left three running; one failed; five pending
-            start_attempt(session, row)
-            row.status = TrialStatus.running
+            queue_trial(session, row)
+            row.status, row.attempts = TrialStatus.running, 1  # started
         rows[-1].status, rows[-1].error = (
             TrialStatus.failed,
             "Traceback ...\nValueError: bad lr [bold]x[/bold]",
@@ -431,8 +433,8 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
     engine = open_store(store)
     with Session(engine) as session:
         study, (first, second) = _registered(session)
-        start_attempt(session, first)
-        start_attempt(session, second)
+        queue_trial(session, first)
+        queue_trial(session, second)
         first.status = TrialStatus.running
         session.commit()
         shown = api.status(store=server_like).set_index("trial_id")
@@ -472,7 +474,7 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
 
     with Session(engine) as session:
         _, (row, _) = _registered(session)
-        start_attempt(session, row)
+        queue_trial(session, row)
         session.commit()
         recorder = Recorder(session)
         recorder.record(row, start)

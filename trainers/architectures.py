@@ -40,7 +40,6 @@ class Architecture:
     ladder: str  # the size ladder it takes its shapes from (orchestrator/sizes.py)
     lr_base: float  # default peak learning rate up to 1M parameters
     color: str  # in every figure of a report
-    dash: str
     too_long: Callable[[int], str | None] = lambda seq_len: None  # why a seq_len cannot be used
 
     def load(self, part: str):
@@ -77,7 +76,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="decoder",
         lr_base=3e-3,
         color="#1f77b4",
-        dash="solid",
     ),
     "encoder": Architecture(
         description="BERT-style encoder-only Transformer (bidirectional self-attention)",
@@ -94,7 +92,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="decoder",  # an encoder block is a decoder block without the causal mask
         lr_base=1e-3,
         color="#d62728",
-        dash="dash",
     ),
     "encdec": Architecture(
         description="T5-style encoder-decoder Transformer (one shared token table)",
@@ -111,7 +108,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="encdec",
         lr_base=2e-3,
         color="#2ca02c",
-        dash="dot",
         too_long=_too_many_spans,
     ),
 }

@@ -71,7 +71,9 @@ class TokenData:
         return self.tokenizer.vocab_size
 
     def summary(self) -> dict:
-        """Documents and tokens per split, the tokenizer and its vocabulary: for plan and store."""
+        """Documents and tokens per split, the validation split's UTF-8 bytes (its tokens per
+        byte turn a loss per token into bits per byte), the tokenizer and its vocabulary: for
+        plan and store."""
         streams = {"train": self.train, "validation": self.val, "heldout": self.heldout}
         return {
             "key": self.key,
@@ -80,6 +82,7 @@ class TokenData:
             "vocab_size": self.vocab_size,
             "documents": dict(self.documents),
             "tokens": {k: int(len(v)) for k, v in streams.items()},
+            "bytes": {"validation": len(self.tokenizer.decode(self.val).encode("utf-8"))},
         }
 
     def check_fits(self, window: int) -> None:

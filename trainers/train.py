@@ -33,6 +33,7 @@ from trainers.events import (
     to_dict,
 )
 from trainers.objectives import Batch, objective_for
+from trainers.peak import cpu_peak_flops
 from trainers.trial import Optim, TrialSpec
 
 Report = Callable[[Event], None]
@@ -98,17 +99,17 @@ GPU_PEAK_FLOPS = {
     "A10": 125e12,
     "4090": 165e12,
 }
-CPU_PEAK_FLOPS_PER_THREAD = 70e9  # fp32 FMA on one AVX2 core at ~2.2 GHz (2 units x 8 lanes x 2)
 
 
 def peak_flops(spec: TrialSpec, device: torch.device) -> float:
-    """The peak MFU is measured against: the study's value, else a table by device."""
+    """The peak MFU is measured against: the study's value, else a table of GPUs, else the
+    CPU's own peak, measured once per machine and kept beside the token cache."""
     if spec.placement.peak_flops > 0:
         return spec.placement.peak_flops
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), float("nan"))
-    return CPU_PEAK_FLOPS_PER_THREAD * torch.get_num_threads()
+    return cpu_peak_flops(cache_root(spec.placement.storage))["flops"]
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:

@@ -57,12 +57,12 @@ from orchestrator.store.writes import (
     Recorder,
     fail_trial,
     mark_unfinished_interrupted,
+    queue_trial,
     record_event,
     record_measurements,
     register_study,
     replace_baseline,
     replace_fits,
-    start_attempt,
     store_prediction,
 )
 
@@ -73,7 +73,7 @@ __all__ = [
     "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",
     "record_measurements", "Recorder", "register_study", "replace_baseline", "replace_fits",
     "run_active", "run_lock", "SCHEMA_REVISION", "select_current", "sqlite_file", "stale",
-    "STALE_AFTER_S", "start_attempt", "store_prediction", "StoreError", "Study", "task_points",
+    "STALE_AFTER_S", "queue_trial", "store_prediction", "StoreError", "Study", "task_points",
     "Trial",
     "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

@@ -77,11 +77,10 @@ def register_study(
     return study
 
 
-def start_attempt(session: Session, trial: Trial, error: str | None = None) -> None:
-    """A trial is about to be (re)queued: count the attempt. Its metrics stay until the trainer
-    starts (and reports them again if it resumes from a checkpoint); so does the `error` of a
-    retried attempt."""
-    trial.attempts += 1
+def queue_trial(session: Session, trial: Trial, error: str | None = None) -> None:
+    """A trial is about to be (re)queued: pending. Its try is counted when its trainer starts;
+    its metrics stay until then (and are reported again if it resumes from a checkpoint); so
+    does the `error` of a retried try."""
     trial.status = TrialStatus.pending
     trial.error = error
     trial.heartbeat_at = utc_now()
@@ -108,6 +107,7 @@ def record_event(
             trial.tokens_done = event.resumed_tokens
             trial.val_loss = None
             trial.status = TrialStatus.running
+            trial.attempts += 1  # a try is counted when it starts, not while it waits
             trial.error = None  # a retry starts afresh; the console said why it was needed
             trial.started_at = utc_now()
             trial.n_params = event.n_params

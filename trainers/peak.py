@@ -1,0 +1,102 @@
+"""The CPU's peak FLOP/s, measured once per machine: what MFU on the CPU is measured against.
+
+An assumed peak per thread (a table of clock rates and vector units) does not know the machine:
+a 1M decoder alone on one thread showed 97.8% of an assumed 70 GFLOP/s. So the first trial on a
+machine times fp32 matrix products on its own thread count (a second or less) and keeps the
+best rate beside the token cache (`<storage>/cache/cpu-peak/`), one file per machine, torch
+version and thread count; every later trial there reads it. A study without storage measures it
+once per worker process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+import re
+import socket
+import time
+from pathlib import Path
+
+import torch
+
+SIZES = (256, 512, 1024)  # square fp32 products: small ones fit in cache, large ones do not
+WORK_S = 0.05  # seconds of products per timing; each size is timed three times
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if found:
+            return found.group(1).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key(threads: int) -> str:
+    """A file name for this machine, its CPU, torch's version and the thread count."""
+    what = f"{_cpu_model()}|{torch.__version__}"
+    digest = hashlib.sha256(what.encode()).hexdigest()[:8]
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:60]
+    return f"{host}-{digest}-{threads}t"
+
+
+def measure_matmul_peak() -> float:
+    """The best fp32 FLOP/s of square matrix products on torch's current threads. The inputs
+    come from a generator of their own: the global random state, which training draws from,
+    is left as it was."""
+    generator = torch.Generator().manual_seed(0)
+    best = 0.0
+    for n in SIZES:
+        a = torch.randn(n, n, generator=generator)
+        b = torch.randn(n, n, generator=generator)
+        out = torch.empty(n, n)
+        torch.mm(a, b, out=out)  # warm: the first call pays for allocation and dispatch
+        flops = 2.0 * n**3
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        reps = max(1, int(WORK_S / max(time.perf_counter() - start, 1e-6)))
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b, out=out)
+            best = max(best, flops * reps / (time.perf_counter() - start))
+    return best
+
+
+@functools.cache
+def _measured_here(threads: int) -> float:
+    return measure_matmul_peak()
+
+
+def cpu_peak_flops(folder: str) -> dict:
+    """The CPU's measured peak on torch's current thread count: {"flops", "threads",
+    "measured_at", "cpu", "torch"}, read from `folder` (the token cache) if this machine
+    measured it before, else measured now and kept there ("" keeps it in this process only)."""
+    threads = torch.get_num_threads()
+    path = Path(folder) / "cpu-peak" / f"{machine_key(threads)}.json" if folder else None
+    if path is not None and path.exists():
+        try:
+            kept = json.loads(path.read_text())
+            if kept.get("flops", 0) > 0:
+                return kept
+        except (OSError, ValueError):
+            pass  # a file cut short: measure again, and write it whole
+    result = {
+        "flops": _measured_here(threads),
+        "threads": threads,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu": _cpu_model(),
+        "torch": torch.__version__,
+        "method": f"best fp32 torch.mm of {', '.join(map(str, SIZES))}-square matrices",
+    }
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(result, indent=2))
+        os.replace(partial, path)  # two trials measuring at once: either file is whole
+    return result

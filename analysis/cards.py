@@ -42,9 +42,12 @@ def _count(value: float | None) -> str:
 
 def _training_rows(config: dict | None) -> list[list[str]]:
     """The shape and the recipe of a trial, from its stored configuration."""
-    if not config:
+    try:
+        spec = TrialSpec.from_dict(config) if config else None
+    except (TypeError, ValueError, KeyError):
+        spec = None  # a configuration this version cannot read: the card goes without it
+    if spec is None:
         return []
-    spec = TrialSpec.from_dict(config)
     m, o = spec.model, spec.optim
     warmup = max(1, round(o.warmup * spec.steps))
     return [
@@ -188,15 +191,20 @@ def write_cards(
     data: dict | None,
     evals: pd.DataFrame,
     configs: dict[str, dict] | None = None,
+    only_new: bool = False,
 ) -> dict[str, Path]:
-    """Write the card of every finished trial into `folder`, as Markdown and as HTML; trial
-    id -> the HTML card's path."""
+    """Write the card of every finished trial into `folder`, as Markdown and as HTML (with
+    `only_new`, of those that have none yet); trial id -> the HTML card's path."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
+    by_trial = dict(tuple(evals.groupby("trial_id"))) if len(evals) else {}
     for _, trial in trials[trials.status == "finished"].iterrows():
-        blocks = card_blocks(study, trial, data, evals, (configs or {}).get(trial.trial_id))
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", trial.trial_id)
+        out[trial.trial_id] = folder / f"{stem}.html"
+        if only_new and out[trial.trial_id].exists():
+            continue
+        mine = by_trial.get(trial.trial_id, evals.iloc[0:0])
+        blocks = card_blocks(study, trial, data, mine, (configs or {}).get(trial.trial_id))
         (folder / f"{stem}.md").write_text(to_markdown(blocks))
         (folder / f"{stem}.html").write_text(to_html(blocks))
-        out[trial.trial_id] = folder / f"{stem}.html"
     return out

@@ -9,6 +9,7 @@ import colorsys
 import html
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,8 @@ class StudyView:
     configs: dict[str, dict] = field(default_factory=dict)  # trial id -> its TrialSpec dict
     loss_unit: str = "nats/token"  # what its figures draw a loss in (in_bits_per_byte)
     partial: str = ""  # while the study trains: how far it is (the report says it is partial)
+    stopped: str = ""  # a partial report's run stopped before the end: why
+    new_cards_only: bool = False  # a partial report writes the cards of newly finished trials
 
 
 def _esc(text) -> str:
@@ -81,8 +84,17 @@ def _tokenizers(views: list[StudyView]) -> str:
                      f"{(v.data or {}).get('vocab_size', '?')} tokens" for v in views)  # fmt: skip
 
 
+def _same_names(views: list[StudyView]) -> bool:
+    return len({(v.data or {}).get("tokenizer") for v in views}) == 1
+
+
 def _tokenized_alike(views: list[StudyView]) -> bool:
-    return len({(v.data or {}).get("tokenizer") for v in views}) <= 1
+    """One tokenizer for all: the same name and, where the stores know it, the same tokens
+    per byte (two `bpe:2048` studies on different corpora have different tokens)."""
+    if len({(v.data or {}).get("tokenizer") for v in views}) > 1:
+        return False
+    ratios = [r for r in map(tokens_per_byte, views) if r is not None]
+    return not ratios or max(ratios) / min(ratios) < 1.005
 
 
 class _Scaled:
@@ -133,8 +145,9 @@ def _units_caveat(views: list[StudyView]) -> str:
     if _tokenized_alike(views):
         return ""
     unknown = [v.name for v in views if tokens_per_byte(v) is None]
-    said = (f"These studies were tokenized differently ({_esc(_tokenizers(views))}), so a loss "
-            "per token does not compare across them")  # fmt: skip
+    said = (f"These studies were tokenized differently ({_esc(_tokenizers(views))}"
+            f"{'; the tokenizers were trained on different text' if _same_names(views) else ''}"
+            "), so a loss per token does not compare across them")  # fmt: skip
     if unknown:
         return (f'<p class="caveat">{said}; the panels stay in nats per token, as the stores of '
                 f"{_esc(', '.join(unknown))} predate the record of bytes per split (run "
@@ -142,8 +155,10 @@ def _units_caveat(views: list[StudyView]) -> str:
     ratios = ", ".join(f"{_esc(v.name)} {tokens_per_byte(v):.3f}" for v in views)
     return (f'<p class="caveat">{said}: the loss panels are drawn in bits per byte of '
             f"validation text (nats per token × tokens per byte ÷ ln 2; tokens per byte: "
-            f"{ratios}). The fitted laws' E, A and B in the tables, and the trial tables, stay "
-            "in nats per token.</p>")  # fmt: skip
+            f"{ratios}). For the encoder and the encoder-decoder these are bits per byte of the "
+            "text they predict (the masked tokens; the spans with their sentinels), at the "
+            "split's average tokens per byte. The fitted laws' E, A and B in the tables, and "
+            "the trial tables, stay in nats per token.</p>")  # fmt: skip
 
 
 def shade(arch: str, k: int, n: int) -> str:
@@ -387,7 +402,7 @@ def _predictions(views: list[StudyView]) -> go.Figure | None:
     fig = _loss_panels(archs, "training compute C (FLOPs)", views[0].loss_unit)
     for i, view in enumerate(views):
         for col, arch in enumerate(archs, start=1):
-            color = _style(views, i, arch)[0]
+            color, dash, symbol = _style(views, i, arch)
             label = _label(views, view, arch)
             points = _finished(view.trials)
             points = points[points.architecture == arch]
@@ -398,7 +413,8 @@ def _predictions(views: list[StudyView]) -> go.Figure | None:
             )
             fig.add_trace(
                 go.Scatter(x=points.flops, y=points.val_loss, mode="markers", name=f"{label} grid",
-                           marker={"color": color, "size": 6, "opacity": 0.35},
+                           marker={"color": color, "size": 6, "opacity": 0.35,
+                                   "symbol": symbol},
                            text=points.trial_id, legendgroup=label,
                            hovertemplate="%{text}<br>C=%{x:.3g}<br>loss=%{y:.4f}<extra></extra>"),
                 row=1, col=col,
@@ -414,7 +430,8 @@ def _predictions(views: list[StudyView]) -> go.Figure | None:
             x = list(best.flops) + list(rows.flops)
             y = list(best.val_loss) + list(rows.predicted_loss)
             fig.add_trace(
-                go.Scatter(x=x, y=y, mode="lines", line={"color": color, "dash": "dot"},
+                go.Scatter(x=x, y=y, mode="lines",
+                           line={"color": color, "dash": "dot" if len(views) == 1 else dash},
                            name=f"{label} best of each budget, then predicted",
                            legendgroup=label, hoverinfo="skip"),
                 row=1, col=col,
@@ -571,6 +588,7 @@ def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
         return None
     fig = _panels([f"{a}: loss against learning rate" for a in archs])
     for view in swept:
+        _, dash, symbol = _style(views, views.index(view), archs[0])  # the study's dash, marker
         finished = _finished(view.trials)
         for col, arch in enumerate(archs, start=1):
             rows = finished[finished.architecture == arch]
@@ -588,7 +606,8 @@ def _lr_sweep(views: list[StudyView]) -> go.Figure | None:
                         y=cell.val_loss,
                         mode="lines+markers",
                         name=name,
-                        line={"color": color},
+                        line={"color": color, "dash": dash},
+                        marker={"symbol": symbol},
                     ),
                     row=1,
                     col=col,
@@ -882,7 +901,8 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     for view in views:
         sub = re.sub(r"[^A-Za-z0-9_.-]", "_", view.name) if len(views) > 1 else ""
         folder = path.parent / f"{path.stem}-cards" / sub
-        cards = write_cards(folder, view.name, view.trials, view.data, view.evals, view.configs)
+        cards = write_cards(folder, view.name, view.trials, view.data, view.evals, view.configs,
+                            only_new=view.new_cards_only)  # fmt: skip
         view.cards = {t: relative_link(p, path.parent) for t, p in cards.items()}
     drawn = views
     if not _tokenized_alike(views) and all(tokens_per_byte(v) for v in views):
@@ -919,12 +939,15 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
         )
     written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     partial = "".join(
-        f'<p class="partial">Partial report, written {written} while <code>study run</code> '
-        f"trains{' ' + _esc(v.name) if len(views) > 1 else ''}: {_esc(v.partial)}. This page "
-        "reloads itself every minute.</p>"
+        f'<p class="partial">Partial report, written {written} '
+        + (f"when <code>study run</code> stopped ({_esc(v.stopped)}): {_esc(v.partial)}; run "
+           "it again to finish the study.</p>" if v.stopped else
+           f"while <code>study run</code> trains: {_esc(v.partial)}. This page reloads itself "
+           "every minute.</p>")
         for v in views if v.partial
     )  # fmt: skip
-    refresh = '<meta http-equiv="refresh" content="60">' if partial else ""
+    live = any(v.partial and not v.stopped for v in views)
+    refresh = '<meta http-equiv="refresh" content="60">' if live else ""
     caveat = _units_caveat(views)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">{refresh}
@@ -974,8 +997,14 @@ compute budget (L(N, D)) and predicts its loss.</p>
 {"".join(trial_sections)}
 </body></html>
 """
-    written_to = path.with_name(f".{path.name}.partial")  # a browser never sees half a page
-    written_to.write_text(page)
+    # a file of its own, then renamed: a browser never sees half a page, and two writers
+    # (the live report and `study report`) never share one
+    handle, written_to = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as f:
+        f.write(page)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(written_to, 0o666 & ~umask)  # as a file written plainly (mkstemp makes it 0600)
     os.replace(written_to, path)
     return path
 

@@ -72,7 +72,7 @@ def trial_configs(session: Session, study: Study) -> dict[str, dict]:
 def fitting_line(session: Session, study: Study, n_boot: int) -> str:
     """What the terminal says as the fits start: what is fitted, on how much."""
     trials, _ = comparable_trials(session, study)
-    finished = trials[trials.status == "finished"]
+    finished = trials[(trials.status == "finished") & ~trials.verifies]  # the laws' points
     archs = ", ".join(sorted(set(finished.architecture))) or "no architecture"
     return (
         f"fitting the scaling laws of {archs} on {len(finished)} finished trials "
@@ -81,9 +81,12 @@ def fitting_line(session: Session, study: Study, n_boot: int) -> str:
     )
 
 
-def write_partial_report(session: Session, study: Study, path: str | Path) -> Path:
+def write_partial_report(
+    session: Session, study: Study, path: str | Path, stopped: str = ""
+) -> Path:
     """The report while trials train: what is finished and the curves so far, no laws fitted
-    (nothing is stored); it says that it is partial and when it was written."""
+    (nothing is stored); it says that it is partial and when it was written, and, once the run
+    has `stopped` before its end, why (then the page no longer reloads itself)."""
     from analysis.report import MAX_CURVE_POINTS, StudyView, write_report
 
     trials, left_out = comparable_trials(session, study)
@@ -97,6 +100,7 @@ def write_partial_report(session: Session, study: Study, path: str | Path) -> Pa
         f"{finished} of {len(trials)} trials finished, {running} running; the laws, trends "
         "and predictions are fitted when the run ends"
     )
+    view.stopped, view.new_cards_only = stopped, True
     return write_report(path, [view])
 
 

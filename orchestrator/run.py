@@ -4,6 +4,7 @@ Ctrl-C; then fit and report."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,9 +304,15 @@ class _Run:
         return self.cluster
 
     def _train(self, to_run, session, result) -> None:
+        if not to_run:
+            return
         live = LiveReport(session, to_run[0][1].study, result.report, self.console)
-        _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                    result, live)  # fmt: skip
+        try:
+            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
+                        result, live)  # fmt: skip
+        except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
+            live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
+            raise
 
     def _score(self, jobs, session, result) -> None:
         evaluating.score_on_ray(self.schedule, self._cluster(), jobs, session, self.console,
@@ -361,16 +368,31 @@ class LiveReport:
     path: Path
     console: Console
     last: float = field(default_factory=time.monotonic)
+    every: float = 0.0  # beyond LIVE_REPORT_S when a write is slow: the loop must not wait
+    written: bool = False
     failed: bool = False
 
     def tick(self, flush) -> None:
         """Rewrite the report if it is due, after `flush()` (the events waiting to be stored)."""
-        if self.failed or time.monotonic() - self.last < LIVE_REPORT_S:
+        if self.failed or time.monotonic() - self.last < max(self.every, LIVE_REPORT_S):
             return
-        self.last = time.monotonic()
         flush()
+        started = time.monotonic()
+        self._write()
+        self.last = time.monotonic()
+        self.every = 20 * (self.last - started)  # writing takes at most 5% of the time
+
+    def stop(self, why: str) -> None:
+        """The run ends early: a page written while it trained says so, and stops reloading."""
+        if self.written and not self.failed:
+            with contextlib.suppress(Exception):
+                self.session.rollback()  # what an interrupted write left half done
+                fitting.write_partial_report(self.session, self.study, self.path, why)
+
+    def _write(self) -> None:
         try:
             fitting.write_partial_report(self.session, self.study, self.path)
+            self.written = True
         except Exception as e:  # a report is not worth a run: say so once, and train on
             self.failed = True
             self.console.print(f"[yellow]the partial report could not be written[/]: "
@@ -404,11 +426,12 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
 
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
         row = rows[trial.trial_id]
+        started = row.status == TrialStatus.running  # else it failed before its trainer began
         queue_trial(session, row, error)  # its error kept until the retry starts
         recorder.flush()
         progress.requeue(trial.trial_id)
         what = "lost its node or worker" if lost else "failed"
-        when = f"on try {row.attempts}" if row.attempts else "before it started"
+        when = f"on try {row.attempts}" if started else f"before try {row.attempts + 1} started"
         console.print(
             f"[yellow]{trial.trial_id} {what} {when}, running again[/]: {last_line(error)}",
             highlight=False,

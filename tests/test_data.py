@@ -146,6 +146,11 @@ def test_token_files_are_made_once_and_memory_mapped(tmp_path, monkeypatch):
     ]
     assert first.documents == {"train": 48, "validation": 6, "heldout": 6}
     assert len(open(folder / "heldout.jsonl").readlines()) == 6
+    # the text's bytes per split, counted from its documents (tokens per byte: bits per byte)
+    docs = split_documents(load_documents(corpus), 0.1, 0.1, 0)
+    counted = {k: sum(len(d.encode()) for d in v) for k, v in docs.items()}
+    assert first.summary()["bytes"] == counted
+    assert json.loads((folder / "meta.json").read_text())["bytes"] == counted
     _load.cache_clear()
     stamp = os.stat(folder / "train.npy").st_mtime_ns
     second = load_token_data(*args, cache)  # another process, or a later run
@@ -153,6 +158,14 @@ def test_token_files_are_made_once_and_memory_mapped(tmp_path, monkeypatch):
         isinstance(second.train, np.memmap) and os.stat(folder / "train.npy").st_mtime_ns == stamp
     )
     assert np.array_equal(first.train, second.train)
+    assert second.summary()["bytes"] == counted
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["bytes"]  # a cache written before the bytes were recorded gets them added
+    (folder / "meta.json").write_text(json.dumps(meta))
+    _load.cache_clear()
+    assert load_token_data(*args, cache).summary()["bytes"] == counted
+    assert json.loads((folder / "meta.json").read_text())["bytes"] == counted
+    _load.cache_clear()
     assert (
         second.tokenizer.encode("document 7").tolist()
         == first.tokenizer.encode("document 7").tolist()

@@ -40,3 +40,26 @@ def test_measuring_leaves_the_training_random_state_alone():
     flops = peak.measure_matmul_peak()
     assert torch.equal(torch.rand(3), expected)
     assert 1e8 < flops < 1e13  # a real rate: between 0.1 GFLOP/s and 10 TFLOP/s per process
+
+
+def test_a_trial_close_to_the_kept_peak_measures_again_and_keeps_the_higher(tmp_path, monkeypatch):
+    rates = iter([4.0e10, 6.0e10, 3.0e10])  # busy at first, then idle, then busy again
+    monkeypatch.setattr(peak, "measure_matmul_peak", lambda: next(rates))
+    peak._measured_here.cache_clear()
+    assert peak.cpu_peak_flops(str(tmp_path))["flops"] == 4.0e10
+    assert peak.cpu_peak_flops(str(tmp_path), achieved=3.0e10)["flops"] == 4.0e10  # read
+    assert peak.cpu_peak_flops(str(tmp_path), achieved=3.9e10)["flops"] == 6.0e10  # measured
+    assert peak.cpu_peak_flops(str(tmp_path), achieved=5.9e10)["flops"] == 6.0e10  # kept max
+    assert json.loads(next((tmp_path / "cpu-peak").glob("*.json")).read_text())["flops"] == 6.0e10
+
+
+def test_an_unreadable_or_unwritable_peak_file_never_fails_a_trial(tmp_path, monkeypatch):
+    monkeypatch.setattr(peak, "measure_matmul_peak", lambda: 5.0e10)
+    peak._measured_here.cache_clear()
+    folder = tmp_path / "cpu-peak"
+    folder.mkdir()
+    (folder / f"{peak.machine_key(torch.get_num_threads())}.json").write_text("[]")
+    assert peak.cpu_peak_flops(str(tmp_path))["flops"] == 5.0e10  # not a dict: measured
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the folder should be: nothing can be written
+    assert peak.cpu_peak_flops(str(blocked))["flops"] == 5.0e10

@@ -221,7 +221,10 @@ def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
     page = write_report(tmp_path / "c.html", [byte_level, bpe]).read_text()
     caveat = page.split("<h2>Loss against size</h2>", 1)[1].split("<div", 1)[0]
     assert "tokenized differently (bytes: bytes, 359 tokens; bpe: bpe:2048, 2048 tokens)" in caveat
-    assert "drawn in bits per byte" in caveat and "tokens per byte: bytes 1.000, bpe 0.270" in caveat
+    assert (
+        "drawn in bits per byte" in caveat and "tokens per byte: bytes 1.000, bpe 0.270" in caveat
+    )
+
     def axis(unit: str) -> str:
         return f"causal LM loss ({unit})".replace("/", "\\u002f")  # as plotly's JSON has it
 
@@ -235,6 +238,13 @@ def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
     assert np.allclose(fit.predict(N=np.array([1e5])), original.predict(N=np.array([1e5])) * factor)
     assert fit.params["alpha"] == original.params["alpha"]
     assert f"{bpe.trials.val_loss.iloc[0]:.4f}" in page  # the trial table, in nats per token
+
+    other = synthetic_view("other")  # bpe:2048 as well, trained on other text
+    other.data |= {"tokenizer": "bpe:2048", "vocab_size": 2048,
+                   "tokens": {"validation": 30000}, "bytes": {"validation": 71017}}  # fmt: skip
+    page = write_report(tmp_path / "e.html", [bpe, other]).read_text()
+    assert "the tokenizers were trained on different text" in page
+    assert "tokens per byte: bpe 0.270, other 0.422" in page
 
     unknown = synthetic_view("old")
     unknown.data["tokenizer"] = "bpe:2048"  # a store from before bytes were recorded
@@ -277,7 +287,9 @@ def test_every_finished_trial_has_a_linked_model_card_in_markdown_and_html(tmp_p
                  "## Intended use and limitations"):  # fmt: skip
         assert text in card, text
     assert "<h2>Intended use and limitations</h2>" in page and "<strong>" in page
-    assert "| steps |" not in (tmp_path / "r-cards" / "decoder-25000-s0.md").read_text()  # no config
+    assert (
+        "| steps |" not in (tmp_path / "r-cards" / "decoder-25000-s0.md").read_text()
+    )  # no config
     assert len(list((tmp_path / "r-cards").glob("*.md"))) == 8
     assert len(list((tmp_path / "r-cards").glob("*.html"))) == 8
 

@@ -474,5 +474,18 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
     final = result.report.read_text()
     assert "Partial report" not in final and 'http-equiv="refresh"' not in final
     said = console.file.getvalue()
-    assert "fitting the scaling laws of decoder on 3 finished trials (20 bootstrap resamples" in said
+    assert (
+        "fitting the scaling laws of decoder on 3 finished trials (20 bootstrap resamples" in said
+    )
     assert re.search(r"fitted in \d+\.\d s", said)
+
+    # A run stopped early leaves a page that says so and no longer reloads itself.
+    from sqlalchemy.orm import Session
+
+    from orchestrator.store import get_study, open_store
+
+    with Session(open_store(result.store_url)) as session:
+        write(session, get_study(session, "tiny"), result.report, "interrupted")
+    stopped = result.report.read_text()
+    assert "when <code>study run</code> stopped (interrupted): 3 of 3 trials finished" in stopped
+    assert "run it again to finish the study" in stopped and "http-equiv" not in stopped

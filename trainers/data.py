@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ class TokenData:
     tokenizer: object
     documents: dict  # split -> number of documents
     heldout_documents: tuple[str, ...] = ()  # the text zero-shot tasks are made from
+    text_bytes: dict = field(default_factory=dict)  # split -> UTF-8 bytes of its documents
 
     @property
     def vocab_size(self) -> int:
@@ -71,9 +72,8 @@ class TokenData:
         return self.tokenizer.vocab_size
 
     def summary(self) -> dict:
-        """Documents and tokens per split, the validation split's UTF-8 bytes (its tokens per
-        byte turn a loss per token into bits per byte), the tokenizer and its vocabulary: for
-        plan and store."""
+        """Documents, tokens and UTF-8 bytes of text per split (tokens per byte turn a loss
+        per token into bits per byte), the tokenizer and its vocabulary: for plan and store."""
         streams = {"train": self.train, "validation": self.val, "heldout": self.heldout}
         return {
             "key": self.key,
@@ -82,7 +82,7 @@ class TokenData:
             "vocab_size": self.vocab_size,
             "documents": dict(self.documents),
             "tokens": {k: int(len(v)) for k, v in streams.items()},
-            "bytes": {"validation": len(self.tokenizer.decode(self.val).encode("utf-8"))},
+            **({"bytes": dict(self.text_bytes)} if self.text_bytes else {}),
         }
 
     def check_fits(self, window: int) -> None:
@@ -123,6 +123,23 @@ def _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed) -> tup
     return splits, tok, streams
 
 
+def _text_bytes(splits: dict[str, list[str]]) -> dict[str, int]:
+    return {k: sum(len(d.encode("utf-8")) for d in docs) for k, docs in splits.items()}
+
+
+def _add_text_bytes(folder: Path, meta: dict, corpus, val_fraction, heldout_fraction, seed):
+    """A cache written before its text's bytes were recorded: count them from the corpus once
+    and record them (without the corpus, as where it has moved, go without)."""
+    try:
+        docs = split_documents(load_documents(corpus), val_fraction, heldout_fraction, seed)
+        meta["bytes"] = _text_bytes(docs)
+        partial = folder / f".meta.json.{os.getpid()}"
+        partial.write_text(json.dumps(meta, indent=2))
+        os.replace(partial, folder / "meta.json")
+    except (CorpusError, OSError):
+        pass
+
+
 def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
     """Write the token files into a fresh folder, then move it into place in one rename."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +156,7 @@ def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
         "corpus": corpus,
         "tokenizer": tok.name,
         "documents": {k: len(v) for k, v in splits.items()},
+        "bytes": _text_bytes(splits),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     try:
@@ -184,15 +202,18 @@ def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, ca
         if folder is None:
             documents = {k: len(v) for k, v in splits.items()}
             heldout = tuple(splits["heldout"])
-            return TokenData(key, corpus, *streams.values(), tok, documents, heldout)
+            return TokenData(key, corpus, *streams.values(), tok, documents, heldout,
+                             _text_bytes(splits))  # fmt: skip
         _write(folder, splits, tok, streams, corpus)
     meta = json.loads((folder / "meta.json").read_text())
+    if "bytes" not in meta:
+        _add_text_bytes(folder, meta, corpus, val_fraction, heldout_fraction, split_seed)
     saved = folder / "tokenizer.json"
     tok = tokenizer_from_json(saved.read_text() if saved.exists() else None, meta["tokenizer"])
     streams = [np.load(folder / f"{split}.npy", mmap_mode="r") for split in SPLITS]
     with (folder / "heldout.jsonl").open() as f:
         heldout = tuple(json.loads(line)["text"] for line in f)
-    return TokenData(key, corpus, *streams, tok, meta["documents"], heldout)
+    return TokenData(key, corpus, *streams, tok, meta["documents"], heldout, meta.get("bytes", {}))
 
 
 def sample_windows(

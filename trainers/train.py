@@ -101,15 +101,16 @@ GPU_PEAK_FLOPS = {
 }
 
 
-def peak_flops(spec: TrialSpec, device: torch.device) -> float:
+def peak_flops(spec: TrialSpec, device: torch.device, achieved: float = 0.0) -> float:
     """The peak MFU is measured against: the study's value, else a table of GPUs, else the
-    CPU's own peak, measured once per machine and kept beside the token cache."""
+    CPU's own peak, measured once per machine and kept beside the token cache (measured again
+    when the trial `achieved` FLOP/s close to it)."""
     if spec.placement.peak_flops > 0:
         return spec.placement.peak_flops
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), float("nan"))
-    return cpu_peak_flops(cache_root(spec.placement.storage))["flops"]
+    return cpu_peak_flops(cache_root(spec.placement.storage), achieved)["flops"]
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -328,7 +329,9 @@ def train(spec: TrialSpec, report: Report) -> End:
         val_loss=state.val_loss,
         wall_s=time.perf_counter() - started,
         tokens_per_s=tokens_per_s,
-        mfu=accounting.flops_per_token * tokens_per_s / peak_flops(spec, device),
+        mfu=accounting.flops_per_token
+        * tokens_per_s
+        / peak_flops(spec, device, accounting.flops_per_token * tokens_per_s),
         checkpoint=checkpoint,
     )
     report(end)

@@ -184,6 +184,82 @@ def to_html(blocks: list[Block]) -> str:
     )
 
 
+PIPELINES = {"decoder": "text-generation", "encoder": "fill-mask",
+             "encdec": "text2text-generation"}  # fmt: skip
+AUTO_CLASSES = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM",
+                "encdec": "AutoModelForSeq2SeqLM"}  # fmt: skip
+
+
+def hub_metadata(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame) -> dict:
+    """The YAML metadata of a hub model card: license, library, pipeline, tags, the corpus,
+    and a model-index with the final validation loss and every zero-shot result (with its
+    chance level)."""
+    arch = trial.architecture
+    corpus = str((data or {}).get("corpus", "?"))
+    task = {"type": PIPELINES.get(arch, "other"),
+            "name": OBJECTIVE_TEXT.get(arch, OBJECTIVES.get(arch, "?"))}  # fmt: skip
+    results = [{
+        "task": task,
+        "dataset": {"name": f"{corpus}, validation split", "type": corpus, "split": "validation"},
+        "metrics": [{"type": "loss", "name": f"validation loss ({OBJECTIVES.get(arch, '?')}, "
+                     "nats per scored token)", "value": round(float(trial.val_loss), 6)}],
+    }]  # fmt: skip
+    mine = evals[evals.trial_id == trial.trial_id] if len(evals) else evals
+    for name, rows in mine.groupby("task", sort=True) if len(mine) else []:
+        metrics = []
+        for e in rows.sort_values("metric").itertuples():
+            accuracy = e.metric in ("acc", "acc_norm") and pd.notna(e.chance)
+            what = (f"bits per byte of {e.n_items:,} held-out tokens" if name == "heldout"
+                    else f"{e.metric} on {e.n_items} items"
+                    + (f", chance {e.chance:.3f}" if accuracy else ""))  # fmt: skip
+            metric = {"type": str(e.metric), "value": round(float(e.value), 6), "name": what}
+            if accuracy:
+                metric["args"] = {"chance": round(float(e.chance), 6)}
+            metrics.append(metric)
+        held_out = name == "heldout"
+        results.append({
+            "task": {"type": "text-generation" if held_out else "zero-shot-classification",
+                     "name": "held-out likelihood" if held_out else f"zero-shot {name}"},
+            "dataset": {"name": f"{study} {name} (items from the held-out split of {corpus})",
+                        "type": f"{study}_{name}", "split": "heldout"},
+            "metrics": metrics,
+        })  # fmt: skip
+    return {
+        "license": "mit",
+        "library_name": "transformers",
+        "pipeline_tag": PIPELINES.get(arch, "other"),
+        "tags": ["scaling-study", f"study:{study}", arch, OBJECTIVES.get(arch, "?")],
+        "datasets": [corpus],
+        "model-index": [{"name": str(trial.trial_id), "results": results}],
+    }
+
+
+def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame,
+             config: dict | None) -> str:  # fmt: skip
+    """The README.md of an exported model folder: the hub metadata, the card the report
+    writes, and how to load the model."""
+    import yaml
+
+    meta = yaml.safe_dump(hub_metadata(study, trial, data, evals), sort_keys=False,
+                          allow_unicode=True)  # fmt: skip
+    auto = AUTO_CLASSES.get(trial.architecture, "AutoModel")
+    loading = [
+        ("h2", "Loading"),
+        ("p", "With `transformers` (4.5x or 5.x; offline, no remote code):"),
+    ]
+    snippet = "\n".join([
+        "```python",
+        f"from transformers import {auto}, AutoTokenizer",
+        "",
+        f'model = {auto}.from_pretrained("{trial.trial_id}")  # the path of this folder',
+        f'tokenizer = AutoTokenizer.from_pretrained("{trial.trial_id}")',
+        "```",
+        "",
+    ])  # fmt: skip
+    body = to_markdown(card_blocks(study, trial, data, evals, config) + loading)
+    return f"---\n{meta}---\n\n{body}\n{snippet}"
+
+
 def write_cards(
     folder: Path,
     study: str,

@@ -45,7 +45,8 @@ from orchestrator.store import (
 from trainers.data import TokenData
 
 __all__ = [
-    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_predictions",
+    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_models",
+    "export_predictions",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan",
     "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
     "status", "to_json", "trials", "upgrade",
@@ -209,6 +210,21 @@ def export_evals(path: str | Path | None = None, store: str | None = None) -> pd
                 }
             )
         return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+
+
+def export_models(
+    path: str | Path | None = None,
+    store: str | None = None,
+    out: str | Path = "models",
+    pattern: str | None = None,
+) -> tuple[list[Path], list[str]]:
+    """Each finished trial (matching `pattern`) as a Hugging Face model folder under `out`:
+    the folders, and a note for each trial left out (orchestrator/sharing.py)."""
+    from orchestrator.sharing import export_models as export
+
+    _, session, study = open_study(path, store)
+    with session:
+        return export(session, study, out, pattern)
 
 
 def evaluate_study(

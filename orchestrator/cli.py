@@ -411,20 +411,46 @@ def report(
 def export(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
-    what: Annotated[str, typer.Option(help="trials, evals, fits or predictions")] = "trials",
+    what: Annotated[
+        str, typer.Option(help="trials, evals, fits, predictions, or models")
+    ] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
-        Path | None, typer.Option("--out", help="file to write (default: stdout)")
+        Path | None,
+        typer.Option("--out", help="file to write (default: stdout); models: a new folder"),
     ] = None,
+    trials: Annotated[
+        str | None,
+        typer.Option(
+            "--trials",
+            metavar="PATTERN",
+            help="models: the trial ids to export (a "
+            "glob such as 'decoder-*'; default: every finished trial)",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
-    """Export the trial table, the zero-shot results, the predictions (CSV or JSON) or the fits
-    (JSON)."""
+    """Export the trial table, the zero-shot results, the predictions (CSV or JSON), the fits
+    (JSON), or the finished trials as Hugging Face model folders (--what models --out DIR)."""
     from orchestrator import api
 
     exports = {"trials": api.export_trials, "evals": api.export_evals,
                "predictions": api.export_predictions}  # fmt: skip
-    if what not in (*exports, "fits"):
-        _fail(f"--what must be trials, evals, fits or predictions, not {what!r}")
+    if what not in (*exports, "fits", "models"):
+        _fail(f"--what must be trials, evals, fits, predictions or models, not {what!r}")
+    if what == "models":
+        if out is None:
+            _fail("--what models needs --out DIR, a folder that does not exist yet")
+        try:
+            folders, notes = api.export_models(study, store, out, trials)
+        except (StudyError, StoreError) as e:
+            _fail(str(e))
+        for note in notes:
+            errors.print(note, highlight=False, markup=False)
+        for folder in folders:
+            console.print(str(folder), highlight=False, markup=False)
+        return
+    if trials is not None:
+        _fail("--trials is for --what models")
     if fmt not in ("csv", "json") or (what == "fits" and fmt != "json"):
         _fail(f"--format {fmt!r} is not available for --what {what}")
     try:

@@ -1,0 +1,92 @@
+"""Models that leave the tool: `study export --what models`, every chosen finished trial as a
+Hugging Face model folder with a hub model card (trainers/hf.py writes the folder)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from orchestrator.store import (
+    StoreError,
+    TrialStatus,
+    current_trials,
+    evals_frame,
+    trials_frame,
+)
+
+
+def export_models(
+    session, study, out: str | Path, pattern: str | None = None
+) -> tuple[list[Path], list[str]]:
+    """Write `out/<trial_id>/` for each finished trial (those whose id matches `pattern`, a
+    glob). Returns the folders and a note for each trial left out. Raises StoreError, before
+    anything is written, for an `out` that exists, a pattern that matches nothing, a trial the
+    pattern names that is not finished, or nothing left to export; `out` is written whole or
+    not at all."""
+    from analysis.cards import hub_card
+    from trainers.checkpoint import load_weights, scorable
+    from trainers.hf import EXPORTABLE, write_folder
+    from trainers.train import _token_data, build_model
+
+    out = Path(out)
+    if out.exists():
+        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
+    rows = current_trials(session, study)
+    chosen = [r for r in rows if pattern is None or fnmatchcase(r.trial_id, pattern)]
+    if not chosen:
+        raise StoreError(f"--trials {pattern!r} matches no trial of study {study.name} (its "
+                         f"trials: {_some(r.trial_id for r in rows)})")  # fmt: skip
+    unfinished = [r for r in chosen if r.status != TrialStatus.finished]
+    if pattern is not None and unfinished:
+        raise StoreError(
+            f"{_some(r.trial_id for r in unfinished)} of --trials {pattern!r} "
+            f"{'is' if len(unfinished) == 1 else 'are'} not finished "
+            f"({unfinished[0].status.value}): only finished trials have final weights to export"
+        )
+    notes = [f"{r.trial_id}: not finished ({r.status.value}), left out" for r in unfinished]
+    finished = [r for r in chosen if r.status == TrialStatus.finished]
+    exportable = [r for r in finished if r.architecture in EXPORTABLE]
+    notes += [
+        f"{r.trial_id}: the {r.architecture} has no exact transformers class (every masked-LM "
+        "head there applies a dense layer, GELU and a LayerNorm first), so it is not exported"
+        for r in finished if r.architecture not in EXPORTABLE
+    ]  # fmt: skip
+    if not exportable:
+        raise StoreError(f"nothing to export from study {study.name}: " + "; ".join(notes))
+    specs = {r.trial_id: r.spec for r in exportable}
+    for trial_id, spec in specs.items():
+        if spec.steps not in scorable(spec):
+            raise StoreError(
+                f"{trial_id} left no final weights (looked for final.pt under "
+                f"{spec.placement.storage or 'no storage'}/{spec.study}/{trial_id}): train it "
+                "again, or keep its storage"
+            )
+    table = trials_frame(session, study).set_index("trial_id", drop=False)
+    evals = evals_frame(session, study)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        folders = []
+        for row in exportable:
+            spec = specs[row.trial_id]
+            data = _token_data(spec)
+            model = build_model(spec, data.vocab_size)
+            load_weights(spec, scorable(spec)[spec.steps], model)
+            card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", row.trial_id)
+            write_folder(spec, model, data.tokenizer, building / name, card)
+            folders.append(out / name)
+        building.rename(out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return folders, notes
+
+
+def _some(names, shown: int = 3) -> str:
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

@@ -1,0 +1,176 @@
+"""Models that leave the tool: the finished trials of a tiny study exported as Hugging Face
+folders, loaded with transformers' Auto classes, and compared with our models."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+
+import pytest
+import torch
+import yaml
+from rich.console import Console
+
+from orchestrator import api
+
+pytestmark = pytest.mark.slow
+transformers = pytest.importorskip("transformers")
+
+TEXTS = ["In the beginning God", "said <eos> light"]  # within the tiny models' positions
+
+
+@pytest.fixture(scope="module")
+def exported(ray_session, tmp_path_factory):
+    """A tiny study of the three architectures, trained, and its models exported."""
+    import os
+
+    folder = tmp_path_factory.mktemp("sharing")
+    study = folder / "share.yaml"
+    study.write_text(
+        "name: share\ndata: {corpus: 'builtin:kjv', tokenizer: bytes, seq_len: 32}\n"
+        "architectures: [decoder, encoder, encdec]\nsizes: [25K]\nbudget: {tokens: 16K}\n"
+        "train: {batch_size: 8}\neval: {every_tokens: 8K, tokens: 2K, zero_shot: {items: 20}}\n"
+        f"resources: {{cpus_per_trial: 1}}\nstorage: {folder / 'artifacts'}\n"
+    )
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        result = api.run_study(study, console=Console(file=io.StringIO()), n_boot=0)
+        assert result.failed == []
+        folders, notes = api.export_models(study, out=folder / "models")
+    finally:
+        os.chdir(before)
+    return study, folder, {f.name: f for f in folders}, notes
+
+
+def _ours(study, trial_id):
+    """Our model of a trial, with its final weights, and the study's tokenizer."""
+    from orchestrator.store import current_trials, get_study, open_store
+    from trainers.checkpoint import load_weights, scorable
+    from trainers.train import _token_data, build_model
+
+    url = f"sqlite:///{study.parent / 'runs' / 'share.db'}"
+    from sqlalchemy.orm import Session
+
+    with Session(open_store(url, create=False)) as session:
+        row = next(r for r in current_trials(session, get_study(session)) if r.trial_id == trial_id)
+        spec = row.spec
+    data = _token_data(spec)
+    model = build_model(spec, data.vocab_size)
+    load_weights(spec, scorable(spec)[spec.steps], model)
+    return model.eval(), data.tokenizer
+
+
+def test_the_decoder_and_encdec_load_with_the_auto_classes_and_give_our_logits(exported):
+    study, _, folders, notes = exported
+    assert sorted(folders) == ["decoder-25K-s0", "encdec-25K-s0"]
+    assert notes == [
+        "encoder-25K-s0: the encoder has no exact transformers class (every masked-LM head "
+        "there applies a dense layer, GELU and a LayerNorm first), so it is not exported"
+    ]
+    for trial_id, folder in folders.items():
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == ["README.md", "config.json", "generation_config.json",
+                         "model.safetensors", "special_tokens_map.json", "tokenizer.json",
+                         "tokenizer_config.json"]  # fmt: skip
+        ours, tok = _ours(study, trial_id)
+        theirs_tok = transformers.AutoTokenizer.from_pretrained(folder)
+        assert [theirs_tok(t)["input_ids"] for t in TEXTS] == [
+            tok.encode(t).tolist() for t in TEXTS
+        ]
+        batch = theirs_tok(TEXTS, return_tensors="pt", padding=True)  # padded on the right
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        assert (mask == 0).any()  # the shorter text is padded
+        with torch.no_grad():
+            if trial_id.startswith("decoder"):
+                model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+                assert type(model).__name__ == "GPT2LMHeadModel"
+                theirs = model(input_ids=ids, attention_mask=mask).logits[mask.bool()]
+                mine = ours(ids, mask.bool())[mask.bool()]
+            else:
+                model = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+                assert type(model).__name__ == "BlenderbotForConditionalGeneration"
+                start = torch.full((2, 1), tok.pad_id)
+                decoder_ids = torch.cat([start, ids[:, :7]], dim=1)
+                theirs = model(input_ids=ids, attention_mask=mask,
+                               decoder_input_ids=decoder_ids).logits  # fmt: skip
+                mine = ours(ids, decoder_ids, mask.bool())
+        assert (theirs - mine).abs().max().item() <= 1e-5, trial_id
+
+
+def test_the_card_is_a_hub_model_card_with_every_result(exported):
+    study, _, folders, _ = exported
+    store = f"sqlite:///{study.parent / 'runs' / 'share.db'}"
+    exported_evals = api.export_evals(store=store)
+    for trial_id, folder in folders.items():
+        text = (folder / "README.md").read_text()
+        assert text.startswith("---\n")
+        meta = yaml.safe_load(text.split("---\n")[1])
+        assert meta["license"] == "mit" and meta["library_name"] == "transformers"
+        assert meta["pipeline_tag"] == ("text-generation" if trial_id.startswith("decoder")
+                                        else "text2text-generation")  # fmt: skip
+        assert meta["datasets"] == ["builtin:kjv"] and "scaling-study" in meta["tags"]
+        (entry,) = meta["model-index"]
+        assert entry["name"] == trial_id
+        shown = {(r["dataset"]["type"], m["type"]): m for r in entry["results"]
+                 for m in r["metrics"]}  # fmt: skip
+        frame = api.status(store=store).set_index("trial_id")
+        assert shown[("builtin:kjv", "loss")]["value"] == pytest.approx(frame.val_loss[trial_id])
+        mine = exported_evals[exported_evals.trial_id == trial_id]
+        final = mine[mine.tokens == mine.tokens.max()]
+        assert len(final) >= 9  # three tasks of acc, acc_norm, bpb, margin (and held-out bits)
+        for e in final.itertuples():
+            metric = shown[(f"share_{e.task}", e.metric)]
+            assert metric["value"] == pytest.approx(e.value, abs=1e-6)
+            if e.metric in ("acc", "acc_norm"):
+                assert metric["args"]["chance"] == pytest.approx(e.chance)
+        assert "## Loading" in text and f'from_pretrained("{trial_id}")' in text
+        assert (
+            "| sequence length | 32 tokens |" in text and "| shape |" in text
+        )  # the report's card
+        assert "## Intended use and limitations" in text
+
+
+def test_bad_exports_are_one_clear_line_and_exit_2(exported, study_cli):
+    study, folder, _, _ = exported
+    exists = study_cli("export", str(study), "--what", "models", "--out", "models", cwd=folder)
+    assert exists.returncode == 2
+    assert (
+        exists.stderr.strip()
+        == "error: --out models exists: give a new folder (nothing is overwritten)"
+    )
+    nothing = study_cli("export", str(study), "--what", "models", "--out", "new",
+                        "--trials", "decoder-9M-*", cwd=folder)  # fmt: skip
+    assert nothing.returncode == 2 and not (folder / "new").exists()
+    assert nothing.stderr.startswith(
+        "error: --trials 'decoder-9M-*' matches no trial of study share"
+    )
+    copy = folder / "runs" / "copy.db"
+    shutil.copy(folder / "runs" / "share.db", copy)
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE trials SET status = 'failed' WHERE trial_id = 'decoder-25K-s0'")
+    unfinished = study_cli("export", "--store", f"sqlite:///{copy}", "--what", "models",
+                           "--out", "new", "--trials", "decoder-*", cwd=folder)  # fmt: skip
+    assert unfinished.returncode == 2 and not (folder / "new").exists()
+    assert "decoder-25K-s0 of --trials 'decoder-*' is not finished (failed)" in unfinished.stderr
+    assert len(unfinished.stderr.strip().splitlines()) == 1 and "Traceback" not in unfinished.stderr
+    no_out = study_cli("export", str(study), "--what", "models", cwd=folder)
+    assert no_out.returncode == 2 and "--what models needs --out DIR" in no_out.stderr
+
+
+def test_a_bpe_tokenizer_exports_with_the_same_ids(tmp_path):
+    """The BPE tokenizers of a study (trained on its own text) load with AutoTokenizer and
+    give our ids, special-token names in the text included."""
+    from trainers.data import load_token_data
+    from trainers.hf import tokenizer_files
+
+    data = load_token_data("builtin:kjv", "bpe:400", 0.02, 0.02, 0)
+    for name, text in tokenizer_files(data.tokenizer, 64, "decoder").items():
+        (tmp_path / name).write_text(text)
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    long = "In the beginning God created the heaven and the earth. <mask> <extra_id_0>  \n"
+    for text in [*TEXTS, long]:
+        assert theirs(text)["input_ids"] == data.tokenizer.encode(text).tolist(), text
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["split_special_tokens"]

@@ -46,7 +46,7 @@ from trainers.data import TokenData
 
 __all__ = [
     "describe_data", "evaluate_study", "export_evals", "export_fits", "export_models",
-    "export_predictions",
+    "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan",
     "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
     "status", "to_json", "trials", "upgrade",
@@ -225,6 +225,17 @@ def export_models(
     _, session, study = open_study(path, store)
     with session:
         return export(session, study, out, pattern)
+
+
+def export_tasks(
+    path: str | Path | None = None, store: str | None = None, out: str | Path = "tasks"
+) -> list[Path]:
+    """The study's zero-shot items as lm-evaluation-harness tasks under `out`: the YAMLs."""
+    from orchestrator.sharing import export_tasks as export
+
+    _, session, study = open_study(path, store)
+    with session:
+        return export(session, study, out)
 
 
 def evaluate_study(

@@ -412,12 +412,12 @@ def export(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
     what: Annotated[
-        str, typer.Option(help="trials, evals, fits, predictions, or models")
+        str, typer.Option(help="trials, evals, fits, predictions, models or tasks")
     ] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="file to write (default: stdout); models: a new folder"),
+        typer.Option("--out", help="file to write (default: stdout); models, tasks: a new folder"),
     ] = None,
     trials: Annotated[
         str | None,
@@ -430,13 +430,23 @@ def export(
     ] = None,  # fmt: skip
 ) -> None:
     """Export the trial table, the zero-shot results, the predictions (CSV or JSON), the fits
-    (JSON), or the finished trials as Hugging Face model folders (--what models --out DIR)."""
+    (JSON), the finished trials as Hugging Face model folders (--what models --out DIR), or
+    the zero-shot items as lm-evaluation-harness tasks (--what tasks --out DIR)."""
     from orchestrator import api
 
     exports = {"trials": api.export_trials, "evals": api.export_evals,
                "predictions": api.export_predictions}  # fmt: skip
-    if what not in (*exports, "fits", "models"):
-        _fail(f"--what must be trials, evals, fits, predictions or models, not {what!r}")
+    if what not in (*exports, "fits", "models", "tasks"):
+        _fail(f"--what must be trials, evals, fits, predictions, models or tasks, not {what!r}")
+    if what == "tasks":
+        if out is None:
+            _fail("--what tasks needs --out DIR, a folder that does not exist yet")
+        try:
+            for path in api.export_tasks(study, store, out):
+                console.print(str(path), highlight=False, markup=False)
+        except (StudyError, StoreError) as e:
+            _fail(str(e))
+        return
     if what == "models":
         if out is None:
             _fail("--what models needs --out DIR, a folder that does not exist yet")

@@ -86,7 +86,86 @@ def export_models(
     return folders, notes
 
 
+def _within(candidate: str, tok, seq_len: int) -> str:
+    """A candidate as our causal scorer scores it: its first `seq_len` tokens (lm-eval refuses
+    a continuation longer than the model's context), where those decode to text that encodes
+    back to them; else whole."""
+    ids = tok.encode(candidate)
+    if len(ids) <= seq_len:
+        return candidate
+    cut = tok.decode(ids[:seq_len])
+    return cut if tok.encode(cut).tolist() == ids[:seq_len].tolist() else candidate
+
+
 def _some(names, shown: int = 3) -> str:
     names = list(names)
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
+
+
+def export_tasks(session, study, out: str | Path) -> list[Path]:
+    """The study's zero-shot items, as its trials are scored on them now, written as
+    lm-evaluation-harness tasks `<study>_<task>` into `out` (a YAML and a JSONL each), so that
+    `lm_eval --model hf --model_args pretrained=<exported model> --include_path out --tasks
+    <study>_last_word` scores a model on exactly these items. Returns the YAML files. Raises
+    StoreError for an `out` that exists or a study without zero-shot tasks; `out` is written
+    whole or not at all."""
+    import json
+
+    import yaml
+
+    from trainers.tasks import make_tasks
+    from trainers.train import _token_data
+
+    out = Path(out)
+    if out.exists():
+        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
+    rows = current_trials(session, study)
+    if not rows or not rows[0].spec.eval.tasks:
+        raise StoreError(f"study {study.name} scores no zero-shot task: nothing to export")
+    spec = rows[0].spec  # the evaluation settings are the study's, the same for every trial
+    data = _token_data(spec)
+    items = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
+    prefix = re.sub(r"[^A-Za-z0-9_]", "_", study.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    written = []
+    try:
+        for task in spec.eval.tasks:
+            name = f"{prefix}_{task}"
+            with (building / f"{name}.jsonl").open("w") as f:
+                for item in items[task]:
+                    choices = [_within(c, data.tokenizer, spec.data.seq_len)
+                               for c in item.candidates]  # fmt: skip
+                    f.write(json.dumps({"context": item.context, "choices": choices,
+                                        "gold": item.answer}) + "\n")  # fmt: skip
+            config = {
+                "task": name,
+                "dataset_path": "json",
+                # lm-eval reads the items from where `study export` wrote them: export again
+                # after moving the folder
+                "dataset_kwargs": {"data_files": {"test": str((out / f"{name}.jsonl").resolve())}},
+                "test_split": "test",
+                "output_type": "multiple_choice",
+                "doc_to_text": "context",
+                "doc_to_choice": "choices",
+                "doc_to_target": "gold",
+                "target_delimiter": "",  # each candidate carries its own leading space
+                "metric_list": [
+                    {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                    {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+                ],
+                "metadata": {
+                    "version": 1.0,
+                    "study": study.name,
+                    "items": len(items[task]),
+                    "seed": spec.eval.seed,
+                },  # fmt: skip
+            }
+            (building / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            written.append(out / f"{name}.yaml")
+        building.rename(out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return written

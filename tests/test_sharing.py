@@ -174,3 +174,44 @@ def test_a_bpe_tokenizer_exports_with_the_same_ids(tmp_path):
     for text in [*TEXTS, long]:
         assert theirs(text)["input_ids"] == data.tokenizer.encode(text).tolist(), text
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["split_special_tokens"]
+
+
+def test_lm_eval_scores_an_exported_decoder_on_the_study_items_as_the_store_does(
+    exported, monkeypatch
+):
+    """The study's items as lm-evaluation-harness tasks: lm-eval's accuracy of the exported
+    decoder is the store's, item for item (a tie, which the store counts as a half, lm-eval
+    gives to the first of the tied candidates)."""
+    lm_eval = pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # everything it needs is on this disk
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    study, folder, folders, _ = exported
+    store = f"sqlite:///{study.parent / 'runs' / 'share.db'}"
+    yamls = api.export_tasks(store=store, out=folder / "tasks")
+    names = ["share_last_word", "share_next_sentence", "share_minimal_pairs"]
+    assert [p.stem for p in yamls] == names
+    results = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={folders['decoder-25K-s0']},dtype=float32",
+        tasks=names, task_manager=TaskManager(include_path=str(folder / "tasks")),
+        device="cpu", batch_size=16,
+    )["results"]  # fmt: skip
+    with sqlite3.connect(study.parent / "runs" / "share.db") as db:
+        stored = dict(db.execute(
+            "SELECT e.task, e.per_item FROM evals e JOIN trials t ON t.id = e.trial_pk "
+            "WHERE t.trial_id = 'decoder-25K-s0' AND e.metric = 'acc'"
+        ))  # fmt: skip
+    for name in names:
+        task = name.removeprefix("share_")
+        items = [json.loads(line) for line in (folder / "tasks" / f"{name}.jsonl").open()]
+        per_item = json.loads(stored[task])
+        assert len(per_item) == len(items)
+        expected = [
+            v if v in (0.0, 1.0) else float(it["choices"].index(it["choices"][it["gold"]])
+                                             == it["gold"])
+            for v, it in zip(per_item, items, strict=True)
+        ]  # fmt: skip
+        assert results[name]["acc,none"] == pytest.approx(sum(expected) / len(expected)), name
+    with pytest.raises(Exception, match="exists"):
+        api.export_tasks(store=store, out=folder / "tasks")

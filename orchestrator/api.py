@@ -45,8 +45,8 @@ from orchestrator.store import (
 from trainers.data import TokenData
 
 __all__ = [
-    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_models",
-    "export_predictions", "export_tasks",
+    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_mlflow",
+    "export_models", "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan",
     "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
     "status", "to_json", "trials", "upgrade",
@@ -236,6 +236,18 @@ def export_tasks(
     _, session, study = open_study(path, store)
     with session:
         return export(session, study, out)
+
+
+def export_mlflow(
+    path: str | Path | None = None, store: str | None = None, to: str = ""
+) -> list[tuple[str, str, str]]:
+    """The study's trials as MLflow runs in the tracking store `to` (orchestrator/tracking.py):
+    (trial id, run id, what was done) per trial."""
+    from orchestrator.tracking import export_mlflow as export
+
+    _, session, study = open_study(path, store)
+    with session:
+        return export(session, study, to)
 
 
 def evaluate_study(

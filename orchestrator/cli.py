@@ -412,7 +412,7 @@ def export(
     study: OptionalStudyFile = None,
     store: StoreOption = None,
     what: Annotated[
-        str, typer.Option(help="trials, evals, fits, predictions, models or tasks")
+        str, typer.Option(help="trials, evals, fits, predictions, models, tasks or mlflow")
     ] = "trials",
     fmt: Annotated[str, typer.Option("--format", help="csv or json (fits: json only)")] = "csv",
     out: Annotated[
@@ -428,16 +428,37 @@ def export(
             "glob such as 'decoder-*'; default: every finished trial)",
         ),
     ] = None,  # fmt: skip
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="URI",
+            help="mlflow: the tracking URI (sqlite:///mlflow.db, http://host:5000, a folder)",
+        ),
+    ] = None,  # fmt: skip
 ) -> None:
     """Export the trial table, the zero-shot results, the predictions (CSV or JSON), the fits
-    (JSON), the finished trials as Hugging Face model folders (--what models --out DIR), or
-    the zero-shot items as lm-evaluation-harness tasks (--what tasks --out DIR)."""
+    (JSON), the finished trials as Hugging Face model folders (--what models --out DIR), the
+    zero-shot items as lm-evaluation-harness tasks (--what tasks --out DIR), or every trial as
+    an MLflow run (--what mlflow --to URI)."""
     from orchestrator import api
 
     exports = {"trials": api.export_trials, "evals": api.export_evals,
                "predictions": api.export_predictions}  # fmt: skip
-    if what not in (*exports, "fits", "models", "tasks"):
-        _fail(f"--what must be trials, evals, fits, predictions, models or tasks, not {what!r}")
+    if what not in (*exports, "fits", "models", "tasks", "mlflow"):
+        _fail(f"--what must be trials, evals, fits, predictions, models, tasks or mlflow, not "
+              f"{what!r}")  # fmt: skip
+    if what == "mlflow":
+        if not to:
+            _fail("--what mlflow needs --to URI, the MLflow tracking store")
+        try:
+            for trial_id, run_id, done in api.export_mlflow(study, store, to):
+                console.print(f"{trial_id}: run {run_id} {done}", highlight=False, markup=False)
+        except (StudyError, StoreError) as e:
+            _fail(str(e))
+        return
+    if to is not None:
+        _fail("--to is for --what mlflow")
     if what == "tasks":
         if out is None:
             _fail("--what tasks needs --out DIR, a folder that does not exist yet")

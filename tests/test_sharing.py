@@ -156,6 +156,11 @@ def test_bad_exports_are_one_clear_line_and_exit_2(exported, study_cli):
     assert unfinished.returncode == 2 and not (folder / "new").exists()
     assert "decoder-25K-s0 of --trials 'decoder-*' is not finished (failed)" in unfinished.stderr
     assert len(unfinished.stderr.strip().splitlines()) == 1 and "Traceback" not in unfinished.stderr
+    bogus = study_cli("export", str(study), "--what", "mlflow", "--to", "bogus://x", cwd=folder)
+    assert bogus.returncode == 2 and bogus.stderr.startswith("error: --to bogus://x: ")
+    assert "Traceback" not in bogus.stderr
+    no_to = study_cli("export", str(study), "--what", "mlflow", cwd=folder)
+    assert no_to.returncode == 2 and "--what mlflow needs --to URI" in no_to.stderr
     no_out = study_cli("export", str(study), "--what", "models", cwd=folder)
     assert no_out.returncode == 2 and "--what models needs --out DIR" in no_out.stderr
 
@@ -215,3 +220,55 @@ def test_lm_eval_scores_an_exported_decoder_on_the_study_items_as_the_store_does
         assert results[name]["acc,none"] == pytest.approx(sum(expected) / len(expected)), name
     with pytest.raises(Exception, match="exists"):
         api.export_tasks(store=store, out=folder / "tasks")
+
+
+def test_every_trial_becomes_one_mlflow_run_with_every_metric_point(
+    exported, tmp_path, monkeypatch
+):
+    """MLflow (a local sqlite: tracking store): one run per trial, params, each metric's whole
+    history, the final results, the model card; a rerun changes nothing, and a trial whose
+    store changed has its run replaced, never doubled."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    study, folder, _, _ = exported
+    monkeypatch.chdir(tmp_path)  # MLflow keeps a sqlite store's artifacts under ./mlruns
+    store_db = tmp_path / "share.db"
+    shutil.copy(folder / "runs" / "share.db", store_db)
+    store, uri = f"sqlite:///{store_db}", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = api.export_mlflow(store=store, to=uri)
+    assert sorted(t for t, _, _ in first) == ["decoder-25K-s0", "encdec-25K-s0", "encoder-25K-s0"]
+    assert {done for _, _, done in first} == {"logged"}
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "share"]
+    with sqlite3.connect(store_db) as db:
+        counts = db.execute(
+            "SELECT t.trial_id, m.name, COUNT(*) FROM metrics m JOIN trials t ON t.id = m.trial_pk "
+            "GROUP BY 1, 2"
+        ).fetchall()  # fmt: skip
+        val_loss = dict(db.execute("SELECT trial_id, val_loss FROM trials"))
+    assert len(counts) == 12  # train_loss, val_loss, lr, tokens_per_s of three trials
+    runs = {
+        r.data.tags["study.trial_id"]: r for r in client.search_runs([experiment.experiment_id])
+    }
+    assert len(runs) == 3
+    for trial_id, name, n in counts:
+        history = client.get_metric_history(runs[trial_id].info.run_id, name)
+        assert len(history) == n, (trial_id, name)
+    for trial_id, run in runs.items():
+        assert run.info.status == "FINISHED" and run.data.params["model.architecture"] in trial_id
+        assert run.data.metrics["final.val_loss"] == pytest.approx(val_loss[trial_id])
+        assert "final.zeroshot.last_word.acc" in run.data.metrics
+        artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+        assert artifacts == ["model_card.md"]
+
+    again = api.export_mlflow(store=store, to=uri)
+    assert {done for _, _, done in again} == {"unchanged"}
+    with sqlite3.connect(store_db) as db:  # one trial's history changed in the store
+        db.execute("DELETE FROM metrics WHERE name = 'lr' AND trial_pk = "
+                   "(SELECT id FROM trials WHERE trial_id = 'decoder-25K-s0') AND step = 1")  # fmt: skip
+    changed = {t: done for t, _, done in api.export_mlflow(store=store, to=uri)}
+    assert changed == {"decoder-25K-s0": "replaced", "encoder-25K-s0": "unchanged",
+                       "encdec-25K-s0": "unchanged"}  # fmt: skip
+    live = client.search_runs([experiment.experiment_id])
+    assert len(live) == 3 and len({r.data.tags["study.trial_id"] for r in live}) == 3

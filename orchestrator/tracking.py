@@ -1,0 +1,104 @@
+"""`study export --what mlflow --to URI`: the study in an MLflow tracking store, one run per
+trial, as a team that tracks its experiments in MLflow would have logged them: the trial's
+configuration as params, every stored metric point as a metric history, the final results
+as metrics, the model card as an artifact. Rerunning it leaves one live run per trial with
+every point once: a trial's run is kept when nothing changed, else replaced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from orchestrator.store import Metric, StoreError, current_trials, evals_frame, trials_frame
+
+BATCH = 1000  # MLflow takes at most 1,000 metrics per log_batch
+STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+
+
+def _ms(when: datetime | None) -> int | None:
+    if when is None:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = str(value)[:6000]  # MLflow's longest param value
+    return out
+
+
+def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
+    """Log the study's current trials to the MLflow tracking store at `uri` (experiment
+    `<study name>`): (trial id, run id, "logged" | "replaced" | "unchanged") per trial. Raises
+    StoreError when MLflow is not installed or the URI cannot be used."""
+    try:
+        from mlflow.entities import Metric as Point
+        from mlflow.entities import Param, RunTag
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise StoreError(
+            "--what mlflow needs MLflow: pip install mlflow-skinny (or mlflow)"
+        ) from None
+    from analysis.cards import hub_card
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(study.name)
+        experiment_id = (experiment.experiment_id if experiment is not None
+                         else client.create_experiment(study.name))  # fmt: skip
+    except MlflowException as e:
+        raise StoreError(f"--to {uri}: {str(e).splitlines()[0]}") from None
+    rows = current_trials(session, study)
+    table = trials_frame(session, study).set_index("trial_id", drop=False)
+    evals = evals_frame(session, study)
+    done = []
+    for row in rows:
+        points = session.execute(
+            select(Metric.name, Metric.value, Metric.step, Metric.wall_time)
+            .where(Metric.trial_pk == row.id)
+            .order_by(Metric.name, Metric.step)
+        ).all()
+        mine = evals[evals.trial_id == row.trial_id] if len(evals) else evals
+        final = {"val_loss": row.val_loss, "tokens_per_s": row.tokens_per_s, "mfu": row.mfu,
+                 "wall_s": row.wall_s, "tokens_done": row.tokens_done,
+                 "n_params": row.n_params, "flops": row.flops}  # fmt: skip
+        final |= {f"zeroshot.{e.task}.{e.metric}": e.value for e in mine.itertuples()}
+        final = {k: float(v) for k, v in final.items() if v is not None and v == v}
+        status = row.status.value
+        signature = f"{status}:{len(points)}:{len(final)}:{row.eval_key}"
+        found = client.search_runs(
+            [experiment_id], filter_string=f"tags.`study.trial_hash` = '{row.hash}'"
+        )
+        if found and found[0].data.tags.get("study.signature") == signature:
+            done.append((row.trial_id, found[0].info.run_id, "unchanged"))
+            continue
+        for old in found:
+            client.delete_run(old.info.run_id)
+        tags = {"mlflow.runName": row.trial_id, "study": study.name, "study.trial_id": row.trial_id,
+                "study.trial_hash": row.hash, "study.architecture": row.architecture,
+                "study.status": status, "study.signature": signature}  # fmt: skip
+        run = client.create_run(experiment_id, start_time=_ms(row.started_at),
+                                tags=tags, run_name=row.trial_id)  # fmt: skip
+        run_id = run.info.run_id
+        params = _flat(row.config) | {"n_params": str(row.n_params), "flops": str(row.flops)}
+        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()],
+                         tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
+        history = [Point(n, float(v), _ms(w) or 0, int(s)) for n, v, s, w in points]
+        last = max((int(s) for _, _, s, _ in points), default=0)
+        now = _ms(row.ended_at) or 0
+        history += [Point(f"final.{k}", v, now, last) for k, v in final.items()]
+        for i in range(0, len(history), BATCH):
+            client.log_batch(run_id, metrics=history[i : i + BATCH])
+        if row.status.value == "finished":
+            card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
+            client.log_text(run_id, card, "model_card.md")
+        if status in STATUS:
+            client.set_terminated(run_id, STATUS[status], end_time=_ms(row.ended_at))
+        done.append((row.trial_id, run_id, "replaced" if found else "logged"))
+    return done

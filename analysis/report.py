@@ -31,6 +31,7 @@ STUDY_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross"]
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
 # where a line's label sits: chance at the bottom left, each study's trigram elsewhere
 FLOOR_LABELS = ["top right", "bottom right", "top left", "top right"]
+REFERENCE_COLORS = ["#7f4f24", "#6a3d9a", "#b15928", "#555555"]  # no architecture's colour
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 
 
@@ -705,7 +706,7 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
                     row=1, col=len(titles),
                 )  # fmt: skip
         for col, task in enumerate(tasks, start=1):
-            rows = acc[(acc.task == task) & (acc.architecture != "ngram")]
+            rows = acc[(acc.task == task) & acc.trial_id.notna()]  # the trials, not baselines
             for arch, points in rows.groupby("architecture"):
                 color, dash, _ = _style(views, i, arch)
                 label = _label(views, view, arch)
@@ -736,6 +737,20 @@ def _zero_shot(views: list[StudyView]) -> go.Figure | None:
                 fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
                               annotation_text="chance", annotation_position="bottom left",
                               row=1, col=col)  # fmt: skip
+            span = acc.n_params.dropna()
+            ends = [span.min() / 1.5, span.max() * 1.5] if len(span) else [1e3, 1e9]
+            references = task_rows[task_rows.architecture.str.startswith("ref:")]
+            for k, ref in enumerate(references.itertuples()):  # a line each, named in the legend
+                name = f"reference {ref.architecture.removeprefix('ref:')}"
+                name += "" if len(views) == 1 else f" ({view.name})"
+                fig.add_trace(
+                    go.Scatter(x=ends, y=[ref.value] * 2, mode="lines", name=name,
+                               legendgroup=name, showlegend=col == 1,
+                               line={"dash": "dashdot", "width": 2,
+                                     "color": REFERENCE_COLORS[k % len(REFERENCE_COLORS)]},
+                               hovertemplate=f"{_esc(name)}: %{{y:.3f}}<extra></extra>"),
+                    row=1, col=col,
+                )  # fmt: skip
             floor = task_rows[task_rows.architecture == "ngram"]
             if not floor.empty:
                 text = "trigram" if len(views) == 1 else f"trigram ({view.name})"
@@ -804,6 +819,24 @@ def outdated_note(trial_ids: list[str]) -> str:
     )
 
 
+def reference_lines(evals: pd.DataFrame) -> list[str]:
+    """One sentence per reference model: its zero-shot accuracy on each task, with the
+    interval over the items, and the best trial's beside it."""
+    if evals.empty:
+        return []
+    acc = evals[evals.metric == "acc"]
+    out = []
+    for name, rows in acc[acc.architecture.str.startswith("ref:")].groupby("architecture"):
+        parts = []
+        for r in rows.sort_values("task").itertuples():
+            trials = acc[(acc.task == r.task) & acc.trial_id.notna()]
+            best = f"; the best trial {trials.value.max():.1%}" if len(trials) else ""
+            parts.append(f"{r.task} {r.value:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}]{best}")
+        out.append(f"reference {name.removeprefix('ref:')} on the study's items: "
+                   + "; ".join(parts) + ".")  # fmt: skip
+    return out
+
+
 def _summary(views: list[StudyView]) -> str:
     """The box at the top of the report: verdicts, exponents with intervals, held-out
     prediction errors, and every warning of the fits."""
@@ -837,6 +870,7 @@ def _summary(views: list[StudyView]) -> str:
                 )
         for result in view.trends.values():
             items.append(prefix + result["verdict"])
+        items += [prefix + line for line in reference_lines(view.evals)]
         items += [prefix + line for line in prediction_summary(view.predictions)]
         for arch, result in sorted(view.tasks.items()):
             done = {t: r for t, r in result["tasks"].items() if "error" not in r}

@@ -159,9 +159,10 @@ def verdict(architecture: str, trends: dict[str, dict]) -> str:
 def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dict]:
     """Per architecture: the trend of each task (final evaluations; metric `acc`, and held-out
     bits per byte for decoders) and the verdict. Needs two sizes or more; the n-gram baseline
-    is left out."""
+    and the reference models are left out."""
     out = {}
-    models = evals[evals.architecture != "ngram"]
+    baseline = (evals.architecture == "ngram") | evals.architecture.str.startswith("ref:")
+    models = evals[~baseline]  # the n-gram floor and the reference models are no trials
     kept = models[(models.metric == "acc") | (models.metric == "bits_per_byte")]
     for architecture, rows in kept.groupby("architecture"):
         trends = {}

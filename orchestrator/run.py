@@ -31,8 +31,10 @@ from orchestrator.store import (
     open_store,
     queue_trial,
     record_measurements,
+    references_stored,
     register_study,
     replace_baseline,
+    replace_reference,
     run_lock,
 )
 from trainers.architectures import account
@@ -172,6 +174,35 @@ def store_ngram_baseline(session: Session, study: Study, grid: list[TrialSpec], 
     replace_baseline(session, study, rows, grid[0].eval_key, len(data.train))
 
 
+def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], data, console):
+    """Score each reference model of `eval.references` on the study's zero-shot items, once
+    per study and evaluation settings, and store its results (architecture `ref:<name>`). A
+    reference that cannot be loaded is said in one line, and the run goes on."""
+    if not spec.eval.references or not grid[0].eval.tasks:
+        return
+    from trainers.references import label, score_reference
+
+    settings, key = grid[0].eval, grid[0].eval_key
+    done = references_stored(session, study, key)
+    for source in spec.eval.references:
+        name = label(source)
+        if name in done:
+            continue
+        console.print(f"scoring the reference {source} on the zero-shot items", highlight=False)
+        try:
+            rows = score_reference(source, list(data.heldout_documents), settings.tasks,
+                                   settings.items, settings.seed)  # fmt: skip
+        except (OSError, ValueError, ImportError) as e:
+            why = str(e).splitlines()[0] if str(e) else ""
+            console.print(f"[yellow]reference {source} left out[/]: {type(e).__name__}: {why}",
+                          highlight=False)  # fmt: skip
+            continue
+        replace_reference(session, study, name, rows, key)
+        session.commit()
+        accuracy = ", ".join(f"{r['task']} {r['value']:.1%}" for r in rows if r["metric"] == "acc")
+        console.print(f"{name}: zero-shot accuracy {accuracy}", highlight=False)
+
+
 def run_study(
     path: str | Path,
     store: str | None = None,
@@ -238,6 +269,7 @@ class _Run:
                                                  trains)  # fmt: skip
             study = register(session, spec, self.grid + verifying, data)
             store_ngram_baseline(session, study, self.grid, data)
+            store_references(session, study, spec, self.grid, data, console)
             mark_unfinished_interrupted(session, study)
             queued = self.grid + (verifying if trains else [])
             to_run = self._unfinished(session, study, queued, result)

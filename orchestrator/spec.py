@@ -416,6 +416,18 @@ class EvalSpec(_Strict):
     every_tokens: Count | None = Field(None, description="default: a tenth of the budget")
     tokens: Count = Field(65_536, description="validation tokens per evaluation")
     zero_shot: ZeroShotSpec = ZeroShotSpec()
+    references: list[str] = Field(
+        [],
+        description="causal LMs (model folders or Hugging Face Hub ids) scored on the study's "
+        "zero-shot items once per study, drawn beside the trials",
+    )
+
+    @field_validator("references")
+    @classmethod
+    def _distinct_references(cls, value):
+        if len(set(value)) != len(value) or any(not v.strip() for v in value):
+            raise ValueError("references are distinct, non-empty folders or Hub ids")
+        return value
 
 
 def _gpu_count(value: float) -> float:

@@ -272,3 +272,38 @@ def test_every_trial_becomes_one_mlflow_run_with_every_metric_point(
                        "encdec-25K-s0": "unchanged"}  # fmt: skip
     live = client.search_runs([experiment.experiment_id])
     assert len(live) == 3 and len({r.data.tags["study.trial_id"] for r in live}) == 3
+
+
+def test_an_exported_model_scored_as_a_reference_matches_its_trial(exported, tmp_path, monkeypatch):
+    """`eval.references`: a causal-LM folder (here one exported from the study, offline) is
+    scored on the study's own items once per study, stored like the n-gram floor, and drawn as
+    a labelled line in the zero-shot panels and the summary. Our decoder exported and scored
+    through transformers gets its own trial's accuracy, item for item."""
+    from orchestrator.spec import load_study
+
+    study, folder, folders, _ = exported
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = load_study(study).model_dump(mode="json", exclude_none=True)
+    spec["eval"]["references"] = [str(folders["decoder-25K-s0"]), str(folder / "no-such-model")]
+    with_ref = folder / "share-ref.yaml"
+    with_ref.write_text(yaml.safe_dump(spec))
+    console = Console(file=io.StringIO(), width=300)
+    result = api.run_study(with_ref, console=console, n_boot=0)
+    assert result.ran == []  # the same study: nothing trains for a reference
+    said = console.file.getvalue()
+    assert "ref:decoder-25K-s0: zero-shot accuracy last_word" in said
+    assert "reference " + str(folder / "no-such-model") + " left out" in said  # and it goes on
+    evals = api.export_evals(with_ref)
+    ref = evals[evals.architecture == "ref:decoder-25K-s0"].set_index(["task", "metric"])
+    trial = evals[evals.trial_id == "decoder-25K-s0"]
+    trial = trial[trial.tokens == trial.tokens.max()].set_index(["task", "metric"])
+    assert len(ref) == 12  # three tasks: acc, acc_norm, bpb, margin
+    for key in ref.index:
+        assert ref.value[key] == pytest.approx(trial.value[key], abs=1e-6), key
+    page = result.report.read_text()
+    assert '"name":"reference decoder-25K-s0"' in page
+    assert "reference decoder-25K-s0 on the study&#x27;s items: last_word" in page
+    again = Console(file=io.StringIO(), width=300)
+    api.run_study(with_ref, console=again, n_boot=0)
+    assert "scoring the reference " + str(folders["decoder-25K-s0"]) not in again.file.getvalue()

@@ -60,9 +60,11 @@ from orchestrator.store.writes import (
     queue_trial,
     record_event,
     record_measurements,
+    references_stored,
     register_study,
     replace_baseline,
     replace_fits,
+    replace_reference,
     store_prediction,
 )
 
@@ -71,7 +73,8 @@ __all__ = [
     "evals_of", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "LEGACY_VERSION",
     "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "outdated",
     "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",
-    "record_measurements", "Recorder", "register_study", "replace_baseline", "replace_fits",
+    "record_measurements", "Recorder", "references_stored", "register_study",
+    "replace_baseline", "replace_fits", "replace_reference",
     "run_active", "run_lock", "SCHEMA_REVISION", "select_current", "sqlite_file", "stale",
     "STALE_AFTER_S", "queue_trial", "store_prediction", "StoreError", "Study", "task_points",
     "Trial",

@@ -203,14 +203,15 @@ class Recorder:
 
 
 def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, step: int,
-                 tokens: int, rows: list[dict]) -> None:  # fmt: skip
-    """Zero-shot result rows of a trial (or, without one, of the study's n-gram baseline)."""
+                 tokens: int, rows: list[dict], baseline: str = "ngram") -> None:  # fmt: skip
+    """Zero-shot result rows of a trial (or, without one, of the study's n-gram baseline or a
+    reference model, `baseline`)."""
     for row in rows:
         session.add(
             Eval(
                 study_id=study_id,
                 trial_pk=trial.id if trial is not None else None,
-                architecture=trial.architecture if trial is not None else "ngram",
+                architecture=trial.architecture if trial is not None else baseline,
                 eval_key=eval_key,
                 step=step,
                 tokens=tokens,
@@ -224,8 +225,29 @@ def replace_baseline(
 ) -> None:
     """Store the study's n-gram baseline results (architecture `ngram`, no trial), replacing
     earlier ones: `tokens` is the size of the training split it counted."""
-    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None)))
+    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
+                                       Eval.architecture == "ngram"))  # fmt: skip
     _add_results(session, study.id, None, eval_key, 0, tokens, rows)
+
+
+def references_stored(session: Session, study: Study, eval_key: str) -> set[str]:
+    """The references (`ref:<name>`) whose results under `eval_key` the store holds."""
+    return set(session.scalars(
+        select(Eval.architecture).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
+                                        Eval.architecture.startswith("ref:"),
+                                        Eval.eval_key == eval_key)
+    ))  # fmt: skip
+
+
+def replace_reference(
+    session: Session, study: Study, name: str, rows: list[dict], eval_key: str
+) -> None:
+    """Store a reference model's results (architecture `ref:<name>`, no trial), replacing its
+    earlier ones (those under other evaluation settings stay out of the figures: the
+    evaluation key tells them apart)."""
+    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
+                                       Eval.architecture == name))  # fmt: skip
+    _add_results(session, study.id, None, eval_key, 0, 0, rows, name)
 
 
 def _finite(value):

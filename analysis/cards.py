@@ -228,10 +228,12 @@ def hub_metadata(study: str, trial: pd.Series, data: dict | None, evals: pd.Data
         "license": "mit",
         "library_name": "transformers",
         "pipeline_tag": PIPELINES.get(arch, "other"),
-        "tags": ["scaling-study", f"study:{study}", arch, OBJECTIVES.get(arch, "?")],
-        "datasets": [corpus],
+        "tags": ["scaling-study", f"study:{study}", arch, OBJECTIVES.get(arch, "?"),
+                 f"corpus:{corpus}"[:120]],
+        # the Hub's `datasets` takes dataset ids: a corpus of the Hub, not a file or built-in
+        **({"datasets": [corpus]} if re.fullmatch(r"[\w.-]+/[\w.-]+", corpus) else {}),
         "model-index": [{"name": str(trial.trial_id), "results": results}],
-    }
+    }  # fmt: skip
 
 
 def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame,

@@ -448,6 +448,8 @@ def export(
     if what not in (*exports, "fits", "models", "tasks", "mlflow"):
         _fail(f"--what must be trials, evals, fits, predictions, models, tasks or mlflow, not "
               f"{what!r}")  # fmt: skip
+    if trials is not None and what != "models":
+        _fail("--trials is for --what models")
     if what == "mlflow":
         if not to:
             _fail("--what mlflow needs --to URI, the MLflow tracking store")
@@ -480,8 +482,6 @@ def export(
         for folder in folders:
             console.print(str(folder), highlight=False, markup=False)
         return
-    if trials is not None:
-        _fail("--trials is for --what models")
     if fmt not in ("csv", "json") or (what == "fits" and fmt != "json"):
         _fail(f"--format {fmt!r} is not available for --what {what}")
     try:

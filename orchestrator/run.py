@@ -178,12 +178,13 @@ def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], dat
     """Score each reference model of `eval.references` on the study's zero-shot items, once
     per study and evaluation settings, and store its results (architecture `ref:<name>`). A
     reference that cannot be loaded is said in one line, and the run goes on."""
-    if not spec.eval.references or not grid[0].eval.tasks:
+    if not grid[0].eval.tasks:
         return
     from trainers.references import label, score_reference
 
     settings, key = grid[0].eval, grid[0].eval_key
-    done = references_stored(session, study, key)
+    text = int(data.text_bytes.get("heldout", len(data.heldout)))  # the items' source text
+    done = references_stored(session, study, key, text, {label(s) for s in spec.eval.references})
     for source in spec.eval.references:
         name = label(source)
         if name in done:
@@ -192,12 +193,12 @@ def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], dat
         try:
             rows = score_reference(source, list(data.heldout_documents), settings.tasks,
                                    settings.items, settings.seed)  # fmt: skip
-        except (OSError, ValueError, ImportError) as e:
+        except Exception as e:  # a reference is not worth the run: any failure is one line
             why = str(e).splitlines()[0] if str(e) else ""
             console.print(f"[yellow]reference {source} left out[/]: {type(e).__name__}: {why}",
                           highlight=False)  # fmt: skip
             continue
-        replace_reference(session, study, name, rows, key)
+        replace_reference(session, study, name, rows, key, text)
         session.commit()
         accuracy = ", ".join(f"{r['task']} {r['value']:.1%}" for r in rows if r["metric"] == "acc")
         console.print(f"{name}: zero-shot accuracy {accuracy}", highlight=False)

@@ -16,6 +16,7 @@ from orchestrator.store import (
     evals_frame,
     trials_frame,
 )
+from trainers.corpora import CorpusError
 
 
 def export_models(
@@ -72,9 +73,12 @@ def export_models(
         folders = []
         for row in exportable:
             spec = specs[row.trial_id]
-            data = _token_data(spec)
-            model = build_model(spec, data.vocab_size)
-            load_weights(spec, scorable(spec)[spec.steps], model)
+            try:
+                data = _token_data(spec)
+                model = build_model(spec, data.vocab_size)
+                load_weights(spec, scorable(spec)[spec.steps], model)
+            except (RuntimeError, CorpusError) as e:  # a checkpoint of another trial, no corpus
+                raise StoreError(f"{row.trial_id}: {e}") from None
             card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
             name = re.sub(r"[^A-Za-z0-9_.-]", "_", row.trial_id)
             write_folder(spec, model, data.tokenizer, building / name, card)
@@ -88,13 +92,16 @@ def export_models(
 
 def _within(candidate: str, tok, seq_len: int) -> str:
     """A candidate as our causal scorer scores it: its first `seq_len` tokens (lm-eval refuses
-    a continuation longer than the model's context), where those decode to text that encodes
-    back to them; else whole."""
+    a continuation longer than the model's context), or a few fewer where the cut falls inside
+    a character (the text must encode back to the same tokens); else whole."""
     ids = tok.encode(candidate)
     if len(ids) <= seq_len:
         return candidate
-    cut = tok.decode(ids[:seq_len])
-    return cut if tok.encode(cut).tolist() == ids[:seq_len].tolist() else candidate
+    for n in range(seq_len, max(0, seq_len - 8), -1):  # a cut inside a character: a bit less
+        cut = tok.decode(ids[:n])
+        if tok.encode(cut).tolist() == ids[:n].tolist():
+            return cut
+    return candidate
 
 
 def _some(names, shown: int = 3) -> str:

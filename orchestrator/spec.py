@@ -425,8 +425,18 @@ class EvalSpec(_Strict):
     @field_validator("references")
     @classmethod
     def _distinct_references(cls, value):
+        from trainers.references import label
+
         if len(set(value)) != len(value) or any(not v.strip() for v in value):
             raise ValueError("references are distinct, non-empty folders or Hub ids")
+        names = [label(v) for v in value]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                first = value[names.index(name)]
+                raise ValueError(
+                    f"{first!r} and {value[i]!r} would both be named {name} in the store and "
+                    "the report: give folders of other names"
+                )
         return value
 
 

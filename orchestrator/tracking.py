@@ -45,7 +45,6 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
         raise StoreError(
             "--what mlflow needs MLflow: pip install mlflow-skinny (or mlflow)"
         ) from None
-    from analysis.cards import hub_card
 
     try:
         client = MlflowClient(tracking_uri=uri)
@@ -54,6 +53,19 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
                          else client.create_experiment(study.name))  # fmt: skip
     except MlflowException as e:
         raise StoreError(f"--to {uri}: {str(e).splitlines()[0]}") from None
+    if experiment is not None and experiment.lifecycle_stage != "active":
+        raise StoreError(f"--to {uri}: the experiment {study.name} is deleted there: restore it "
+                         "(mlflow experiments restore) or remove it for good first")  # fmt: skip
+    try:
+        return _log(client, experiment_id, session, study, Point, Param, RunTag)
+    except MlflowException as e:
+        raise StoreError(f"--to {uri}: {str(e).splitlines()[0]}") from None
+
+
+def _log(client, experiment_id, session, study, Point, Param, RunTag):
+    """One run per current trial (see export_mlflow)."""
+    from analysis.cards import hub_card
+
     rows = current_trials(session, study)
     table = trials_frame(session, study).set_index("trial_id", drop=False)
     evals = evals_frame(session, study)
@@ -82,7 +94,7 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
             client.delete_run(old.info.run_id)
         tags = {"mlflow.runName": row.trial_id, "study": study.name, "study.trial_id": row.trial_id,
                 "study.trial_hash": row.hash, "study.architecture": row.architecture,
-                "study.status": status, "study.signature": signature}  # fmt: skip
+                "study.status": status}  # fmt: skip
         run = client.create_run(experiment_id, start_time=_ms(row.started_at),
                                 tags=tags, run_name=row.trial_id)  # fmt: skip
         run_id = run.info.run_id
@@ -100,5 +112,6 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
             client.log_text(run_id, card, "model_card.md")
         if status in STATUS:
             client.set_terminated(run_id, STATUS[status], end_time=_ms(row.ended_at))
+        client.set_tag(run_id, "study.signature", signature)  # last: the run is complete
         done.append((row.trial_id, run_id, "replaced" if found else "logged"))
     return done

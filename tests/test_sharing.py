@@ -111,7 +111,8 @@ def test_the_card_is_a_hub_model_card_with_every_result(exported):
         assert meta["license"] == "mit" and meta["library_name"] == "transformers"
         assert meta["pipeline_tag"] == ("text-generation" if trial_id.startswith("decoder")
                                         else "text2text-generation")  # fmt: skip
-        assert meta["datasets"] == ["builtin:kjv"] and "scaling-study" in meta["tags"]
+        assert "corpus:builtin:kjv" in meta["tags"] and "scaling-study" in meta["tags"]
+        assert "datasets" not in meta  # a built-in corpus is not a Hub dataset id
         (entry,) = meta["model-index"]
         assert entry["name"] == trial_id
         shown = {(r["dataset"]["type"], m["type"]): m for r in entry["results"]
@@ -307,3 +308,37 @@ def test_an_exported_model_scored_as_a_reference_matches_its_trial(exported, tmp
     again = Console(file=io.StringIO(), width=300)
     api.run_study(with_ref, console=again, n_boot=0)
     assert "scoring the reference " + str(folders["decoder-25K-s0"]) not in again.file.getvalue()
+
+
+def test_a_tokenizer_files_post_processor_adds_nothing_when_exported(tmp_path):
+    """A tokenizer.json with its own [CLS] ... [SEP] template: the study never adds them, and
+    neither does the exported tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from trainers.hf import tokenizer_files
+    from trainers.tokenizers import load_tokenizer_file
+
+    vocab = {"[UNK]": 0, "hello": 1, "world": 2, "[CLS]": 5, "[SEP]": 6}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 5), ("[SEP]", 6)]
+    )
+    tok.save(str(tmp_path / "file.json"))
+    ours = load_tokenizer_file(tmp_path / "file.json")
+    out = tmp_path / "exported"
+    out.mkdir()
+    for name, text in tokenizer_files(ours, 64, "decoder").items():
+        (out / name).write_text(text)
+    theirs = transformers.AutoTokenizer.from_pretrained(out)
+    assert theirs("hello world")["input_ids"] == ours.encode("hello world").tolist() == [1, 2]
+
+
+def test_a_cut_candidate_fits_the_context_even_inside_a_character():
+    from orchestrator.sharing import _within
+    from trainers.tokenizers import ByteTokenizer
+
+    tok = ByteTokenizer()
+    cut = _within(" " + "é" * 100, tok, 128)  # 201 bytes; byte 128 is inside an é
+    assert len(tok.encode(cut)) <= 128 and cut == " " + "é" * 63
+    assert _within(" short", tok, 128) == " short"

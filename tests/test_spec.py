@@ -142,3 +142,14 @@ def test_the_cli_prints_its_version_and_flags_without_a_type():
     help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "120"}).stdout
     wait = next(line for line in help_text.splitlines() if "--wait" in line)
     assert "<bool>" not in wait and "if another run holds the store" in wait
+
+
+def test_references_that_would_share_a_name_are_refused(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name / "decoder-1M-s0").mkdir(parents=True)
+    text = (
+        "name: r\narchitectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 16K}\n"
+        f"eval: {{references: [{tmp_path}/a/decoder-1M-s0, {tmp_path}/b/decoder-1M-s0]}}\n"
+    )
+    with pytest.raises(StudyError, match="would both be named ref:decoder-1M-s0"):
+        parse_study(text)

@@ -219,12 +219,22 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def tokenizer_files(tok, seq_len: int, architecture: str) -> dict[str, str]:
+    """`seq_len`: the longest input the model reads (the encoder's length for encdec)."""
+    return _tokenizer_files(tok, seq_len, architecture)
+
+
+def _tokenizer_files(tok, seq_len: int, architecture: str) -> dict[str, str]:
     """tokenizer.json, tokenizer_config.json and special_tokens_map.json. Text is encoded as
     text: `split_special_tokens` keeps "<eos>" written in a text from becoming the token, and
     nothing is added around the text, as our tokenizers do."""
     from trainers.tokenizers import SPECIALS
 
-    text = byte_tokenizer_json(tok) if tok.name == "bytes" else tok.tokenizer.to_str()
+    if tok.name == "bytes":
+        text = byte_tokenizer_json(tok)
+    else:  # a tokenizer file's own post-processor ([CLS] ... [SEP]) would add tokens ours never do
+        saved = json.loads(tok.tokenizer.to_str())
+        saved["post_processor"] = None
+        text = json.dumps(saved, ensure_ascii=False)
     special = {
         "pad_token": "<pad>",
         "eos_token": "<eos>",
@@ -249,6 +259,15 @@ def tokenizer_files(tok, seq_len: int, architecture: str) -> dict[str, str]:
     }
 
 
+def _lengths(spec) -> tuple[int, int]:
+    """The longest input the model was trained to read, and the longest it writes."""
+    if spec.model.architecture == "encdec":
+        from trainers.accounting import encdec_lengths
+
+        return encdec_lengths(spec.data.seq_len)
+    return spec.data.seq_len, spec.data.seq_len
+
+
 def write_folder(spec, model, tok, folder: Path, card: str) -> Path:
     """Write the trial's model folder (which must not exist) and return it."""
     from safetensors.torch import save_file
@@ -267,8 +286,10 @@ def write_folder(spec, model, tok, folder: Path, card: str) -> Path:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     generation = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id",
                                          "decoder_start_token_id") if k in config}  # fmt: skip
+    reads, writes = _lengths(spec)
+    generation["max_length"] = writes  # beyond it the positions were never trained
     (folder / "generation_config.json").write_text(json.dumps(generation, indent=2))
-    for name, text in tokenizer_files(tok, spec.data.seq_len, arch).items():
+    for name, text in tokenizer_files(tok, reads, arch).items():
         (folder / name).write_text(text)
     (folder / "README.md").write_text(card)
     return folder

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 MAX_CONTEXT = 2048  # tokens of a window, at most, whatever the model allows
 
@@ -37,17 +36,6 @@ class _Tokenizer:
         return np.array(self.tokenizer(text, add_special_tokens=False)["input_ids"], dtype=np.int64)
 
 
-class _Model(torch.nn.Module):
-    """A transformers causal LM as our scorer calls one: ids in, logits out."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=ids).logits
-
-
 def context_length(config) -> int:
     for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
         value = getattr(config, name, None)
@@ -60,7 +48,18 @@ def score_reference(source: str, documents: list[str], tasks, items: int, seed: 
     """Rows (task, metric, value, n_items, chance, interval, per_item) of the reference at
     `source` on the zero-shot items made from `documents` with `items` and `seed`. Raises
     OSError or ValueError, saying what is wrong, when the model cannot be loaded."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    class _Model(torch.nn.Module):
+        """A transformers causal LM as our scorer calls one: ids in, logits out."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids=ids).logits
 
     from trainers.tasks import CHANCE, make_tasks
     from trainers.zeroshot import item_metrics, requests_of, score_causal, summarize

@@ -230,24 +230,30 @@ def replace_baseline(
     _add_results(session, study.id, None, eval_key, 0, tokens, rows)
 
 
-def references_stored(session: Session, study: Study, eval_key: str) -> set[str]:
-    """The references (`ref:<name>`) whose results under `eval_key` the store holds."""
+def references_stored(
+    session: Session, study: Study, eval_key: str, text: int, listed: set[str]
+) -> set[str]:
+    """The references (`ref:<name>`) whose results the store holds for these items: under
+    `eval_key` (tasks, items, seed) and on held-out text of `text` bytes (the items' source:
+    another corpus or split changes it). Those no longer `listed` are removed."""
+    session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
+                                       Eval.architecture.startswith("ref:"),
+                                       Eval.architecture.not_in(listed)))  # fmt: skip
     return set(session.scalars(
         select(Eval.architecture).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
                                         Eval.architecture.startswith("ref:"),
-                                        Eval.eval_key == eval_key)
+                                        Eval.eval_key == eval_key, Eval.tokens == text)
     ))  # fmt: skip
 
 
 def replace_reference(
-    session: Session, study: Study, name: str, rows: list[dict], eval_key: str
+    session: Session, study: Study, name: str, rows: list[dict], eval_key: str, text: int
 ) -> None:
-    """Store a reference model's results (architecture `ref:<name>`, no trial), replacing its
-    earlier ones (those under other evaluation settings stay out of the figures: the
-    evaluation key tells them apart)."""
+    """Store a reference model's results (architecture `ref:<name>`, no trial; `tokens` holds
+    the bytes of held-out text its items came from), replacing its earlier ones."""
     session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
                                        Eval.architecture == name))  # fmt: skip
-    _add_results(session, study.id, None, eval_key, 0, 0, rows, name)
+    _add_results(session, study.id, None, eval_key, 0, text, rows, name)
 
 
 def _finite(value):

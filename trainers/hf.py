@@ -219,13 +219,9 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def tokenizer_files(tok, seq_len: int, architecture: str) -> dict[str, str]:
-    """`seq_len`: the longest input the model reads (the encoder's length for encdec)."""
-    return _tokenizer_files(tok, seq_len, architecture)
-
-
-def _tokenizer_files(tok, seq_len: int, architecture: str) -> dict[str, str]:
-    """tokenizer.json, tokenizer_config.json and special_tokens_map.json. Text is encoded as
-    text: `split_special_tokens` keeps "<eos>" written in a text from becoming the token, and
+    """tokenizer.json, tokenizer_config.json and special_tokens_map.json; `seq_len` is the
+    longest input the model reads (the encoder's length for encdec). Text is encoded as text:
+    `split_special_tokens` keeps "<eos>" written in a text from becoming the token, and
     nothing is added around the text, as our tokenizers do."""
     from trainers.tokenizers import SPECIALS
 

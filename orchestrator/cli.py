@@ -221,9 +221,13 @@ def _run(study: Path, **options) -> None:
         result = api.run_study(study, console=console, **options)
     except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
-    except KeyboardInterrupt:
-        errors.print("interrupted: running trials are marked interrupted; run again to resume")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        from orchestrator import schedule  # imported by the run that was stopped
+
+        signal = "SIGTERM" if isinstance(e, schedule.Terminated) else "Ctrl-C"
+        errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
+                     "again to resume")  # fmt: skip
+        raise typer.Exit(143 if signal == "SIGTERM" else 130) from None
     from analysis.fits import fit_warnings, summary_line
 
     for arch, laws in result.fits.items():

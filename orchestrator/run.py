@@ -492,12 +492,14 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
         recorder.flush()
-    except KeyboardInterrupt:
-        # Ctrl-C may land inside a write: drop what is not committed (a resumed trial reports
-        # its history again), then record who was interrupted.
+    except KeyboardInterrupt as e:
+        # Ctrl-C (or SIGTERM) may land inside a write: drop what is not committed (a resumed
+        # trial reports its history again), then record who was interrupted.
         recorder.discard()
+        why = ("stopped by SIGTERM" if isinstance(e, schedule.Terminated)
+               else "interrupted by the user (Ctrl-C)")  # fmt: skip
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):
-                fail_trial(row, "interrupted by the user (Ctrl-C)", TrialStatus.interrupted)
+                fail_trial(row, why, TrialStatus.interrupted)
         session.commit()
         raise

@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -70,6 +71,8 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
             )
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             raise ConnectionError(_unreachable(address, e)) from None
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
         started_here = address is None
         dashboard = context.dashboard_url or None
     else:
@@ -79,6 +82,15 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
     )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `kill`, Docker, Slurm and Kubernetes send), handled as Ctrl-C is: the
+    running trials are marked interrupted and the local Ray instance is shut down."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
 
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"

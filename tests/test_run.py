@@ -326,21 +326,28 @@ def test_a_killed_driver_is_finished_by_running_again(tmp_path):
     assert os.path.exists(tmp_path / "reports" / "killed.html")
 
 
-def test_ctrl_c_stops_cleanly_and_leaves_no_ray_process(tmp_path):
-    """SIGINT (Ctrl-C) while a trial trains: exit 130 within seconds, the running trial marked
-    interrupted, the database intact, and no Ray process of this run left behind."""
+@pytest.mark.parametrize(
+    ("name", "code", "why"),
+    [("SIGINT", 130, "interrupted by the user (Ctrl-C)"), ("SIGTERM", 143, "stopped by SIGTERM")],
+)
+def test_ctrl_c_or_sigterm_stops_cleanly_and_leaves_no_ray_process(tmp_path, name, code, why):
+    """SIGINT (Ctrl-C), or SIGTERM (kill, Docker, Slurm, Kubernetes), while a trial trains:
+    exit 130 (143) within seconds, the running trial marked interrupted with the reason, the
+    database intact, and no Ray process of this run left behind."""
     import signal
     import time
 
     first, _, db_path = _run_until_midway(tmp_path)
     spawned = _descendants(first.pid)  # the run's Ray processes and workers
     assert spawned, "the run started no processes?"
-    first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=60) == 130
+    first.send_signal(getattr(signal, name))
+    assert first.wait(timeout=60) == code
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         status = dict(db.execute("SELECT trial_id, status FROM trials"))
+        errors = dict(db.execute("SELECT trial_id, error FROM trials"))
     assert status == {"decoder-25K-s0": "finished", "decoder-200K-s0": "interrupted"}
+    assert errors["decoder-200K-s0"] == why
     time.sleep(3)
     alive = {pid for pid in spawned if Path(f"/proc/{pid}").exists()}
     names = {pid: Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in alive}

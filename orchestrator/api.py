@@ -19,6 +19,7 @@ from orchestrator.evaluating import CHECKPOINTS
 from orchestrator.run import (
     RunResult,
     describe_data,
+    file_name,
     last_line,
     left_out,
     planned_accounting,
@@ -338,7 +339,7 @@ def report(
     elif len(views) == 1:
         target = report_path(views[0].name)
     else:
-        target = Path("reports") / ("compare-" + "-".join(names) + ".html")
+        target = Path("reports") / ("compare-" + "-".join(map(file_name, names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
     warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits)]
     return write_report(target, views), warnings

@@ -5,6 +5,7 @@ Ctrl-C; then fit and report."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,15 @@ from trainers.events import End, Event
 from trainers.trial import TrialSpec
 
 
+def file_name(name: str) -> str:
+    """A study's name as a file name: letters, digits, `_`, `-` and `.` (not leading) kept,
+    anything else `_`, so that a name read from a store (`../../x`) never leaves its folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+
+
 def report_path(study_name: str) -> Path:
     """The default report of a study: `reports/<name>.html` under the current directory."""
-    return Path("reports") / f"{study_name}.html"
+    return Path("reports") / f"{file_name(study_name)}.html"
 
 
 def prepare_data(spec: StudySpec) -> TokenData:

@@ -73,6 +73,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
             raise ConnectionError(_unreachable(address, e)) from None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
+        _private_token()
         started_here = address is None
         dashboard = context.dashboard_url or None
     else:
@@ -82,6 +83,16 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
     )
+
+
+def _private_token() -> None:
+    """The dashboard's token file readable by its owner alone: Ray writes it 0644, and anyone
+    on the machine who reads it can run code on the cluster."""
+    try:
+        if AUTH_TOKEN_PATH.exists() and AUTH_TOKEN_PATH.stat().st_mode & 0o077:
+            AUTH_TOKEN_PATH.chmod(0o600)
+    except OSError:
+        pass  # not ours to change (another user's home, a read-only mount)
 
 
 class Terminated(KeyboardInterrupt):

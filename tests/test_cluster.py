@@ -220,3 +220,5 @@ def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path)
     assert seen["without_token"] == 401
     assert seen["jobs"] == [{"job_name": "study run probe", "study": "probe"}]
     assert "RAY_AUTH_MODE=disabled" not in done.stderr  # Ray's opt-out advice, on every run
+    token = Path.home() / ".ray" / "auth_token"
+    assert token.stat().st_mode & 0o777 == 0o600  # its owner's alone (Ray writes it 0644)

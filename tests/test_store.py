@@ -522,3 +522,22 @@ def test_new_zero_shot_settings_retrain_nothing_and_old_results_are_not_mixed_in
     assert set(frame.architecture) == {"ngram"}  # scored anew: it is cheap and needs no model
     exported = api.export_evals(store=url)
     assert exported.eval_key.nunique() == 3  # 20 and 30 items (the trials), 40 (the baseline)
+
+
+def test_a_crafted_study_name_in_a_store_never_writes_outside_reports(store, tmp_path, monkeypatch):
+    """A store's study name comes from whoever wrote the store: `../../../evil` stays a file
+    name inside reports/."""
+    from orchestrator import api
+
+    engine = open_store(store)
+    with Session(engine) as session:
+        study, _ = _registered(session)
+        study.name = "../../../evil"
+        session.commit()
+    engine.dispose()
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    path, _ = api.report(store=store, n_boot=0)
+    assert path.resolve().parent == (work / "reports").resolve()
+    assert not list(tmp_path.glob("evil*")) and not list((tmp_path / "a").glob("evil*"))

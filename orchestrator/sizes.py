@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -69,6 +70,9 @@ _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGTP]?)\s*$", re.IGNORECASE)
 
 
+MAX_COUNT = 2**63  # a store's integers are signed 64-bit (SQLite, PostgreSQL BIGINT)
+
+
 def parse_count(value: int | float | str) -> int:
     """A count written as 600000, 6e5, "600K", "1.5M" or "2B" (decimal units)."""
     if isinstance(value, bool):
@@ -80,8 +84,12 @@ def parse_count(value: int | float | str) -> int:
         if not match:
             raise ValueError(f"{value!r} is not a count like 600000, '600K' or '1.5M'")
         number = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite count")
     if number <= 0 or abs(number - round(number)) > 1e-9 * number:  # "2.01M" is 2010000.0000002
         raise ValueError(f"{value!r} is not a positive whole number")
+    if number >= MAX_COUNT:
+        raise ValueError(f"{value!r} is beyond the largest count a store keeps (2^63 - 1)")
     return int(round(number))
 
 

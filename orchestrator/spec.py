@@ -55,6 +55,7 @@ class StudyError(ValueError):
 
 
 Count = Annotated[int, BeforeValidator(_parse_count)]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's and torch's seeds: 0 to 2^32 - 1
 
 
 def _as_list(value):
@@ -181,7 +182,7 @@ class DataSpec(_Strict):
     heldout_fraction: float = Field(
         0.02, ge=0, lt=0.5, description="documents held out for zero-shot tasks"
     )
-    split_seed: int = Field(0, description="seed of the document split")
+    split_seed: Seed = Field(0, description="seed of the document split")
     max_epochs: float = Field(
         4,
         gt=0,
@@ -405,7 +406,7 @@ class ZeroShotSpec(_Strict):
         ["last_word", "next_sentence", "minimal_pairs"], description="[] for none"
     )
     items: int = Field(1000, gt=0, description="items per task (fewer if the text runs out)")
-    seed: int = Field(0, description="seed of the items: every trial gets the same ones")
+    seed: Seed = Field(0, description="seed of the items: every trial gets the same ones")
     at_every_eval: bool = Field(False, description="also at each evaluation point")
     pll_stride: int = Field(7, gt=0, description="encoder: tokens masked together (1: exact)")
 
@@ -516,12 +517,12 @@ def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
 class StudySpec(_Strict):
     """A whole study: the grid architectures × sizes × budgets × seeds and how to train it."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)  # a file name, and a store's field
     data: DataSpec = DataSpec()
     architectures: list[str] = Field(min_length=1, description=", ".join(LADDER))
     sizes: list[SizeItem] = Field(min_length=1, description="ladder labels or explicit shapes")
     budget: BudgetSpec
-    seeds: Annotated[list[int], BeforeValidator(_as_list)] = Field([0], min_length=1)
+    seeds: Annotated[list[Seed], BeforeValidator(_as_list)] = Field([0], min_length=1)
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()
@@ -576,12 +577,24 @@ class StudySpec(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _pairs(node: yaml.MappingNode) -> dict:
+    """A mapping node's (key node, value node) by key, built once per node: looking up the
+    lines of N errors in a mapping of N keys takes linear time, not quadratic."""
+    index = getattr(node, "_pairs", None)
+    if index is None:
+        index = {}
+        for k, v in node.value:
+            index.setdefault(k.value, (k, v))
+        node._pairs = index
+    return index
+
+
 def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     """The 1-based line of the YAML node at a pydantic error location, or of its nearest parent."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            pair = _pairs(node).get(key) if isinstance(key, str) else None
             if pair is None:
                 break
             line, node = pair[0].start_mark.line + 1, pair[1]
@@ -625,10 +638,44 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "(top level)"
 
 
+MAX_ERRORS = 20  # errors listed for one study file
+MAX_STUDY_BYTES = 1_000_000  # a study file is a page of settings; a megabyte is not one
+MAX_VALUES = 100_000  # values after expanding aliases (a "billion laughs" file is billions)
+
+
+def _expanded(root: yaml.Node | None) -> int:
+    """How many values the document holds once its aliases are expanded, counted over the
+    node graph (an alias is the node it names: shared, so this stays linear), stopping past
+    MAX_VALUES."""
+    sizes: dict[int, int] = {}
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a cycle counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(v) for v in node.value)
+        sizes[id(node)] = total = min(total, MAX_VALUES + 1)
+        return total
+
+    return size(root) if root is not None else 0
+
+
 def _yaml(text: str, source: str) -> tuple[yaml.Node | None, dict]:
     """The YAML nodes (for error lines) and the mapping of a study file."""
+    if len(text) > MAX_STUDY_BYTES:
+        raise StudyError(f"{source}: {len(text):,} characters: a study file is at most "
+                         f"{MAX_STUDY_BYTES:,}")  # fmt: skip
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes and their lines
+        if _expanded(root) > MAX_VALUES:
+            raise StudyError(
+                f"{source}: its aliases (*name) expand to more than {MAX_VALUES:,} values: a "
+                "study file repeats a few settings at most"
+            )
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -661,6 +708,8 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
             line = _line_of(root, err["loc"])
             where = f"{source}:{line}" if line else source
             lines.append(f"{where}: {field}: {message}")
+        if len(lines) > MAX_ERRORS:  # a file of thousands of unknown keys: the first of them
+            lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS:,} more errors"]
         raise StudyError("invalid study\n" + "\n".join(lines)) from None
     batch = spec.train.batch_size * spec.data.seq_len
 
@@ -698,9 +747,15 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise StudyError(f"{path}: cannot read the study file: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise StudyError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}): save "
+                         "the study file as UTF-8") from None  # fmt: skip
 
 
 def load_study(path: str | Path) -> StudySpec:

@@ -22,7 +22,25 @@ def _replace(old: str, new: str) -> str:
 
 
 # (study text, what the message must say); {f} stands for the study file's path.
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+    for i in range(8)
+)  # nine levels of ten aliases each: 10^9 values from 1 KB ("billion laughs")
+
 CASES = [
+    # counts and seeds a store cannot keep, or torch cannot seed with
+    (_replace("600K", "1e400"), "{f}:4: budget.tokens[0]: '1e400' is not a finite count"),
+    (_replace("600K", ".inf"), "{f}:4: budget.tokens[0]: inf is not a finite count"),
+    (_replace("600K", "10000000000000000000"), "beyond the largest count a store keeps"),
+    (VALID + "seeds: [-1]\n", "{f}:5: seeds[0]: Input should be greater than or equal to 0"),
+    (VALID + "seeds: [99999999999999999999]\n", "{f}:5: seeds[0]: Input should be less than"),
+    (VALID + "data: {split_seed: -3}\n", "{f}:5: data.split_seed: Input should be greater"),
+    (VALID + "eval: {zero_shot: {seed: -1}}\n", "{f}:5: eval.zero_shot.seed: Input should be"),
+    (_replace("name: bad", "name: " + "x" * 150), "{f}:1: name: String should have at most 100"),
+    # files that would take the machine: aliases expanding to billions, megabytes of keys
+    (LAUGHS + VALID, "{f}: its aliases (*name) expand to more than 100,000 values"),
+    (VALID + "#" * 1_000_001 + "\n", "{f}: 1,000,079 characters: a study file is at most"),
+    (VALID + "".join(f"k{i}: 1\n" for i in range(5000)), "... and 4,980 more errors"),
     # YAML syntax
     ("name: bad\nsizes: [25K, 100K\nbudget: {tokens: 1M}\n", "{f}:3: not valid YAML"),
     ("name: bad\n  sizes: [25K]\n", "{f}:2: not valid YAML"),
@@ -161,6 +179,17 @@ def test_a_malformed_study_gets_one_clear_message_and_exit_2(tmp_path, monkeypat
 
 def test_there_are_at_least_thirty():
     assert len(CASES) >= 30
+
+
+def test_a_study_file_that_is_not_utf8(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "latin.yaml").write_bytes(VALID.encode() + b"storage: caf\xe9\n")
+    result = CliRunner().invoke(app, ["run", "latin.yaml"])
+    assert result.exit_code == 2
+    assert "latin.yaml:5: not UTF-8 text (byte 0xe9): save the study file as UTF-8" in (
+        result.output
+    )
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_missing_study_file(tmp_path, monkeypatch):

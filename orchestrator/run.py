@@ -390,6 +390,9 @@ def _connect(schedule, spec: StudySpec, address: str | None, console: Console, s
             f"`ray get-auth-token` prints; it is kept in {schedule.AUTH_TOKEN_PATH})",
             highlight=False,
         )
+    if cluster.token_secured:
+        console.print(f"{schedule.AUTH_TOKEN_PATH} was readable by others: made readable by "
+                      "you alone (0600)", highlight=False)  # fmt: skip
     if spec.resources.wants_gpus and cluster.gpus == 0:
         console.print("no GPU in the Ray cluster: trials run on the CPU", highlight=False)
     return cluster

@@ -38,6 +38,7 @@ class Cluster:
     dashboard_url: str | None
     gpus: float
     started_here: bool  # a local instance this process started (and shuts down)
+    token_secured: bool = False  # the token file was readable by others, and now is not
 
 
 def connect(address: str | None = None, job: str = "", study: str = "") -> Cluster:
@@ -46,7 +47,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
     ("study run quickstart": the Name column of the dashboard's Jobs list) with the `study` in
     its metadata. Raises ConnectionError saying what to check when the cluster cannot be
     joined."""
-    started_here = False
+    started_here, secured = False, False
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         runtime_env = None
@@ -73,7 +74,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
             raise ConnectionError(_unreachable(address, e)) from None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
-        _private_token()
+        secured = _private_token()
         started_here = address is None
         dashboard = context.dashboard_url or None
     else:
@@ -82,17 +83,20 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         dashboard_url=f"http://{dashboard}" if dashboard and "://" not in dashboard else dashboard,
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
+        token_secured=secured,
     )
 
 
-def _private_token() -> None:
+def _private_token() -> bool:
     """The dashboard's token file readable by its owner alone: Ray writes it 0644, and anyone
-    on the machine who reads it can run code on the cluster."""
+    on the machine who reads it can run code on the cluster. True if it had to be changed."""
     try:
         if AUTH_TOKEN_PATH.exists() and AUTH_TOKEN_PATH.stat().st_mode & 0o077:
             AUTH_TOKEN_PATH.chmod(0o600)
+            return True
     except OSError:
         pass  # not ours to change (another user's home, a read-only mount)
+    return False
 
 
 class Terminated(KeyboardInterrupt):

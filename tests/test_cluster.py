@@ -201,7 +201,8 @@ try:
     jobs = urllib.request.Request(cluster.dashboard_url + "/api/jobs/",
                                   headers={"Authorization": f"Bearer {token}"})
     names = [j["metadata"] for j in json.load(urllib.request.urlopen(jobs, timeout=10))]
-    print(json.dumps({"url": cluster.dashboard_url, "without_token": code, "jobs": names}))
+    print(json.dumps({"url": cluster.dashboard_url, "without_token": code, "jobs": names,
+                      "secured": cluster.token_secured}))
 finally:
     schedule.disconnect(cluster)
 """
@@ -210,6 +211,9 @@ finally:
 @pytest.mark.slow
 def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    token = Path.home() / ".ray" / "auth_token"
+    if token.exists():
+        token.chmod(0o644)  # as Ray writes it
     done = subprocess.run(
         [sys.executable, "-c", PROBE_LOCAL_DASHBOARD],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
@@ -220,5 +224,4 @@ def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path)
     assert seen["without_token"] == 401
     assert seen["jobs"] == [{"job_name": "study run probe", "study": "probe"}]
     assert "RAY_AUTH_MODE=disabled" not in done.stderr  # Ray's opt-out advice, on every run
-    token = Path.home() / ".ray" / "auth_token"
-    assert token.stat().st_mode & 0o777 == 0o600  # its owner's alone (Ray writes it 0644)
+    assert token.stat().st_mode & 0o777 == 0o600 and seen["secured"]  # its owner's alone

@@ -310,6 +310,8 @@ def plan(
             highlight=False,
         )
     console.print(api.describe_data(data), highlight=False)
+    for warning in prepared.warnings():
+        console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(
         f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.orm import Session
 
 from orchestrator import evaluating, fitting, predicting
@@ -301,6 +302,8 @@ class _Run:
                     highlight=False,
                 )
             console.print(describe_data(study.data), highlight=False)
+            for warning in data.warnings():
+                console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
             try:
                 if to_run and self.scoring is None:
                     self._train(to_run, session, result)

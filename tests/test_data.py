@@ -262,3 +262,29 @@ def test_a_trial_refuses_token_files_of_a_corpus_that_changed(tmp_path, monkeypa
     (tmp_path / "c.txt").write_text("\n\n".join(f"other {i} " * 40 for i in range(40)))
     with pytest.raises(CorpusError, match="changed since the study was planned"):
         load_token_data(corpus, "bytes", 0.1, 0.1, 0, "", planned.key)
+
+
+def test_plan_warns_of_a_tokenizer_that_maps_the_text_to_one_token_and_of_text_not_utf8(
+    tmp_path, study_cli
+):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, "zebra": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(tmp_path / "unk.json"))
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for i in range(40):  # latin-1 files: é as byte 0xe9, not UTF-8
+        (texts / f"{i}.txt").write_bytes(
+            f"document {i} caf\xe9 and more words ".encode("latin-1") * 20
+        )
+    (tmp_path / "s.yaml").write_text(
+        "name: s\ndata: {corpus: {path: 'texts/*.txt'}, tokenizer: unk.json, seq_len: 16}\n"
+        "architectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 16K}\n"
+        f"train: {{batch_size: 8}}\nstorage: {tmp_path / 'artifacts'}\n"
+    )
+    result = study_cli("plan", "s.yaml", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "warning: " in out and "of the validation tokens are one token (id 0, '[UNK]')" in out
+    assert "800 characters of" in out and "were not UTF-8 and were read as U+FFFD" in out

@@ -65,6 +65,7 @@ class TokenData:
     documents: dict  # split -> number of documents
     heldout_documents: tuple[str, ...] = ()  # the text zero-shot tasks are made from
     text_bytes: dict = field(default_factory=dict)  # split -> UTF-8 bytes of its documents
+    replaced: int = 0  # characters the corpus's files did not hold as UTF-8 (read as U+FFFD)
 
     @property
     def vocab_size(self) -> int:
@@ -84,6 +85,28 @@ class TokenData:
             "tokens": {k: int(len(v)) for k, v in streams.items()},
             **({"bytes": dict(self.text_bytes)} if self.text_bytes else {}),
         }
+
+    def warnings(self) -> list[str]:
+        """What about the data would make a study measure little, said before it trains: a
+        tokenizer that maps most of the text to one token, and text that was not UTF-8."""
+        out = []
+        if len(self.val):
+            ids, counts = np.unique(np.asarray(self.val), return_counts=True)
+            share = counts.max() / len(self.val)
+            if share > 0.5:
+                top = int(ids[counts.argmax()])
+                out.append(
+                    f"{share:.0%} of the validation tokens are one token (id {top}, "
+                    f"{self.tokenizer.decode([top])!r}): the tokenizer ({self.tokenizer.name}) "
+                    "does not tell this text apart, and a model would learn to predict that one "
+                    "token (a vocabulary without this corpus's words?)"
+                )
+        if self.replaced:
+            out.append(
+                f"{self.replaced:,} characters of {describe(self.corpus)} were not UTF-8 and "
+                "were read as U+FFFD: convert the files to UTF-8"
+            )
+        return out
 
     def check_fits(self, window: int) -> None:
         """Refuse splits too small to cut at least two sequences of `window` tokens from."""
@@ -123,6 +146,10 @@ def _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed) -> tup
     return splits, tok, streams
 
 
+def _replaced(splits: dict[str, list[str]]) -> int:
+    return sum(d.count("\ufffd") for docs in splits.values() for d in docs)
+
+
 def _text_bytes(splits: dict[str, list[str]]) -> dict[str, int]:
     return {k: sum(len(d.encode("utf-8")) for d in docs) for k, docs in splits.items()}
 
@@ -157,6 +184,7 @@ def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
         "tokenizer": tok.name,
         "documents": {k: len(v) for k, v in splits.items()},
         "bytes": _text_bytes(splits),
+        "replaced": _replaced(splits),
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     try:
@@ -203,7 +231,7 @@ def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, ca
             documents = {k: len(v) for k, v in splits.items()}
             heldout = tuple(splits["heldout"])
             return TokenData(key, corpus, *streams.values(), tok, documents, heldout,
-                             _text_bytes(splits))  # fmt: skip
+                             _text_bytes(splits), _replaced(splits))  # fmt: skip
         _write(folder, splits, tok, streams, corpus)
     meta = json.loads((folder / "meta.json").read_text())
     if "bytes" not in meta:
@@ -213,7 +241,8 @@ def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, ca
     streams = [np.load(folder / f"{split}.npy", mmap_mode="r") for split in SPLITS]
     with (folder / "heldout.jsonl").open() as f:
         heldout = tuple(json.loads(line)["text"] for line in f)
-    return TokenData(key, corpus, *streams, tok, meta["documents"], heldout, meta.get("bytes", {}))
+    return TokenData(key, corpus, *streams, tok, meta["documents"], heldout, meta.get("bytes", {}),
+                     meta.get("replaced", 0))  # fmt: skip
 
 
 def sample_windows(

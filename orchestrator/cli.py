@@ -611,8 +611,17 @@ def fit(
 
 
 def main() -> None:
-    """Entry point of the `study` console script."""
-    app()
+    """Entry point of the `study` console script. A database error that reaches it (a store
+    damaged past its first pages, a server gone mid-read) is one line and exit 2."""
+    from sqlalchemy.exc import DBAPIError
+
+    from orchestrator.store.engine import store_failure
+
+    try:
+        app()
+    except DBAPIError as e:
+        errors.print(f"error: {store_failure('', e)}", highlight=False, markup=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

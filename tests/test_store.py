@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -541,3 +543,26 @@ def test_a_crafted_study_name_in_a_store_never_writes_outside_reports(store, tmp
     path, _ = api.report(store=store, n_boot=0)
     assert path.resolve().parent == (work / "reports").resolve()
     assert not list(tmp_path.glob("evil*")) and not list((tmp_path / "a").glob("evil*"))
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(store, study_cli, tmp_path, damage):
+    engine = open_store(store)
+    with Session(engine) as session:
+        _registered(session)
+        session.commit()
+    engine.dispose()
+    path = Path(store.removeprefix("sqlite:///"))
+    data = path.read_bytes()
+    path.write_bytes(os.urandom(5000) if damage == "random" else data[: len(data) // 3])
+    for wal in path.parent.glob(path.name + "-*"):
+        wal.unlink()
+    for command in (["status"], ["export"], ["report"], ["fit"]):
+        shown = study_cli(*command, "--store", store, cwd=tmp_path)
+        assert shown.returncode == 2, (command, shown.stderr[-2000:])
+        assert shown.stderr.startswith(f"error: the store {store} is damaged or not a run store")
+        assert "Traceback" not in shown.stderr and len(shown.stderr.strip().splitlines()) == 1
+    for url, said in (("notaurl", "is not a database URL"),
+                      ("mysql://u@localhost/db", "needs a database driver that is not installed")):  # fmt: skip
+        shown = study_cli("status", "--store", url, cwd=tmp_path)
+        assert shown.returncode == 2 and said in shown.stderr and "Traceback" not in shown.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from orchestrator.store.liveness import run_lock
 from orchestrator.store.tables import Base
@@ -91,7 +92,37 @@ def _refuse_newer(revision: str, url: str) -> None:
 def open_store(url: str, create: bool = True) -> Engine:
     """An engine on the store at `url`; creates the schema if asked. A store of another schema
     version is refused, with the command that upgrades it (or a word that the tool is older
-    than the store)."""
+    than the store); a URL that is none, a driver not installed, a database that cannot be
+    reached or is not a store (a damaged file) is a StoreError saying which."""
+    try:
+        return _open_store(url, create)
+    except ArgumentError:
+        raise StoreError(
+            f"{url!r} is not a database URL: give one like sqlite:///runs/NAME.db or "
+            "postgresql+psycopg://USER@HOST/DATABASE"
+        ) from None
+    except (ModuleNotFoundError, NoSuchModuleError) as e:
+        raise StoreError(
+            f"the store {url} needs a database driver that is not installed "
+            f"({getattr(e, 'name', None) or e}): for PostgreSQL, pip install 'psycopg[binary]'"
+        ) from None
+    except DBAPIError as e:
+        raise StoreError(store_failure(url, e)) from None
+
+
+def store_failure(url: str, error: Exception) -> str:
+    """One line for a database error on the store at `url`."""
+    first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    if "not a database" in first or "malformed" in first:
+        return (f"the store {url} is damaged or not a run store ({first}): restore it from a "
+                "copy, or move it aside and run the study again")  # fmt: skip
+    if "readonly" in first or "read-only" in first:
+        return (f"the store {url} cannot be written ({first}): give its folder write "
+                "permission (SQLite writes a journal beside it, even to read)")  # fmt: skip
+    return f"cannot use the store {url}: {first}"
+
+
+def _open_store(url: str, create: bool) -> Engine:
     path = sqlite_file(url)
     if path is not None and not path.exists():
         if not create:

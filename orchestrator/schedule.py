@@ -73,6 +73,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             raise ConnectionError(_unreachable(address, e)) from None
         if threading.current_thread() is threading.main_thread():
+            _HANDLERS.setdefault("SIGTERM", signal.getsignal(signal.SIGTERM))
             signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
         secured = _private_token()
         started_here = address is None
@@ -102,6 +103,9 @@ def _private_token() -> bool:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what `kill`, Docker, Slurm and Kubernetes send), handled as Ctrl-C is: the
     running trials are marked interrupted and the local Ray instance is shut down."""
+
+
+_HANDLERS: dict[str, object] = {}  # the handlers `connect` replaced, for `disconnect`
 
 
 def _terminated(signum, frame) -> None:
@@ -149,9 +153,13 @@ def _unreachable(address: str | None, error: Exception) -> str:
 
 
 def disconnect(cluster: Cluster) -> None:
-    """Shut down a local instance this process started; leave a joined cluster running."""
+    """Shut down a local instance this process started; leave a joined cluster running. The
+    SIGTERM handler `connect` set is taken back: a program that called the API keeps its own."""
     if cluster.started_here and ray.is_initialized():
         ray.shutdown()
+    previous = _HANDLERS.pop("SIGTERM", None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
 
 
 _GAUGES: dict[str, metrics.Gauge] = {}

@@ -70,15 +70,19 @@ _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGTP]?)\s*$", re.IGNORECASE)
 
 
-MAX_COUNT = 2**63  # a store's integers are signed 64-bit (SQLite, PostgreSQL BIGINT)
+MAX_COUNT = 2**63  # a SQLite store's integers are signed 64-bit
 
 
 def parse_count(value: int | float | str) -> int:
     """A count written as 600000, 6e5, "600K", "1.5M" or "2B" (decimal units)."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a count")
-    if isinstance(value, int | float):
-        number = float(value)
+    if isinstance(value, int):  # exactly, however large
+        if value <= 0:
+            raise ValueError(f"{value!r} is not a positive whole number")
+        return value
+    if isinstance(value, float):
+        number = value
     else:
         match = _COUNT.match(str(value))
         if not match:
@@ -88,9 +92,14 @@ def parse_count(value: int | float | str) -> int:
         raise ValueError(f"{value!r} is not a finite count")
     if number <= 0 or abs(number - round(number)) > 1e-9 * number:  # "2.01M" is 2010000.0000002
         raise ValueError(f"{value!r} is not a positive whole number")
-    if number >= MAX_COUNT:
-        raise ValueError(f"{value!r} is beyond the largest count a store keeps (2^63 - 1)")
     return int(round(number))
+
+
+def storable_count(value: int) -> int:
+    """A count the store keeps as an integer (tokens, parameters): below 2^63."""
+    if value >= MAX_COUNT:
+        raise ValueError(f"{value} is beyond the largest count a store keeps (2^63 - 1)")
+    return value
 
 
 def format_count(n: int) -> str:

@@ -25,7 +25,14 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.sizes import LADDER, Shape, flops_text, format_count, non_embedding_params
+from orchestrator.sizes import (
+    LADDER,
+    Shape,
+    flops_text,
+    format_count,
+    non_embedding_params,
+    storable_count,
+)
 from orchestrator.sizes import parse_count as _parse_count
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
@@ -54,8 +61,9 @@ class StudyError(ValueError):
     """A study file that cannot be used; the message names the file, the field and the line."""
 
 
-Count = Annotated[int, BeforeValidator(_parse_count)]
-Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's and torch's seeds: 0 to 2^32 - 1
+Count = Annotated[int, BeforeValidator(_parse_count), AfterValidator(storable_count)]
+Flops = Annotated[int, BeforeValidator(_parse_count)]  # stored as floats: no integer bound
+Seed = Annotated[int, Field(ge=0, lt=2**31)]  # a signed 32-bit integer in any store
 
 
 def _as_list(value):
@@ -272,7 +280,7 @@ class BudgetSpec(_Strict):
     chinchilla: Annotated[list[PositiveFloat], BeforeValidator(_as_list)] | None = Field(
         None, min_length=1, description="multiples of 20 tokens per parameter: 1, or [0.5, 1, 2]"
     )
-    flops: Annotated[list[Count], BeforeValidator(_as_list)] | None = Field(
+    flops: Annotated[list[Flops], BeforeValidator(_as_list)] | None = Field(
         None, min_length=1, description="training FLOPs per cell: 1e12, '300G', '1T', or a list"
     )
 
@@ -316,7 +324,7 @@ class PredictSpec(_Strict):
     laws fitted on it give the compute-optimal N there and the loss it will reach, stored
     before the model that checks it trains."""
 
-    flops: Annotated[list[Count], BeforeValidator(_as_list)] = Field(
+    flops: Annotated[list[Flops], BeforeValidator(_as_list)] = Field(
         min_length=1, description="training FLOPs to predict: 3e12, '3T', or a list"
     )
 
@@ -466,7 +474,7 @@ class ResourcesSpec(_Strict):
         Annotated[GpuCount, Tag("gpus-count")] | Annotated[list[GpuRule], Tag("gpus-rule")],
         Discriminator(lambda v: "gpus-rule" if isinstance(v, list) else "gpus-count"),
     ] = Field(0, description="GPUs (fractions allowed), or a rule of N: [{max_params, gpus}]")
-    peak_flops: Count | None = Field(
+    peak_flops: Flops | None = Field(
         None, description="FLOP/s a trial's MFU is measured against; default: by device"
     )
     max_retries: int = Field(
@@ -677,6 +685,10 @@ def _yaml(text: str, source: str) -> tuple[yaml.Node | None, dict]:
                 "study file repeats a few settings at most"
             )
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise StudyError(
+            f"{source}: nested too deeply to read (hundreds of levels of [ or {{)"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -747,9 +759,13 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
 
 def _read(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(4 * MAX_STUDY_BYTES + 1)  # a UTF-8 character is at most 4 bytes
     except OSError as e:
         raise StudyError(f"{path}: cannot read the study file: {e.strerror}") from None
+    if len(data) > 4 * MAX_STUDY_BYTES:
+        raise StudyError(f"{path}: over {4 * MAX_STUDY_BYTES:,} bytes: a study file is at most "
+                         f"{MAX_STUDY_BYTES:,} characters")  # fmt: skip
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

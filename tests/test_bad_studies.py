@@ -33,12 +33,14 @@ CASES = [
     (_replace("600K", ".inf"), "{f}:4: budget.tokens[0]: inf is not a finite count"),
     (_replace("600K", "10000000000000000000"), "beyond the largest count a store keeps"),
     (VALID + "seeds: [-1]\n", "{f}:5: seeds[0]: Input should be greater than or equal to 0"),
-    (VALID + "seeds: [99999999999999999999]\n", "{f}:5: seeds[0]: Input should be less than"),
+    (VALID + "seeds: [2147483648]\n", "{f}:5: seeds[0]: Input should be less than 2147483648"),
     (VALID + "data: {split_seed: -3}\n", "{f}:5: data.split_seed: Input should be greater"),
     (VALID + "eval: {zero_shot: {seed: -1}}\n", "{f}:5: eval.zero_shot.seed: Input should be"),
     (_replace("name: bad", "name: " + "x" * 150), "{f}:1: name: String should have at most 100"),
     # files that would take the machine: aliases expanding to billions, megabytes of keys
     (LAUGHS + VALID, "{f}: its aliases (*name) expand to more than 100,000 values"),
+    (VALID + "x: " + "[" * 2000 + "]" * 2000 + "\n", "{f}: nested too deeply to read"),
+    (_replace("600K", "1" + "0" * 400), "{f}:4: budget.tokens[0]: 1000"),
     (VALID + "#" * 1_000_001 + "\n", "{f}: 1,000,079 characters: a study file is at most"),
     (VALID + "".join(f"k{i}: 1\n" for i in range(5000)), "... and 4,980 more errors"),
     # YAML syntax

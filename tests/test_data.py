@@ -287,4 +287,4 @@ def test_plan_warns_of_a_tokenizer_that_maps_the_text_to_one_token_and_of_text_n
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())
     assert "warning: " in out and "of the validation tokens are one token (id 0, '[UNK]')" in out
-    assert "800 characters of" in out and "were not UTF-8 and were read as U+FFFD" in out
+    assert "holds 800 replacement characters (U+FFFD)" in out and "not hold as UTF-8" in out

@@ -566,3 +566,11 @@ def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(store, study_cli, t
                       ("mysql://u@localhost/db", "needs a database driver that is not installed")):  # fmt: skip
         shown = study_cli("status", "--store", url, cwd=tmp_path)
         assert shown.returncode == 2 and said in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_a_store_failure_names_the_store_without_its_password():
+    from orchestrator.store.engine import store_failure
+
+    said = store_failure("postgresql+psycopg://me:s3cret@db.example/runs", OSError("down"))
+    assert "s3cret" not in said and "me:***@db.example" in said and said.endswith(": down")
+    assert store_failure("", OSError("gone")) == "cannot use the run store: gone"

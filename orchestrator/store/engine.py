@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
@@ -111,15 +111,22 @@ def open_store(url: str, create: bool = True) -> Engine:
 
 
 def store_failure(url: str, error: Exception) -> str:
-    """One line for a database error on the store at `url`."""
-    first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    if "not a database" in first or "malformed" in first:
-        return (f"the store {url} is damaged or not a run store ({first}): restore it from a "
-                "copy, or move it aside and run the study again")  # fmt: skip
-    if "readonly" in first or "read-only" in first:
-        return (f"the store {url} cannot be written ({first}): give its folder write "
-                "permission (SQLite writes a journal beside it, even to read)")  # fmt: skip
-    return f"cannot use the store {url}: {first}"
+    """One line for a database error on the store at `url` ("" where it is not known), its
+    password hidden."""
+    first = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+    try:
+        shown = make_url(url).render_as_string(hide_password=True) if url else ""
+    except ArgumentError:
+        shown = url
+    store = f"the store {shown}" if shown else "the run store"
+    sqlite = isinstance(getattr(error, "orig", None), sqlite3.Error)
+    if sqlite and ("not a database" in first or "malformed" in first):
+        return (f"{store} is damaged or not a run store ({first}): restore it from a copy, or "
+                "move it aside and run the study again")  # fmt: skip
+    if sqlite and "readonly" in first:
+        return (f"{store} cannot be written ({first}): give its folder write permission "
+                "(SQLite writes a journal beside it, even to read)")  # fmt: skip
+    return f"cannot use {store}: {first}"
 
 
 def _open_store(url: str, create: bool) -> Engine:

@@ -31,6 +31,13 @@ code { background: #f4f4f4; padding: 0 3px; }
 """
 
 
+def file_name(name: str) -> str:
+    """A name (a study's, a trial's) as a file name: letters, digits, `_`, `-` and `.` (not
+    leading) kept, anything else `_`, so that a name read from a store (`../../x`) never
+    leaves its folder."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+
+
 def _count(value: float | None) -> str:
     if value is None or value != value:
         return "?"
@@ -277,7 +284,7 @@ def write_cards(
     out = {}
     by_trial = dict(tuple(evals.groupby("trial_id"))) if len(evals) else {}
     for _, trial in trials[trials.status == "finished"].iterrows():
-        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", trial.trial_id)
+        stem = file_name(trial.trial_id)
         out[trial.trial_id] = folder / f"{stem}.html"
         if only_new and out[trial.trial_id].exists():
             continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 import colorsys
 import html
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis.cards import write_cards
+from analysis.cards import file_name, write_cards
 from analysis.fits import estimate_text, fit_warnings
 from analysis.laws import compute_budgets
 from analysis.tasklaw import sigmoid, task_lines
@@ -933,7 +932,7 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for view in views:
-        sub = re.sub(r"[^A-Za-z0-9_.-]", "_", view.name) if len(views) > 1 else ""
+        sub = file_name(view.name) if len(views) > 1 else ""
         folder = path.parent / f"{path.stem}-cards" / sub
         cards = write_cards(folder, view.name, view.trials, view.data, view.evals, view.configs,
                             only_new=view.new_cards_only)  # fmt: skip

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from analysis.cards import file_name
 from orchestrator import fitting
 from orchestrator.evaluating import CHECKPOINTS
 from orchestrator.run import (
     RunResult,
     describe_data,
-    file_name,
     last_line,
     left_out,
     planned_accounting,

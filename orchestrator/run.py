@@ -5,7 +5,6 @@ Ctrl-C; then fit and report."""
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.orm import Session
 
+from analysis.cards import file_name
 from orchestrator import evaluating, fitting, predicting
 from orchestrator.grid import cells, expand
 from orchestrator.progress import last_line
@@ -43,12 +43,6 @@ from trainers.architectures import account
 from trainers.data import TokenData, cache_root, load_token_data
 from trainers.events import End, Event
 from trainers.trial import TrialSpec
-
-
-def file_name(name: str) -> str:
-    """A study's name as a file name: letters, digits, `_`, `-` and `.` (not leading) kept,
-    anything else `_`, so that a name read from a store (`../../x`) never leaves its folder."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
 
 
 def report_path(study_name: str) -> Path:

@@ -3,12 +3,14 @@ Hugging Face model folder with a hub model card (trainers/hf.py writes the folde
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from analysis.cards import file_name
 from orchestrator.store import (
     StoreError,
     TrialStatus,
@@ -33,8 +35,7 @@ def export_models(
     from trainers.train import _token_data, build_model
 
     out = Path(out)
-    if out.exists():
-        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
+    _new_folder(out)
     rows = current_trials(session, study)
     chosen = [r for r in rows if pattern is None or fnmatchcase(r.trial_id, pattern)]
     if not chosen:
@@ -67,10 +68,8 @@ def export_models(
             )
     table = trials_frame(session, study).set_index("trial_id", drop=False)
     evals = evals_frame(session, study)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        folders = []
+    folders = []
+    with _whole(out) as building:
         for row in exportable:
             spec = specs[row.trial_id]
             try:
@@ -80,13 +79,9 @@ def export_models(
             except (RuntimeError, CorpusError) as e:  # a checkpoint of another trial, no corpus
                 raise StoreError(f"{row.trial_id}: {e}") from None
             card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", row.trial_id)
+            name = file_name(row.trial_id)
             write_folder(spec, model, data.tokenizer, building / name, card)
             folders.append(out / name)
-        building.rename(out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return folders, notes
 
 
@@ -102,6 +97,25 @@ def _within(candidate: str, tok, seq_len: int) -> str:
         if tok.encode(cut).tolist() == ids[:n].tolist():
             return cut
     return candidate
+
+
+def _new_folder(out: Path) -> None:
+    if out.exists():
+        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
+
+
+@contextlib.contextmanager
+def _whole(out: Path):
+    """A folder to write into that becomes `out` once the block ends, or is removed if it
+    fails: `out` is written whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield building
+        building.rename(out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
 
 
 def _some(names, shown: int = 3) -> str:
@@ -125,8 +139,7 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
     from trainers.train import _token_data
 
     out = Path(out)
-    if out.exists():
-        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
+    _new_folder(out)
     rows = current_trials(session, study)
     if not rows or not rows[0].spec.eval.tasks:
         raise StoreError(f"study {study.name} scores no zero-shot task: nothing to export")
@@ -134,10 +147,8 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
     data = _token_data(spec)
     items = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
     prefix = re.sub(r"[^A-Za-z0-9_]", "_", study.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     written = []
-    try:
+    with _whole(out) as building:
         for task in spec.eval.tasks:
             name = f"{prefix}_{task}"
             with (building / f"{name}.jsonl").open("w") as f:
@@ -171,8 +182,4 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
             }
             (building / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             written.append(out / f"{name}.yaml")
-        building.rename(out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
     return written

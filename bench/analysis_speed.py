@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 from analysis.fits import fit_points
 from analysis.laws import CHINCHILLA_ND
 from orchestrator import api
+from orchestrator.run import register
 from orchestrator.spec import load_study
-from orchestrator.store import Metric, Trial, TrialStatus, open_store, register_study
+from orchestrator.store import Metric, Trial, TrialStatus, open_store
 
 REPEATS = 3
 TRUTH = {"E": 1.7, "A": 300.0, "B": 150.0, "alpha": 0.34, "beta": 0.30}
@@ -93,11 +94,7 @@ def build_store(folder: Path) -> tuple[str, float]:
     engine = open_store(url)
     rng = np.random.default_rng(1)
     with Session(engine) as session:
-        planned = {t.trial_id: api.planned_accounting(t, data.vocab_size) for t in trials}
-        study = register_study(
-            session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials, planned,
-            data.summary(),
-        )  # fmt: skip
+        study = register(session, spec, trials, data)  # as `study run` registers a grid
         session.flush()
         rows = list(session.scalars(select(Trial).where(Trial.study_id == study.id)))
         for t in rows:

@@ -27,8 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import api, fitting
+from orchestrator.run import register
 from orchestrator.spec import load_study
-from orchestrator.store import Trial, TrialStatus, get_study, open_store, register_study
+from orchestrator.store import Trial, TrialStatus, get_study, open_store
 
 REPEATS = 3
 TRUTH = {"decoder": (1.6, 30.0, 0.25), "encoder": (2.2, 40.0, 0.30), "encdec": (2.0, 50.0, 0.30)}
@@ -53,11 +54,7 @@ def build_store(folder: Path, k: int) -> str:
     url = f"sqlite:///{folder / f'fits{k}.db'}"
     rng = np.random.default_rng(k)
     with Session(open_store(url)) as session:
-        planned = {t.trial_id: api.planned_accounting(t, data.vocab_size) for t in trials}
-        study = register_study(
-            session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials, planned,
-            data.summary(),
-        )  # fmt: skip
+        study = register(session, spec, trials, data)  # as `study run` registers a grid
         session.flush()
         for t in session.scalars(select(Trial).where(Trial.study_id == study.id)):
             e, a, alpha = TRUTH[t.architecture]

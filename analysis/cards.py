@@ -243,6 +243,17 @@ def hub_metadata(study: str, trial: pd.Series, data: dict | None, evals: pd.Data
     }  # fmt: skip
 
 
+# The tokenizer reads "<mask>" in a text as text (as ours does); a masked input asks for it.
+_MASKING = {"encoder": [
+    "",
+    "# <mask> as the mask token, not as text: split_special_tokens=False",
+    'inputs = tokenizer("In the beginning <mask> created", split_special_tokens=False,',
+    '                   return_tensors="pt")',
+    "at = inputs.input_ids[0].tolist().index(tokenizer.mask_token_id)",
+    "best = model(**inputs).logits[0, at].argmax()",
+]}  # fmt: skip
+
+
 def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame,
              config: dict | None) -> str:  # fmt: skip
     """The README.md of an exported model folder: the hub metadata, the card the report
@@ -262,6 +273,7 @@ def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFram
         "",
         f'model = {auto}.from_pretrained("{trial.trial_id}")  # the path of this folder',
         f'tokenizer = AutoTokenizer.from_pretrained("{trial.trial_id}")',
+        *_MASKING.get(trial.architecture, []),
         "```",
         "",
     ])  # fmt: skip

@@ -8,7 +8,7 @@ from itertools import product
 
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import LrRule, StudyError, StudySpec, resolve_size
-from trainers.architectures import account
+from trainers.architectures import ARCHITECTURES, account
 from trainers.trial import Budget, Data, Eval, Model, Optim, Placement, TrialSpec
 
 FLOPS_TOLERANCE = 0.01  # a cell of a FLOP budget spends it within 1% (whole steps)
@@ -146,7 +146,14 @@ def trial_spec(
         trial_id=f"{architecture}-{cell.label}{suffix}-s{seed}",
         size=cell.label,
         seed=seed,
-        model=Model(architecture, shape.n_layer, shape.n_embd, shape.n_head, train.dropout),
+        model=Model(
+            architecture,
+            shape.n_layer,
+            shape.n_embd,
+            shape.n_head,
+            train.dropout,
+            mlm_head=ARCHITECTURES[architecture].mlm_head,
+        ),
         data=Data(
             corpus=study.data.corpus_string(),
             tokenizer=study.data.tokenizer_string(),

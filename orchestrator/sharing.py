@@ -31,7 +31,7 @@ def export_models(
     not at all."""
     from analysis.cards import hub_card
     from trainers.checkpoint import load_weights, scorable
-    from trainers.hf import EXPORTABLE, write_folder
+    from trainers.hf import write_folder
     from trainers.train import _token_data, build_model
 
     out = Path(out)
@@ -50,15 +50,9 @@ def export_models(
         )
     notes = [f"{r.trial_id}: not finished ({r.status.value}), left out" for r in unfinished]
     finished = [r for r in chosen if r.status == TrialStatus.finished]
-    exportable = [r for r in finished if r.architecture in EXPORTABLE]
-    notes += [
-        f"{r.trial_id}: the {r.architecture} has no exact transformers class (every masked-LM "
-        "head there applies a dense layer, GELU and a LayerNorm first), so it is not exported"
-        for r in finished if r.architecture not in EXPORTABLE
-    ]  # fmt: skip
-    if not exportable:
+    if not finished:
         raise StoreError(f"nothing to export from study {study.name}: " + "; ".join(notes))
-    specs = {r.trial_id: r.spec for r in exportable}
+    specs = {r.trial_id: r.spec for r in finished}
     for trial_id, spec in specs.items():
         if spec.steps not in scorable(spec):
             raise StoreError(
@@ -70,13 +64,13 @@ def export_models(
     evals = evals_frame(session, study)
     folders = []
     with _whole(out) as building:
-        for row in exportable:
+        for row in finished:
             spec = specs[row.trial_id]
             try:
                 data = _token_data(spec)
                 model = build_model(spec, data.vocab_size)
                 load_weights(spec, scorable(spec)[spec.steps], model)
-            except (RuntimeError, CorpusError) as e:  # a checkpoint of another trial, no corpus
+            except (RuntimeError, ValueError, CorpusError) as e:  # another trial's, no corpus
                 raise StoreError(f"{row.trial_id}: {e}") from None
             card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
             name = file_name(row.trial_id)

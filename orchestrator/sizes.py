@@ -42,6 +42,14 @@ _DECODER = {
 # The ladders, by family; each architecture names its family in trainers/architectures.py.
 LADDERS: dict[str, dict[str, Shape]] = {
     "decoder": _DECODER,
+    # an encoder block is a decoder block without the causal mask; the masked-LM head adds
+    # d² + 3·d, which moves the smallest shapes more than 5% off their labels
+    "encoder": _DECODER
+    | {
+        "10K": Shape(1, 27, 1),
+        "25K": Shape(2, 31, 1),
+        "300K": Shape(4, 78, 6),
+    },
     # n_layer blocks in each stack; the label counts both (about 28·n_layer·d²)
     "encdec": {
         "10K": Shape(1, 18, 1),

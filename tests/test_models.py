@@ -40,7 +40,7 @@ def test_parameter_counts_equal_the_closed_form(architecture, shape):
     L, d = shape[0], shape[1]
     stacks = {
         "decoder": L * (12 * d * d + 13 * d) + 2 * d,
-        "encoder": L * (12 * d * d + 13 * d) + 2 * d,
+        "encoder": L * (12 * d * d + 13 * d) + 2 * d + d * d + 3 * d,  # and the MLM head
         "encdec": L * (12 * d * d + 13 * d) + L * (16 * d * d + 19 * d) + 4 * d,
     }
     assert acct.n_params == stacks[architecture]

@@ -63,13 +63,10 @@ def _ours(study, trial_id):
     return model.eval(), data.tokenizer
 
 
-def test_the_decoder_and_encdec_load_with_the_auto_classes_and_give_our_logits(exported):
+def test_every_architecture_loads_with_the_auto_classes_and_gives_our_logits(exported):
     study, _, folders, notes = exported
-    assert sorted(folders) == ["decoder-25K-s0", "encdec-25K-s0"]
-    assert notes == [
-        "encoder-25K-s0: the encoder has no exact transformers class (every masked-LM head "
-        "there applies a dense layer, GELU and a LayerNorm first), so it is not exported"
-    ]
+    assert sorted(folders) == ["decoder-25K-s0", "encdec-25K-s0", "encoder-25K-s0"]
+    assert notes == []
     for trial_id, folder in folders.items():
         names = sorted(p.name for p in folder.iterdir())
         assert names == ["README.md", "config.json", "generation_config.json",
@@ -89,6 +86,13 @@ def test_the_decoder_and_encdec_load_with_the_auto_classes_and_give_our_logits(e
                 assert type(model).__name__ == "GPT2LMHeadModel"
                 theirs = model(input_ids=ids, attention_mask=mask).logits[mask.bool()]
                 mine = ours(ids, mask.bool())[mask.bool()]
+            elif trial_id.startswith("encoder"):
+                model = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
+                assert type(model).__name__ == "XLMRobertaXLForMaskedLM"
+                masked = ids.masked_fill((torch.arange(ids.shape[1]) % 3 == 1) & mask.bool(),
+                                         tok.mask_id)  # fmt: skip
+                theirs = model(input_ids=masked, attention_mask=mask).logits[mask.bool()]
+                mine = ours(masked, mask.bool())[mask.bool()]
             else:
                 model = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
                 assert type(model).__name__ == "BlenderbotForConditionalGeneration"
@@ -109,8 +113,9 @@ def test_the_card_is_a_hub_model_card_with_every_result(exported):
         assert text.startswith("---\n")
         meta = yaml.safe_load(text.split("---\n")[1])
         assert meta["license"] == "mit" and meta["library_name"] == "transformers"
-        assert meta["pipeline_tag"] == ("text-generation" if trial_id.startswith("decoder")
-                                        else "text2text-generation")  # fmt: skip
+        pipelines = {"decoder": "text-generation", "encoder": "fill-mask",
+                     "encdec": "text2text-generation"}  # fmt: skip
+        assert meta["pipeline_tag"] == pipelines[trial_id.split("-")[0]]
         assert "corpus:builtin:kjv" in meta["tags"] and "scaling-study" in meta["tags"]
         assert "datasets" not in meta  # a built-in corpus is not a Hub dataset id
         (entry,) = meta["model-index"]
@@ -128,6 +133,12 @@ def test_the_card_is_a_hub_model_card_with_every_result(exported):
             if e.metric in ("acc", "acc_norm"):
                 assert metric["args"]["chance"] == pytest.approx(e.chance)
         assert "## Loading" in text and f'from_pretrained("{trial_id}")' in text
+        snippet = text.split("```python\n")[1].split("```")[0]
+        scope = {}
+        exec(snippet.replace(f'"{trial_id}"', repr(str(folder))), scope)  # the card's own code
+        assert isinstance(scope["model"], torch.nn.Module)
+        if trial_id.startswith("encoder"):  # a masked input, as the card shows it
+            assert scope["inputs"].input_ids[0, scope["at"]] == scope["tokenizer"].mask_token_id
         assert (
             "| sequence length | 32 tokens |" in text and "| shape |" in text
         )  # the report's card

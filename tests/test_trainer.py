@@ -124,7 +124,9 @@ def test_an_interrupted_trial_resumes_and_matches_an_uninterrupted_run(
     spec, architecture, tmp_path
 ):
     spec = but(
-        spec, model={"architecture": architecture}, placement={"checkpoint_every_tokens": 4096}
+        spec,
+        model={"architecture": architecture, "mlm_head": architecture == "encoder"},
+        placement={"checkpoint_every_tokens": 4096},
     )
     whole = []
     train(but(spec, placement={"storage": str(tmp_path / "whole")}), whole.append)

@@ -29,6 +29,11 @@ def cross_block_params(n_embd: int) -> int:
     return block_params(n_embd) + 4 * n_embd * n_embd + 6 * n_embd
 
 
+def mlm_head_params(n_embd: int) -> int:
+    """BERT's masked-LM head before the tied projection: dense, GELU, LayerNorm (d² + 3·d)."""
+    return n_embd * n_embd + 3 * n_embd
+
+
 def span_counts(seq_len: int) -> tuple[int, int]:
     """(noise tokens, noise spans) that span corruption places in `seq_len` tokens (as T5)."""
     n_noise = min(max(round(seq_len * NOISE_DENSITY), 1), seq_len - 1)
@@ -78,11 +83,12 @@ def decoder_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int)
 
 
 def encoder_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int) -> Accounting:
-    """An encoder: the output projection runs only on the selected positions."""
+    """An encoder: the masked-LM head and the output projection run only on the selected
+    positions."""
     L, d, V, T = n_layer, n_embd, vocab_size, seq_len
-    stack = _stack(L, d)
-    flops = 6 * stack + 12 * L * T * d + round(6 * V * d * MLM_PROBABILITY)
-    return Accounting(stack, stack + (V + T) * d, flops, MLM_PROBABILITY)
+    stack, head = _stack(L, d), mlm_head_params(d)
+    flops = 6 * stack + 12 * L * T * d + round(6 * (head + V * d) * MLM_PROBABILITY)
+    return Accounting(stack + head, stack + head + (V + T) * d, flops, MLM_PROBABILITY)
 
 
 def encdec_accounting(n_layer: int, n_embd: int, vocab_size: int, seq_len: int) -> Accounting:

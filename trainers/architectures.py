@@ -41,6 +41,7 @@ class Architecture:
     lr_base: float  # default peak learning rate up to 1M parameters
     color: str  # in every figure of a report
     too_long: Callable[[int], str | None] = lambda seq_len: None  # why a seq_len cannot be used
+    mlm_head: bool = False  # a masked-LM head before the tied output projection (BERT's)
 
     def load(self, part: str):
         """The torch code a field names: `load("model")`, `load("batches")`, `load("scorer")`."""
@@ -78,7 +79,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         color="#1f77b4",
     ),
     "encoder": Architecture(
-        description="BERT-style encoder-only Transformer (bidirectional self-attention)",
+        description="BERT-style encoder-only Transformer (bidirectional self-attention, "
+        "BERT's masked-LM head)",
         objective="masked LM",
         objective_text="masked language modelling: 15% of tokens selected, 80/10/10 "
         "mask/random/keep",
@@ -89,9 +91,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         scorer="trainers.zeroshot:score_pll",
         scorer_options=lambda settings: {"stride": settings.pll_stride},
         heldout_bits=False,
-        ladder="decoder",  # an encoder block is a decoder block without the causal mask
+        ladder="encoder",  # the decoder's shapes, but where the head's d² + 3·d moves N off
         lr_base=1e-3,
         color="#d62728",
+        mlm_head=True,
     ),
     "encdec": Architecture(
         description="T5-style encoder-decoder Transformer (one shared token table)",

@@ -202,9 +202,13 @@ class TransformerLM(nn.Module):
             x = block(x, keys)
         return self.ln_f(x)
 
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits of final hidden states (..., C): the projection tied to the token table."""
+        return F.linear(h, self.wte.weight)
+
     def forward(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, vocab) at each position of `idx` (B, T)."""
-        return F.linear(self.hidden(idx, keys), self.wte.weight)
+        return self.project(self.hidden(idx, keys))
 
 
 def count_params(model: nn.Module, non_embedding: bool = True) -> int:

@@ -11,9 +11,11 @@ renamed and, where transformers keeps them transposed or split, transposed or sp
   and k/v projections are split; the decoder starts from <pad>, as ours does. Blenderbot has one
   `max_position_embeddings` for both stacks: the shorter table is padded with zeros, rows no
   input of the trained lengths reaches.
-- encoder: no transformers masked-LM class projects the final norm straight onto the tied
-  table (each applies a dense layer, GELU and a LayerNorm first), so none is exact; it is not
-  exported (see README, Sharing models).
+- encoder -> XLMRobertaXLForMaskedLM: pre-LN blocks with a final norm, BERT's masked-LM head
+  (dense, exact GELU, LayerNorm) and the projection tied to the token table (its bias zero).
+  Its positions start at pad_token_id + 1 (fairseq's numbering; padding reads the row at
+  pad_token_id): our table is written from that row on, the rows before it zero; its one
+  token type is a zero row.
 
 Writing needs torch and safetensors only; transformers is needed to load the folder, not to
 write it.
@@ -25,8 +27,6 @@ import json
 from pathlib import Path
 
 import torch
-
-EXPORTABLE = ("decoder", "encdec")
 
 
 class ExportError(ValueError):
@@ -84,6 +84,61 @@ def gpt2(model, spec, tok) -> tuple[dict, dict]:
         "eos_token_id": tok.eos_id,
         "pad_token_id": tok.pad_id,
         "use_cache": True,
+    }
+    return config, sd
+
+
+def xlm_roberta_xl(model, spec, tok) -> tuple[dict, dict]:
+    """The encoder as XLMRobertaXLForMaskedLM: (config, state dict)."""
+    m, c, wte = spec.model, model.config.n_embd, model.wte.weight.detach()
+    positions = model.embed.positions.weight.detach()
+    offset = tok.pad_id + 1  # the first position's row
+    table = torch.cat([positions.new_zeros(offset, c), positions])
+    sd = {"roberta.embeddings.word_embeddings.weight": _c(wte),
+          "roberta.embeddings.position_embeddings.weight": _c(table),
+          "roberta.embeddings.token_type_embeddings.weight": wte.new_zeros(1, c),
+          "lm_head.dense.weight": _c(model.head.dense.weight),
+          "lm_head.dense.bias": _c(model.head.dense.bias),
+          "lm_head.bias": wte.new_zeros(tok.vocab_size)}  # fmt: skip
+    sd |= _norm("roberta.encoder.LayerNorm", model.ln_f)
+    sd |= _norm("lm_head.layer_norm", model.head.ln)
+    for i, block in enumerate(model.blocks):
+        p = f"roberta.encoder.layer.{i}."
+        q, k, v = block.attn.qkv.weight.detach().split(c)
+        qb, kb, vb = block.attn.qkv.bias.detach().split(c)
+        sd |= {p + "attention.self.query.weight": _c(q), p + "attention.self.query.bias": _c(qb),
+               p + "attention.self.key.weight": _c(k), p + "attention.self.key.bias": _c(kb),
+               p + "attention.self.value.weight": _c(v), p + "attention.self.value.bias": _c(vb),
+               p + "attention.output.dense.weight": _c(block.attn.proj.weight),
+               p + "attention.output.dense.bias": _c(block.attn.proj.bias),
+               p + "intermediate.dense.weight": _c(block.mlp.fc.weight),
+               p + "intermediate.dense.bias": _c(block.mlp.fc.bias),
+               p + "output.dense.weight": _c(block.mlp.proj.weight),
+               p + "output.dense.bias": _c(block.mlp.proj.bias)}  # fmt: skip
+        sd |= _norm(p + "attention.self_attn_layer_norm", block.ln_1)
+        sd |= _norm(p + "LayerNorm", block.ln_2)
+    config = {
+        "architectures": ["XLMRobertaXLForMaskedLM"],
+        "model_type": "xlm-roberta-xl",
+        "vocab_size": tok.vocab_size,
+        "hidden_size": c,
+        "num_hidden_layers": m.n_layer,
+        "num_attention_heads": m.n_head,
+        "intermediate_size": 4 * c,
+        "hidden_act": "gelu",  # exact, as ours
+        "hidden_dropout_prob": m.dropout,
+        "attention_probs_dropout_prob": m.dropout,
+        "max_position_embeddings": offset + spec.data.seq_len,
+        "type_vocab_size": 1,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-5,
+        "position_embedding_type": "absolute",
+        "is_decoder": False,
+        "tie_word_embeddings": True,
+        "pad_token_id": tok.pad_id,
+        "bos_token_id": tok.eos_id,
+        "eos_token_id": tok.eos_id,
+        "use_cache": False,
     }
     return config, sd
 
@@ -179,7 +234,7 @@ def blenderbot(model, spec, tok) -> tuple[dict, dict]:
     return config, sd
 
 
-MAPPINGS = {"decoder": gpt2, "encdec": blenderbot}
+MAPPINGS = {"decoder": gpt2, "encoder": xlm_roberta_xl, "encdec": blenderbot}
 
 
 def byte_tokenizer_json(tok) -> str:
@@ -269,12 +324,6 @@ def write_folder(spec, model, tok, folder: Path, card: str) -> Path:
     from safetensors.torch import save_file
 
     arch = spec.model.architecture
-    if arch not in MAPPINGS:
-        raise ExportError(
-            f"{spec.trial_id}: the {arch} has no exact transformers class (every masked-LM head "
-            "there applies a dense layer, GELU and a LayerNorm before the output; ours projects "
-            "the final norm directly), so it is not exported"
-        )
     config, state = MAPPINGS[arch](model.eval(), spec, tok)
     config["torch_dtype"] = "float32"
     folder.mkdir(parents=True)

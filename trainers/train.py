@@ -57,6 +57,13 @@ def lr_at(step: int, spec: TrialSpec) -> float:
 
 def build_model(spec: TrialSpec, vocab_size: int) -> torch.nn.Module:
     """The model a trial trains."""
+    entry = architecture(spec.model.architecture)
+    if spec.model.mlm_head != entry.mlm_head:
+        raise ValueError(
+            f"{spec.trial_id}: an {spec.model.architecture} "
+            f"{'with' if spec.model.mlm_head else 'without'} a masked-LM head is not a model "
+            "this version builds (encoders have had BERT's head since 2026-12): train it again"
+        )
     config = ModelConfig(
         architecture=spec.model.architecture,
         vocab_size=vocab_size,
@@ -66,7 +73,7 @@ def build_model(spec: TrialSpec, vocab_size: int) -> torch.nn.Module:
         n_head=spec.model.n_head,
         dropout=spec.model.dropout,
     )
-    return architecture(spec.model.architecture).load("model")(config)
+    return entry.load("model")(config)
 
 
 def _optimizer(model: torch.nn.Module, optim: Optim, device: torch.device) -> torch.optim.AdamW:

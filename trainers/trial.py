@@ -28,6 +28,8 @@ class Model:
     n_embd: int
     n_head: int
     dropout: float = 0.0
+    mlm_head: bool = False  # the encoder's masked-LM head (dense, GELU, norm); every encoder
+    # since it was added (2026-12): the encoders trained before it keep their own hashes
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,8 @@ def _scored_logp(model, ids, keys, rows, cols, targets) -> torch.Tensor:
     models, the output projection and softmax at those positions only (most of a forward's
     cost at small sizes is the projection onto the vocabulary); for any other module, from its
     full logits."""
-    if hasattr(model, "hidden") and hasattr(model, "wte"):
-        h = model.hidden(ids, keys)[rows, cols]
-        logits = F.linear(h, model.wte.weight).float()
+    if hasattr(model, "hidden") and hasattr(model, "project"):
+        logits = model.project(model.hidden(ids, keys)[rows, cols]).float()
     else:
         logits = (model(ids) if keys is None else model(ids, keys)).float()[rows, cols]
     return F.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]

@@ -236,6 +236,7 @@ class ShapeSpec(_Strict):
     name: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=40,  # the store's size column, on every database
         description="label for trial ids (letters, digits, _ . -); default: N, as in '25.5K'",
     )
 

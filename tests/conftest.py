@@ -2,14 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 ASSETS = Path(__file__).parent / "assets"
+# A PostgreSQL server the store tests also run against (.ci/run starts one on 127.0.0.1), as
+# a URL of a database there that may be used to create and drop others.
+POSTGRES = os.environ.get("STUDY_TEST_POSTGRES", "")
+
+
+@contextlib.contextmanager
+def _postgres_database():
+    """A fresh database on the PostgreSQL server, dropped afterwards: its URL."""
+    if not POSTGRES:
+        why = "no PostgreSQL server: set STUDY_TEST_POSTGRES to one (.ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(why)  # CI runs the store tests on PostgreSQL, never skips them
+        pytest.skip(why)
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """An empty run store: a SQLite file, and a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'runs' / 'st.db'}"
+        return
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_store():
+    """An empty run store on the PostgreSQL server."""
+    with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """An empty SQLite run store, for what only a file has (its lock file, damage)."""
+    return f"sqlite:///{tmp_path / 'runs' / 'st.db'}"
 
 
 @pytest.fixture(scope="session")

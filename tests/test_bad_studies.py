@@ -37,6 +37,10 @@ CASES = [
     (VALID + "data: {split_seed: -3}\n", "{f}:5: data.split_seed: Input should be greater"),
     (VALID + "eval: {zero_shot: {seed: -1}}\n", "{f}:5: eval.zero_shot.seed: Input should be"),
     (_replace("name: bad", "name: " + "x" * 150), "{f}:1: name: String should have at most 100"),
+    (
+        _replace("[25K, 100K]", "[{n_layer: 1, n_embd: 32, n_head: 2, name: " + "w" * 41 + "}]"),
+        "{f}:3: sizes[0].name: String should have at most 40 characters",
+    ),
     # files that would take the machine: aliases expanding to billions, megabytes of keys
     (LAUGHS + VALID, "{f}: its aliases (*name) expand to more than 100,000 values"),
     (VALID + "x: " + "[" * 2000 + "]" * 2000 + "\n", "{f}: nested too deeply to read"),

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
@@ -44,11 +44,6 @@ def _registered(session):
     spec = parse_study(STUDY)
     study = _register(session, spec, expand(spec, "", ""))
     return study, current_trials(session, study)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return f"sqlite:///{tmp_path / 'runs' / 'st.db'}"
 
 
 def test_round_trip_of_study_trials_and_events(store):
@@ -90,9 +85,10 @@ def test_round_trip_of_study_trials_and_events(store):
         assert sorted(names) == ["lr", "tokens_per_s", "train_loss", "val_loss"]
         assert rows[0].tokens_scored == 2048 and rows[0].mfu == 0.5
         assert [r.attempts for r in rows] == [1, 0]
-    db = sqlite3.connect(store.removeprefix("sqlite:///"))
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if store.startswith("sqlite"):
+        db = sqlite3.connect(store.removeprefix("sqlite:///"))
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_changed_study_keeps_old_trials_but_not_as_current(store):
@@ -150,7 +146,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     done = study_cli("upgrade", "--store", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "old.db.schema-0001.bak"
-    assert f"from schema 0001 to 0004; the old store is kept as {copy}" in done.stdout
+    assert f"from schema 0001 to 0005; the old store is kept as {copy}" in done.stdout
     assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
     shown = api.status(store=url)
     assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
@@ -162,7 +158,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
     again = study_cli("upgrade", "--store", url, cwd=tmp_path)
-    assert again.returncode == 0 and "at schema 0004 already" in again.stdout
+    assert again.returncode == 0 and "at schema 0005 already" in again.stdout
 
 
 @pytest.mark.parametrize(
@@ -183,7 +179,7 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
 
     url = _old_store(tmp_path, asset)
     before = _counts(url)
-    assert upgrade_store(url)[1] == "0004"
+    assert upgrade_store(url)[1] == "0005"
     after = _counts(url)
     assert after["evals"] == before["evals"] == evals  # every zero-shot result kept
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
@@ -216,9 +212,9 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
 
 def test_a_store_from_a_newer_tool_is_refused_and_not_touched(store, study_cli, tmp_path):
     engine = open_store(store)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE study_schema_version SET version_num = '0099'"))
     engine.dispose()
-    with sqlite3.connect(store.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE study_schema_version SET version_num = '0099'")
     with pytest.raises(StoreError, match="schema 0099, newer than this version.*pip install -U"):
         open_store(store)
     done = study_cli("upgrade", "--store", store, cwd=tmp_path)
@@ -234,7 +230,7 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0004"
+        assert context.get_current_revision() == "0005"
         assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
@@ -425,17 +421,18 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     assert len(errors[0].split(" and ")[0].split(", ")) == 3
 
 
-def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(store):
-    """Where no lock file tells whether a run is alive (a store on a database server), a trial
-    whose heartbeat stopped is shown interrupted. `sqlite+pysqlite://` takes that path here."""
+def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(sqlite_store):
+    """Where no lock tells whether a run is alive (a store on a database server other than
+    PostgreSQL), a trial whose heartbeat stopped is shown interrupted. `sqlite+pysqlite://`
+    takes that path here."""
     from datetime import timedelta
 
     from orchestrator import api
     from orchestrator.store import STALE_AFTER_S, beat
     from orchestrator.store.tables import utc_now
 
-    server_like = store.replace("sqlite:///", "sqlite+pysqlite:///")
-    engine = open_store(store)
+    server_like = sqlite_store.replace("sqlite:///", "sqlite+pysqlite:///")
+    engine = open_store(sqlite_store)
     with Session(engine) as session:
         study, (first, second) = _registered(session)
         queue_trial(session, first)
@@ -465,11 +462,13 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
     from orchestrator.store import Recorder
 
     engine = open_store(store)
-    reader = sqlite3.connect(store.removeprefix("sqlite:///"))
+    reader = create_engine(store).connect()  # another connection: sees commits only
 
     def seen() -> tuple[str, int]:
-        status = reader.execute("SELECT status FROM trials ORDER BY id LIMIT 1").fetchone()[0]
-        return status, reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+        status = reader.execute(text("SELECT status FROM trials ORDER BY id LIMIT 1")).scalar()
+        count = reader.execute(text("SELECT COUNT(*) FROM metrics")).scalar()
+        reader.rollback()  # the next look starts afresh
+        return status, count
 
     start = Start(n_params=25472, total_params=37856, flops_per_token=10**6, device="cpu",
                   threads=1, steps=1)  # fmt: skip
@@ -552,7 +551,10 @@ def test_a_crafted_study_name_in_a_store_never_writes_outside_reports(store, tmp
 
 
 @pytest.mark.parametrize("damage", ["random", "truncated"])
-def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(store, study_cli, tmp_path, damage):
+def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
+    sqlite_store, study_cli, tmp_path, damage
+):
+    store = sqlite_store
     engine = open_store(store)
     with Session(engine) as session:
         _registered(session)
@@ -580,3 +582,50 @@ def test_a_store_failure_names_the_store_without_its_password():
     said = store_failure("postgresql+psycopg://me:s3cret@db.example/runs", OSError("down"))
     assert "s3cret" not in said and "me:***@db.example" in said and said.endswith(": down")
     assert store_failure("", OSError("gone")) == "cannot use the run store: gone"
+
+
+CONCURRENT = """\
+name: conc
+data: {corpus: "builtin:kjv", tokenizer: bytes, seq_len: 32}
+architectures: [decoder]
+sizes: [25K, 50K]
+budget: {tokens: 16K}
+train: {batch_size: 8}
+eval: {every_tokens: 8K, tokens: 2K, zero_shot: {items: 10}}
+resources: {cpus_per_trial: 1}
+"""
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_on_one_store_train_each_trial_once(postgres_store, tmp_path):
+    """On a database server: the second run is refused by the store's run lock (an advisory
+    lock) before it writes anything; the first trains every trial once: no row twice, one
+    attempt each. (On SQLite the lock file does the same: tests above.)"""
+    store = postgres_store
+    import subprocess
+    import sys
+
+    study = tmp_path / "conc.yaml"
+    study.write_text(CONCURRENT + f"storage: {tmp_path / 'artifacts'}\n")
+    command = [sys.executable, "-m", "orchestrator.cli", "run", str(study), "--store", store]
+    runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    done = [(run.wait(timeout=600), *run.communicate()) for run in runs]
+    codes = sorted(code for code, _, _ in done)
+    assert codes == [0, 2], done
+    refused = next(err for code, _, err in done if code == 2)
+    assert "is in use by study run (pid" in refused and "Traceback" not in refused
+    engine = open_store(store, create=False)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT trial_id, status, attempts FROM trials")).all()
+        assert sorted(rows) == [("decoder-25K-s0", "finished", 1),
+                                ("decoder-50K-s0", "finished", 1)]  # fmt: skip
+        assert connection.execute(text("SELECT COUNT(*) FROM studies")).scalar() == 1
+        for table, key in (("metrics", "trial_pk, name, step"),
+                           ("evals", "trial_pk, eval_key, step, task, metric")):  # fmt: skip
+            twice = connection.execute(text(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} GROUP BY {key} "
+                "HAVING COUNT(*) > 1) AS twice"
+            )).scalar()  # fmt: skip
+            assert twice == 0, table
+    engine.dispose()

@@ -5,18 +5,19 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, make_url, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from orchestrator.store.liveness import run_lock
 from orchestrator.store.tables import Base
-from orchestrator.store.urls import StoreError, sqlite_file
+from orchestrator.store.urls import StoreError, sqlite_file, store_errors, store_failure
+
+__all__ = ["open_store", "store_failure", "upgrade_store"]
 
 # The schema is versioned by alembic (migrations in orchestrator/migrations), in a table of its
 # own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
 VERSION_TABLE = "study_schema_version"
-SCHEMA_REVISION = "0004"  # the newest migration (a test checks): a store at it opens at once
+SCHEMA_REVISION = "0005"  # the newest migration (a test checks): a store at it opens at once
 LEGACY_VERSION = 4
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -94,39 +95,8 @@ def open_store(url: str, create: bool = True) -> Engine:
     version is refused, with the command that upgrades it (or a word that the tool is older
     than the store); a URL that is none, a driver not installed, a database that cannot be
     reached or is not a store (a damaged file) is a StoreError saying which."""
-    try:
+    with store_errors(url):
         return _open_store(url, create)
-    except ArgumentError:
-        raise StoreError(
-            f"{url!r} is not a database URL: give one like sqlite:///runs/NAME.db or "
-            "postgresql+psycopg://USER@HOST/DATABASE"
-        ) from None
-    except (ModuleNotFoundError, NoSuchModuleError) as e:
-        raise StoreError(
-            f"the store {url} needs a database driver that is not installed "
-            f"({getattr(e, 'name', None) or e}): for PostgreSQL, pip install 'psycopg[binary]'"
-        ) from None
-    except DBAPIError as e:
-        raise StoreError(store_failure(url, e)) from None
-
-
-def store_failure(url: str, error: Exception) -> str:
-    """One line for a database error on the store at `url` ("" where it is not known), its
-    password hidden."""
-    first = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
-    try:
-        shown = make_url(url).render_as_string(hide_password=True) if url else ""
-    except ArgumentError:
-        shown = url
-    store = f"the store {shown}" if shown else "the run store"
-    sqlite = isinstance(getattr(error, "orig", None), sqlite3.Error)
-    if sqlite and ("not a database" in first or "malformed" in first):
-        return (f"{store} is damaged or not a run store ({first}): restore it from a copy, or "
-                "move it aside and run the study again")  # fmt: skip
-    if sqlite and "readonly" in first:
-        return (f"{store} cannot be written ({first}): give its folder write permission "
-                "(SQLite writes a journal beside it, even to read)")  # fmt: skip
-    return f"cannot use {store}: {first}"
 
 
 def _open_store(url: str, create: bool) -> Engine:

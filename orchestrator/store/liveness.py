@@ -1,5 +1,6 @@
-"""Whether a run is alive: the run lock of a SQLite store, and the heartbeats of trials (for
-stores on a database server, where no lock file tells)."""
+"""Whether a run is alive: the run lock of a store (a lock file beside a SQLite store, an
+advisory lock on a PostgreSQL server), and the heartbeats of trials (for other database servers,
+where no lock tells)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,42 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import create_engine, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from orchestrator.store.tables import Trial, TrialStatus, utc_now
-from orchestrator.store.urls import StoreError, sqlite_file
+from orchestrator.store.urls import StoreError, on_server, shown_url, sqlite_file, store_errors
+
+# The key of the run lock on a PostgreSQL server: advisory locks are per database, so one key
+# locks one store. Two int4 keys ("STUD", 1): pg_locks shows them as classid and objid.
+LOCK_KEY = {"a": 0x53545544, "b": 1}
+
+
+def _holder() -> str:
+    return (f"study run (pid {os.getpid()} on {socket.gethostname()}, since "
+            f"{utc_now().strftime('%Y-%m-%d %H:%M:%S UTC')})")  # fmt: skip
+
+
+def _in_use(store, holder: str) -> StoreError:
+    return StoreError(
+        f"the store {store} is in use by {holder}: wait for that run to finish (or stop it), "
+        "or pass --wait to start when it does"
+    )
 
 
 @contextmanager
 def run_lock(url: str, wait: bool = False) -> Iterator[None]:
-    """One `study run` at a time on a store: an exclusive lock on `<store file>.lock`, with who
-    holds it written inside. The operating system releases it when the holder ends, even by
-    SIGKILL, so a dead run never blocks the next. Raises StoreError naming the holder, unless
-    `wait`, which blocks until the store is free. Stores on a database server are not locked
-    here (their own locking keeps writes consistent)."""
+    """One `study run` at a time on a store. For SQLite, an exclusive lock on `<store
+    file>.lock`, with who holds it written inside; on PostgreSQL, a session advisory lock held
+    by a connection of its own, named for who holds it. Either is released when the holder
+    ends, even by SIGKILL (the operating system closes the file, the server the connection), so
+    a dead run never blocks the next. Raises StoreError naming the holder, unless `wait`, which
+    blocks until the store is free. Stores on other database servers are not locked here."""
+    if on_server(url):
+        with _server_lock(url, wait):
+            yield
+        return
     store = sqlite_file(url)
     if store is None:
         yield
@@ -36,23 +59,53 @@ def run_lock(url: str, wait: bool = False) -> Iterator[None]:
             _acquire(handle, wait)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise StoreError(
-                f"the store {store} is in use by {holder}: wait for that run to finish (or "
-                "stop it), or pass --wait to start when it does"
-            ) from None
+            raise _in_use(store, handle.read().strip() or "another process") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(
-            f"study run (pid {os.getpid()} on {socket.gethostname()}, since "
-            f"{utc_now().strftime('%Y-%m-%d %H:%M:%S UTC')})\n"
-        )
+        handle.write(_holder() + "\n")
         handle.flush()
         try:
             yield
         finally:
             handle.seek(0)
             handle.truncate()  # the file stays; the lock goes with the handle
+
+
+_HOLDERS = text(
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :a AND l.objid = :b "
+    "AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database "
+    "WHERE datname = current_database())"
+)
+
+
+@contextmanager
+def _server_lock(url: str, wait: bool) -> Iterator[None]:
+    engine = create_engine(url, poolclass=NullPool)  # the lock lives as long as its connection
+    try:
+        with store_errors(url):
+            connection = engine.connect()
+            # who holds it, for a second run to name (pg_stat_activity keeps 63 characters)
+            connection.execute(text("SELECT set_config('application_name', :name, false)"),
+                               {"name": _holder()[:63]})  # fmt: skip
+            if wait:
+                connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEY)
+            elif not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
+                                        LOCK_KEY).scalar():  # fmt: skip
+                holder = connection.execute(_HOLDERS, LOCK_KEY).scalar()
+                connection.close()
+                raise _in_use(shown_url(url), holder or "another study run")
+            connection.commit()  # the lock is the session's; no transaction stays open
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:a, :b)"), LOCK_KEY)
+                connection.close()
+            except Exception:  # a server gone: the lock went with the connection
+                connection.invalidate()
+    finally:
+        engine.dispose()
 
 
 def _acquire(handle, wait: bool) -> None:
@@ -71,8 +124,15 @@ def _acquire(handle, wait: bool) -> None:
 
 def run_active(url: str) -> bool | None:
     """Whether a `study run` holds the store now; None where that cannot be known (a store on
-    a database server). A trial the store shows running while no run is active was left by a
-    driver that died."""
+    a database server other than PostgreSQL). A trial the store shows running while no run is
+    active was left by a driver that died."""
+    if on_server(url):
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with store_errors(url), engine.connect() as connection:
+                return connection.execute(_HOLDERS, LOCK_KEY).first() is not None
+        finally:
+            engine.dispose()
     store = sqlite_file(url)
     if store is None:
         return None
@@ -106,8 +166,8 @@ def beat(session: Session, trials: list[Trial]) -> None:
 
 def stale(status: str, heartbeat_at: datetime | None) -> bool:
     """Whether a trial the store shows queued or running has lost its run: its heartbeat is
-    older than STALE_AFTER_S (or missing). For stores on a database server, where no lock file
-    tells whether the run is alive."""
+    older than STALE_AFTER_S (or missing). For stores on a database server where no lock tells
+    whether the run is alive."""
     if status not in (TrialStatus.pending, TrialStatus.running):
         return False
     if heartbeat_at is None:

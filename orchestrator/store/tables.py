@@ -5,7 +5,18 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from trainers.trial import TrialSpec
@@ -13,6 +24,11 @@ from trainers.trial import TrialSpec
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # naive UTC: SQLite keeps no time zones
+
+
+# A count of tokens or parameters: 64 bits on every database (PostgreSQL's INTEGER has 32; a
+# SQLite INTEGER has 64 already, and stays INTEGER so that its rowid keys are unchanged).
+Count = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -62,18 +78,18 @@ class Trial(Base):
     seed: Mapped[int]
     config: Mapped[dict] = mapped_column(JSON)
     eval_key: Mapped[str | None] = mapped_column(String(16))  # the settings it was measured under
-    n_params: Mapped[int]  # non-embedding N; planned from the shape, then measured
-    total_params: Mapped[int]
-    tokens: Mapped[int]  # the budget
-    flops_per_token: Mapped[int]
+    n_params: Mapped[int] = mapped_column(Count)  # non-embedding N; planned, then measured
+    total_params: Mapped[int] = mapped_column(Count)
+    tokens: Mapped[int] = mapped_column(Count)  # the budget
+    flops_per_token: Mapped[int] = mapped_column(Count)
     flops: Mapped[float]  # training compute C = flops_per_token × tokens trained
     status: Mapped[TrialStatus] = mapped_column(
         Enum(TrialStatus, name="trial_status", create_constraint=True, length=20),
         default=TrialStatus.pending,
     )
     attempts: Mapped[int] = mapped_column(default=0)
-    tokens_done: Mapped[int] = mapped_column(default=0)  # tokens processed
-    tokens_scored: Mapped[int] = mapped_column(default=0)  # tokens the loss was computed on
+    tokens_done: Mapped[int] = mapped_column(Count, default=0)  # tokens processed
+    tokens_scored: Mapped[int] = mapped_column(Count, default=0)  # tokens the loss was computed on
     val_loss: Mapped[float | None]
     tokens_per_s: Mapped[float | None]  # training steps only
     mfu: Mapped[float | None]  # model FLOPs utilisation against the trial's peak
@@ -100,7 +116,7 @@ class Metric(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_pk: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
     step: Mapped[int]
-    tokens: Mapped[int]
+    tokens: Mapped[int] = mapped_column(Count)
     name: Mapped[str] = mapped_column(String(60))
     value: Mapped[float]
     wall_time: Mapped[datetime] = mapped_column(default=utc_now)
@@ -117,7 +133,7 @@ class Eval(Base):
     architecture: Mapped[str] = mapped_column(String(40))  # "ngram" for the baseline
     eval_key: Mapped[str | None] = mapped_column(String(16))  # the evaluation settings' key
     step: Mapped[int]
-    tokens: Mapped[int]
+    tokens: Mapped[int] = mapped_column(Count)
     task: Mapped[str] = mapped_column(String(60))
     metric: Mapped[str] = mapped_column(String(60))
     value: Mapped[float | None]
@@ -157,8 +173,8 @@ class Prediction(Base):
     trial_id: Mapped[str] = mapped_column(String(200))  # the trial that verifies it
     trial_hash: Mapped[str] = mapped_column(String(64))
     cell: Mapped[dict] = mapped_column(JSON)  # its shape, label, tokens, lr and seed
-    n_params: Mapped[int]
-    tokens: Mapped[int]
+    n_params: Mapped[int] = mapped_column(Count)
+    tokens: Mapped[int] = mapped_column(Count)
     predicted_loss: Mapped[float]
     ci_low: Mapped[float | None]  # 95% bootstrap interval; null where the fit gives none
     ci_high: Mapped[float | None]

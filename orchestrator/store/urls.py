@@ -3,7 +3,13 @@ used."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 
 class StoreError(RuntimeError):
@@ -20,3 +26,55 @@ def sqlite_file(url: str) -> Path | None:
     if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
         return None
     return Path(url.removeprefix("sqlite:///"))
+
+
+def on_server(url: str) -> bool:
+    """Whether a store is on a PostgreSQL server (where the run lock is an advisory lock)."""
+    try:
+        return make_url(url).get_backend_name() == "postgresql"
+    except ArgumentError:
+        return False
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Reaching the store at `url`: a URL that is none, a driver not installed, a database that
+    cannot be reached or is not a store become a StoreError saying which."""
+    try:
+        yield
+    except ArgumentError:
+        raise StoreError(
+            f"{url!r} is not a database URL: give one like sqlite:///runs/NAME.db or "
+            "postgresql+psycopg://USER@HOST/DATABASE"
+        ) from None
+    except (ModuleNotFoundError, NoSuchModuleError) as e:
+        raise StoreError(
+            f"the store {url} needs a database driver that is not installed "
+            f"({getattr(e, 'name', None) or e}): for PostgreSQL, pip install 'psycopg[binary]'"
+        ) from None
+    except DBAPIError as e:
+        raise StoreError(store_failure(url, e)) from None
+
+
+def shown_url(url: str) -> str:
+    """A store's URL as printed: its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True) if url else ""
+    except ArgumentError:
+        return url
+
+
+def store_failure(url: str, error: Exception) -> str:
+    """One line for a database error on the store at `url` ("" where it is not known), its
+    password hidden."""
+    first = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+    shown = shown_url(url)
+    store = f"the store {shown}" if shown else "the run store"
+    sqlite = isinstance(getattr(error, "orig", None), sqlite3.Error)
+    if sqlite and ("not a database" in first or "malformed" in first):
+        return (f"{store} is damaged or not a run store ({first}): restore it from a copy, or "
+                "move it aside and run the study again")  # fmt: skip
+    if sqlite and "readonly" in first:
+        return (f"{store} cannot be written ({first}): give its folder write permission "
+                "(SQLite writes a journal beside it, even to read)")  # fmt: skip
+    return f"cannot use {store}: {first}"

@@ -115,7 +115,7 @@ def record_event(
             trial.flops_per_token = event.flops_per_token
             trial.device = event.device_label
             trial.eval_key = event.eval_key or None
-            trial.node = event.node or event.host
+            trial.node = (event.node or event.host)[:200]  # the column's size everywhere
         case Train():
             trial.tokens_done = event.tokens
             metrics += [

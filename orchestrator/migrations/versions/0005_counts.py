@@ -1,0 +1,41 @@
+"""Counts of tokens and parameters take 64 bits on every database.
+
+PostgreSQL's INTEGER has 32 bits, so a trial of 2^31 tokens or more could not be stored there
+although SQLite, whose INTEGER has 64, took it. On PostgreSQL these columns become BIGINT; on
+SQLite nothing changes.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+COUNTS = {
+    "trials": ["n_params", "total_params", "tokens", "flops_per_token", "tokens_done",
+               "tokens_scored"],
+    "metrics": ["tokens"],
+    "evals": ["tokens"],
+    "predictions": ["n_params", "tokens"],
+}  # fmt: skip
+
+
+def _retype(old, new) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        return  # 64 bits already
+    for table, columns in COUNTS.items():
+        for column in columns:
+            op.alter_column(table, column, type_=new, existing_type=old)
+
+
+def upgrade() -> None:
+    _retype(sa.Integer(), sa.BigInteger())
+
+
+def downgrade() -> None:
+    _retype(sa.BigInteger(), sa.Integer())

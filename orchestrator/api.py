@@ -44,6 +44,7 @@ from orchestrator.store import (
     upgrade_store,
 )
 from trainers.data import TokenData
+from trainers.integrity import verify_final
 
 __all__ = [
     "describe_data", "evaluate_study", "export_evals", "export_fits", "export_mlflow",
@@ -146,12 +147,18 @@ STALE = "interrupted: the run that trained it is gone (its driver stopped)"
 def status(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
     """The trials of a study as the store shows them; trials left `running` or `pending` by a
     run that is gone are shown `interrupted` (the next run resumes them). A run is gone when it
-    no longer holds the lock of a SQLite store, or, on a database server, when the heartbeats
-    of its trials stop."""
+    no longer holds the store's lock (SQLite, PostgreSQL), or, on other database servers, when
+    the heartbeats of its trials stop. `weights` says why a finished trial's final weights
+    cannot be used, where they are gone or another size than the trainer wrote ("" else)."""
     url, session, study = open_study(path, store)
     with session:
         frame = trials_frame(session, study)
-    active = run_active(url)  # a lock tells, for SQLite; elsewhere, the heartbeats
+    frame["weights"] = [
+        verify_final(Path(c), None if pd.isna(b) else int(b), None, full=False)
+        if s == "finished" and isinstance(c, str) else ""
+        for s, c, b in zip(frame.status, frame.checkpoint, frame.checkpoint_bytes, strict=True)
+    ]  # fmt: skip
+    active = run_active(url)  # a lock tells, for SQLite and PostgreSQL; elsewhere, heartbeats
     if active is False:
         gone = frame.status.isin(["running", "pending"])
     elif active is None:

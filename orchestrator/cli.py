@@ -364,6 +364,10 @@ def status(
     for error, ids in failed.items():
         more = f" and {len(ids) - 3:,} more" if len(ids) > 3 else ""
         console.print(f"[red]{', '.join(ids[:3])}{more}[/]: {escape(error)}", highlight=False)
+    for trial_id, why in zip(frame.trial_id, frame.weights, strict=True):
+        if why:
+            console.print(f"[yellow]{trial_id}[/]: finished, but {escape(why)}: its results stand; "
+                          "study export and study eval cannot use it", highlight=False)  # fmt: skip
 
 
 @app.command()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from orchestrator.progress import last_line
 from orchestrator.store import Eval, Recorder, Study, Trial, TrialStatus, current_trials
 from trainers.events import Event, Scored
+from trainers.integrity import verify_final
 from trainers.trial import TrialSpec
 
 CHECKPOINTS = ("final", "all")
@@ -36,11 +37,12 @@ def scored_steps(session: Session, trial: Trial, eval_key: str) -> set[int]:
 
 def weights_left(trial: Trial) -> set[int]:
     """The steps a finished trial left weights of: its last (final.pt) and the kept evaluation
-    points (step-N.pt beside it). `storage` is a shared path on a cluster, so the driver sees
-    them as the workers do."""
+    points (step-N.pt beside it), none where final.pt is not as the trainer wrote it (size and
+    checksum). `storage` is a shared path on a cluster, so the driver sees them as the workers
+    do."""
     final = Path(trial.checkpoint) if trial.checkpoint else None
-    if final is None or not final.exists():
-        return set()
+    if final is None or verify_final(final, trial.checkpoint_bytes, trial.checkpoint_sha256):
+        return set()  # gone, or not as the trainer wrote it
     kept = (p.stem.removeprefix("step-") for p in final.parent.glob("step-*.pt"))
     return {trial.spec.steps} | {int(k) for k in kept if k.isdigit()}
 
@@ -81,8 +83,8 @@ def to_score(
         shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
         console.print(
             f"[yellow]warning[/]: {len(gone)} finished trial(s) ({shown}) have no results under "
-            "the current evaluation settings and no final weights to score (their storage is "
-            "gone): they stay as they were",
+            "the current evaluation settings and no final weights to score (gone with their "
+            "storage, or broken: study status says which): they stay as they were",
             highlight=False,
         )
     return jobs, gone

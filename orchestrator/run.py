@@ -239,7 +239,8 @@ def run_study(
     url = store or default_url(spec.name)
     run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
                scoring)  # fmt: skip
-    with run_lock(url, wait):
+    with run_lock(url, wait) as lock:
+        run.lock = lock
         return run.locked(url, report)
 
 
@@ -258,6 +259,7 @@ class _Run:
     train_predictions: bool
     scoring: tuple[str, str | None] | None  # `study eval`: checkpoints and trial pattern
     cluster: object = None  # the Ray cluster, once joined
+    lock: object = None  # the run lock of a store on a database server (renewed after a restart)
 
     def locked(self, url: str, report) -> RunResult:
         """Register, run what is not finished, predict and verify, fit, report."""
@@ -346,7 +348,7 @@ class _Run:
         live = LiveReport(session, to_run[0][1].study, result.report, self.console)
         try:
             _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                        result, live)  # fmt: skip
+                        result, live, self.lock)  # fmt: skip
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
             raise
@@ -439,7 +441,8 @@ class LiveReport:
                                f"{type(e).__name__}: {e}", highlight=False)  # fmt: skip
 
 
-def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None) -> None:
+def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None,
+                lock=None) -> None:  # fmt: skip
     from orchestrator.progress import Progress
 
     for _, row in to_run:  # pending once the cluster is there to run them
@@ -449,7 +452,10 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
     rows = {trial.trial_id: row for trial, row in to_run}
     progress = Progress([trial for trial, _ in to_run], console)
 
-    recorder = Recorder(session)
+    def say(line: str) -> None:
+        console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+
+    recorder = Recorder(session, lock, say)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
         recorder.record(rows[trial.trial_id], event)
@@ -458,7 +464,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
             result.ran.append(trial.trial_id)
 
     def on_error(trial: TrialSpec, error: str) -> None:
-        fail_trial(rows[trial.trial_id], error)
+        recorder.apply(lambda: fail_trial(rows[trial.trial_id], error))
         recorder.flush()
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
@@ -467,7 +473,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
         row = rows[trial.trial_id]
         started = row.status == TrialStatus.running  # else it failed before its trainer began
-        queue_trial(session, row, error)  # its error kept until the retry starts
+        recorder.apply(lambda: queue_trial(session, row, error))  # its error kept until it starts
         recorder.flush()
         progress.requeue(trial.trial_id)
         what = "lost its node or worker" if lost else "failed"
@@ -483,7 +489,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
         nonlocal last_beat
         progress.tick()
         if time.monotonic() - last_beat >= HEARTBEAT_S:
-            beat(session, list(rows.values()))
+            recorder.apply(lambda: beat(session, list(rows.values())))
             last_beat = time.monotonic()
         recorder.tick()
         if live is not None:

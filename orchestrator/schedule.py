@@ -262,8 +262,8 @@ def run_trials(
 
     A trial that fails is submitted again up to `max_retries` times, and a trial whose node or
     worker process was lost up to LOST_RETRIES times more (`on_retry` is told why, and whether
-    it was lost); it resumes from its last checkpoint. On KeyboardInterrupt the remaining
-    tasks are cancelled and the interrupt is re-raised.
+    it was lost); it resumes from its last checkpoint. On KeyboardInterrupt, or any error of
+    the driver's callbacks, the remaining tasks are cancelled and the exception re-raised.
     """
     running: dict = {}
     retries_left = {spec.trial_id: max_retries for spec in trials}
@@ -296,7 +296,7 @@ def run_trials(
                 else:
                     on_error(spec, error)
             on_tick()
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM, a store that stopped answering: no task left behind
         for generator in running:
             ray.cancel(generator, force=True)
         raise

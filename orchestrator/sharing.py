@@ -32,6 +32,7 @@ def export_models(
     from analysis.cards import hub_card
     from trainers.checkpoint import load_weights, scorable
     from trainers.hf import write_folder
+    from trainers.integrity import verify_final
     from trainers.train import _token_data, build_model
 
     out = Path(out)
@@ -53,13 +54,18 @@ def export_models(
     if not finished:
         raise StoreError(f"nothing to export from study {study.name}: " + "; ".join(notes))
     specs = {r.trial_id: r.spec for r in finished}
-    for trial_id, spec in specs.items():
-        if spec.steps not in scorable(spec):
-            raise StoreError(
-                f"{trial_id} left no final weights (looked for final.pt under "
-                f"{spec.placement.storage or 'no storage'}/{spec.study}/{trial_id}): train it "
-                "again, or keep its storage"
-            )
+    finals = {}  # where each trial's trainer wrote its final weights (as the store says)
+    for row in finished:
+        spec = specs[row.trial_id]
+        final = Path(row.checkpoint) if row.checkpoint else scorable(spec).get(spec.steps)
+        if final is None or not final.exists():
+            where = final or f"final.pt under {spec.placement.storage or 'no storage'}"
+            raise StoreError(f"{row.trial_id} left no final weights (looked for {where}): train "
+                             "it again, or keep its storage")  # fmt: skip
+        broken = verify_final(final, row.checkpoint_bytes, row.checkpoint_sha256)
+        if broken:
+            raise StoreError(f"{row.trial_id}: {broken}: train it again")
+        finals[row.trial_id] = final
     table = trials_frame(session, study).set_index("trial_id", drop=False)
     evals = evals_frame(session, study)
     folders = []
@@ -69,7 +75,7 @@ def export_models(
             try:
                 data = _token_data(spec)
                 model = build_model(spec, data.vocab_size)
-                load_weights(spec, scorable(spec)[spec.steps], model)
+                load_weights(spec, finals[row.trial_id], model)
             except (RuntimeError, ValueError, CorpusError) as e:  # another trial's, no corpus
                 raise StoreError(f"{row.trial_id}: {e}") from None
             card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)

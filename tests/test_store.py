@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
@@ -421,6 +422,48 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     assert len(errors[0].split(" and ")[0].split(", ")) == 3
 
 
+def test_status_flags_a_finished_trial_whose_final_weights_are_gone_or_broken(
+    store, study_cli, tmp_path
+):
+    """final.pt as the trainer wrote it (size and SHA-256 stored with the trial): cut short, it
+    is flagged broken; deleted, gone; study export refuses it in one line."""
+    import hashlib
+
+    from orchestrator import api
+
+    final = tmp_path / "final.pt"
+    final.write_bytes(b"w" * 1000)
+    engine = open_store(store)
+    with Session(engine) as session:
+        study, (row, _) = _registered(session)
+        record_event(session, row, Start(n_params=25472, total_params=37856,
+                                         flops_per_token=10**6, device="cpu", threads=1,
+                                         steps=1))  # fmt: skip
+        record_event(session, row, End(
+            step=1, tokens=2048, val_loss=5.0, wall_s=1.0, tokens_per_s=1e4, tokens_scored=2048,
+            mfu=0.1, epochs=1.0, checkpoint=str(final), checkpoint_bytes=1000,
+            checkpoint_sha256=hashlib.sha256(b"w" * 1000).hexdigest()))  # fmt: skip
+        session.commit()
+    engine.dispose()
+    assert api.status(store=store).set_index("trial_id").weights["decoder-25K-s0"] == ""
+    final.write_bytes(b"w" * 400)  # cut short
+    shown = api.status(store=store).set_index("trial_id")
+    assert shown.status["decoder-25K-s0"] == "finished"  # its results stand
+    assert shown.weights["decoder-25K-s0"] == (
+        f"its final weights are broken ({final}: 400 bytes, 1000 when written)"
+    )
+    done = study_cli("status", "--store", store, cwd=tmp_path)
+    assert done.returncode == 0
+    assert "decoder-25K-s0: finished, but its final weights are broken" in done.stdout
+    refused = study_cli("export", "--store", store, "--what", "models", "--out", "m",
+                        "--trials", "decoder-25K-*", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and not (tmp_path / "m").exists()
+    assert refused.stderr.strip().startswith("error: decoder-25K-s0: its final weights are broken")
+    final.unlink()
+    gone = api.status(store=store).set_index("trial_id").weights["decoder-25K-s0"]
+    assert gone == f"its final weights are gone ({final})"
+
+
 def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(sqlite_store):
     """Where no lock tells whether a run is alive (a store on a database server other than
     PostgreSQL), a trial whose heartbeat stopped is shown interrupted. `sqlite+pysqlite://`
@@ -629,3 +672,102 @@ def test_two_runs_started_at_once_on_one_store_train_each_trial_once(postgres_st
             )).scalar()  # fmt: skip
             assert twice == 0, table
     engine.dispose()
+
+
+def _drop_connections(url: str, allow: bool = True) -> None:
+    """What a server restart does to a store's clients: every connection to its database ends
+    (and, without `allow`, no new one is let in until it is allowed again)."""
+    from sqlalchemy import make_url
+    from sqlalchemy.pool import NullPool
+
+    from tests.conftest import POSTGRES
+
+    name = make_url(url).database
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}'))
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})  # fmt: skip
+    admin.dispose()
+
+
+def _when_training(url: str, then) -> object:
+    """A thread that calls `then()` once a trial of the store has trained some tokens."""
+    import threading
+    import time
+
+    def watch():
+        engine = create_engine(url)
+        try:
+            for _ in range(600):
+                try:
+                    with engine.connect() as connection:
+                        done = connection.execute(text(
+                            "SELECT COUNT(*) FROM trials WHERE status = 'running' "
+                            "AND tokens_done > 0")).scalar()  # fmt: skip
+                except ProgrammingError:  # no tables yet
+                    done = 0
+                if done:
+                    then()
+                    return
+                time.sleep(0.1)
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanly(
+    ray_session, postgres_store, tmp_path, monkeypatch
+):
+    """The server drops every connection while trials train: the driver takes its lock again
+    and replays what it had not committed, and the run ends as if nothing happened. A server
+    that stays away past the recorder's patience stops the run with one line; the trials it
+    held show interrupted and the next run finishes them."""
+    import io
+
+    from rich.console import Console
+
+    from orchestrator import api
+    from orchestrator.store import Recorder, run_active
+
+    store = postgres_store
+    study = tmp_path / "conc.yaml"  # trials of some seconds: the drop lands while they train
+    study.write_text(CONCURRENT.replace("16K", "300K") + f"storage: {tmp_path / 'artifacts'}\n")
+    out = io.StringIO()
+    watcher = _when_training(store, lambda: _drop_connections(store))
+    result = api.run_study(study, store=store, console=Console(file=out, width=200), n_boot=0,
+                           report=tmp_path / "r.html")  # fmt: skip
+    watcher.join()
+    said = out.getvalue()
+    assert "nothing was lost" in said  # the lock taken again, what was not committed replayed
+    assert sorted(result.ran) == ["decoder-25K-s0", "decoder-50K-s0"] and result.failed == []
+    engine = open_store(store, create=False)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT status, attempts FROM trials")).all()
+        assert rows == [("finished", 1), ("finished", 1)]
+        twice = connection.execute(text(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM metrics GROUP BY trial_pk, name, step "
+            "HAVING COUNT(*) > 1) AS twice")).scalar()  # fmt: skip
+        assert twice == 0
+    engine.dispose()
+
+    # A longer outage: the server does not come back within the recorder's patience.
+    monkeypatch.setattr(Recorder, "RETRY_S", 3.0)
+    study.write_text(study.read_text().replace("[25K, 50K]", "[25K, 50K, 100K]"))
+    watcher = _when_training(store, lambda: _drop_connections(store, allow=False))
+    with pytest.raises(StoreError, match="stopped answering for 3 s .* the run stops"):
+        api.run_study(study, store=store, console=Console(file=io.StringIO()), n_boot=0,
+                      report=tmp_path / "r.html")  # fmt: skip
+    watcher.join()
+    _drop_connections(store, allow=True)
+    assert run_active(store) is False  # the lock went with the run
+    shown = api.status(store=store).set_index("trial_id")
+    assert shown.loc["decoder-100K-s0", "status"] == "interrupted"
+    again = api.run_study(study, store=store, console=Console(file=io.StringIO()), n_boot=0,
+                          report=tmp_path / "r.html")  # fmt: skip
+    assert again.ran == ["decoder-100K-s0"] and again.failed == []

@@ -177,6 +177,35 @@ def test_an_unreadable_checkpoint_is_named_with_the_fix(spec, tmp_path):
         train(spec, lambda e: None)
 
 
+def test_a_full_disk_while_checkpointing_says_so_and_leaves_no_temporary_file(spec, tmp_path):
+    """The checkpoint's temporary file is /dev/full, which refuses every write with ENOSPC, as
+    a full disk does."""
+    import errno
+    import os
+
+    spec = but(spec, placement={"storage": str(tmp_path), "checkpoint_every_tokens": 4096})
+    folder = tmp_path / spec.study / spec.trial_id
+    folder.mkdir(parents=True)
+    os.symlink("/dev/full", folder / "last.tmp")
+    with pytest.raises(OSError, match=f"no space left on device writing the checkpoint "
+                                      f"{folder / 'last.pt'}: free space") as caught:  # fmt: skip
+        train(spec, lambda e: None)
+    assert caught.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in folder.iterdir()) == []  # no .tmp, no half a checkpoint
+
+
+def test_the_final_weights_are_read_back_and_their_digest_reported(spec, tmp_path):
+    import hashlib
+
+    spec = but(spec, placement={"storage": str(tmp_path)})
+    events = []
+    end = train(spec, events.append)
+    path = tmp_path / spec.study / spec.trial_id / "final.pt"
+    assert end.checkpoint == str(path)
+    assert end.checkpoint_bytes == path.stat().st_size > 0
+    assert end.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class _RunsCode:
     """Unpickling this runs code: it touches a file (what a planted checkpoint could do)."""
 

@@ -9,14 +9,18 @@ hash.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from trainers.integrity import file_digest
 from trainers.trial import TrialSpec
 
 
@@ -39,10 +43,59 @@ def checkpoint_dir(spec: TrialSpec) -> Path | None:
     return Path(storage) / spec.study / spec.trial_id if storage else None
 
 
-def _save(state: dict, path: Path) -> None:
+class _Hashing:
+    """A file that hashes and counts what is written to it (as torch.save writes)."""
+
+    def __init__(self, file):
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _save(state: dict, path: Path) -> tuple[int, str]:
+    """Write `state` to `path` atomically (a reader never sees half a checkpoint, even if the
+    writer is killed); returns the bytes written and their SHA-256. A full disk is an OSError
+    that says so, with the path; no temporary file is left behind."""
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a reader never sees half a checkpoint, even if we are killed here
+    try:
+        with open(tmp, "wb") as file:
+            out = _Hashing(file)
+            torch.save(state, out)
+            file.flush()
+            os.fsync(file.fileno())  # on the disk before it takes the checkpoint's name
+        os.replace(tmp, path)
+    except BaseException as e:
+        full = _disk_full(e, path.parent)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on device writing the checkpoint {path}: free space on that "
+                "disk, or give the study a storage folder on a larger one, and run it again",
+            ) from None
+        raise
+    return out.bytes, out.sha256.hexdigest()
+
+
+def _disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC, or (torch's zip writer says only
+    "unexpected pos") a disk with almost nothing left."""
+    if getattr(error, "errno", None) == errno.ENOSPC:
+        return True
+    if not isinstance(error, OSError | RuntimeError):
+        return False
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def save_resumable(
@@ -79,12 +132,27 @@ def save_resumable(
     return path
 
 
-def save_final(folder: Path, spec: TrialSpec, model: torch.nn.Module) -> Path:
-    """Write `final.pt` (the trained weights) and drop `last.pt`: nothing is left to resume."""
+@dataclass(frozen=True)
+class Final:
+    """The final weights as written and read back: path, size and SHA-256."""
+
+    path: Path
+    bytes: int
+    sha256: str
+
+
+def save_final(folder: Path, spec: TrialSpec, model: torch.nn.Module) -> Final:
+    """Write `final.pt` (the trained weights), read it back to verify it (size and checksum
+    against what was written), and drop `last.pt`: nothing is left to resume. A file that does
+    not read back as written is an OSError, and `last.pt` stays."""
     path = folder / "final.pt"
-    _save({"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()}, path)
+    written = _save({"hash": spec.hash, "spec": spec.to_dict(), "model": model.state_dict()},
+                    path)  # fmt: skip
+    if file_digest(path) != written:
+        raise OSError(f"the final weights {path} do not read back as they were written "
+                      f"({written[0]} bytes): the disk or the file system lost them")  # fmt: skip
     (folder / "last.pt").unlink(missing_ok=True)
-    return path
+    return Final(path, *written)
 
 
 def save_weights(folder: Path, spec: TrialSpec, model: torch.nn.Module, step: int) -> Path:

@@ -91,6 +91,8 @@ class End:
     tokens_per_s: float  # training steps only: no evaluation, no checkpoints
     mfu: float
     checkpoint: str = ""  # the final weights, if the trial has storage
+    checkpoint_bytes: int = 0  # their size and SHA-256, as written and read back
+    checkpoint_sha256: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

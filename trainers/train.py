@@ -325,7 +325,7 @@ def train(spec: TrialSpec, report: Report) -> End:
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
 
-    checkpoint = str(save_final(folder, spec, model)) if folder is not None else ""
+    final = save_final(folder, spec, model) if folder is not None else None
     tokens = spec.steps * per_step
     tokens_per_s = (spec.steps - first_step) * per_step / max(train_time, 1e-9)
     end = End(
@@ -339,7 +339,9 @@ def train(spec: TrialSpec, report: Report) -> End:
         mfu=accounting.flops_per_token
         * tokens_per_s
         / peak_flops(spec, device, accounting.flops_per_token * tokens_per_s),
-        checkpoint=checkpoint,
+        checkpoint=str(final.path) if final else "",
+        checkpoint_bytes=final.bytes if final else 0,
+        checkpoint_sha256=final.sha256 if final else "",
     )
     report(end)
     return end

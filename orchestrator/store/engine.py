@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +12,13 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.store.liveness import run_lock
 from orchestrator.store.tables import Base
-from orchestrator.store.urls import StoreError, sqlite_file, store_errors, store_failure
+from orchestrator.store.urls import (
+    StoreError,
+    on_server,
+    sqlite_file,
+    store_errors,
+    store_failure,
+)
 
 __all__ = ["open_store", "store_failure", "upgrade_store"]
 
@@ -33,8 +41,26 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
+def _nulls(value):
+    """NaN and infinities as null, however deep: JSON has neither (PostgreSQL refuses them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nulls(v) for v in value]
+    return value
+
+
+def _json(value) -> str:
+    """The JSON of a JSON column, valid on every database."""
+    return json.dumps(_nulls(value), allow_nan=False)
+
+
 def _engine(url: str) -> Engine:
-    engine = create_engine(url)
+    # On a server, a pooled connection is tested before use, so that after a restart the next
+    # transaction finds a live one instead of the dead connection's error.
+    engine = create_engine(url, pool_pre_ping=on_server(url), json_serializer=_json)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

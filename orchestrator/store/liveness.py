@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -38,20 +39,21 @@ def _in_use(store, holder: str) -> StoreError:
 
 
 @contextmanager
-def run_lock(url: str, wait: bool = False) -> Iterator[None]:
+def run_lock(url: str, wait: bool = False) -> Iterator[ServerLock | None]:
     """One `study run` at a time on a store. For SQLite, an exclusive lock on `<store
     file>.lock`, with who holds it written inside; on PostgreSQL, a session advisory lock held
     by a connection of its own, named for who holds it. Either is released when the holder
     ends, even by SIGKILL (the operating system closes the file, the server the connection), so
     a dead run never blocks the next. Raises StoreError naming the holder, unless `wait`, which
-    blocks until the store is free. Stores on other database servers are not locked here."""
+    blocks until the store is free. Stores on other database servers are not locked here.
+    Yields the server's lock (to check, and take again after the server restarts), or None."""
     if on_server(url):
-        with _server_lock(url, wait):
-            yield
+        with _server_lock(url, wait) as lock:
+            yield lock
         return
     store = sqlite_file(url)
     if store is None:
-        yield
+        yield None
         return
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{store}.lock", "a+") as handle:
@@ -65,7 +67,7 @@ def run_lock(url: str, wait: bool = False) -> Iterator[None]:
         handle.write(_holder() + "\n")
         handle.flush()
         try:
-            yield
+            yield None  # a file lock needs no renewing
         finally:
             handle.seek(0)
             handle.truncate()  # the file stays; the lock goes with the handle
@@ -79,33 +81,72 @@ _HOLDERS = text(
 )
 
 
+class ServerLock:
+    """The run lock on a PostgreSQL server: a session advisory lock, held by a connection of
+    its own (named for who holds it, as pg_stat_activity shows). A server that restarts drops
+    it with the connection; `ensure` takes it again, unless another run took it meanwhile."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url, poolclass=NullPool)  # its own connection, not pooled
+        self.connection = None
+
+    def take(self, wait: bool = False) -> None:
+        """Take the lock (waiting for it with `wait`); StoreError naming who holds it else.
+        A server that cannot be reached raises the driver's error."""
+        connection = self.engine.connect()
+        # who holds it, for a second run to name (pg_stat_activity keeps 63 characters)
+        connection.execute(text("SELECT set_config('application_name', :name, false)"),
+                           {"name": _holder()[:63]})  # fmt: skip
+        if wait:
+            connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEY)
+        elif not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
+                                    LOCK_KEY).scalar():  # fmt: skip
+            holder = connection.execute(_HOLDERS, LOCK_KEY).scalar()
+            connection.close()
+            raise _in_use(shown_url(self.url), holder or "another study run")
+        connection.commit()  # the lock is the session's; no transaction stays open
+        self.connection = connection
+
+    def ensure(self) -> bool:
+        """That the lock is still held: its connection answers. After a server dropped it (a
+        restart, a failover), take the lock again and return True; StoreError if another run
+        holds it now, the driver's error if the server cannot be reached."""
+        try:
+            if self.connection is not None:
+                self.connection.execute(text("SELECT 1"))
+                self.connection.rollback()
+                return False
+        except DBAPIError:
+            self.connection.invalidate()  # gone with the server's session, and the lock with it
+        self.connection = None
+        try:
+            self.take()
+        except StoreError as e:
+            raise StoreError(f"{e} (it took the store while this run's connection was down; "
+                             "this run stops)") from None  # fmt: skip
+        return True
+
+    def release(self) -> None:
+        try:
+            if self.connection is not None:
+                self.connection.execute(text("SELECT pg_advisory_unlock(:a, :b)"), LOCK_KEY)
+                self.connection.close()
+        except Exception:  # a server gone: the lock went with the connection
+            self.connection.invalidate()
+        finally:
+            self.engine.dispose()
+
+
 @contextmanager
-def _server_lock(url: str, wait: bool) -> Iterator[None]:
-    engine = create_engine(url, poolclass=NullPool)  # the lock lives as long as its connection
+def _server_lock(url: str, wait: bool) -> Iterator[ServerLock]:
+    lock = ServerLock(url)
     try:
         with store_errors(url):
-            connection = engine.connect()
-            # who holds it, for a second run to name (pg_stat_activity keeps 63 characters)
-            connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                               {"name": _holder()[:63]})  # fmt: skip
-            if wait:
-                connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEY)
-            elif not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
-                                        LOCK_KEY).scalar():  # fmt: skip
-                holder = connection.execute(_HOLDERS, LOCK_KEY).scalar()
-                connection.close()
-                raise _in_use(shown_url(url), holder or "another study run")
-            connection.commit()  # the lock is the session's; no transaction stays open
-        try:
-            yield
-        finally:
-            try:
-                connection.execute(text("SELECT pg_advisory_unlock(:a, :b)"), LOCK_KEY)
-                connection.close()
-            except Exception:  # a server gone: the lock went with the connection
-                connection.invalidate()
+            lock.take(wait)
+        yield lock
     finally:
-        engine.dispose()
+        lock.release()
 
 
 def _acquire(handle, wait: bool) -> None:

@@ -110,6 +110,9 @@ TRIAL_COLUMNS = [
     "heartbeat_at",
     "hash",
     "error",
+    "checkpoint",
+    "checkpoint_bytes",
+    "checkpoint_sha256",
 ]
 
 

@@ -101,6 +101,8 @@ class Trial(Base):
     wall_s: Mapped[float | None]
     error: Mapped[str | None] = mapped_column(Text)
     checkpoint: Mapped[str | None] = mapped_column(Text)
+    checkpoint_bytes: Mapped[int | None] = mapped_column(Count)  # final.pt as written and
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # read back by the trainer
     heartbeat_at: Mapped[datetime | None]  # refreshed by the driver while the trial runs
     study: Mapped[Study] = relationship(back_populates="trials")
 

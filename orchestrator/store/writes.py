@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import (
@@ -20,6 +22,7 @@ from orchestrator.store.tables import (
     TrialStatus,
     utc_now,
 )
+from orchestrator.store.urls import StoreError
 from trainers.events import Checkpoint, End, Event, Scored, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
@@ -153,6 +156,8 @@ def record_event(
             trial.epochs = event.epochs
             trial.flops = float(trial.flops_per_token) * event.tokens
             trial.checkpoint = event.checkpoint or None
+            trial.checkpoint_bytes = event.checkpoint_bytes or None
+            trial.checkpoint_sha256 = event.checkpoint_sha256 or None
         case _:
             raise TypeError(f"not a trainer event: {event!r}")
     if insert_now and metrics:
@@ -166,40 +171,126 @@ class Recorder:
     every `tick` once COMMIT_S has passed, and at once for the events that change what `study
     status` shows (a trial starting or ending). What a killed driver had not committed is
     reported again when the trial resumes: a trainer replays its history from its checkpoint.
+
+    On a database server, every change since the last commit is kept (`apply`), so that a
+    server that drops the connections (a restart, a failover) loses nothing: the recorder
+    waits for it up to RETRY_S, makes sure of the run lock (`lock.ensure`: its connection went
+    too) and replays the changes; a server still gone then is a StoreError, and the run stops.
+    The lock is also looked at every LOCK_CHECK_S, so that a restart between two writes is
+    noticed before another run could take the store.
     """
 
     COMMIT_S = 1.0
+    RETRY_S = 60.0  # how long a store that stopped answering is waited for
+    RETRY_EVERY_S = 2.0
+    LOCK_CHECK_S = 2.0
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, lock=None,
+                 say: Callable[[str], None] = lambda line: None):  # fmt: skip
         self.session = session
         self.metrics: list[dict] = []
-        self.last_commit = time.monotonic()
+        self.changes: list[Callable[[], None]] = []  # since the last commit, to replay
+        self.last_commit = self.last_lock_check = time.monotonic()
+        self.lock = lock  # the run lock on a database server (liveness.ServerLock), or None
+        self.say = say
+        self.retries = session.get_bind().dialect.name != "sqlite"  # a file does not restart
+
+    def apply(self, change: Callable[[], None]) -> None:
+        """Make a change of the store's rows (kept until it is committed)."""
+        self.changes.append(change)
+        try:
+            change()
+        except DBAPIError as e:
+            self._recover(e)
 
     def record(self, trial: Trial, event: Event) -> None:
         """Take one event of a trial."""
         if isinstance(event, Start):
             self.flush()  # rows of an earlier attempt go in before `start` deletes them
-        record_event(self.session, trial, event, self.metrics)
+        self.apply(lambda: record_event(self.session, trial, event, self.metrics))
         if isinstance(event, Start | End | Scored):
             self.flush()
 
     def tick(self) -> None:
-        """Commit if COMMIT_S has passed since the last commit."""
+        """Commit if COMMIT_S has passed since the last commit; look at the lock if
+        LOCK_CHECK_S has."""
+        if self.lock is not None and time.monotonic() - self.last_lock_check >= self.LOCK_CHECK_S:
+            self.last_lock_check = time.monotonic()
+            try:
+                if self.lock.ensure():
+                    self.say("the store's server dropped this run's connections; the run lock "
+                             "is held again and nothing was lost")  # fmt: skip
+            except DBAPIError as e:
+                self._recover(e)
         if time.monotonic() - self.last_commit >= self.COMMIT_S:
             self.flush()
 
     def flush(self) -> None:
         """Insert the waiting metric rows and commit everything."""
+        try:
+            self._commit()
+        except DBAPIError as e:
+            self._recover(e)
+
+    def _commit(self) -> None:
         if self.metrics:  # Core's executemany: the ORM's bulk path costs twice as much per row
             self.session.execute(insert(Metric.__table__), self.metrics)
-            self.metrics.clear()
         self.session.commit()
+        self.metrics.clear()
+        self.changes.clear()
         self.last_commit = time.monotonic()
+
+    def _recover(self, error: DBAPIError) -> None:
+        """Wait for a server that dropped the connection; replay what was not committed."""
+        if not (self.retries and _connection_lost(error)):
+            raise error
+        first = _first_line(error)
+        self.say(f"the store stopped answering ({first}); trying again for {self.RETRY_S:.0f} s")
+        deadline = time.monotonic() + self.RETRY_S
+        while True:
+            self._rollback()
+            time.sleep(max(0.0, min(self.RETRY_EVERY_S, deadline - time.monotonic())))
+            try:
+                if self.lock is not None:
+                    self.lock.ensure()
+                for change in self.changes:
+                    change()
+                self._commit()
+                self.say("the store answers again; nothing was lost")
+                return
+            except DBAPIError as e:
+                if not _connection_lost(e):
+                    raise
+                first = _first_line(e)
+                if time.monotonic() >= deadline:
+                    self._rollback()
+                    raise StoreError(
+                        f"the store stopped answering for {self.RETRY_S:.0f} s ({first}): the "
+                        "run stops; run the study again when the database is back (its trials "
+                        "resume from their checkpoints)"
+                    ) from None
+
+    def _rollback(self) -> None:
+        self.metrics.clear()  # the changes replayed make them again
+        try:
+            self.session.rollback()
+        except DBAPIError:
+            pass  # the connection is gone; the session starts afresh on its next use
 
     def discard(self) -> None:
         """Drop what is not committed (after an interrupted write)."""
         self.metrics.clear()
+        self.changes.clear()
         self.session.rollback()
+
+
+def _connection_lost(error: DBAPIError) -> bool:
+    """A server that went away (or is not back yet), as opposed to a statement it refused."""
+    return error.connection_invalidated or isinstance(error, OperationalError)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
 
 
 def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, step: int,

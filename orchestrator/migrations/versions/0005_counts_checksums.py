@@ -1,8 +1,10 @@
-"""Counts of tokens and parameters take 64 bits on every database.
+"""Counts of tokens and parameters take 64 bits on every database; trials keep the size and
+checksum of their final weights.
 
 PostgreSQL's INTEGER has 32 bits, so a trial of 2^31 tokens or more could not be stored there
 although SQLite, whose INTEGER has 64, took it. On PostgreSQL these columns become BIGINT; on
-SQLite nothing changes.
+SQLite they stay. `checkpoint_bytes` and `checkpoint_sha256` are final.pt as the trainer wrote
+and read it back (null for trials finished before), so that a file gone or broken is told.
 
 Revision ID: 0005
 Revises: 0004
@@ -35,7 +37,14 @@ def _retype(old, new) -> None:
 
 def upgrade() -> None:
     _retype(sa.Integer(), sa.BigInteger())
+    with op.batch_alter_table("trials") as batch:
+        count = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+        batch.add_column(sa.Column("checkpoint_bytes", count, nullable=True))
+        batch.add_column(sa.Column("checkpoint_sha256", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trials") as batch:
+        batch.drop_column("checkpoint_sha256")
+        batch.drop_column("checkpoint_bytes")
     _retype(sa.BigInteger(), sa.Integer())

@@ -203,3 +203,77 @@ def test_a_missing_study_file(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run", str(tmp_path / "absent.yaml")])
     assert result.exit_code == 2 and "cannot read the study file" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def _run(tmp_path, text: str):
+    study = tmp_path / "study.yaml"
+    study.write_text(VALID + text)
+    result = CliRunner().invoke(app, ["run", str(study)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def test_a_word_level_tokenizer_without_unk_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    monkeypatch.chdir(tmp_path)
+    tok = Tokenizer(models.WordLevel(vocab={"the": 0, "and": 1}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "words.json"))
+    said = _run(tmp_path, "data: {corpus: 'builtin:kjv', tokenizer: words.json}\n")
+    path = tmp_path / "words.json"
+    assert f"the tokenizer {path} cannot encode the corpus (WordLevel error: Missing [UNK]" in said
+    assert "add the [UNK] token to its vocabulary" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml", "words.json"]
+
+
+def test_one_text_file_says_how_documents_are_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.txt").write_text("In the beginning.\n\nAnd the earth.\n" * 50)
+    said = _run(tmp_path, "data: {corpus: book.txt}\n")
+    assert "1 documents are too few" in said and "data.corpus.blank_lines splits it" in said
+
+
+def test_a_full_disk_while_writing_the_token_files_leaves_no_partial_cache(tmp_path, monkeypatch):
+    import errno
+
+    import trainers.data
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(trainers.data.np, "save", full)
+    said = _run(tmp_path, f"storage: {tmp_path / 'artifacts'}\n")
+    assert "no space left on device writing the token files under" in said
+    cache = tmp_path / "artifacts" / "cache"
+    assert not cache.exists() or list(cache.iterdir()) == []  # no half-written folder
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_store_in_a_folder_that_cannot_be_written_is_one_line(tmp_path, sqlite_store):
+    """An immutable folder (chattr +i: even root cannot write in it): SQLite cannot open the
+    store beside its journal, and says which store and what to do."""
+    import shutil
+    import subprocess
+
+    store = sqlite_store
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    from orchestrator.store import open_store
+
+    open_store(store).dispose()
+    folder = tmp_path / "runs"
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("this file system cannot make a folder immutable")
+    try:
+        for name in ("st.db-wal", "st.db-shm"):
+            assert not (folder / name).exists()
+        result = CliRunner().invoke(app, ["status", "--store", store])
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "cannot be opened for writing" in result.output
+    assert "give it and its folder write permission" in result.output

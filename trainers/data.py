@@ -9,6 +9,7 @@ files.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -38,7 +39,9 @@ def split_documents(
     if n_val + n_heldout >= n:
         raise CorpusError(
             f"{n} documents are too few for a validation split of {n_val} and a held-out split "
-            f"of {n_heldout} with any left to train on"
+            f"of {n_heldout} with any left to train on (splits take whole documents: a .txt "
+            "file is one document, unless data.corpus.blank_lines splits it where that many "
+            "blank lines separate texts)"
         )
     parts = np.split(order, [n_val, n_val + n_heldout])
     val, heldout, train = ([documents[i] for i in part] for part in parts)
@@ -173,22 +176,31 @@ def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
     """Write the token files into a fresh folder, then move it into place in one rename."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    for split, stream in streams.items():
-        np.save(tmp / f"{split}.npy", stream)
-    saved = tok.to_json()
-    if saved is not None:
-        (tmp / "tokenizer.json").write_text(saved)
-    with (tmp / "heldout.jsonl").open("w") as f:  # the zero-shot tasks are made from these
-        for doc in splits["heldout"]:
-            f.write(json.dumps({"text": doc}) + "\n")
-    meta = {
-        "corpus": corpus,
-        "tokenizer": tok.name,
-        "documents": {k: len(v) for k, v in splits.items()},
-        "bytes": _text_bytes(splits),
-        "replaced": _replaced(splits),
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    try:
+        for split, stream in streams.items():
+            np.save(tmp / f"{split}.npy", stream)
+        saved = tok.to_json()
+        if saved is not None:
+            (tmp / "tokenizer.json").write_text(saved)
+        with (tmp / "heldout.jsonl").open("w") as f:  # the zero-shot tasks are made from these
+            for doc in splits["heldout"]:
+                f.write(json.dumps({"text": doc}) + "\n")
+        meta = {
+            "corpus": corpus,
+            "tokenizer": tok.name,
+            "documents": {k: len(v) for k, v in splits.items()},
+            "bytes": _text_bytes(splits),
+            "replaced": _replaced(splits),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    except BaseException as e:  # a full disk, an interrupt: no half-written cache stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        if getattr(e, "errno", None) == errno.ENOSPC:
+            raise CorpusError(
+                f"no space left on device writing the token files under {folder.parent}: free "
+                "space on that disk, or give the study a storage folder on a larger one"
+            ) from None
+        raise
     try:
         os.rename(tmp, folder)
     except OSError:  # another process got there first: its files are the same

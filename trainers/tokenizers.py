@@ -82,16 +82,29 @@ class HFTokenizer(_Vocabulary):
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids of `text`."""
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        try:
+            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        except Exception as e:  # the tokenizers library raises a bare Exception
+            raise self._cannot(e) from None
         return np.array(ids, dtype=self.dtype)
 
     def encode_documents(self, documents: list[str]) -> list[np.ndarray]:
         """Token ids of each document, encoded in parallel batches."""
         out = []
         for i in range(0, len(documents), 1024):
-            batch = self.tokenizer.encode_batch(documents[i : i + 1024], add_special_tokens=False)
+            try:
+                batch = self.tokenizer.encode_batch(documents[i : i + 1024],
+                                                    add_special_tokens=False)  # fmt: skip
+            except Exception as e:
+                raise self._cannot(e) from None
             out += [np.array(e.ids, dtype=self.dtype) for e in batch]
         return out
+
+    def _cannot(self, error: Exception) -> CorpusError:
+        hint = ""
+        if "Missing [UNK]" in str(error):  # a WordLevel model needs it for words it lacks
+            hint = ": add the [UNK] token to its vocabulary"
+        return CorpusError(f"the tokenizer {self.name} cannot encode the corpus ({error}){hint}")
 
     def decode(self, ids) -> str:
         """Text of token ids; special tokens are dropped."""

@@ -74,7 +74,11 @@ def store_failure(url: str, error: Exception) -> str:
     if sqlite and ("not a database" in first or "malformed" in first):
         return (f"{store} is damaged or not a run store ({first}): restore it from a copy, or "
                 "move it aside and run the study again")  # fmt: skip
-    if sqlite and "readonly" in first:
-        return (f"{store} cannot be written ({first}): give its folder write permission "
-                "(SQLite writes a journal beside it, even to read)")  # fmt: skip
+    if sqlite and ("readonly" in first or "unable to open" in first):
+        return (f"{store} cannot be opened for writing ({first}): give it and its folder write "
+                "permission (SQLite writes a journal beside it, even to read), or copy it to a "
+                "folder you can write")  # fmt: skip
+    if "disk is full" in first or "No space left" in first:
+        return (f"{store}: the disk is full ({first}): free space and run again; what was "
+                "committed before is kept")  # fmt: skip
     return f"cannot use {store}: {first}"

@@ -7,6 +7,7 @@ so the driver receives them while the trial runs and writes them to the store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -61,15 +62,16 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
             logging.getLogger(_AUTH_LOGGER).addFilter(_no_opt_out_advice)
         metadata = {"job_name": job, "study": study} if job else {}
         try:
-            context = ray.init(
-                # "local": a new instance, even where `ray start` runs one on this machine
-                address=address or "local",
-                runtime_env=runtime_env,
-                include_dashboard=None if address else True,
-                logging_level="WARNING",
-                log_to_driver=True,
-                job_config=JobConfig(metadata=metadata),
-            )
+            with _loopback(address is None):
+                context = ray.init(
+                    # "local": a new instance, even where `ray start` runs one on this machine
+                    address=address or "local",
+                    runtime_env=runtime_env,
+                    include_dashboard=None if address else True,
+                    logging_level="WARNING",
+                    log_to_driver=True,
+                    job_config=JobConfig(metadata=metadata),
+                )
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             raise ConnectionError(_unreachable(address, e)) from None
         if threading.current_thread() is threading.main_thread():
@@ -86,6 +88,35 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         started_here=started_here,
         token_secured=secured,
     )
+
+
+# Ray gives a node the address other machines reach it on, and its services (the GCS, the
+# raylet, the dashboard agent's metrics endpoint, which answers without the dashboard's
+# token) listen there; with "clusters" off it takes the loopback address instead. Its switch:
+_CLUSTERS = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback(local: bool):
+    """A local instance started on 127.0.0.1: every endpoint it opens answers this machine
+    only. The switch is set for `ray.init` alone (and the processes it starts), not for later
+    connections of this process to a cluster."""
+    if not local:
+        yield
+        return
+    from ray._private import ray_constants
+
+    before, saved = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get(_CLUSTERS)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_CLUSTERS] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if saved is None:
+            os.environ.pop(_CLUSTERS, None)
+        else:
+            os.environ[_CLUSTERS] = saved
 
 
 def _private_token() -> bool:

@@ -201,15 +201,19 @@ try:
     jobs = urllib.request.Request(cluster.dashboard_url + "/api/jobs/",
                                   headers={"Authorization": f"Bearer {token}"})
     names = [j["metadata"] for j in json.load(urllib.request.urlopen(jobs, timeout=10))]
+    import psutil  # what the instance's processes listen on (Ray's own dependency)
+    mine = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    listening = sorted({c.laddr.ip for p in mine for c in p.net_connections(kind="tcp")
+                        if c.status == psutil.CONN_LISTEN})
     print(json.dumps({"url": cluster.dashboard_url, "without_token": code, "jobs": names,
-                      "secured": cluster.token_secured}))
+                      "secured": cluster.token_secured, "listening": listening}))
 finally:
     schedule.disconnect(cluster)
 """
 
 
 @pytest.mark.slow
-def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path):
+def test_the_local_instance_keeps_token_auth_on_and_listens_on_loopback_only(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
     token = Path.home() / ".ray" / "auth_token"
     if token.exists():
@@ -225,3 +229,6 @@ def test_the_local_instance_of_study_run_keeps_dashboard_token_auth_on(tmp_path)
     assert seen["jobs"] == [{"job_name": "study run probe", "study": "probe"}]
     assert "RAY_AUTH_MODE=disabled" not in done.stderr  # Ray's opt-out advice, on every run
     assert token.stat().st_mode & 0o777 == 0o600 and seen["secured"]  # its owner's alone
+    # every endpoint of the local instance (GCS, raylet, the metrics agent, which answers
+    # without the token) answers this machine only
+    assert seen["listening"] and set(seen["listening"]) <= {"127.0.0.1", "::ffff:127.0.0.1"}

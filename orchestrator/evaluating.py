@@ -70,8 +70,10 @@ def to_score(
         if pattern is not None and not fnmatchcase(row.trial_id, pattern):
             continue
         done = scored_steps(session, row, spec.eval_key)
-        left = weights_left(row)  # one look at the folder
         every = checkpoints == "all" and spec.eval.tasks
+        if not every and spec.steps in done:
+            continue  # its final results are there: no need to look at (or read) its weights
+        left = weights_left(row)  # one look at the folder, and the final weights verified
         wanted = left | {spec.steps} if every else {spec.steps}
         if wanted <= done:
             continue

@@ -29,6 +29,7 @@ from orchestrator.store import (
     current_trials,
     default_url,
     fail_trial,
+    hold_lock,
     mark_unfinished_interrupted,
     open_store,
     queue_trial,
@@ -259,7 +260,7 @@ class _Run:
     train_predictions: bool
     scoring: tuple[str, str | None] | None  # `study eval`: checkpoints and trial pattern
     cluster: object = None  # the Ray cluster, once joined
-    lock: object = None  # the run lock of a store on a database server (renewed after a restart)
+    lock: object = None  # the run lock of a store on a database server (held at every commit)
 
     def locked(self, url: str, report) -> RunResult:
         """Register, run what is not finished, predict and verify, fit, report."""
@@ -269,6 +270,8 @@ class _Run:
         result.report = Path(report or report_path(spec.name))
         storage = storage_of(spec)
         with Session(engine) as session:
+            if self.lock is not None:
+                hold_lock(session, self.lock, self._say)
             trains = self.train_predictions and self.scoring is None
             verifying = predicting.stored_trials(session, spec, data.key, storage,
                                                  trains)  # fmt: skip
@@ -335,6 +338,9 @@ class _Run:
             session.commit()
             self._train(self._unfinished(session, study, made, result), session, result)
 
+    def _say(self, line: str) -> None:
+        self.console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+
     def _cluster(self):
         """The Ray cluster, joined (once per run) when first needed."""
         if self.cluster is None:
@@ -348,7 +354,7 @@ class _Run:
         live = LiveReport(session, to_run[0][1].study, result.report, self.console)
         try:
             _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                        result, live, self.lock)  # fmt: skip
+                        result, live)  # fmt: skip
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
             raise
@@ -437,12 +443,13 @@ class LiveReport:
             self.written = True
         except Exception as e:  # a report is not worth a run: say so once, and train on
             self.failed = True
+            with contextlib.suppress(Exception):  # a failed read must not leave the session
+                self.session.rollback()  # unusable for the recorder (its events are flushed)
             self.console.print(f"[yellow]the partial report could not be written[/]: "
                                f"{type(e).__name__}: {e}", highlight=False)  # fmt: skip
 
 
-def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None,
-                lock=None) -> None:  # fmt: skip
+def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None) -> None:
     from orchestrator.progress import Progress
 
     for _, row in to_run:  # pending once the cluster is there to run them
@@ -455,7 +462,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
     def say(line: str) -> None:
         console.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
-    recorder = Recorder(session, lock, say)
+    recorder = Recorder(session, say)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
         recorder.record(rows[trial.trial_id], event)

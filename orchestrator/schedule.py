@@ -329,7 +329,8 @@ def run_trials(
             on_tick()
     except BaseException:  # Ctrl-C, SIGTERM, a store that stopped answering: no task left behind
         for generator in running:
-            ray.cancel(generator, force=True)
+            with contextlib.suppress(Exception):  # a cancel that fails must not hide why
+                ray.cancel(generator, force=True)
         raise
 
 

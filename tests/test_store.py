@@ -461,7 +461,7 @@ def test_status_flags_a_finished_trial_whose_final_weights_are_gone_or_broken(
     assert refused.stderr.strip().startswith("error: decoder-25K-s0: its final weights are broken")
     final.unlink()
     gone = api.status(store=store).set_index("trial_id").weights["decoder-25K-s0"]
-    assert gone == f"its final weights are gone ({final})"
+    assert gone == f"its final weights are not at {final} (gone, or not seen from this machine)"
 
 
 def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(sqlite_store):
@@ -617,6 +617,12 @@ def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
                       ("mysql://u@localhost/db", "needs a database driver that is not installed")):  # fmt: skip
         shown = study_cli("status", "--store", url, cwd=tmp_path)
         assert shown.returncode == 2 and said in shown.stderr and "Traceback" not in shown.stderr
+    # a PostgreSQL store is locked before it is opened: the lock says so as the store would
+    unloaded = "postgresql+pg8000://u@127.0.0.1:1/db"  # a driver that is not installed
+    for command in (["upgrade"], ["run", str(Path(__file__).parent / "assets" / "tiny.yaml")]):
+        shown = study_cli(*command, "--store", unloaded, cwd=tmp_path)
+        assert shown.returncode == 2 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
+        assert "needs a database driver that is not installed (pg8000)" in shown.stderr
 
 
 def test_a_store_failure_names_the_store_without_its_password():

@@ -19,11 +19,14 @@ def file_digest(path: Path) -> tuple[int, str]:
 def verify_final(path: Path, size: int | None, sha256: str | None, full: bool = True) -> str:
     """Why the final weights at `path` cannot be trusted ("" when they can): gone, another size
     than when they were written, or (with `full`) another checksum."""
-    if not path.exists():
-        return f"its final weights are gone ({path})"
-    if size is not None and path.stat().st_size != size:
-        return (f"its final weights are broken ({path}: {path.stat().st_size} bytes, "
-                f"{size} when written)")  # fmt: skip
-    if full and sha256 and file_digest(path)[1] != sha256:
-        return f"its final weights are broken ({path}: another checksum than when written)"
+    try:
+        if not path.exists():
+            return f"its final weights are not at {path} (gone, or not seen from this machine)"
+        if size is not None and path.stat().st_size != size:
+            return (f"its final weights are broken ({path}: {path.stat().st_size} bytes, "
+                    f"{size} when written)")  # fmt: skip
+        if full and sha256 and file_digest(path)[1] != sha256:
+            return f"its final weights are broken ({path}: another checksum than when written)"
+    except OSError as e:  # a folder this user may not read
+        return f"its final weights cannot be read ({path}: {e.strerror or e})"
     return ""

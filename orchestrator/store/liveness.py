@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, event, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -135,18 +135,36 @@ class ServerLock:
         except Exception:  # a server gone: the lock went with the connection
             self.connection.invalidate()
         finally:
+            self.connection = None
             self.engine.dispose()
 
 
 @contextmanager
 def _server_lock(url: str, wait: bool) -> Iterator[ServerLock]:
-    lock = ServerLock(url)
-    try:
-        with store_errors(url):
+    with store_errors(url):  # a URL that is none, a driver not installed, a server away
+        lock = ServerLock(url)
+        try:
             lock.take(wait)
+        except BaseException:
+            lock.release()
+            raise
+    try:
         yield lock
     finally:
         lock.release()
+
+
+def hold_lock(session: Session, lock: ServerLock, say=lambda line: None) -> None:
+    """Make every commit of `session` first make sure of the run lock: after a server restart
+    (which drops the lock with its connection, while the session's pool reconnects unseen) the
+    lock is taken again before anything more is written, or, if another run took it, the
+    commit fails with a StoreError and nothing more is written."""
+
+    def before_commit(_session) -> None:
+        if lock.ensure():
+            say("the store's server dropped this run's connections; its run lock is held again")
+
+    event.listen(session, "before_commit", before_commit)
 
 
 def _acquire(handle, wait: bool) -> None:
@@ -168,12 +186,13 @@ def run_active(url: str) -> bool | None:
     a database server other than PostgreSQL). A trial the store shows running while no run is
     active was left by a driver that died."""
     if on_server(url):
-        engine = create_engine(url, poolclass=NullPool)
-        try:
-            with store_errors(url), engine.connect() as connection:
-                return connection.execute(_HOLDERS, LOCK_KEY).first() is not None
-        finally:
-            engine.dispose()
+        with store_errors(url):
+            engine = create_engine(url, poolclass=NullPool)
+            try:
+                with engine.connect() as connection:
+                    return connection.execute(_HOLDERS, LOCK_KEY).first() is not None
+            finally:
+                engine.dispose()
     store = sqlite_file(url)
     if store is None:
         return None

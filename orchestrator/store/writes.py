@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 
 from orchestrator.store.tables import (
@@ -174,24 +174,21 @@ class Recorder:
 
     On a database server, every change since the last commit is kept (`apply`), so that a
     server that drops the connections (a restart, a failover) loses nothing: the recorder
-    waits for it up to RETRY_S, makes sure of the run lock (`lock.ensure`: its connection went
-    too) and replays the changes; a server still gone then is a StoreError, and the run stops.
-    The lock is also looked at every LOCK_CHECK_S, so that a restart between two writes is
-    noticed before another run could take the store.
+    waits for it up to RETRY_S and replays the changes (each commit first makes sure of the
+    run lock, whose connection went too: liveness.hold_lock); a server still gone then is a
+    StoreError, and the run stops. One case replays a batch twice: a server that committed it
+    and dropped the connection before saying so.
     """
 
     COMMIT_S = 1.0
     RETRY_S = 60.0  # how long a store that stopped answering is waited for
     RETRY_EVERY_S = 2.0
-    LOCK_CHECK_S = 2.0
 
-    def __init__(self, session: Session, lock=None,
-                 say: Callable[[str], None] = lambda line: None):  # fmt: skip
+    def __init__(self, session: Session, say: Callable[[str], None] = lambda line: None):
         self.session = session
         self.metrics: list[dict] = []
         self.changes: list[Callable[[], None]] = []  # since the last commit, to replay
-        self.last_commit = self.last_lock_check = time.monotonic()
-        self.lock = lock  # the run lock on a database server (liveness.ServerLock), or None
+        self.last_commit = time.monotonic()
         self.say = say
         self.retries = session.get_bind().dialect.name != "sqlite"  # a file does not restart
 
@@ -200,7 +197,7 @@ class Recorder:
         self.changes.append(change)
         try:
             change()
-        except DBAPIError as e:
+        except (DBAPIError, PendingRollbackError) as e:
             self._recover(e)
 
     def record(self, trial: Trial, event: Event) -> None:
@@ -212,16 +209,7 @@ class Recorder:
             self.flush()
 
     def tick(self) -> None:
-        """Commit if COMMIT_S has passed since the last commit; look at the lock if
-        LOCK_CHECK_S has."""
-        if self.lock is not None and time.monotonic() - self.last_lock_check >= self.LOCK_CHECK_S:
-            self.last_lock_check = time.monotonic()
-            try:
-                if self.lock.ensure():
-                    self.say("the store's server dropped this run's connections; the run lock "
-                             "is held again and nothing was lost")  # fmt: skip
-            except DBAPIError as e:
-                self._recover(e)
+        """Commit if COMMIT_S has passed since the last commit."""
         if time.monotonic() - self.last_commit >= self.COMMIT_S:
             self.flush()
 
@@ -229,7 +217,7 @@ class Recorder:
         """Insert the waiting metric rows and commit everything."""
         try:
             self._commit()
-        except DBAPIError as e:
+        except (DBAPIError, PendingRollbackError) as e:
             self._recover(e)
 
     def _commit(self) -> None:
@@ -240,7 +228,7 @@ class Recorder:
         self.changes.clear()
         self.last_commit = time.monotonic()
 
-    def _recover(self, error: DBAPIError) -> None:
+    def _recover(self, error: DBAPIError | PendingRollbackError) -> None:
         """Wait for a server that dropped the connection; replay what was not committed."""
         if not (self.retries and _connection_lost(error)):
             raise error
@@ -251,14 +239,12 @@ class Recorder:
             self._rollback()
             time.sleep(max(0.0, min(self.RETRY_EVERY_S, deadline - time.monotonic())))
             try:
-                if self.lock is not None:
-                    self.lock.ensure()
                 for change in self.changes:
                     change()
                 self._commit()
                 self.say("the store answers again; nothing was lost")
                 return
-            except DBAPIError as e:
+            except (DBAPIError, PendingRollbackError) as e:
                 if not _connection_lost(e):
                     raise
                 first = _first_line(e)
@@ -284,8 +270,11 @@ class Recorder:
         self.session.rollback()
 
 
-def _connection_lost(error: DBAPIError) -> bool:
-    """A server that went away (or is not back yet), as opposed to a statement it refused."""
+def _connection_lost(error: DBAPIError | PendingRollbackError) -> bool:
+    """A server that went away (or is not back yet), as opposed to a statement it refused; a
+    session left waiting for a rollback by a read that failed so."""
+    if isinstance(error, PendingRollbackError):
+        return True
     return error.connection_invalidated or isinstance(error, OperationalError)
 
 

@@ -44,7 +44,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        batch.drop_column("checkpoint_sha256")
-        batch.drop_column("checkpoint_bytes")
+    # On SQLite, dropping a column rebuilds the table, and with foreign keys on (as the store
+    # opens) dropping the old `trials` would cascade to every metric and result: the two
+    # columns stay there, unread by the older tool.
+    if op.get_bind().dialect.name != "sqlite":
+        with op.batch_alter_table("trials") as batch:
+            batch.drop_column("checkpoint_sha256")
+            batch.drop_column("checkpoint_bytes")
     _retype(sa.BigInteger(), sa.Integer())

@@ -617,7 +617,12 @@ def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
                       ("mysql://u@localhost/db", "needs a database driver that is not installed")):  # fmt: skip
         shown = study_cli("status", "--store", url, cwd=tmp_path)
         assert shown.returncode == 2 and said in shown.stderr and "Traceback" not in shown.stderr
-    # a PostgreSQL store is locked before it is opened: the lock says so as the store would
+
+
+def test_a_postgresql_store_without_its_driver_is_one_line_before_anything_runs(
+    study_cli, tmp_path
+):
+    """A PostgreSQL store is locked before it is opened: the lock says so as the store would."""
     unloaded = "postgresql+pg8000://u@127.0.0.1:1/db"  # a driver that is not installed
     for command in (["upgrade"], ["run", str(Path(__file__).parent / "assets" / "tiny.yaml")]):
         shown = study_cli(*command, "--store", unloaded, cwd=tmp_path)
@@ -742,6 +747,7 @@ def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanl
     from orchestrator.store import Recorder, run_active
 
     store = postgres_store
+    monkeypatch.setattr(Recorder, "RETRY_EVERY_S", 0.5)  # look again sooner than a run would
     study = tmp_path / "conc.yaml"  # trials of some seconds: the drop lands while they train
     study.write_text(CONCURRENT.replace("16K", "300K") + f"storage: {tmp_path / 'artifacts'}\n")
     out = io.StringIO()
@@ -764,7 +770,7 @@ def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanl
 
     # A longer outage: the server does not come back within the recorder's patience.
     monkeypatch.setattr(Recorder, "RETRY_S", 3.0)
-    study.write_text(study.read_text().replace("[25K, 50K]", "[25K, 50K, 100K]"))
+    study.write_text(study.read_text().replace("[25K, 50K]", "[25K, 50K, 10K]"))
     watcher = _when_training(store, lambda: _drop_connections(store, allow=False))
     with pytest.raises(StoreError, match="stopped answering for 3 s .* the run stops"):
         api.run_study(study, store=store, console=Console(file=io.StringIO()), n_boot=0,
@@ -773,7 +779,7 @@ def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanl
     _drop_connections(store, allow=True)
     assert run_active(store) is False  # the lock went with the run
     shown = api.status(store=store).set_index("trial_id")
-    assert shown.loc["decoder-100K-s0", "status"] == "interrupted"
+    assert shown.loc["decoder-10K-s0", "status"] == "interrupted"
     again = api.run_study(study, store=store, console=Console(file=io.StringIO()), n_boot=0,
                           report=tmp_path / "r.html")  # fmt: skip
-    assert again.ran == ["decoder-100K-s0"] and again.failed == []
+    assert again.ran == ["decoder-10K-s0"] and again.failed == []

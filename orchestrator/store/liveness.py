@@ -95,17 +95,20 @@ class ServerLock:
         """Take the lock (waiting for it with `wait`); StoreError naming who holds it else.
         A server that cannot be reached raises the driver's error."""
         connection = self.engine.connect()
-        # who holds it, for a second run to name (pg_stat_activity keeps 63 characters)
-        connection.execute(text("SELECT set_config('application_name', :name, false)"),
-                           {"name": _holder()[:63]})  # fmt: skip
-        if wait:
-            connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEY)
-        elif not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
-                                    LOCK_KEY).scalar():  # fmt: skip
-            holder = connection.execute(_HOLDERS, LOCK_KEY).scalar()
-            connection.close()
-            raise _in_use(shown_url(self.url), holder or "another study run")
-        connection.commit()  # the lock is the session's; no transaction stays open
+        try:
+            # who holds it, for a second run to name (pg_stat_activity keeps 63 characters)
+            connection.execute(text("SELECT set_config('application_name', :name, false)"),
+                               {"name": _holder()[:63]})  # fmt: skip
+            if wait:
+                connection.execute(text("SELECT pg_advisory_lock(:a, :b)"), LOCK_KEY)
+            elif not connection.execute(text("SELECT pg_try_advisory_lock(:a, :b)"),
+                                        LOCK_KEY).scalar():  # fmt: skip
+                holder = connection.execute(_HOLDERS, LOCK_KEY).scalar()
+                raise _in_use(shown_url(self.url), holder or "another study run")
+            connection.commit()  # the lock is the session's; no transaction stays open
+        except BaseException:
+            connection.invalidate()  # closed: a lock it may have taken goes with it
+            raise
         self.connection = connection
 
     def ensure(self) -> bool:

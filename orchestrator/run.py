@@ -462,7 +462,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
     def say(line: str) -> None:
         console.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
-    recorder = Recorder(session, say)
+    recorder = Recorder(session, say, to_run[0][1].study)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
         recorder.record(rows[trial.trial_id], event)

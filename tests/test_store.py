@@ -685,6 +685,46 @@ def test_two_runs_started_at_once_on_one_store_train_each_trial_once(postgres_st
     engine.dispose()
 
 
+def test_a_batch_the_server_took_before_the_connection_dropped_is_not_stored_twice(
+    postgres_store,
+):
+    """The server commits a batch, then the connection drops before it says so: the recorder
+    finds the batch's stamp on the study row and does not replay it (a replay would store
+    every point twice and count the try twice)."""
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.store import Recorder
+
+    engine = open_store(postgres_store)
+    with Session(engine) as session:
+        study, (row, _) = _registered(session)
+        session.commit()
+        recorder = Recorder(session, study=study)
+        recorder.RETRY_EVERY_S = 0.0
+        real = session.commit
+        dropped = []
+
+        def commit_then_drop():
+            batch = bool(recorder.changes)
+            real()
+            if batch and not dropped:  # once, a batch's: the reply is lost
+                dropped.append(True)
+                raise OperationalError("COMMIT", {}, Exception("server closed the connection"),
+                                       connection_invalidated=True)  # fmt: skip
+
+        session.commit = commit_then_drop
+        recorder.record(row, Start(n_params=25472, total_params=37856, flops_per_token=10**6,
+                                   device="cpu", threads=1, steps=2))  # fmt: skip
+        recorder.record(row, Train(step=1, tokens=1024, loss=5.0, lr=1e-3, tokens_per_s=1e4))
+        recorder.flush()
+        assert dropped  # the drop happened, and was recovered from
+    with engine.connect() as connection:
+        points = connection.execute(text("SELECT COUNT(*) FROM metrics")).scalar()
+        attempts = connection.execute(text("SELECT MAX(attempts) FROM trials")).scalar()
+    engine.dispose()
+    assert (points, attempts) == (3, 1)  # train_loss, lr, tokens_per_s once; one try
+
+
 def _drop_connections(url: str, allow: bool = True) -> None:
     """What a server restart does to a store's clients: every connection to its database ends
     (and, without `allow`, no new one is let in until it is allowed again)."""

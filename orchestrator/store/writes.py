@@ -176,21 +176,25 @@ class Recorder:
     server that drops the connections (a restart, a failover) loses nothing: the recorder
     waits for it up to RETRY_S and replays the changes (each commit first makes sure of the
     run lock, whose connection went too: liveness.hold_lock); a server still gone then is a
-    StoreError, and the run stops. One case replays a batch twice: a server that committed it
-    and dropped the connection before saying so.
+    StoreError, and the run stops. A server may also commit a batch and drop the connection
+    before saying so: each commit of a `study`'s recorder stamps the study row (`updated_at`),
+    and a stamp found there means the batch is in, so it is not replayed.
     """
 
     COMMIT_S = 1.0
     RETRY_S = 60.0  # how long a store that stopped answering is waited for
     RETRY_EVERY_S = 2.0
 
-    def __init__(self, session: Session, say: Callable[[str], None] = lambda line: None):
+    def __init__(self, session: Session, say: Callable[[str], None] = lambda line: None,
+                 study: Study | None = None):  # fmt: skip
         self.session = session
         self.metrics: list[dict] = []
         self.changes: list[Callable[[], None]] = []  # since the last commit, to replay
         self.last_commit = time.monotonic()
         self.say = say
         self.retries = session.get_bind().dialect.name != "sqlite"  # a file does not restart
+        self.study_id = study.id if study is not None and self.retries else None
+        self.stamp = None  # of the commit last tried
 
     def apply(self, change: Callable[[], None]) -> None:
         """Make a change of the store's rows (kept until it is committed)."""
@@ -223,9 +227,14 @@ class Recorder:
     def _commit(self) -> None:
         if self.metrics:  # Core's executemany: the ORM's bulk path costs twice as much per row
             self.session.execute(insert(Metric.__table__), self.metrics)
+        if self.study_id is not None and (self.changes or self.metrics):
+            self.stamp = utc_now()
+            self.session.execute(update(Study).where(Study.id == self.study_id)
+                                 .values(updated_at=self.stamp))  # fmt: skip
         self.session.commit()
         self.metrics.clear()
         self.changes.clear()
+        self.stamp = None  # in: nothing to look for
         self.last_commit = time.monotonic()
 
     def _recover(self, error: DBAPIError | PendingRollbackError) -> None:
@@ -239,6 +248,11 @@ class Recorder:
             self._rollback()
             time.sleep(max(0.0, min(self.RETRY_EVERY_S, deadline - time.monotonic())))
             try:
+                if self._landed():
+                    self.metrics.clear()
+                    self.changes.clear()
+                    self.say("the store answers again; its last write had gone in")
+                    return
                 for change in self.changes:
                     change()
                 self._commit()
@@ -256,6 +270,14 @@ class Recorder:
                         "resume from their checkpoints)"
                     ) from None
 
+    def _landed(self) -> bool:
+        """Whether the commit that failed went in all the same (its stamp is there)."""
+        if self.stamp is None:
+            return False
+        stored = self.session.scalar(select(Study.updated_at).where(Study.id == self.study_id))
+        self.session.rollback()  # the read's transaction, before anything is replayed
+        return stored == self.stamp
+
     def _rollback(self) -> None:
         self.metrics.clear()  # the changes replayed make them again
         try:
@@ -267,6 +289,7 @@ class Recorder:
         """Drop what is not committed (after an interrupted write)."""
         self.metrics.clear()
         self.changes.clear()
+        self.stamp = None
         self.session.rollback()
 
 

@@ -271,7 +271,7 @@ class _Run:
         storage = storage_of(spec)
         with Session(engine) as session:
             if self.lock is not None:
-                hold_lock(session, self.lock, self._say)
+                hold_lock(session, self.lock, lambda line: _warn(self.console, line))
             trains = self.train_predictions and self.scoring is None
             verifying = predicting.stored_trials(session, spec, data.key, storage,
                                                  trains)  # fmt: skip
@@ -338,9 +338,6 @@ class _Run:
             session.commit()
             self._train(self._unfinished(session, study, made, result), session, result)
 
-    def _say(self, line: str) -> None:
-        self.console.print(f"[yellow]{escape(line)}[/]", highlight=False)
-
     def _cluster(self):
         """The Ray cluster, joined (once per run) when first needed."""
         if self.cluster is None:
@@ -376,6 +373,11 @@ class _Run:
             else:
                 out.append((trial, row))
         return out
+
+
+def _warn(console: Console, line: str) -> None:
+    """A line about the store the run goes on after (a restart, its lock taken again)."""
+    console.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
 def _verdict(p) -> str:
@@ -459,10 +461,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
     rows = {trial.trial_id: row for trial, row in to_run}
     progress = Progress([trial for trial, _ in to_run], console)
 
-    def say(line: str) -> None:
-        console.print(f"[yellow]{escape(line)}[/]", highlight=False)
-
-    recorder = Recorder(session, say, to_run[0][1].study)
+    recorder = Recorder(session, lambda line: _warn(console, line), to_run[0][1].study)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
         recorder.record(rows[trial.trial_id], event)

@@ -64,10 +64,15 @@ def shown_url(url: str) -> str:
         return url
 
 
+def first_line(error: Exception) -> str:
+    """The first line of a database error: the driver's own message where there is one."""
+    return (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+
+
 def store_failure(url: str, error: Exception) -> str:
     """One line for a database error on the store at `url` ("" where it is not known), its
     password hidden."""
-    first = (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
+    first = first_line(error)
     shown = shown_url(url)
     store = f"the store {shown}" if shown else "the run store"
     sqlite = isinstance(getattr(error, "orig", None), sqlite3.Error)

@@ -22,7 +22,7 @@ from orchestrator.store.tables import (
     TrialStatus,
     utc_now,
 )
-from orchestrator.store.urls import StoreError
+from orchestrator.store.urls import StoreError, first_line
 from trainers.events import Checkpoint, End, Event, Scored, Start, Train, Validation, ZeroShot
 from trainers.trial import TrialSpec
 
@@ -241,7 +241,7 @@ class Recorder:
         """Wait for a server that dropped the connection; replay what was not committed."""
         if not (self.retries and _connection_lost(error)):
             raise error
-        first = _first_line(error)
+        first = first_line(error)
         self.say(f"the store stopped answering ({first}); trying again for {self.RETRY_S:.0f} s")
         deadline = time.monotonic() + self.RETRY_S
         while True:
@@ -261,7 +261,7 @@ class Recorder:
             except (DBAPIError, PendingRollbackError) as e:
                 if not _connection_lost(e):
                     raise
-                first = _first_line(e)
+                first = first_line(e)
                 if time.monotonic() >= deadline:
                     self._rollback()
                     raise StoreError(
@@ -299,10 +299,6 @@ def _connection_lost(error: DBAPIError | PendingRollbackError) -> bool:
     if isinstance(error, PendingRollbackError):
         return True
     return error.connection_invalidated or isinstance(error, OperationalError)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(getattr(error, "orig", None) or error).strip().splitlines() or ["?"])[0]
 
 
 def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, step: int,

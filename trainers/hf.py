@@ -41,6 +41,11 @@ def _c(w: torch.Tensor) -> torch.Tensor:
     return w.detach().contiguous()
 
 
+def _parts(fused: torch.nn.Linear, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (weight, bias) of each `c`-wide part of a fused projection (q, k, v; or k, v)."""
+    return list(zip(fused.weight.detach().split(c), fused.bias.detach().split(c), strict=True))
+
+
 def gpt2(model, spec, tok) -> tuple[dict, dict]:
     """The decoder as GPT2LMHeadModel: (config, state dict)."""
     sd = {"transformer.wte.weight": _c(model.wte.weight),
@@ -104,8 +109,7 @@ def xlm_roberta_xl(model, spec, tok) -> tuple[dict, dict]:
     sd |= _norm("lm_head.layer_norm", model.head.ln)
     for i, block in enumerate(model.blocks):
         p = f"roberta.encoder.layer.{i}."
-        q, k, v = block.attn.qkv.weight.detach().split(c)
-        qb, kb, vb = block.attn.qkv.bias.detach().split(c)
+        (q, qb), (k, kb), (v, vb) = _parts(block.attn.qkv, c)
         sd |= {p + "attention.self.query.weight": _c(q), p + "attention.self.query.bias": _c(qb),
                p + "attention.self.key.weight": _c(k), p + "attention.self.key.bias": _c(kb),
                p + "attention.self.value.weight": _c(v), p + "attention.self.value.bias": _c(vb),
@@ -144,8 +148,7 @@ def xlm_roberta_xl(model, spec, tok) -> tuple[dict, dict]:
 
 
 def _attention(prefix: str, qkv: torch.nn.Linear, proj: torch.nn.Linear, c: int) -> dict:
-    q, k, v = qkv.weight.detach().split(c)
-    qb, kb, vb = qkv.bias.detach().split(c)
+    (q, qb), (k, kb), (v, vb) = _parts(qkv, c)
     return {prefix + "q_proj.weight": _c(q), prefix + "q_proj.bias": _c(qb),
             prefix + "k_proj.weight": _c(k), prefix + "k_proj.bias": _c(kb),
             prefix + "v_proj.weight": _c(v), prefix + "v_proj.bias": _c(vb),
@@ -191,8 +194,7 @@ def blenderbot(model, spec, tok) -> tuple[dict, dict]:
         p = f"model.decoder.layers.{i}."
         sd |= _attention(p + "self_attn.", block.attn.qkv, block.attn.proj, c)
         sd |= _norm(p + "self_attn_layer_norm", block.ln_1)
-        k, v = block.cross.kv.weight.detach().split(c)
-        kb, vb = block.cross.kv.bias.detach().split(c)
+        (k, kb), (v, vb) = _parts(block.cross.kv, c)
         sd |= {p + "encoder_attn.q_proj.weight": _c(block.cross.q.weight),
                p + "encoder_attn.q_proj.bias": _c(block.cross.q.bias),
                p + "encoder_attn.k_proj.weight": _c(k), p + "encoder_attn.k_proj.bias": _c(kb),

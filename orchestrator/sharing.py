@@ -3,10 +3,7 @@ Hugging Face model folder with a hub model card (trainers/hf.py writes the folde
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
-import tempfile
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from orchestrator.store import (
     trials_frame,
 )
 from trainers.corpora import CorpusError
+from trainers.folders import whole_folder
 
 
 def export_models(
@@ -69,7 +67,7 @@ def export_models(
     table = trials_frame(session, study).set_index("trial_id", drop=False)
     evals = evals_frame(session, study)
     folders = []
-    with _whole(out) as building:
+    with whole_folder(out) as building:
         for row in finished:
             spec = specs[row.trial_id]
             try:
@@ -104,20 +102,6 @@ def _new_folder(out: Path) -> None:
         raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
 
 
-@contextlib.contextmanager
-def _whole(out: Path):
-    """A folder to write into that becomes `out` once the block ends, or is removed if it
-    fails: `out` is written whole or not at all."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield building
-        building.rename(out)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-
-
 def _some(names, shown: int = 3) -> str:
     names = list(names)
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
@@ -148,7 +132,7 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
     items = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
     prefix = re.sub(r"[^A-Za-z0-9_]", "_", study.name)
     written = []
-    with _whole(out) as building:
+    with whole_folder(out) as building:
         for task in spec.eval.tasks:
             name = f"{prefix}_{task}"
             with (building / f"{name}.jsonl").open("w") as f:

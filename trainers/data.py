@@ -14,14 +14,13 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from trainers.corpora import CorpusError, corpus_identity, describe, load_documents
+from trainers.folders import whole_folder
 from trainers.tokenizers import make_tokenizer, tokenizer_from_json
 
 SPLITS = ("train", "validation", "heldout")
@@ -173,38 +172,33 @@ def _add_text_bytes(folder: Path, meta: dict, corpus, val_fraction, heldout_frac
 
 
 def _write(folder: Path, splits: dict, tok, streams: dict, corpus: str) -> None:
-    """Write the token files into a fresh folder, then move it into place in one rename."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    """Write the token files into a fresh folder, then move it into place in one rename (no
+    half-written cache stays, after a full disk or an interrupt)."""
     try:
-        for split, stream in streams.items():
-            np.save(tmp / f"{split}.npy", stream)
-        saved = tok.to_json()
-        if saved is not None:
-            (tmp / "tokenizer.json").write_text(saved)
-        with (tmp / "heldout.jsonl").open("w") as f:  # the zero-shot tasks are made from these
-            for doc in splits["heldout"]:
-                f.write(json.dumps({"text": doc}) + "\n")
-        meta = {
-            "corpus": corpus,
-            "tokenizer": tok.name,
-            "documents": {k: len(v) for k, v in splits.items()},
-            "bytes": _text_bytes(splits),
-            "replaced": _replaced(splits),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    except BaseException as e:  # a full disk, an interrupt: no half-written cache stays
-        shutil.rmtree(tmp, ignore_errors=True)
-        if getattr(e, "errno", None) == errno.ENOSPC:
+        with whole_folder(folder, taken_ok=True) as tmp:  # another process's files are the same
+            for split, stream in streams.items():
+                np.save(tmp / f"{split}.npy", stream)
+            saved = tok.to_json()
+            if saved is not None:
+                (tmp / "tokenizer.json").write_text(saved)
+            with (tmp / "heldout.jsonl").open("w") as f:  # the zero-shot tasks come from these
+                for doc in splits["heldout"]:
+                    f.write(json.dumps({"text": doc}) + "\n")
+            meta = {
+                "corpus": corpus,
+                "tokenizer": tok.name,
+                "documents": {k: len(v) for k, v in splits.items()},
+                "bytes": _text_bytes(splits),
+                "replaced": _replaced(splits),
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
             raise CorpusError(
                 f"no space left on device writing the token files under {folder.parent}: free "
                 "space on that disk, or give the study a storage folder on a larger one"
             ) from None
         raise
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process got there first: its files are the same
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_token_data(

@@ -2,8 +2,9 @@
 
 - planning and running: `plan`, `run_study` (orchestrator/run.py holds the run loop),
   `evaluate_study` (the evaluation stage alone);
-- the read commands, which need only the store: `status`, `export_*`, `report`, `fit_store`,
-  `upgrade`;
+- the read commands, which need only the store (orchestrator/reading.py): `status`,
+  `export_*`, `report`, `fit_store`, `upgrade`; the exports that leave the tool (models, tasks,
+  MLflow runs: orchestrator/sharing.py, orchestrator/tracking.py);
 - `fit_csv`, a law fitted to a CSV of results.
 """
 
@@ -12,11 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.orm import Session
 
-from analysis.cards import file_name
 from orchestrator import fitting
 from orchestrator.evaluating import CHECKPOINTS
+from orchestrator.reading import (
+    export_evals,
+    export_fits,
+    export_predictions,
+    export_trials,
+    fit_store,
+    open_study,
+    report,
+    status,
+    to_json,
+    upgrade,
+)
 from orchestrator.run import (
     RunResult,
     describe_data,
@@ -28,23 +39,9 @@ from orchestrator.run import (
     run_study,
     trials,
 )
-from orchestrator.spec import StudySpec, study_name
-from orchestrator.store import (
-    StoreError,
-    Study,
-    default_url,
-    evals_of,
-    fits_of,
-    get_study,
-    open_store,
-    predictions_frame,
-    run_active,
-    stale,
-    trials_frame,
-    upgrade_store,
-)
+from orchestrator.spec import StudySpec
+from orchestrator.store import StoreError
 from trainers.data import TokenData
-from trainers.integrity import verify_final
 
 __all__ = [
     "describe_data", "evaluate_study", "export_evals", "export_fits", "export_mlflow",
@@ -57,27 +54,6 @@ __all__ = [
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
 # 2-core x86 VM: 20 GFLOP/s at 25K parameters to 50 GFLOP/s at 2.7M); used only by `plan`.
 CPU_FLOPS_PER_THREAD = 3e10
-EXPORT_COLUMNS = [
-    "trial_id",
-    "architecture",
-    "size",
-    "seed",
-    "n_params",
-    "total_params",
-    "tokens",
-    "tokens_done",
-    "tokens_scored",
-    "epochs",
-    "flops",
-    "lr",
-    "status",
-    "val_loss",
-    "wall_s",
-    "tokens_per_s",
-    "mfu",
-    "attempts",
-    "hash",
-]
 
 
 def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
@@ -116,108 +92,6 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:
-    """The store and study named by a study file, a store URL, or both (for read commands).
-    Of the study file only the name is read: the store holds the rest."""
-    if path is None and store is None:
-        raise StoreError("give a study file or --store URL")
-    name = study_name(path) if path is not None else None
-    url = store or default_url(name)
-    engine = open_store(url, create=False)
-    session = Session(engine)
-    study = get_study(session, name)
-    return url, session, study
-
-
-def upgrade(
-    path: str | Path | None = None, store: str | None = None
-) -> tuple[str, str, Path | None]:
-    """Migrate the store of a study (or at a URL) to the schema this version reads; returns the
-    schema it had, the one it has now, and the copy kept of the old store (SQLite)."""
-    if path is None and store is None:
-        raise StoreError("give a study file or --store URL")
-    return upgrade_store(store or default_url(study_name(path)))
-
-
-STALE = "interrupted: the run that trained it is gone (its driver stopped)"
-
-
-def status(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
-    """The trials of a study as the store shows them; trials left `running` or `pending` by a
-    run that is gone are shown `interrupted` (the next run resumes them). A run is gone when it
-    no longer holds the store's lock (SQLite, PostgreSQL), or, on other database servers, when
-    the heartbeats of its trials stop. `weights` says why a finished trial's final weights
-    cannot be used, where they are gone or another size than the trainer wrote ("" else)."""
-    url, session, study = open_study(path, store)
-    with session:
-        frame = trials_frame(session, study)
-    frame["weights"] = [
-        verify_final(Path(c), None if pd.isna(b) else int(b), None, full=False)
-        if s == "finished" and isinstance(c, str) else ""
-        for s, c, b in zip(frame.status, frame.checkpoint, frame.checkpoint_bytes, strict=True)
-    ]  # fmt: skip
-    active = run_active(url)  # a lock tells, for SQLite and PostgreSQL; elsewhere, heartbeats
-    if active is False:
-        gone = frame.status.isin(["running", "pending"])
-    elif active is None:
-        gone = pd.Series(
-            [
-                stale(s, None if pd.isna(h) else h)
-                for s, h in zip(frame.status, frame.heartbeat_at, strict=True)
-            ],
-            index=frame.index,
-            dtype=bool,
-        )
-    else:
-        return frame
-    frame.loc[gone, "status"] = "interrupted"
-    frame.loc[gone, "error"] = STALE
-    return frame
-
-
-def export_trials(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
-    """The trial table for export (CSV or JSON)."""
-    return status(path, store)[EXPORT_COLUMNS]
-
-
-EVAL_COLUMNS = [
-    "trial_id",
-    "architecture",
-    "n_params",
-    "tokens",
-    "task",
-    "metric",
-    "value",
-    "n_items",
-    "chance",
-    "ci_low",
-    "ci_high",
-    "eval_key",
-]
-
-
-def export_evals(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
-    """The zero-shot results: one row per trial, evaluation point, task and metric (the
-    n-gram baseline as architecture `ngram`), under every evaluation setting they were
-    scored with (`eval_key`)."""
-    _, session, study = open_study(path, store)
-    with session:
-        trials = {t.id: t for t in study.trials}
-        rows = []
-        for e in evals_of(session, study):
-            trial = trials.get(e.trial_pk)
-            rows.append(
-                {
-                    "trial_id": trial.trial_id if trial else None,
-                    "architecture": e.architecture,
-                    "n_params": trial.n_params if trial else None,
-                    "tokens": e.tokens,
-                    **{c: getattr(e, c) for c in EVAL_COLUMNS[4:]},
-                }
-            )
-        return pd.DataFrame(rows, columns=EVAL_COLUMNS)
 
 
 def export_models(
@@ -274,103 +148,4 @@ def evaluate_study(
     return run_study(path, scoring=(checkpoints, trials), **options)
 
 
-def export_predictions(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
-    """The predictions: one row per architecture and budget, with the model chosen (N,
-    tokens), the loss predicted and its 95% interval, and what its trial measured (null until
-    it has trained) with the relative error."""
-    _, session, study = open_study(path, store)
-    with session:
-        return predictions_frame(session, study)
-
-
-def export_fits(path: str | Path | None = None, store: str | None = None) -> list[dict]:
-    """The stored fits of a study."""
-    _, session, study = open_study(path, store)
-    with session:
-        return [
-            {
-                "architecture": f.architecture,
-                "law": f.law,
-                "params": f.params,
-                "quality": f.quality,
-                "data": f.data,
-            }
-            for f in fits_of(session, study)
-        ]
-
-
-def _source(source: str | Path) -> tuple[str | Path | None, str | None]:
-    """A study file (its default store), a store file (*.db) or a SQLAlchemy URL."""
-    text = str(source)
-    if "://" in text:
-        return None, text
-    if Path(text).suffix in (".yaml", ".yml"):
-        return text, None
-    if not Path(text).exists():
-        raise StoreError(f"{text}: no such study file or run store")
-    return None, f"sqlite:///{text}"
-
-
-def report(
-    sources: list[str | Path] | str | Path | None = None,
-    store: str | None = None,
-    out: str | Path | None = None,
-    n_boot: int = 1000,
-) -> tuple[Path, list[str]]:
-    """Refit the laws from the store(s) and write the report: of one study, or the comparison
-    of several (`sources`: study files, store files or URLs), with their model cards. Returns
-    the report's path and the fits' warnings."""
-    if sources is None or isinstance(sources, str | Path):
-        sources = [sources] if sources is not None else []
-    if store is not None:
-        if len(sources) > 1:
-            raise StoreError("--store names one store: give the others as store files or URLs")
-        pairs = [(sources[0] if sources else None, store)]
-    else:
-        pairs = [_source(s) for s in sources]
-    if not pairs:
-        raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
-    from analysis.fits import fit_warnings
-    from analysis.report import write_report
-
-    views = []
-    for path, url in pairs:
-        _, session, study = open_study(path, url)
-        with session:
-            views.append(fitting.fit_and_store(session, study, n_boot))
-    names = [v.name for v in views]
-    if len(set(names)) < len(names):
-        raise StoreError(f"two of the stores hold a study of the same name ({', '.join(names)})")
-    if out:
-        target = Path(out)
-    elif len(views) == 1:
-        target = report_path(views[0].name)
-    else:
-        target = Path("reports") / ("compare-" + "-".join(map(file_name, names)) + ".html")
-    prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
-    warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits)]
-    return write_report(target, views), warnings
-
-
-def to_json(frame: pd.DataFrame) -> str:
-    """A DataFrame as a JSON list of objects (NaN as null, times in ISO 8601)."""
-    return frame.to_json(orient="records", indent=2, date_format="iso")
-
-
 fit_csv = fitting.fit_csv
-
-
-def fit_store(
-    path: str | Path | None,
-    store: str | None,
-    law: str,
-    architecture: str | None = None,
-    n_boot: int = 1000,
-    target: str | None = None,
-) -> dict:
-    """Fit a law to a study's finished trials (or its zero-shot trends, or the two-step
-    prediction of accuracy: law "task", at `target` or the largest model held out): one
-    JSON-ready result per architecture, under {"study", "law", "architectures"}."""
-    _, session, study = open_study(path, store)
-    with session:
-        return fitting.fit_stored(session, study, law, architecture, n_boot, target)

@@ -210,9 +210,15 @@ def resume(
     device: torch.device,
 ) -> TrainState:
     """Restore model, optimizer and random states from the trial's last checkpoint, if it has
-    one, and return where the loop stands (a fresh state otherwise)."""
+    one, and return where the loop stands (a fresh state otherwise). The trial's folder is made
+    where it has storage; a fresh start removes the kept weights of an earlier trial of its id."""
+    folder = checkpoint_dir(spec)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     saved = _load_resumable(spec)
     if saved is None:
+        for stale in folder.glob("step-*.pt") if folder is not None else ():
+            stale.unlink()
         return TrainState()
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

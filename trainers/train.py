@@ -207,6 +207,25 @@ def _score(spec, model, val_batches, data, device, amp, step: int) -> list[Event
     return events
 
 
+def _step(spec, step: int, model, optimizer, data, objective, rng, device, amp, state) -> float:
+    """One optimizer step on a fresh batch, its loss added to the open window; the rate used."""
+    lr = lr_at(step, spec)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    windows = sample_windows(data.train, spec.optim.batch_size, objective.window, rng)
+    batch = objective.make(windows, data.tokenizer, rng)
+    state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
+    with amp:
+        loss = model.loss(_to(batch, device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
+    optimizer.step()
+    state.window_loss = state.window_loss + loss.detach().double()
+    state.window_steps += 1
+    return lr
+
+
 def _start(spec: TrialSpec, model, device: torch.device, first_step: int) -> Start:
     return Start(
         n_params=model.count_params(non_embedding=True),
@@ -253,13 +272,8 @@ def train(spec: TrialSpec, report: Report) -> End:
     log_every = max(1, spec.steps // MAX_LOGGED_STEPS)
     accounting = model.config.accounting
     folder = checkpoint_dir(spec)
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
     state = resume(spec, model, optimizer, rng, device)
     first_step = state.step
-    if folder is not None and first_step == 0:  # kept weights of an earlier trial of this id
-        for stale in folder.glob("step-*.pt"):
-            stale.unlink()
     report(_start(spec, model, device, first_step))
     for event in state.history:
         report(from_dict(event))
@@ -274,20 +288,7 @@ def train(spec: TrialSpec, report: Report) -> End:
     loop_start, paused = time.perf_counter(), 0.0
     window_start = loop_start - state.window_elapsed
     for step in range(first_step, spec.steps):
-        lr = lr_at(step, spec)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        windows = sample_windows(data.train, spec.optim.batch_size, objective.window, rng)
-        batch = objective.make(windows, data.tokenizer, rng)
-        state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
-        with amp:
-            loss = model.loss(_to(batch, device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
-        optimizer.step()
-        state.window_loss = state.window_loss + loss.detach().double()
-        state.window_steps += 1
+        lr = _step(spec, step, model, optimizer, data, objective, rng, device, amp, state)
         state.step = done = step + 1
 
         if done % log_every == 0 or done == spec.steps:
@@ -312,9 +313,8 @@ def train(spec: TrialSpec, report: Report) -> End:
             state.val_loss = scored[0].val_loss
             if not math.isfinite(state.val_loss):
                 raise DivergenceError(f"validation loss is {state.val_loss} at step {done}")
-        if is_eval and folder is not None and spec.placement.keep_checkpoints:
-            if done < spec.steps:  # the last one is final.pt
-                save_weights(folder, spec, model, done)
+            if folder is not None and spec.placement.keep_checkpoints and done < spec.steps:
+                save_weights(folder, spec, model, done)  # the last one is final.pt
         if is_checkpoint:
             state.window_elapsed = pause_start - window_start  # training time only
             path = save_resumable(folder, spec, state, model, optimizer, rng, device)

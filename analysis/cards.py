@@ -191,10 +191,7 @@ def to_html(blocks: list[Block]) -> str:
     )
 
 
-PIPELINES = {"decoder": "text-generation", "encoder": "fill-mask",
-             "encdec": "text2text-generation"}  # fmt: skip
-AUTO_CLASSES = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM",
-                "encdec": "AutoModelForSeq2SeqLM"}  # fmt: skip
+PIPELINES = {name: a.pipeline for name, a in ARCHITECTURES.items()}
 
 
 def hub_metadata(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame) -> dict:
@@ -243,17 +240,6 @@ def hub_metadata(study: str, trial: pd.Series, data: dict | None, evals: pd.Data
     }  # fmt: skip
 
 
-# The tokenizer reads "<mask>" in a text as text (as ours does); a masked input asks for it.
-_MASKING = {"encoder": [
-    "",
-    "# <mask> as the mask token, not as text: split_special_tokens=False",
-    'inputs = tokenizer("In the beginning <mask> created", split_special_tokens=False,',
-    '                   return_tensors="pt")',
-    "at = inputs.input_ids[0].tolist().index(tokenizer.mask_token_id)",
-    "best = model(**inputs).logits[0, at].argmax()",
-]}  # fmt: skip
-
-
 def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFrame,
              config: dict | None) -> str:  # fmt: skip
     """The README.md of an exported model folder: the hub metadata, the card the report
@@ -262,7 +248,8 @@ def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFram
 
     meta = yaml.safe_dump(hub_metadata(study, trial, data, evals), sort_keys=False,
                           allow_unicode=True)  # fmt: skip
-    auto = AUTO_CLASSES.get(trial.architecture, "AutoModel")
+    entry = ARCHITECTURES.get(trial.architecture)
+    auto = entry.hf_class if entry else "AutoModel"
     loading = [
         ("h2", "Loading"),
         ("p", "With `transformers` (4.5x or 5.x; offline, no remote code):"),
@@ -273,7 +260,7 @@ def hub_card(study: str, trial: pd.Series, data: dict | None, evals: pd.DataFram
         "",
         f'model = {auto}.from_pretrained("{trial.trial_id}")  # the path of this folder',
         f'tokenizer = AutoTokenizer.from_pretrained("{trial.trial_id}")',
-        *_MASKING.get(trial.architecture, []),
+        *(entry.card_usage if entry else ()),
         "```",
         "",
     ])  # fmt: skip

@@ -138,3 +138,11 @@ def test_each_architecture_overfits_one_batch(architecture):
         optimizer.step()
     assert first > 5.0  # about ln(vocab) at initialisation
     assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_every_name_a_registry_entry_gives_is_code_that_exists(architecture):
+    entry = ARCHITECTURES[architecture]
+    for part in ("model", "batches", "scorer", "hf_mapping"):
+        assert callable(entry.load(part)), part
+    assert entry.hf_class.startswith("AutoModelFor") and entry.pipeline

@@ -40,11 +40,16 @@ class Architecture:
     ladder: str  # the size ladder it takes its shapes from (orchestrator/sizes.py)
     lr_base: float  # default peak learning rate up to 1M parameters
     color: str  # in every figure of a report
+    hf_class: str  # the transformers Auto class an exported folder loads with
+    hf_mapping: str  # "module:function" giving (config, weights) of its transformers class
+    pipeline: str  # the hub's pipeline tag
     too_long: Callable[[int], str | None] = lambda seq_len: None  # why a seq_len cannot be used
     mlm_head: bool = False  # a masked-LM head before the tied output projection (BERT's)
+    card_usage: tuple[str, ...] = ()  # lines of the card's loading snippet after the loading
 
     def load(self, part: str):
-        """The torch code a field names: `load("model")`, `load("batches")`, `load("scorer")`."""
+        """The torch code a field names: `load("model")`, `load("batches")`, `load("scorer")`,
+        `load("hf_mapping")`."""
         module, _, attribute = getattr(self, part).partition(":")
         return getattr(importlib.import_module(module), attribute)
 
@@ -77,6 +82,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="decoder",
         lr_base=3e-3,
         color="#1f77b4",
+        hf_class="AutoModelForCausalLM",
+        hf_mapping="trainers.hf:gpt2",
+        pipeline="text-generation",
     ),
     "encoder": Architecture(
         description="BERT-style encoder-only Transformer (bidirectional self-attention, "
@@ -94,7 +102,19 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="encoder",  # the decoder's shapes, but where the head's d² + 3·d moves N off
         lr_base=1e-3,
         color="#d62728",
+        hf_class="AutoModelForMaskedLM",
+        hf_mapping="trainers.hf:xlm_roberta_xl",
+        pipeline="fill-mask",
         mlm_head=True,
+        # the tokenizer reads "<mask>" in a text as text (as ours does); a masked input asks
+        card_usage=(
+            "",
+            "# <mask> as the mask token, not as text: split_special_tokens=False",
+            'inputs = tokenizer("In the beginning <mask> created", split_special_tokens=False,',
+            '                   return_tensors="pt")',
+            "at = inputs.input_ids[0].tolist().index(tokenizer.mask_token_id)",
+            "best = model(**inputs).logits[0, at].argmax()",
+        ),
     ),
     "encdec": Architecture(
         description="T5-style encoder-decoder Transformer (one shared token table)",
@@ -111,6 +131,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         ladder="encdec",
         lr_base=2e-3,
         color="#2ca02c",
+        hf_class="AutoModelForSeq2SeqLM",
+        hf_mapping="trainers.hf:blenderbot",
+        pipeline="text2text-generation",
         too_long=_too_many_spans,
     ),
 }

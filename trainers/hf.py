@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from trainers.architectures import ARCHITECTURES
+
 
 class ExportError(ValueError):
     """A trial that cannot be exported; the message says why."""
@@ -236,9 +238,6 @@ def blenderbot(model, spec, tok) -> tuple[dict, dict]:
     return config, sd
 
 
-MAPPINGS = {"decoder": gpt2, "encoder": xlm_roberta_xl, "encdec": blenderbot}
-
-
 def byte_tokenizer_json(tok) -> str:
     """Our byte tokenizer as a `tokenizers` tokenizer: the 256 byte characters of byte-level BPE
     with their byte values as ids and no merges, then our special tokens at the same ids."""
@@ -326,7 +325,7 @@ def write_folder(spec, model, tok, folder: Path, card: str) -> Path:
     from safetensors.torch import save_file
 
     arch = spec.model.architecture
-    config, state = MAPPINGS[arch](model.eval(), spec, tok)
+    config, state = ARCHITECTURES[arch].load("hf_mapping")(model.eval(), spec, tok)
     config["torch_dtype"] = "float32"
     folder.mkdir(parents=True)
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})

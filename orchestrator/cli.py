@@ -16,7 +16,36 @@ from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
 from trainers.corpora import CorpusError
 
-app = typer.Typer(
+FLAG = ""  # flags take no value: no type is shown after them in --help
+
+
+class _FlagHelp:
+    """typer's own --help, shown as a flag like ours."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = FLAG
+        return option
+
+
+class _Group(_FlagHelp, typer.core.TyperGroup):
+    pass
+
+
+class _Command(_FlagHelp, typer.core.TyperCommand):
+    pass
+
+
+class _App(typer.Typer):
+    """A Typer whose commands all show --help as a flag."""
+
+    def command(self, *args, **kwargs):
+        return super().command(*args, cls=_Command, **kwargs)
+
+
+app = _App(
+    cls=_Group,
     help="Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored "
     "in SQLite, fitted and reported.",
     no_args_is_help=True,
@@ -25,9 +54,6 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
-
-
-FLAG = ""  # flags take no value: no type is shown after them in --help
 
 
 def _version(asked: bool) -> None:

@@ -63,3 +63,17 @@ def test_an_unreadable_or_unwritable_peak_file_never_fails_a_trial(tmp_path, mon
     blocked = tmp_path / "file"
     blocked.write_text("")  # a file where the folder should be: nothing can be written
     assert peak.cpu_peak_flops(str(blocked))["flops"] == 5.0e10
+
+
+def test_a_trial_faster_than_every_product_timed_raises_the_kept_peak_to_its_rate(
+    tmp_path, monkeypatch
+):
+    rates = iter([4.0e10, 4.5e10, 3.0e10])
+    monkeypatch.setattr(peak, "measure_matmul_peak", lambda: next(rates))
+    peak._measured_here.cache_clear()
+    assert peak.cpu_peak_flops(str(tmp_path))["flops"] == 4.0e10
+    raised = peak.cpu_peak_flops(str(tmp_path), achieved=5.0e10)  # measured 4.5e10: too low
+    assert raised["flops"] == 5.0e10 and "above the 4.5e+10 FLOP/s" in raised["note"]
+    assert json.loads(next((tmp_path / "cpu-peak").glob("*.json")).read_text()) == raised
+    again = peak.cpu_peak_flops(str(tmp_path), achieved=4.6e10)  # measured 3e10: kept, as said
+    assert again["flops"] == 5.0e10 and again["note"] == raised["note"]

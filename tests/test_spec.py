@@ -144,6 +144,20 @@ def test_the_cli_prints_its_version_and_flags_without_a_type():
     assert "<bool>" not in wait and "if another run holds the store" in wait
 
 
+def test_no_command_shows_a_type_after_a_flag_in_its_help():
+    import typer
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    commands = sorted(typer.main.get_command(app).commands)
+    assert {"run", "report", "fit", "status"} <= set(commands)
+    for command in [[], *([c] for c in commands)]:
+        shown = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+        assert shown.exit_code == 0 and "Show this message and exit." in shown.stdout, command
+        assert "<bool>" not in shown.stdout, command
+
+
 def test_references_that_would_share_a_name_are_refused(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name / "decoder-1M-s0").mkdir(parents=True)

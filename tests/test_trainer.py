@@ -263,6 +263,21 @@ def test_evaluations_count_in_no_tokens_per_s_figure(spec, monkeypatch):
     assert min(rates) > max(rates) / 10 and summary.tokens_per_s > max(rates) / 10
 
 
+def test_mfu_stays_at_most_one_when_a_trial_beats_the_measured_cpu_peak(spec, monkeypatch):
+    """A peak measured low (a busy machine, 1 FLOP/s here) gives way to the trial's own rate;
+    the losses are those of any other run."""
+    from trainers import peak
+
+    before = train(spec, lambda e: None)
+    monkeypatch.setattr(peak, "measure_matmul_peak", lambda: 1.0)
+    peak._measured_here.cache_clear()
+    try:
+        after = train(spec, lambda e: None)
+    finally:
+        peak._measured_here.cache_clear()  # later tests measure for themselves
+    assert 0 < after.mfu <= 1.0 and after.val_loss == before.val_loss
+
+
 @pytest.mark.slow
 def test_a_compiled_model_trains_to_the_same_loss(spec):
     eager = train(spec, lambda e: None)

@@ -7,7 +7,16 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_isoflop, fit_law, holdout_test
+from analysis.laws import (
+    CHINCHILLA_ND,
+    KAPLAN_N,
+    N_BOOT,
+    RESIDUALS,
+    fit_isoflop,
+    fit_law,
+    holdout_test,
+)
+from analysis.tasklaw import task_lines
 
 
 def fit_points(
@@ -44,6 +53,8 @@ def fit_points(
     out = fit.to_json()
     exponents = out["params"] | out.get("derived", {})  # L(N, D)'s a and b are derived
     out["quality"]["warnings"] += [str(w.message) for w in caught] + _implausible(exponents)
+    if law == "n" and "D" in frame:
+        out["quality"]["warnings"] += _far_from_optimal(frame)
     if check is not None:
         out["holdout"] = check
     out["fit"] = fit
@@ -113,8 +124,6 @@ def fit_study(
                 if points.empty and notes:
                     raise ValueError("no cell is left to fit: " + notes[0])
                 result = fit_points(law, points, n_boot, group="trial_id")
-                if law == "n":
-                    result["quality"]["warnings"] += _far_from_optimal(points)
                 result["quality"]["warnings"] += said
             except ValueError as e:
                 result = {"law": law, "error": str(e), "quality": {"warnings": said}}
@@ -194,14 +203,22 @@ def edge_notes(best: pd.DataFrame) -> list[str]:
     ]
 
 
-def fit_warnings(fits: dict[str, dict[str, dict]]) -> list[str]:
-    """Every warning of a study's fits, one line each: "decoder n: E = ... sits at its bound"."""
-    return [
+def fit_warnings(fits: dict[str, dict[str, dict]], tasks: dict | None = None) -> list[str]:
+    """Every warning of a study's fits, one line each: "decoder n: E = ... sits at its bound";
+    with the two-step task fits (`tasklaw.study_task_fits`), theirs and those not made."""
+    out = [
         f"{architecture} {law}: {warning}"
         for architecture, laws in sorted(fits.items())
         for law, result in laws.items()
         for warning in result.get("quality", {}).get("warnings", [])
     ]
+    for architecture, result in sorted((tasks or {}).items()):
+        out += [f"{architecture} {task} two-step: {warning}"
+                for task, r in result["tasks"].items()
+                for warning in r.get("step1", {}).get("warnings", [])]  # fmt: skip
+        failed = {t: r for t, r in result["tasks"].items() if "error" in r}
+        out += task_lines(architecture, {"tasks": failed})
+    return out
 
 
 def storable(result: dict) -> dict:
@@ -238,6 +255,8 @@ def summary_line(architecture: str, result: dict) -> str:
     }.get(result["law"], ["a", "b"])
     names = [n for n in names if n in params or n in result.get("derived", {})]
     line = f"{architecture} {result['formula']}: " + ", ".join(show(n) for n in names)
+    if result.get("interval") == RESIDUALS:  # the trial bootstrap's are the default
+        line += " (95% intervals: residual bootstrap)"
     held = result.get("holdout", {})
     if "error_pct" in held:
         line += f"; refitted without {held['held_out']}, predicts it {held['error_pct']:+.2f}% off"

@@ -11,7 +11,12 @@ is so small (≈ δ·|r|) that L-BFGS-B's stopping rules end the search far from
 objective is a sum, the tolerances are tight, and a fit whose gradient has not vanished warns.
 
 Intervals come from the bootstrap over *groups* (trials): the points one training run gives are
-not independent, so a resample draws whole runs. Each resample starts from the full fit.
+not independent, so a resample draws whole runs. Each resample starts from the full fit. Where
+resampling runs cannot work (every resample that can be fitted is the data itself: as many runs
+as parameters), a residual bootstrap stands in, said as such: the fit's residuals, rescaled
+for the parameters fitted, are resampled onto its predictions (Davison & Hinkley 1997, chapter
+6). It takes the points' errors as independent and alike, and needs more points than
+parameters; with no more, there is no interval.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
 HOLDOUT_STARTS = 10  # the self-test's refit: the best starts of the grid (see _promising)
+TRIALS, RESIDUALS = "trial bootstrap", "residual bootstrap"  # what an interval resampled
 
 
 def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
@@ -211,6 +217,7 @@ class LawFit:
     compute: float | None = None  # the budget the derived allocation is quoted at
     boot: np.ndarray | None = None  # (resamples, parameters) in the order of law.names
     n_boot: int = 0
+    interval: str | None = None  # TRIALS or RESIDUALS: what the intervals resampled; None: none
 
     def predict(self, **x) -> np.ndarray:
         return self.law.predict(self.params, **x)
@@ -227,7 +234,8 @@ class LawFit:
         return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
 
     def to_json(self) -> dict:
-        """{"law", "formula", "n_points", "params": {name: {"estimate", "ci"}}, ...}."""
+        """{"law", "formula", "n_points", "params": {name: {"estimate", "ci"}}, "interval",
+        ...}."""
 
         def entry(name, value):
             ci = self.intervals.get(name)
@@ -240,6 +248,7 @@ class LawFit:
             "n_groups": self.n_groups,
             "params": {k: entry(k, v) for k, v in self.params.items()},
             "derived": {k: entry(k, v) for k, v in self.derived.items()},
+            "interval": self.interval,
             "compute": self.compute,
             "quality": {
                 "rmse_log": self.rmse_log,
@@ -372,7 +381,8 @@ def refit_counts(fit: LawFit, loss, counts, **variables) -> list[dict[str, float
 
 
 def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> np.ndarray:
-    """Minimise Σ_i w_bi·huber(r_i(θ)) for every row b of `weights` at once, each from `theta`.
+    """Minimise Σ_i w_bi·huber(r_i(θ)) for every row b of `weights` at once, each from `theta`;
+    `log_l` is one set of log-losses (n,) or one per row (rows, n).
 
     Levenberg-Marquardt on the iteratively reweighted least squares of the Huber loss: at θ the
     loss is majorised by Σ w·u·r²/2 with u = min(1, δ/|r|), whose Gauss-Newton step is damped
@@ -381,6 +391,7 @@ def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> 
     averaged objective) by one batched loop. A row is done when a step no longer lowers its
     loss by more than 1e-13 relative; a test checks the optima against L-BFGS-B's."""
     rows, p = len(weights), len(theta)
+    log_l = np.broadcast_to(log_l, weights.shape)
     low, high = (np.array(b) for b in zip(*law.bounds(log_l), strict=True))
     low, high = np.tile(low, (rows, 1)), np.tile(high, (rows, 1))
     high[:, -1] = np.where(weights > 0, log_l, np.inf).min(axis=1)  # E below each sample's loss
@@ -402,7 +413,7 @@ def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> 
         lhs = normal + damping[idx, None, None] * scale[:, :, None] * eye
         step = np.linalg.solve(lhs, -grad[..., None])[..., 0]
         trial = np.clip(thetas[idx] + step, low[idx], high[idx])
-        r_new, jac_new = law._residuals(trial, logs, log_l)
+        r_new, jac_new = law._residuals(trial, logs, log_l[idx])
         loss_new = (w * huber(r_new)).sum(axis=1)
         better = loss_new < loss[idx]
         gain = (loss[idx] - loss_new) / np.maximum(loss[idx], 1e-300)
@@ -440,24 +451,53 @@ def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) 
             continue
         distinct[draw] = len(counts)
         counts.append(np.bincount(idx, minlength=len(log_l)))
-    if not counts:
-        fit.warnings.append("no bootstrap resample kept enough distinct points to fit")
-        return
-    if len({tuple(c > 0) for c in counts}) < 2:
+    if not counts or len({tuple(c > 0) for c in counts}) < 2:
         # every resample that can be fitted holds the same points: each is the data itself,
         # and their spread (none) says nothing of the fit's uncertainty
-        fit.warnings.append(
-            f"no intervals: with {len(members)} runs for {len(theta)} parameters, every "
-            "resample that can be fitted is the data itself; resampling trials cannot measure "
-            "the uncertainty (more sizes would)"
+        why = (
+            f"with {len(members)} runs for {len(theta)} parameters, every resample that can be "
+            "fitted is the data itself"
+            if counts
+            else "no bootstrap resample keeps enough distinct points to fit"
         )
+        _residual_bootstrap(fit, theta, logs, log_l, n_boot, seed, why)
         return
     thetas = _refit_batch(law, theta, logs, log_l, np.array(counts, dtype=float))
+    _intervals(fit, [thetas[distinct[d]] for d in draws if distinct[d] >= 0], TRIALS)
+
+
+def _residual_bootstrap(fit: LawFit, theta, logs, log_l, n_boot: int, seed: int, why: str):
+    """Intervals from resampling the fit's residuals, where resampling runs cannot work (`why`);
+    none with no more points than parameters (the fit then leaves no residuals)."""
+    n, p = len(log_l), len(theta)
+    if n <= p:
+        fit.warnings.append(
+            f"no intervals: {why}, and {n} points for {p} parameters leave no residuals to "
+            "resample; resampling cannot measure the uncertainty (more sizes would)"
+        )
+        return
+    fitted = fit.law.log_predict(theta, logs)
+    # a fit of p parameters leaves residuals smaller than its errors: centred and rescaled by
+    # sqrt(n / (n - p)), the leverage correction at its average (Davison & Hinkley 1997, chapter 6)
+    residuals = log_l - fitted
+    residuals = (residuals - residuals.mean()) * np.sqrt(n / (n - p))
+    rng = np.random.default_rng(seed)
+    samples = fitted + residuals[rng.integers(0, n, (n_boot, n))]
+    thetas = _refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
+    fit.warnings.append(
+        f"{why}, so the intervals come from a residual bootstrap instead: the fit's residuals "
+        "resampled, taken as independent (points of one run are not: they may be too narrow)"
+    )
+    _intervals(fit, list(thetas), RESIDUALS)
+
+
+def _intervals(fit: LawFit, thetas: list[np.ndarray], kind: str) -> None:
+    """The 95% percentile intervals of the parameters and derived quantities over the refits
+    `thetas` (one per resample); `kind` says what was resampled."""
+    law = fit.law
     boots, derived = [], []
-    for draw in draws:
-        if distinct[draw] < 0:
-            continue
-        params = law.natural(thetas[distinct[draw]])
+    for theta in thetas:
+        params = law.natural(theta)
         boots.append([params[n] for n in law.names])
         derived.append(law.derived(params, fit.compute))
     fit.boot, fit.n_boot = np.array(boots), len(boots)
@@ -470,6 +510,7 @@ def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) 
             fixed.append(name)  # a zero-width "95%" interval is no interval
             continue
         fit.intervals[name] = (low, high)
+    fit.interval = kind if fit.intervals else None
     if fixed:
         fit.warnings.append(
             f"no interval for {', '.join(fixed)}: every resample gives the same value (held at "
@@ -527,13 +568,38 @@ class IsoFlopFit:
     loss-optimal N_opt(C); then N_opt ∝ C^a and D_opt ∝ C^b by least squares in log-log."""
 
     budgets: list[dict]
-    a: float
-    b: float
+    lines: np.ndarray  # (a, log N_opt at C = 1, b, log D_opt at C = 1): the lines in log-log
     n_points: int
     n_groups: int
     warnings: list[str] = field(default_factory=list)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_boot: int = 0
+    interval: str | None = None  # TRIALS or RESIDUALS: what the intervals resampled; None: none
+    boot: np.ndarray | None = None  # (resamples, 4): each resample's lines
+
+    @property
+    def a(self) -> float:
+        return float(self.lines[0])
+
+    @property
+    def b(self) -> float:
+        return float(self.lines[2])
+
+    def optimum(self, flops: float, level: float = 0.95) -> dict[str, dict]:
+        """N_opt and D_opt at `flops` on the lines through the minima, extended, each with the
+        interval of the resamples' lines there (None without resamples or spread)."""
+        lines = self.lines if self.boot is None else np.vstack([self.lines, self.boot])
+        with np.errstate(over="ignore"):  # a resample's steep line: inf, not an error
+            n_opt = np.exp(lines[:, 1] + lines[:, 0] * np.log(flops))
+            d_opt = np.exp(lines[:, 3] + lines[:, 2] * np.log(flops))
+        out, tail = {}, 100 * (1 - level) / 2
+        for name, values in (("N_opt", n_opt), ("D_opt", d_opt)):
+            ci = None
+            if len(values) > 1:
+                low, high = (float(v) for v in np.percentile(values[1:], [tail, 100 - tail]))
+                ci = [low, high] if high > low else None
+            out[name] = {"estimate": float(values[0]), "ci": ci}
+        return out
 
     def to_json(self) -> dict:
         def entry(name, value):
@@ -547,6 +613,7 @@ class IsoFlopFit:
             "n_groups": self.n_groups,
             "params": {"a": entry("a", self.a), "b": entry("b", self.b)},
             "budgets": self.budgets,
+            "interval": self.interval,
             "quality": {"n_boot": self.n_boot, "warnings": self.warnings},
         }
 
@@ -591,50 +658,90 @@ def _isoflop_minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:
     return minima, notes
 
 
-def _exponents(minima: list[dict]) -> tuple[float, float] | None:
+def _lines(minima: list[dict]) -> np.ndarray | None:
+    """(a, log N_opt at C = 1, b, log D_opt at C = 1): the least-squares lines through the
+    minima in log-log; None with fewer than 2 minima."""
     if len(minima) < 2:
         return None
     log_c = np.log([m["C"] for m in minima])
-    a = np.polyfit(log_c, np.log([m["N_opt"] for m in minima]), 1)[0]
-    b = np.polyfit(log_c, np.log([m["D_opt"] for m in minima]), 1)[0]
-    return float(a), float(b)
+    a, n0 = np.polyfit(log_c, np.log([m["N_opt"] for m in minima]), 1)
+    b, d0 = np.polyfit(log_c, np.log([m["D_opt"] for m in minima]), 1)
+    return np.array([a, n0, b, d0], dtype=float)
 
 
 def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0) -> IsoFlopFit:
-    """IsoFLOP analysis of points (N, D, C, loss); the bootstrap resamples whole groups."""
+    """IsoFLOP analysis of points (N, D, C, loss); the bootstrap resamples whole groups, and
+    where that cannot work, the parabolas' residuals."""
     n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
     budget = compute_budgets(c)
     minima, notes = _isoflop_minima(n, d, c, loss, budget)
-    exponents = _exponents(minima)
-    if exponents is None:
+    lines = _lines(minima)
+    if lines is None:
         raise ValueError(
             "an IsoFLOP fit needs 2 compute budgets, each with 3 sizes or more and its loss "
             f"minimum inside them; found {len(minima)}"
         )
     groups = np.arange(len(loss)) if groups is None else np.asarray(groups)
-    fit = IsoFlopFit(minima, *exponents, len(loss), len(np.unique(groups)), notes)
+    fit = IsoFlopFit(minima, lines, len(loss), len(np.unique(groups)), notes)
+    if not n_boot:
+        return fit
     labels, index = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(index == g) for g in range(len(labels))]
     rng = np.random.default_rng(seed)
     boots, supports = [], set()
     for _ in range(n_boot):
         idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        found = _exponents(_isoflop_minima(n[idx], d[idx], c[idx], loss[idx], budget[idx])[0])
+        found = _lines(_isoflop_minima(n[idx], d[idx], c[idx], loss[idx], budget[idx])[0])
         if found is not None:
             boots.append(found)
             supports.add(tuple(np.unique(idx)))
+    kind = TRIALS
     if len(supports) <= 1:  # every usable resample is the data itself: no spread to measure
-        fit.warnings.append(
-            "no intervals: no resample but the data itself keeps 3 sizes at 2 budgets; more "
-            "sizes per budget would give one"
-        )
-    elif boots:
-        arr = np.array(boots)
+        boots, kind = _isoflop_residual_lines(fit, n, d, c, loss, budget, n_boot, rng), RESIDUALS
+    if boots:
+        fit.boot = np.array(boots)
         fit.n_boot = len(boots)
-        for i, name in enumerate(("a", "b")):
-            low, high = (float(v) for v in np.percentile(arr[:, i], [2.5, 97.5]))
+        for i, name in ((0, "a"), (2, "b")):
+            low, high = (float(v) for v in np.percentile(fit.boot[:, i], [2.5, 97.5]))
             if high - low > 1e-9 * max(abs(low), abs(high), 1e-300):
                 fit.intervals[name] = (low, high)
             else:
                 fit.warnings.append(f"no interval for {name}: every resample gives the same value")
+        fit.interval = kind if fit.intervals else None
     return fit
+
+
+def _isoflop_residual_lines(fit: IsoFlopFit, n, d, c, loss, budget, n_boot: int, rng) -> list:
+    """The lines of resamples that put each budget's parabola's residuals, resampled over all
+    budgets, back onto its fitted losses; none (and said why) where the parabolas leave no
+    residuals (3 parameters each: no more points than that)."""
+    fitted = np.full(len(loss), np.nan)
+    for label in np.unique(budget):
+        at = budget == label
+        if len(np.unique(n[at])) >= 3:
+            fitted[at] = np.polyval(np.polyfit(np.log(n[at]), loss[at], 2), np.log(n[at]))
+    used = ~np.isnan(fitted)
+    points, params = int(used.sum()), 3 * len(np.unique(budget[used]))
+    why = "no resample of the runs but the data itself keeps 3 sizes at 2 budgets"
+    if points <= params:
+        fit.warnings.append(
+            f"no intervals: {why}, and {points} points for {params} parabola coefficients "
+            "leave no residuals to resample; more sizes per budget would give one"
+        )
+        return []
+    # centred and rescaled for the coefficients fitted, as the residual bootstrap of a law
+    residuals = loss[used] - fitted[used]
+    residuals = (residuals - residuals.mean()) * np.sqrt(points / (points - params))
+    boots = []
+    for _ in range(n_boot):
+        sample = loss.copy()
+        sample[used] = fitted[used] + rng.choice(residuals, points)
+        found = _lines(_isoflop_minima(n, d, c, sample, budget)[0])
+        if found is not None:
+            boots.append(found)
+    fit.warnings.append(
+        f"{why}, so the intervals come from a residual bootstrap instead: the parabolas' "
+        "residuals resampled, taken as independent (points of one run are not: they may be too "
+        "narrow)"
+    )
+    return boots

@@ -8,31 +8,36 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.fits import fit_points
+from analysis.fits import fit_points, isfinite_json
 
 LEVEL = 0.95
 
 
-def optimal_n(points: pd.DataFrame, flops: float, nd: dict) -> tuple[float, str, dict]:
-    """The compute-optimal N at `flops`: from the IsoFLOP minima where 2 budgets have one
-    inside their sizes (N_opt ∝ C^a, a line in log-log through the minima, extended), else
-    from L(N, D)'s allocation (Hoffmann et al.'s eq. 4, under C = 6ND). Returns N, where it
-    came from ("isoflop" or "nd") and what that fit says (a, the minima)."""
+def optimum(
+    points: pd.DataFrame, flops: float, nd: dict, n_boot: int
+) -> tuple[dict[str, dict], str, dict]:
+    """The compute-optimal N and D at `flops`, each {"estimate", "ci"}: from the IsoFLOP minima
+    where 2 budgets have one inside their sizes (N_opt ∝ C^a and D_opt ∝ C^b, lines in log-log
+    through the minima, extended; the interval from its resamples' lines), else from L(N, D)'s
+    allocation (Hoffmann et al.'s eq. 4, under C = 6ND; the interval from its resamples).
+    Returns them, where they came from ("isoflop" or "nd") and what that fit says (a, the
+    minima, what its intervals resampled)."""
     try:
-        iso = fit_points("isoflop", points, n_boot=0)
+        iso = fit_points("isoflop", points, n_boot, group="trial_id")
     except ValueError:
         iso = None
     if iso is not None:
-        minima = iso["budgets"]
-        log_c = np.log([m["C"] for m in minima])
-        log_n = np.log([m["N_opt"] for m in minima])
-        a = iso["params"]["a"]["estimate"]
-        n_opt = float(np.exp(np.mean(log_n - a * log_c) + a * np.log(flops)))
-        return n_opt, "isoflop", {"a": a, "minima": [[m["C"], m["N_opt"]] for m in minima]}
-    n_opt = nd["derived"].get("N_opt", {}).get("estimate")
+        fit = iso["fit"]
+        minima = [[m["C"], m["N_opt"]] for m in iso["budgets"]]
+        return fit.optimum(flops, LEVEL), "isoflop", {"a": fit.a, "minima": minima,
+                                                      "interval": fit.interval}  # fmt: skip
+    derived = nd["derived"]
+    n_opt = derived.get("N_opt", {}).get("estimate")
     if n_opt is None or not np.isfinite(n_opt):
         raise ValueError("L(N, D) gives no finite compute-optimal N")
-    return float(n_opt), "nd", {"a": nd["derived"]["a"]["estimate"]}
+    at = {name: {"estimate": derived[name]["estimate"], "ci": derived[name]["ci"]}
+          for name in ("N_opt", "D_opt")}  # fmt: skip
+    return at, "nd", {"a": derived["a"]["estimate"], "interval": nd["interval"]}
 
 
 def predict_budget(
@@ -45,14 +50,17 @@ def predict_budget(
 
     - L(N, D) = E + A/N^α + B/D^β fitted on every point (Huber on log loss, many starts),
       resampled over trials for the interval;
-    - the compute-optimal N there (`optimal_n`), and `cell_of(N_opt)`: the N and tokens of the
-      model that will be trained at that budget (a whole shape, whole steps);
+    - the compute-optimal N and D there with their intervals (`optimum`), and `cell_of(N_opt)`:
+      the N and tokens of the model that will be trained at that budget (a whole shape, whole
+      steps);
     - the loss L(N, D) gives that model, with the 95% interval of the bootstrap's predictions
       (none where the resamples give no spread).
 
     Raises ValueError, with the reason, when the points cannot support a prediction."""
     nd = fit_points("nd", points, n_boot, group="trial_id", compute=flops)
-    n_opt, source, optimum = optimal_n(points, flops, nd)
+    at, source, allocation = optimum(points, flops, nd, n_boot)
+    at = isfinite_json(at)  # a resample's bound that overflowed: null, as JSON can hold it
+    n_opt = float(at["N_opt"]["estimate"])
     n_params, tokens = cell_of(n_opt)
     fit = nd["fit"]
     predicted = float(fit.predict(N=n_params, D=tokens))
@@ -66,6 +74,9 @@ def predict_budget(
         warnings.append("no interval: the bootstrap's resamples give no spread of the loss")
     return {
         "n_opt": n_opt,
+        "n_opt_ci": at["N_opt"]["ci"],
+        "d_opt": at["D_opt"]["estimate"],
+        "d_opt_ci": at["D_opt"]["ci"],
         "n_opt_from": source,
         "n_params": int(n_params),
         "tokens": int(tokens),
@@ -76,7 +87,8 @@ def predict_budget(
             "law": "nd",
             "params": {k: v["estimate"] for k, v in nd["params"].items()},
             "n_boot": nd["quality"]["n_boot"],
-            "optimum": optimum,
+            "interval": nd["interval"],  # what the loss's interval resampled
+            "optimum": allocation | at,  # N_opt and D_opt with their intervals
             "trials": sorted(points.trial_id),
             "warnings": warnings,
         },

@@ -475,6 +475,7 @@ def _predictions_table(views: list[StudyView]) -> str:
                 "architecture": p.architecture,
                 "FLOPs": f"{p.flops:.3g}",
                 "N_opt (from)": f"{p.n_opt:.3g} ({p.n_opt_from})",
+                "D_opt": f"{d_opt:.3g}" if pd.notna(d_opt := getattr(p, "d_opt", None)) else "",
                 "trial": p.trial_id,
                 "N": f"{int(p.n_params):,}",
                 "tokens": f"{int(p.tokens):,}",
@@ -792,6 +793,7 @@ def _fits_table(views: list[StudyView]) -> pd.DataFrame:
                 row["parameters (95% CI)"] = "; ".join(
                     f"{name} = {_interval(v)}" for name, v in values.items()
                 )
+                row["CI from"] = fit.get("interval") or "no interval"
                 row["points"] = fit["n_points"]
                 held = fit.get("holdout", {})
                 row["held-out prediction"] = (
@@ -876,7 +878,7 @@ def _summary(views: list[StudyView]) -> str:
             items += [prefix + line + "." for line in task_lines(arch, {"tasks": done})]
         if view.outdated:
             items.append(f"{prefix}{outdated_note(view.outdated)}.")
-        warnings += [prefix + w for w in fit_warnings(view.fits)]
+        warnings += [prefix + w for w in fit_warnings(view.fits, view.tasks)]
     if not items and not warnings:
         return ""
     out = '<section class="summary"><h2>Summary</h2>'
@@ -1059,7 +1061,8 @@ PREDICTION_NOTE = (
     "At each budget of <code>predict:</code>, once the grid was trained, L(N, D) fitted on the "
     "grid (and the IsoFLOP minima, for the compute-optimal N) predicted the loss of the model "
     "chosen for that budget; the prediction was stored before that model trained, and is "
-    "never refitted with it. The interval is the 95% bootstrap interval over resampled trials. "
+    "never refitted with it. The interval is the 95% bootstrap interval over resampled trials "
+    "(over the fit's residuals where resampling trials cannot work: the fit table says which). "
     "The trials that verify predictions are left out of the laws above."
 )
 ISOFLOP_NOTE = (

@@ -311,10 +311,20 @@ def parse_target(text: str) -> dict[str, float]:
     return out
 
 
+# Said where a table has no chance levels: a floor of 0 lets step 2 put the sigmoid's floor
+# below the task's chance, which the points above chance do not pin down.
+NO_CHANCE = (
+    "the table has no chance column: chance accuracy was taken as 0 for every task, so each "
+    "sigmoid is bounded to [0, 1]; give each task's chance accuracy in a column `chance` (or "
+    "name the column with --chance)"
+)
+
+
 def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) -> dict:
     """The two-step fit of every task of a table (columns run, task, N, D, task_loss,
     accuracy, chance): at `target`, or, without one, the self-test (the largest model held out
-    and predicted). One entry per task, {"error": why} where a task cannot be fitted."""
+    and predicted). One entry per task, {"error": why} where a task cannot be fitted; the
+    fit's `warnings` say where chance was taken as 0 (a table without a chance column)."""
     tasks = {}
     for task, rows in frame.groupby("task", sort=True):
         chance = float(rows.chance.iloc[0]) if "chance" in rows else 0.0
@@ -327,7 +337,7 @@ def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) ->
                 tasks[str(task)] = predict_task(rows, target, chance, n_boot)
         except ValueError as e:
             tasks[str(task)] = {"error": str(e)}
-    return {"law": "task", "tasks": tasks}
+    return {"law": "task", "tasks": tasks, "warnings": [] if "chance" in frame else [NO_CHANCE]}
 
 
 def _show(entry: dict, digits: int = 3) -> str:

@@ -259,7 +259,7 @@ def _run(study: Path, **options) -> None:
     for arch, laws in result.fits.items():
         for fit in laws.values():
             console.print(summary_line(arch, fit), highlight=False, markup=False)
-    for warning in fit_warnings(result.fits):
+    for warning in fit_warnings(result.fits, result.tasks):
         errors.print(f"warning: {warning}", highlight=False, markup=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
@@ -316,15 +316,15 @@ def plan(
     if spec.budget.flops:  # an IsoFLOP grid: one table per budget
         from orchestrator.sizes import flops_text
 
-        sys.stdout.write(f"{spec.name}: {len(frame)} trials\n\n")
+        sys.stdout.write(f"{spec.name}: {_trials(len(frame))}\n\n")
         for flops, group in frame.groupby("budget_flops", sort=True):
-            title = f"budget {flops_text(flops)} FLOPs: {len(group)} trials"
+            title = f"budget {flops_text(flops)} FLOPs: {_trials(len(group))}"
             sys.stdout.write(_frame_table(group[columns], title) + "\n")
         for why in api.left_out(spec, prepared):
             console.print(f"left out: {why}", highlight=False, markup=False)
     else:
         shown = frame[columns]
-        sys.stdout.write(_frame_table(shown, f"{spec.name}: {len(frame)} trials") + "\n")
+        sys.stdout.write(_frame_table(shown, f"{spec.name}: {_trials(len(frame))}") + "\n")
     if spec.predict:
         from orchestrator.sizes import flops_text
 
@@ -350,14 +350,22 @@ def plan(
         f"each trial{kept if spec.train.keep_checkpoints else ''}), besides the token files",
         highlight=False,
     )
-    for tokens, epochs in sorted(set(zip(frame.tokens, frame.epochs, strict=True))):
-        if epochs > 1:
-            console.print(
-                f"[yellow]warning[/]: trials of {format_count(tokens)} tokens read the "
-                f"{format_count(data['tokens']['train'])}-token training split {epochs:.1f} "
-                "times: the data repeats",
-                highlight=False,
-            )
+    repeats = frame[frame.epochs > 1].drop_duplicates(["architecture", "size", "tokens"])
+    split = f"{format_count(data['tokens']['train'])}-token training split"
+    if repeats.tokens.nunique() == 1:
+        console.print(f"[yellow]warning[/]: trials of {format_count(repeats.tokens.iloc[0])} "
+                      f"tokens read the {split} {repeats.epochs.iloc[0]:.1f} times: the data "
+                      "repeats", highlight=False)  # fmt: skip
+    elif len(repeats):  # one line, not one per token count
+        which = ", ".join(f"{r.architecture} {r.size} on {format_count(r.tokens)} tokens "
+                          f"({r.epochs:.1f} times)" for r in repeats.itertuples())  # fmt: skip
+        console.print(f"[yellow]warning[/]: {len(repeats)} cells read the {split} more than "
+                      f"once, up to {repeats.epochs.max():.1f} times: the data repeats for {which}",
+                      highlight=False)  # fmt: skip
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial{'' if count == 1 else 's'}"
 
 
 @app.command()
@@ -622,6 +630,9 @@ def fit(
             results = shown["architectures"]
     except (StudyError, StoreError, TableError) as e:
         _fail(str(e))
+    if law == "task":  # what the fit assumed (chance taken as 0), on stderr with --json too
+        for warning in (w for result in results.values() for w in result["warnings"]):
+            errors.print(f"warning: {warning}", highlight=False, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")
         return

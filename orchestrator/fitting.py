@@ -155,7 +155,8 @@ def fit_csv(
     target: str | None = None,
 ) -> dict:
     """Fit a law (n, nd, isoflop), the zero-shot trend (trend) or the two-step prediction of
-    accuracy (task; at `target`, "N=...,D=...", else the largest run held out) to a CSV."""
+    accuracy (task; at `target`, "N=...,D=...", else the largest run held out) to a CSV.
+    Raises TableError where the table cannot be fitted (for task: where no task can be)."""
     from analysis.fits import (
         TableError,
         best_runs,
@@ -174,7 +175,12 @@ def fit_csv(
             at = parse_target(target) if target else None
         except ValueError as e:
             raise TableError(str(e)) from None
-        return isfinite_json(fit_table(frame.rename(columns={"group": "run"}), at, n_boot))
+        result = fit_table(frame.rename(columns={"group": "run"}), at, n_boot)
+        failed = {task: r["error"] for task, r in result["tasks"].items() if "error" in r}
+        if failed and len(failed) == len(result["tasks"]):
+            task, error = next(iter(failed.items()))
+            raise TableError(f"{path}: no task could be fitted ({task}: {error})")
+        return isfinite_json(result)
     if law == "trend":
         name = columns.get("accuracy", "accuracy")
         t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)

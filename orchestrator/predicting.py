@@ -167,10 +167,21 @@ def prediction_line(what: str, result: dict, trial: TrialSpec) -> str:
     else:
         loss += " (no interval)"
     return (
-        f"predicted {what}: N_opt {format_count(round(result['n_opt']))} (from {source}), "
-        f"trained as {trial.trial_id} ({format_count(result['tokens'])} tokens): loss {loss}; "
-        "stored before it trains"
+        f"predicted {what}: N_opt {_count_ci(result['n_opt'], result['n_opt_ci'])}, D_opt "
+        f"{_count_ci(result['d_opt'], result['d_opt_ci'])} (from {source}), trained as "
+        f"{trial.trial_id} ({format_count(result['tokens'])} tokens): loss {loss}; stored "
+        "before it trains"
     )
+
+
+def _count_ci(value: float, ci: list | None) -> str:
+    """A count and its interval, "90.8K [71.2K, 118K]"; a bound that is not finite is said."""
+    text = format_count(round(value))
+    if not ci:
+        return text + " (no interval)"
+    if any(v is None for v in ci):
+        return text + " (no finite interval)"
+    return text + f" [{format_count(round(ci[0]))}, {format_count(round(ci[1]))}]"
 
 
 def _learning_rate(spec: StudySpec, architecture: str, n_params: int, envelope) -> float:

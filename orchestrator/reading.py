@@ -16,8 +16,8 @@ from orchestrator.spec import study_name
 from orchestrator.store import (
     StoreError,
     Study,
+    all_evals_frame,
     default_url,
-    evals_of,
     fits_of,
     get_study,
     open_store,
@@ -116,42 +116,13 @@ def export_trials(path: str | Path | None = None, store: str | None = None) -> p
     return status(path, store)[EXPORT_COLUMNS]
 
 
-EVAL_COLUMNS = [
-    "trial_id",
-    "architecture",
-    "n_params",
-    "tokens",
-    "task",
-    "metric",
-    "value",
-    "n_items",
-    "chance",
-    "ci_low",
-    "ci_high",
-    "eval_key",
-]
-
-
 def export_evals(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
     """The zero-shot results: one row per trial, evaluation point, task and metric (the
     n-gram baseline as architecture `ngram`), under every evaluation setting they were
     scored with (`eval_key`)."""
     _, session, study = open_study(path, store)
     with session:
-        trials = {t.id: t for t in study.trials}
-        rows = []
-        for e in evals_of(session, study):
-            trial = trials.get(e.trial_pk)
-            rows.append(
-                {
-                    "trial_id": trial.trial_id if trial else None,
-                    "architecture": e.architecture,
-                    "n_params": trial.n_params if trial else None,
-                    "tokens": e.tokens,
-                    **{c: getattr(e, c) for c in EVAL_COLUMNS[4:]},
-                }
-            )
-        return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+        return all_evals_frame(session, study)
 
 
 def export_predictions(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
@@ -228,7 +199,7 @@ def report(
     else:
         target = Path("reports") / ("compare-" + "-".join(map(file_name, names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
-    warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits)]
+    warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits, v.tasks)]
     return write_report(target, views), warnings
 
 

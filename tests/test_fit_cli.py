@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from tests.test_laws import ANCHOR, PUBLISHED
@@ -126,3 +127,85 @@ def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_cli, tmp_path)
     bad = study_cli("fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task",
                     "--group", "run", "--target", "M=1", cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "give N=COUNT,D=COUNT" in bad.stderr
+
+
+def _task_table(path, chance: bool = True, few_runs_of: str | None = None):
+    """A synthetic ladder (tests/test_tasklaw.py) as a CSV of two tasks, `a` and `b`, with or
+    without a chance column; `few_runs_of`: a task left with 3 runs, too few to fit."""
+    from tests.test_tasklaw import CHANCE, ladder
+
+    parts = []
+    for task in ("a", "b"):
+        rows = ladder().assign(task=task)
+        if task == few_runs_of:
+            rows = rows[rows.run.isin(sorted(set(rows.run))[:3])]
+        parts.append(rows.assign(chance=CHANCE) if chance else rows)
+    pd.concat(parts).to_csv(path, index=False)
+    return path
+
+
+def test_a_task_table_without_chance_levels_is_fitted_with_a_warning(study_cli, tmp_path):
+    args = ["--law", "task", "--group", "run", "--target", "N=1e9,D=6e10", "--json",
+            "--n-boot", "20"]  # fmt: skip
+    bare = _task_table(tmp_path / "bare.csv", chance=False)
+    done = study_cli("fit", "--csv", str(bare), *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert all(r["step2"]["chance"] == 0.0 for r in result["tasks"].values())
+    [warning] = result["warnings"]
+    assert "chance accuracy was taken as 0" in warning and "--chance" in warning
+    assert done.stderr.count("warning: the table has no chance column") == 1
+    given = _task_table(tmp_path / "given.csv")
+    done = study_cli("fit", "--csv", str(given), *args, cwd=tmp_path)
+    assert done.returncode == 0 and "warning" not in done.stderr
+    assert json.loads(done.stdout)["warnings"] == []
+
+
+def test_a_task_table_where_no_task_can_be_fitted_is_status_2(study_cli, tmp_path):
+    table = _task_table(tmp_path / "t.csv")
+    args = ["--law", "task", "--group", "run", "--json", "--n-boot", "0"]
+    done = study_cli("fit", "--csv", str(table), *args, "--target", "N=1e9", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"error: {table}: no task could be fitted (a: --target needs D as well: the runs saw "
+        "several token counts)"
+    ]
+    some = _task_table(tmp_path / "some.csv", few_runs_of="b")
+    done = study_cli("fit", "--csv", str(some), *args, "--target", "N=1e9,D=6e10", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    tasks = json.loads(done.stdout)["tasks"]
+    assert "accuracy" in tasks["a"]  # the fitted task kept, the other's error beside it
+    assert tasks["b"] == {"error": "the two-step fit needs 6 runs; got 3"}
+
+
+def test_fit_prints_the_honest_fit_warnings_on_stderr_for_a_table(study_cli, tmp_path):
+    table = tmp_path / "starved.csv"  # 3 sizes on 1M tokens: under 5 tokens per parameter
+    table.write_text("N,D,loss\n1e6,1e6,3.10\n1e7,1e6,2.90\n1e8,1e6,2.85\n")
+    done = study_cli("fit", "--csv", str(table), "--law", "n", "--n-boot", "50", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "L(N) = E + A·N^(−α)" in done.stdout and "warning" not in done.stdout
+    said = done.stderr.splitlines()
+    assert any(line.startswith("warning: no intervals: with 3 runs for 3 parameters")
+               for line in said)  # fmt: skip
+    assert any(line.startswith("warning: most trials saw fewer than 5 tokens per parameter")
+               for line in said)  # fmt: skip
+    fed = tmp_path / "fed.csv"  # 20+ tokens per parameter: no such warning
+    fed.write_text("N,D,loss\n1e6,1e9,3.10\n1e7,1e9,2.90\n1e8,1e9,2.85\n")
+    done = study_cli("fit", "--csv", str(fed), "--law", "n", "--n-boot", "0", cwd=tmp_path)
+    assert done.returncode == 0 and "tokens per parameter" not in done.stderr
+
+
+def test_fit_says_when_its_intervals_come_from_a_residual_bootstrap(study_cli, tmp_path):
+    lines = ["N,loss,size"]
+    for i, n in enumerate([1e5, 1e6, 1e7] * 3):  # three seeds of three sizes, a run per size
+        lines.append(f"{n:g},{(1.5 + 40.0 * n**-0.3) * (1 + 0.01 * ((i * 7) % 5 - 2)):.6f},{n:g}")
+    table = tmp_path / "seeds.csv"
+    table.write_text("\n".join(lines) + "\n")
+    args = ["fit", "--csv", str(table), "--law", "n", "--group", "size", "--n-boot", "100"]
+    done = study_cli(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(95% intervals: residual bootstrap)" in done.stdout
+    assert "warning: with 3 runs for 3 parameters" in done.stderr
+    result = json.loads(study_cli(*args, "--json", cwd=tmp_path).stdout)
+    assert result["interval"] == "residual bootstrap"
+    assert all(entry["ci"] for entry in result["params"].values())

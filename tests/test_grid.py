@@ -358,3 +358,24 @@ def test_a_synthetic_law_through_flop_budget_cells_gives_back_its_exponents():
     assert a["ci"][0] < beta / (alpha + beta) < a["ci"][1]
     assert b["ci"][0] < alpha / (alpha + beta) < b["ci"][1]
     assert len(fit["budgets"]) == 4 and not fit["quality"]["warnings"]
+
+
+def test_plan_of_flop_budgets_says_what_it_leaves_out_and_counts_trials_in_words(
+    tmp_path, study_cli
+):
+    (tmp_path / "p.yaml").write_text(
+        "name: p\ndata: {corpus: 'builtin:kjv', tokenizer: bytes, seq_len: 32}\n"
+        "architectures: [decoder]\nsizes: [10K, 25K, 50K]\nbudget: {flops: [1e10, 1e12, 6e12]}\n"
+        f"train: {{batch_size: 8}}\nstorage: {tmp_path / 'artifacts'}\n"
+    )
+    done = study_cli("plan", "p.yaml", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "budget 1e10 FLOPs: 3 trials" in out and "budget 6e12 FLOPs: 1 trial " in out
+    left = [line for line in done.stdout.splitlines() if line.startswith("left out: ")]
+    assert len(left) == 2 and all("at 6e12 FLOPs" in line for line in left)
+    assert "data.max_epochs is 4" in left[0] and not (tmp_path / "runs").exists()
+    # cells that read the data more than once: one warning naming them, not one line each
+    [repeats] = [line for line in done.stdout.splitlines() if "the data repeats" in line]
+    assert repeats.startswith("warning: 3 cells read the 3.98M-token training split more than")
+    assert "decoder 10K on 7.69M tokens (1.9 times)" in repeats and "decoder 50K on" in repeats

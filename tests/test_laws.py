@@ -326,3 +326,69 @@ def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
     loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28
     fit = fit_isoflop(n, d, c, loss, n_boot=100)
     assert fit.intervals == {} and any(w.startswith("no intervals") for w in fit.warnings)
+
+
+def test_where_resampling_runs_cannot_work_a_residual_bootstrap_is_said_and_covers_the_truth():
+    from analysis.fits import fit_points, summary_line
+
+    n = np.repeat([1e5, 1e6, 1e7], 3)  # three sizes, three seeds each: three runs of a size
+    rng = np.random.default_rng(0)
+    loss = (1.5 + 40.0 * n**-0.3) * np.exp(0.01 * rng.standard_normal(len(n)))
+    fit = fit_law(KAPLAN_N, loss, groups=np.log(n).round(), n_boot=300, N=n)
+    assert fit.interval == "residual bootstrap" and fit.n_boot == 300
+    for name, truth in {"E": 1.5, "A": 40.0, "alpha": 0.3}.items():
+        low, high = fit.intervals[name]
+        assert low < truth < high and high - low > 1e-3 * truth  # not a zero-width interval
+    assert any("the intervals come from a residual bootstrap instead" in w for w in fit.warnings)
+    table = pd.DataFrame({"N": n, "loss": loss, "run": np.log(n).round()})
+    result = fit_points("n", table, n_boot=100, group="run")
+    assert result["interval"] == "residual bootstrap"
+    assert "(95% intervals: residual bootstrap)" in summary_line("t", result)
+    # where resampling runs works, it is what the intervals resample, as before
+    each = fit_law(KAPLAN_N, loss, n_boot=100, N=n)
+    assert each.interval == "trial bootstrap" and each.to_json()["interval"] == "trial bootstrap"
+
+
+def test_no_more_points_than_parameters_is_no_interval_of_either_kind():
+    n, loss = _points([1e5, 1e6, 1e7])
+    fit = fit_power_law(n, loss, n_boot=200)
+    assert fit.intervals == {} and fit.interval is None and fit.to_json()["interval"] is None
+    [said] = [w for w in fit.warnings if w.startswith("no intervals")]
+    assert "3 points for 3 parameters leave no residuals to resample" in said
+    n = np.array([3e7, 1e8, 3e8] * 2)  # two parabolas of 3 coefficients on 6 points
+    c = np.repeat([3e18, 1e19], 3)
+    d = c / (6 * n)
+    iso = fit_isoflop(n, d, c, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28, n_boot=100)
+    assert iso.intervals == {} and iso.interval is None
+    assert any("6 points for 6 parabola coefficients leave no residuals" in w for w in iso.warnings)
+
+
+def test_an_isoflop_fit_of_few_runs_gets_residual_intervals_that_cover_the_truth():
+    rng = np.random.default_rng(0)
+    n = np.tile(np.repeat([3e7, 1e8, 3e8], 2), 3)  # two seeds of each size at each budget
+    c = np.repeat([1e18, 3e18, 1e19], 6)
+    d = c / (6 * n)
+    loss = (1.69 + 406.4 / n**0.34 + 410.7 / d**0.28) * np.exp(0.003 * rng.standard_normal(18))
+    # a run per size across budgets: a resample missing a size leaves no parabola
+    fit = fit_isoflop(n, d, c, loss, groups=np.log(n).round(), n_boot=300)
+    assert fit.interval == "residual bootstrap" and fit.to_json()["interval"] == fit.interval
+    a = 0.28 / (0.34 + 0.28)  # Hoffmann et al.'s eq. 4: a = β/(α+β), b = α/(α+β)
+    for name, truth in {"a": a, "b": 1 - a}.items():
+        low, high = fit.intervals[name]
+        assert low < truth < high and high - low > 0.01
+    at = fit.optimum(1e20)
+    for name in ("N_opt", "D_opt"):
+        low, high = at[name]["ci"]
+        assert low < at[name]["estimate"] < high
+
+
+def test_a_budget_whose_minimum_lies_outside_its_sizes_is_left_out_and_said():
+    # the last budget's sizes all lie far below its optimum
+    sizes = {3e18: [3e7, 1e8, 3e8], 1e19: [5e7, 1.5e8, 5e8], 3e19: [1e8, 3e8, 1e9],
+             1e21: [1e7, 2e7, 4e7]}  # fmt: skip
+    n = np.concatenate(list(sizes.values()))
+    c = np.repeat(list(sizes), 3)
+    d = c / (6 * n)
+    fit = fit_isoflop(n, d, c, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28, n_boot=0)
+    assert fit.warnings == ["C = 1e+21: its loss minimum lies outside the sizes tried; left out"]
+    assert [m["C"] for m in fit.budgets] == pytest.approx([3e18, 1e19, 3e19])

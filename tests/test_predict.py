@@ -61,11 +61,50 @@ def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
     assert sorted(result["fit"]["trials"]) == sorted(points.trial_id)
 
 
+def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_path):
+    from sqlalchemy.orm import Session
+
+    from orchestrator.store import open_store, predictions_frame, store_prediction
+    from tests.test_store import _registered
+
+    flops = 1e19
+    result = predict_budget(_law_points(), flops, lambda n: (round(n), round(flops / (6 * n))), 100)
+    # the true compute-optimal D at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
+    alpha, beta = TRUE["alpha"], TRUE["beta"]
+    g = (alpha * TRUE["A"] / (beta * TRUE["B"])) ** (1 / (alpha + beta))
+    d_true = (flops / 6) ** (alpha / (alpha + beta)) / g
+    assert abs(np.log(result["d_opt"] / d_true)) < np.log(1.5)
+    for name in ("n_opt", "d_opt"):
+        low, high = result[f"{name}_ci"]
+        assert low < result[name] < high
+    kept = result["fit"]["optimum"]
+    assert kept["D_opt"] == {"estimate": result["d_opt"], "ci": result["d_opt_ci"]}
+    assert kept["interval"] == "trial bootstrap"  # the IsoFLOP fit's resamples of trials
+
+    with Session(open_store(f"sqlite:///{tmp_path / 'p.db'}")) as session:
+        study, _ = _registered(session)
+        common = {"architecture": "decoder", "n_opt_from": result["n_opt_from"], "cell": {},
+                  "n_params": result["n_params"], "tokens": result["tokens"],
+                  "predicted_loss": result["predicted_loss"]}  # fmt: skip
+        store_prediction(session, study, flops=flops, n_opt=result["n_opt"], trial_id="t1",
+                         trial_hash="h1", fit=result["fit"], **common)  # fmt: skip
+        # made before D_opt was kept: its fit says nothing of it
+        store_prediction(session, study, flops=3e19, n_opt=1e9, trial_id="t2", trial_hash="h2",
+                         fit={"law": "nd", "optimum": {"a": 0.5}}, **common)  # fmt: skip
+        session.commit()
+        shown = predictions_frame(session, study)
+    made, older = shown.iloc[0], shown.iloc[1]
+    assert made.d_opt == pytest.approx(result["d_opt"])
+    assert [made.d_opt_ci_low, made.d_opt_ci_high] == pytest.approx(result["d_opt_ci"])
+    assert [made.n_opt_ci_low, made.n_opt_ci_high] == pytest.approx(result["n_opt_ci"])
+    assert older[["d_opt", "d_opt_ci_low", "n_opt_ci_high"]].isna().all()
+
+
 def test_without_an_isoflop_minimum_the_optimum_comes_from_l_n_d():
     # two sizes per budget: no parabola, so L(N, D)'s allocation gives N_opt
     points = _law_points(sizes=2)
     result = predict_budget(points, 1e19, lambda n: (round(n), round(1e19 / (6 * n))), 50)
-    assert result["n_opt_from"] == "nd" and result["n_opt"] > 0
+    assert result["n_opt_from"] == "nd" and result["n_opt"] > 0 and result["d_opt"] > 0
 
 
 def test_too_few_points_are_a_clear_error():

@@ -104,11 +104,18 @@ function layout() {
       }
     }
   }
-  const header = [...document.querySelectorAll("th")]
-    .find((th) => th.textContent.trim() === "validation loss");
+  // the short trial table (not the one under "All columns"): each header's edges, and the
+  // right edge of what its scrolling box shows
+  const short = [...document.querySelectorAll("table")].find((t) => !t.closest("details")
+    && [...t.querySelectorAll("th")].some((th) => th.textContent.trim() === "validation loss"));
+  const shown = short ? Math.min(document.documentElement.clientWidth,
+                                 short.closest(".wide").getBoundingClientRect().right) : null;
   return {
-    overlaps, width: document.documentElement.clientWidth,
-    val_loss_right: header ? header.getBoundingClientRect().right : null,
+    overlaps, width: document.documentElement.clientWidth, short_shown_right: shown,
+    short_columns: short ? [...short.querySelectorAll("thead th")].map((th) => {
+      const r = th.getBoundingClientRect();
+      return [th.textContent.trim(), r.left, r.right];
+    }) : [],
     cards: [...document.querySelectorAll("a")].map((a) => a.getAttribute("href"))
       .filter((h) => h && h.includes("-cards/")),
   };
@@ -175,10 +182,14 @@ def test_the_report_renders_every_figure_without_errors_and_escapes_names(tmp_pa
     assert seen["plots"] == 4 and seen["rendered"] == 4  # size, compute, zero-shot, curves
     assert HOSTILE in seen["title"] and HOSTILE in seen["heading"]  # shown as text
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000
-    # At 1280 px: no two text labels of a figure overlap, the trial table's validation loss
-    # is on screen, and the card links open HTML pages.
+    # At 1280 px: no two text labels of a figure overlap, every column of the short trial
+    # table is on screen, and the card links open HTML pages.
     assert seen["width"] == 1280 and seen["overlaps"] == []
-    assert seen["val_loss_right"] is not None and seen["val_loss_right"] <= seen["width"]
+    columns = ["trial", "architecture", "N", "tokens", "FLOPs", "status", "validation loss",
+               "MFU", "model card"]  # fmt: skip
+    assert [name for name, _, _ in seen["short_columns"]] == columns
+    for name, left, right in seen["short_columns"]:
+        assert 0 <= left and right <= seen["short_shown_right"] <= seen["width"], name
     assert len(seen["cards"]) == 8 and all(link.endswith(".html") for link in seen["cards"])
     card = report.parent / seen["cards"][0]
     dom = subprocess.run(
@@ -292,6 +303,69 @@ def test_every_finished_trial_has_a_linked_model_card_in_markdown_and_html(tmp_p
     )  # no config
     assert len(list((tmp_path / "r-cards").glob("*.md"))) == 8
     assert len(list((tmp_path / "r-cards").glob("*.html"))) == 8
+
+
+@pytest.fixture(scope="module")
+def warned_view() -> StudyView:
+    """A study with two-step fits of two tasks: one on eight runs, whose first step leaves E at
+    its bound, and one on too few runs, not made."""
+    from analysis.tasklaw import study_task_fits
+    from tests.test_tasklaw import ladder
+
+    runs = ladder()
+    runs = runs[(runs.N < 1.5e9) & runs.run.str.endswith(("-1xC", "-10xC"))]
+    points = pd.concat(
+        [runs.assign(task="last_word"), runs[runs.N < 5e8].assign(task="minimal_pairs")]
+    )
+    view = synthetic_view("warned")
+    view.task_points = points.assign(
+        architecture="decoder", chance=0.25, ci_low=np.nan, ci_high=np.nan
+    )
+    view.tasks = study_task_fits(view.task_points, n_boot=20)
+    return view
+
+
+TASK_WARNINGS = [
+    "decoder last_word two-step: log_E = -10 sits at its bound",
+    "decoder minimal_pairs: two-step fit not made (the two-step fit needs 6 runs",
+]
+
+
+def test_the_summary_states_every_warning_of_the_fits_the_two_step_ones_included(
+    tmp_path, warned_view
+):
+    page = write_report(tmp_path / "r.html", [warned_view]).read_text()
+    summary = page.split('<section class="summary">', 1)[1].split("</section>", 1)[0]
+    warnings = summary.split('<h3 class="warn">', 1)[1]
+    for warning in TASK_WARNINGS:
+        assert f"<li>{warning}" in warnings, warning
+
+
+def test_study_run_and_study_report_print_the_two_step_fits_warnings(
+    tmp_path, monkeypatch, warned_view
+):
+    from sqlalchemy.orm import Session
+    from typer.testing import CliRunner
+
+    from orchestrator import api, fitting
+    from orchestrator.cli import app
+    from orchestrator.run import RunResult
+    from orchestrator.store import open_store
+    from tests.test_store import _registered
+
+    ran = RunResult("warned", "", tmp_path / "r.html", tasks=warned_view.tasks)
+    monkeypatch.setattr(api, "run_study", lambda *args, **kwargs: ran)
+    run = CliRunner().invoke(app, ["run", "warned.yaml"])
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    with Session(open_store(url)) as session:
+        _registered(session)
+        session.commit()
+    monkeypatch.setattr(fitting, "fit_and_store", lambda *args: warned_view)
+    report = CliRunner().invoke(app, ["report", "--store", url, "--out", str(tmp_path / "s.html")])
+    for shown in (run, report):
+        assert shown.exit_code == 0, shown.output
+        for warning in TASK_WARNINGS:
+            assert f"warning: {warning}" in shown.stderr, warning
 
 
 def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_path):

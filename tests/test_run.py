@@ -81,6 +81,29 @@ def test_a_failing_trial_is_recorded_with_its_traceback(ray_session, tiny_study)
     assert 'trainers/train.py", line' in error  # the real traceback, not "trial did not complete"
 
 
+def test_plan_states_the_storage_the_weights_take(tiny_study, study_cli):
+    """`study plan` (nothing trained) says how much the weights will take: each trial's final.pt
+    (fp32), and with train.keep_checkpoints one more at each evaluation point before the last."""
+    cwd = tiny_study.parent
+    kept = cwd / "kept.yaml"
+    kept.write_text(tiny_study.read_text().replace("lr: 3.0e-3}", "lr: 3.0e-3, "
+                                                   "keep_checkpoints: true}"))  # fmt: skip
+    shown, planned = {}, {}
+    for name, path in (("final", tiny_study), ("kept", kept)):
+        shown[name] = study_cli("plan", str(path), cwd=cwd).stdout
+        planned[name] = json.loads(study_cli("plan", str(path), "--json", cwd=cwd).stdout)
+    final_mb = [4 * p["total_params"] / 1e6 for p in planned["final"]]
+    assert [p["weights_mb"] for p in planned["final"]] == pytest.approx(final_mb)
+    # 63 steps evaluated every 31: step-31.pt and step-62.pt kept beside final.pt
+    assert [p["weights_mb"] for p in planned["kept"]] == pytest.approx([3 * m for m in final_mb])
+    where = f"MB of weights under {cwd / 'artifacts'} (final.pt of each trial"
+    assert (f"storage: {sum(final_mb):,.1f} {where}), besides the token files"
+            in shown["final"])  # fmt: skip
+    assert (f"storage: {3 * sum(final_mb):,.1f} {where}, and at every evaluation point: "
+            "train.keep_checkpoints), besides the token files" in shown["kept"])  # fmt: skip
+    assert not (cwd / "runs").exists() and not (cwd / "artifacts" / "tiny").exists()
+
+
 def test_cli_end_to_end(tiny_study, study_cli):
     """What a user does: plan, run, status, export, report, run again; all through the CLI."""
     cwd = tiny_study.parent
@@ -453,16 +476,23 @@ def test_a_study_of_flop_budgets_spends_each_budget_and_fits_isoflop(
 
 
 def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, monkeypatch):
-    """While `study run` trains, the report shows what is finished, says that it is partial
-    and when it was written, and reloads itself; the terminal says when fitting starts. The
-    report after the run is whole."""
+    """While `study run` trains, the report shows what is finished and the curves of the
+    trials still training, says that it is partial and when it was written, and reloads
+    itself; the terminal says when fitting starts. The report after the run is whole."""
     from orchestrator import fitting, run
+    from orchestrator.store import metrics_frame, trials_frame
 
-    pages = []
+    pages, training = [], []  # each page, and the trials running with a curve when it was written
 
     def keep(session, study, path):
+        trials, curves = trials_frame(session, study), metrics_frame(session, study)
+        running = set(trials.trial_id[trials.status == "running"])
+        drawn = running & set(curves.trial_id[curves.name == "train_loss"])
+        if not pages and not drawn:  # the first page waits for a curve: a write puts the next
+            return path  # off by 20 times its own time, past the end of so small a run
         written = write(session, study, path)
         pages.append(Path(written).read_text())
+        training.append(drawn)
         return written
 
     write = fitting.write_partial_report
@@ -478,6 +508,10 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
         assert '<meta http-equiv="refresh" content="60">' in page
         assert re.search(r"\d of 3 trials finished, \d running; the laws", page)
     assert any(re.search(r"[012] of 3 trials finished", p) for p in pages)  # during the run
+    for page, ids in zip(pages, training, strict=True):  # the curves so far of those training
+        for trial_id in ids:
+            curve = rf'"legendgroup":"{trial_id}","line":{{"color":"#\w+"}},"mode":"lines"'
+            assert re.search(curve, page), trial_id
     final = result.report.read_text()
     assert "Partial report" not in final and 'http-equiv="refresh"' not in final
     said = console.file.getvalue()

@@ -278,6 +278,29 @@ def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
         assert session.scalars(select(Eval)).all() == []
 
 
+def test_the_evals_export_says_which_step_each_result_is_from(store):
+    """A kept checkpoint's results and the final ones, under two evaluation settings: the
+    export has a row for each, with its step and tokens."""
+    from orchestrator.store import EVAL_COLUMNS, all_evals_frame
+
+    engine = open_store(store)
+    with Session(engine) as session:
+        study, (row, _) = _registered(session)
+        record_event(session, row, Start(n_params=1, total_params=2, flops_per_token=3, steps=10,
+                                         device="cpu", threads=1, host="h"))  # fmt: skip
+        result = {"task": "last_word", "metric": "acc", "n_items": 2, "chance": 0.25}
+        for step, key, value in ((5, "k1", 0.25), (10, "k1", 0.5), (10, "k2", 0.75)):
+            record_event(session, row, ZeroShot(step=step, tokens=step * 16, eval_key=key,
+                                                results=[result | {"value": value}]))  # fmt: skip
+        session.commit()
+        frame = all_evals_frame(session, study)
+    assert list(frame.columns) == EVAL_COLUMNS and "step" in EVAL_COLUMNS
+    assert frame[["step", "tokens", "eval_key", "value"]].values.tolist() == [
+        [5, 80, "k1", 0.25], [10, 160, "k1", 0.5], [10, 160, "k2", 0.75]
+    ]  # fmt: skip
+    assert set(frame.trial_id) == {row.trial_id}
+
+
 def test_metric_curves_are_thinned_evenly_for_the_report(store):
     from orchestrator.store import metrics_frame
 

@@ -79,3 +79,86 @@ def test_too_few_runs_is_a_clear_error():
     few = points[points.run.isin(sorted(set(points.run))[:3])]
     with pytest.raises(ValueError, match="needs 6 runs; got 3"):
         predict_task(few, {"N": 1e9, "D": 2e10}, CHANCE, n_boot=10)
+
+
+LADDER_STUDY = """\
+name: ladder
+architectures: [decoder]
+sizes: [25K, 50K, 100K, 200K, 400K]
+budget: {tokens: 1M}
+"""
+STORE_STEP1 = {"E": 0.6, "A": 5.0, "alpha": 0.3, "B": 2.0, "beta": 0.3}  # task loss 0.72-0.89
+
+
+def _ladder_store(url: str) -> dict[str, tuple[int, float, float]]:
+    """A study of five decoder sizes written to a store by its own write path, as the trainers'
+    events would: each run scored at a quarter, half, three quarters and the end of its tokens,
+    acc and bpb following STORE_STEP1 and STEP2. Returns each run's final (tokens, task loss,
+    acc)."""
+    from sqlalchemy.orm import Session
+
+    from orchestrator.grid import expand
+    from orchestrator.run import register
+    from orchestrator.spec import parse_study
+    from orchestrator.store import current_trials, open_store, record_event
+    from trainers.data import load_token_data
+    from trainers.events import End, Start, ZeroShot
+
+    spec = parse_study(LADDER_STUDY)
+    data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
+    engine = open_store(url)
+    final = {}
+    with Session(engine) as session:
+        study = register(session, spec, expand(spec, "", ""), data)
+        for row, n in zip(current_trials(session, study), (25e3, 5e4, 1e5, 2e5, 4e5), strict=True):
+            trial = row.spec
+            record_event(session, row, Start(n_params=int(n), total_params=int(2 * n),
+                                             flops_per_token=int(6 * n), steps=trial.steps,
+                                             device="cpu", threads=1, host="h",
+                                             eval_key=trial.eval_key))  # fmt: skip
+            for quarter in (1, 2, 3, 4):
+                step = trial.steps * quarter // 4
+                tokens = step * trial.tokens_per_step
+                loss = float(CHINCHILLA_ND.predict(STORE_STEP1, N=n, D=tokens))
+                acc = float(sigmoid(loss, STEP2["a"], STEP2["b"], STEP2["k"], STEP2["L0"]))
+                results = [
+                    {"task": "last_word", "metric": "acc", "value": acc, "n_items": 500,
+                     "chance": CHANCE, "ci_low": acc - 0.04, "ci_high": acc + 0.04},
+                    {"task": "last_word", "metric": "bpb", "value": loss, "n_items": 500},
+                ]  # fmt: skip
+                scored = ZeroShot(step=step, tokens=tokens, eval_key=trial.eval_key,
+                                  results=results)  # fmt: skip
+                record_event(session, row, scored)
+            record_event(session, row, End(step=trial.steps, tokens=tokens, tokens_scored=tokens,
+                                           epochs=1.0, val_loss=3.0, wall_s=1.0,
+                                           tokens_per_s=1e4, mfu=0.1))  # fmt: skip
+            final[row.trial_id] = (tokens, loss, acc)
+        session.commit()
+    engine.dispose()
+    return final
+
+
+def test_the_largest_model_of_a_stored_study_is_held_out_and_predicted(store, study_cli, tmp_path):
+    """Through the store: the study's scored checkpoints read back (`task_points`), the
+    two-step fit of `study fit --law task` holds out the largest model and predicts it from the
+    four others, beside what it measured, in the JSON and in the line the terminal shows."""
+    final = _ladder_store(store)
+    args = ["fit", "--store", store, "--law", "task", "--n-boot", "50"]
+    done = study_cli(*args, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    fitted = json.loads(done.stdout)["architectures"]["decoder"]
+    assert fitted["warnings"] == []  # the store gives each task its chance level
+    result = fitted["tasks"]["last_word"]
+    assert result["held_out"] == "decoder-400K-s0" and result["n_runs"] == 4
+    tokens, loss, acc = final["decoder-400K-s0"]
+    assert result["measured"] == {"estimate": pytest.approx(acc), "ci": pytest.approx(
+        [acc - 0.04, acc + 0.04])}  # fmt: skip
+    assert result["measured_task_loss"] == pytest.approx(loss)
+    assert result["target"] == {"N": 4e5, "D": tokens}  # predicted at its size and tokens
+    assert result["task_loss"]["estimate"] == pytest.approx(loss, abs=0.005)  # a law it can fit
+    assert result["accuracy"]["estimate"] == pytest.approx(acc, abs=0.01)
+    assert result["step1"]["formula"] == "L(N) = E + A·N^(−α)"  # every run saw the same tokens
+    assert result["step2"]["chance"] == CHANCE and result["step2"]["n_points"] == 4 * 4 + 1
+    text = study_cli(*args, cwd=tmp_path).stdout
+    assert ("decoder last_word: the largest run decoder-400K-s0 held out and predicted from the "
+            "other 4: accuracy ") in text and f"measured {acc:.3g} [" in text  # fmt: skip

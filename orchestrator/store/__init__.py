@@ -27,8 +27,10 @@ from orchestrator.store.liveness import (
     stale,
 )
 from orchestrator.store.reads import (
+    EVAL_COLUMNS,
     PREDICTION_COLUMNS,
     TRIAL_COLUMNS,
+    all_evals_frame,
     current_trials,
     eval_keys,
     evals_frame,
@@ -70,7 +72,8 @@ from orchestrator.store.writes import (
 )
 
 __all__ = [
-    "Base", "beat", "current_trials", "default_url", "Eval", "eval_keys", "evals_frame",
+    "all_evals_frame", "Base", "beat", "current_trials", "default_url", "Eval", "EVAL_COLUMNS",
+    "eval_keys", "evals_frame",
     "evals_of", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "LEGACY_VERSION",
     "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "outdated",
     "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",

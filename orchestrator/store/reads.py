@@ -67,17 +67,36 @@ PREDICTION_COLUMNS = [
     "error",
     "trial_id",
     "n_opt",
+    "n_opt_ci_low",
+    "n_opt_ci_high",
+    "d_opt",
+    "d_opt_ci_low",
+    "d_opt_ci_high",
     "n_opt_from",
     "created_at",
     "verified_at",
 ]
 
 
+def _optimum(p: Prediction) -> dict:
+    """N_opt's interval and D_opt with its interval, as the fit behind a prediction keeps them
+    (null where it has none, and for predictions made before D_opt was kept)."""
+    optimum = p.fit.get("optimum", {})
+    n_ci = (optimum.get("N_opt") or {}).get("ci") or [None, None]
+    d_opt = optimum.get("D_opt") or {}
+    d_ci = d_opt.get("ci") or [None, None]
+    return {"n_opt_ci_low": n_ci[0], "n_opt_ci_high": n_ci[1], "d_opt": d_opt.get("estimate"),
+            "d_opt_ci_low": d_ci[0], "d_opt_ci_high": d_ci[1]}  # fmt: skip
+
+
 def predictions_frame(session: Session, study: Study) -> pd.DataFrame:
     """One row per stored prediction: what was predicted (architecture, flops, the cell's N and
-    tokens, the loss and its 95% interval), what its trial measured (null until it has
-    trained), the relative error and the trial."""
-    rows = [[getattr(p, c) for c in PREDICTION_COLUMNS] for p in predictions_of(session, study)]
+    tokens, the loss and its 95% interval; the compute-optimal N and D there, with theirs),
+    what its trial measured (null until it has trained), the relative error and the trial."""
+    rows = []
+    for p in predictions_of(session, study):
+        optimum = _optimum(p)
+        rows.append([optimum[c] if c in optimum else getattr(p, c) for c in PREDICTION_COLUMNS])
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
 
 
@@ -214,6 +233,37 @@ def evals_frame(session: Session, study: Study) -> pd.DataFrame:
         return frame
     last = frame.groupby("trial_id", dropna=False).step.transform("max")
     return frame[frame.step == last].reset_index(drop=True)  # the end of each trial
+
+
+EVAL_COLUMNS = [
+    "trial_id",
+    "architecture",
+    "n_params",
+    "step",
+    "tokens",
+    "task",
+    "metric",
+    "value",
+    "n_items",
+    "chance",
+    "ci_low",
+    "ci_high",
+    "eval_key",
+]
+
+
+def all_evals_frame(session: Session, study: Study) -> pd.DataFrame:
+    """Every zero-shot result of the study's trials and of its n-gram baseline (architecture
+    `ngram`, no trial), at every step scored and under every evaluation setting (`eval_key`):
+    one row per trial, step, task and metric; what `study export --what evals` writes."""
+    trials = {t.id: t for t in study.trials}
+    rows = []
+    for e in evals_of(session, study):
+        trial = trials.get(e.trial_pk)
+        rows.append([trial.trial_id if trial else None, e.architecture,
+                     trial.n_params if trial else None,
+                     *(getattr(e, c) for c in EVAL_COLUMNS[3:])])  # fmt: skip
+    return pd.DataFrame(rows, columns=EVAL_COLUMNS)
 
 
 def task_points(session: Session, study: Study) -> pd.DataFrame:

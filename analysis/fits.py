@@ -212,12 +212,22 @@ def fit_warnings(fits: dict[str, dict[str, dict]], tasks: dict | None = None) ->
         for law, result in laws.items()
         for warning in result.get("quality", {}).get("warnings", [])
     ]
+    out += task_warnings(tasks or {})
     for architecture, result in sorted((tasks or {}).items()):
-        out += [f"{architecture} {task} two-step: {warning}"
-                for task, r in result["tasks"].items()
-                for warning in r.get("step1", {}).get("warnings", [])]  # fmt: skip
         failed = {t: r for t, r in result["tasks"].items() if "error" in r}
         out += task_lines(architecture, {"tasks": failed})
+    return out
+
+
+def task_warnings(tasks: dict) -> list[str]:
+    """The warnings of two-step task fits (one result per architecture or table): what a
+    fit assumed (chance taken as 0) and what its step 1 says."""
+    out = []
+    for name, result in sorted(tasks.items()):
+        out += result.get("warnings", [])
+        out += [f"{name} {task} two-step: {warning}"
+                for task, r in result["tasks"].items()
+                for warning in r.get("step1", {}).get("warnings", [])]  # fmt: skip
     return out
 
 

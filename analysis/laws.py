@@ -477,10 +477,11 @@ def _residual_bootstrap(fit: LawFit, theta, logs, log_l, n_boot: int, seed: int,
         )
         return
     fitted = fit.law.log_predict(theta, logs)
-    # a fit of p parameters leaves residuals smaller than its errors: centred and rescaled by
-    # sqrt(n / (n - p)), the leverage correction at its average (Davison & Hinkley 1997, chapter 6)
-    residuals = log_l - fitted
-    residuals = (residuals - residuals.mean()) * np.sqrt(n / (n - p))
+    # a fit of p parameters leaves residuals smaller than its errors: rescaled by sqrt(n / (n - p)),
+    # the leverage correction at its average (Davison & Hinkley 1997, chapter 6). Not centred: a
+    # Huber fit's residuals balance in their clipped values, not their mean, and shifting them
+    # by an outlier's share of the mean would move E, A and B of every resample
+    residuals = (log_l - fitted) * np.sqrt(n / (n - p))
     rng = np.random.default_rng(seed)
     samples = fitted + residuals[rng.integers(0, n, (n_boot, n))]
     thetas = _refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
@@ -588,7 +589,7 @@ class IsoFlopFit:
     def optimum(self, flops: float, level: float = 0.95) -> dict[str, dict]:
         """N_opt and D_opt at `flops` on the lines through the minima, extended, each with the
         interval of the resamples' lines there (None without resamples or spread)."""
-        lines = self.lines if self.boot is None else np.vstack([self.lines, self.boot])
+        lines = np.vstack([self.lines] + ([] if self.boot is None else [self.boot]))
         with np.errstate(over="ignore"):  # a resample's steep line: inf, not an error
             n_opt = np.exp(lines[:, 1] + lines[:, 0] * np.log(flops))
             d_opt = np.exp(lines[:, 3] + lines[:, 2] * np.log(flops))
@@ -729,9 +730,9 @@ def _isoflop_residual_lines(fit: IsoFlopFit, n, d, c, loss, budget, n_boot: int,
             "leave no residuals to resample; more sizes per budget would give one"
         )
         return []
-    # centred and rescaled for the coefficients fitted, as the residual bootstrap of a law
-    residuals = loss[used] - fitted[used]
-    residuals = (residuals - residuals.mean()) * np.sqrt(points / (points - params))
+    # rescaled for the coefficients fitted, as the residual bootstrap of a law (least squares
+    # with a constant term leaves them centred)
+    residuals = (loss[used] - fitted[used]) * np.sqrt(points / (points - params))
     boots = []
     for _ in range(n_boot):
         sample = loss.copy()

@@ -60,6 +60,8 @@ def predict_budget(
     nd = fit_points("nd", points, n_boot, group="trial_id", compute=flops)
     at, source, allocation = optimum(points, flops, nd, n_boot)
     at = isfinite_json(at)  # a resample's bound that overflowed: null, as JSON can hold it
+    if at["N_opt"]["estimate"] is None:
+        raise ValueError(f"the {source} fit gives no finite compute-optimal N at {flops:.3g} FLOPs")
     n_opt = float(at["N_opt"]["estimate"])
     n_params, tokens = cell_of(n_opt)
     fit = nd["fit"]

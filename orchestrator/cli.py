@@ -608,7 +608,7 @@ def fit(
         _fail(f"--law must be one of {', '.join(LAWS)}, not {law!r}")
     if csv is not None and (study is not None or store is not None):
         _fail("give --csv or a study (file or --store), not both")
-    from analysis.fits import TableError, summary_line
+    from analysis.fits import TableError, summary_line, task_warnings
 
     try:
         if csv is not None:
@@ -630,8 +630,8 @@ def fit(
             results = shown["architectures"]
     except (StudyError, StoreError, TableError) as e:
         _fail(str(e))
-    if law == "task":  # what the fit assumed (chance taken as 0), on stderr with --json too
-        for warning in (w for result in results.values() for w in result["warnings"]):
+    if law == "task":  # as `study run` and `study report` print them, with --json too
+        for warning in task_warnings(results):
             errors.print(f"warning: {warning}", highlight=False, markup=False)
     if as_json:
         sys.stdout.write(json.dumps(shown, indent=2) + "\n")

@@ -326,6 +326,10 @@ def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
     loss = 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28
     fit = fit_isoflop(n, d, c, loss, n_boot=100)
     assert fit.intervals == {} and any(w.startswith("no intervals") for w in fit.warnings)
+    for unsampled in (fit, fit_isoflop(n, d, c, loss, n_boot=0)):  # an optimum, no interval
+        at = unsampled.optimum(1e20)
+        assert at["N_opt"]["ci"] is None and at["D_opt"]["ci"] is None
+        assert at["N_opt"]["estimate"] * at["D_opt"]["estimate"] * 6 == pytest.approx(1e20, 0.2)
 
 
 def test_where_resampling_runs_cannot_work_a_residual_bootstrap_is_said_and_covers_the_truth():

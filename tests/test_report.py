@@ -341,7 +341,7 @@ def test_the_summary_states_every_warning_of_the_fits_the_two_step_ones_included
         assert f"<li>{warning}" in warnings, warning
 
 
-def test_study_run_and_study_report_print_the_two_step_fits_warnings(
+def test_study_run_report_and_fit_print_the_two_step_fits_warnings(
     tmp_path, monkeypatch, warned_view
 ):
     from sqlalchemy.orm import Session
@@ -362,10 +362,14 @@ def test_study_run_and_study_report_print_the_two_step_fits_warnings(
         session.commit()
     monkeypatch.setattr(fitting, "fit_and_store", lambda *args: warned_view)
     report = CliRunner().invoke(app, ["report", "--store", url, "--out", str(tmp_path / "s.html")])
-    for shown in (run, report):
+    stored = {"study": "warned", "law": "task", "architectures": warned_view.tasks}
+    monkeypatch.setattr(fitting, "fit_stored", lambda *args: stored)
+    fit = CliRunner().invoke(app, ["fit", "--store", url, "--law", "task"])
+    for shown in (run, report, fit):
         assert shown.exit_code == 0, shown.output
-        for warning in TASK_WARNINGS:
+        for warning in TASK_WARNINGS[: 2 if shown is not fit else 1]:  # fit says why on stdout
             assert f"warning: {warning}" in shown.stderr, warning
+    assert "minimal_pairs: two-step fit not made" in fit.stdout
 
 
 def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_path):

@@ -95,14 +95,14 @@ def expand(
     study's prepared token files and `storage` the absolute folder of its checkpoints ("" for
     none); FLOP budgets also need the vocabulary's and the training split's size (see `cells`).
 
-    Ids read like `decoder-1M-s0`; the budget joins the id (`decoder-1M-2Mtok-s0`,
-    `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio, `decoder-1M-1e12F-s0` for
-    FLOPs) only when the study has several, and the learning rate (`decoder-1M-lr0.003-s0`)
-    only when it sweeps several.
+    Ids read like `decoder-1M-s0`; the budget joins the id when the study has several
+    (`decoder-1M-2Mtok-s0`, `decoder-1M-0.5xC-s0` for multiples of the Chinchilla ratio), and
+    a FLOP budget always (`decoder-1M-1e12F-s0`: its tokens depend on the size); the learning
+    rate (`decoder-1M-lr0.003-s0`) only when the study sweeps several.
     """
-    many_budgets = len(study.budget.values) > 1
+    budget_in_id = len(study.budget.values) > 1 or bool(study.budget.flops)
     trials = [
-        trial_spec(study, cell, lr, seed, data_key, storage, many_budgets)
+        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id)
         for cell in cells(study, vocab_size, train_tokens)
         if not cell.left_out
         for lr, seed in product(

@@ -322,6 +322,8 @@ def test_flop_budgets_give_every_cell_its_budget_within_one_percent():
     trials = expand(spec, "k", "", vocab_size=359)
     assert trials[0].trial_id == "decoder-10M-3e16F-s0" and trials[0].budget_flops == 3e16
     assert trials[0].budget.tokens == kept[0].tokens
+    one = parse_study(ISO.replace("[3e16, 1e17, 3e17, 1e18]", "[3e16]"))
+    assert expand(one, "k", "", vocab_size=359)[0].trial_id == "decoder-10M-3e16F-s0"
 
 
 def test_flop_budgets_leave_out_cells_that_would_repeat_the_data():

@@ -18,7 +18,7 @@ from orchestrator import api
 pytestmark = pytest.mark.slow
 transformers = pytest.importorskip("transformers")
 
-TEXTS = ["In the beginning God", "said <eos> light"]  # within the tiny models' positions
+from tests.hf_outputs import TEXTS, outputs  # noqa: E402  (after the importorskip)
 
 
 @pytest.fixture(scope="module")
@@ -63,45 +63,59 @@ def _ours(study, trial_id):
     return model.eval(), data.tokenizer
 
 
-def test_every_architecture_loads_with_the_auto_classes_and_gives_our_logits(exported):
+@pytest.fixture(scope="module", params=["installed", "4.x"])
+def loaded(request, exported):
+    """What each exported folder gives under the transformers installed (5.x), and under 4.x
+    (a child whose path puts the one in STUDY_TEST_TRANSFORMERS4 first; .ci/run installs it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, folder, folders, _ = exported
+    if request.param == "installed":
+        return {t: outputs(f, t.split("-")[0]) for t, f in folders.items()}
+    other = os.environ.get("STUDY_TEST_TRANSFORMERS4")
+    if not other:
+        if os.environ.get("CI"):
+            pytest.fail("STUDY_TEST_TRANSFORMERS4 is not set: .ci/run installs transformers 4.x")
+        pytest.skip("no transformers 4.x: set STUDY_TEST_TRANSFORMERS4 to a folder holding one")
+    target = folder / "outputs-4.pt"
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([other, str(Path(__file__).parents[1])]),
+                        "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    subprocess.run([sys.executable, str(Path(__file__).with_name("hf_outputs.py")), str(target),
+                    *(f"{f}:{t.split('-')[0]}" for t, f in folders.items())],
+                   env=env, check=True)  # fmt: skip
+    found = torch.load(target, weights_only=True)
+    assert {o["version"].split(".")[0] for o in found.values()} == {"4"}
+    return found
+
+
+def test_every_architecture_loads_with_the_auto_classes_and_gives_our_logits(exported, loaded):
     study, _, folders, notes = exported
     assert sorted(folders) == ["decoder-25K-s0", "encdec-25K-s0", "encoder-25K-s0"]
     assert notes == []
+    classes = {"decoder": "GPT2LMHeadModel", "encoder": "XLMRobertaXLForMaskedLM",
+               "encdec": "BlenderbotForConditionalGeneration"}  # fmt: skip
     for trial_id, folder in folders.items():
         names = sorted(p.name for p in folder.iterdir())
         assert names == ["README.md", "config.json", "generation_config.json",
                          "model.safetensors", "special_tokens_map.json", "tokenizer.json",
                          "tokenizer_config.json"]  # fmt: skip
         ours, tok = _ours(study, trial_id)
-        theirs_tok = transformers.AutoTokenizer.from_pretrained(folder)
-        assert [theirs_tok(t)["input_ids"] for t in TEXTS] == [
-            tok.encode(t).tolist() for t in TEXTS
-        ]
-        batch = theirs_tok(TEXTS, return_tensors="pt", padding=True)  # padded on the right
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        assert (mask == 0).any()  # the shorter text is padded
+        theirs = loaded[trial_id]
+        assert theirs["ids"] == [tok.encode(t).tolist() for t in TEXTS]
+        assert theirs["specials"] == [tok.pad_id, tok.mask_id, tok.eos_id]
+        assert theirs["class"] == classes[trial_id.split("-")[0]]
+        mask = theirs["mask"].bool()
+        assert (~mask).any()  # the shorter text is padded (on the right)
         with torch.no_grad():
-            if trial_id.startswith("decoder"):
-                model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
-                assert type(model).__name__ == "GPT2LMHeadModel"
-                theirs = model(input_ids=ids, attention_mask=mask).logits[mask.bool()]
-                mine = ours(ids, mask.bool())[mask.bool()]
-            elif trial_id.startswith("encoder"):
-                model = transformers.AutoModelForMaskedLM.from_pretrained(folder).eval()
-                assert type(model).__name__ == "XLMRobertaXLForMaskedLM"
-                masked = ids.masked_fill((torch.arange(ids.shape[1]) % 3 == 1) & mask.bool(),
-                                         tok.mask_id)  # fmt: skip
-                theirs = model(input_ids=masked, attention_mask=mask).logits[mask.bool()]
-                mine = ours(masked, mask.bool())[mask.bool()]
+            if trial_id.startswith("encdec"):
+                mine = ours(theirs["inputs"], theirs["decoder_inputs"], mask)
+                difference = theirs["logits"] - mine
             else:
-                model = transformers.AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-                assert type(model).__name__ == "BlenderbotForConditionalGeneration"
-                start = torch.full((2, 1), tok.pad_id)
-                decoder_ids = torch.cat([start, ids[:, :7]], dim=1)
-                theirs = model(input_ids=ids, attention_mask=mask,
-                               decoder_input_ids=decoder_ids).logits  # fmt: skip
-                mine = ours(ids, decoder_ids, mask.bool())
-        assert (theirs - mine).abs().max().item() <= 1e-5, trial_id
+                difference = theirs["logits"][mask] - ours(theirs["inputs"], mask)[mask]
+        assert difference.abs().max().item() <= 1e-5, trial_id
 
 
 def test_the_card_is_a_hub_model_card_with_every_result(exported):

@@ -223,11 +223,12 @@ def test_lm_eval_scores_an_exported_decoder_on_the_study_items_as_the_store_does
     yamls = api.export_tasks(store=store, out=folder / "tasks")
     names = ["share_last_word", "share_next_sentence", "share_minimal_pairs"]
     assert [p.stem for p in yamls] == names
-    results = lm_eval.simple_evaluate(
+    evaluated = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={folders['decoder-25K-s0']},dtype=float32",
         tasks=names, task_manager=TaskManager(include_path=str(folder / "tasks")),
-        device="cpu", batch_size=16,
-    )["results"]  # fmt: skip
+        device="cpu", batch_size=16, log_samples=True,
+    )  # fmt: skip
+    results, samples = evaluated["results"], evaluated["samples"]
     with sqlite3.connect(study.parent / "runs" / "share.db") as db:
         stored = dict(db.execute(
             "SELECT e.task, e.per_item FROM evals e JOIN trials t ON t.id = e.trial_pk "
@@ -243,6 +244,8 @@ def test_lm_eval_scores_an_exported_decoder_on_the_study_items_as_the_store_does
                                              == it["gold"])
             for v, it in zip(per_item, items, strict=True)
         ]  # fmt: skip
+        theirs = [s["acc"] for s in sorted(samples[name], key=lambda s: s["doc_id"])]
+        assert theirs == expected, name  # item for item
         assert results[name]["acc,none"] == pytest.approx(sum(expected) / len(expected)), name
     with pytest.raises(Exception, match="exists"):
         api.export_tasks(store=store, out=folder / "tasks")

@@ -4,6 +4,7 @@ report (`<trial>.html`, what the report links: a browser shows Markdown as raw t
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from pathlib import Path
@@ -31,11 +32,18 @@ code { background: #f4f4f4; padding: 0 3px; }
 """
 
 
+MAX_FILE_NAME = 120  # characters: room for the suffixes (-cards, .html) under most systems' 255
+
+
 def file_name(name: str) -> str:
     """A name (a study's, a trial's) as a file name: letters, digits, `_`, `-` and `.` (not
     leading) kept, anything else `_`, so that a name read from a store (`../../x`) never
-    leaves its folder."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+    leaves its folder; past MAX_FILE_NAME characters, its start and a digest of the whole."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "_"
+    if len(safe) > MAX_FILE_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        safe = f"{safe[: MAX_FILE_NAME - len(digest) - 1]}-{digest}"
+    return safe
 
 
 def _count(value: float | None) -> str:

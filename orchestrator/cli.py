@@ -250,7 +250,7 @@ def _run(study: Path, **options) -> None:
     except KeyboardInterrupt as e:
         from orchestrator import schedule  # imported by the run that was stopped
 
-        signal = "SIGTERM" if isinstance(e, schedule.Terminated) else "Ctrl-C"
+        signal = "SIGTERM" if schedule.terminated(e) else "Ctrl-C"
         errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
                      "again to resume")  # fmt: skip
         raise typer.Exit(143 if signal == "SIGTERM" else 130) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from analysis.cards import file_name
@@ -24,6 +25,7 @@ from orchestrator.store import (
     predictions_frame,
     run_active,
     stale,
+    store_failure,
     trials_frame,
     upgrade_store,
 )
@@ -186,9 +188,12 @@ def report(
 
     views = []
     for path, url in pairs:
-        _, session, study = open_study(path, url)
-        with session:
-            views.append(fitting.fit_and_store(session, study, n_boot))
+        url, session, study = open_study(path, url)
+        try:
+            with session:
+                views.append(fitting.fit_and_store(session, study, n_boot))
+        except DBAPIError as e:  # a store that cannot take its fits (read-only, full): named
+            raise StoreError(store_failure(url, e)) from None
     names = [v.name for v in views]
     if len(set(names)) < len(names):
         raise StoreError(f"two of the stores hold a study of the same name ({', '.join(names)})")
@@ -197,7 +202,7 @@ def report(
     elif len(views) == 1:
         target = report_path(views[0].name)
     else:
-        target = Path("reports") / ("compare-" + "-".join(map(file_name, names)) + ".html")
+        target = Path("reports") / (file_name("compare-" + "-".join(names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
     warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits, v.tasks)]
     return write_report(target, views), warnings

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from analysis.cards import file_name
@@ -22,10 +23,12 @@ from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
     Recorder,
+    StoreError,
     Study,
     Trial,
     TrialStatus,
     beat,
+    check_url,
     current_trials,
     default_url,
     fail_trial,
@@ -39,6 +42,7 @@ from orchestrator.store import (
     replace_baseline,
     replace_reference,
     run_lock,
+    store_failure,
 )
 from trainers.architectures import account
 from trainers.data import TokenData, cache_root, load_token_data
@@ -226,23 +230,28 @@ def run_study(
     weights, never retrained. With `scoring` (checkpoints "final" or "all", a trial-id glob or
     None), the evaluation stage alone (`study eval`): nothing trains, nothing is predicted.
 
-    Raises StudyError for an invalid study file and CorpusError for a corpus that cannot be
-    used, before anything is written to the store, and StoreError when another run holds the
-    store (unless `wait`: then it waits for it).
+    Raises StudyError for an invalid study file, StoreError for a store URL that cannot be
+    used and CorpusError for a corpus that cannot be, before anything is written; StoreError
+    when another run holds the store (unless `wait`: then it waits for it) or the store cannot
+    be written.
     """
     from orchestrator import schedule  # heavy: ray
 
     console = console or Console(soft_wrap=True)
     spec = load_study(path)
+    url = store or default_url(spec.name)
+    check_url(url)  # a URL that is none, or a driver missing: said before data is prepared
     data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
     grid = trials(spec, data)
     check_predictions(spec, grid, data.vocab_size, predict)
-    url = store or default_url(spec.name)
     run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
                scoring)  # fmt: skip
-    with run_lock(url, wait) as lock:
-        run.lock = lock
-        return run.locked(url, report)
+    try:
+        with run_lock(url, wait) as lock:
+            run.lock = lock
+            return run.locked(url, report)
+    except DBAPIError as e:  # a store that cannot be written (read-only, full): named
+        raise StoreError(store_failure(url, e)) from None
 
 
 @dataclass
@@ -515,7 +524,7 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
         # Ctrl-C (or SIGTERM) may land inside a write: drop what is not committed (a resumed
         # trial reports its history again), then record who was interrupted.
         recorder.discard()
-        why = ("stopped by SIGTERM" if isinstance(e, schedule.Terminated)
+        why = ("stopped by SIGTERM" if schedule.terminated(e)
                else "interrupted by the user (Ctrl-C)")  # fmt: skip
         for row in rows.values():
             if row.status in (TrialStatus.running, TrialStatus.pending):

@@ -75,6 +75,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             raise ConnectionError(_unreachable(address, e)) from None
         if threading.current_thread() is threading.main_thread():
+            _SIGTERM.clear()
             _HANDLERS.setdefault("SIGTERM", signal.getsignal(signal.SIGTERM))
             signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
         secured = _private_token()
@@ -137,10 +138,19 @@ class Terminated(KeyboardInterrupt):
 
 
 _HANDLERS: dict[str, object] = {}  # the handlers `connect` replaced, for `disconnect`
+_SIGTERM = threading.Event()  # set by the handler, for `terminated`
 
 
 def _terminated(signum, frame) -> None:
+    _SIGTERM.set()
     raise Terminated()
+
+
+def terminated(interrupt: KeyboardInterrupt) -> bool:
+    """Whether an interrupt of the run came from SIGTERM: a Terminated, or a plain
+    KeyboardInterrupt after the handler ran (Ray, waiting in its own code when the signal
+    comes, raises one of its own in place of ours)."""
+    return isinstance(interrupt, Terminated) or _SIGTERM.is_set()
 
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"

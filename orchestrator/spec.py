@@ -681,9 +681,11 @@ def _yaml(text: str, source: str) -> tuple[yaml.Node | None, dict]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes and their lines
         if _expanded(root) > MAX_VALUES:
+            aliased = any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, yaml.SafeLoader))
+            how = "its aliases (*name) expand to" if aliased else "it holds"
             raise StudyError(
-                f"{source}: its aliases (*name) expand to more than {MAX_VALUES:,} values: a "
-                "study file repeats a few settings at most"
+                f"{source}: {how} more than {MAX_VALUES:,} values: a study file is a page of "
+                "settings"
             )
         raw = yaml.safe_load(text)
     except RecursionError:

@@ -43,6 +43,7 @@ CASES = [
     ),
     # files that would take the machine: aliases expanding to billions, megabytes of keys
     (LAUGHS + VALID, "{f}: its aliases (*name) expand to more than 100,000 values"),
+    (VALID + "x: [" + "1, " * 100_001 + "]\n", "{f}: it holds more than 100,000 values"),
     (VALID + "x: " + "[" * 2000 + "]" * 2000 + "\n", "{f}: nested too deeply to read"),
     (_replace("600K", "1" + "0" * 400), "{f}:4: budget.tokens[0]: 1000"),
     (VALID + "#" * 1_000_001 + "\n", "{f}: 1,000,079 characters: a study file is at most"),

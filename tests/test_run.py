@@ -530,3 +530,34 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
     stopped = result.report.read_text()
     assert "when <code>study run</code> stopped (interrupted): 3 of 3 trials finished" in stopped
     assert "run it again to finish the study" in stopped and "http-equiv" not in stopped
+
+
+def test_sigterm_while_the_driver_waits_inside_ray_is_still_told_from_ctrl_c(ray_session):
+    """Ray, waiting in its own code when a signal comes, raises a KeyboardInterrupt of its own
+    in place of the handler's Terminated: the run still knows it was SIGTERM."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import ray
+
+    from orchestrator import schedule
+
+    @ray.remote
+    def sleeper():
+        time.sleep(30)
+
+    previous = signal.signal(signal.SIGTERM, schedule._terminated)
+    schedule._SIGTERM.clear()
+    ref = sleeper.remote()
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            ray.wait([ref], timeout=20)
+        assert schedule.terminated(caught.value)  # not a Terminated: Ray's own interrupt
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        schedule._SIGTERM.clear()
+        ray.cancel(ref, force=True)
+    assert not schedule.terminated(KeyboardInterrupt())  # a Ctrl-C is a Ctrl-C

@@ -616,6 +616,33 @@ def test_a_crafted_study_name_in_a_store_never_writes_outside_reports(store, tmp
     assert not list(tmp_path.glob("evil*")) and not list((tmp_path / "a").glob("evil*"))
 
 
+def test_long_study_names_make_file_names_the_file_system_takes(tmp_path, monkeypatch):
+    """Study names of 100 characters (three compared) or of 300 (a crafted store): the report,
+    its card folder and the comparison get names of at most MAX_FILE_NAME characters, one per
+    set of names."""
+    from analysis.cards import MAX_FILE_NAME, file_name
+    from orchestrator import api
+
+    stores = []
+    for i, length in enumerate([100, 100, 300]):
+        url = f"sqlite:///{tmp_path / f's{i}.db'}"
+        engine = open_store(url)
+        with Session(engine) as session:
+            study, _ = _registered(session)
+            study.name = f"{i}" * length
+            session.commit()
+        engine.dispose()
+        stores.append(url.removeprefix("sqlite:///"))
+    monkeypatch.chdir(tmp_path)
+    compared, _ = api.report(stores, n_boot=0)
+    alone, _ = api.report(store=f"sqlite:///{stores[2]}", n_boot=0)
+    for path in (compared, alone):
+        assert path.exists() and len(path.stem) <= MAX_FILE_NAME
+        assert path.parent.resolve() == (tmp_path / "reports").resolve()
+    assert compared.stem.startswith("compare-000") and alone.stem.startswith("222")
+    assert file_name("2" * 300) != file_name("2" * 299)  # the digest tells them apart
+
+
 @pytest.mark.parametrize("damage", ["random", "truncated"])
 def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
     sqlite_store, study_cli, tmp_path, damage
@@ -645,12 +672,19 @@ def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
 def test_a_postgresql_store_without_its_driver_is_one_line_before_anything_runs(
     study_cli, tmp_path
 ):
-    """A PostgreSQL store is locked before it is opened: the lock says so as the store would."""
-    unloaded = "postgresql+pg8000://u@127.0.0.1:1/db"  # a driver that is not installed
-    for command in (["upgrade"], ["run", str(Path(__file__).parent / "assets" / "tiny.yaml")]):
+    """A PostgreSQL store is locked before it is opened: the lock says so as the store would,
+    without the URL's password; `study run` says it before it prepares any data."""
+    tiny = (Path(__file__).parent / "assets" / "tiny.yaml").read_text()
+    (tmp_path / "tiny.yaml").write_text(tiny + "storage: artifacts\n")  # token files go there
+    unloaded = "postgresql+pg8000://u:s3cret@127.0.0.1:1/db"  # a driver that is not installed
+    for command in (["upgrade"], ["run", "tiny.yaml"]):
         shown = study_cli(*command, "--store", unloaded, cwd=tmp_path)
         assert shown.returncode == 2 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
         assert "needs a database driver that is not installed (pg8000)" in shown.stderr
+        assert "s3cret" not in shown.stderr
+    shown = study_cli("run", "tiny.yaml", "--store", "notaurl", cwd=tmp_path)
+    assert shown.returncode == 2 and "is not a database URL" in shown.stderr
+    assert not (tmp_path / "artifacts").exists()  # no token files made for a run that cannot be
 
 
 def test_a_store_failure_names_the_store_without_its_password():
@@ -811,14 +845,22 @@ def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanl
 
     store = postgres_store
     monkeypatch.setattr(Recorder, "RETRY_EVERY_S", 0.5)  # look again sooner than a run would
-    study = tmp_path / "conc.yaml"  # trials of some seconds: the drop lands while they train
+    study = tmp_path / "conc.yaml"
     study.write_text(CONCURRENT.replace("16K", "300K") + f"storage: {tmp_path / 'artifacts'}\n")
+    flush, dropped = Recorder.flush, []
+
+    def flush_after_a_restart(self):  # the server restarts as a batch of training points waits
+        if not dropped and any(m["name"] == "train_loss" for m in self.metrics):
+            dropped.append(True)
+            _drop_connections(store)
+        flush(self)
+
+    monkeypatch.setattr(Recorder, "flush", flush_after_a_restart)
     out = io.StringIO()
-    watcher = _when_training(store, lambda: _drop_connections(store))
     result = api.run_study(study, store=store, console=Console(file=out, width=200), n_boot=0,
                            report=tmp_path / "r.html")  # fmt: skip
-    watcher.join()
     said = out.getvalue()
+    assert dropped and "the store stopped answering" in said
     assert "nothing was lost" in said  # the lock taken again, what was not committed replayed
     assert sorted(result.ran) == ["decoder-25K-s0", "decoder-50K-s0"] and result.failed == []
     engine = open_store(store, create=False)

@@ -55,7 +55,13 @@ from orchestrator.store.tables import (
     Trial,
     TrialStatus,
 )
-from orchestrator.store.urls import StoreError, default_url, sqlite_file
+from orchestrator.store.urls import (
+    StoreError,
+    check_url,
+    default_url,
+    sqlite_file,
+    store_failure,
+)
 from orchestrator.store.writes import (
     Recorder,
     fail_trial,
@@ -72,16 +78,14 @@ from orchestrator.store.writes import (
 )
 
 __all__ = [
-    "all_evals_frame", "Base", "beat", "current_trials", "default_url", "Eval", "EVAL_COLUMNS",
-    "eval_keys", "evals_frame",
-    "evals_of", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "LEGACY_VERSION",
-    "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store", "outdated",
-    "Prediction", "PREDICTION_COLUMNS", "predictions_frame", "predictions_of", "record_event",
-    "record_measurements", "Recorder", "references_stored", "register_study",
-    "replace_baseline", "replace_fits", "replace_reference",
-    "hold_lock", "run_active", "run_lock", "SCHEMA_REVISION", "select_current", "sqlite_file",
-    "stale",
-    "STALE_AFTER_S", "queue_trial", "store_prediction", "StoreError", "Study", "task_points",
-    "Trial",
-    "TRIAL_COLUMNS", "trials_frame", "TrialStatus", "upgrade_store", "VERSION_TABLE",
+    "all_evals_frame", "Base", "beat", "check_url", "current_trials", "default_url", "Eval",
+    "EVAL_COLUMNS", "eval_keys", "evals_frame", "evals_of", "fail_trial", "Fit", "fits_of",
+    "get_study", "HEARTBEAT_S", "hold_lock", "LEGACY_VERSION", "mark_unfinished_interrupted",
+    "Metric", "metrics_frame", "open_store", "outdated", "Prediction", "PREDICTION_COLUMNS",
+    "predictions_frame", "predictions_of", "queue_trial", "record_event", "record_measurements",
+    "Recorder", "references_stored", "register_study", "replace_baseline", "replace_fits",
+    "replace_reference", "run_active", "run_lock", "SCHEMA_REVISION", "select_current",
+    "sqlite_file", "stale", "STALE_AFTER_S", "store_failure", "store_prediction", "StoreError",
+    "Study", "task_points", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus",
+    "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

@@ -48,12 +48,24 @@ def store_errors(url: str) -> Iterator[None]:
             "postgresql+psycopg://USER@HOST/DATABASE"
         ) from None
     except (ModuleNotFoundError, NoSuchModuleError) as e:
+        hint = (
+            "pip install 'psycopg[binary]' (the URL postgresql+psycopg://...)"
+            if on_server(url)
+            else "install the driver that the URL's dialect+driver names"
+        )
         raise StoreError(
-            f"the store {url} needs a database driver that is not installed "
-            f"({getattr(e, 'name', None) or e}): for PostgreSQL, pip install 'psycopg[binary]'"
+            f"the store {shown_url(url)} needs a database driver that is not installed "
+            f"({getattr(e, 'name', None) or e}): {hint}"
         ) from None
     except DBAPIError as e:
         raise StoreError(store_failure(url, e)) from None
+
+
+def check_url(url: str) -> None:
+    """A store URL that can be used: one SQLAlchemy reads, whose driver is installed (a
+    StoreError saying which otherwise); checked before a run prepares its data."""
+    with store_errors(url):
+        make_url(url).get_dialect().import_dbapi()
 
 
 def shown_url(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -663,10 +664,16 @@ def test_a_damaged_store_or_a_bad_url_is_one_line_and_exit_2(
         assert shown.returncode == 2, (command, shown.stderr[-2000:])
         assert shown.stderr.startswith(f"error: the store {store} is damaged or not a run store")
         assert "Traceback" not in shown.stderr and len(shown.stderr.strip().splitlines()) == 1
+    shutil.copy(Path(__file__).parent / "assets" / "tiny.yaml", tmp_path / "tiny.yaml")
+    shown = study_cli("run", "tiny.yaml", "--store", store, cwd=tmp_path)
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
+    assert f"the store {store} is damaged or not a run store" in shown.stderr
     for url, said in (("notaurl", "is not a database URL"),
-                      ("mysql://u@localhost/db", "needs a database driver that is not installed")):  # fmt: skip
+                      ("mysql://u@localhost/db", "needs a database driver that is not installed"),
+                      ("postgresql+psycopg://u@127.0.0.1:1/db", "the store postgresql")):  # fmt: skip
         shown = study_cli("status", "--store", url, cwd=tmp_path)
         assert shown.returncode == 2 and said in shown.stderr and "Traceback" not in shown.stderr
+        assert len(shown.stderr.strip().splitlines()) == 1, shown.stderr
 
 
 def test_a_postgresql_store_without_its_driver_is_one_line_before_anything_runs(

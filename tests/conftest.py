@@ -104,3 +104,26 @@ def _run_cli(*args: str, cwd, timeout: int = 600, env=None) -> subprocess.Comple
 def study_cli():
     """Runs `study ARGS` in a folder, as a user would, and returns the finished process."""
     return _run_cli
+
+
+@pytest.fixture
+def study_here(monkeypatch):
+    """Runs `study ARGS` in a folder in this process, and returns what `study_cli` does: the
+    exit status, stdout and stderr (an exception's traceback on it, as a child would print).
+    A child process spends a second or two importing, and a command that schedules starts a
+    Ray instance of its own; here a test that asks for `ray_session` lends it its instance."""
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    def run(*args: str, cwd) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        result = CliRunner().invoke(app, list(args))
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            stderr += "".join(traceback.format_exception(result.exception))
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+
+    return run

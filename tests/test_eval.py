@@ -85,7 +85,7 @@ eval: {every_tokens: 8K, tokens: 2K, zero_shot: {tasks: [last_word, minimal_pair
 
 @pytest.mark.slow
 def test_more_items_rescore_the_finished_study_and_train_nothing(
-    ray_session, tmp_path, monkeypatch, study_cli
+    ray_session, tmp_path, monkeypatch, study_here
 ):
     from orchestrator import api
 
@@ -117,7 +117,7 @@ def test_more_items_rescore_the_finished_study_and_train_nothing(
     assert keys == {(new_key,)}
 
     # every kept checkpoint, for the decoders: the store says which step each result is from
-    done = study_cli("eval", "ev.yaml", "--checkpoints", "all", "--trials", "decoder-*",
+    done = study_here("eval", "ev.yaml", "--checkpoints", "all", "--trials", "decoder-*",
                      "--n-boot", "10", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 finished trials to score (all checkpoints)" in done.stdout
@@ -127,15 +127,15 @@ def test_more_items_rescore_the_finished_study_and_train_nothing(
     # 16K tokens in 63 steps of 256, evaluated every 31: kept at 31 and 62, final at 63
     assert steps["decoder-25K-s0"] == steps["decoder-50K-s0"] == [31 * 256, 62 * 256, 63 * 256]
     assert steps["encoder-25K-s0"] == [63 * 256]  # not asked for
-    again = study_cli("eval", "ev.yaml", "--checkpoints", "all", "--n-boot", "10", cwd=tmp_path)
+    again = study_here("eval", "ev.yaml", "--checkpoints", "all", "--n-boot", "10", cwd=tmp_path)
     assert again.returncode == 0 and "2 finished trials to score" in again.stdout  # encoders
-    bad = study_cli("eval", "ev.yaml", "--checkpoints", "some", cwd=tmp_path)
+    bad = study_here("eval", "ev.yaml", "--checkpoints", "some", cwd=tmp_path)
     assert bad.returncode == 2 and "--checkpoints must be final or all" in bad.stderr
 
     # weights gone: said, exit 1, the trial and its results as they were
     (tmp_path / "artifacts" / "ev" / "encoder-50K-s0" / "final.pt").unlink()
     path.write_text(path.read_text().replace("items: 30", "items: 20"))
-    gone = study_cli("eval", "ev.yaml", "--n-boot", "10", cwd=tmp_path)
+    gone = study_here("eval", "ev.yaml", "--n-boot", "10", cwd=tmp_path)
     assert gone.returncode == 1 and "could not be scored: encoder-50K-s0" in gone.stderr
     assert "no final weights to score" in gone.stdout
     assert api.status(path).set_index("trial_id").loc["encoder-50K-s0", "status"] == "finished"

@@ -11,9 +11,9 @@ import pytest
 from tests.test_laws import ANCHOR, PUBLISHED
 
 
-def test_the_published_chinchilla_fit_from_the_command_line(study_cli, tmp_path):
+def test_the_published_chinchilla_fit_from_the_command_line(study_here, tmp_path):
     args = ["--n", "Model Size", "--c", "Training FLOP", "--drop-highest-loss", "5"]
-    done = study_cli(
+    done = study_here(
         "fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--json", "--n-boot", "50",
         cwd=tmp_path,
     )  # fmt: skip
@@ -26,18 +26,18 @@ def test_the_published_chinchilla_fit_from_the_command_line(study_cli, tmp_path)
         assert entry["ci"][0] < entry["estimate"] < entry["ci"][1]
     assert 0.45 < result["derived"]["a"]["estimate"] < 0.55
     assert result["holdout"]["held_out"] == "the largest compute budget"
-    text = study_cli("fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--n-boot", "0",
+    text = study_here("fit", "--csv", str(ANCHOR), "--law", "nd", *args, "--n-boot", "0",
                      cwd=tmp_path)  # fmt: skip
     assert "alpha = 0.3473" in text.stdout and "predicts it" in text.stdout
 
 
-def test_a_trend_from_a_table_of_accuracies(study_cli, tmp_path):
+def test_a_trend_from_a_table_of_accuracies(study_here, tmp_path):
     table = tmp_path / "acc.csv"
     table.write_text(
         "params,acc,items,task\n1e6,0.30,500,a\n1e7,0.36,500,a\n1e8,0.44,500,a\n"
         "1e9,0.52,500,a\n3e9,0.55,500,a\n1e6,0.9,500,b\n"
     )
-    done = study_cli(
+    done = study_here(
         "fit", "--csv", str(table), "--law", "trend", "--n", "params", "--accuracy", "acc",
         "--n-items", "items", "--where", "task=a", "--json", cwd=tmp_path,
     )  # fmt: skip
@@ -61,15 +61,15 @@ def test_a_trend_from_a_table_of_accuracies(study_cli, tmp_path):
         ("N,loss\n1e6,3\n", ["--law", "quadratic"], "--law must be one of"),
     ],
 )
-def test_a_bad_table_gets_one_clear_line_and_status_2(study_cli, tmp_path, content, args, message):
+def test_a_bad_table_gets_one_clear_line_and_status_2(study_here, tmp_path, content, args, message):
     table = tmp_path / "t.csv"
     table.write_text(content)
-    done = study_cli("fit", "--csv", str(table), *args, cwd=tmp_path)
+    done = study_here("fit", "--csv", str(table), *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, study_cli):
+def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, study_here):
     lines = ["N,D,loss,lr"]
     for n in (1e5, 3e5, 1e6, 3e6, 1e7):
         for lr in (1e-3, 2e-3, 4e-3):
@@ -78,7 +78,7 @@ def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, st
             lines.append(f"{n:g},{2e8:g},{loss:.6f},{lr:g}")
     table = tmp_path / "sweep.csv"
     table.write_text("\n".join(lines) + "\n")
-    done = study_cli(
+    done = study_here(
         "fit", "--csv", str(table), "--law", "n", "--json", "--n-boot", "50", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -90,29 +90,29 @@ def test_a_csv_with_a_learning_rate_sweep_is_fitted_on_its_envelope(tmp_path, st
     )
 
 
-def test_a_sweep_in_a_table_without_tokens_and_a_missing_lr_column(tmp_path, study_cli):
+def test_a_sweep_in_a_table_without_tokens_and_a_missing_lr_column(tmp_path, study_here):
     lines = ["N,loss,lr"] + [
         f"{n:g},{1.5 + 40.0 * n**-0.3 + 0.05 * abs(math.log(lr / 2e-3)):.6f},{lr:g}"
         for n in (1e5, 3e5, 1e6, 3e6) for lr in (1e-3, 2e-3, 4e-3)
     ]  # fmt: skip
     table = tmp_path / "n.csv"
     table.write_text("\n".join(lines) + "\n")
-    done = study_cli(
+    done = study_here(
         "fit", "--csv", str(table), "--law", "n", "--json", "--n-boot", "0", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert [e["best_lr"] for e in json.loads(done.stdout)["envelope"]] == [2e-3] * 4
-    missing = study_cli("fit", "--csv", str(table), "--lr", "rate", cwd=tmp_path)
+    missing = study_here("fit", "--csv", str(table), "--lr", "rate", cwd=tmp_path)
     assert missing.returncode == 2 and "--lr 'rate' is not a column of the file" in missing.stderr
 
 
-def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_cli, tmp_path):
+def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_here, tmp_path):
     """The OLMo ladder's released runs (Bhagia et al. 2024; bench/olmo_ladder.py made the
     table): the 7B model's HellaSwag accuracy from the 190M-1.3B runs, as BENCHMARKS.md records
     it (83.0 predicted, 81.3 measured; the authors' code predicts 82.5)."""
     from tests.conftest import ASSETS
 
-    done = study_cli(
+    done = study_here(
         "fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task", "--group", "run",
         "--where", "task=hellaswag", "--target", "N=6887575552,D=3945065873408", "--json",
         "--n-boot", "100", cwd=tmp_path,
@@ -124,7 +124,7 @@ def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_cli, tmp_path)
     assert low < 0.813 < high  # the 7B model's measured accuracy
     assert result["step1"]["formula"] == "L(N, D) = E + A/N^α + B/D^β"
     assert result["n_runs"] == 16 and set(result["step2"]["params"]) == {"a", "b", "k", "L0"}
-    bad = study_cli("fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task",
+    bad = study_here("fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task",
                     "--group", "run", "--target", "M=1", cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "give N=COUNT,D=COUNT" in bad.stderr
 
@@ -144,11 +144,11 @@ def _task_table(path, chance: bool = True, few_runs_of: str | None = None):
     return path
 
 
-def test_a_task_table_without_chance_levels_is_fitted_with_a_warning(study_cli, tmp_path):
+def test_a_task_table_without_chance_levels_is_fitted_with_a_warning(study_here, tmp_path):
     args = ["--law", "task", "--group", "run", "--target", "N=1e9,D=6e10", "--json",
             "--n-boot", "20"]  # fmt: skip
     bare = _task_table(tmp_path / "bare.csv", chance=False)
-    done = study_cli("fit", "--csv", str(bare), *args, cwd=tmp_path)
+    done = study_here("fit", "--csv", str(bare), *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert all(r["step2"]["chance"] == 0.0 for r in result["tasks"].values())
@@ -156,32 +156,32 @@ def test_a_task_table_without_chance_levels_is_fitted_with_a_warning(study_cli, 
     assert "chance accuracy was taken as 0" in warning and "--chance" in warning
     assert done.stderr.count("warning: the table has no chance column") == 1
     given = _task_table(tmp_path / "given.csv")
-    done = study_cli("fit", "--csv", str(given), *args, cwd=tmp_path)
+    done = study_here("fit", "--csv", str(given), *args, cwd=tmp_path)
     assert done.returncode == 0 and "warning" not in done.stderr
     assert json.loads(done.stdout)["warnings"] == []
 
 
-def test_a_task_table_where_no_task_can_be_fitted_is_status_2(study_cli, tmp_path):
+def test_a_task_table_where_no_task_can_be_fitted_is_status_2(study_here, tmp_path):
     table = _task_table(tmp_path / "t.csv")
     args = ["--law", "task", "--group", "run", "--json", "--n-boot", "0"]
-    done = study_cli("fit", "--csv", str(table), *args, "--target", "N=1e9", cwd=tmp_path)
+    done = study_here("fit", "--csv", str(table), *args, "--target", "N=1e9", cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         f"error: {table}: no task could be fitted (a: --target needs D as well: the runs saw "
         "several token counts)"
     ]
     some = _task_table(tmp_path / "some.csv", few_runs_of="b")
-    done = study_cli("fit", "--csv", str(some), *args, "--target", "N=1e9,D=6e10", cwd=tmp_path)
+    done = study_here("fit", "--csv", str(some), *args, "--target", "N=1e9,D=6e10", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     tasks = json.loads(done.stdout)["tasks"]
     assert "accuracy" in tasks["a"]  # the fitted task kept, the other's error beside it
     assert tasks["b"] == {"error": "the two-step fit needs 6 runs; got 3"}
 
 
-def test_fit_prints_the_honest_fit_warnings_on_stderr_for_a_table(study_cli, tmp_path):
+def test_fit_prints_the_honest_fit_warnings_on_stderr_for_a_table(study_here, tmp_path):
     table = tmp_path / "starved.csv"  # 3 sizes on 1M tokens: under 5 tokens per parameter
     table.write_text("N,D,loss\n1e6,1e6,3.10\n1e7,1e6,2.90\n1e8,1e6,2.85\n")
-    done = study_cli("fit", "--csv", str(table), "--law", "n", "--n-boot", "50", cwd=tmp_path)
+    done = study_here("fit", "--csv", str(table), "--law", "n", "--n-boot", "50", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "L(N) = E + A·N^(−α)" in done.stdout and "warning" not in done.stdout
     said = done.stderr.splitlines()
@@ -191,21 +191,21 @@ def test_fit_prints_the_honest_fit_warnings_on_stderr_for_a_table(study_cli, tmp
                for line in said)  # fmt: skip
     fed = tmp_path / "fed.csv"  # 20+ tokens per parameter: no such warning
     fed.write_text("N,D,loss\n1e6,1e9,3.10\n1e7,1e9,2.90\n1e8,1e9,2.85\n")
-    done = study_cli("fit", "--csv", str(fed), "--law", "n", "--n-boot", "0", cwd=tmp_path)
+    done = study_here("fit", "--csv", str(fed), "--law", "n", "--n-boot", "0", cwd=tmp_path)
     assert done.returncode == 0 and "tokens per parameter" not in done.stderr
 
 
-def test_fit_says_when_its_intervals_come_from_a_residual_bootstrap(study_cli, tmp_path):
+def test_fit_says_when_its_intervals_come_from_a_residual_bootstrap(study_here, tmp_path):
     lines = ["N,loss,size"]
     for i, n in enumerate([1e5, 1e6, 1e7] * 3):  # three seeds of three sizes, a run per size
         lines.append(f"{n:g},{(1.5 + 40.0 * n**-0.3) * (1 + 0.01 * ((i * 7) % 5 - 2)):.6f},{n:g}")
     table = tmp_path / "seeds.csv"
     table.write_text("\n".join(lines) + "\n")
     args = ["fit", "--csv", str(table), "--law", "n", "--group", "size", "--n-boot", "100"]
-    done = study_cli(*args, cwd=tmp_path)
+    done = study_here(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "(95% intervals: residual bootstrap)" in done.stdout
     assert "warning: with 3 runs for 3 parameters" in done.stderr
-    result = json.loads(study_cli(*args, "--json", cwd=tmp_path).stdout)
+    result = json.loads(study_here(*args, "--json", cwd=tmp_path).stdout)
     assert result["interval"] == "residual bootstrap"
     assert all(entry["ci"] for entry in result["params"].values())

@@ -159,15 +159,15 @@ def test_the_card_is_a_hub_model_card_with_every_result(exported):
         assert "## Intended use and limitations" in text
 
 
-def test_bad_exports_are_one_clear_line_and_exit_2(exported, study_cli):
+def test_bad_exports_are_one_clear_line_and_exit_2(exported, study_here):
     study, folder, _, _ = exported
-    exists = study_cli("export", str(study), "--what", "models", "--out", "models", cwd=folder)
+    exists = study_here("export", str(study), "--what", "models", "--out", "models", cwd=folder)
     assert exists.returncode == 2
     assert (
         exists.stderr.strip()
         == "error: --out models exists: give a new folder (nothing is overwritten)"
     )
-    nothing = study_cli("export", str(study), "--what", "models", "--out", "new",
+    nothing = study_here("export", str(study), "--what", "models", "--out", "new",
                         "--trials", "decoder-9M-*", cwd=folder)  # fmt: skip
     assert nothing.returncode == 2 and not (folder / "new").exists()
     assert nothing.stderr.startswith(
@@ -177,17 +177,17 @@ def test_bad_exports_are_one_clear_line_and_exit_2(exported, study_cli):
     shutil.copy(folder / "runs" / "share.db", copy)
     with sqlite3.connect(copy) as db:
         db.execute("UPDATE trials SET status = 'failed' WHERE trial_id = 'decoder-25K-s0'")
-    unfinished = study_cli("export", "--store", f"sqlite:///{copy}", "--what", "models",
+    unfinished = study_here("export", "--store", f"sqlite:///{copy}", "--what", "models",
                            "--out", "new", "--trials", "decoder-*", cwd=folder)  # fmt: skip
     assert unfinished.returncode == 2 and not (folder / "new").exists()
     assert "decoder-25K-s0 of --trials 'decoder-*' is not finished (failed)" in unfinished.stderr
     assert len(unfinished.stderr.strip().splitlines()) == 1 and "Traceback" not in unfinished.stderr
-    bogus = study_cli("export", str(study), "--what", "mlflow", "--to", "bogus://x", cwd=folder)
+    bogus = study_here("export", str(study), "--what", "mlflow", "--to", "bogus://x", cwd=folder)
     assert bogus.returncode == 2 and bogus.stderr.startswith("error: --to bogus://x: ")
     assert "Traceback" not in bogus.stderr
-    no_to = study_cli("export", str(study), "--what", "mlflow", cwd=folder)
+    no_to = study_here("export", str(study), "--what", "mlflow", cwd=folder)
     assert no_to.returncode == 2 and "--what mlflow needs --to URI" in no_to.stderr
-    no_out = study_cli("export", str(study), "--what", "models", cwd=folder)
+    no_out = study_here("export", str(study), "--what", "models", cwd=folder)
     assert no_out.returncode == 2 and "--what models needs --out DIR" in no_out.stderr
 
 

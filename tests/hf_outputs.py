@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 import transformers
 
+from trainers.architectures import ARCHITECTURES
+
 TEXTS = ["In the beginning God", "said <eos> light"]  # within the tiny models' positions
-AUTO = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM",
-        "encdec": "AutoModelForSeq2SeqLM"}  # fmt: skip
 
 
 @torch.no_grad()
@@ -27,7 +27,8 @@ def outputs(folder: Path, architecture: str) -> dict:
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     batch = tok(TEXTS, return_tensors="pt", padding=True)
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    model = getattr(transformers, AUTO[architecture]).from_pretrained(folder).eval()
+    auto = getattr(transformers, ARCHITECTURES[architecture].hf_class)
+    model = auto.from_pretrained(folder).eval()
     out = {"ids": [tok(t)["input_ids"] for t in TEXTS], "mask": mask, "inputs": ids,
            "specials": [tok.pad_token_id, tok.mask_token_id, tok.eos_token_id],
            "class": type(model).__name__, "version": transformers.__version__}  # fmt: skip

@@ -1,7 +1,7 @@
 """The OLMo model ladder's released runs as one table for `study fit --csv --law task`, and our
 two-step prediction of the 7B and 13B models set beside the published one.
 
-    python bench/olmo_ladder.py convert CHECKOUT   # writes tests/assets/olmo-ladder.csv
+    python bench/olmo_ladder.py convert CHECKOUT   # writes data/anchors/olmo-ladder.csv
     python bench/olmo_ladder.py                    # fits it and prints the comparison
 
 CHECKOUT is a clone of github.com/allenai/OLMo-ladder (Apache 2.0; Bhagia et al. 2024), whose
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "olmo-ladder.csv"
+ASSET = Path(__file__).resolve().parents[1] / "data" / "anchors" / "olmo-ladder.csv"
 N = {"190M": 190354176, "370M": 371262464, "760M": 758220288, "1B": 1279395840,
      "7B": 6887575552, "13B": 13202396160}  # fmt: skip
 TASKS = {"hellaswag": "hellaswag_val", "arc_challenge": "arc_challenge_test",

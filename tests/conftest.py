@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ASSETS = Path(__file__).parent / "assets"
+ANCHORS = Path(__file__).parents[1] / "data" / "anchors"  # public data, also read by the README
 # A PostgreSQL server the store tests also run against (.ci/run starts one on 127.0.0.1), as
 # a URL of a database there that may be used to create and drop others.
 POSTGRES = os.environ.get("STUDY_TEST_POSTGRES", "")
@@ -81,11 +82,7 @@ def tiny_study(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "tiny.yaml"
     shutil.copy(ASSETS / "tiny.yaml", path)
-    text = (
-        path.read_text().replace("name: tiny", "name: tiny")
-        + f"storage: {tmp_path / 'artifacts'}\n"
-    )
-    path.write_text(text)
+    path.write_text(path.read_text() + f"storage: {tmp_path / 'artifacts'}\n")
     return path
 
 

@@ -110,10 +110,10 @@ def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_here, tmp_path
     """The OLMo ladder's released runs (Bhagia et al. 2024; bench/olmo_ladder.py made the
     table): the 7B model's HellaSwag accuracy from the 190M-1.3B runs, as BENCHMARKS.md records
     it (83.0 predicted, 81.3 measured; the authors' code predicts 82.5)."""
-    from tests.conftest import ASSETS
+    from tests.conftest import ANCHORS
 
     done = study_here(
-        "fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task", "--group", "run",
+        "fit", "--csv", str(ANCHORS / "olmo-ladder.csv"), "--law", "task", "--group", "run",
         "--where", "task=hellaswag", "--target", "N=6887575552,D=3945065873408", "--json",
         "--n-boot", "100", cwd=tmp_path,
     )  # fmt: skip
@@ -124,7 +124,7 @@ def test_the_olmo_ladder_predicts_its_7b_model_in_two_steps(study_here, tmp_path
     assert low < 0.813 < high  # the 7B model's measured accuracy
     assert result["step1"]["formula"] == "L(N, D) = E + A/N^α + B/D^β"
     assert result["n_runs"] == 16 and set(result["step2"]["params"]) == {"a", "b", "k", "L0"}
-    bad = study_here("fit", "--csv", str(ASSETS / "olmo-ladder.csv"), "--law", "task",
+    bad = study_here("fit", "--csv", str(ANCHORS / "olmo-ladder.csv"), "--law", "task",
                     "--group", "run", "--target", "M=1", cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "give N=COUNT,D=COUNT" in bad.stderr
 

@@ -3,8 +3,6 @@ they are."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +18,9 @@ from analysis.laws import (
     holdout_test,
     huber,
 )
+from tests.conftest import ANCHORS
 
-ANCHOR = Path(__file__).parent / "assets" / "chinchilla_epoch_data.csv"  # ../shared/anchors
+ANCHOR = ANCHORS / "chinchilla_epoch_data.csv"
 # Besiroglu et al. 2024 (Epoch AI), their fit of Hoffmann et al.'s data with Hoffmann's method.
 PUBLISHED = {"A": 477.8, "B": 2143.0, "E": 1.817, "alpha": 0.347, "beta": 0.367}
 

@@ -22,6 +22,7 @@ import numpy as np
 from trainers.corpora import CorpusError, corpus_identity, describe, load_documents
 from trainers.folders import whole_folder
 from trainers.tokenizers import make_tokenizer, tokenizer_from_json
+from trainers.trial import Data
 
 SPLITS = ("train", "validation", "heldout")
 CACHE_VERSION = 1  # bump when the token files change meaning
@@ -228,6 +229,13 @@ def load_token_data(
             f"planned (token files {key}, now {actual}); run the study again to plan it anew"
         )
     return _load(actual, *args, cache_root)
+
+
+def load_tokens(data: Data, storage: str) -> TokenData:
+    """The token data of a trial's (or a study's) `data`, its files cached under `storage`
+    (see `load_token_data`)."""
+    return load_token_data(data.corpus, data.tokenizer, data.val_fraction, data.heldout_fraction,
+                           data.split_seed, cache_root(storage), data.key)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4)

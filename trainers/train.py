@@ -20,7 +20,7 @@ from trainers import zeroshot
 from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
 from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable, save_weights
-from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
+from trainers.data import cache_root, load_tokens, sample_windows, validation_windows
 from trainers.events import (
     Checkpoint,
     End,
@@ -164,15 +164,8 @@ def _device(spec: TrialSpec) -> torch.device:
 
 
 def _token_data(spec: TrialSpec):
-    return load_token_data(
-        spec.data.corpus,
-        spec.data.tokenizer,
-        spec.data.val_fraction,
-        spec.data.heldout_fraction,
-        spec.data.split_seed,
-        cache_root(spec.placement.storage),
-        spec.data.key,
-    )
+    """The trial's token data (scoring and sharing read it too)."""
+    return load_tokens(spec.data, spec.placement.storage)
 
 
 def _validation_batches(spec: TrialSpec, data, objective) -> list[Batch]:

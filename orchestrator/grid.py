@@ -6,20 +6,13 @@ import math
 from dataclasses import dataclass, replace
 from itertools import product
 
+from orchestrator.recipe import CellBudget, Size, flops_per_token, learning_rates, plan
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
-from orchestrator.spec import LrRule, StudyError, StudySpec, resolve_size
-from trainers.architectures import ARCHITECTURES, account
-from trainers.trial import Budget, Data, Eval, Model, Optim, Placement, TrialSpec
+from orchestrator.spec import StudyError, StudySpec, resolve_size
+from trainers.architectures import ARCHITECTURES
+from trainers.trial import Eval, Model, Placement, TrialSpec
 
 FLOPS_TOLERANCE = 0.01  # a cell of a FLOP budget spends it within 1% (whole steps)
-
-
-def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[float]:
-    """The peak learning rates a model is trained with: one, or a swept list."""
-    lr = study.train.lr
-    if isinstance(lr, LrRule):
-        return [lr.lr(architecture, n_params)]
-    return lr if isinstance(lr, list) else [lr]
 
 
 @dataclass(frozen=True)
@@ -36,18 +29,25 @@ class Cell:
     budget_flops: float = 0  # the FLOP budget it spends (0: a token budget)
     left_out: str = ""  # why it is not trained
 
+    @property
+    def size(self) -> Size:
+        """What size the cell trains."""
+        return Size(self.architecture, self.label, self.shape, self.n_params)
 
-def _flops_cell(study, architecture, label, shape, n_params, flops, vocab_size, train_tokens):
-    """The cell that spends `flops` at a shape: whole steps, within 1% of the budget, reading
-    the training split at most `data.max_epochs` times."""
-    per_step = study.train.batch_size * study.data.seq_len
-    per_token = account(architecture, shape.n_layer, shape.n_embd, vocab_size,
-                        study.data.seq_len).flops_per_token  # fmt: skip
-    steps = round(flops / (per_token * per_step))
-    tokens = steps * per_step
-    cell = Cell(architecture, label, shape, n_params, tokens, f"{flops_text(flops)}F", flops)
-    what = f"{architecture} {label} at {flops_text(flops)} FLOPs"
-    if steps == 0:
+
+def _cell(study: StudySpec, size: Size, budget: CellBudget, vocab_size, train_tokens) -> Cell:
+    """The cell of a size at a budget, with the tokens of its plan. A FLOP budget's cell is
+    left out unless whole steps spend it within 1% and read the training split at most
+    `data.max_epochs` times."""
+    tokens = plan(size, budget, study, vocab_size=vocab_size).tokens
+    cell = Cell(size.architecture, size.label, size.shape, size.n_params, tokens, budget.name,
+                budget.flops)  # fmt: skip
+    if not budget.flops:
+        return cell
+    flops, per_step = budget.flops, study.train.batch_size * study.data.seq_len
+    per_token = flops_per_token(size, study, vocab_size)
+    what = f"{size.architecture} {size.label} at {flops_text(flops)} FLOPs"
+    if tokens == 0:
         why = f"{what}: fewer tokens than one batch ({per_step:,})"
     elif abs(per_token * tokens / flops - 1) > FLOPS_TOLERANCE:
         off = per_token * tokens / flops - 1
@@ -73,13 +73,8 @@ def cells(study: StudySpec, vocab_size: int | None = None, train_tokens: int | N
         sizes = [resolve_size(architecture, s) for s in study.sizes]
         sizes.sort(key=lambda ls: non_embedding_params(architecture, ls[1]))
         for label, shape in sizes:
-            n_params = non_embedding_params(architecture, shape)
-            if budget.flops:
-                out += [_flops_cell(study, architecture, label, shape, n_params, c, vocab_size,
-                                    train_tokens) for c in sorted(budget.flops)]  # fmt: skip
-            else:
-                out += [Cell(architecture, label, shape, n_params, tokens, name)
-                        for tokens, name in budget.tokens_for(n_params)]  # fmt: skip
+            size = Size(architecture, label, shape, non_embedding_params(architecture, shape))
+            out += [_cell(study, size, b, vocab_size, train_tokens) for b in budget.cells()]
     return out
 
 
@@ -102,7 +97,7 @@ def expand(
     """
     budget_in_id = len(study.budget.values) > 1 or bool(study.budget.flops)
     trials = [
-        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id)
+        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id=budget_in_id)
         for cell in cells(study, vocab_size, train_tokens)
         if not cell.left_out
         for lr, seed in product(
@@ -134,11 +129,14 @@ def trial_spec(
     seed: int,
     data_key: str,
     storage: str,
+    *,
     budget_in_id: bool = True,
 ) -> TrialSpec:
-    """The trial that trains a cell of the study at one learning rate and seed."""
+    """The trial that trains a cell of the study at one learning rate and seed: its training
+    plan from the recipe, for the cell's tokens."""
     train, zero_shot = study.train, study.eval.zero_shot
     architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
+    trained = plan(cell.size, CellBudget(tokens=cell.tokens), study, lr=lr)
     suffix = f"-{cell.name}" if budget_in_id else ""
     suffix += f"-lr{lr:.3g}" if isinstance(train.lr, list) and len(train.lr) > 1 else ""
     return TrialSpec(
@@ -154,28 +152,11 @@ def trial_spec(
             train.dropout,
             mlm_head=ARCHITECTURES[architecture].mlm_head,
         ),
-        data=Data(
-            corpus=study.data.corpus_string(),
-            tokenizer=study.data.tokenizer_string(),
-            seq_len=study.data.seq_len,
-            val_fraction=study.data.val_fraction,
-            heldout_fraction=study.data.heldout_fraction,
-            split_seed=study.data.split_seed,
-            key=data_key,
-        ),
-        optim=Optim(
-            batch_size=train.batch_size,
-            lr=lr,
-            min_lr_ratio=train.min_lr_ratio,
-            warmup=train.warmup,
-            weight_decay=train.weight_decay,
-            grad_clip=train.grad_clip,
-            beta1=train.betas[0],
-            beta2=train.betas[1],
-        ),
-        budget=Budget(cell.tokens),
+        data=study.data.trial_data(data_key),
+        optim=trained.optim(),
+        budget=trained.budget(),
         eval=Eval(
-            every_tokens=study.eval.every_tokens or max(1, cell.tokens // 10),
+            every_tokens=study.eval.every_tokens or max(1, trained.tokens // 10),
             tokens=study.eval.tokens,
             tasks=tuple(zero_shot.tasks),
             items=zero_shot.items,
@@ -223,6 +204,5 @@ def prediction_cell(
 ) -> Cell:
     """The cell that verifies a prediction at `flops`: the study's model nearest `n_target`
     (see `shape_near`) trained on the tokens that spend the budget, or why it cannot be."""
-    label, shape, n_params = shape_near(study, architecture, n_target)
-    return _flops_cell(study, architecture, label, shape, n_params, flops, vocab_size,
-                       train_tokens)  # fmt: skip
+    size = Size(architecture, *shape_near(study, architecture, n_target))
+    return _cell(study, size, CellBudget(flops=flops), vocab_size, train_tokens)

@@ -19,7 +19,7 @@ from orchestrator import evaluating, fitting, predicting
 from orchestrator.grid import cells, expand
 from orchestrator.progress import last_line
 from orchestrator.sizes import flops_text, format_count
-from orchestrator.spec import StudyError, StudySpec, load_study
+from orchestrator.spec import StudyError, StudySpec, check_beyond_grid, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
     Recorder,
@@ -45,7 +45,7 @@ from orchestrator.store import (
     store_failure,
 )
 from trainers.architectures import account
-from trainers.data import TokenData, cache_root, load_token_data
+from trainers.data import TokenData, load_tokens
 from trainers.events import End, Event
 from trainers.trial import TrialSpec
 
@@ -59,14 +59,7 @@ def prepare_data(spec: StudySpec) -> TokenData:
     """The study's corpus split and tokenized, its token files written to the cache under
     `storage` (or read from it). Raises CorpusError, naming the file or field, if the corpus
     cannot be read or is too small."""
-    data = load_token_data(
-        spec.data.corpus_string(),
-        spec.data.tokenizer_string(),
-        spec.data.val_fraction,
-        spec.data.heldout_fraction,
-        spec.data.split_seed,
-        cache_root(storage_of(spec)),
-    )
+    data = load_tokens(spec.data.trial_data(), storage_of(spec))
     data.check_fits(spec.data.seq_len + 1)  # the longest window of any objective
     return data
 
@@ -108,17 +101,7 @@ def check_predictions(spec: StudySpec, grid: list[TrialSpec], vocab_size: int, e
     its model must not be one the laws are fitted on."""
     largest = max((planned_accounting(t, vocab_size)["flops_per_token"] * t.budget.tokens
                    for t in grid), default=0)  # fmt: skip
-    asked = [
-        (spec.where("predict", "flops", i), c)
-        for i, c in enumerate(spec.predict.flops if spec.predict else [])
-    ]
-    asked += [(f"--flops {c:g}", c) for c in extra]  # fmt: skip
-    for where, flops in asked:
-        if flops <= largest:
-            raise StudyError(
-                f"invalid study\n{where}: {flops_text(flops)} FLOPs is not beyond the grid "
-                f"(its costliest cell trains on {flops_text(largest)}): a prediction extrapolates"
-            )
+    check_beyond_grid(spec, largest, "its costliest cell trains on", extra)
 
 
 def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:

@@ -39,8 +39,9 @@ _DECODER = {
     "200M": Shape(16, 1024, 16),
 }
 
-# The ladders, by family; each architecture names its family in trainers/architectures.py.
-LADDERS: dict[str, dict[str, Shape]] = {
+# The ladders, by family; each architecture names its family in trainers/architectures.py,
+# and LADDER (below) is the one table the rest of the code reads.
+_FAMILIES: dict[str, dict[str, Shape]] = {
     "decoder": _DECODER,
     # an encoder block is a decoder block without the causal mask; the masked-LM head adds
     # d² + 3·d, which moves the smallest shapes more than 5% off their labels
@@ -71,8 +72,8 @@ LADDERS: dict[str, dict[str, Shape]] = {
 }
 
 LADDER: dict[str, dict[str, Shape]] = {
-    name: LADDERS[entry.ladder] for name, entry in ARCHITECTURES.items()
-}  # by architecture
+    name: _FAMILIES[entry.ladder] for name, entry in ARCHITECTURES.items()
+}  # the size ladder of each architecture: label -> shape
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12, "P": 10**15}
 _COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*([KMBGTP]?)\s*$", re.IGNORECASE)

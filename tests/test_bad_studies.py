@@ -63,6 +63,16 @@ CASES = [
         "{f}:5: eval.zero_shot.taks: unknown field; did you mean `tasks`?",
     ),
     (VALID + "data: {seqlen: 64}\n", "{f}:5: data.seqlen: unknown field; did you mean `seq_len`?"),
+    # keys given twice: a YAML loader keeps the last one silently
+    (VALID + "sizes: [1M]\n", "{f}:5: sizes: key given twice (lines 3 and 5): give it once"),
+    (
+        VALID + "train:\n  lr: 1.0e-3\n  warmup: 0.1\n  lr: 2.0e-3\n",
+        "{f}:8: train.lr: key given twice (lines 6 and 8)",
+    ),
+    (
+        _replace("[25K, 100K]", "[{n_layer: 1, n_embd: 32, n_head: 2, n_layer: 2}]"),
+        "{f}:3: sizes[0].n_layer: key given twice (lines 3 and 3)",
+    ),
     # missing fields
     (
         "architectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 1M}\n",

@@ -261,7 +261,7 @@ def test_a_trial_refuses_token_files_of_a_corpus_that_changed(tmp_path, monkeypa
     planned = load_token_data(corpus, "bytes", 0.1, 0.1, 0)  # no cache folder: memory only
     (tmp_path / "c.txt").write_text("\n\n".join(f"other {i} " * 40 for i in range(40)))
     with pytest.raises(CorpusError, match="changed since the study was planned"):
-        load_token_data(corpus, "bytes", 0.1, 0.1, 0, "", planned.key)
+        load_token_data(corpus, "bytes", 0.1, 0.1, 0, "", key=planned.key)
 
 
 def test_plan_warns_of_a_tokenizer_that_maps_the_text_to_one_token_and_of_text_not_utf8(

@@ -329,7 +329,7 @@ def test_flop_budgets_give_every_cell_its_budget_within_one_percent():
 def test_flop_budgets_leave_out_cells_that_would_repeat_the_data():
     from orchestrator.grid import cells
 
-    spec = parse_study(ISO + "data: {seq_len: 32, max_epochs: 2}\n")
+    spec = parse_study(ISO.replace("{seq_len: 32}", "{seq_len: 32, max_epochs: 2}"))
     planned = cells(spec, vocab_size=359, train_tokens=2_000_000_000)
     repeating = [c for c in planned if "times (data.max_epochs is 2)" in c.left_out]
     assert repeating and all(c.tokens > 4_000_000_000 for c in repeating)

@@ -77,3 +77,41 @@ def test_a_trial_faster_than_every_product_timed_raises_the_kept_peak_to_its_rat
     assert json.loads(next((tmp_path / "cpu-peak").glob("*.json")).read_text()) == raised
     again = peak.cpu_peak_flops(str(tmp_path), achieved=4.6e10)  # measured 3e10: kept, as said
     assert again["flops"] == 5.0e10 and again["note"] == raised["note"]
+
+
+def test_a_gpu_peak_is_found_by_its_exact_name_and_an_unknown_gpu_gets_none():
+    import math
+
+    assert peak.gpu_peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert peak.gpu_peak_flops("NVIDIA H100 PCIe") == 756e12  # not the SXM's, whatever the order
+    assert peak.gpu_peak_flops("NVIDIA H200") == 989e12
+    assert peak.gpu_peak_flops("NVIDIA A100-SXM4-40GB") == 312e12
+    assert math.isnan(peak.gpu_peak_flops("NVIDIA A10G"))  # no longer read as an A10
+    assert math.isnan(peak.gpu_peak_flops("NVIDIA H100"))  # a part of a name is not one
+    assert math.isnan(peak.gpu_peak_flops("AMD Instinct MI300X"))
+
+
+def test_the_study_peak_wins_and_an_unknown_gpu_gives_no_mfu(monkeypatch):
+    import math
+    from dataclasses import replace
+
+    from trainers import train
+    from trainers.trial import Budget, Data, Eval, Model, Optim, TrialSpec
+
+    spec = TrialSpec(
+        study="t",
+        trial_id="t",
+        size="10K",
+        seed=0,
+        model=Model("decoder", 1, 28, 2),
+        data=Data("builtin:kjv", "bytes", 32, 0.02, 0.02, 0),
+        optim=Optim(8, 1e-3, 0.1, 0.05, 0.1, 1.0, 0.9, 0.95),
+        budget=Budget(1024),
+        eval=Eval(every_tokens=256, tokens=256),
+    )
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA L4")
+    assert train.peak_flops(spec, torch.device("cuda")) == 121e12
+    given = replace(spec, placement=replace(spec.placement, peak_flops=5e14))
+    assert train.peak_flops(given, torch.device("cuda")) == 5e14
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
+    assert math.isnan(train.peak_flops(spec, torch.device("cuda")))

@@ -127,6 +127,32 @@ def test_the_read_commands_read_only_the_name_of_a_study_file(tmp_path):
         study_name(path)
 
 
+def test_a_key_given_twice_is_one_error_line_and_exit_2_from_plan_and_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "twice.yaml"
+    path.write_text(VALID + "seeds: [0]\nsizes: [1M]\n")  # the second list would train alone
+    for command in ("plan", "run"):
+        result = CliRunner().invoke(app, [command, str(path)])
+        assert result.exit_code == 2, result.output
+        assert f"{path}:6: sizes: key given twice (lines 3 and 6): give it once" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twice.yaml"]  # nothing written
+
+
+def test_the_read_commands_refuse_a_name_given_twice_and_nothing_else(tmp_path):
+    from orchestrator.spec import study_name
+
+    path = tmp_path / "x.yaml"
+    path.write_text("name: a\nsizes: [25K]\nsizes: [1M]\n")
+    assert study_name(path) == "a"  # the rest is the store's business
+    path.write_text("name: a\nsizes: [25K]\nname: b\n")
+    with pytest.raises(StudyError, match=r"x.yaml:3: name: key given twice \(lines 1 and 3\)"):
+        study_name(path)
+
+
 def test_the_cli_prints_its_version_and_flags_without_a_type():
     from importlib.metadata import version
 

@@ -22,6 +22,7 @@ import numpy as np
 from trainers.corpora import CorpusError, corpus_identity, describe, load_documents
 from trainers.folders import whole_folder
 from trainers.tokenizers import make_tokenizer, tokenizer_from_json
+from trainers.trial import Data
 
 SPLITS = ("train", "validation", "heldout")
 CACHE_VERSION = 1  # bump when the token files change meaning
@@ -208,6 +209,7 @@ def load_token_data(
     heldout_fraction: float,
     split_seed: int,
     cache_root: str = "",
+    *,
     key: str = "",
 ) -> TokenData:
     """The tokenized splits of a corpus: from `<cache_root>/<key>/` if they are there, else
@@ -220,18 +222,27 @@ def load_token_data(
     """
     args = (corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
     if key and cache_root and (Path(cache_root) / key / "meta.json").exists():
-        return _load(key, *args, cache_root)
+        return _load(key, args, cache_root)
     actual = data_key(*args)
     if key and actual != key:
         raise CorpusError(
             f"the corpus {describe(corpus)} or its tokenizer changed since the study was "
             f"planned (token files {key}, now {actual}); run the study again to plan it anew"
         )
-    return _load(actual, *args, cache_root)
+    return _load(actual, args, cache_root)
+
+
+def load_tokens(data: Data, storage: str) -> TokenData:
+    """The token data of a trial's (or a study's) `data`, its files cached under `storage`
+    (see `load_token_data`)."""
+    return load_token_data(data.corpus, data.tokenizer, data.val_fraction, data.heldout_fraction,
+                           data.split_seed, cache_root(storage), key=data.key)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4)
-def _load(key, corpus, tokenizer, val_fraction, heldout_fraction, split_seed, cache_root):
+def _load(key: str, source: tuple, cache_root: str) -> TokenData:
+    """The token data of `source` (corpus, tokenizer, fractions, seed) under `key`."""
+    corpus, tokenizer, val_fraction, heldout_fraction, split_seed = source
     folder = Path(cache_root) / key if cache_root else None
     if folder is None or not (folder / "meta.json").exists():
         splits, tok, streams = _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)

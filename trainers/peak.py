@@ -1,4 +1,7 @@
-"""The CPU's peak FLOP/s, measured once per machine: what MFU on the CPU is measured against.
+"""Peak FLOP/s, what MFU is measured against: a GPU's from a table of exact device names, the
+CPU's measured once per machine.
+
+On the CPU:
 
 An assumed peak per thread (a table of clock rates and vector units) does not know the machine:
 a 1M decoder alone on one thread showed 97.8% of an assumed 70 GFLOP/s. So the first trial on a
@@ -23,6 +26,35 @@ import time
 from pathlib import Path
 
 import torch
+
+# Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by the exact name
+# torch.cuda.get_device_name gives: the trainer runs matmuls in bf16 on GPUs that have it. From
+# the makers' data sheets (NVIDIA H100, H200, A100, L40S, L4, A10 and Ada datasheets: their
+# "with sparsity" figures halved). A name not here (a GPU, or a spelling, not yet in the table)
+# gets no MFU (NaN) unless the study gives `resources.peak_flops`: a wrong peak is worse than
+# none, and a substring would match an A10G as an A10 or an H100 NVL as an H100 SXM.
+GPU_PEAK_FLOPS = {
+    "NVIDIA H100 80GB HBM3": 989e12,  # SXM5
+    "NVIDIA H100 PCIe": 756e12,
+    "NVIDIA H100 NVL": 835e12,
+    "NVIDIA H200": 989e12,  # SXM
+    "NVIDIA H200 NVL": 835e12,
+    "NVIDIA A100-SXM4-80GB": 312e12,
+    "NVIDIA A100-SXM4-40GB": 312e12,
+    "NVIDIA A100 80GB PCIe": 312e12,
+    "NVIDIA A100-PCIE-40GB": 312e12,
+    "NVIDIA L40S": 362e12,
+    "NVIDIA L4": 121e12,
+    "NVIDIA A10": 125e12,
+    "NVIDIA GeForce RTX 4090": 165e12,  # fp32 accumulation (the GeForce rate)
+}
+
+
+def gpu_peak_flops(name: str) -> float:
+    """The dense bf16 peak of a GPU by its exact device name; NaN (no MFU) for one not in the
+    table."""
+    return GPU_PEAK_FLOPS.get(name.strip(), float("nan"))
+
 
 SIZES = (256, 512, 1024)  # square fp32 products: small ones fit in cache, large ones do not
 WORK_S = 0.05  # seconds of products per timing; each size is timed three times

@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,7 +21,13 @@ from trainers import zeroshot
 from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
 from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable, save_weights
-from trainers.data import cache_root, load_token_data, sample_windows, validation_windows
+from trainers.data import (
+    TokenData,
+    cache_root,
+    load_tokens,
+    sample_windows,
+    validation_windows,
+)
 from trainers.events import (
     Checkpoint,
     End,
@@ -32,8 +39,8 @@ from trainers.events import (
     from_dict,
     to_dict,
 )
-from trainers.objectives import Batch, objective_for
-from trainers.peak import cpu_peak_flops
+from trainers.objectives import Batch, Objective, objective_for
+from trainers.peak import cpu_peak_flops, gpu_peak_flops
 from trainers.trial import Optim, TrialSpec
 
 Report = Callable[[Event], None]
@@ -94,29 +101,14 @@ def _optimizer(model: torch.nn.Module, optim: Optim, device: torch.device) -> to
     )
 
 
-# Dense bf16 tensor-core peaks of common accelerators (FLOP/s, from the makers' data sheets),
-# for MFU when the study gives none: the trainer runs matmuls in bf16 on GPUs that have it.
-GPU_PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100 PCIe": 756e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L40S": 362e12,
-    "L4": 121e12,
-    "A10": 125e12,
-    "4090": 165e12,
-}
-
-
 def peak_flops(spec: TrialSpec, device: torch.device, achieved: float = 0.0) -> float:
-    """The peak MFU is measured against: the study's value, else a table of GPUs, else the
-    CPU's own peak, measured once per machine and kept beside the token cache (measured again
-    when the trial `achieved` FLOP/s close to it)."""
+    """The peak MFU is measured against: the study's value, else the GPU's from the table of
+    device names (NaN for one not there), else the CPU's own peak, measured once per machine and
+    kept beside the token cache (measured again when the trial `achieved` FLOP/s close to it)."""
     if spec.placement.peak_flops > 0:
         return spec.placement.peak_flops
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), float("nan"))
+        return gpu_peak_flops(torch.cuda.get_device_name(device))
     return cpu_peak_flops(cache_root(spec.placement.storage), achieved)["flops"]
 
 
@@ -164,15 +156,8 @@ def _device(spec: TrialSpec) -> torch.device:
 
 
 def _token_data(spec: TrialSpec):
-    return load_token_data(
-        spec.data.corpus,
-        spec.data.tokenizer,
-        spec.data.val_fraction,
-        spec.data.heldout_fraction,
-        spec.data.split_seed,
-        cache_root(spec.placement.storage),
-        spec.data.key,
-    )
+    """The trial's token data (scoring and sharing read it too)."""
+    return load_tokens(spec.data, spec.placement.storage)
 
 
 def _validation_batches(spec: TrialSpec, data, objective) -> list[Batch]:
@@ -191,9 +176,22 @@ def _every(tokens: int, tokens_per_step: int) -> int:
     return max(1, round(tokens / tokens_per_step))
 
 
-def _score(spec, model, val_batches, data, device, amp, step: int) -> list[Event]:
+@dataclass(frozen=True)
+class _Loop:
+    """What every step and evaluation of a trial uses, made once when it starts."""
+
+    spec: TrialSpec
+    model: torch.nn.Module
+    data: TokenData
+    objective: Objective
+    device: torch.device
+    amp: contextlib.AbstractContextManager  # the device's precision (see `_precision`)
+
+
+def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
     """The events of an evaluation point: the validation loss, and the zero-shot results where
     the trial asks for them here (at its end, or at every evaluation)."""
+    spec, model, data, device, amp = loop.spec, loop.model, loop.data, loop.device, loop.amp
     tokens = step * spec.tokens_per_step
     with amp:
         val_loss = evaluate(model, val_batches, device)
@@ -207,16 +205,17 @@ def _score(spec, model, val_batches, data, device, amp, step: int) -> list[Event
     return events
 
 
-def _step(spec, step: int, model, optimizer, data, objective, rng, device, amp, state) -> float:
+def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) -> float:
     """One optimizer step on a fresh batch, its loss added to the open window; the rate used."""
+    spec, model, data, objective = loop.spec, loop.model, loop.data, loop.objective
     lr = lr_at(step, spec)
     for group in optimizer.param_groups:
         group["lr"] = lr
     windows = sample_windows(data.train, spec.optim.batch_size, objective.window, rng)
     batch = objective.make(windows, data.tokenizer, rng)
     state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
-    with amp:
-        loss = model.loss(_to(batch, device))
+    with loop.amp:
+        loss = model.loss(_to(batch, loop.device))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
@@ -266,6 +265,7 @@ def train(spec: TrialSpec, report: Report) -> End:
     if spec.placement.compile:
         model.compile()  # in place: `model.loss` calls the compiled forward, state_dict unchanged
     val_batches = _validation_batches(spec, data, objective)
+    loop = _Loop(spec, model, data, objective, device, amp)
     per_step = spec.tokens_per_step
     eval_every = spec.eval_every
     ckpt_every = _every(spec.placement.checkpoint_every_tokens or spec.eval.every_tokens, per_step)
@@ -288,7 +288,7 @@ def train(spec: TrialSpec, report: Report) -> End:
     loop_start, paused = time.perf_counter(), 0.0
     window_start = loop_start - state.window_elapsed
     for step in range(first_step, spec.steps):
-        lr = _step(spec, step, model, optimizer, data, objective, rng, device, amp, state)
+        lr = _step(loop, optimizer, rng, state, step)
         state.step = done = step + 1
 
         if done % log_every == 0 or done == spec.steps:
@@ -307,7 +307,7 @@ def train(spec: TrialSpec, report: Report) -> End:
         _wait(device)
         pause_start = time.perf_counter()
         if is_eval:
-            scored = _score(spec, model, val_batches, data, device, amp, done)
+            scored = _score(loop, val_batches, done)
             for event in scored:
                 emit(event)
             state.val_loss = scored[0].val_loss

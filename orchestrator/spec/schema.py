@@ -1,16 +1,14 @@
-"""The study file: the one place YAML is read and validated."""
+"""The study file's schema: the pydantic models a study's YAML is validated against (read and
+checked as a whole in orchestrator.spec.loader)."""
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import json
-import re
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,46 +18,26 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from orchestrator.recipe import DEFAULT_LR_BASE, CellBudget
 from orchestrator.sizes import (
     LADDER,
     Shape,
-    flops_text,
     format_count,
     non_embedding_params,
     storable_count,
 )
 from orchestrator.sizes import parse_count as _parse_count
+from orchestrator.spec import yaml_errors
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
+from trainers.trial import Data
 
 N_SPECIALS = len(SPECIALS)
-
-# Names of union branches, which pydantic puts in error locations; they are not fields.
-UNION_TAGS = (
-    "label",
-    "shape",
-    "lr-value",
-    "lr-sweep",
-    "lr-rule",
-    "corpus-builtin",
-    "corpus-files",
-    "corpus-hf",
-    "tokenizer-name",
-    "tokenizer-bpe",
-    "gpus-count",
-    "gpus-rule",
-)
-
-
-class StudyError(ValueError):
-    """A study file that cannot be used; the message names the file, the field and the line."""
-
 
 Count = Annotated[int, BeforeValidator(_parse_count), AfterValidator(storable_count)]
 Flops = Annotated[int, BeforeValidator(_parse_count)]  # stored as floats: no integer bound
@@ -226,6 +204,18 @@ class DataSpec(_Strict):
             return f"bpe:{self.tokenizer.bpe}"
         return self.tokenizer if self.tokenizer == "bytes" else str(Path(self.tokenizer).absolute())
 
+    def trial_data(self, key: str = "") -> Data:
+        """The data as trials carry it; `key` is the token cache's key ("" before it is known)."""
+        return Data(
+            corpus=self.corpus_string(),
+            tokenizer=self.tokenizer_string(),
+            seq_len=self.seq_len,
+            val_fraction=self.val_fraction,
+            heldout_fraction=self.heldout_fraction,
+            split_seed=self.split_seed,
+            key=key,
+        )
+
 
 class ShapeSpec(_Strict):
     """An explicit model shape instead of a ladder label."""
@@ -257,14 +247,6 @@ SizeItem = Annotated[
     | Annotated[ShapeSpec, Tag("shape")],
     Discriminator(lambda v: "shape" if isinstance(v, dict | ShapeSpec) else "label"),
 ]
-
-
-CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal at about 20 tokens per N
-
-
-def chinchilla_tokens(multiple: float, n_params: int) -> int:
-    """Tokens for a model of `n_params` at `multiple` times the Chinchilla ratio."""
-    return round(CHINCHILLA_TOKENS_PER_PARAM * multiple * n_params)
 
 
 MIN_FLOPS_RATIO = 1.35  # cells within 1% of budgets 10^0.1 apart: analysis.laws.compute_budgets
@@ -309,12 +291,13 @@ class BudgetSpec(_Strict):
         """The budgets as given: token counts, Chinchilla multiples or FLOPs."""
         return self.tokens or self.chinchilla or self.flops
 
-    def tokens_for(self, n_params: int) -> list[tuple[int, str]]:
-        """The budgets of a model of `n_params` non-embedding parameters, smallest first, each
-        with the label it adds to a trial id when there are several."""
+    def cells(self) -> list[CellBudget]:
+        """The budgets, smallest first, one for each cell of a size."""
         if self.tokens is not None:
-            return [(t, f"{format_count(t)}tok") for t in sorted(self.tokens)]
-        return [(chinchilla_tokens(m, n_params), f"{m:g}xC") for m in sorted(self.chinchilla)]
+            return [CellBudget(tokens=t) for t in sorted(self.tokens)]
+        if self.chinchilla is not None:
+            return [CellBudget(chinchilla=m) for m in sorted(self.chinchilla)]
+        return [CellBudget(flops=f) for f in sorted(self.flops)]
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -337,9 +320,6 @@ class PredictSpec(_Strict):
         return flops
 
 
-DEFAULT_LR_BASE = {name: a.lr_base for name, a in ARCHITECTURES.items()}  # see the registry
-
-
 class LrRule(_Strict):
     """Peak learning rate as a function of size: `base` up to N = `at`, then falling as
     N^(−exponent): lr = base · min(1, (N / at)^(−exponent))."""
@@ -359,12 +339,6 @@ class LrRule(_Strict):
             if unknown:
                 raise ValueError(f"unknown architectures {sorted(unknown)}; known: {list(LADDER)}")
         return base
-
-    def lr(self, architecture: str, n_params: int) -> float:
-        """The peak learning rate of an architecture with `n_params` non-embedding parameters."""
-        base = self.base if isinstance(self.base, float) else self.base.get(architecture)
-        base = base or DEFAULT_LR_BASE[architecture]  # architectures a mapping leaves out
-        return base * min(1.0, (n_params / self.at) ** -self.exponent)
 
 
 class TrainSpec(_Strict):
@@ -542,9 +516,7 @@ class StudySpec(_Strict):
 
     def where(self, *loc) -> str:
         """`file:line: field` of a field of the study (for errors found after validation)."""
-        line = _line_of(self._root, loc)
-        place = f"{self._source}:{line}" if line else self._source
-        return f"{place}: {_field_name(loc)}"
+        return yaml_errors.where(self._root, self._source, loc, StudySpec)
 
     @field_validator("sizes")
     @classmethod
@@ -584,214 +556,3 @@ class StudySpec(_Strict):
         """A stable hash of the whole validated study."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _pairs(node: yaml.MappingNode) -> dict:
-    """A mapping node's (key node, value node) by key, built once per node: looking up the
-    lines of N errors in a mapping of N keys takes linear time, not quadratic."""
-    index = getattr(node, "_pairs", None)
-    if index is None:
-        index = {}
-        for k, v in node.value:
-            index.setdefault(k.value, (k, v))
-        node._pairs = index
-    return index
-
-
-def _line_of(root: yaml.Node | None, loc: tuple) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location, or of its nearest parent."""
-    node, line = root, (root.start_mark.line + 1 if root is not None else None)
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = _pairs(node).get(key) if isinstance(key, str) else None
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            continue  # pydantic adds union branch names to locations; skip them
-    return line
-
-
-def _models_in(annotation) -> list[type[BaseModel]]:
-    """The pydantic models an annotation names, through unions, lists and Annotated."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
-
-
-def _suggestion(loc: tuple) -> str:
-    """ "; did you mean `seq_len`?" for an unknown field close to a known one beside it."""
-    models: list[type[BaseModel]] = [StudySpec]
-    for key in loc[:-1]:
-        if isinstance(key, int) or key in UNION_TAGS:
-            continue
-        models = [m for model in models if key in model.model_fields
-                  for m in _models_in(model.model_fields[key].annotation)]  # fmt: skip
-    known = sorted({name for model in models for name in model.model_fields})
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-    return f"; did you mean `{close[0]}`?" if close else ""
-
-
-def _field_name(loc: tuple) -> str:
-    parts: list[str] = []
-    for key in loc:
-        if isinstance(key, int):
-            parts[-1:] = [f"{parts[-1]}[{key}]"] if parts else [f"[{key}]"]
-        elif key in UNION_TAGS:
-            continue  # union branch tags
-        else:
-            parts.append(str(key))
-    return ".".join(parts) or "(top level)"
-
-
-MAX_ERRORS = 20  # errors listed for one study file
-MAX_STUDY_BYTES = 1_000_000  # a study file is a page of settings; a megabyte is not one
-MAX_VALUES = 100_000  # values after expanding aliases (a "billion laughs" file is billions)
-
-
-def _expanded(root: yaml.Node | None) -> int:
-    """How many values the document holds once its aliases are expanded, counted over the
-    node graph (an alias is the node it names: shared, so this stays linear), stopping past
-    MAX_VALUES."""
-    sizes: dict[int, int] = {}
-
-    def size(node) -> int:
-        if id(node) in sizes:
-            return sizes[id(node)]
-        sizes[id(node)] = 1  # a cycle counts once
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(size(v) for v in node.value)
-        sizes[id(node)] = total = min(total, MAX_VALUES + 1)
-        return total
-
-    return size(root) if root is not None else 0
-
-
-def _yaml(text: str, source: str) -> tuple[yaml.Node | None, dict]:
-    """The YAML nodes (for error lines) and the mapping of a study file."""
-    if len(text) > MAX_STUDY_BYTES:
-        raise StudyError(f"{source}: {len(text):,} characters: a study file is at most "
-                         f"{MAX_STUDY_BYTES:,}")  # fmt: skip
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes and their lines
-        if _expanded(root) > MAX_VALUES:
-            aliased = any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, yaml.SafeLoader))
-            how = "its aliases (*name) expand to" if aliased else "it holds"
-            raise StudyError(
-                f"{source}: {how} more than {MAX_VALUES:,} values: a study file is a page of "
-                "settings"
-            )
-        raw = yaml.safe_load(text)
-    except RecursionError:
-        raise StudyError(
-            f"{source}: nested too deeply to read (hundreds of levels of [ or {{)"
-        ) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(e, "problem", None) or str(e)
-        context = f" ({e.context})" if getattr(e, "context", None) else ""
-        raise StudyError(f"{where}: not valid YAML: {problem}{context}") from None
-    if not isinstance(raw, dict):
-        raise StudyError(
-            f"{source}: a study file is a mapping of fields (name, sizes, budget, ...)"
-        )
-    return root, raw
-
-
-def parse_study(text: str, source: str = "<string>") -> StudySpec:
-    """Validate the YAML text of a study; errors name the source, the field and the line."""
-    root, raw = _yaml(text, source)
-    try:
-        spec = StudySpec.model_validate(raw)
-    except ValidationError as e:
-        lines, seen = [], set()
-        for err in e.errors():
-            field = _field_name(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field" + _suggestion(err["loc"])
-            if (field, message) in seen:
-                continue
-            seen.add((field, message))
-            line = _line_of(root, err["loc"])
-            where = f"{source}:{line}" if line else source
-            lines.append(f"{where}: {field}: {message}")
-        if len(lines) > MAX_ERRORS:  # a file of thousands of unknown keys: the first of them
-            lines[MAX_ERRORS:] = [f"... and {len(lines) - MAX_ERRORS:,} more errors"]
-        raise StudyError("invalid study\n" + "\n".join(lines)) from None
-    batch = spec.train.batch_size * spec.data.seq_len
-
-    def below_one_batch(key: str, i: int, what: str) -> StudyError:
-        line = _line_of(root, ("budget", key, i))
-        return StudyError(
-            f"invalid study\n{source}:{line}: budget.{key}[{i}]: {what} is less than one batch "
-            f"(train.batch_size {spec.train.batch_size} × data.seq_len {spec.data.seq_len} = "
-            f"{batch:,} tokens)"
-        )
-
-    for i, tokens in enumerate(spec.budget.tokens or []):
-        if tokens < batch:
-            raise below_one_batch("tokens", i, f"{tokens:,} tokens")
-    largest = max(spec.budget.flops or [0])
-    for i, flops in enumerate(spec.predict.flops if spec.predict else []):
-        if flops <= largest:
-            raise StudyError(
-                f"invalid study\n{source}:{_line_of(root, ('predict', 'flops', i))}: "
-                f"predict.flops[{i}]: {flops_text(flops)} FLOPs is not beyond the grid (its "
-                f"largest budget is {flops_text(largest)}): a prediction extrapolates"
-            )
-    spec._source, spec._root = source, root
-    for i, multiple in enumerate(spec.budget.chinchilla or []):
-        for arch in spec.architectures:
-            for size in spec.sizes:
-                label, shape = resolve_size(arch, size)
-                n_params = non_embedding_params(arch, shape)
-                tokens = chinchilla_tokens(multiple, n_params)
-                if tokens < batch:
-                    what = f"{multiple:g}x Chinchilla for {arch} {label}, {tokens:,} tokens,"
-                    raise below_one_batch("chinchilla", i, what)
-    return spec
-
-
-def _read(path: Path) -> str:
-    try:
-        with path.open("rb") as f:
-            data = f.read(4 * MAX_STUDY_BYTES + 1)  # a UTF-8 character is at most 4 bytes
-    except OSError as e:
-        raise StudyError(f"{path}: cannot read the study file: {e.strerror}") from None
-    if len(data) > 4 * MAX_STUDY_BYTES:
-        raise StudyError(f"{path}: over {4 * MAX_STUDY_BYTES:,} bytes: a study file is at most "
-                         f"{MAX_STUDY_BYTES:,} characters")  # fmt: skip
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise StudyError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}): save "
-                         "the study file as UTF-8") from None  # fmt: skip
-
-
-def load_study(path: str | Path) -> StudySpec:
-    """Read and validate a study file."""
-    return parse_study(_read(Path(path)), str(path))
-
-
-def study_name(path: str | Path) -> str:
-    """The name of the study a file describes, the rest unvalidated: what the read commands
-    (status, export, report, fit, upgrade) need to find its store, which holds everything
-    else, even once the corpus has moved."""
-    root, raw = _yaml(_read(Path(path)), str(path))
-    name = raw.get("name")
-    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
-        line = _line_of(root, ("name",))
-        raise StudyError(
-            f"{path}:{line}: name: a study file names its study with letters, digits, _ . - "
-            f"(got {name!r})"
-        )
-    return name

@@ -1,0 +1,97 @@
+"""Loading a study file: its YAML read, validated against the schema, and checked as a whole
+(what needs several fields at once, and the recipe's plans); every error names the file, the
+line and the field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from orchestrator.recipe import CellBudget, Size, plan
+from orchestrator.sizes import flops_text, non_embedding_params
+from orchestrator.spec.schema import NAME_PATTERN, StudySpec, resolve_size
+from orchestrator.spec.yaml_errors import (
+    StudyError,
+    compose,
+    duplicate_key_error,
+    line_of,
+    read_text,
+    validation_error,
+)
+
+
+def parse_study(text: str, source: str = "<string>") -> StudySpec:
+    """Validate the YAML text of a study; errors name the source, the field and the line."""
+    root, raw = compose(text, source)
+    duplicate = duplicate_key_error(root, source, StudySpec)
+    if duplicate is not None:
+        raise duplicate
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as e:
+        raise validation_error(e, root, source, StudySpec) from None
+    spec._source, spec._root = source, root
+    _check_one_batch(spec, "tokens")
+    check_beyond_grid(spec, max(spec.budget.flops or [0]), "its largest budget is")
+    _check_one_batch(spec, "chinchilla")
+    return spec
+
+
+def _check_one_batch(spec: StudySpec, key: str) -> None:
+    """Every plan of a token or Chinchilla budget (`key`) trains at least one batch."""
+    batch = spec.train.batch_size * spec.data.seq_len
+    for i, value in enumerate(getattr(spec.budget, key) or []):
+        for arch in spec.architectures:
+            for size in spec.sizes:
+                label, shape = resolve_size(arch, size)
+                cell = Size(arch, label, shape, non_embedding_params(arch, shape))
+                tokens = plan(cell, CellBudget(**{key: value}), spec).tokens
+                if tokens >= batch:
+                    continue
+                what = f"{tokens:,} tokens"
+                if key == "chinchilla":
+                    what = f"{value:g}x Chinchilla for {arch} {label}, {what},"
+                raise StudyError(
+                    f"invalid study\n{spec.where('budget', key, i)}: {what} is less than one "
+                    f"batch (train.batch_size {spec.train.batch_size} × data.seq_len "
+                    f"{spec.data.seq_len} = {batch:,} tokens)"
+                )
+
+
+def check_beyond_grid(spec: StudySpec, largest: float, grid: str, extra=()) -> None:
+    """Every budget to predict (the study file's, and `extra` from `study predict --flops`)
+    lies beyond `largest`, the grid's compute, which `grid` names ("its largest budget is"): a
+    prediction extrapolates, and its model must not be one the laws are fitted on."""
+    asked = [(spec.where("predict", "flops", i), c)
+             for i, c in enumerate(spec.predict.flops if spec.predict else [])]  # fmt: skip
+    asked += [(f"--flops {c:g}", c) for c in extra]
+    for place, flops in asked:
+        if flops <= largest:
+            raise StudyError(
+                f"invalid study\n{place}: {flops_text(flops)} FLOPs is not beyond the grid "
+                f"({grid} {flops_text(largest)}): a prediction extrapolates"
+            )
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file."""
+    return parse_study(read_text(Path(path)), str(path))
+
+
+def study_name(path: str | Path) -> str:
+    """The name of the study a file describes, the rest unvalidated: what the read commands
+    (status, export, report, fit, upgrade) need to find its store, which holds everything
+    else, even once the corpus has moved."""
+    root, raw = compose(read_text(Path(path)), str(path))
+    duplicate = duplicate_key_error(root, str(path), StudySpec, keys=("name",))
+    if duplicate is not None:
+        raise duplicate
+    name = raw.get("name")
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise StudyError(
+            f"{path}:{line_of(root, ('name',))}: name: a study file names its study with "
+            f"letters, digits, _ . - (got {name!r})"
+        )
+    return name

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from analysis.fits import fit_study
-from analysis.results import IsoFlopFit, StudyFits, TaskFit
 from analysis.report import StudyView, in_bits_per_byte, write_report
+from analysis.results import IsoFlopFit, StudyFits, TaskFit
 from analysis.trends import study_trends
 from orchestrator.store import TRIAL_COLUMNS
 from trainers.trial import Budget, Data, Eval, Model, Optim, TrialSpec

@@ -323,6 +323,7 @@ def fit_law(
     loss,
     groups=None,
     n_boot: int = N_BOOT,
+    *,
     seed: int = 0,
     compute: float | None = None,
     n_starts: int = MAX_STARTS,
@@ -663,7 +664,9 @@ def _lines(minima: list[dict]) -> np.ndarray | None:
     return np.array([a, n0, b, d0], dtype=float)
 
 
-def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0) -> IsoFlopSolution:
+def fit_isoflop(
+    n, d, c, loss, groups=None, n_boot: int = N_BOOT, *, seed: int = 0
+) -> IsoFlopSolution:
     """IsoFLOP analysis of points (N, D, C, loss); the bootstrap resamples whole groups, and
     where that cannot work, the parabolas' residuals."""
     n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))

@@ -618,7 +618,8 @@ def fit(
                 "chance": chance_col,
             }
             results = {csv.name: api.fit_csv(
-                csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute, target
+                csv, law, columns, filters=where or [], drop_highest_loss=drop_highest_loss,
+                n_boot=n_boot, group=group, compute=compute, target=target,
             )}  # fmt: skip
             shown = results[csv.name]
         else:

@@ -151,6 +151,7 @@ def fit_csv(
     path: str | Path,
     law: str,
     columns: dict[str, str],
+    *,
     filters: list[str] = (),
     drop_highest_loss: int = 0,
     n_boot: int = 1000,

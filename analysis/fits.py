@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from analysis.laws import (
-    CHINCHILLA_ND,
-    KAPLAN_N,
-    N_BOOT,
-    RESIDUALS,
-    fit_isoflop,
-    fit_law,
-    holdout_test,
-)
-from analysis.tasklaw import task_lines
+from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_isoflop, fit_law, holdout_test
+from analysis.results import Estimate, Fit, NotFitted, StudyFits
 
 
 def fit_points(
@@ -25,10 +18,10 @@ def fit_points(
     n_boot: int = N_BOOT,
     group: str | None = None,
     compute: float | None = None,
-) -> dict:
-    """Fit one law to a table with columns N, D, C, loss (those the law needs) and return its
-    JSON form with the held-out self-test; `group` names the column whose values are runs (the
-    bootstrap resamples them whole). The fitted object is under "fit" (for the report).
+) -> Fit:
+    """Fit one law to a table with columns N, D, C, loss (those the law needs), with the
+    held-out self-test (none for an IsoFLOP analysis); `group` names the column whose values
+    are runs (the bootstrap resamples them whole).
 
     Raises ValueError with the reason when the points cannot pin the law down."""
     groups = frame[group].to_numpy() if group else None
@@ -37,28 +30,25 @@ def fit_points(
         if law == "n":
             if frame.N.nunique() < 3:
                 raise ValueError(f"L(N) needs 3 distinct sizes; got {frame.N.nunique()}")
-            fit = fit_law(KAPLAN_N, frame.loss, groups, n_boot, N=frame.N)
+            solution = fit_law(KAPLAN_N, frame.loss, groups, n_boot, N=frame.N)
             check = holdout_test(KAPLAN_N, frame.loss, groups, N=frame.N)
         elif law == "nd":
             compute = compute or float(frame.C.max())
-            fit = fit_law(
+            solution = fit_law(
                 CHINCHILLA_ND, frame.loss, groups, n_boot, compute=compute, N=frame.N, D=frame.D
             )
             check = holdout_test(CHINCHILLA_ND, frame.loss, groups, N=frame.N, D=frame.D)
         elif law == "isoflop":
-            fit = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
+            solution = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
             check = None
         else:
             raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
-    out = fit.to_json()
-    exponents = out["params"] | out.get("derived", {})  # L(N, D)'s a and b are derived
-    out["quality"]["warnings"] += [str(w.message) for w in caught] + _implausible(exponents)
+    said = [str(w.message) for w in caught]
+    fit = solution.result() if check is None else solution.result(holdout=check)
+    said += _implausible(fit.values())  # L(N, D)'s a and b are derived
     if law == "n" and "D" in frame:
-        out["quality"]["warnings"] += _far_from_optimal(frame)
-    if check is not None:
-        out["holdout"] = check
-    out["fit"] = fit
-    return out
+        said += _far_from_optimal(frame)
+    return replace(fit, warnings=fit.warnings + tuple(said))
 
 
 # Exponents published fits find (Kaplan 2020: alpha_N 0.076; Hoffmann 2022: 0.34, 0.28;
@@ -68,10 +58,10 @@ PLAUSIBLE = {"alpha": (0.05, 1.5), "beta": (0.05, 1.5), "a": (0.2, 0.9), "b": (0
 FEW_TOKENS_PER_PARAM = 5  # far below the compute-optimal ~20 (Hoffmann et al. 2022)
 
 
-def _implausible(params: dict) -> list[str]:
+def _implausible(params: dict[str, Estimate]) -> list[str]:
     out = []
     for name, (low, high) in PLAUSIBLE.items():
-        value = (params.get(name) or {}).get("estimate")
+        value = params[name].estimate if name in params else None
         if value is not None and np.isfinite(value) and not low <= value <= high:
             out.append(
                 f"{name} = {value:.3g} is outside {low:g}-{high:g}, the range of published fits: "
@@ -95,7 +85,7 @@ def _far_from_optimal(frame: pd.DataFrame) -> list[str]:
 
 def fit_study(
     trials: pd.DataFrame, n_boot: int = N_BOOT, laws: list[str] | None = None
-) -> dict[str, dict[str, dict]]:
+) -> dict[str, dict[str, Fit]]:
     """The laws each architecture's finished trials can support, by architecture and law:
 
     - L(N) on final validation loss, from 3 sizes up;
@@ -105,9 +95,9 @@ def fit_study(
     Every finished trial is one point and one bootstrap group (seeds are not averaged, so their
     spread widens the intervals), except in a learning-rate sweep: there each cell is one
     point, its best run (see `envelope`), and cells whose best rate is at an end of the sweep
-    are left out. A law the points cannot support gets an "error" entry. `laws` asks for those
-    laws only, whether or not the trials span several budgets."""
-    results: dict[str, dict[str, dict]] = {}
+    are left out. A law the points cannot support is `NotFitted`. `laws` asks for those laws
+    only, whether or not the trials span several budgets."""
+    results: dict[str, dict[str, Fit]] = {}
     for architecture in sorted(trials.architecture.unique()):
         frame, best, notes = best_runs(law_points(trials, architecture))
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
@@ -124,13 +114,13 @@ def fit_study(
                 if points.empty and notes:
                     raise ValueError("no cell is left to fit: " + notes[0])
                 result = fit_points(law, points, n_boot, group="trial_id")
-                result["quality"]["warnings"] += said
+                result = replace(result, warnings=result.warnings + tuple(said))
             except ValueError as e:
-                result = {"law": law, "error": str(e), "quality": {"warnings": said}}
-            if best is not None:
-                result["envelope"] = best
-            result["data"] = points.to_dict("records")
-            results[architecture][law] = result
+                result = NotFitted(law, str(e), tuple(said))
+            envelope = None if best is None else tuple(best)
+            results[architecture][law] = replace(
+                result, envelope=envelope, data=tuple(points.to_dict("records"))
+            )
     return results
 
 
@@ -204,86 +194,15 @@ def edge_notes(best: pd.DataFrame) -> list[str]:
 
 
 def fit_warnings(fits: dict[str, dict[str, dict]], tasks: dict | None = None) -> list[str]:
-    """Every warning of a study's fits, one line each: "decoder n: E = ... sits at its bound";
-    with the two-step task fits (`tasklaw.study_task_fits`), theirs and those not made."""
-    out = [
-        f"{architecture} {law}: {warning}"
-        for architecture, laws in sorted(fits.items())
-        for law, result in laws.items()
-        for warning in result.get("quality", {}).get("warnings", [])
-    ]
-    out += task_warnings(tasks or {})
-    for architecture, result in sorted((tasks or {}).items()):
-        failed = {t: r for t, r in result["tasks"].items() if "error" in r}
-        out += task_lines(architecture, {"tasks": failed})
-    return out
-
-
-def task_warnings(tasks: dict) -> list[str]:
-    """The warnings of two-step task fits (one result per architecture or table): what a
-    fit assumed (chance taken as 0) and what its step 1 says."""
-    out = []
-    for name, result in sorted(tasks.items()):
-        out += result.get("warnings", [])
-        out += [f"{name} {task} two-step: {warning}"
-                for task, r in result["tasks"].items()
-                for warning in r.get("step1", {}).get("warnings", [])]  # fmt: skip
-    return out
-
-
-def storable(result: dict) -> dict:
-    """A fit result without the in-memory fit object, NaN-free, ready for JSON."""
-    return {k: v for k, v in result.items() if k != "fit"}
+    """Every warning of a study's fits, from their JSON (`StudyFits.report_fits`,
+    `tasks_json`): what the report reads until it takes StudyFits (`StudyFits.warnings`)."""
+    return StudyFits.from_json(fits, tasks).warnings()
 
 
 def estimate_text(entry: dict, digits: int = 4, ci_digits: int = 4) -> str:
-    """An estimate and its interval, "0.34 [0.29, 0.4]"; a bound that is not finite (a resample
-    that overflowed, stored as null) is said, not printed as a number."""
-    estimate, ci = entry.get("estimate"), entry.get("ci")
-    finite = lambda v: v is not None and np.isfinite(v)
-    text = f"{estimate:.{digits}g}" if finite(estimate) else "not finite"
-    if not ci:
-        return text
-    if not all(finite(v) for v in ci):
-        return text + " (no finite interval)"
-    return text + f" [{ci[0]:.{ci_digits}g}, {ci[1]:.{ci_digits}g}]"
-
-
-def summary_line(architecture: str, result: dict) -> str:
-    """One line for the terminal and the report's summary: the law's key numbers."""
-    if "error" in result:
-        return f"{architecture} {result['law']}: not fitted ({result['error']})"
-    params = result["params"]
-
-    def show(name):
-        p = params.get(name) or result.get("derived", {}).get(name)
-        return f"{name} = {estimate_text(p, ci_digits=3)}"
-
-    names = {
-        "n": ["E", "A", "alpha"],
-        "nd": ["E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"],
-    }.get(result["law"], ["a", "b"])
-    names = [n for n in names if n in params or n in result.get("derived", {})]
-    line = f"{architecture} {result['formula']}: " + ", ".join(show(n) for n in names)
-    if result.get("interval") == RESIDUALS:  # the trial bootstrap's are the default
-        line += " (95% intervals: residual bootstrap)"
-    held = result.get("holdout", {})
-    if "error_pct" in held:
-        line += f"; refitted without {held['held_out']}, predicts it {held['error_pct']:+.2f}% off"
-    return line
-
-
-def isfinite_json(value):
-    """NaN and infinities as None, recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: isfinite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [isfinite_json(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    """An estimate's JSON ({"estimate", "ci"}) as text: `Estimate.text`, for the report until
+    it reads Estimates."""
+    return Estimate.from_json(entry).text(digits, ci_digits)
 
 
 class TableError(ValueError):
@@ -372,35 +291,3 @@ def read_table(
     if drop_highest_loss:
         out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
     return out.reset_index(drop=True)
-
-
-def fit_rows(fits: dict, trends: dict, tasks: dict | None = None) -> list[dict]:
-    """A study's fitted laws, zero-shot trends and two-step accuracy fits as the rows a store
-    keeps: architecture, law, params, quality and the points fitted, NaN-free."""
-    rows = []
-    for architecture, laws in fits.items():
-        for law, result in laws.items():
-            stored = isfinite_json(storable(result))  # law, params, quality, data, the rest
-            params, data = stored.pop("params", {}), stored.pop("data")
-            quality = stored.pop("quality", {}) | {k: v for k, v in stored.items() if k != "law"}
-            rows.append({"architecture": architecture, "law": law, "params": params,
-                         "quality": quality, "data": data})  # fmt: skip
-    for architecture, result in trends.items():
-        for task, t in result["trends"].items():
-            quality = {"metric": t["metric"], "spearman_rho": t["spearman_rho"],
-                       "p_value": t["p_value"], "verdict": result["verdict"]}  # fmt: skip
-            points = [{"n_params": n, t["metric"]: v}
-                      for n, v in zip(t["n_params"], t["values"], strict=True)]  # fmt: skip
-            rows.append({"architecture": architecture, "law": f"trend:{task}",
-                         "params": {"slope": {"estimate": t["slope"], "ci": t["ci"]}},
-                         "quality": quality, "data": points})  # fmt: skip
-    for architecture, result in (tasks or {}).items():
-        for task, t in result["tasks"].items():
-            if "error" in t:
-                continue
-            t = isfinite_json(t)
-            rows.append({"architecture": architecture, "law": f"task:{task}",
-                         "params": {"step1": t["step1"], "step2": t["step2"]},
-                         "quality": {k: v for k, v in t.items() if k not in ("step1", "step2")},
-                         "data": []})  # fmt: skip
-    return rows

@@ -28,12 +28,21 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from analysis.results import (
+    RESIDUALS,
+    TRIALS,
+    Estimate,
+    Holdout,
+    IsoFlopFit,
+    LawFit,
+    Minimum,
+)
+
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, section D.2
 N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
 HOLDOUT_STARTS = 10  # the self-test's refit: the best starts of the grid (see _promising)
-TRIALS, RESIDUALS = "trial bootstrap", "residual bootstrap"  # what an interval resampled
 
 
 def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
@@ -202,8 +211,9 @@ CHINCHILLA_ND = Law(
 
 
 @dataclass
-class LawFit:
-    """A law fitted to points: named estimates, bootstrap intervals and the fit's quality."""
+class LawSolution:
+    """The numerical solution of a law fitted to points: the optimum, the bootstrap refits and
+    their intervals (the fitting machinery; `result()` is the public results.LawFit)."""
 
     law: Law
     params: dict[str, float]
@@ -233,30 +243,21 @@ class LawFit:
         tail = 100 * (1 - level) / 2
         return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
 
-    def to_json(self) -> dict:
-        """{"law", "formula", "n_points", "params": {name: {"estimate", "ci"}}, "interval",
-        ...}."""
+    def result(self, warnings=(), holdout: Holdout | None = None) -> LawFit:
+        """The fit as results.LawFit (its solution kept, for predictions and bands), with more
+        `warnings` and the self-test."""
+        return LawFit(
+            law=self.law.key, formula=self.law.formula, n_points=self.n_points,
+            n_groups=self.n_groups, params=_estimates(self.params, self.intervals),
+            derived=_estimates(self.derived, self.intervals), interval=self.interval,
+            compute=self.compute, rmse_log=self.rmse_log, huber_objective=self.objective,
+            n_boot=self.n_boot, warnings=tuple(self.warnings) + tuple(warnings),
+            holdout=holdout, solution=self,
+        )  # fmt: skip
 
-        def entry(name, value):
-            ci = self.intervals.get(name)
-            return {"estimate": value, "ci": list(ci) if ci else None}
 
-        return {
-            "law": self.law.key,
-            "formula": self.law.formula,
-            "n_points": self.n_points,
-            "n_groups": self.n_groups,
-            "params": {k: entry(k, v) for k, v in self.params.items()},
-            "derived": {k: entry(k, v) for k, v in self.derived.items()},
-            "interval": self.interval,
-            "compute": self.compute,
-            "quality": {
-                "rmse_log": self.rmse_log,
-                "huber_objective": self.objective,
-                "n_boot": self.n_boot,
-                "warnings": self.warnings,
-            },
-        }
+def _estimates(values: dict[str, float], intervals: dict) -> dict[str, Estimate]:
+    return {name: Estimate(value, intervals.get(name)) for name, value in values.items()}
 
 
 def _minimize(law: Law, starts, logs, log_l, maxiter: int | None = None):
@@ -322,11 +323,12 @@ def fit_law(
     loss,
     groups=None,
     n_boot: int = N_BOOT,
+    *,
     seed: int = 0,
     compute: float | None = None,
     n_starts: int = MAX_STARTS,
     **variables,
-) -> LawFit:
+) -> LawSolution:
     """Fit `law` to points (variables=arrays by name, e.g. N=..., D=...; loss).
 
     `groups` labels the run each point came from (default: every point its own run); the
@@ -349,7 +351,7 @@ def fit_law(
     theta = res.x
     params = law.natural(theta)
     residuals = law.log_predict(theta, logs) - log_l
-    fit = LawFit(
+    fit = LawSolution(
         law=law,
         params=params,
         n_points=len(loss),
@@ -365,7 +367,7 @@ def fit_law(
     return fit
 
 
-def refit_counts(fit: LawFit, loss, counts, **variables) -> list[dict[str, float]]:
+def refit_counts(fit: LawSolution, loss, counts, **variables) -> list[dict[str, float]]:
     """The law of `fit` fitted again to each row of `counts` (how often each point is drawn in
     a resample), all at once and from `fit`'s optimum: what the bootstrap of a chained
     prediction needs."""
@@ -431,7 +433,7 @@ def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> 
     return thetas
 
 
-def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) -> None:
+def _bootstrap(fit: LawSolution, theta, logs, log_l, groups, n_boot: int, seed: int) -> None:
     law = fit.law
     labels, index = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(index == g) for g in range(len(labels))]
@@ -466,7 +468,7 @@ def _bootstrap(fit: LawFit, theta, logs, log_l, groups, n_boot: int, seed: int) 
     _intervals(fit, [thetas[distinct[d]] for d in draws if distinct[d] >= 0], TRIALS)
 
 
-def _residual_bootstrap(fit: LawFit, theta, logs, log_l, n_boot: int, seed: int, why: str):
+def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, n_boot: int, seed: int, why: str):
     """Intervals from resampling the fit's residuals, where resampling runs cannot work (`why`);
     none with no more points than parameters (the fit then leaves no residuals)."""
     n, p = len(log_l), len(theta)
@@ -492,7 +494,7 @@ def _residual_bootstrap(fit: LawFit, theta, logs, log_l, n_boot: int, seed: int,
     _intervals(fit, list(thetas), RESIDUALS)
 
 
-def _intervals(fit: LawFit, thetas: list[np.ndarray], kind: str) -> None:
+def _intervals(fit: LawSolution, thetas: list[np.ndarray], kind: str) -> None:
     """The 95% percentile intervals of the parameters and derived quantities over the refits
     `thetas` (one per resample); `kind` says what was resampled."""
     law = fit.law
@@ -519,7 +521,7 @@ def _intervals(fit: LawFit, thetas: list[np.ndarray], kind: str) -> None:
         )
 
 
-def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=None) -> LawFit:
+def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=None) -> LawSolution:
     """L(N) = E + A·N^(−α) fitted to (N, loss) points."""
     n_params = np.asarray(n_params, float)
     if len(np.unique(n_params)) < 3:
@@ -529,7 +531,7 @@ def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=No
     return fit_law(KAPLAN_N, loss, groups=groups, n_boot=n_boot, seed=seed, N=n_params)
 
 
-def holdout_test(law: Law, loss, groups=None, **variables) -> dict:
+def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
     """The self-test: refit without the largest model (L(N)) or the largest compute budget
     (L(N, D): the points with the largest N·D), predict the held-out loss, and say how far off
     the prediction was."""
@@ -549,22 +551,22 @@ def holdout_test(law: Law, loss, groups=None, **variables) -> dict:
             **{v: x[~held] for v, x in xs.items()},
         )
     except ValueError as e:
-        return {"held_out": what, "error": f"cannot refit without it: {e}"}
+        return Holdout(what, error=f"cannot refit without it: {e}")
     predicted = fit.predict(**{v: x[held] for v, x in xs.items()})
     relative = (predicted - loss[held]) / loss[held]
     where = {"N": float(top)} if law.key == "n" else {"C_6ND": float(6 * top)}
-    return {
-        "held_out": what,
-        "where": where,
-        "n_points": int(held.sum()),
-        "predicted": [float(v) for v in predicted],
-        "actual": [float(v) for v in loss[held]],
-        "error_pct": float(100 * np.mean(relative)),
-    }
+    return Holdout(
+        what,
+        where,
+        int(held.sum()),
+        tuple(float(v) for v in predicted),
+        tuple(float(v) for v in loss[held]),
+        float(100 * np.mean(relative)),
+    )
 
 
 @dataclass
-class IsoFlopFit:
+class IsoFlopSolution:
     """Hoffmann et al.'s approach 2: per compute budget, a parabola of loss in log N gives the
     loss-optimal N_opt(C); then N_opt ∝ C^a and D_opt ∝ C^b by least squares in log-log."""
 
@@ -586,7 +588,7 @@ class IsoFlopFit:
     def b(self) -> float:
         return float(self.lines[2])
 
-    def optimum(self, flops: float, level: float = 0.95) -> dict[str, dict]:
+    def optimum(self, flops: float, level: float = 0.95) -> dict[str, Estimate]:
         """N_opt and D_opt at `flops` on the lines through the minima, extended, each with the
         interval of the resamples' lines there (None without resamples or spread)."""
         lines = np.vstack([self.lines] + ([] if self.boot is None else [self.boot]))
@@ -598,25 +600,17 @@ class IsoFlopFit:
             ci = None
             if len(values) > 1:
                 low, high = (float(v) for v in np.percentile(values[1:], [tail, 100 - tail]))
-                ci = [low, high] if high > low else None
-            out[name] = {"estimate": float(values[0]), "ci": ci}
+                ci = (low, high) if high > low else None
+            out[name] = Estimate(float(values[0]), ci)
         return out
 
-    def to_json(self) -> dict:
-        def entry(name, value):
-            ci = self.intervals.get(name)
-            return {"estimate": value, "ci": list(ci) if ci else None}
-
-        return {
-            "law": "isoflop",
-            "formula": "N_opt ∝ C^a, D_opt ∝ C^b",
-            "n_points": self.n_points,
-            "n_groups": self.n_groups,
-            "params": {"a": entry("a", self.a), "b": entry("b", self.b)},
-            "budgets": self.budgets,
-            "interval": self.interval,
-            "quality": {"n_boot": self.n_boot, "warnings": self.warnings},
-        }
+    def result(self, warnings=()) -> IsoFlopFit:
+        """The analysis as results.IsoFlopFit (its solution kept), with more `warnings`."""
+        a, b = (Estimate(getattr(self, n), self.intervals.get(n)) for n in ("a", "b"))
+        budgets = tuple(Minimum(**m | {"parabola": tuple(m["parabola"])}) for m in self.budgets)
+        said = tuple(self.warnings) + tuple(warnings)
+        return IsoFlopFit(self.n_points, self.n_groups, a, b, budgets, self.interval,
+                          self.n_boot, said, solution=self)  # fmt: skip
 
 
 def compute_budgets(compute, gap_decades: float = 0.1) -> np.ndarray:
@@ -670,7 +664,9 @@ def _lines(minima: list[dict]) -> np.ndarray | None:
     return np.array([a, n0, b, d0], dtype=float)
 
 
-def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0) -> IsoFlopFit:
+def fit_isoflop(
+    n, d, c, loss, groups=None, n_boot: int = N_BOOT, *, seed: int = 0
+) -> IsoFlopSolution:
     """IsoFLOP analysis of points (N, D, C, loss); the bootstrap resamples whole groups, and
     where that cannot work, the parabolas' residuals."""
     n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
@@ -683,7 +679,7 @@ def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0)
             f"minimum inside them; found {len(minima)}"
         )
     groups = np.arange(len(loss)) if groups is None else np.asarray(groups)
-    fit = IsoFlopFit(minima, lines, len(loss), len(np.unique(groups)), notes)
+    fit = IsoFlopSolution(minima, lines, len(loss), len(np.unique(groups)), notes)
     if not n_boot:
         return fit
     labels, index = np.unique(groups, return_inverse=True)
@@ -712,7 +708,7 @@ def fit_isoflop(n, d, c, loss, groups=None, n_boot: int = N_BOOT, seed: int = 0)
     return fit
 
 
-def _isoflop_residual_lines(fit: IsoFlopFit, n, d, c, loss, budget, n_boot: int, rng) -> list:
+def _isoflop_residual_lines(fit: IsoFlopSolution, n, d, c, loss, budget, n_boot: int, rng) -> list:
     """The lines of resamples that put each budget's parabola's residuals, resampled over all
     budgets, back onto its fitted losses; none (and said why) where the parabolas leave no
     residuals (3 parameters each: no more points than that)."""

@@ -1,100 +1,94 @@
 """Predicting a run the study has not trained: at a compute budget beyond the grid, the
-compute-optimal size, and the loss the model chosen for it will reach, with an interval."""
+compute-optimal size, and the loss the model chosen for it will reach, with an interval.
+
+One pass, one direction: the grid's points (`grid_points`) -> L(N, D) and the optimum at the
+budget (`forecast`) -> the model chosen there (by the caller, from `Forecast.optimum`) -> its
+loss (`Forecast.predict`, a `Prediction`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from analysis.fits import fit_points, isfinite_json
+from analysis.fits import best_runs, fit_points, law_points
+from analysis.results import Estimate, LawFit, Optimum, Prediction
 
 LEVEL = 0.95
 
 
-def optimum(
-    points: pd.DataFrame, flops: float, nd: dict, n_boot: int
-) -> tuple[dict[str, dict], str, dict]:
-    """The compute-optimal N and D at `flops`, each {"estimate", "ci"}: from the IsoFLOP minima
-    where 2 budgets have one inside their sizes (N_opt ∝ C^a and D_opt ∝ C^b, lines in log-log
-    through the minima, extended; the interval from its resamples' lines), else from L(N, D)'s
-    allocation (Hoffmann et al.'s eq. 4, under C = 6ND; the interval from its resamples).
-    Returns them, where they came from ("isoflop" or "nd") and what that fit says (a, the
-    minima, what its intervals resampled)."""
+def grid_points(trials: pd.DataFrame, architecture: str) -> tuple[pd.DataFrame, list | None]:
+    """The points an architecture's predictions are fitted to (trial_id, N, D, C, loss; in a
+    learning-rate sweep, each cell's best run) and the sweep's envelope (None without one)."""
+    points, envelope, _ = best_runs(law_points(trials, architecture))
+    return points, envelope
+
+
+def optimum(points: pd.DataFrame, flops: float, nd: LawFit, n_boot: int) -> Optimum:
+    """The compute-optimal N and D at `flops`: from the IsoFLOP minima where 2 budgets have one
+    inside their sizes (N_opt ∝ C^a and D_opt ∝ C^b, lines in log-log through the minima,
+    extended; the interval from its resamples' lines), else from L(N, D)'s allocation
+    (Hoffmann et al.'s eq. 4, under C = 6ND; the interval from its resamples)."""
     try:
         iso = fit_points("isoflop", points, n_boot, group="trial_id")
     except ValueError:
         iso = None
     if iso is not None:
-        fit = iso["fit"]
-        minima = [[m["C"], m["N_opt"]] for m in iso["budgets"]]
-        return fit.optimum(flops, LEVEL), "isoflop", {"a": fit.a, "minima": minima,
-                                                      "interval": fit.interval}  # fmt: skip
-    derived = nd["derived"]
-    n_opt = derived.get("N_opt", {}).get("estimate")
+        at = iso.solution.optimum(flops, LEVEL)
+        minima = tuple((m.C, m.N_opt) for m in iso.budgets)
+        return Optimum("isoflop", at["N_opt"], at["D_opt"], iso.solution.a, iso.interval, minima)
+    n_opt = nd.derived.get("N_opt", Estimate(None)).estimate
     if n_opt is None or not np.isfinite(n_opt):
         raise ValueError("L(N, D) gives no finite compute-optimal N")
-    at = {name: {"estimate": derived[name]["estimate"], "ci": derived[name]["ci"]}
-          for name in ("N_opt", "D_opt")}  # fmt: skip
-    return at, "nd", {"a": derived["a"]["estimate"], "interval": nd["interval"]}
+    d = nd.derived
+    return Optimum("nd", d["N_opt"], d["D_opt"], d["a"].estimate, nd.interval)
 
 
-def predict_budget(
-    points: pd.DataFrame,
-    flops: float,
-    cell_of: Callable[[float], tuple[int, int]],
-    n_boot: int,
-) -> dict:
-    """A prediction at `flops` from points (trial_id, N, D, C, loss) of one architecture:
+@dataclass(frozen=True)
+class Forecast:
+    """L(N, D) fitted to a grid and the compute-optimal N and D at a budget beyond it: what a
+    prediction needs before the model trained there is chosen."""
 
-    - L(N, D) = E + A/N^α + B/D^β fitted on every point (Huber on log loss, many starts),
-      resampled over trials for the interval;
-    - the compute-optimal N and D there with their intervals (`optimum`), and `cell_of(N_opt)`:
-      the N and tokens of the model that will be trained at that budget (a whole shape, whole
-      steps);
-    - the loss L(N, D) gives that model, with the 95% interval of the bootstrap's predictions
-      (none where the resamples give no spread).
+    flops: float
+    nd: LawFit
+    optimum: Optimum
+    trials: tuple[str, ...]  # the trials fitted
+
+    def predict(self, n_params: int, tokens: int) -> Prediction:
+        """The prediction for the model of `n_params` trained on `tokens` at this budget: the
+        loss L(N, D) gives it, with the 95% interval of the bootstrap's predictions (none
+        where the resamples give no spread)."""
+        fit = self.nd
+        predicted = float(fit.predict(N=n_params, D=tokens))
+        ci = None
+        if fit.solution.boot is not None and len(fit.solution.boot):
+            low, high = (float(v[0]) for v in fit.band(LEVEL, N=[n_params], D=[tokens]))
+            if np.isfinite([low, high]).all() and high > low:
+                ci = (low, high)
+        warnings = fit.warnings
+        if ci is None:
+            warnings += ("no interval: the bootstrap's resamples give no spread of the loss",)
+        return Prediction(self.flops, self.optimum, int(n_params), int(tokens), predicted, ci,
+                          {k: v.estimate for k, v in fit.params.items()}, fit.n_boot,
+                          fit.interval, self.trials, warnings)  # fmt: skip
+
+
+def forecast(points: pd.DataFrame, flops: float, n_boot: int) -> Forecast:
+    """L(N, D) = E + A/N^α + B/D^β fitted on every point (trial_id, N, D, C, loss; Huber on
+    log loss, many starts, resampled over trials for the interval) and the compute-optimal N
+    and D at `flops` with their intervals (`optimum`).
 
     Raises ValueError, with the reason, when the points cannot support a prediction."""
     nd = fit_points("nd", points, n_boot, group="trial_id", compute=flops)
-    at, source, allocation = optimum(points, flops, nd, n_boot)
-    at = isfinite_json(at)  # a resample's bound that overflowed: null, as JSON can hold it
-    if at["N_opt"]["estimate"] is None:
-        raise ValueError(f"the {source} fit gives no finite compute-optimal N at {flops:.3g} FLOPs")
-    n_opt = float(at["N_opt"]["estimate"])
-    n_params, tokens = cell_of(n_opt)
-    fit = nd["fit"]
-    predicted = float(fit.predict(N=n_params, D=tokens))
-    ci_low = ci_high = None
-    if fit.boot is not None and len(fit.boot):
-        low, high = (float(v[0]) for v in fit.band(LEVEL, N=[n_params], D=[tokens]))
-        if np.isfinite([low, high]).all() and high > low:
-            ci_low, ci_high = low, high
-    warnings = list(nd["quality"]["warnings"])
-    if ci_low is None:
-        warnings.append("no interval: the bootstrap's resamples give no spread of the loss")
-    return {
-        "n_opt": n_opt,
-        "n_opt_ci": at["N_opt"]["ci"],
-        "d_opt": at["D_opt"]["estimate"],
-        "d_opt_ci": at["D_opt"]["ci"],
-        "n_opt_from": source,
-        "n_params": int(n_params),
-        "tokens": int(tokens),
-        "predicted_loss": predicted,
-        "ci_low": ci_low,
-        "ci_high": ci_high,
-        "fit": {
-            "law": "nd",
-            "params": {k: v["estimate"] for k, v in nd["params"].items()},
-            "n_boot": nd["quality"]["n_boot"],
-            "interval": nd["interval"],  # what the loss's interval resampled
-            "optimum": allocation | at,  # N_opt and D_opt with their intervals
-            "trials": sorted(points.trial_id),
-            "warnings": warnings,
-        },
-    }
+    at = optimum(points, flops, nd, n_boot)
+    n_opt = at.n_opt.estimate
+    if n_opt is None or not math.isfinite(n_opt):
+        raise ValueError(
+            f"the {at.source} fit gives no finite compute-optimal N at {flops:.3g} FLOPs"
+        )
+    return Forecast(flops, nd, at, tuple(sorted(points.trial_id)))
 
 
 def verdict(predicted: float, low, high, measured: float) -> str:

@@ -13,12 +13,14 @@ chained: the accuracy at a target (N, D), with 95% intervals from resampling who
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
 from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_law, refit_counts
+from analysis.results import Estimate, NotFitted, Step1, Step2, TaskFit, TaskFits
 
 SIGMOID = "acc(L) = a / (1 + exp(−k (L − L0))) + b"
 
@@ -178,7 +180,7 @@ def predict_task(
     chance: float,
     n_boot: int = N_BOOT,
     seed: int = 0,
-) -> dict:
+) -> TaskFit:
     """The two-step prediction of one task's accuracy at `target` ({"N", "D"}) from points with
     columns run, N, D, task_loss, accuracy (one row per checkpoint; a run's largest D is its
     final checkpoint). Raises ValueError when the points cannot support it."""
@@ -227,40 +229,30 @@ def predict_task(
             for name, value in fitted.items():
                 boots.setdefault(f"step2:{name}", []).append(value)
     fitted_curve = sigmoid(fitted_on.task_loss, curve["a"], curve["b"], curve["k"], curve["L0"])
-    return {
-        "task_loss": _entry(loss_hat, boots["task_loss"]),
-        "accuracy": _entry(acc_hat, boots["accuracy"]),
-        "step1": {
-            "formula": law.formula,
-            "params": {k: _entry(v, boots.get(f"step1:{k}", [])) for k, v in step1.params.items()},
-            "n_points": step1.n_points,
-            "rmse_log": step1.rmse_log,
-            "warnings": step1.warnings,
-        },
-        "step2": {
-            "formula": SIGMOID,
-            "params": {k: _entry(v, boots.get(f"step2:{k}", [])) for k, v in curve.items()},
-            "n_points": len(fitted_on),
-            "rmse": float(np.sqrt(np.mean((fitted_curve - fitted_on.accuracy) ** 2))),
-            "chance": chance,
-        },
-        "target": dict(target),
-        "n_runs": len(runs),
-        "n_boot": len(boots["accuracy"]),
-    }
+    step1_fit = Step1(law.formula,
+                      {k: _entry(v, boots.get(f"step1:{k}", [])) for k, v in step1.params.items()},
+                      step1.n_points, step1.rmse_log, tuple(step1.warnings))  # fmt: skip
+    step2_fit = Step2(SIGMOID,
+                      {k: _entry(v, boots.get(f"step2:{k}", [])) for k, v in curve.items()},
+                      len(fitted_on),
+                      float(np.sqrt(np.mean((fitted_curve - fitted_on.accuracy) ** 2))),
+                      chance)  # fmt: skip
+    return TaskFit(_entry(loss_hat, boots["task_loss"]), _entry(acc_hat, boots["accuracy"]),
+                   step1_fit, step2_fit, dict(target), len(runs),
+                   len(boots["accuracy"]))  # fmt: skip
 
 
-def _entry(estimate: float, boots: list[float]) -> dict:
+def _entry(estimate: float, boots: list[float]) -> Estimate:
     """An estimate with its 95% bootstrap interval (none where the resamples give no spread)."""
     ci = None
     if len(boots) >= 2:
         low, high = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
         if high > low:
-            ci = [low, high]
-    return {"estimate": float(estimate), "ci": ci}
+            ci = (low, high)
+    return Estimate(float(estimate), ci)
 
 
-def holdout_largest(points: pd.DataFrame, chance: float, n_boot: int = N_BOOT) -> dict:
+def holdout_largest(points: pd.DataFrame, chance: float, n_boot: int = N_BOOT) -> TaskFit:
     """The self-test: the largest model held out (every run of its size, all their
     checkpoints), the final accuracy of its longest run predicted from the smaller runs at its
     (N, D), beside what it measured."""
@@ -269,17 +261,17 @@ def holdout_largest(points: pd.DataFrame, chance: float, n_boot: int = N_BOOT) -
     largest = biggest.loc[biggest.D.idxmax()]  # of its runs, the one that saw the most tokens
     rest = points[points.N < largest.N]  # every run of that size out, not only one
     result = predict_task(rest, {"N": float(largest.N), "D": float(largest.D)}, chance, n_boot)
-    measured = {"estimate": float(largest.accuracy)}
+    ci = None
     if {"ci_low", "ci_high"} <= set(largest.index) and pd.notna(largest.get("ci_low")):
-        measured["ci"] = [float(largest.ci_low), float(largest.ci_high)]  # over the items
-    return result | {"held_out": str(largest.run), "measured": measured,
-                     "measured_task_loss": float(largest.task_loss)}  # fmt: skip
+        ci = (float(largest.ci_low), float(largest.ci_high))  # over the items
+    return replace(result, held_out=str(largest.run),
+                   measured=Estimate(float(largest.accuracy), ci),
+                   measured_task_loss=float(largest.task_loss))  # fmt: skip
 
 
-def study_task_fits(points: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dict]:
+def study_task_fits(points: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, TaskFits]:
     """The self-test of the two-step prediction for each architecture and task of a study
-    (`store.task_points`), where there are runs enough: {architecture: {"law": "task",
-    "tasks": {task: result or {"error"}}}}."""
+    (`store.task_points`), where there are runs enough, by architecture."""
     out = {}
     for architecture, rows in points.groupby("architecture", sort=True):
         out[str(architecture)] = fit_table(rows, None, n_boot)
@@ -320,11 +312,11 @@ NO_CHANCE = (
 )
 
 
-def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) -> dict:
+def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) -> TaskFits:
     """The two-step fit of every task of a table (columns run, task, N, D, task_loss,
     accuracy, chance): at `target`, or, without one, the self-test (the largest model held out
-    and predicted). One entry per task, {"error": why} where a task cannot be fitted; the
-    fit's `warnings` say where chance was taken as 0 (a table without a chance column)."""
+    and predicted). One entry per task, `NotFitted` where a task cannot be fitted; the fits'
+    `warnings` say where chance was taken as 0 (a table without a chance column)."""
     tasks = {}
     for task, rows in frame.groupby("task", sort=True):
         chance = float(rows.chance.iloc[0]) if "chance" in rows else 0.0
@@ -336,29 +328,11 @@ def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) ->
                     raise ValueError("--target needs D as well: the runs saw several token counts")
                 tasks[str(task)] = predict_task(rows, target, chance, n_boot)
         except ValueError as e:
-            tasks[str(task)] = {"error": str(e)}
-    return {"law": "task", "tasks": tasks, "warnings": [] if "chance" in frame else [NO_CHANCE]}
-
-
-def _show(entry: dict, digits: int = 3) -> str:
-    text = f"{entry['estimate']:.{digits}g}"
-    ci = entry.get("ci")
-    return text + (f" [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]" if ci else " (no interval)")
+            tasks[str(task)] = NotFitted("task", str(e))
+    return TaskFits(tasks, () if "chance" in frame else (NO_CHANCE,))
 
 
 def task_lines(name: str, result: dict) -> list[str]:
-    """One line per task of a two-step fit, for the terminal and the report's summary."""
-    lines = []
-    for task, r in result["tasks"].items():
-        if "error" in r:
-            lines.append(f"{name} {task}: two-step fit not made ({r['error']})")
-            continue
-        where = ", ".join(f"{k}={v:.3g}" for k, v in r["target"].items())
-        line = f"{name} {task}: accuracy {_show(r['accuracy'])} at {where}"
-        line += f" (task loss {_show(r['task_loss'])} bits per byte)"
-        if "held_out" in r:
-            line = (f"{name} {task}: the largest run {r['held_out']} held out and predicted from "
-                    f"the other {r['n_runs']}: accuracy {_show(r['accuracy'])}, measured "
-                    f"{_show(r['measured'])}")  # fmt: skip
-        lines.append(line)
-    return lines
+    """One line per task of a two-step fit's JSON (`TaskFits.to_json`): `TaskFits.lines`, for
+    the report until it reads TaskFits."""
+    return TaskFits.from_json(result).lines(name)

@@ -81,10 +81,10 @@ def compare(n_boot: int = 1000) -> None:
     for target, d in TARGETS.items():
         result = fit_csv(ASSET, "task", columns, group="run", n_boot=n_boot,
                          target=f"N={N[target]},D={d}")  # fmt: skip
-        for task, r in result["tasks"].items():
+        for task, r in result.fitted().items():
             actual, predicted = PUBLISHED[task][0:2] if target == "7B" else PUBLISHED[task][2:4]
-            ours = 100 * r["accuracy"]["estimate"]
-            ci = r["accuracy"]["ci"]
+            ours = 100 * r.accuracy.estimate
+            ci = r.accuracy.ci
             shown = f"{ours:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
             errors["published"].append(abs(predicted - actual))
             errors["ours"].append(abs(ours - actual))

@@ -254,20 +254,15 @@ def _run(study: Path, **options) -> None:
         errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
                      "again to resume")  # fmt: skip
         raise typer.Exit(143 if signal == "SIGTERM" else 130) from None
-    from analysis.fits import fit_warnings, summary_line
-
-    for arch, laws in result.fits.items():
+    for arch, laws in result.fits.laws.items():
         for fit in laws.values():
-            console.print(summary_line(arch, fit), highlight=False, markup=False)
-    for warning in fit_warnings(result.fits, result.tasks):
+            console.print(fit.summary(arch), highlight=False, markup=False)
+    for warning in result.fits.warnings():
         errors.print(f"warning: {warning}", highlight=False, markup=False)
     for sentence in result.verdicts.values():
         console.print(sentence, highlight=False)
-    from analysis.tasklaw import task_lines
-
-    for arch, fitted in sorted(result.tasks.items()):
-        done = {t: r for t, r in fitted["tasks"].items() if "error" not in r}
-        for line in task_lines(arch, {"tasks": done}):
+    for arch, fitted in sorted(result.fits.tasks.items()):
+        for line in fitted.lines(arch, fitted_only=True):
             console.print(line, highlight=False, markup=False)
     if result.outdated:
         from analysis.report import outdated_note
@@ -608,7 +603,8 @@ def fit(
         _fail(f"--law must be one of {', '.join(LAWS)}, not {law!r}")
     if csv is not None and (study is not None or store is not None):
         _fail("give --csv or a study (file or --store), not both")
-    from analysis.fits import TableError, summary_line, task_warnings
+    from analysis.fits import TableError
+    from analysis.results import json_of
 
     try:
         if csv is not None:
@@ -622,7 +618,8 @@ def fit(
                 "chance": chance_col,
             }
             results = {csv.name: api.fit_csv(
-                csv, law, columns, where or [], drop_highest_loss, n_boot, group, compute, target
+                csv, law, columns, filters=where or [], drop_highest_loss=drop_highest_loss,
+                n_boot=n_boot, group=group, compute=compute, target=target,
             )}  # fmt: skip
             shown = results[csv.name]
         else:
@@ -631,23 +628,22 @@ def fit(
     except (StudyError, StoreError, TableError) as e:
         _fail(str(e))
     if law == "task":  # as `study run` and `study report` print them, with --json too
-        for warning in task_warnings(results):
-            errors.print(f"warning: {warning}", highlight=False, markup=False)
+        for name, result in sorted(results.items()):
+            for warning in result.all_warnings(name):
+                errors.print(f"warning: {warning}", highlight=False, markup=False)
     if as_json:
-        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
+        sys.stdout.write(json.dumps(json_of(shown), indent=2) + "\n")
         return
     for name, result in results.items():
-        if law == "trend":
+        if law == "trend":  # a trend's JSON (analysis.trends)
             console.print(result["verdict"], highlight=False)
             continue
         if law == "task":
-            from analysis.tasklaw import task_lines
-
-            for line in task_lines(name, result):
+            for line in result.lines(name):
                 console.print(line, highlight=False, markup=False)
             continue
-        console.print(summary_line(name, result), highlight=False, markup=False)
-        for warning in result.get("quality", {}).get("warnings", []):
+        console.print(result.summary(name), highlight=False, markup=False)
+        for warning in result.warnings:
             errors.print(f"warning: {warning}", highlight=False, markup=False)
 
 

@@ -4,6 +4,7 @@ and `study fit` on a store or on a CSV of results."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -42,25 +43,28 @@ def one_blas_thread(fn):
 def fit_and_store(session: Session, study: Study, n_boot: int):
     """Fit the laws and the zero-shot trends of a study, store them (replacing earlier fits),
     and return the report's view of the study."""
-    from analysis.fits import fit_rows, fit_study
+    from analysis.fits import fit_study
     from analysis.report import MAX_CURVE_POINTS, StudyView
+    from analysis.results import StudyFits
     from analysis.tasklaw import study_task_fits
     from analysis.trends import study_trends
 
     trials, left_out = comparable_trials(session, study)
-    fits = fit_study(trials, n_boot=n_boot)
     evals = _grid_evals(session, study, trials)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
     points = _grid_task_points(session, study, trials)
     tasks = study_task_fits(points, n_boot) if not points.empty else {}
-    replace_fits(session, study, fit_rows(fits, trends, tasks))
+    fits = StudyFits(fit_study(trials, n_boot=n_boot), tasks, trends)
+    replace_fits(session, study, fits.rows())
     session.commit()
     curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
-    view = StudyView(study.name, trials, curves, fits, evals, trends, study.data,
+    # the report reads the fits' JSON (with each law's curve under "fit") until it takes
+    # StudyFits; StudyFits.from_json(view.fits, view.tasks) gives them back
+    view = StudyView(study.name, trials, curves, fits.report_fits(), evals, trends, study.data,
                      configs=trial_configs(session, study))  # fmt: skip
     view.outdated = left_out
     view.predictions = predictions_frame(session, study)
-    view.task_points, view.tasks = points, tasks
+    view.task_points, view.tasks = points, fits.tasks_json()
     return view
 
 
@@ -147,24 +151,20 @@ def fit_csv(
     path: str | Path,
     law: str,
     columns: dict[str, str],
+    *,
     filters: list[str] = (),
     drop_highest_loss: int = 0,
     n_boot: int = 1000,
     group: str | None = None,
     compute: float | None = None,
     target: str | None = None,
-) -> dict:
-    """Fit a law (n, nd, isoflop), the zero-shot trend (trend) or the two-step prediction of
-    accuracy (task; at `target`, "N=...,D=...", else the largest run held out) to a CSV.
+):
+    """Fit a law (n, nd, isoflop: a `results.Fit`), the zero-shot trend (trend: its JSON) or
+    the two-step prediction of accuracy (task, `results.TaskFits`; at `target`,
+    "N=...,D=...", else the largest run held out) to a CSV; `results.json_of` gives the JSON.
     Raises TableError where the table cannot be fitted (for task: where no task can be)."""
-    from analysis.fits import (
-        TableError,
-        best_runs,
-        fit_points,
-        isfinite_json,
-        read_table,
-        storable,
-    )
+    from analysis.fits import TableError, best_runs, fit_points, read_table
+    from analysis.results import nulls
     from analysis.trends import trend_json, values_trend, verdict
 
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
@@ -176,15 +176,15 @@ def fit_csv(
         except ValueError as e:
             raise TableError(str(e)) from None
         result = fit_table(frame.rename(columns={"group": "run"}), at, n_boot)
-        failed = {task: r["error"] for task, r in result["tasks"].items() if "error" in r}
-        if failed and len(failed) == len(result["tasks"]):
+        failed = result.failed()
+        if failed and len(failed) == len(result.tasks):
             task, error = next(iter(failed.items()))
-            raise TableError(f"{path}: no task could be fitted ({task}: {error})")
-        return isfinite_json(result)
+            raise TableError(f"{path}: no task could be fitted ({task}: {error.error})")
+        return result
     if law == "trend":
         name = columns.get("accuracy", "accuracy")
         t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
-        return isfinite_json(
+        return nulls(
             {"law": "trend"}
             | trend_json(t)
             | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
@@ -198,9 +198,8 @@ def fit_csv(
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
     if best is not None:
-        result["quality"]["warnings"] += notes
-        result["envelope"] = best
-    return isfinite_json(storable(result))
+        result = replace(result, warnings=result.warnings + tuple(notes), envelope=tuple(best))
+    return result
 
 
 @one_blas_thread
@@ -212,9 +211,10 @@ def fit_stored(
     n_boot: int = 1000,
     target: str | None = None,
 ) -> dict:
-    """Fit a law to a study's finished trials (or its zero-shot trends): one JSON-ready result
-    per architecture, under {"study", "law", "architectures"}."""
-    from analysis.fits import fit_study, isfinite_json, storable
+    """Fit a law to a study's finished trials (or its zero-shot trends): one result per
+    architecture (a `results.Fit`, `results.TaskFits` or a trend's JSON), under {"study",
+    "law", "architectures"}; `results.json_of` gives the JSON."""
+    from analysis.fits import fit_study
     from analysis.trends import study_trends, trend_json
 
     trials, _ = comparable_trials(session, study)
@@ -250,5 +250,5 @@ def fit_stored(
             }
     else:
         for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
-            out[arch] = storable(laws[law])
-    return isfinite_json({"study": study.name, "law": law, "architectures": out})
+            out[arch] = laws[law]
+    return {"study": study.name, "law": law, "architectures": out}

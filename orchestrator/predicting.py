@@ -9,6 +9,7 @@ predicts again, least of all from the trial it predicts."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from sqlalchemy import select
@@ -21,6 +22,9 @@ from orchestrator.spec import StudySpec
 from orchestrator.store import Prediction, Study, Trial, predictions_of, store_prediction
 from trainers.data import TokenData
 from trainers.trial import TrialSpec
+
+if TYPE_CHECKING:
+    from analysis import results
 
 
 def verifying_trial(spec: StudySpec, p: Prediction, data_key: str, storage: str) -> TrialSpec:
@@ -85,8 +89,7 @@ def predict_missing(
     """Make and store (committed) every prediction of `flops` the store does not hold for the
     current settings, each architecture's once its grid is trained; return the trials that
     will verify them. What cannot be predicted is said, and left for a later run."""
-    from analysis.fits import best_runs, law_points
-    from analysis.predict import predict_budget
+    from analysis.predict import forecast, grid_points
 
     known = current(spec, predictions_of(session, study), data.key, storage)
     have = {(p.architecture, p.flops) for p, _ in known}
@@ -108,80 +111,68 @@ def predict_missing(
                 highlight=False,
             )
             continue
-        points, envelope, _ = best_runs(law_points(rows, architecture))
+        points, envelope = grid_points(rows, architecture)
         for c in wanted:
             what = f"{architecture} at {flops_text(c)} FLOPs"
-            chosen = _CellOf(spec, architecture, c, data)
-            try:
-                result = predict_budget(points, c, chosen, n_boot)
+            try:  # points -> L(N, D) and the optimum -> the model trained there -> its loss
+                ahead = forecast(points, c, n_boot)
+                cell = prediction_cell(spec, architecture, ahead.optimum.n_opt.estimate, c,
+                                       data.vocab_size, len(data.train))  # fmt: skip
+                if cell.left_out:  # that model cannot be trained (too many epochs)
+                    raise ValueError(cell.left_out)
             except ValueError as e:
                 console.print(f"[yellow]no prediction for {what}[/]: {e}", highlight=False)
                 continue
-            cell = chosen.cell
+            result = ahead.predict(cell.n_params, cell.tokens)
             lr = _learning_rate(spec, architecture, cell.n_params, envelope)
             trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
             if trial.hash in set(rows.hash):
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
                               f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
                 continue
+            low, high = result.ci or (None, None)
             store_prediction(
-                session, study, architecture=architecture, flops=c, n_opt=result["n_opt"],
-                n_opt_from=result["n_opt_from"], trial_id=trial.trial_id, trial_hash=trial.hash,
+                session, study, architecture=architecture, flops=c, n_opt=result.n_opt,
+                n_opt_from=result.optimum.source, trial_id=trial.trial_id,
+                trial_hash=trial.hash,
                 cell={"label": cell.label, "n_layer": cell.shape.n_layer,
                       "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
                       "seed": spec.seeds[0]},
-                n_params=cell.n_params, tokens=cell.tokens,
-                predicted_loss=result["predicted_loss"], ci_low=result["ci_low"],
-                ci_high=result["ci_high"], fit=result["fit"],
+                n_params=cell.n_params, tokens=cell.tokens, predicted_loss=result.loss,
+                ci_low=low, ci_high=high, fit=result.fit_json(),
             )  # fmt: skip
             session.commit()  # kept before anything trains it
             console.print(prediction_line(what, result, trial), highlight=False)
-            for warning in result["fit"]["warnings"]:
+            for warning in result.warnings:
                 console.print(f"[yellow]warning[/]: the fit behind it: {warning}", highlight=False)
             made.append(trial)
     return made
 
 
-class _CellOf:
-    """N_opt -> the N and tokens of the model trained at a budget (`prediction_cell`); the cell
-    chosen is kept. Raises ValueError where that model cannot be trained (too many epochs)."""
-
-    def __init__(self, spec: StudySpec, architecture: str, flops: float, data: TokenData):
-        self.spec, self.architecture, self.flops, self.data = spec, architecture, flops, data
-        self.cell: Cell | None = None
-
-    def __call__(self, n_opt: float) -> tuple[int, int]:
-        cell = prediction_cell(self.spec, self.architecture, n_opt, self.flops,
-                               self.data.vocab_size, len(self.data.train))  # fmt: skip
-        if cell.left_out:
-            raise ValueError(cell.left_out)
-        self.cell = cell
-        return cell.n_params, cell.tokens
-
-
-def prediction_line(what: str, result: dict, trial: TrialSpec) -> str:
-    source = {"isoflop": "the IsoFLOP minima", "nd": "L(N, D)"}[result["n_opt_from"]]
-    loss = f"{result['predicted_loss']:.4g}"
-    if result["ci_low"] is not None:
-        loss += f" [{result['ci_low']:.4g}, {result['ci_high']:.4g}]"
+def prediction_line(what: str, result: results.Prediction, trial: TrialSpec) -> str:
+    """What the terminal says of a prediction just stored."""
+    o = result.optimum
+    source = {"isoflop": "the IsoFLOP minima", "nd": "L(N, D)"}[o.source]
+    loss = f"{result.loss:.4g}"
+    if result.ci is not None:
+        loss += f" [{result.ci[0]:.4g}, {result.ci[1]:.4g}]"
     else:
         loss += " (no interval)"
     return (
-        f"predicted {what}: N_opt {_count_ci(result['n_opt'], result['n_opt_ci'])}, D_opt "
-        f"{_count_ci(result['d_opt'], result['d_opt_ci'])} (from {source}), trained as "
-        f"{trial.trial_id} ({format_count(result['tokens'])} tokens): loss {loss}; stored "
-        "before it trains"
+        f"predicted {what}: N_opt {_count_ci(o.n_opt)}, D_opt {_count_ci(o.d_opt)} (from "
+        f"{source}), trained as {trial.trial_id} ({format_count(result.tokens)} tokens): loss "
+        f"{loss}; stored before it trains"
     )
 
 
-def _count_ci(value: float, ci: list | None) -> str:
+def _count_ci(entry: results.Estimate) -> str:
     """A count and its interval, "90.8K [71.2K, 118K]"; a bound that is not finite is said."""
-    text = format_count(round(value))
-    if not ci:
+    text = format_count(round(entry.estimate))
+    if not entry.ci:
         return text + " (no interval)"
-    if any(v is None for v in ci):
+    if not all(v is not None and math.isfinite(v) for v in entry.ci):
         return text + " (no finite interval)"
-    return text + f" [{format_count(round(ci[0]))}, {format_count(round(ci[1]))}]"
+    return text + f" [{format_count(round(entry.ci[0]))}, {format_count(round(entry.ci[1]))}]"
 
 
 def _learning_rate(spec: StudySpec, architecture: str, n_params: int, envelope) -> float:

@@ -183,8 +183,8 @@ def report(
         pairs = [_source(s) for s in sources]
     if not pairs:
         raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
-    from analysis.fits import fit_warnings
     from analysis.report import write_report
+    from analysis.results import StudyFits
 
     views = []
     for path, url in pairs:
@@ -204,7 +204,8 @@ def report(
     else:
         target = Path("reports") / (file_name("compare-" + "-".join(names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
-    warnings = [prefix(v) + w for v in views for w in fit_warnings(v.fits, v.tasks)]
+    fits = {v.name: StudyFits.from_json(v.fits, v.tasks) for v in views}
+    warnings = [prefix(v) + w for v in views for w in fits[v.name].warnings()]
     return write_report(target, views), warnings
 
 

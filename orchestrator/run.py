@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from analysis.cards import file_name
+from analysis.results import StudyFits
 from orchestrator import evaluating, fitting, predicting
 from orchestrator.grid import cells, expand
 from orchestrator.progress import last_line
@@ -137,12 +138,11 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    fits: dict = field(default_factory=dict)
+    fits: StudyFits = field(default_factory=lambda: StudyFits({}))  # laws, task fits, trends
     verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
     outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
     scored: list[str] = field(default_factory=list)  # finished trials scored again
     unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
-    tasks: dict = field(default_factory=dict)  # the two-step accuracy fits (analysis.tasklaw)
 
 
 def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
@@ -314,7 +314,8 @@ class _Run:
             started = time.monotonic()
             view = fitting.fit_and_report(session, study, result.report, self.n_boot)
             console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
-            result.fits, result.outdated, result.tasks = view.fits, view.outdated, view.tasks
+            result.fits = StudyFits.from_json(view.fits, view.tasks, view.trends)
+            result.outdated = view.outdated
             result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
         engine.dispose()
         return result

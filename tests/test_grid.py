@@ -356,10 +356,10 @@ def test_a_synthetic_law_through_flop_budget_cells_gives_back_its_exponents():
         rows.append({"N": cell.n_params, "D": cell.tokens, "C": _flops_per_token(cell) * cell.tokens,
                      "loss": loss * (1 + 0.002 * rng.standard_normal())})  # fmt: skip
     fit = fit_points("isoflop", pd.DataFrame(rows), n_boot=200)
-    a, b = fit["params"]["a"], fit["params"]["b"]
-    assert a["ci"][0] < beta / (alpha + beta) < a["ci"][1]
-    assert b["ci"][0] < alpha / (alpha + beta) < b["ci"][1]
-    assert len(fit["budgets"]) == 4 and not fit["quality"]["warnings"]
+    a, b = fit.a, fit.b
+    assert a.ci[0] < beta / (alpha + beta) < a.ci[1]
+    assert b.ci[0] < alpha / (alpha + beta) < b.ci[1]
+    assert len(fit.budgets) == 4 and not fit.warnings
 
 
 def test_plan_of_flop_budgets_says_what_it_leaves_out_and_counts_trials_in_words(

@@ -122,8 +122,8 @@ def test_l_of_n_is_exact_without_noise_and_predicts_the_held_out_size():
     assert fit.params == pytest.approx({"E": 2.0, "A": 50.0, "alpha": 0.5}, rel=1e-3)
     assert fit.predict(N=1e7) == pytest.approx(2.0 + 50 * 1e7**-0.5, rel=1e-4)
     check = holdout_test(KAPLAN_N, loss, N=n)
-    assert check["where"] == {"N": 3e6} and check["n_points"] == 1
-    assert abs(check["error_pct"]) < 0.01
+    assert check.where == {"N": 3e6} and check.n_points == 1
+    assert abs(check.error_pct) < 0.01
 
 
 def test_l_of_n_needs_three_sizes():
@@ -212,17 +212,15 @@ def test_the_batched_bootstrap_refit_finds_the_optima_l_bfgs_b_finds(anchor):
 
 
 def test_an_overflowing_resample_is_an_infinite_allocation_and_said_so():
-    from analysis.fits import estimate_text
     from analysis.laws import CHINCHILLA_ND
+    from analysis.results import Estimate
 
     params = {"E": 1.0, "A": 1e30, "B": 1.0, "alpha": 0.002, "beta": 0.001}
     derived = CHINCHILLA_ND.derived(params, compute=1e12)  # once an OverflowError
     assert derived["N_opt"] == float("inf")
-    assert estimate_text({"estimate": 1.5, "ci": [None, 2.0]}) == "1.5 (no finite interval)"
-    assert (
-        estimate_text({"estimate": 0.3412, "ci": [0.29, 0.41]}, ci_digits=2)
-        == "0.3412 [0.29, 0.41]"
-    )
+    assert Estimate(1.5, (None, 2.0)).text() == "1.5 (no finite interval)"
+    assert Estimate(1.5, (float("inf"), 2.0)).text() == "1.5 (no finite interval)"
+    assert Estimate(0.3412, (0.29, 0.41)).text(ci_digits=2) == "0.3412 [0.29, 0.41]"
 
 
 def _points(n, alpha=0.3, noise=0.01, seed=0):
@@ -256,7 +254,7 @@ def test_an_exponent_outside_the_published_range_is_a_warning():
     n, loss = _points([1e4, 2e4, 5e4, 1e5, 2e5], alpha=3.0, noise=0.0)
     result = fit_points("n", pd.DataFrame({"N": n, "loss": loss + 1.5}), n_boot=0)
     assert any("is outside 0.05-1.5, the range of published fits" in w
-               for w in result["quality"]["warnings"])  # fmt: skip
+               for w in result.warnings)  # fmt: skip
 
 
 def test_a_study_far_below_twenty_tokens_per_parameter_is_warned_about():
@@ -266,13 +264,13 @@ def test_a_study_far_below_twenty_tokens_per_parameter_is_warned_about():
     trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(4)], "architecture": "decoder",
                            "status": "finished", "n_params": n, "tokens": 1e6, "flops": 6e6 * n,
                            "val_loss": loss})  # fmt: skip
-    warnings = fit_study(trials, n_boot=0)["decoder"]["n"]["quality"]["warnings"]
+    warnings = fit_study(trials, n_boot=0)["decoder"]["n"].warnings
     assert any(
         "most trials saw fewer than 5 tokens per parameter (median 2.2" in w for w in warnings
     )
     trials["tokens"] = 20 * trials.n_params.max()  # one budget, 20+ tokens per parameter
     fitted = fit_study(trials, n_boot=0, laws=["n"])["decoder"]["n"]
-    assert not any("tokens per parameter" in w for w in fitted["quality"]["warnings"])
+    assert not any("tokens per parameter" in w for w in fitted.warnings)
 
 
 def test_the_envelope_fits_each_cells_best_learning_rate_and_leaves_edge_cells_out():
@@ -297,23 +295,25 @@ def test_the_envelope_fits_each_cells_best_learning_rate_and_leaves_edge_cells_o
     assert best.loss[0] == pytest.approx(1.5 + 40.0 * 1e5**-0.3 + 0.0005)  # seeds averaged
     assert list(best.at_edge) == [False] * 4 + [True]
     fit = fit_study(trials, n_boot=0)["decoder"]["n"]
-    assert len(fit["data"]) == 4  # one point per cell, the edge cell left out
+    assert len(fit.data) == 4  # one point per cell, the edge cell left out
     assert any("1 of 5 cells left out: their best learning rate is at an end of the sweep" in w
-               for w in fit["quality"]["warnings"])  # fmt: skip
-    assert [e["at_edge"] for e in fit["envelope"]] == [False] * 4 + [True]
-    assert fit["params"]["alpha"]["estimate"] == pytest.approx(0.3, rel=0.05)
+               for w in fit.warnings)  # fmt: skip
+    assert [e["at_edge"] for e in fit.envelope] == [False] * 4 + [True]
+    assert fit.params["alpha"].estimate == pytest.approx(0.3, rel=0.05)
 
 
 def test_a_sweep_of_two_rates_leaves_every_cell_out_and_says_which():
-    from analysis.fits import fit_study, fit_warnings
+    from analysis.fits import fit_study
+    from analysis.results import StudyFits
 
     rows = [{"trial_id": f"{n:g}-{lr:g}", "architecture": "decoder", "status": "finished",
              "n_params": n, "tokens": 2e8, "lr": lr, "flops": 1.2e9 * n,
              "val_loss": 1.5 + 40.0 * n**-0.3 + lr}
             for n in (1e5, 1e6, 1e7) for lr in (1e-3, 2e-3)]  # fmt: skip
     fits = fit_study(pd.DataFrame(rows), n_boot=0)
-    assert "no cell is left to fit: 3 of 3 cells left out" in fits["decoder"]["n"]["error"]
-    assert any("best learning rate is at an end of the sweep" in w for w in fit_warnings(fits))
+    assert "no cell is left to fit: 3 of 3 cells left out" in fits["decoder"]["n"].error
+    warnings = StudyFits(fits).warnings()
+    assert any("best learning rate is at an end of the sweep" in w for w in warnings)
 
 
 def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
@@ -327,12 +327,12 @@ def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
     assert fit.intervals == {} and any(w.startswith("no intervals") for w in fit.warnings)
     for unsampled in (fit, fit_isoflop(n, d, c, loss, n_boot=0)):  # an optimum, no interval
         at = unsampled.optimum(1e20)
-        assert at["N_opt"]["ci"] is None and at["D_opt"]["ci"] is None
-        assert at["N_opt"]["estimate"] * at["D_opt"]["estimate"] * 6 == pytest.approx(1e20, 0.2)
+        assert at["N_opt"].ci is None and at["D_opt"].ci is None
+        assert at["N_opt"].estimate * at["D_opt"].estimate * 6 == pytest.approx(1e20, 0.2)
 
 
 def test_where_resampling_runs_cannot_work_a_residual_bootstrap_is_said_and_covers_the_truth():
-    from analysis.fits import fit_points, summary_line
+    from analysis.fits import fit_points
 
     n = np.repeat([1e5, 1e6, 1e7], 3)  # three sizes, three seeds each: three runs of a size
     rng = np.random.default_rng(0)
@@ -345,17 +345,17 @@ def test_where_resampling_runs_cannot_work_a_residual_bootstrap_is_said_and_cove
     assert any("the intervals come from a residual bootstrap instead" in w for w in fit.warnings)
     table = pd.DataFrame({"N": n, "loss": loss, "run": np.log(n).round()})
     result = fit_points("n", table, n_boot=100, group="run")
-    assert result["interval"] == "residual bootstrap"
-    assert "(95% intervals: residual bootstrap)" in summary_line("t", result)
+    assert result.interval == "residual bootstrap"
+    assert "(95% intervals: residual bootstrap)" in result.summary("t")
     # where resampling runs works, it is what the intervals resample, as before
     each = fit_law(KAPLAN_N, loss, n_boot=100, N=n)
-    assert each.interval == "trial bootstrap" and each.to_json()["interval"] == "trial bootstrap"
+    assert each.interval == "trial bootstrap" and each.result().interval == "trial bootstrap"
 
 
 def test_no_more_points_than_parameters_is_no_interval_of_either_kind():
     n, loss = _points([1e5, 1e6, 1e7])
     fit = fit_power_law(n, loss, n_boot=200)
-    assert fit.intervals == {} and fit.interval is None and fit.to_json()["interval"] is None
+    assert fit.intervals == {} and fit.interval is None and fit.result().interval is None
     [said] = [w for w in fit.warnings if w.startswith("no intervals")]
     assert "3 points for 3 parameters leave no residuals to resample" in said
     n = np.array([3e7, 1e8, 3e8] * 2)  # two parabolas of 3 coefficients on 6 points
@@ -374,15 +374,15 @@ def test_an_isoflop_fit_of_few_runs_gets_residual_intervals_that_cover_the_truth
     loss = (1.69 + 406.4 / n**0.34 + 410.7 / d**0.28) * np.exp(0.003 * rng.standard_normal(18))
     # a run per size across budgets: a resample missing a size leaves no parabola
     fit = fit_isoflop(n, d, c, loss, groups=np.log(n).round(), n_boot=300)
-    assert fit.interval == "residual bootstrap" and fit.to_json()["interval"] == fit.interval
+    assert fit.interval == "residual bootstrap" and fit.result().interval == fit.interval
     a = 0.28 / (0.34 + 0.28)  # Hoffmann et al.'s eq. 4: a = β/(α+β), b = α/(α+β)
     for name, truth in {"a": a, "b": 1 - a}.items():
         low, high = fit.intervals[name]
         assert low < truth < high and high - low > 0.01
     at = fit.optimum(1e20)
     for name in ("N_opt", "D_opt"):
-        low, high = at[name]["ci"]
-        assert low < at[name]["estimate"] < high
+        low, high = at[name].ci
+        assert low < at[name].estimate < high
 
 
 def test_a_budget_whose_minimum_lies_outside_its_sizes_is_left_out_and_said():

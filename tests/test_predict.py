@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from analysis.laws import CHINCHILLA_ND
-from analysis.predict import predict_budget
+from analysis.predict import forecast
 from orchestrator.grid import prediction_cell, shape_near
 from orchestrator.sizes import non_embedding_params
 from orchestrator.spec import load_study, parse_study
@@ -35,6 +35,13 @@ def _law_points(budgets=(1e17, 3e17, 1e18, 3e18), sizes=9, noise=0.003, seed=0):
     return pd.DataFrame(rows)
 
 
+def predict_budget(points, flops, cell_of, n_boot):
+    """What `study predict` does at a budget: the forecast, the model `cell_of(N_opt)` trained
+    there (its N and tokens), the prediction for it."""
+    ahead = forecast(points, flops, n_boot)
+    return ahead.predict(*cell_of(ahead.optimum.n_opt.estimate))
+
+
 def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
     points = _law_points()
     flops = 1e19
@@ -46,19 +53,19 @@ def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
         return n, round(flops / (6 * n))
 
     result = predict_budget(points, flops, cell_of, n_boot=200)
-    n, d = result["n_params"], result["tokens"]
+    n, d = result.n_params, result.tokens
     truth = float(CHINCHILLA_ND.predict(TRUE, N=n, D=d))
-    assert result["n_opt_from"] == "isoflop"
+    assert result.optimum.source == "isoflop"
     # the true compute-optimal N at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
     a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
     g = (TRUE["alpha"] * TRUE["A"] / (TRUE["beta"] * TRUE["B"])) ** (1 / (TRUE["alpha"] +
                                                                         TRUE["beta"]))  # fmt: skip
     n_true = g * (flops / 6) ** a
     assert abs(np.log(chosen["n"] / n_true)) < np.log(1.5)
-    assert abs(result["predicted_loss"] / truth - 1) < 0.01
-    assert result["ci_low"] < truth < result["ci_high"]
-    assert result["ci_high"] - result["ci_low"] > 0
-    assert sorted(result["fit"]["trials"]) == sorted(points.trial_id)
+    assert abs(result.loss / truth - 1) < 0.01
+    low, high = result.ci
+    assert low < truth < high
+    assert sorted(result.trials) == sorted(points.trial_id)
 
 
 def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_path):
@@ -68,7 +75,8 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
     from tests.test_store import _registered
 
     flops = 1e19
-    result = predict_budget(_law_points(), flops, lambda n: (round(n), round(flops / (6 * n))), 100)
+    made = predict_budget(_law_points(), flops, lambda n: (round(n), round(flops / (6 * n))), 100)
+    result = made.to_json()  # what the store and the export keep
     # the true compute-optimal D at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
     alpha, beta = TRUE["alpha"], TRUE["beta"]
     g = (alpha * TRUE["A"] / (beta * TRUE["B"])) ** (1 / (alpha + beta))
@@ -87,7 +95,7 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
                   "n_params": result["n_params"], "tokens": result["tokens"],
                   "predicted_loss": result["predicted_loss"]}  # fmt: skip
         store_prediction(session, study, flops=flops, n_opt=result["n_opt"], trial_id="t1",
-                         trial_hash="h1", fit=result["fit"], **common)  # fmt: skip
+                         trial_hash="h1", fit=made.fit_json(), **common)  # fmt: skip
         # made before D_opt was kept: its fit says nothing of it
         store_prediction(session, study, flops=3e19, n_opt=1e9, trial_id="t2", trial_hash="h2",
                          fit={"law": "nd", "optimum": {"a": 0.5}}, **common)  # fmt: skip
@@ -104,7 +112,8 @@ def test_without_an_isoflop_minimum_the_optimum_comes_from_l_n_d():
     # two sizes per budget: no parabola, so L(N, D)'s allocation gives N_opt
     points = _law_points(sizes=2)
     result = predict_budget(points, 1e19, lambda n: (round(n), round(1e19 / (6 * n))), 50)
-    assert result["n_opt_from"] == "nd" and result["n_opt"] > 0 and result["d_opt"] > 0
+    o = result.optimum
+    assert o.source == "nd" and o.n_opt.estimate > 0 and o.d_opt.estimate > 0
 
 
 def test_too_few_points_are_a_clear_error():
@@ -182,7 +191,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     def no_second_prediction(*args, **kwargs):
         raise AssertionError("predicted again")
 
-    monkeypatch.setattr("analysis.predict.predict_budget", no_second_prediction)
+    monkeypatch.setattr("analysis.predict.forecast", no_second_prediction)
     calls.clear()
     monkeypatch.setattr(run, "_run_on_ray", real)
     again = api.run_study(tmp_path / "p.yaml", console=quiet, n_boot=20)
@@ -198,7 +207,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     assert after.error == pytest.approx((measured - after.predicted_loss) / after.predicted_loss)
 
     # the laws are fitted on the grid alone: the verifying trial is not one of their points
-    fitted = {p["trial_id"] for p in again.fits["decoder"]["nd"]["data"]}
+    fitted = {p["trial_id"] for p in again.fits.laws["decoder"]["nd"].data}
     assert verifying.trial_id not in fitted and fitted == set(grid.trial_id)
 
     done = study_cli("export", "p.yaml", "--what", "predictions", "--format", "json", cwd=tmp_path)

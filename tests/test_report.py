@@ -16,6 +16,7 @@ import pytest
 
 from analysis.fits import fit_study
 from analysis.report import StudyView, in_bits_per_byte, write_report
+from analysis.results import IsoFlopFit, StudyFits, TaskFit
 from analysis.trends import study_trends
 from orchestrator.store import TRIAL_COLUMNS
 from trainers.trial import Budget, Data, Eval, Model, Optim, TrialSpec
@@ -73,7 +74,7 @@ def synthetic_view(name: str, shift: float = 0.0, trial_suffix: str = "") -> Stu
         name=name,
         trials=trials,
         metrics=pd.DataFrame(metrics, columns=["trial_id", "step", "tokens", "name", "value"]),
-        fits=fit_study(trials, n_boot=100),
+        fits=StudyFits(fit_study(trials, n_boot=100)).report_fits(),  # as fit_and_store does
         evals=evals,
         trends=study_trends(evals, n_boot=100),
         data={"corpus": "builtin:kjv", "tokenizer": "bytes", "vocab_size": 359},
@@ -321,7 +322,7 @@ def warned_view() -> StudyView:
     view.task_points = points.assign(
         architecture="decoder", chance=0.25, ci_low=np.nan, ci_high=np.nan
     )
-    view.tasks = study_task_fits(view.task_points, n_boot=20)
+    view.tasks = StudyFits({}, study_task_fits(view.task_points, n_boot=20)).tasks_json()
     return view
 
 
@@ -353,7 +354,8 @@ def test_study_run_report_and_fit_print_the_two_step_fits_warnings(
     from orchestrator.store import open_store
     from tests.test_store import _registered
 
-    ran = RunResult("warned", "", tmp_path / "r.html", tasks=warned_view.tasks)
+    fitted = StudyFits.from_json(warned_view.fits, warned_view.tasks)
+    ran = RunResult("warned", "", tmp_path / "r.html", fits=fitted)
     monkeypatch.setattr(api, "run_study", lambda *args, **kwargs: ran)
     run = CliRunner().invoke(app, ["run", "warned.yaml"])
     url = f"sqlite:///{tmp_path / 'st.db'}"
@@ -362,7 +364,7 @@ def test_study_run_report_and_fit_print_the_two_step_fits_warnings(
         session.commit()
     monkeypatch.setattr(fitting, "fit_and_store", lambda *args: warned_view)
     report = CliRunner().invoke(app, ["report", "--store", url, "--out", str(tmp_path / "s.html")])
-    stored = {"study": "warned", "law": "task", "architectures": warned_view.tasks}
+    stored = {"study": "warned", "law": "task", "architectures": fitted.tasks}
     monkeypatch.setattr(fitting, "fit_stored", lambda *args: stored)
     fit = CliRunner().invoke(app, ["fit", "--store", url, "--law", "task"])
     for shown in (run, report, fit):
@@ -389,10 +391,10 @@ def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_p
                 rows.append(row)
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
     fits = fit_study(trials, n_boot=50)
-    assert "params" in fits["decoder"]["isoflop"]  # the minima lie inside the sizes
-    assert all(not e["at_edge"] for e in fits["decoder"]["isoflop"]["envelope"])
+    assert isinstance(fits["decoder"]["isoflop"], IsoFlopFit)  # the minima lie inside the sizes
+    assert all(not e["at_edge"] for e in fits["decoder"]["isoflop"].envelope)
     metrics = pd.DataFrame(columns=["trial_id", "step", "tokens", "name", "value"])
-    view = StudyView("iso", trials, metrics, fits)
+    view = StudyView("iso", trials, metrics, StudyFits(fits).report_fits())
     # one prediction measured (outside its interval), one whose model has not trained yet
     view.predictions = pd.DataFrame(
         [["decoder", 3e18, 3e8, 1.7e9, 2.51, 2.49, 2.53, 2.56, 0.0199, "decoder-3e8-3e18F-s0"],
@@ -422,8 +424,9 @@ def test_the_two_step_accuracy_fit_draws_a_panel_per_task_and_renders(tmp_path):
     points = ladder().assign(architecture="decoder", task="last_word", chance=0.25,
                              ci_low=np.nan, ci_high=np.nan)  # fmt: skip
     view = synthetic_view("tasks")
-    view.task_points, view.tasks = points, study_task_fits(points, n_boot=100)
-    assert "error" not in view.tasks["decoder"]["tasks"]["last_word"]
+    tasks = study_task_fits(points, n_boot=100)
+    assert isinstance(tasks["decoder"].tasks["last_word"], TaskFit)
+    view.task_points, view.tasks = points, StudyFits({}, tasks).tasks_json()
     report = write_report(tmp_path / "tasks.html", [view])
     page = report.read_text()
     assert "<h2>Accuracy from task loss</h2>" in page

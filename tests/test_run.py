@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from analysis.results import IsoFlopFit
 from orchestrator import api
 from trainers.accounting import encdec_lengths
 
@@ -27,7 +28,7 @@ def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, 
     assert sorted(first.ran) == sorted(f"{a}-{s}-s0" for a in archs for s in sizes)
     assert first.failed == [] and first.report.exists()
     for arch in archs:  # one fit per architecture, each on its own objective's loss
-        assert first.fits[arch]["n"]["params"]["alpha"]["estimate"] is not None
+        assert first.fits.laws[arch]["n"].params["alpha"].estimate is not None
 
     # Add a size: only the new trial trains; the finished ones are found by hash.
     tiny_study.write_text(
@@ -467,9 +468,9 @@ def test_a_study_of_flop_budgets_spends_each_budget_and_fits_isoflop(
     assert "budget 1e10 FLOPs: 3 trials" in shown and "tok/N" in shown
     result = api.run_study(tmp_path / "flops.yaml", console=Console(file=io.StringIO()), n_boot=20)
     assert len(result.ran) == 6 and not result.failed
-    assert "n" not in result.fits["decoder"]  # no token budget shared by the sizes
-    isoflop = result.fits["decoder"]["isoflop"]  # fitted, or the honest reason it is not
-    assert "params" in isoflop or "loss minimum inside" in isoflop["error"]
+    assert "n" not in result.fits.laws["decoder"]  # no token budget shared by the sizes
+    isoflop = result.fits.laws["decoder"]["isoflop"]  # fitted, or the honest reason it is not
+    assert isinstance(isoflop, IsoFlopFit) or "loss minimum inside" in isoflop.error
     trials = api.status(tmp_path / "flops.yaml")  # as trained and counted by the trainer
     budget = trials.trial_id.map({p["trial_id"]: p["budget_flops"] for p in planned})
     assert ((trials.flops / budget - 1).abs() <= 0.01).all()

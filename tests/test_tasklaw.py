@@ -53,25 +53,25 @@ def test_a_synthetic_ladder_gives_back_its_laws_and_predicts_a_model_inside_it()
     result = predict_task(points, target, CHANCE, n_boot=300)
     for step, true in (("step1", STEP1), ("step2", STEP2)):
         for name, value in true.items():
-            ci = result[step]["params"][name]["ci"]
+            ci = getattr(result, step).params[name].ci
             assert ci is not None and ci[0] <= value <= ci[1], (step, name, ci, value)
     true_loss, true_acc = truth(target["N"], target["D"])
-    lo, hi = result["task_loss"]["ci"]
+    lo, hi = result.task_loss.ci
     assert lo <= true_loss <= hi
-    lo, hi = result["accuracy"]["ci"]
+    lo, hi = result.accuracy.ci
     assert lo <= true_acc <= hi and hi - lo < 0.1
-    assert result["n_runs"] == 20 and result["step2"]["n_points"] == 81  # and the ideal point
-    json.dumps(result)  # plain data
+    assert result.n_runs == 20 and result.step2.n_points == 81  # and the ideal point
+    json.dumps(result.to_json())  # plain data
 
 
 def test_the_largest_model_held_out_is_predicted_from_the_others():
     points = ladder(seed=1)
     points["run"] = points.run.str.replace("10xC", "z10xC")  # not first by name
     result = holdout_largest(points, CHANCE, n_boot=200)
-    assert result["held_out"] == "2e+09-z10xC"  # the largest N, its largest D
-    assert result["n_runs"] == 16  # every run of that size held out, not only one
-    lo, hi = result["accuracy"]["ci"]
-    assert lo - 0.03 <= result["measured"]["estimate"] <= hi + 0.03  # measured with noise
+    assert result.held_out == "2e+09-z10xC"  # the largest N, its largest D
+    assert result.n_runs == 16  # every run of that size held out, not only one
+    lo, hi = result.accuracy.ci
+    assert lo - 0.03 <= result.measured.estimate <= hi + 0.03  # measured with noise
 
 
 def test_too_few_runs_is_a_clear_error():

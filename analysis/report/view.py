@@ -92,7 +92,7 @@ def caveat_of(views: list[StudyView]) -> Caveat | None:
 # --- what the loss figures draw ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LawCurve:
     """A fitted L(N) over the span of an architecture's sizes: the law and its 95% band."""
 
@@ -105,7 +105,7 @@ class LawCurve:
     alpha: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IsoFlopBudget:
     """One compute budget of an IsoFLOP panel: its trials and, where fitted, the parabola in
     log N over their sizes and its minimum."""
@@ -123,7 +123,7 @@ class IsoFlopBudget:
         return np.polyval(self.parabola, np.log(self.n))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IsoFlopPanel:
     """Hoffmann et al.'s Figure 3 for one architecture: the budgets, then the minima's N_opt
     against C with the fitted N_opt ∝ C^a."""
@@ -137,7 +137,7 @@ class IsoFlopPanel:
     line_n: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Drawing:
     """One study as its loss figures draw it, every loss in `loss_unit`."""
 
@@ -161,7 +161,8 @@ def _law_curve(fit, points: pd.DataFrame) -> LawCurve:
     n = np.logspace(np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3), 60)
     low, high = fit.band(N=n)
     p = fit.params
-    return LawCurve(n, fit.predict(N=n), low, high, p["E"], p["A"], p["alpha"])
+    return LawCurve(n=n, loss=fit.predict(N=n), low=low, high=high, E=p["E"], A=p["A"],
+                    alpha=p["alpha"])  # fmt: skip
 
 
 def _isoflop_panel(arch: str, result: dict, finished: pd.DataFrame) -> IsoFlopPanel:
@@ -173,17 +174,20 @@ def _isoflop_panel(arch: str, result: dict, finished: pd.DataFrame) -> IsoFlopPa
         c_mid = float(np.exp(np.mean(np.log(at.flops))))
         minimum = next((m for m in result["budgets"] if abs(np.log(m["C"] / c_mid)) < 0.2), None)
         if minimum is None or "parabola" not in minimum:
-            budgets.append(IsoFlopBudget(c_mid, at, None, None))
+            budgets.append(IsoFlopBudget(c_mid=c_mid, points=at, parabola=None, n=None))
             continue
         n = np.exp(np.linspace(np.log(at.n_params.min()), np.log(at.n_params.max()), 50))
-        budgets.append(IsoFlopBudget(c_mid, at, np.asarray(minimum["parabola"]), n,
-                                     minimum["N_opt"], minimum["loss_min"]))  # fmt: skip
+        budgets.append(IsoFlopBudget(
+            c_mid=c_mid, points=at, parabola=np.asarray(minimum["parabola"]), n=n,
+            n_opt=minimum["N_opt"], loss_min=minimum["loss_min"],
+        ))  # fmt: skip
     c = np.array([m["C"] for m in result["budgets"]])
     n_opt = np.array([m["N_opt"] for m in result["budgets"]])
     a = result["params"]["a"]["estimate"]
     intercept = float(np.mean(np.log(n_opt) - a * np.log(c)))
     line_c = np.logspace(np.log10(c.min() / 2), np.log10(c.max() * 4), 20)
-    return IsoFlopPanel(arch, budgets, c, n_opt, a, line_c, np.exp(intercept + a * np.log(line_c)))
+    return IsoFlopPanel(arch=arch, budgets=budgets, c=c, n_opt=n_opt, a=a, line_c=line_c,
+                        line_n=np.exp(intercept + a * np.log(line_c)))  # fmt: skip
 
 
 def drawing_of(view: StudyView) -> Drawing:
@@ -198,7 +202,8 @@ def drawing_of(view: StudyView) -> Drawing:
     isoflop = [_isoflop_panel(arch, fitted["isoflop"], finished)
                for arch, fitted in sorted(view.fits.items())
                if "params" in fitted.get("isoflop", {})]  # fmt: skip
-    return Drawing(view.name, finished, view.predictions, laws, isoflop, tokens_per_byte(view))
+    return Drawing(name=view.name, finished=finished, predictions=view.predictions, laws=laws,
+                   isoflop=isoflop, per_byte=tokens_per_byte(view))  # fmt: skip
 
 
 def _scaled(frame: pd.DataFrame, factor: float, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -239,7 +244,7 @@ class Estimate:
     ci: tuple[float, float] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskPanel:
     """A two-step fit of one task: every checkpoint scored, the sigmoid fitted without the
     largest model, and that model's accuracy as predicted and as measured."""
@@ -264,7 +269,8 @@ def _task_panel(i: int, view: StudyView, arch: str, task: str, r: dict) -> TaskP
                          r["accuracy"].get("ci"))  # fmt: skip
     measured = Estimate(r["measured_task_loss"], r["measured"]["estimate"],
                         r["measured"].get("ci"))  # fmt: skip
-    return TaskPanel(i, arch, task, points, r["held_out"], curve, predicted, measured)
+    return TaskPanel(study=i, arch=arch, task=task, points=points, held_out=r["held_out"],
+                     curve=curve, predicted=predicted, measured=measured)  # fmt: skip
 
 
 def _done(result: dict) -> dict:
@@ -275,7 +281,7 @@ def _done(result: dict) -> dict:
 # --- what the page says ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReportView:
     """What the page says of one study, or of several compared."""
 
@@ -317,8 +323,9 @@ def view_of(studies: list[StudyView]) -> ReportView:
              for i, view in enumerate(studies)
              for arch, result in sorted(view.tasks.items())
              for task, r in _done(result).items()]  # fmt: skip
-    return ReportView(studies, drawings, caveat_of(studies), summary, warnings,
-                      _fits_frame(studies), tasks)  # fmt: skip
+    return ReportView(studies=studies, drawings=drawings, caveat=caveat_of(studies),
+                      summary=summary, warnings=warnings, fits=_fits_frame(studies),
+                      tasks=tasks)  # fmt: skip
 
 
 def _interval(entry: dict | None) -> str:

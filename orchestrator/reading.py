@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from analysis.cards import file_name
+from analysis.report.cards import file_name
 from orchestrator import fitting
 from orchestrator.run import report_path
 from orchestrator.spec import study_name

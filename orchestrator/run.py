@@ -14,7 +14,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from analysis.cards import file_name
+from analysis.report.cards import file_name
 from analysis.results import StudyFits
 from orchestrator import evaluating, fitting, predicting
 from orchestrator.grid import cells, expand

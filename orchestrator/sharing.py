@@ -7,7 +7,7 @@ import re
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from analysis.cards import file_name
+from analysis.report.cards import file_name
 from orchestrator.store import (
     StoreError,
     TrialStatus,
@@ -27,7 +27,7 @@ def export_models(
     anything is written, for an `out` that exists, a pattern that matches nothing, a trial the
     pattern names that is not finished, or nothing left to export; `out` is written whole or
     not at all."""
-    from analysis.cards import hub_card
+    from analysis.report.cards import hub_card
     from trainers.checkpoint import load_weights, scorable
     from trainers.hf import write_folder
     from trainers.integrity import verify_final

@@ -64,7 +64,7 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
 
 def _log(client, experiment_id, session, study, Point, Param, RunTag):
     """One run per current trial (see export_mlflow)."""
-    from analysis.cards import hub_card
+    from analysis.report.cards import hub_card
 
     rows = current_trials(session, study)
     table = trials_frame(session, study).set_index("trial_id", drop=False)

@@ -3,6 +3,7 @@ names are escaped; the comparison of two studies and the model cards."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 
 from analysis.fits import fit_study
 from analysis.report import StudyView, in_bits_per_byte, write_report
+from analysis.report.view import drawing_of
 from analysis.results import IsoFlopFit, StudyFits, TaskFit
 from analysis.trends import study_trends
 from orchestrator.store import TRIAL_COLUMNS
@@ -242,13 +244,15 @@ def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
 
     assert axis("bits/byte") in page and axis("nats/token") not in page
 
-    drawn = in_bits_per_byte(bpe)
+    original = drawing_of(bpe)
+    drawn = in_bits_per_byte(original)
     factor = 19210 / 71017 / np.log(2)
-    assert np.allclose(drawn.trials.val_loss, bpe.trials.val_loss * factor)
-    fit = drawn.fits["decoder"]["n"]["fit"]
-    original = bpe.fits["decoder"]["n"]["fit"]
-    assert np.allclose(fit.predict(N=np.array([1e5])), original.predict(N=np.array([1e5])) * factor)
-    assert fit.params["alpha"] == original.params["alpha"]
+    assert drawn.loss_unit == "bits/byte" and original.loss_unit == "nats/token"
+    assert np.allclose(drawn.finished.val_loss, original.finished.val_loss * factor)
+    law, fit = drawn.laws["decoder"], bpe.fits["decoder"]["n"]["fit"]
+    assert np.allclose(law.loss, fit.predict(N=law.n) * factor)
+    assert np.allclose(law.low, fit.band(N=law.n)[0] * factor)
+    assert law.E == fit.params["E"] * factor and law.alpha == fit.params["alpha"]
     assert f"{bpe.trials.val_loss.iloc[0]:.4f}" in page  # the trial table, in nats per token
 
     other = synthetic_view("other")  # bpe:2048 as well, trained on other text
@@ -262,6 +266,39 @@ def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
     unknown.data["tokenizer"] = "bpe:2048"  # a store from before bytes were recorded
     page = write_report(tmp_path / "d.html", [byte_level, unknown]).read_text()
     assert "the panels stay in nats per token, as the stores of old predate" in page
+
+
+def test_writing_a_report_leaves_the_views_it_was_given_as_they_were(tmp_path):
+    """The report computes what it draws from copies: a comparison drawn in bits per byte
+    changes neither the frames nor the fits of the studies it was given."""
+    byte_level, bpe = synthetic_view("bytes"), synthetic_view("bpe", shift=1.0)
+    byte_level.data |= {"tokens": {"validation": 71041}, "bytes": {"validation": 71017}}
+    bpe.data |= {"tokenizer": "bpe:2048", "vocab_size": 2048,
+                 "tokens": {"validation": 19210}, "bytes": {"validation": 71017}}  # fmt: skip
+    bpe.predictions = pd.DataFrame(
+        [["decoder", 3e12, 1e6, 5e5, 2.1, 2.0, 2.2, 2.15, 0.02, "decoder-1000000-s0"]],
+        columns=["architecture", "flops", "n_params", "tokens", "predicted_loss", "ci_low",
+                 "ci_high", "measured_loss", "error", "trial_id"],
+    ).assign(n_opt=1e6, n_opt_from="nd")  # fmt: skip
+    studies = (byte_level, bpe)
+    frames = ["trials", "metrics", "evals", "predictions", "task_points"]
+
+    def others(view):  # every field but the frames and the fitted objects
+        return {k: x for k, x in vars(view).items() if k not in frames + ["fits"]}
+
+    before = [{name: getattr(v, name).copy(deep=True) for name in frames} for v in studies]
+    laws = [{a: dict(fits) for a, fits in v.fits.items()} for v in studies]
+    alphas = [v.fits["decoder"]["n"]["params"]["alpha"]["estimate"] for v in studies]
+    rest = [copy.deepcopy(others(v)) for v in studies]
+    write_report(tmp_path / "c.html", list(studies))
+    for view, frames_before, laws_before, alpha, others_before in zip(
+        studies, before, laws, alphas, rest, strict=True
+    ):
+        for name, frame in frames_before.items():
+            pd.testing.assert_frame_equal(getattr(view, name), frame, obj=name)
+        assert {a: dict(fits) for a, fits in view.fits.items()} == laws_before
+        assert view.fits["decoder"]["n"]["params"]["alpha"]["estimate"] == alpha
+        assert others(view) == others_before  # the card links are not written into it
 
 
 def test_every_finished_trial_has_a_linked_model_card_in_markdown_and_html(tmp_path):

@@ -621,7 +621,7 @@ def test_long_study_names_make_file_names_the_file_system_takes(tmp_path, monkey
     """Study names of 100 characters (three compared) or of 300 (a crafted store): the report,
     its card folder and the comparison get names of at most MAX_FILE_NAME characters, one per
     set of names."""
-    from analysis.cards import MAX_FILE_NAME, file_name
+    from analysis.report.cards import MAX_FILE_NAME, file_name
     from orchestrator import api
 
     stores = []

@@ -153,6 +153,7 @@ def _md(text) -> str:
 
 
 def to_markdown(blocks: list[Block]) -> str:
+    """A card's blocks as Markdown (for a hub or a repository)."""
     lines = []
     for kind, *rest in blocks:
         if kind == "table":
@@ -175,6 +176,7 @@ def _inline(text) -> str:
 
 
 def to_html(blocks: list[Block]) -> str:
+    """A card's blocks as an HTML page styled like the report (what the report links)."""
     title = next(html.escape(str(b[1])) for b in blocks if b[0] == "h1")
     body = []
     for kind, *rest in blocks:

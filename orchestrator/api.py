@@ -104,9 +104,8 @@ def export_models(
     the folders, and a note for each trial left out (orchestrator/sharing.py)."""
     from orchestrator.sharing import export_models as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, out, pattern)
+    with open_study(path, store) as run_store:
+        return export(run_store, out, pattern)
 
 
 def export_tasks(
@@ -115,9 +114,8 @@ def export_tasks(
     """The study's zero-shot items as lm-evaluation-harness tasks under `out`: the YAMLs."""
     from orchestrator.sharing import export_tasks as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, out)
+    with open_study(path, store) as run_store:
+        return export(run_store, out)
 
 
 def export_mlflow(
@@ -127,9 +125,8 @@ def export_mlflow(
     (trial id, run id, what was done) per trial."""
     from orchestrator.tracking import export_mlflow as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, to)
+    with open_study(path, store) as run_store:
+        return export(run_store, to)
 
 
 def evaluate_study(

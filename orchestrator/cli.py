@@ -654,14 +654,13 @@ def fit(
 def main() -> None:
     """Entry point of the `study` console script. A database error that reaches it (a store
     damaged past its first pages, a server gone mid-read) is one line and exit 2."""
-    from sqlalchemy.exc import DBAPIError
-
-    from orchestrator.store.engine import store_failure
+    from orchestrator.store import database_errors
 
     try:
-        app()
-    except DBAPIError as e:
-        errors.print(f"error: {store_failure('', e)}", highlight=False, markup=False)
+        with database_errors(""):
+            app()
+    except StoreError as e:
+        errors.print(f"error: {e}", highlight=False, markup=False)
         sys.exit(2)
 
 

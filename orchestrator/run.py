@@ -11,8 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from analysis.cards import file_name
 from orchestrator import evaluating, fitting, predicting
@@ -22,27 +20,11 @@ from orchestrator.sizes import flops_text, format_count
 from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.store import (
     HEARTBEAT_S,
-    Recorder,
-    StoreError,
-    Study,
-    Trial,
-    TrialStatus,
-    beat,
+    RunStore,
     check_url,
-    current_trials,
+    database_errors,
     default_url,
-    fail_trial,
-    hold_lock,
-    mark_unfinished_interrupted,
-    open_store,
-    queue_trial,
-    record_measurements,
-    references_stored,
-    register_study,
-    replace_baseline,
-    replace_reference,
     run_lock,
-    store_failure,
 )
 from trainers.architectures import account
 from trainers.data import TokenData, cache_root, load_token_data
@@ -162,26 +144,24 @@ class RunResult:
     tasks: dict = field(default_factory=dict)  # the two-step accuracy fits (analysis.tasklaw)
 
 
-def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
+def register(store: RunStore, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> None:
     """Record the study and its grid in the store (new trials pending, known ones kept)."""
     planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in grid}
-    return register_study(
-        session, spec.name, spec.model_dump(mode="json"), spec.hash(), grid, planned,
-        data.summary(),
-    )  # fmt: skip
+    store.register(spec.name, grid, spec=spec.model_dump(mode="json"), spec_hash=spec.hash(),
+                   planned=planned, data=data.summary())  # fmt: skip
 
 
-def store_ngram_baseline(session: Session, study: Study, grid: list[TrialSpec], data: TokenData):
+def store_ngram_baseline(store: RunStore, grid: list[TrialSpec], data: TokenData) -> None:
     """Score the study's zero-shot items with a trigram model of the training split and store
     the results once per study (architecture `ngram`), replacing earlier ones."""
     from trainers.ngram import baseline_results
 
     settings = grid[0].eval  # one per study: the trials differ only in cadence
     rows = baseline_results(data, settings.tasks, settings.items, settings.seed)
-    replace_baseline(session, study, rows, grid[0].eval_key, len(data.train))
+    store.save_baseline(rows, grid[0].eval_key, len(data.train))
 
 
-def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], data, console):
+def store_references(store: RunStore, spec: StudySpec, grid: list[TrialSpec], data, console):
     """Score each reference model of `eval.references` on the study's zero-shot items, once
     per study and evaluation settings, and store its results (architecture `ref:<name>`). A
     reference that cannot be loaded is said in one line, and the run goes on."""
@@ -191,7 +171,7 @@ def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], dat
 
     settings, key = grid[0].eval, grid[0].eval_key
     text = int(data.text_bytes.get("heldout", len(data.heldout)))  # the items' source text
-    done = references_stored(session, study, key, text, {label(s) for s in spec.eval.references})
+    done = store.stored_references(key, text, {label(s) for s in spec.eval.references})
     for source in spec.eval.references:
         name = label(source)
         if name in done:
@@ -205,8 +185,7 @@ def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], dat
             console.print(f"[yellow]reference {source} left out[/]: {type(e).__name__}: {why}",
                           highlight=False)  # fmt: skip
             continue
-        replace_reference(session, study, name, rows, key, text)
-        session.commit()
+        store.save_reference(name, rows, key, text)
         accuracy = ", ".join(f"{r['task']} {r['value']:.1%}" for r in rows if r["metric"] == "acc")
         console.print(f"{name}: zero-shot accuracy {accuracy}", highlight=False)
 
@@ -246,12 +225,9 @@ def run_study(
     check_predictions(spec, grid, data.vocab_size, predict)
     run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
                scoring)  # fmt: skip
-    try:
-        with run_lock(url, wait) as lock:
-            run.lock = lock
-            return run.locked(url, report)
-    except DBAPIError as e:  # a store that cannot be written (read-only, full): named
-        raise StoreError(store_failure(url, e)) from None
+    with database_errors(url), run_lock(url, wait) as lock:  # read-only, full: named
+        run.lock = lock
+        return run.locked(url, report)
 
 
 @dataclass
@@ -274,25 +250,22 @@ class _Run:
     def locked(self, url: str, report) -> RunResult:
         """Register, run what is not finished, predict and verify, fit, report."""
         spec, data, console = self.spec, self.data, self.console
-        engine = open_store(url)
         result = RunResult(study=spec.name, store_url=url, report=None)
         result.report = Path(report or report_path(spec.name))
         storage = storage_of(spec)
-        with Session(engine) as session:
+        with RunStore.open(url) as store:
             if self.lock is not None:
-                hold_lock(session, self.lock, lambda line: _warn(self.console, line))
+                store.hold_lock(self.lock, lambda line: _warn(self.console, line))
             trains = self.train_predictions and self.scoring is None
-            verifying = predicting.stored_trials(session, spec, data.key, storage,
-                                                 trains)  # fmt: skip
-            study = register(session, spec, self.grid + verifying, data)
-            store_ngram_baseline(session, study, self.grid, data)
-            store_references(session, study, spec, self.grid, data, console)
-            mark_unfinished_interrupted(session, study)
+            verifying = predicting.stored_trials(store, spec, data.key, storage, trains)
+            register(store, spec, self.grid + verifying, data)
+            store_ngram_baseline(store, self.grid, data)
+            store_references(store, spec, self.grid, data, console)
+            store.interrupt_left_running()
             queued = self.grid + (verifying if trains else [])
-            to_run = self._unfinished(session, study, queued, result)
-            session.commit()
+            to_run = self._unfinished(store, queued, result)
             checkpoints, pattern = self.scoring or ("final", None)
-            jobs, gone = evaluating.to_score(session, study, self.grid + verifying, checkpoints,
+            jobs, gone = evaluating.to_score(store, self.grid + verifying, checkpoints,
                                              pattern, console)  # fmt: skip
             if self.scoring is not None:
                 result.unscored += gone  # `study eval` was asked to score them
@@ -309,43 +282,40 @@ class _Run:
                     f"nothing trains; store {url}",
                     highlight=False,
                 )
-            console.print(describe_data(study.data), highlight=False)
+            console.print(describe_data(store.data), highlight=False)
             for warning in data.warnings():
                 console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
             try:
                 if to_run and self.scoring is None:
-                    self._train(to_run, session, result)
+                    self._train(to_run, store, result)
                 if jobs:
-                    self._score(jobs, session, result)
+                    self._score(jobs, store, result)
                 if self.scoring is None:
-                    self._predict(session, study, storage, verifying, result)
+                    self._predict(store, storage, verifying, result)
             finally:
                 if self.cluster is not None:
                     self.schedule.disconnect(self.cluster)
-            for p in record_measurements(session, study):
+            for p in store.verify_predictions():
                 console.print(f"verified {p.architecture} at {flops_text(p.flops)} FLOPs "
                               f"({p.trial_id}): " + _verdict(p), highlight=False)  # fmt: skip
-            session.commit()
 
-            console.print(fitting.fitting_line(session, study, self.n_boot), highlight=False)
+            console.print(fitting.fitting_line(store, self.n_boot), highlight=False)
             started = time.monotonic()
-            view = fitting.fit_and_report(session, study, result.report, self.n_boot)
+            view = fitting.fit_and_report(store, result.report, self.n_boot)
             console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
             result.fits, result.outdated, result.tasks = view.fits, view.outdated, view.tasks
             result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
-        engine.dispose()
         return result
 
-    def _predict(self, session, study, storage, verifying, result) -> None:
+    def _predict(self, store, storage, verifying, result) -> None:
         """Predict at the study's budgets once its grid is trained; train what verifies them."""
         spec, data = self.spec, self.data
         flops = predicting.budgets(spec, self.predict)
-        made = predicting.predict_missing(session, study, spec, data, storage, flops,
-                                          self.console, self.n_boot)  # fmt: skip
+        made = predicting.predict_missing(store, spec, data, storage, flops,
+                                          console=self.console, n_boot=self.n_boot)  # fmt: skip
         if made and self.train_predictions:
-            register(session, spec, self.grid + verifying + made, data)
-            session.commit()
-            self._train(self._unfinished(session, study, made, result), session, result)
+            register(store, spec, self.grid + verifying + made, data)
+            self._train(self._unfinished(store, made, result), store, result)
 
     def _cluster(self):
         """The Ray cluster, joined (once per run) when first needed."""
@@ -354,34 +324,28 @@ class _Run:
                                     self.scoring is not None)  # fmt: skip
         return self.cluster
 
-    def _train(self, to_run, session, result) -> None:
+    def _train(self, to_run, store, result) -> None:
         if not to_run:
             return
-        live = LiveReport(session, to_run[0][1].study, result.report, self.console)
+        live = LiveReport(store, result.report, self.console)
         try:
-            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                        result, live)  # fmt: skip
+            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, store,
+                        console=self.console, result=result, live=live)  # fmt: skip
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
             raise
 
-    def _score(self, jobs, session, result) -> None:
-        evaluating.score_on_ray(self.schedule, self._cluster(), jobs, session, self.console,
+    def _score(self, jobs, store, result) -> None:
+        evaluating.score_on_ray(self.schedule, self._cluster(), jobs, store, self.console,
                                 result)  # fmt: skip
 
     @staticmethod
-    def _unfinished(session, study, specs, result) -> list[tuple[TrialSpec, Trial]]:
-        """The trials of `specs` the store does not show finished, with their rows; the
-        finished ones are noted skipped."""
-        rows = {t.hash: t for t in current_trials(session, study)}
-        out = []
-        for trial in specs:
-            row = rows[trial.hash]
-            if row.status == TrialStatus.finished:
-                result.skipped.append(trial.trial_id)
-            else:
-                out.append((trial, row))
-        return out
+    def _unfinished(store, specs, result) -> list[TrialSpec]:
+        """The trials of `specs` the store does not show finished; the finished ones are noted
+        skipped."""
+        to_run, finished = store.unfinished(specs)
+        result.skipped += finished
+        return to_run
 
 
 def _warn(console: Console, line: str) -> None:
@@ -422,8 +386,7 @@ class LiveReport:
     """The report rewritten while a run trains (at most once per LIVE_REPORT_S): what is
     finished and the curves so far, marked partial; no laws are fitted until the run ends."""
 
-    session: Session
-    study: Study
+    store: RunStore
     path: Path
     console: Console
     last: float = field(default_factory=time.monotonic)
@@ -445,54 +408,50 @@ class LiveReport:
         """The run ends early: a page written while it trained says so, and stops reloading."""
         if self.written and not self.failed:
             with contextlib.suppress(Exception):
-                self.session.rollback()  # what an interrupted write left half done
-                fitting.write_partial_report(self.session, self.study, self.path, why)
+                self.store.rollback()  # what an interrupted write left half done
+                fitting.write_partial_report(self.store, self.path, why)
 
     def _write(self) -> None:
         try:
-            fitting.write_partial_report(self.session, self.study, self.path)
+            fitting.write_partial_report(self.store, self.path)
             self.written = True
         except Exception as e:  # a report is not worth a run: say so once, and train on
             self.failed = True
             with contextlib.suppress(Exception):  # a failed read must not leave the session
-                self.session.rollback()  # unusable for the recorder (its events are flushed)
+                self.store.rollback()  # unusable for the recorder (its events are flushed)
             self.console.print(f"[yellow]the partial report could not be written[/]: "
                                f"{type(e).__name__}: {e}", highlight=False)  # fmt: skip
 
 
-def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None) -> None:
+def _run_on_ray(
+    schedule, cluster, spec, to_run: list[TrialSpec], store: RunStore, *, console: Console,
+    result: RunResult, live: LiveReport | None = None,
+) -> None:  # fmt: skip
     from orchestrator.progress import Progress
 
-    for _, row in to_run:  # pending once the cluster is there to run them
-        queue_trial(session, row)
-    session.commit()
+    ids = [trial.trial_id for trial in to_run]
+    store.queue(ids)  # pending once the cluster is there to run them
     use_gpus = cluster.gpus > 0
-    rows = {trial.trial_id: row for trial, row in to_run}
-    progress = Progress([trial for trial, _ in to_run], console)
-
-    recorder = Recorder(session, lambda line: _warn(console, line), to_run[0][1].study)
+    progress = Progress(to_run, console)
+    events = store.events(ids, lambda line: _warn(console, line), stamped=True)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
-        recorder.record(rows[trial.trial_id], event)
+        events.record(trial.trial_id, event)
         progress.update(trial.trial_id, event)
         if isinstance(event, End):
             result.ran.append(trial.trial_id)
 
     def on_error(trial: TrialSpec, error: str) -> None:
-        recorder.apply(lambda: fail_trial(rows[trial.trial_id], error))
-        recorder.flush()
+        events.fail(trial.trial_id, error)
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
         console.print(f"[red]{trial.trial_id} failed[/]: {last_line(error)}", highlight=False)
 
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
-        row = rows[trial.trial_id]
-        started = row.status == TrialStatus.running  # else it failed before its trainer began
-        recorder.apply(lambda: queue_trial(session, row, error))  # its error kept until it starts
-        recorder.flush()
+        started, attempts = events.requeue(trial.trial_id, error)  # its error kept till it starts
         progress.requeue(trial.trial_id)
         what = "lost its node or worker" if lost else "failed"
-        when = f"on try {row.attempts}" if started else f"before try {row.attempts + 1} started"
+        when = f"on try {attempts}" if started else f"before try {attempts + 1} started"
         console.print(
             f"[yellow]{trial.trial_id} {what} {when}, running again[/]: {last_line(error)}",
             highlight=False,
@@ -504,30 +463,27 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
         nonlocal last_beat
         progress.tick()
         if time.monotonic() - last_beat >= HEARTBEAT_S:
-            recorder.apply(lambda: beat(session, list(rows.values())))
+            events.beat()
             last_beat = time.monotonic()
-        recorder.tick()
+        events.tick()
         if live is not None:
-            live.tick(recorder.flush)
+            live.tick(events.flush)
 
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
-    queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
+    flops = {t.trial_id: t.flops for t in store.current_trials()}
+    queue = sorted(to_run, key=lambda t: -flops[t.trial_id])
     try:
         with progress:
             schedule.run_trials(
                 queue, on_event, on_error, use_gpus, on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
-        recorder.flush()
+        events.flush()
     except KeyboardInterrupt as e:
         # Ctrl-C (or SIGTERM) may land inside a write: drop what is not committed (a resumed
         # trial reports its history again), then record who was interrupted.
-        recorder.discard()
         why = ("stopped by SIGTERM" if schedule.terminated(e)
                else "interrupted by the user (Ctrl-C)")  # fmt: skip
-        for row in rows.values():
-            if row.status in (TrialStatus.running, TrialStatus.pending):
-                fail_trial(row, why, TrialStatus.interrupted)
-        session.commit()
+        events.interrupt(why)
         raise

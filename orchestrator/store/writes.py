@@ -80,7 +80,7 @@ def register_study(
     return study
 
 
-def queue_trial(session: Session, trial: Trial, error: str | None = None) -> None:
+def queue_trial(trial: Trial, error: str | None = None) -> None:
     """A trial is about to be (re)queued: pending. Its try is counted when its trainer starts;
     its metrics stay until then (and are reported again if it resumes from a checkpoint); so
     does the `error` of a retried try."""

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from analysis.fits import fit_points
 from analysis.laws import CHINCHILLA_ND
 from orchestrator import api
-from orchestrator.run import register
 from orchestrator.spec import load_study
+from orchestrator.stages import register
 from orchestrator.store import Metric, RunStore, Trial, TrialStatus, get_study, open_store
 
 REPEATS = 3

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import api, fitting
-from orchestrator.run import register
 from orchestrator.spec import load_study
+from orchestrator.stages import register
 from orchestrator.store import RunStore, Trial, TrialStatus, get_study, open_store
 
 REPEATS = 3

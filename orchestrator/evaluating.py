@@ -8,18 +8,34 @@ keyed by the settings (`evals.eval_key`) and the step, so earlier ones stay."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from rich.console import Console
 
 from orchestrator.progress import last_line
-from orchestrator.store import RunStore, TrialRecord, TrialStatus
+from orchestrator.store import RunStore, StoreError, TrialRecord, TrialStatus
 from trainers.events import Event, Scored
 from trainers.integrity import verify_final
 from trainers.trial import TrialSpec
 
 CHECKPOINTS = ("final", "all")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What is scored: the final weights or (`checkpoints` "all") every kept checkpoint, of
+    the trials whose id matches the glob `trials` (every trial without one). `--checkpoints` is
+    checked here, once: a StoreError names what it must be."""
+
+    checkpoints: str = "final"
+    trials: str | None = None
+
+    def __post_init__(self):
+        if self.checkpoints not in CHECKPOINTS:
+            raise StoreError(f"--checkpoints must be {' or '.join(CHECKPOINTS)}, "
+                             f"not {self.checkpoints!r}")  # fmt: skip
 
 
 def weights_left(trial: TrialRecord) -> set[int]:

@@ -10,8 +10,8 @@ import pandas as pd
 
 from analysis.cards import file_name
 from orchestrator import fitting
-from orchestrator.run import report_path
 from orchestrator.spec import study_name
+from orchestrator.stages import report_path
 from orchestrator.store import (
     EXPORT_COLUMNS,
     RunStore,

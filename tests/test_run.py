@@ -480,6 +480,7 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
     trials still training, says that it is partial and when it was written, and reloads
     itself; the terminal says when fitting starts. The report after the run is whole."""
     from orchestrator import fitting, run
+
     pages, training = [], []  # each page, and the trials running with a curve when it was written
 
     def keep(store, path):

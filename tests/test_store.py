@@ -14,8 +14,8 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
-from orchestrator.run import planned_accounting
 from orchestrator.spec import parse_study
+from orchestrator.stages import planned_accounting
 from orchestrator.store import (
     Metric,
     StoreError,
@@ -38,12 +38,12 @@ budget: {tokens: 600K}
 
 
 def _register(session, spec, trials):
-    """The study and its grid registered as `study run` registers them (run.register), in the
+    """The study and its grid registered as `study run` registers them (stages.register), in the
     caller's session."""
     data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
     planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in trials}
     return register_study(session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials,
-                          planned, data.summary())  # fmt: skip
+                          planned, data=data.summary())  # fmt: skip
 
 
 def _registered(session):

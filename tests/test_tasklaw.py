@@ -98,8 +98,8 @@ def _ladder_store(url: str) -> dict[str, tuple[int, float, float]]:
     from sqlalchemy.orm import Session
 
     from orchestrator.grid import expand
-    from orchestrator.run import register
     from orchestrator.spec import parse_study
+    from orchestrator.stages import register
     from orchestrator.store import RunStore, current_trials, get_study, open_store, record_event
     from trainers.data import load_token_data
     from trainers.events import End, Start, ZeroShot

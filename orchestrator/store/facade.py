@@ -159,7 +159,7 @@ class RunStore:
     ) -> None:  # fmt: skip
         """Record the study and its grid (writes.register_study) and work on it."""
         self._study = writes.register_study(self._session, name, spec, spec_hash, trials,
-                                            planned, data)  # fmt: skip
+                                            planned, data=data)  # fmt: skip
         self._session.commit()
 
     def save_baseline(self, rows: list[dict], eval_key: str, tokens: int) -> None:
@@ -244,8 +244,8 @@ class RunStore:
         """The steps of a trial that have results under the evaluation settings `eval_key`; its
         last step counts when the trial was measured under them (a study without zero-shot
         tasks stores no rows)."""
-        pk = self._rows([trial.trial_id])[trial.trial_id].id
-        query = select(Eval.step).where(Eval.trial_pk == pk, Eval.eval_key == eval_key)
+        query = select(Eval.step).where(Eval.trial_pk == self._pk(trial.trial_id),
+                                        Eval.eval_key == eval_key)  # fmt: skip
         steps = set(self._session.scalars(query.distinct()))
         if trial.eval_key == eval_key:
             steps.add(trial.spec.steps)
@@ -253,9 +253,9 @@ class RunStore:
 
     def metric_points(self, trial_id: str) -> list[tuple]:
         """A trial's metric points (name, value, step, wall time), by name and step."""
-        pk = self._rows([trial_id])[trial_id].id
         query = (select(Metric.name, Metric.value, Metric.step, Metric.wall_time)
-                 .where(Metric.trial_pk == pk).order_by(Metric.name, Metric.step))  # fmt: skip
+                 .where(Metric.trial_pk == self._pk(trial_id))
+                 .order_by(Metric.name, Metric.step))  # fmt: skip
         return [tuple(row) for row in self._session.execute(query)]
 
     def predictions(self) -> list[PredictionRecord]:
@@ -296,6 +296,13 @@ class RunStore:
     def outdated(self) -> list[str]:
         """The finished trials measured under other evaluation settings (reads.outdated)."""
         return reads.outdated(self._session, self._study)
+
+    def _pk(self, trial_id: str):
+        """The primary key of the current trial `trial_id`, as a subquery (one statement per
+        trial, where a lookup of every trial would cost a query of them all)."""
+        return (select(Trial.id).where(Trial.study_id == self._study.id, Trial.current,
+                                       Trial.trial_id == trial_id)
+                .scalar_subquery())  # fmt: skip
 
     def _rows(self, trial_ids: list[str]) -> dict[str, Trial]:
         """The current trials of these ids, as rows of the session."""

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from analysis.fits import fit_points
 from analysis.laws import CHINCHILLA_ND
 from orchestrator import api
-from orchestrator.run import register
 from orchestrator.spec import load_study
-from orchestrator.store import Metric, Trial, TrialStatus, open_store
+from orchestrator.stages import register
+from orchestrator.store import Metric, RunStore, Trial, TrialStatus, get_study, open_store
 
 REPEATS = 3
 TRUTH = {"E": 1.7, "A": 300.0, "B": 150.0, "alpha": 0.34, "beta": 0.30}
@@ -91,11 +91,12 @@ def build_store(folder: Path) -> tuple[str, float]:
     data = api.prepare_data(spec)
     trials = api.trials(spec, data)
     url = f"sqlite:///{folder / 'big.db'}"
+    with RunStore.open(url) as run_store:
+        register(run_store, spec, trials, data)  # as `study run` registers a grid
     engine = open_store(url)
     rng = np.random.default_rng(1)
     with Session(engine) as session:
-        study = register(session, spec, trials, data)  # as `study run` registers a grid
-        session.flush()
+        study = get_study(session, spec.name)
         rows = list(session.scalars(select(Trial).where(Trial.study_id == study.id)))
         for t in rows:
             t.status, t.tokens_done, t.wall_s = TrialStatus.finished, t.tokens, 60.0

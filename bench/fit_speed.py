@@ -27,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import api, fitting
-from orchestrator.run import register
 from orchestrator.spec import load_study
-from orchestrator.store import Trial, TrialStatus, get_study, open_store
+from orchestrator.stages import register
+from orchestrator.store import RunStore, Trial, TrialStatus, get_study, open_store
 
 REPEATS = 3
 TRUTH = {"decoder": (1.6, 30.0, 0.25), "encoder": (2.2, 40.0, 0.30), "encdec": (2.0, 50.0, 0.30)}
@@ -53,9 +53,10 @@ def build_store(folder: Path, k: int) -> str:
     trials = api.trials(spec, data)
     url = f"sqlite:///{folder / f'fits{k}.db'}"
     rng = np.random.default_rng(k)
+    with RunStore.open(url) as run_store:
+        register(run_store, spec, trials, data)  # as `study run` registers a grid
     with Session(open_store(url)) as session:
-        study = register(session, spec, trials, data)  # as `study run` registers a grid
-        session.flush()
+        study = get_study(session, spec.name)
         for t in session.scalars(select(Trial).where(Trial.study_id == study.id)):
             e, a, alpha = TRUTH[t.architecture]
             t.status, t.tokens_done, t.wall_s = TrialStatus.finished, t.tokens, 60.0
@@ -107,13 +108,12 @@ def end_of_run(store: Path) -> float | None:
     """Seconds of what `study run` does after its last trial: fit, store and report."""
     if not store.exists():
         return None
-    with Session(open_store(f"sqlite:///{store}", create=False)) as session:
-        study = get_study(session, "quickstart")
+    with RunStore.open_study(f"sqlite:///{store}", "quickstart") as run_store:
         times = []
         for _ in range(REPEATS):
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
-                fitting.fit_and_report(session, study, Path(tmp) / "q.html", 1000)
+                fitting.fit_and_report(run_store, Path(tmp) / "q.html", 1000)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 

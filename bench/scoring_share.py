@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(sizes: list[str]) -> None:
-    from orchestrator.run import prepare_data, trials
     from orchestrator.spec import load_study
+    from orchestrator.stages import prepare_data, trials
     from trainers import zeroshot
     from trainers.data import sample_windows
     from trainers.objectives import objective_for

@@ -1,7 +1,8 @@
 """The Python API, a thin facade; the `study` CLI is a shell over these functions.
 
-- planning and running: `plan`, `run_study` (orchestrator/run.py holds the run loop),
-  `evaluate_study` (the evaluation stage alone);
+- planning and running: `plan`, `run_study` (orchestrator/run.py holds the run loop, and
+  orchestrator/stages.py its stages; `Mode` chooses which run), `evaluate_study` (the
+  evaluation stage alone);
 - the read commands, which need only the store (orchestrator/reading.py): `status`,
   `export_*`, `report`, `fit_store`, `upgrade`; the exports that leave the tool (models, tasks,
   MLflow runs: orchestrator/sharing.py, orchestrator/tracking.py);
@@ -15,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator import fitting
-from orchestrator.evaluating import CHECKPOINTS
+from orchestrator.evaluating import Scoring
+from orchestrator.progress import last_line
 from orchestrator.reading import (
     export_evals,
     export_fits,
@@ -28,25 +30,24 @@ from orchestrator.reading import (
     to_json,
     upgrade,
 )
-from orchestrator.run import (
+from orchestrator.run import run_study
+from orchestrator.spec import StudySpec
+from orchestrator.stages import (
+    Mode,
     RunResult,
     describe_data,
-    last_line,
     left_out,
     planned_accounting,
     prepare_data,
     report_path,
-    run_study,
     trials,
 )
-from orchestrator.spec import StudySpec
-from orchestrator.store import StoreError
 from trainers.data import TokenData
 
 __all__ = [
     "describe_data", "evaluate_study", "export_evals", "export_fits", "export_mlflow",
     "export_models", "export_predictions", "export_tasks",
-    "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "open_study", "plan",
+    "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
     "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
     "status", "to_json", "trials", "upgrade",
 ]  # fmt: skip
@@ -104,9 +105,8 @@ def export_models(
     the folders, and a note for each trial left out (orchestrator/sharing.py)."""
     from orchestrator.sharing import export_models as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, out, pattern)
+    with open_study(path, store) as run_store:
+        return export(run_store, out, pattern)
 
 
 def export_tasks(
@@ -115,9 +115,8 @@ def export_tasks(
     """The study's zero-shot items as lm-evaluation-harness tasks under `out`: the YAMLs."""
     from orchestrator.sharing import export_tasks as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, out)
+    with open_study(path, store) as run_store:
+        return export(run_store, out)
 
 
 def export_mlflow(
@@ -127,9 +126,8 @@ def export_mlflow(
     (trial id, run id, what was done) per trial."""
     from orchestrator.tracking import export_mlflow as export
 
-    _, session, study = open_study(path, store)
-    with session:
-        return export(session, study, to)
+    with open_study(path, store) as run_store:
+        return export(run_store, to)
 
 
 def evaluate_study(
@@ -142,10 +140,10 @@ def evaluate_study(
     id matches the glob `trials`) from their weights under its current evaluation settings,
     their final weights or (`checkpoints` "all") every kept checkpoint, where results under
     these settings are missing; store them, refit and report. Nothing trains. `options` as
-    `run_study`'s (store, report, address, console, n_boot, wait)."""
-    if checkpoints not in CHECKPOINTS:
-        raise StoreError(f"--checkpoints must be {' or '.join(CHECKPOINTS)}, not {checkpoints!r}")
-    return run_study(path, scoring=(checkpoints, trials), **options)
+    `run_study`'s (store, report, address, console, n_boot, wait). Raises StoreError for
+    `checkpoints` neither "final" nor "all", before anything runs."""
+    scoring = Scoring(checkpoints, trials)
+    return run_study(path, mode=Mode.EVAL, scoring=scoring, **options)
 
 
 fit_csv = fitting.fit_csv

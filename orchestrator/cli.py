@@ -209,8 +209,10 @@ def predict(
             budgets.append(float(parse_count(text)))
         except ValueError as e:
             _fail(f"--flops {text!r}: {e}")
+    from orchestrator.stages import Mode
+
     _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
-         predict=budgets, train_predictions=train)  # fmt: skip
+         predict=budgets, mode=Mode.TRAIN if train else Mode.PREDICT)  # fmt: skip
 
 
 @app.command(name="eval")
@@ -233,18 +235,18 @@ def eval_(
 ) -> None:
     """Score finished trials again from their weights under the study's current evaluation
     settings (more items, other tasks, a new seed), where results are missing; nothing trains."""
-    if checkpoints not in ("final", "all"):
-        _fail(f"--checkpoints must be final or all, not {checkpoints!r}")
     _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
-         scoring=(checkpoints, trials))  # fmt: skip
+         trials=trials, checkpoints=checkpoints, evaluate=True)  # fmt: skip
 
 
-def _run(study: Path, **options) -> None:
-    """`study run`, `predict` and `eval`: run, then print the fits, the verdicts, the report."""
+def _run(study: Path, evaluate: bool = False, **options) -> None:
+    """`study run`, `predict` and `eval` (`evaluate`): run, then print the fits, the verdicts,
+    the report."""
     from orchestrator import api
 
     try:
-        result = api.run_study(study, console=console, **options)
+        start = api.evaluate_study if evaluate else api.run_study
+        result = start(study, console=console, **options)
     except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
     except KeyboardInterrupt as e:
@@ -650,14 +652,13 @@ def fit(
 def main() -> None:
     """Entry point of the `study` console script. A database error that reaches it (a store
     damaged past its first pages, a server gone mid-read) is one line and exit 2."""
-    from sqlalchemy.exc import DBAPIError
-
-    from orchestrator.store.engine import store_failure
+    from orchestrator.store import database_errors
 
     try:
-        app()
-    except DBAPIError as e:
-        errors.print(f"error: {store_failure('', e)}", highlight=False, markup=False)
+        with database_errors(""):
+            app()
+    except StoreError as e:
+        errors.print(f"error: {e}", highlight=False, markup=False)
         sys.exit(2)
 
 

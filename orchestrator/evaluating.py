@@ -8,15 +8,14 @@ keyed by the settings (`evals.eval_key`) and the step, so earlier ones stay."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
 from rich.console import Console
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from orchestrator.progress import last_line
-from orchestrator.store import Eval, Recorder, Study, Trial, TrialStatus, current_trials
+from orchestrator.store import RunStore, StoreError, TrialRecord, TrialStatus
 from trainers.events import Event, Scored
 from trainers.integrity import verify_final
 from trainers.trial import TrialSpec
@@ -24,18 +23,22 @@ from trainers.trial import TrialSpec
 CHECKPOINTS = ("final", "all")
 
 
-def scored_steps(session: Session, trial: Trial, eval_key: str) -> set[int]:
-    """The steps of a trial that have results under the evaluation settings `eval_key`; its
-    last step counts when the trial was measured under them (a study without zero-shot tasks
-    stores no rows)."""
-    query = select(Eval.step).where(Eval.trial_pk == trial.id, Eval.eval_key == eval_key)
-    steps = set(session.scalars(query.distinct()))
-    if trial.eval_key == eval_key:
-        steps.add(trial.spec.steps)
-    return steps
+@dataclass(frozen=True)
+class Scoring:
+    """What is scored: the final weights or (`checkpoints` "all") every kept checkpoint, of
+    the trials whose id matches the glob `trials` (every trial without one). `--checkpoints` is
+    checked here, once: a StoreError names what it must be."""
+
+    checkpoints: str = "final"
+    trials: str | None = None
+
+    def __post_init__(self):
+        if self.checkpoints not in CHECKPOINTS:
+            raise StoreError(f"--checkpoints must be {' or '.join(CHECKPOINTS)}, "
+                             f"not {self.checkpoints!r}")  # fmt: skip
 
 
-def weights_left(trial: Trial) -> set[int]:
+def weights_left(trial: TrialRecord) -> set[int]:
     """The steps a finished trial left weights of: its last (final.pt) and the kept evaluation
     points (step-N.pt beside it), none where final.pt is not as the trainer wrote it (size and
     checksum). `storage` is a shared path on a cluster, so the driver sees them as the workers
@@ -48,13 +51,12 @@ def weights_left(trial: Trial) -> set[int]:
 
 
 def to_score(
-    session: Session,
-    study: Study,
+    store: RunStore,
     grid: list[TrialSpec],
     checkpoints: str = "final",
     pattern: str | None = None,
     console: Console | None = None,
-) -> tuple[list[tuple[TrialSpec, Trial, dict]], list[str]]:
+) -> tuple[list[tuple[TrialSpec, TrialRecord, dict]], list[str]]:
     """The finished trials of the grid (those whose id matches `pattern`, a glob) that have
     something to score under the current evaluation settings, each with its job: its final
     weights when their results are missing, or (`checkpoints` "all") each kept checkpoint
@@ -63,13 +65,13 @@ def to_score(
     out, said on `console`, and returned by id beside the jobs."""
     by_hash = {t.hash: t for t in grid}
     jobs, gone = [], []
-    for row in current_trials(session, study):
+    for row in store.current_trials():
         spec = by_hash.get(row.hash)
         if spec is None or row.status != TrialStatus.finished:
             continue
         if pattern is not None and not fnmatchcase(row.trial_id, pattern):
             continue
-        done = scored_steps(session, row, spec.eval_key)
+        done = store.scored_steps(row, spec.eval_key)
         every = checkpoints == "all" and spec.eval.tasks
         if not every and spec.steps in done:
             continue  # its final results are there: no need to look at (or read) its weights
@@ -93,21 +95,20 @@ def to_score(
 
 
 def score_on_ray(
-    schedule, cluster, jobs: list[tuple[TrialSpec, Trial, dict]], session: Session,
+    schedule, cluster, jobs: list[tuple[TrialSpec, TrialRecord, dict]], store: RunStore,
     console: Console, result,
 ) -> None:  # fmt: skip
     """Score trials on the cluster and store what each reports. A trial that cannot be scored
     (its weights are gone) is said and stays as it was: finished, its earlier results kept."""
     from orchestrator.progress import Progress
 
-    rows = {spec.trial_id: row for spec, row, _ in jobs}
     progress = Progress([spec for spec, _, _ in jobs], console)
-    recorder = Recorder(session)
+    recorder = store.events([spec.trial_id for spec, _, _ in jobs])
 
     def on_event(spec: TrialSpec, event: Event) -> None:
         if not isinstance(event, Scored):
             return
-        recorder.record(rows[spec.trial_id], event)
+        recorder.record(spec.trial_id, event)
         progress.update(spec.trial_id, event)
         if spec.trial_id not in result.scored:
             result.scored.append(spec.trial_id)

@@ -7,22 +7,9 @@ import functools
 from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from orchestrator.store import (
-    StoreError,
-    Study,
-    current_trials,
-    evals_frame,
-    metrics_frame,
-    outdated,
-    predictions_frame,
-    predictions_of,
-    replace_fits,
-    task_points,
-    trials_frame,
-)
+from orchestrator.store import RunStore, StoreError
 
 
 def one_blas_thread(fn):
@@ -40,7 +27,7 @@ def one_blas_thread(fn):
 
 
 @one_blas_thread
-def fit_and_store(session: Session, study: Study, n_boot: int):
+def fit_and_store(store: RunStore, n_boot: int):
     """Fit the laws and the zero-shot trends of a study, store them (replacing earlier fits),
     and return the report's view of the study."""
     from analysis.fits import fit_study
@@ -49,33 +36,32 @@ def fit_and_store(session: Session, study: Study, n_boot: int):
     from analysis.tasklaw import study_task_fits
     from analysis.trends import study_trends
 
-    trials, left_out = comparable_trials(session, study)
-    evals = _grid_evals(session, study, trials)
+    trials, left_out = comparable_trials(store)
+    evals = _grid_evals(store, trials)
     trends = study_trends(evals, n_boot=n_boot) if not evals.empty else {}
-    points = _grid_task_points(session, study, trials)
+    points = _grid_task_points(store, trials)
     tasks = study_task_fits(points, n_boot) if not points.empty else {}
     fits = StudyFits(fit_study(trials, n_boot=n_boot), tasks, trends)
-    replace_fits(session, study, fits.rows())
-    session.commit()
-    curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
+    store.save_fits(fits.rows())
+    curves = store.metrics_frame(max_points=MAX_CURVE_POINTS)
     # the report reads the fits' JSON (with each law's curve under "fit") until it takes
     # StudyFits; StudyFits.from_json(view.fits, view.tasks) gives them back
-    view = StudyView(study.name, trials, curves, fits.report_fits(), evals, trends, study.data,
-                     configs=trial_configs(session, study))  # fmt: skip
+    view = StudyView(store.name, trials, curves, fits.report_fits(), evals, trends, store.data,
+                     configs=trial_configs(store))  # fmt: skip
     view.outdated = left_out
-    view.predictions = predictions_frame(session, study)
+    view.predictions = store.predictions_frame()
     view.task_points, view.tasks = points, fits.tasks_json()
     return view
 
 
-def trial_configs(session: Session, study: Study) -> dict[str, dict]:
+def trial_configs(store: RunStore) -> dict[str, dict]:
     """Trial id -> the stored configuration of each current trial (for the model cards)."""
-    return {t.trial_id: t.config for t in current_trials(session, study)}
+    return {t.trial_id: t.config for t in store.current_trials()}
 
 
-def fitting_line(session: Session, study: Study, n_boot: int) -> str:
+def fitting_line(store: RunStore, n_boot: int) -> str:
     """What the terminal says as the fits start: what is fitted, on how much."""
-    trials, _ = comparable_trials(session, study)
+    trials, _ = comparable_trials(store)
     finished = trials[(trials.status == "finished") & ~trials.verifies]  # the laws' points
     archs = ", ".join(sorted(set(finished.architecture))) or "no architecture"
     return (
@@ -85,19 +71,17 @@ def fitting_line(session: Session, study: Study, n_boot: int) -> str:
     )
 
 
-def write_partial_report(
-    session: Session, study: Study, path: str | Path, stopped: str = ""
-) -> Path:
+def write_partial_report(store: RunStore, path: str | Path, stopped: str = "") -> Path:
     """The report while trials train: what is finished and the curves so far, no laws fitted
     (nothing is stored); it says that it is partial and when it was written, and, once the run
     has `stopped` before its end, why (then the page no longer reloads itself)."""
     from analysis.report import MAX_CURVE_POINTS, StudyView, write_report
 
-    trials, left_out = comparable_trials(session, study)
-    curves = metrics_frame(session, study, max_points=MAX_CURVE_POINTS)
-    view = StudyView(study.name, trials, curves, {}, _grid_evals(session, study, trials),
-                     data=study.data, outdated=left_out,
-                     configs=trial_configs(session, study))  # fmt: skip
+    trials, left_out = comparable_trials(store)
+    curves = store.metrics_frame(max_points=MAX_CURVE_POINTS)
+    view = StudyView(store.name, trials, curves, {}, _grid_evals(store, trials),
+                     data=store.data, outdated=left_out,
+                     configs=trial_configs(store))  # fmt: skip
     finished = int((trials.status == "finished").sum())
     running = int((trials.status == "running").sum())
     view.partial = (
@@ -108,40 +92,40 @@ def write_partial_report(
     return write_report(path, [view])
 
 
-def _grid_evals(session: Session, study: Study, trials):
+def _grid_evals(store: RunStore, trials):
     """The final zero-shot results of the grid (those of trials verifying a prediction left
     out, as from every law) and the n-gram baseline."""
-    evals = evals_frame(session, study)
+    evals = store.evals_frame()
     if evals.empty:
         return evals
     verifying = set(trials.trial_id[trials.verifies])
     return evals[~evals.trial_id.isin(verifying)].reset_index(drop=True)
 
 
-def _grid_task_points(session: Session, study: Study, trials):
+def _grid_task_points(store: RunStore, trials):
     """The zero-shot points of the grid's trials (those verifying a prediction left out, as
     from every law)."""
-    points = task_points(session, study)
+    points = store.task_points()
     return points[points.run.isin(set(trials.trial_id[~trials.verifies]))].reset_index(drop=True)
 
 
-def comparable_trials(session: Session, study: Study):
+def comparable_trials(store: RunStore):
     """The study's trials, those measured under other evaluation settings than the current ones
     shown `outdated` (their validation loss is not comparable with the others': no law is
     fitted to them and no figure draws them), and the ids of those. Column `verifies` marks
     the trials that verify a prediction: the laws are fitted on the grid without them."""
-    trials = trials_frame(session, study)
-    left_out = outdated(session, study)
+    trials = store.trials_frame()
+    left_out = store.outdated()
     trials.loc[trials.trial_id.isin(left_out), "status"] = "outdated"
-    trials["verifies"] = trials.hash.isin({p.trial_hash for p in predictions_of(session, study)})
+    trials["verifies"] = trials.hash.isin({p.trial_hash for p in store.predictions()})
     return trials, left_out
 
 
-def fit_and_report(session: Session, study: Study, path: str | Path, n_boot: int):
+def fit_and_report(store: RunStore, path: str | Path, n_boot: int):
     """Fit, store, write the report and the model cards; return the report's view."""
     from analysis.report import write_report
 
-    view = fit_and_store(session, study, n_boot)
+    view = fit_and_store(store, n_boot)
     write_report(path, [view])
     return view
 
@@ -204,8 +188,7 @@ def fit_csv(
 
 @one_blas_thread
 def fit_stored(
-    session: Session,
-    study: Study,
+    store: RunStore,
     law: str,
     architecture: str | None = None,
     n_boot: int = 1000,
@@ -217,10 +200,10 @@ def fit_stored(
     from analysis.fits import fit_study
     from analysis.trends import study_trends, trend_json
 
-    trials, _ = comparable_trials(session, study)
+    trials, _ = comparable_trials(store)
     if architecture is not None and architecture not in set(trials.architecture):
         raise StoreError(
-            f"study {study.name!r} has no {architecture!r} trials "
+            f"study {store.name!r} has no {architecture!r} trials "
             f"(it has {', '.join(sorted(set(trials.architecture)))})"
         )
     if architecture is not None:
@@ -233,13 +216,13 @@ def fit_stored(
             at = parse_target(target) if target else None
         except ValueError as e:
             raise StoreError(str(e)) from None
-        points = _grid_task_points(session, study, trials)
+        points = _grid_task_points(store, trials)
         if architecture is not None:
             points = points[points.architecture == architecture]
         for arch, rows in points.groupby("architecture", sort=True):
             out[str(arch)] = fit_table(rows, at, n_boot)
     elif law == "trend":
-        evals = _grid_evals(session, study, trials)
+        evals = _grid_evals(store, trials)
         if architecture is not None and not evals.empty:
             evals = evals[evals.architecture == architecture]
         for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():
@@ -251,4 +234,4 @@ def fit_stored(
     else:
         for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
             out[arch] = laws[law]
-    return {"study": study.name, "law": law, "architectures": out}
+    return {"study": store.name, "law": law, "architectures": out}

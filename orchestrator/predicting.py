@@ -12,14 +12,12 @@ import math
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from orchestrator.fitting import comparable_trials, one_blas_thread
 from orchestrator.grid import Cell, learning_rates, prediction_cell, trial_spec
 from orchestrator.sizes import Shape, flops_text, format_count
 from orchestrator.spec import StudySpec
-from orchestrator.store import Prediction, Study, Trial, predictions_of, store_prediction
+from orchestrator.store import PredictionRecord, RunStore
 from trainers.data import TokenData
 from trainers.trial import TrialSpec
 
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
     from analysis import results
 
 
-def verifying_trial(spec: StudySpec, p: Prediction, data_key: str, storage: str) -> TrialSpec:
+def verifying_trial(spec: StudySpec, p: PredictionRecord, data_key: str, storage: str) -> TrialSpec:
     """The trial that verifies a stored prediction, under the study's current settings: its
     model and tokens as stored, the learning rate of the study's rule now (in a sweep, the
     rate chosen when it was made)."""
@@ -39,7 +37,7 @@ def verifying_trial(spec: StudySpec, p: Prediction, data_key: str, storage: str)
     return trial_spec(spec, cell, lr, c["seed"], data_key, storage)
 
 
-def current(spec: StudySpec, predictions: list[Prediction], data_key: str, storage: str):
+def current(spec: StudySpec, predictions: list[PredictionRecord], data_key: str, storage: str):
     """The stored predictions made under the study's current training settings, for one of
     its architectures (their trial, rebuilt now, is the one they name), each with that trial.
     Change the data, the optimizer or the learning rate and none is current: the next run
@@ -55,17 +53,16 @@ def current(spec: StudySpec, predictions: list[Prediction], data_key: str, stora
 
 
 def stored_trials(
-    session: Session, spec: StudySpec, data_key: str, storage: str, to_train: bool = True
+    store: RunStore, spec: StudySpec, data_key: str, storage: str, to_train: bool = True
 ):
     """The trials that verify the study's stored predictions (none before its first run); not
     `to_train`: only those the store has registered already (a run that trains none of them
     registers none, so that none is shown queued)."""
-    study = session.scalar(select(Study).where(Study.name == spec.name))
-    if study is None:
+    if not store.select_study(spec.name):
         return []
-    trials = [t for _, t in current(spec, predictions_of(session, study), data_key, storage)]
+    trials = [t for _, t in current(spec, store.predictions(), data_key, storage)]
     if not to_train:
-        registered = set(session.scalars(select(Trial.hash).where(Trial.study_id == study.id)))
+        registered = store.registered_hashes()
         trials = [t for t in trials if t.hash in registered]
     return trials
 
@@ -77,12 +74,12 @@ def budgets(spec: StudySpec, extra: list[float] = ()) -> list[float]:
 
 @one_blas_thread
 def predict_missing(
-    session: Session,
-    study: Study,
+    store: RunStore,
     spec: StudySpec,
     data: TokenData,
     storage: str,
     flops: list[float],
+    *,
     console: Console,
     n_boot: int,
 ) -> list[TrialSpec]:
@@ -91,9 +88,9 @@ def predict_missing(
     will verify them. What cannot be predicted is said, and left for a later run."""
     from analysis.predict import forecast, grid_points
 
-    known = current(spec, predictions_of(session, study), data.key, storage)
+    known = current(spec, store.predictions(), data.key, storage)
     have = {(p.architecture, p.flops) for p, _ in known}
-    trials, _ = comparable_trials(session, study)  # those of other evaluation settings: outdated
+    trials, _ = comparable_trials(store)  # those of other evaluation settings: outdated
     grid = trials[~trials.verifies]
     made = []
     for architecture in spec.architectures:
@@ -131,17 +128,15 @@ def predict_missing(
                               f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
                 continue
             low, high = result.ci or (None, None)
-            store_prediction(
-                session, study, architecture=architecture, flops=c, n_opt=result.n_opt,
-                n_opt_from=result.optimum.source, trial_id=trial.trial_id,
-                trial_hash=trial.hash,
+            store.save_prediction(  # committed: kept before anything trains it
+                architecture=architecture, flops=c, n_opt=result.n_opt,
+                n_opt_from=result.optimum.source, trial_id=trial.trial_id, trial_hash=trial.hash,
                 cell={"label": cell.label, "n_layer": cell.shape.n_layer,
                       "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
                       "seed": spec.seeds[0]},
                 n_params=cell.n_params, tokens=cell.tokens, predicted_loss=result.loss,
                 ci_low=low, ci_high=high, fit=result.fit_json(),
             )  # fmt: skip
-            session.commit()  # kept before anything trains it
             console.print(prediction_line(what, result, trial), highlight=False)
             for warning in result.warnings:
                 console.print(f"[yellow]warning[/]: the fit behind it: {warning}", highlight=False)

@@ -7,64 +7,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from analysis.report.cards import file_name
 from orchestrator import fitting
-from orchestrator.run import report_path
 from orchestrator.spec import study_name
+from orchestrator.stages import report_path
 from orchestrator.store import (
+    EXPORT_COLUMNS,
+    RunStore,
     StoreError,
-    Study,
-    all_evals_frame,
+    database_errors,
     default_url,
-    fits_of,
-    get_study,
-    open_store,
-    predictions_frame,
     run_active,
     stale,
-    store_failure,
-    trials_frame,
     upgrade_store,
 )
 from trainers.integrity import verify_final
 
-EXPORT_COLUMNS = [
-    "trial_id",
-    "architecture",
-    "size",
-    "seed",
-    "n_params",
-    "total_params",
-    "tokens",
-    "tokens_done",
-    "tokens_scored",
-    "epochs",
-    "flops",
-    "lr",
-    "status",
-    "val_loss",
-    "wall_s",
-    "tokens_per_s",
-    "mfu",
-    "attempts",
-    "hash",
-]
 
-
-def open_study(path: str | Path | None, store: str | None) -> tuple[str, Session, Study]:
-    """The store and study named by a study file, a store URL, or both (for read commands).
-    Of the study file only the name is read: the store holds the rest."""
+def open_study(path: str | Path | None, store: str | None) -> RunStore:
+    """The study named by a study file, a store URL, or both (for read commands), in its store:
+    use it in a `with`, which closes it (its engine and file handles too). Of the study file
+    only the name is read: the store holds the rest."""
     if path is None and store is None:
         raise StoreError("give a study file or --store URL")
     name = study_name(path) if path is not None else None
-    url = store or default_url(name)
-    engine = open_store(url, create=False)
-    session = Session(engine)
-    study = get_study(session, name)
-    return url, session, study
+    return RunStore.open_study(store or default_url(name), name)
 
 
 def upgrade(
@@ -86,9 +54,8 @@ def status(path: str | Path | None = None, store: str | None = None) -> pd.DataF
     no longer holds the store's lock (SQLite, PostgreSQL), or, on other database servers, when
     the heartbeats of its trials stop. `weights` says why a finished trial's final weights
     cannot be used, where they are gone or another size than the trainer wrote ("" else)."""
-    url, session, study = open_study(path, store)
-    with session:
-        frame = trials_frame(session, study)
+    with open_study(path, store) as run_store:
+        url, frame = run_store.url, run_store.trials_frame()
     frame["weights"] = [
         verify_final(Path(c), None if pd.isna(b) else int(b), None, full=False)
         if s == "finished" and isinstance(c, str) else ""
@@ -122,34 +89,22 @@ def export_evals(path: str | Path | None = None, store: str | None = None) -> pd
     """The zero-shot results: one row per trial, evaluation point, task and metric (the
     n-gram baseline as architecture `ngram`), under every evaluation setting they were
     scored with (`eval_key`)."""
-    _, session, study = open_study(path, store)
-    with session:
-        return all_evals_frame(session, study)
+    with open_study(path, store) as run_store:
+        return run_store.all_evals_frame()
 
 
 def export_predictions(path: str | Path | None = None, store: str | None = None) -> pd.DataFrame:
     """The predictions: one row per architecture and budget, with the model chosen (N,
     tokens), the loss predicted and its 95% interval, and what its trial measured (null until
     it has trained) with the relative error."""
-    _, session, study = open_study(path, store)
-    with session:
-        return predictions_frame(session, study)
+    with open_study(path, store) as run_store:
+        return run_store.predictions_frame()
 
 
 def export_fits(path: str | Path | None = None, store: str | None = None) -> list[dict]:
     """The stored fits of a study."""
-    _, session, study = open_study(path, store)
-    with session:
-        return [
-            {
-                "architecture": f.architecture,
-                "law": f.law,
-                "params": f.params,
-                "quality": f.quality,
-                "data": f.data,
-            }
-            for f in fits_of(session, study)
-        ]
+    with open_study(path, store) as run_store:
+        return run_store.fits()
 
 
 def _source(source: str | Path) -> tuple[str | Path | None, str | None]:
@@ -188,12 +143,8 @@ def report(
 
     views = []
     for path, url in pairs:
-        url, session, study = open_study(path, url)
-        try:
-            with session:
-                views.append(fitting.fit_and_store(session, study, n_boot))
-        except DBAPIError as e:  # a store that cannot take its fits (read-only, full): named
-            raise StoreError(store_failure(url, e)) from None
+        with open_study(path, url) as run_store, database_errors(run_store.url):
+            views.append(fitting.fit_and_store(run_store, n_boot))  # read-only, full: named
     names = [v.name for v in views]
     if len(set(names)) < len(names):
         raise StoreError(f"two of the stores hold a study of the same name ({', '.join(names)})")
@@ -225,6 +176,5 @@ def fit_store(
     """Fit a law to a study's finished trials (or its zero-shot trends, or the two-step
     prediction of accuracy: law "task", at `target` or the largest model held out): one
     JSON-ready result per architecture, under {"study", "law", "architectures"}."""
-    _, session, study = open_study(path, store)
-    with session:
-        return fitting.fit_stored(session, study, law, architecture, n_boot, target)
+    with open_study(path, store) as run_store:
+        return fitting.fit_stored(run_store, law, architecture, n_boot, target)

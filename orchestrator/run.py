@@ -1,6 +1,6 @@
-"""`study run`: prepare the data, take the store's lock, register the grid, queue what is not
-finished on Ray, record every event the trainers report, retry, beat, and stop cleanly on
-Ctrl-C; then fit and report."""
+"""`study run`, `study predict` and `study eval`: the run lock, then the stages of its mode
+(orchestrator/stages.py) in order; here the trials are queued on Ray, every event the trainers
+report recorded, failed trials retried, heartbeats kept, and Ctrl-C stops the run cleanly."""
 
 from __future__ import annotations
 
@@ -11,207 +11,39 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
-from analysis.report.cards import file_name
-from analysis.results import StudyFits
-from orchestrator import evaluating, fitting, predicting
-from orchestrator.grid import cells, expand
+from orchestrator import evaluating, fitting, stages
+from orchestrator.evaluating import Scoring
 from orchestrator.progress import last_line
-from orchestrator.sizes import flops_text, format_count
-from orchestrator.spec import StudyError, StudySpec, check_beyond_grid, load_study
-from orchestrator.store import (
-    HEARTBEAT_S,
-    Recorder,
-    StoreError,
-    Study,
-    Trial,
-    TrialStatus,
-    beat,
-    check_url,
-    current_trials,
-    default_url,
-    fail_trial,
-    hold_lock,
-    mark_unfinished_interrupted,
-    open_store,
-    queue_trial,
-    record_measurements,
-    references_stored,
-    register_study,
-    replace_baseline,
-    replace_reference,
-    run_lock,
-    store_failure,
-)
-from trainers.architectures import account
-from trainers.data import TokenData, load_tokens
+from orchestrator.spec import StudySpec, load_study
+from orchestrator.stages import Mode, RunContext, RunResult, report_path
+from orchestrator.store import HEARTBEAT_S, RunStore, database_errors, default_url, run_lock
 from trainers.events import End, Event
 from trainers.trial import TrialSpec
 
-
-def report_path(study_name: str) -> Path:
-    """The default report of a study: `reports/<name>.html` under the current directory."""
-    return Path("reports") / f"{file_name(study_name)}.html"
-
-
-def prepare_data(spec: StudySpec) -> TokenData:
-    """The study's corpus split and tokenized, its token files written to the cache under
-    `storage` (or read from it). Raises CorpusError, naming the file or field, if the corpus
-    cannot be read or is too small."""
-    data = load_tokens(spec.data.trial_data(), storage_of(spec))
-    data.check_fits(spec.data.seq_len + 1)  # the longest window of any objective
-    return data
-
-
-def storage_of(spec: StudySpec) -> str:
-    """The study's checkpoint folder as an absolute path ("" for none): a relative one means
-    relative to where the command runs, not to wherever a Ray worker's directory is."""
-    return str(Path(spec.storage).resolve()) if spec.storage else ""
-
-
-def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
-    """The study's trials as `study run` trains them, on its prepared data. Raises StudyError,
-    naming the file, line and field, for a FLOP budget no size of the study can spend."""
-    check_budgets(spec, data)
-    return expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
-
-
-def left_out(spec: StudySpec, data: TokenData) -> list[str]:
-    """Why each cell of the grid that is not trained is left out (FLOP budgets), one line each."""
-    return [c.left_out for c in cells(spec, data.vocab_size, len(data.train)) if c.left_out]
-
-
-def check_budgets(spec: StudySpec, data: TokenData) -> None:
-    """Every FLOP budget of the study has at least one cell to train."""
-    grid = cells(spec, data.vocab_size, len(data.train))
-    for i, flops in enumerate(spec.budget.flops or []):
-        reasons = [c.left_out for c in grid if c.budget_flops == flops]
-        if all(reasons):
-            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-            raise StudyError(
-                f"invalid study\n{spec.where('budget', 'flops', i)}: no size of the study can "
-                f"spend {flops_text(flops)} FLOPs: {reasons[0]}{more}"
-            )
-
-
-def check_predictions(spec: StudySpec, grid: list[TrialSpec], vocab_size: int, extra=()) -> None:
-    """Every prediction budget (the study file's, and `extra` from `study predict --flops`)
-    lies beyond the training compute of every cell of the grid: a prediction extrapolates, and
-    its model must not be one the laws are fitted on."""
-    largest = max((planned_accounting(t, vocab_size)["flops_per_token"] * t.budget.tokens
-                   for t in grid), default=0)  # fmt: skip
-    check_beyond_grid(spec, largest, "its costliest cell trains on", extra)
-
-
-def planned_accounting(trial: TrialSpec, vocab_size: int) -> dict:
-    """N, total parameters and FLOPs per token of a trial, from its shape (no torch)."""
-    model = trial.model
-    acct = account(model.architecture, model.n_layer, model.n_embd, vocab_size, trial.data.seq_len)
-    return {
-        "n_params": acct.n_params,
-        "total_params": acct.total_params,
-        "flops_per_token": acct.flops_per_token,
-        "scored_fraction": acct.scored_fraction,
-    }
-
-
-def describe_data(data: dict) -> str:
-    """The splits of a study's data in one line: documents and tokens of each."""
-    splits = ", ".join(
-        f"{split} {data['documents'][split]:,} documents / "
-        f"{format_count(data['tokens'][split])} tokens"
-        for split in ("train", "validation", "heldout")
-    )
-    vocab = f"{data['tokenizer']} ({data['vocab_size']:,} tokens)"
-    return f"data: {data['corpus']}, tokenizer {vocab}; {splits}"
-
-
-@dataclass
-class RunResult:
-    """What `run_study` did."""
-
-    study: str
-    store_url: str
-    report: Path | None
-    ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    fits: StudyFits = field(default_factory=lambda: StudyFits({}))  # laws, task fits, trends
-    verdicts: dict = field(default_factory=dict)  # architecture -> does zero-shot grow with N
-    outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
-    scored: list[str] = field(default_factory=list)  # finished trials scored again
-    unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
-
-
-def register(session: Session, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> Study:
-    """Record the study and its grid in the store (new trials pending, known ones kept)."""
-    planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in grid}
-    return register_study(
-        session, spec.name, spec.model_dump(mode="json"), spec.hash(), grid, planned,
-        data.summary(),
-    )  # fmt: skip
-
-
-def store_ngram_baseline(session: Session, study: Study, grid: list[TrialSpec], data: TokenData):
-    """Score the study's zero-shot items with a trigram model of the training split and store
-    the results once per study (architecture `ngram`), replacing earlier ones."""
-    from trainers.ngram import baseline_results
-
-    settings = grid[0].eval  # one per study: the trials differ only in cadence
-    rows = baseline_results(data, settings.tasks, settings.items, settings.seed)
-    replace_baseline(session, study, rows, grid[0].eval_key, len(data.train))
-
-
-def store_references(session, study, spec: StudySpec, grid: list[TrialSpec], data, console):
-    """Score each reference model of `eval.references` on the study's zero-shot items, once
-    per study and evaluation settings, and store its results (architecture `ref:<name>`). A
-    reference that cannot be loaded is said in one line, and the run goes on."""
-    if not grid[0].eval.tasks:
-        return
-    from trainers.references import label, score_reference
-
-    settings, key = grid[0].eval, grid[0].eval_key
-    text = int(data.text_bytes.get("heldout", len(data.heldout)))  # the items' source text
-    done = references_stored(session, study, key, text, {label(s) for s in spec.eval.references})
-    for source in spec.eval.references:
-        name = label(source)
-        if name in done:
-            continue
-        console.print(f"scoring the reference {source} on the zero-shot items", highlight=False)
-        try:
-            rows = score_reference(source, list(data.heldout_documents), settings.tasks,
-                                   settings.items, settings.seed)  # fmt: skip
-        except Exception as e:  # a reference is not worth the run: any failure is one line
-            why = str(e).splitlines()[0] if str(e) else ""
-            console.print(f"[yellow]reference {source} left out[/]: {type(e).__name__}: {why}",
-                          highlight=False)  # fmt: skip
-            continue
-        replace_reference(session, study, name, rows, key, text)
-        session.commit()
-        accuracy = ", ".join(f"{r['task']} {r['value']:.1%}" for r in rows if r["metric"] == "acc")
-        console.print(f"{name}: zero-shot accuracy {accuracy}", highlight=False)
+__all__ = ["LiveReport", "Mode", "RunResult", "run_study"]
 
 
 def run_study(
     path: str | Path,
+    *,
     store: str | None = None,
     report: str | Path | None = None,
     address: str | None = None,
     console: Console | None = None,
     n_boot: int = 1000,
     wait: bool = False,
-    predict: list[float] = (),
-    train_predictions: bool = True,
-    scoring: tuple[str, str | None] | None = None,
+    predict: list[float] | None = None,
+    mode: Mode = Mode.TRAIN,
+    scoring: Scoring | None = None,
 ) -> RunResult:
-    """Run every trial of a study the store does not show finished; predict at the budgets of
-    its `predict:` (and `predict`, more FLOP budgets) and train the trials that verify the
-    predictions (unless not `train_predictions`); then fit and report. Finished trials whose
-    results under the current evaluation settings are missing are scored again from their
-    weights, never retrained. With `scoring` (checkpoints "final" or "all", a trial-id glob or
-    None), the evaluation stage alone (`study eval`): nothing trains, nothing is predicted.
+    """Run the stages of `mode` on a study: Mode.TRAIN runs every trial the store does not show
+    finished, predicts at the budgets of its `predict:` (and `predict`, more FLOP budgets) and
+    trains the trials that verify the predictions; Mode.PREDICT leaves those untrained; both
+    score again, from their weights, the finished trials whose results under the current
+    evaluation settings are missing, never retraining them. Mode.EVAL is the evaluation stage
+    alone (`study eval`, what `scoring` says): nothing trains, nothing is predicted. Then fit
+    and report.
 
     Raises StudyError for an invalid study file, StoreError for a store URL that cannot be
     used and CorpusError for a corpus that cannot be, before anything is written; StoreError
@@ -223,160 +55,66 @@ def run_study(
     console = console or Console(soft_wrap=True)
     spec = load_study(path)
     url = store or default_url(spec.name)
-    check_url(url)  # a URL that is none, or a driver missing: said before data is prepared
-    data = prepare_data(spec)  # before the store is touched: a bad corpus changes nothing
-    grid = trials(spec, data)
-    check_predictions(spec, grid, data.vocab_size, predict)
-    run = _Run(schedule, spec, data, grid, console, address, n_boot, predict, train_predictions,
-               scoring)  # fmt: skip
-    try:
-        with run_lock(url, wait) as lock:
-            run.lock = lock
-            return run.locked(url, report)
-    except DBAPIError as e:  # a store that cannot be written (read-only, full): named
-        raise StoreError(store_failure(url, e)) from None
+    result = RunResult(spec.name, url, Path(report or report_path(spec.name)))
+    ctx = RunContext(spec=spec, url=url, mode=mode, console=console, result=result,
+                     n_boot=n_boot, predict=list(predict or []),
+                     scoring=scoring or Scoring())  # fmt: skip
+    stages.prepare(ctx)  # before the store is touched: a bad corpus changes nothing
+    ctx.runner = _Ray(schedule, spec, address, console, mode is Mode.EVAL)
+    with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
+        if lock is not None:  # a store on a database server: its lock is held at every commit
+            run_store.hold_lock(lock, lambda line: _warn(console, line))
+        ctx.store = run_store
+        try:
+            for stage in stages.STAGES[mode]:
+                stage(ctx)
+        finally:
+            ctx.runner.close()
+    return result
 
 
 @dataclass
-class _Run:
-    """One `study run` once its inputs are checked."""
+class _Ray:
+    """The Ray cluster a run's trials train and are scored on, joined when first needed."""
 
     schedule: object
     spec: StudySpec
-    data: TokenData
-    grid: list[TrialSpec]
-    console: Console
     address: str | None
-    n_boot: int
-    predict: list[float]
-    train_predictions: bool
-    scoring: tuple[str, str | None] | None  # `study eval`: checkpoints and trial pattern
-    cluster: object = None  # the Ray cluster, once joined
-    lock: object = None  # the run lock of a store on a database server (held at every commit)
+    console: Console
+    scoring: bool  # the Ray job is `study eval <name>`
+    cluster: object = None
 
-    def locked(self, url: str, report) -> RunResult:
-        """Register, run what is not finished, predict and verify, fit, report."""
-        spec, data, console = self.spec, self.data, self.console
-        engine = open_store(url)
-        result = RunResult(study=spec.name, store_url=url, report=None)
-        result.report = Path(report or report_path(spec.name))
-        storage = storage_of(spec)
-        with Session(engine) as session:
-            if self.lock is not None:
-                hold_lock(session, self.lock, lambda line: _warn(self.console, line))
-            trains = self.train_predictions and self.scoring is None
-            verifying = predicting.stored_trials(session, spec, data.key, storage,
-                                                 trains)  # fmt: skip
-            study = register(session, spec, self.grid + verifying, data)
-            store_ngram_baseline(session, study, self.grid, data)
-            store_references(session, study, spec, self.grid, data, console)
-            mark_unfinished_interrupted(session, study)
-            queued = self.grid + (verifying if trains else [])
-            to_run = self._unfinished(session, study, queued, result)
-            session.commit()
-            checkpoints, pattern = self.scoring or ("final", None)
-            jobs, gone = evaluating.to_score(session, study, self.grid + verifying, checkpoints,
-                                             pattern, console)  # fmt: skip
-            if self.scoring is not None:
-                result.unscored += gone  # `study eval` was asked to score them
-            if self.scoring is None:
-                console.print(
-                    f"study [bold]{spec.name}[/]: {len(self.grid) + len(verifying)} trials, "
-                    f"{len(result.skipped)} already finished, {len(to_run)} to run; store {url}",
-                    highlight=False,
-                )
-            else:
-                console.print(
-                    f"study [bold]{spec.name}[/]: {len(jobs)} finished trials to score "
-                    f"({checkpoints} checkpoints) under the current evaluation settings; "
-                    f"nothing trains; store {url}",
-                    highlight=False,
-                )
-            console.print(describe_data(study.data), highlight=False)
-            for warning in data.warnings():
-                console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
-            try:
-                if to_run and self.scoring is None:
-                    self._train(to_run, session, result)
-                if jobs:
-                    self._score(jobs, session, result)
-                if self.scoring is None:
-                    self._predict(session, study, storage, verifying, result)
-            finally:
-                if self.cluster is not None:
-                    self.schedule.disconnect(self.cluster)
-            for p in record_measurements(session, study):
-                console.print(f"verified {p.architecture} at {flops_text(p.flops)} FLOPs "
-                              f"({p.trial_id}): " + _verdict(p), highlight=False)  # fmt: skip
-            session.commit()
-
-            console.print(fitting.fitting_line(session, study, self.n_boot), highlight=False)
-            started = time.monotonic()
-            view = fitting.fit_and_report(session, study, result.report, self.n_boot)
-            console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
-            result.fits = StudyFits.from_json(view.fits, view.tasks, view.trends)
-            result.outdated = view.outdated
-            result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
-        engine.dispose()
-        return result
-
-    def _predict(self, session, study, storage, verifying, result) -> None:
-        """Predict at the study's budgets once its grid is trained; train what verifies them."""
-        spec, data = self.spec, self.data
-        flops = predicting.budgets(spec, self.predict)
-        made = predicting.predict_missing(session, study, spec, data, storage, flops,
-                                          self.console, self.n_boot)  # fmt: skip
-        if made and self.train_predictions:
-            register(session, spec, self.grid + verifying + made, data)
-            session.commit()
-            self._train(self._unfinished(session, study, made, result), session, result)
-
-    def _cluster(self):
-        """The Ray cluster, joined (once per run) when first needed."""
-        if self.cluster is None:
-            self.cluster = _connect(self.schedule, self.spec, self.address, self.console,
-                                    self.scoring is not None)  # fmt: skip
-        return self.cluster
-
-    def _train(self, to_run, session, result) -> None:
-        if not to_run:
-            return
-        live = LiveReport(session, to_run[0][1].study, result.report, self.console)
+    def train(self, ctx: RunContext, to_run: list[TrialSpec]) -> None:
+        """Train `to_run`, the report rewritten while they do."""
+        live = LiveReport(ctx.store, ctx.result.report, self.console)
         try:
-            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, session, self.console,
-                        result, live)  # fmt: skip
+            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, ctx.store,
+                        console=self.console, result=ctx.result, live=live)  # fmt: skip
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
             raise
 
-    def _score(self, jobs, session, result) -> None:
-        evaluating.score_on_ray(self.schedule, self._cluster(), jobs, session, self.console,
-                                result)  # fmt: skip
+    def score(self, ctx: RunContext, jobs: list) -> None:
+        """Score finished trials from their weights (evaluating.score_on_ray)."""
+        evaluating.score_on_ray(self.schedule, self._cluster(), jobs, ctx.store, self.console,
+                                ctx.result)  # fmt: skip
 
-    @staticmethod
-    def _unfinished(session, study, specs, result) -> list[tuple[TrialSpec, Trial]]:
-        """The trials of `specs` the store does not show finished, with their rows; the
-        finished ones are noted skipped."""
-        rows = {t.hash: t for t in current_trials(session, study)}
-        out = []
-        for trial in specs:
-            row = rows[trial.hash]
-            if row.status == TrialStatus.finished:
-                result.skipped.append(trial.trial_id)
-            else:
-                out.append((trial, row))
-        return out
+    def close(self) -> None:
+        """Leave the cluster, if it was joined."""
+        if self.cluster is not None:
+            self.schedule.disconnect(self.cluster)
+            self.cluster = None
+
+    def _cluster(self):
+        if self.cluster is None:
+            self.cluster = _connect(self.schedule, self.spec, self.address, self.console,
+                                    self.scoring)  # fmt: skip
+        return self.cluster
 
 
 def _warn(console: Console, line: str) -> None:
     """A line about the store the run goes on after (a restart, its lock taken again)."""
     console.print(f"[yellow]{escape(line)}[/]", highlight=False)
-
-
-def _verdict(p) -> str:
-    from analysis.predict import verdict
-
-    return verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss)
 
 
 def _connect(schedule, spec: StudySpec, address: str | None, console: Console, scoring: bool):
@@ -406,8 +144,7 @@ class LiveReport:
     """The report rewritten while a run trains (at most once per LIVE_REPORT_S): what is
     finished and the curves so far, marked partial; no laws are fitted until the run ends."""
 
-    session: Session
-    study: Study
+    store: RunStore
     path: Path
     console: Console
     last: float = field(default_factory=time.monotonic)
@@ -429,54 +166,50 @@ class LiveReport:
         """The run ends early: a page written while it trained says so, and stops reloading."""
         if self.written and not self.failed:
             with contextlib.suppress(Exception):
-                self.session.rollback()  # what an interrupted write left half done
-                fitting.write_partial_report(self.session, self.study, self.path, why)
+                self.store.rollback()  # what an interrupted write left half done
+                fitting.write_partial_report(self.store, self.path, why)
 
     def _write(self) -> None:
         try:
-            fitting.write_partial_report(self.session, self.study, self.path)
+            fitting.write_partial_report(self.store, self.path)
             self.written = True
         except Exception as e:  # a report is not worth a run: say so once, and train on
             self.failed = True
             with contextlib.suppress(Exception):  # a failed read must not leave the session
-                self.session.rollback()  # unusable for the recorder (its events are flushed)
+                self.store.rollback()  # unusable for the recorder (its events are flushed)
             self.console.print(f"[yellow]the partial report could not be written[/]: "
                                f"{type(e).__name__}: {e}", highlight=False)  # fmt: skip
 
 
-def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=None) -> None:
+def _run_on_ray(
+    schedule, cluster, spec, to_run: list[TrialSpec], store: RunStore, *, console: Console,
+    result: RunResult, live: LiveReport | None = None,
+) -> None:  # fmt: skip
     from orchestrator.progress import Progress
 
-    for _, row in to_run:  # pending once the cluster is there to run them
-        queue_trial(session, row)
-    session.commit()
+    ids = [trial.trial_id for trial in to_run]
+    store.queue(ids)  # pending once the cluster is there to run them
     use_gpus = cluster.gpus > 0
-    rows = {trial.trial_id: row for trial, row in to_run}
-    progress = Progress([trial for trial, _ in to_run], console)
-
-    recorder = Recorder(session, lambda line: _warn(console, line), to_run[0][1].study)
+    progress = Progress(to_run, console)
+    events = store.events(ids, lambda line: _warn(console, line), stamped=True)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
-        recorder.record(rows[trial.trial_id], event)
+        events.record(trial.trial_id, event)
         progress.update(trial.trial_id, event)
         if isinstance(event, End):
             result.ran.append(trial.trial_id)
 
     def on_error(trial: TrialSpec, error: str) -> None:
-        recorder.apply(lambda: fail_trial(rows[trial.trial_id], error))
-        recorder.flush()
+        events.fail(trial.trial_id, error)
         progress.fail(trial.trial_id)
         result.failed.append(trial.trial_id)
         console.print(f"[red]{trial.trial_id} failed[/]: {last_line(error)}", highlight=False)
 
     def on_retry(trial: TrialSpec, error: str, lost: bool) -> None:
-        row = rows[trial.trial_id]
-        started = row.status == TrialStatus.running  # else it failed before its trainer began
-        recorder.apply(lambda: queue_trial(session, row, error))  # its error kept until it starts
-        recorder.flush()
+        started, attempts = events.requeue(trial.trial_id, error)  # its error kept till it starts
         progress.requeue(trial.trial_id)
         what = "lost its node or worker" if lost else "failed"
-        when = f"on try {row.attempts}" if started else f"before try {row.attempts + 1} started"
+        when = f"on try {attempts}" if started else f"before try {attempts + 1} started"
         console.print(
             f"[yellow]{trial.trial_id} {what} {when}, running again[/]: {last_line(error)}",
             highlight=False,
@@ -488,30 +221,27 @@ def _run_on_ray(schedule, cluster, spec, to_run, session, console, result, live=
         nonlocal last_beat
         progress.tick()
         if time.monotonic() - last_beat >= HEARTBEAT_S:
-            recorder.apply(lambda: beat(session, list(rows.values())))
+            events.beat()
             last_beat = time.monotonic()
-        recorder.tick()
+        events.tick()
         if live is not None:
-            live.tick(recorder.flush)
+            live.tick(events.flush)
 
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
-    queue = sorted((trial for trial, _ in to_run), key=lambda t: -rows[t.trial_id].flops)
+    flops = {t.trial_id: t.flops for t in store.current_trials()}
+    queue = sorted(to_run, key=lambda t: -flops[t.trial_id])
     try:
         with progress:
             schedule.run_trials(
                 queue, on_event, on_error, use_gpus, on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
-        recorder.flush()
+        events.flush()
     except KeyboardInterrupt as e:
         # Ctrl-C (or SIGTERM) may land inside a write: drop what is not committed (a resumed
         # trial reports its history again), then record who was interrupted.
-        recorder.discard()
         why = ("stopped by SIGTERM" if schedule.terminated(e)
                else "interrupted by the user (Ctrl-C)")  # fmt: skip
-        for row in rows.values():
-            if row.status in (TrialStatus.running, TrialStatus.pending):
-                fail_trial(row, why, TrialStatus.interrupted)
-        session.commit()
+        events.interrupt(why)
         raise

@@ -8,19 +8,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from analysis.report.cards import file_name
-from orchestrator.store import (
-    StoreError,
-    TrialStatus,
-    current_trials,
-    evals_frame,
-    trials_frame,
-)
+from orchestrator.store import RunStore, StoreError, TrialStatus
 from trainers.corpora import CorpusError
 from trainers.folders import whole_folder
 
 
 def export_models(
-    session, study, out: str | Path, pattern: str | None = None
+    store: RunStore, out: str | Path, pattern: str | None = None
 ) -> tuple[list[Path], list[str]]:
     """Write `out/<trial_id>/` for each finished trial (those whose id matches `pattern`, a
     glob). Returns the folders and a note for each trial left out. Raises StoreError, before
@@ -35,10 +29,10 @@ def export_models(
 
     out = Path(out)
     _new_folder(out)
-    rows = current_trials(session, study)
+    rows = store.current_trials()
     chosen = [r for r in rows if pattern is None or fnmatchcase(r.trial_id, pattern)]
     if not chosen:
-        raise StoreError(f"--trials {pattern!r} matches no trial of study {study.name} (its "
+        raise StoreError(f"--trials {pattern!r} matches no trial of study {store.name} (its "
                          f"trials: {_some(r.trial_id for r in rows)})")  # fmt: skip
     unfinished = [r for r in chosen if r.status != TrialStatus.finished]
     if pattern is not None and unfinished:
@@ -50,7 +44,7 @@ def export_models(
     notes = [f"{r.trial_id}: not finished ({r.status.value}), left out" for r in unfinished]
     finished = [r for r in chosen if r.status == TrialStatus.finished]
     if not finished:
-        raise StoreError(f"nothing to export from study {study.name}: " + "; ".join(notes))
+        raise StoreError(f"nothing to export from study {store.name}: " + "; ".join(notes))
     specs = {r.trial_id: r.spec for r in finished}
     finals = {}  # where each trial's trainer wrote its final weights (as the store says)
     for row in finished:
@@ -64,8 +58,8 @@ def export_models(
         if broken:
             raise StoreError(f"{row.trial_id}: {broken}: train it again")
         finals[row.trial_id] = final
-    table = trials_frame(session, study).set_index("trial_id", drop=False)
-    evals = evals_frame(session, study)
+    table = store.trials_frame().set_index("trial_id", drop=False)
+    evals = store.evals_frame()
     folders = []
     with whole_folder(out) as building:
         for row in finished:
@@ -76,7 +70,7 @@ def export_models(
                 load_weights(spec, finals[row.trial_id], model)
             except (RuntimeError, ValueError, CorpusError) as e:  # another trial's, no corpus
                 raise StoreError(f"{row.trial_id}: {e}") from None
-            card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
+            card = hub_card(store.name, table.loc[row.trial_id], store.data, evals, row.config)
             name = file_name(row.trial_id)
             write_folder(spec, model, data.tokenizer, building / name, card)
             folders.append(out / name)
@@ -108,7 +102,7 @@ def _some(names, shown: int = 3) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def export_tasks(session, study, out: str | Path) -> list[Path]:
+def export_tasks(store: RunStore, out: str | Path) -> list[Path]:
     """The study's zero-shot items, as its trials are scored on them now, written as
     lm-evaluation-harness tasks `<study>_<task>` into `out` (a YAML and a JSONL each), so that
     `lm_eval --model hf --model_args pretrained=<exported model> --include_path out --tasks
@@ -124,13 +118,13 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
 
     out = Path(out)
     _new_folder(out)
-    rows = current_trials(session, study)
+    rows = store.current_trials()
     if not rows or not rows[0].spec.eval.tasks:
-        raise StoreError(f"study {study.name} scores no zero-shot task: nothing to export")
+        raise StoreError(f"study {store.name} scores no zero-shot task: nothing to export")
     spec = rows[0].spec  # the evaluation settings are the study's, the same for every trial
     data = _token_data(spec)
     items = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
-    prefix = re.sub(r"[^A-Za-z0-9_]", "_", study.name)
+    prefix = re.sub(r"[^A-Za-z0-9_]", "_", store.name)
     written = []
     with whole_folder(out) as building:
         for task in spec.eval.tasks:
@@ -159,7 +153,7 @@ def export_tasks(session, study, out: str | Path) -> list[Path]:
                 ],
                 "metadata": {
                     "version": 1.0,
-                    "study": study.name,
+                    "study": store.name,
                     "items": len(items[task]),
                     "seed": spec.eval.seed,
                 },  # fmt: skip

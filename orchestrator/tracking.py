@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
-from orchestrator.store import Metric, StoreError, current_trials, evals_frame, trials_frame
+from orchestrator.store import RunStore, StoreError
 
 BATCH = 1000  # MLflow takes at most 1,000 metrics per log_batch
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -32,7 +30,7 @@ def _flat(config: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
+def export_mlflow(store: RunStore, uri: str) -> list[tuple[str, str, str]]:
     """Log the study's current trials to the MLflow tracking store at `uri` (experiment
     `<study name>`): (trial id, run id, "logged" | "replaced" | "unchanged") per trial. Raises
     StoreError when MLflow is not installed or the URI cannot be used."""
@@ -48,34 +46,32 @@ def export_mlflow(session, study, uri: str) -> list[tuple[str, str, str]]:
 
     try:
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(study.name)
+        experiment = client.get_experiment_by_name(store.name)
         experiment_id = (experiment.experiment_id if experiment is not None
-                         else client.create_experiment(study.name))  # fmt: skip
+                         else client.create_experiment(store.name))  # fmt: skip
     except MlflowException as e:
         raise StoreError(f"--to {uri}: {str(e).splitlines()[0]}") from None
     if experiment is not None and experiment.lifecycle_stage != "active":
-        raise StoreError(f"--to {uri}: the experiment {study.name} is deleted there: restore it "
+        raise StoreError(f"--to {uri}: the experiment {store.name} is deleted there: restore it "
                          "(mlflow experiments restore) or remove it for good first")  # fmt: skip
     try:
-        return _log(client, experiment_id, session, study, Point, Param, RunTag)
+        return _log(client, experiment_id, store, (Point, Param, RunTag))
     except MlflowException as e:
         raise StoreError(f"--to {uri}: {str(e).splitlines()[0]}") from None
 
 
-def _log(client, experiment_id, session, study, Point, Param, RunTag):
-    """One run per current trial (see export_mlflow)."""
+def _log(client, experiment_id, store: RunStore, entities):
+    """One run per current trial (see export_mlflow); `entities`: MLflow's Metric, Param and
+    RunTag."""
     from analysis.report.cards import hub_card
 
-    rows = current_trials(session, study)
-    table = trials_frame(session, study).set_index("trial_id", drop=False)
-    evals = evals_frame(session, study)
+    Point, Param, RunTag = entities
+    rows = store.current_trials()
+    table = store.trials_frame().set_index("trial_id", drop=False)
+    evals = store.evals_frame()
     done = []
     for row in rows:
-        points = session.execute(
-            select(Metric.name, Metric.value, Metric.step, Metric.wall_time)
-            .where(Metric.trial_pk == row.id)
-            .order_by(Metric.name, Metric.step)
-        ).all()
+        points = store.metric_points(row.trial_id)
         mine = evals[evals.trial_id == row.trial_id] if len(evals) else evals
         final = {"val_loss": row.val_loss, "tokens_per_s": row.tokens_per_s, "mfu": row.mfu,
                  "wall_s": row.wall_s, "tokens_done": row.tokens_done,
@@ -92,7 +88,7 @@ def _log(client, experiment_id, session, study, Point, Param, RunTag):
             continue
         for old in found:
             client.delete_run(old.info.run_id)
-        tags = {"mlflow.runName": row.trial_id, "study": study.name, "study.trial_id": row.trial_id,
+        tags = {"mlflow.runName": row.trial_id, "study": store.name, "study.trial_id": row.trial_id,
                 "study.trial_hash": row.hash, "study.architecture": row.architecture,
                 "study.status": status}  # fmt: skip
         run = client.create_run(experiment_id, start_time=_ms(row.started_at),
@@ -108,7 +104,7 @@ def _log(client, experiment_id, session, study, Point, Param, RunTag):
         for i in range(0, len(history), BATCH):
             client.log_batch(run_id, metrics=history[i : i + BATCH])
         if row.status.value == "finished":
-            card = hub_card(study.name, table.loc[row.trial_id], study.data, evals, row.config)
+            card = hub_card(store.name, table.loc[row.trial_id], store.data, evals, row.config)
             client.log_text(run_id, card, "model_card.md")
         if status in STATUS:
             client.set_terminated(run_id, STATUS[status], end_time=_ms(row.ended_at))

@@ -177,7 +177,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
         api.run_study(tmp_path / "p.yaml", console=quiet, n_boot=20)
     grid = api.plan(load_study(tmp_path / "p.yaml"))
     assert len(calls[0]) == len(grid) >= 6  # the grid first
-    [(verifying, _)] = calls[1]  # then only the trial that verifies the prediction
+    [verifying] = calls[1]  # then only the trial that verifies the prediction
     assert verifying.budget_flops == 3e10 and verifying.trial_id.endswith("-3e10F-s0")
     with sqlite3.connect("runs/p.db") as db:
         kept = db.execute("SELECT * FROM predictions").fetchall()

@@ -481,17 +481,16 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
     trials still training, says that it is partial and when it was written, and reloads
     itself; the terminal says when fitting starts. The report after the run is whole."""
     from orchestrator import fitting, run
-    from orchestrator.store import metrics_frame, trials_frame
 
     pages, training = [], []  # each page, and the trials running with a curve when it was written
 
-    def keep(session, study, path):
-        trials, curves = trials_frame(session, study), metrics_frame(session, study)
+    def keep(store, path):
+        trials, curves = store.trials_frame(), store.metrics_frame()
         running = set(trials.trial_id[trials.status == "running"])
         drawn = running & set(curves.trial_id[curves.name == "train_loss"])
         if not pages and not drawn:  # the first page waits for a curve: a write puts the next
             return path  # off by 20 times its own time, past the end of so small a run
-        written = write(session, study, path)
+        written = write(store, path)
         pages.append(Path(written).read_text())
         training.append(drawn)
         return written
@@ -522,12 +521,10 @@ def test_the_report_is_rewritten_while_trials_train(ray_session, tiny_study, mon
     assert re.search(r"fitted in \d+\.\d s", said)
 
     # A run stopped early leaves a page that says so and no longer reloads itself.
-    from sqlalchemy.orm import Session
+    from orchestrator.store import RunStore
 
-    from orchestrator.store import get_study, open_store
-
-    with Session(open_store(result.store_url)) as session:
-        write(session, get_study(session, "tiny"), result.report, "interrupted")
+    with RunStore.open_study(result.store_url, "tiny") as store:
+        write(store, result.report, "interrupted")
     stopped = result.report.read_text()
     assert "when <code>study run</code> stopped (interrupted): 3 of 3 trials finished" in stopped
     assert "run it again to finish the study" in stopped and "http-equiv" not in stopped

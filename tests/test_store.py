@@ -14,8 +14,8 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from orchestrator.grid import expand
-from orchestrator.run import register as _register_with_data
 from orchestrator.spec import parse_study
+from orchestrator.stages import planned_accounting
 from orchestrator.store import (
     Metric,
     StoreError,
@@ -24,6 +24,7 @@ from orchestrator.store import (
     open_store,
     queue_trial,
     record_event,
+    register_study,
 )
 from trainers.data import load_token_data
 from trainers.events import End, Start, Train, Validation, ZeroShot
@@ -37,8 +38,12 @@ budget: {tokens: 600K}
 
 
 def _register(session, spec, trials):
+    """The study and its grid registered as `study run` registers them (stages.register), in the
+    caller's session."""
     data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
-    return _register_with_data(session, spec, trials, data)
+    planned = {t.trial_id: planned_accounting(t, data.vocab_size) for t in trials}
+    return register_study(session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials,
+                          planned, data=data.summary())  # fmt: skip
 
 
 def _registered(session):
@@ -55,7 +60,7 @@ def test_round_trip_of_study_trials_and_events(store):
     with Session(engine) as session:
         study = _register(session, spec, trials)
         row = current_trials(session, study)[0]
-        queue_trial(session, row)
+        queue_trial(row)
         assert (row.status, row.attempts) == (TrialStatus.pending, 0)  # a try counts once started
         record_event(
             session,
@@ -163,6 +168,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     assert again.returncode == 0 and "at schema 0005 already" in again.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("asset", "trials", "evals", "eval_keys"),
     [("store-schema4.db", 3, 39, 1), ("store-0002.db", 6, 121, 2)],
@@ -254,7 +260,7 @@ def test_a_new_attempt_starts_from_no_metrics(store):
         for step in (1, 2, 3):
             record_event(session, row, Validation(step=step, tokens=step, val_loss=5.0))
         steps = lambda: session.scalars(select(Metric.step).where(Metric.trial_pk == row.id))
-        queue_trial(session, row)
+        queue_trial(row)
         record_event(session, row, replace(start, resumed_step=2, resumed_tokens=2))
         assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 2  # two starts
 
@@ -393,7 +399,7 @@ def test_status_shows_a_trial_whose_run_died_as_interrupted(store):
     engine = open_store(store)
     with Session(engine) as session:
         study, (row, _) = _registered(session)
-        queue_trial(session, row)
+        queue_trial(row)
         row.status = TrialStatus.running  # as a killed driver leaves it
         session.commit()
     shown = api.status(store=store).set_index("trial_id")
@@ -415,7 +421,7 @@ def test_study_status_prints_counts_a_table_and_each_error_once(store, study_cli
     with Session(engine) as session:
         rows = current_trials(session, _register(session, spec, expand(spec, "", "")))
         for row in rows[1:4]:  # a killed driver left three running; one failed; five pending
-            queue_trial(session, row)
+            queue_trial(row)
             row.status, row.attempts = TrialStatus.running, 1  # started
         rows[-1].status, rows[-1].error = (
             TrialStatus.failed,
@@ -502,8 +508,8 @@ def test_status_on_a_database_server_tells_a_dead_run_by_its_heartbeats(sqlite_s
     engine = open_store(sqlite_store)
     with Session(engine) as session:
         study, (first, second) = _registered(session)
-        queue_trial(session, first)
-        queue_trial(session, second)
+        queue_trial(first)
+        queue_trial(second)
         first.status = TrialStatus.running
         session.commit()
         shown = api.status(store=server_like).set_index("trial_id")
@@ -545,7 +551,7 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
 
     with Session(engine) as session:
         _, (row, _) = _registered(session)
-        queue_trial(session, row)
+        queue_trial(row)
         session.commit()
         recorder = Recorder(session)
         recorder.record(row, start)
@@ -568,6 +574,7 @@ def test_the_driver_commits_metrics_in_batches_and_states_at_once(store):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_new_zero_shot_settings_retrain_nothing_and_old_results_are_not_mixed_in(tmp_path):
     """More items: every trial is still finished (its hash did not change). Its results under
     the earlier settings stay in the store and the export, but not in the fits or the report,

@@ -98,18 +98,20 @@ def _ladder_store(url: str) -> dict[str, tuple[int, float, float]]:
     from sqlalchemy.orm import Session
 
     from orchestrator.grid import expand
-    from orchestrator.run import register
     from orchestrator.spec import parse_study
-    from orchestrator.store import current_trials, open_store, record_event
+    from orchestrator.stages import register
+    from orchestrator.store import RunStore, current_trials, get_study, open_store, record_event
     from trainers.data import load_token_data
     from trainers.events import End, Start, ZeroShot
 
     spec = parse_study(LADDER_STUDY)
     data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
+    with RunStore.open(url) as run_store:
+        register(run_store, spec, expand(spec, "", ""), data)
     engine = open_store(url)
     final = {}
     with Session(engine) as session:
-        study = register(session, spec, expand(spec, "", ""), data)
+        study = get_study(session, spec.name)
         for row, n in zip(current_trials(session, study), (25e3, 5e4, 1e5, 2e5, 4e5), strict=True):
             trial = row.spec
             record_event(session, row, Start(n_params=int(n), total_params=int(2 * n),

@@ -7,7 +7,10 @@ URL works). Only the driver process writes it.
 - `liveness`: the run lock, heartbeats, and whether a run is gone;
 - `writes`: registering a study, recording trainer events, trial status changes, fits,
   predictions and their measurements;
-- `reads`: queries, and the DataFrames analysis and the report take.
+- `reads`: queries, and the DataFrames analysis and the report take;
+- `facade`: `RunStore`, the one object the rest of the tool uses: it holds the session and
+  commits inside, and returns DataFrames and ORM-free records. Only this package imports
+  sqlalchemy (tests/test_store_facade.py checks); its migrations are in `migrations/`.
 """
 
 from orchestrator.store.engine import (
@@ -17,6 +20,7 @@ from orchestrator.store.engine import (
     open_store,
     upgrade_store,
 )
+from orchestrator.store.facade import PredictionRecord, RunStore, TrialEvents, TrialRecord
 from orchestrator.store.liveness import (
     HEARTBEAT_S,
     STALE_AFTER_S,
@@ -28,6 +32,7 @@ from orchestrator.store.liveness import (
 )
 from orchestrator.store.reads import (
     EVAL_COLUMNS,
+    EXPORT_COLUMNS,
     PREDICTION_COLUMNS,
     TRIAL_COLUMNS,
     all_evals_frame,
@@ -58,6 +63,7 @@ from orchestrator.store.tables import (
 from orchestrator.store.urls import (
     StoreError,
     check_url,
+    database_errors,
     default_url,
     sqlite_file,
     store_failure,
@@ -78,14 +84,15 @@ from orchestrator.store.writes import (
 )
 
 __all__ = [
-    "all_evals_frame", "Base", "beat", "check_url", "current_trials", "default_url", "Eval",
-    "EVAL_COLUMNS", "eval_keys", "evals_frame", "evals_of", "fail_trial", "Fit", "fits_of",
-    "get_study", "HEARTBEAT_S", "hold_lock", "LEGACY_VERSION", "mark_unfinished_interrupted",
-    "Metric", "metrics_frame", "open_store", "outdated", "Prediction", "PREDICTION_COLUMNS",
-    "predictions_frame", "predictions_of", "queue_trial", "record_event", "record_measurements",
-    "Recorder", "references_stored", "register_study", "replace_baseline", "replace_fits",
-    "replace_reference", "run_active", "run_lock", "SCHEMA_REVISION", "select_current",
-    "sqlite_file", "stale", "STALE_AFTER_S", "store_failure", "store_prediction", "StoreError",
-    "Study", "task_points", "Trial", "TRIAL_COLUMNS", "trials_frame", "TrialStatus",
-    "upgrade_store", "VERSION_TABLE",
+    "all_evals_frame", "Base", "beat", "check_url", "current_trials", "database_errors",
+    "default_url", "Eval", "EVAL_COLUMNS", "eval_keys", "evals_frame", "evals_of",
+    "EXPORT_COLUMNS", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "hold_lock",
+    "LEGACY_VERSION", "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store",
+    "outdated", "Prediction", "PREDICTION_COLUMNS", "PredictionRecord", "predictions_frame",
+    "predictions_of", "queue_trial", "record_event", "record_measurements", "Recorder",
+    "references_stored", "register_study", "replace_baseline", "replace_fits", "replace_reference",
+    "run_active", "run_lock", "RunStore", "SCHEMA_REVISION", "select_current", "sqlite_file",
+    "stale", "STALE_AFTER_S", "store_failure", "store_prediction", "StoreError", "Study",
+    "task_points", "Trial", "TRIAL_COLUMNS", "TrialEvents", "TrialRecord", "trials_frame",
+    "TrialStatus", "upgrade_store", "VERSION_TABLE",
 ]  # fmt: skip

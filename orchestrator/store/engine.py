@@ -22,12 +22,12 @@ from orchestrator.store.urls import (
 
 __all__ = ["open_store", "store_failure", "upgrade_store"]
 
-# The schema is versioned by alembic (migrations in orchestrator/migrations), in a table of its
-# own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
+# The schema is versioned by alembic (migrations in orchestrator/store/migrations), in a table of
+# its own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
 VERSION_TABLE = "study_schema_version"
 SCHEMA_REVISION = "0005"  # the newest migration (a test checks): a store at it opens at once
 LEGACY_VERSION = 4
-MIGRATIONS = Path(__file__).parent.parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -41,20 +41,21 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
-def _nulls(value):
-    """NaN and infinities as null, however deep: JSON has neither (PostgreSQL refuses them)."""
+def nulls(value):
+    """NaN and infinities as null (None), however deep: JSON has neither (PostgreSQL refuses
+    them), and SQLite stores a NaN as NULL anyway. The store's one such function."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _nulls(v) for k, v in value.items()}
+        return {k: nulls(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_nulls(v) for v in value]
+        return [nulls(v) for v in value]
     return value
 
 
 def _json(value) -> str:
     """The JSON of a JSON column, valid on every database."""
-    return json.dumps(_nulls(value), allow_nan=False)
+    return json.dumps(nulls(value), allow_nan=False)
 
 
 def _engine(url: str) -> Engine:

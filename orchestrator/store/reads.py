@@ -105,7 +105,9 @@ def fits_of(session: Session, study: Study) -> list[Fit]:
     return list(session.scalars(select(Fit).where(Fit.study_id == study.id).order_by(Fit.id)))
 
 
-TRIAL_COLUMNS = [
+# The columns of `study export --what trials`, in their public order; the trial frame holds
+# these and then the driver's own (where and when a trial ran, why it failed, its weights).
+EXPORT_COLUMNS = [
     "trial_id",
     "architecture",
     "size",
@@ -120,14 +122,16 @@ TRIAL_COLUMNS = [
     "lr",
     "status",
     "val_loss",
-    "attempts",
     "wall_s",
     "tokens_per_s",
     "mfu",
+    "attempts",
+    "hash",
+]
+TRIAL_COLUMNS = EXPORT_COLUMNS + [
     "device",
     "node",
     "heartbeat_at",
-    "hash",
     "error",
     "checkpoint",
     "checkpoint_bytes",

@@ -61,6 +61,16 @@ def store_errors(url: str) -> Iterator[None]:
         raise StoreError(store_failure(url, e)) from None
 
 
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database error while the store at `url` is used (read-only, full, damaged, a server
+    gone; `url` "" where it is not known) as a StoreError of one line saying which."""
+    try:
+        yield
+    except DBAPIError as e:
+        raise StoreError(store_failure(url, e)) from None
+
+
 def check_url(url: str) -> None:
     """A store URL that can be used: one SQLAlchemy reads, whose driver is installed (a
     StoreError saying which otherwise); checked before a run prepares its data."""

@@ -12,6 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 
+from orchestrator.store.engine import nulls
 from orchestrator.store.tables import (
     Eval,
     Fit,
@@ -34,6 +35,7 @@ def register_study(
     spec_hash: str,
     trials: list[TrialSpec],
     planned: dict,
+    *,
     data: dict | None = None,
 ) -> Study:
     """Record the study and its grid: new trials as pending, known ones (by hash) kept.
@@ -80,7 +82,7 @@ def register_study(
     return study
 
 
-def queue_trial(session: Session, trial: Trial, error: str | None = None) -> None:
+def queue_trial(trial: Trial, error: str | None = None) -> None:
     """A trial is about to be (re)queued: pending. Its try is counted when its trainer starts;
     its metrics stay until then (and are reported again if it resumes from a checkpoint); so
     does the `error` of a retried try."""
@@ -130,15 +132,15 @@ def record_event(
             metrics.append(point("val_loss", event.val_loss))
             trial.val_loss = float(event.val_loss)
         case ZeroShot():
-            _add_results(session, trial.study_id, trial, event.eval_key, event.step,
-                         event.tokens, event.results)  # fmt: skip
+            _add_results(session, trial.study_id, trial, event.results, eval_key=event.eval_key,
+                         step=event.step, tokens=event.tokens)  # fmt: skip
         case Scored():
             # scored again: its results at this step under these settings replace any earlier
             session.execute(delete(Eval).where(Eval.trial_pk == trial.id,
                                                Eval.eval_key == event.eval_key,
                                                Eval.step == event.step))  # fmt: skip
-            _add_results(session, trial.study_id, trial, event.eval_key, event.step,
-                         event.tokens, event.results)  # fmt: skip
+            _add_results(session, trial.study_id, trial, event.results, eval_key=event.eval_key,
+                         step=event.step, tokens=event.tokens)  # fmt: skip
             if event.final:  # measured now under the current settings
                 trial.val_loss = float(event.val_loss)
                 trial.eval_key = event.eval_key
@@ -301,8 +303,10 @@ def _connection_lost(error: DBAPIError | PendingRollbackError) -> bool:
     return error.connection_invalidated or isinstance(error, OperationalError)
 
 
-def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, step: int,
-                 tokens: int, rows: list[dict], baseline: str = "ngram") -> None:  # fmt: skip
+def _add_results(
+    session, study_id: int, trial: Trial | None, rows: list[dict], *, eval_key: str, step: int,
+    tokens: int, baseline: str = "ngram",
+) -> None:  # fmt: skip
     """Zero-shot result rows of a trial (or, without one, of the study's n-gram baseline or a
     reference model, `baseline`)."""
     for row in rows:
@@ -314,7 +318,7 @@ def _add_results(session, study_id: int, trial: Trial | None, eval_key: str, ste
                 eval_key=eval_key,
                 step=step,
                 tokens=tokens,
-                **{k: _finite(v) if k != "per_item" else v for k, v in row.items()},
+                **{k: nulls(v) if k != "per_item" else v for k, v in row.items()},
             )
         )
 
@@ -326,7 +330,7 @@ def replace_baseline(
     earlier ones: `tokens` is the size of the training split it counted."""
     session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
                                        Eval.architecture == "ngram"))  # fmt: skip
-    _add_results(session, study.id, None, eval_key, 0, tokens, rows)
+    _add_results(session, study.id, None, rows, eval_key=eval_key, step=0, tokens=tokens)
 
 
 def references_stored(
@@ -352,12 +356,8 @@ def replace_reference(
     the bytes of held-out text its items came from), replacing its earlier ones."""
     session.execute(delete(Eval).where(Eval.study_id == study.id, Eval.trial_pk.is_(None),
                                        Eval.architecture == name))  # fmt: skip
-    _add_results(session, study.id, None, eval_key, 0, text, rows, name)
-
-
-def _finite(value):
-    """NaN and infinities are stored as NULL (SQLite and JSON have no NaN)."""
-    return value if not isinstance(value, float) or math.isfinite(value) else None
+    _add_results(session, study.id, None, rows, eval_key=eval_key, step=0, tokens=text,
+                 baseline=name)  # fmt: skip
 
 
 def fail_trial(trial: Trial, error: str, status: TrialStatus = TrialStatus.failed) -> None:

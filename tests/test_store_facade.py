@@ -1,0 +1,54 @@
+"""The run store's one facade: only orchestrator/store/ imports sqlalchemy (the rest of the tool
+goes through `RunStore`), and a read lets go of what it opened."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy.orm import Session
+
+from orchestrator.store import open_store
+from tests.test_layers import PACKAGES, ROOT, imported_names
+from tests.test_store import _registered
+
+
+def test_only_the_store_imports_sqlalchemy():
+    store = ROOT / "orchestrator" / "store"
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if store not in path.parents
+        for name in imported_names(path)
+        if name.split(".")[0] == "sqlalchemy"
+    ]
+    assert found == []
+
+
+def test_the_walker_sees_sqlalchemy_where_it_is_imported():
+    store = ROOT / "orchestrator" / "store"
+    assert "sqlalchemy.orm.Session" in imported_names(store / "facade.py")
+    migrations = list((store / "migrations" / "versions").glob("*.py"))
+    assert any("sqlalchemy" in imported_names(p) for p in migrations)  # moved here, walked
+
+
+def test_two_hundred_reads_leave_no_file_handle_open(tmp_path):
+    """Each read command opens the store and closes it, its engine disposed: 200 reads in one
+    process hold no more file handles afterwards than one did."""
+    from orchestrator import api
+
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    with Session(open_store(url)) as session:
+        _registered(session)
+        session.commit()
+
+    def handles() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    api.export_trials(store=url)  # the first read imports and caches what it needs
+    before = handles()
+    for i in range(200):
+        read = (api.status, api.export_trials, api.export_evals, api.export_predictions,
+                api.export_fits)[i % 5]  # fmt: skip
+        read(store=url)
+    assert handles() <= before

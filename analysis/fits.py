@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_isoflop, fit_law, holdout_test
+from analysis.isoflop import fit_isoflop
+from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_law, holdout_test
 from analysis.results import Estimate, Fit, NotFitted, StudyFits
 
 

@@ -243,7 +243,7 @@ class IsoFlopFit:
     warnings: tuple[str, ...] = ()
     envelope: tuple[dict, ...] | None = None
     data: tuple[dict, ...] | None = None
-    solution: Any = field(default=None, compare=False, repr=False)  # laws.IsoFlopSolution
+    solution: Any = field(default=None, compare=False, repr=False)  # isoflop.IsoFlopSolution
 
     law = "isoflop"
     formula = ISOFLOP_FORMULA

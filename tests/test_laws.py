@@ -9,10 +9,10 @@ import pytest
 from scipy.optimize import check_grad, minimize
 
 from analysis import laws
+from analysis.isoflop import fit_isoflop
 from analysis.laws import (
     CHINCHILLA_ND,
     KAPLAN_N,
-    fit_isoflop,
     fit_law,
     fit_power_law,
     holdout_test,
@@ -317,8 +317,6 @@ def test_a_sweep_of_two_rates_leaves_every_cell_out_and_says_which():
 
 
 def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
-    from analysis.laws import fit_isoflop
-
     n = np.array([3e7, 1e8, 3e8] * 2)
     c = np.repeat([3e18, 1e19], 3)
     d = c / (6 * n)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.sizes import format_count
+from orchestrator.printing import frame_table, grid_tables, repeat_warning
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
 from trainers.corpora import CorpusError
@@ -96,56 +96,6 @@ NBootOption = Annotated[
 def _fail(message: str, code: int = 2) -> None:
     errors.print(f"error: {message}", highlight=False, markup=False)
     raise typer.Exit(code)
-
-
-COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done"}
-HEADERS = {
-    "trial_id": "trial",
-    "n_params": "N",
-    "total_params": "params",
-    "tokens_done": "tokens",
-    "val_loss": "val loss",
-    "wall_s": "wall s",
-    "attempts": "tries",
-    "cpu_minutes": "CPU min",
-    "flops": "FLOPs",
-    "tokens_per_param": "tok/N",
-}
-
-
-def _cell(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if column in COUNT_COLUMNS:
-        return format_count(int(value))
-    if column in ("cpu_minutes", "wall_s"):
-        return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
-    if isinstance(value, float):
-        return f"{value:.2g}" if column in ("flops", "lr") else f"{value:.4g}"
-    return str(value)
-
-
-def _frame_table(frame, title: str) -> str:
-    """The frame as a plain-text table (numbers right-aligned), for the terminal. Built by hand
-    rather than with rich's Table, which takes about 0.5 ms a row: 5 s for a 10,000-trial study."""
-    columns = list(frame.columns)
-    cells = [[HEADERS.get(c, c) for c in columns]]
-    cells += [
-        [_cell(c, v) for c, v in zip(columns, row, strict=True)]
-        for row in frame.itertuples(index=False)
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    numeric = [frame[c].dtype.kind in "if" for c in columns]
-
-    def line(row: list[str]) -> str:
-        padded = (
-            cell.rjust(width) if right else cell.ljust(width)
-            for cell, width, right in zip(row, widths, numeric, strict=True)
-        )
-        return " " + "   ".join(padded).rstrip() + "\n"
-
-    rule = " " + "─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n"
-    return title + "\n\n" + line(cells[0]) + rule + "".join(map(line, cells[1:]))
 
 
 ReportOption = Annotated[
@@ -308,20 +258,9 @@ def plan(
     if as_json:
         sys.stdout.write(api.to_json(frame) + "\n")
         return
-    columns = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs", "lr",
-               "flops", "cpu_minutes"]  # fmt: skip
-    if spec.budget.flops:  # an IsoFLOP grid: one table per budget
-        from orchestrator.sizes import flops_text
-
-        sys.stdout.write(f"{spec.name}: {_trials(len(frame))}\n\n")
-        for flops, group in frame.groupby("budget_flops", sort=True):
-            title = f"budget {flops_text(flops)} FLOPs: {_trials(len(group))}"
-            sys.stdout.write(_frame_table(group[columns], title) + "\n")
-        for why in api.left_out(spec, prepared):
-            console.print(f"left out: {why}", highlight=False, markup=False)
-    else:
-        shown = frame[columns]
-        sys.stdout.write(_frame_table(shown, f"{spec.name}: {_trials(len(frame))}") + "\n")
+    sys.stdout.write(grid_tables(frame, spec.name, by_budget=bool(spec.budget.flops)))
+    for why in api.left_out(spec, prepared) if spec.budget.flops else []:
+        console.print(f"left out: {why}", highlight=False, markup=False)
     if spec.predict:
         from orchestrator.sizes import flops_text
 
@@ -347,22 +286,9 @@ def plan(
         f"each trial{kept if spec.train.keep_checkpoints else ''}), besides the token files",
         highlight=False,
     )
-    repeats = frame[frame.epochs > 1].drop_duplicates(["architecture", "size", "tokens"])
-    split = f"{format_count(data['tokens']['train'])}-token training split"
-    if repeats.tokens.nunique() == 1:
-        console.print(f"[yellow]warning[/]: trials of {format_count(repeats.tokens.iloc[0])} "
-                      f"tokens read the {split} {repeats.epochs.iloc[0]:.1f} times: the data "
-                      "repeats", highlight=False)  # fmt: skip
-    elif len(repeats):  # one line, not one per token count
-        which = ", ".join(f"{r.architecture} {r.size} on {format_count(r.tokens)} tokens "
-                          f"({r.epochs:.1f} times)" for r in repeats.itertuples())  # fmt: skip
-        console.print(f"[yellow]warning[/]: {len(repeats)} cells read the {split} more than "
-                      f"once, up to {repeats.epochs.max():.1f} times: the data repeats for {which}",
-                      highlight=False)  # fmt: skip
-
-
-def _trials(count: int) -> str:
-    return f"{count} trial{'' if count == 1 else 's'}"
+    warning = repeat_warning(frame, data["tokens"]["train"])
+    if warning:
+        console.print("[yellow]warning[/]: " + warning, highlight=False)
 
 
 @app.command()
@@ -387,7 +313,7 @@ def status(
                "device"]  # fmt: skip
     counts = frame.status.value_counts()
     summary = ", ".join(f"{n:,} {status}" for status, n in counts.items())
-    sys.stdout.write(_frame_table(frame[columns], f"{len(frame):,} trials: {summary}"))
+    sys.stdout.write(frame_table(frame[columns], f"{len(frame):,} trials: {summary}"))
     failed: dict[str, list[str]] = {}  # each error once, with the trials it names
     for trial_id, error in zip(frame.trial_id, frame.error, strict=True):
         if isinstance(error, str):

@@ -121,8 +121,8 @@ def score_on_ray(
     try:
         with progress:
             schedule.run_trials(
-                [spec for spec, _, _ in jobs], on_event, on_error, cluster.gpus > 0,
-                progress.tick, scoring={spec.trial_id: job for spec, _, job in jobs},
+                [spec for spec, _, _ in jobs], on_event, on_error, use_gpus=cluster.gpus > 0,
+                on_tick=progress.tick, scoring={spec.trial_id: job for spec, _, job in jobs},
             )  # fmt: skip
         recorder.flush()
     except KeyboardInterrupt:

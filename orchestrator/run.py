@@ -234,7 +234,7 @@ def _run_on_ray(
     try:
         with progress:
             schedule.run_trials(
-                queue, on_event, on_error, use_gpus, on_tick,
+                queue, on_event, on_error, use_gpus=use_gpus, on_tick=on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
             )  # fmt: skip
         events.flush()

@@ -290,6 +290,7 @@ def run_trials(
     trials: list[TrialSpec],
     on_event: OnEvent,
     on_error: OnError,
+    *,
     use_gpus: bool,
     on_tick: Callable[[], None] = lambda: None,
     poll_s: float = 0.5,

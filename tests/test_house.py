@@ -70,11 +70,6 @@ def _many_positional() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="modules still being split in issue 30: analysis/report.py, orchestrator/spec.py, "
-    "analysis/laws.py, orchestrator/cli.py",
-)
 def test_no_module_outside_the_tests_is_over_600_lines():
     assert _too_long() == []
 

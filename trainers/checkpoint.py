@@ -104,6 +104,7 @@ def save_resumable(
     state: TrainState,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
+    *,
     rng: np.random.Generator,
     device: torch.device,
 ) -> Path:

@@ -317,7 +317,7 @@ def train(spec: TrialSpec, report: Report) -> End:
                 save_weights(folder, spec, model, done)  # the last one is final.pt
         if is_checkpoint:
             state.window_elapsed = pause_start - window_start  # training time only
-            path = save_resumable(folder, spec, state, model, optimizer, rng, device)
+            path = save_resumable(folder, spec, state, model, optimizer, rng=rng, device=device)
             report(Checkpoint(step=done, path=str(path)))
         pause = time.perf_counter() - pause_start  # neither counts as training time
         paused += pause

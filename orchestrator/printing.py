@@ -1,0 +1,91 @@
+"""Plain-text tables of trials for the terminal (`study plan`, `study status`)."""
+
+from __future__ import annotations
+
+from orchestrator.sizes import format_count
+
+COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done"}
+HEADERS = {
+    "trial_id": "trial",
+    "n_params": "N",
+    "total_params": "params",
+    "tokens_done": "tokens",
+    "val_loss": "val loss",
+    "wall_s": "wall s",
+    "attempts": "tries",
+    "cpu_minutes": "CPU min",
+    "flops": "FLOPs",
+    "tokens_per_param": "tok/N",
+}
+
+
+def _cell(column: str, value) -> str:
+    """One value as the table shows it: counts as "600K", times to a tenth, empty for none."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if column in COUNT_COLUMNS:
+        return format_count(int(value))
+    if column in ("cpu_minutes", "wall_s"):
+        return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.2g}" if column in ("flops", "lr") else f"{value:.4g}"
+    return str(value)
+
+
+def frame_table(frame, title: str) -> str:
+    """The frame as a plain-text table (numbers right-aligned), for the terminal. Built by hand
+    rather than with rich's Table, which takes about 0.5 ms a row: 5 s for a 10,000-trial study."""
+    columns = list(frame.columns)
+    cells = [[HEADERS.get(c, c) for c in columns]]
+    cells += [
+        [_cell(c, v) for c, v in zip(columns, row, strict=True)]
+        for row in frame.itertuples(index=False)
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    numeric = [frame[c].dtype.kind in "if" for c in columns]
+
+    def line(row: list[str]) -> str:
+        padded = (
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(row, widths, numeric, strict=True)
+        )
+        return " " + "   ".join(padded).rstrip() + "\n"
+
+    rule = " " + "─" * (sum(widths) + 3 * (len(widths) - 1)) + "\n"
+    return title + "\n\n" + line(cells[0]) + rule + "".join(map(line, cells[1:]))
+
+
+PLAN_COLUMNS = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs", "lr",
+                "flops", "cpu_minutes"]  # fmt: skip
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial{'' if count == 1 else 's'}"
+
+
+def grid_tables(frame, study: str, *, by_budget: bool) -> str:
+    """`study plan`'s tables: one for the grid, or one per budget of an IsoFLOP grid."""
+    if not by_budget:
+        return frame_table(frame[PLAN_COLUMNS], f"{study}: {_trials(len(frame))}") + "\n"
+    from orchestrator.sizes import flops_text
+
+    text = f"{study}: {_trials(len(frame))}\n\n"
+    for flops, group in frame.groupby("budget_flops", sort=True):
+        title = f"budget {flops_text(flops)} FLOPs: {_trials(len(group))}"
+        text += frame_table(group[PLAN_COLUMNS], title) + "\n"
+    return text
+
+
+def repeat_warning(frame, train_tokens: int) -> str | None:
+    """One line when cells of the grid read the training split more than once (None if none)."""
+    repeats = frame[frame.epochs > 1].drop_duplicates(["architecture", "size", "tokens"])
+    split = f"{format_count(train_tokens)}-token training split"
+    if repeats.tokens.nunique() == 1:
+        return (f"trials of {format_count(repeats.tokens.iloc[0])} tokens read the {split} "
+                f"{repeats.epochs.iloc[0]:.1f} times: the data repeats")  # fmt: skip
+    if len(repeats):  # one line, not one per token count
+        which = ", ".join(f"{r.architecture} {r.size} on {format_count(r.tokens)} tokens "
+                          f"({r.epochs:.1f} times)" for r in repeats.itertuples())  # fmt: skip
+        return (f"{len(repeats)} cells read the {split} more than once, up to "
+                f"{repeats.epochs.max():.1f} times: the data repeats for {which}")  # fmt: skip
+    return None

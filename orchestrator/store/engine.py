@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 
+from analysis.results import nulls  # the one NaN-to-null rule (JSON has no NaN)
 from orchestrator.store.liveness import run_lock
 from orchestrator.store.tables import Base
 from orchestrator.store.urls import (
@@ -39,18 +39,6 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-
-
-def nulls(value):
-    """NaN and infinities as null (None), however deep: JSON has neither (PostgreSQL refuses
-    them), and SQLite stores a NaN as NULL anyway. The store's one such function."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: nulls(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [nulls(v) for v in value]
-    return value
 
 
 def _json(value) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 
-from orchestrator.store.engine import nulls
+from analysis.results import nulls
 from orchestrator.store.tables import (
     Eval,
     Fit,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.isoflop import fit_isoflop
 from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_law, holdout_test
-from analysis.results import Estimate, Fit, NotFitted, StudyFits
+from analysis.results import Estimate, Fit, NotFitted
 
 
 def fit_points(
@@ -192,18 +192,6 @@ def edge_notes(best: pd.DataFrame) -> list[str]:
         f"{len(edge)} of {len(best)} cells left out: their best learning rate is at an end of "
         f"the sweep, so their optimum was not tried: {cells}"
     ]
-
-
-def fit_warnings(fits: dict[str, dict[str, dict]], tasks: dict | None = None) -> list[str]:
-    """Every warning of a study's fits, from their JSON (`StudyFits.report_fits`,
-    `tasks_json`): what the report reads until it takes StudyFits (`StudyFits.warnings`)."""
-    return StudyFits.from_json(fits, tasks).warnings()
-
-
-def estimate_text(entry: dict, digits: int = 4, ci_digits: int = 4) -> str:
-    """An estimate's JSON ({"estimate", "ci"}) as text: `Estimate.text`, for the report until
-    it reads Estimates."""
-    return Estimate.from_json(entry).text(digits, ci_digits)
 
 
 class TableError(ValueError):

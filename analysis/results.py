@@ -13,7 +13,7 @@ infinities as null (JSON has neither)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -478,26 +478,12 @@ class StudyFits:
         """The task fits' JSON, by architecture."""
         return {arch: result.to_json() for arch, result in self.tasks.items()}
 
-    def report_fits(self) -> dict[str, dict[str, dict]]:
-        """The laws as the report reads them until it takes StudyFits: their JSON, with each
-        fit's solution (the drawn curve and band) under "fit"."""
-        return {arch: {law: fit.to_json() | ({"fit": fit.solution}
-                                               if getattr(fit, "solution", None) else {})
-                       for law, fit in laws.items()}
-                for arch, laws in self.laws.items()}  # fmt: skip
-
     @classmethod
     def from_json(cls, laws: dict, tasks: dict | None = None, trends: dict | None = None):
-        """A study's fits from their JSON (`to_json`, `tasks_json`); a "fit" entry (the report's
-        solution) is taken back as the fit's solution."""
-        out = {}
-        for arch, fits in laws.items():
-            out[arch] = {}
-            for law, d in fits.items():
-                fit = fit_from_json({k: v for k, v in d.items() if k != "fit"})
-                if d.get("fit") is not None and not isinstance(fit, NotFitted):
-                    fit = _with_solution(fit, d["fit"])
-                out[arch][law] = fit
+        """A study's fits from their JSON (`to_json`, `tasks_json`); the fits read back have
+        no solution (no curve or band to draw)."""
+        out = {arch: {law: fit_from_json(d) for law, d in fits.items()}
+               for arch, fits in laws.items()}  # fmt: skip
         tasks = {arch: TaskFits.from_json(r) for arch, r in (tasks or {}).items()}
         return cls(out, tasks, dict(trends or {}))
 
@@ -531,10 +517,6 @@ class StudyFits:
         return rows
 
 
-def _with_solution(fit, solution):
-    return replace(fit, solution=solution)
-
-
 @dataclass(frozen=True)
 class Optimum:
     """The compute-optimal N and D at a budget, and the fit they came from: the IsoFLOP minima
@@ -554,6 +536,14 @@ class Optimum:
         out |= {"interval": self.interval, "N_opt": self.n_opt.to_json(),
                 "D_opt": self.d_opt.to_json()}  # fmt: skip
         return nulls(out)
+
+
+def stored_optimum(fit: dict) -> tuple[Estimate, Estimate]:
+    """N_opt and D_opt with their intervals, from the fit a prediction was stored with
+    (`Prediction.fit_json`); no estimate where it has none (D_opt: predictions made before it
+    was kept)."""
+    optimum = fit.get("optimum", {})
+    return tuple(Estimate.from_json(optimum.get(k) or {}) for k in ("N_opt", "D_opt"))
 
 
 @dataclass(frozen=True)

@@ -330,9 +330,3 @@ def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) ->
         except ValueError as e:
             tasks[str(task)] = NotFitted("task", str(e))
     return TaskFits(tasks, () if "chance" in frame else (NO_CHANCE,))
-
-
-def task_lines(name: str, result: dict) -> list[str]:
-    """One line per task of a two-step fit's JSON (`TaskFits.to_json`): `TaskFits.lines`, for
-    the report until it reads TaskFits."""
-    return TaskFits.from_json(result).lines(name)

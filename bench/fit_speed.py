@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analysis.results import NotFitted, fit_from_json
 from orchestrator import api, fitting
 from orchestrator.spec import load_study
 from orchestrator.stages import register
@@ -74,9 +75,9 @@ def study_fit(url: str) -> tuple[float, dict]:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    laws = json.loads(done.stdout)["architectures"]
+    laws = {a: fit_from_json(f) for a, f in json.loads(done.stdout)["architectures"].items()}
     return seconds, {
-        a: round(f["params"]["alpha"]["estimate"], 4) if "params" in f else f["error"]
+        a: f.error if isinstance(f, NotFitted) else round(f.params["alpha"].estimate, 4)
         for a, f in laws.items()
     }
 

@@ -44,13 +44,11 @@ def fit_and_store(store: RunStore, n_boot: int):
     fits = StudyFits(fit_study(trials, n_boot=n_boot), tasks, trends)
     store.save_fits(fits.rows())
     curves = store.metrics_frame(max_points=MAX_CURVE_POINTS)
-    # the report reads the fits' JSON (with each law's curve under "fit") until it takes
-    # StudyFits; StudyFits.from_json(view.fits, view.tasks) gives them back
-    view = StudyView(store.name, trials, curves, fits.report_fits(), evals, trends, store.data,
+    view = StudyView(store.name, trials, curves, fits, evals, data=store.data,
                      configs=trial_configs(store))  # fmt: skip
     view.outdated = left_out
     view.predictions = store.predictions_frame()
-    view.task_points, view.tasks = points, fits.tasks_json()
+    view.task_points = points
     return view
 
 
@@ -76,10 +74,11 @@ def write_partial_report(store: RunStore, path: str | Path, stopped: str = "") -
     (nothing is stored); it says that it is partial and when it was written, and, once the run
     has `stopped` before its end, why (then the page no longer reloads itself)."""
     from analysis.report import MAX_CURVE_POINTS, StudyView, write_report
+    from analysis.results import StudyFits
 
     trials, left_out = comparable_trials(store)
     curves = store.metrics_frame(max_points=MAX_CURVE_POINTS)
-    view = StudyView(store.name, trials, curves, {}, _grid_evals(store, trials),
+    view = StudyView(store.name, trials, curves, StudyFits({}), _grid_evals(store, trials),
                      data=store.data, outdated=left_out,
                      configs=trial_configs(store))  # fmt: skip
     finished = int((trials.status == "finished").sum())

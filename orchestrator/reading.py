@@ -139,7 +139,6 @@ def report(
     if not pairs:
         raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
     from analysis.report import write_report
-    from analysis.results import StudyFits
 
     views = []
     for path, url in pairs:
@@ -155,8 +154,7 @@ def report(
     else:
         target = Path("reports") / (file_name("compare-" + "-".join(names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
-    fits = {v.name: StudyFits.from_json(v.fits, v.tasks) for v in views}
-    warnings = [prefix(v) + w for v in views for w in fits[v.name].warnings()]
+    warnings = [prefix(v) + w for v in views for w in v.fits.warnings()]
     return write_report(target, views), warnings
 
 

@@ -300,9 +300,9 @@ def report(ctx: RunContext) -> None:
     started = time.monotonic()
     view = fitting.fit_and_report(ctx.store, result.report, ctx.n_boot)
     console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
-    result.fits = StudyFits.from_json(view.fits, view.tasks, view.trends)
+    result.fits = view.fits
     result.outdated = view.outdated
-    result.verdicts = {arch: r["verdict"] for arch, r in view.trends.items()}
+    result.verdicts = {arch: r["verdict"] for arch, r in view.fits.trends.items()}
 
 
 # What each mode runs once the store is locked (`prepare` runs before, outside the lock).

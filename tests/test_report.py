@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +77,8 @@ def synthetic_view(name: str, shift: float = 0.0, trial_suffix: str = "") -> Stu
         name=name,
         trials=trials,
         metrics=pd.DataFrame(metrics, columns=["trial_id", "step", "tokens", "name", "value"]),
-        fits=StudyFits(fit_study(trials, n_boot=100)).report_fits(),  # as fit_and_store does
+        fits=StudyFits(fit_study(trials, n_boot=100), trends=study_trends(evals, n_boot=100)),
         evals=evals,
-        trends=study_trends(evals, n_boot=100),
         data={"corpus": "builtin:kjv", "tokenizer": "bytes", "vocab_size": 359},
     )
 
@@ -249,10 +249,11 @@ def test_a_byte_level_and_a_bpe_study_are_compared_in_bits_per_byte(tmp_path):
     factor = 19210 / 71017 / np.log(2)
     assert drawn.loss_unit == "bits/byte" and original.loss_unit == "nats/token"
     assert np.allclose(drawn.finished.val_loss, original.finished.val_loss * factor)
-    law, fit = drawn.laws["decoder"], bpe.fits["decoder"]["n"]["fit"]
+    law, fit = drawn.laws["decoder"], bpe.fits.laws["decoder"]["n"]
     assert np.allclose(law.loss, fit.predict(N=law.n) * factor)
     assert np.allclose(law.low, fit.band(N=law.n)[0] * factor)
-    assert law.E == fit.params["E"] * factor and law.alpha == fit.params["alpha"]
+    assert law.E == fit.params["E"].estimate * factor
+    assert law.alpha == fit.params["alpha"].estimate
     assert f"{bpe.trials.val_loss.iloc[0]:.4f}" in page  # the trial table, in nats per token
 
     other = synthetic_view("other")  # bpe:2048 as well, trained on other text
@@ -287,8 +288,8 @@ def test_writing_a_report_leaves_the_views_it_was_given_as_they_were(tmp_path):
         return {k: x for k, x in vars(view).items() if k not in frames + ["fits"]}
 
     before = [{name: getattr(v, name).copy(deep=True) for name in frames} for v in studies]
-    laws = [{a: dict(fits) for a, fits in v.fits.items()} for v in studies]
-    alphas = [v.fits["decoder"]["n"]["params"]["alpha"]["estimate"] for v in studies]
+    laws = [{a: dict(fits) for a, fits in v.fits.laws.items()} for v in studies]
+    alphas = [v.fits.laws["decoder"]["n"].params["alpha"].estimate for v in studies]
     rest = [copy.deepcopy(others(v)) for v in studies]
     write_report(tmp_path / "c.html", list(studies))
     for view, frames_before, laws_before, alpha, others_before in zip(
@@ -296,8 +297,8 @@ def test_writing_a_report_leaves_the_views_it_was_given_as_they_were(tmp_path):
     ):
         for name, frame in frames_before.items():
             pd.testing.assert_frame_equal(getattr(view, name), frame, obj=name)
-        assert {a: dict(fits) for a, fits in view.fits.items()} == laws_before
-        assert view.fits["decoder"]["n"]["params"]["alpha"]["estimate"] == alpha
+        assert {a: dict(fits) for a, fits in view.fits.laws.items()} == laws_before
+        assert view.fits.laws["decoder"]["n"].params["alpha"].estimate == alpha
         assert others(view) == others_before  # the card links are not written into it
 
 
@@ -359,7 +360,7 @@ def warned_view() -> StudyView:
     view.task_points = points.assign(
         architecture="decoder", chance=0.25, ci_low=np.nan, ci_high=np.nan
     )
-    view.tasks = StudyFits({}, study_task_fits(view.task_points, n_boot=20)).tasks_json()
+    view.fits = replace(view.fits, tasks=study_task_fits(view.task_points, n_boot=20))
     return view
 
 
@@ -391,7 +392,7 @@ def test_study_run_report_and_fit_print_the_two_step_fits_warnings(
     from orchestrator.store import open_store
     from tests.test_store import _registered
 
-    fitted = StudyFits.from_json(warned_view.fits, warned_view.tasks)
+    fitted = warned_view.fits
     ran = RunResult("warned", "", tmp_path / "r.html", fits=fitted)
     monkeypatch.setattr(api, "run_study", lambda *args, **kwargs: ran)
     run = CliRunner().invoke(app, ["run", "warned.yaml"])
@@ -431,7 +432,7 @@ def test_an_isoflop_grid_with_a_learning_rate_sweep_draws_both_and_renders(tmp_p
     assert isinstance(fits["decoder"]["isoflop"], IsoFlopFit)  # the minima lie inside the sizes
     assert all(not e["at_edge"] for e in fits["decoder"]["isoflop"].envelope)
     metrics = pd.DataFrame(columns=["trial_id", "step", "tokens", "name", "value"])
-    view = StudyView("iso", trials, metrics, StudyFits(fits).report_fits())
+    view = StudyView("iso", trials, metrics, StudyFits(fits))
     # one prediction measured (outside its interval), one whose model has not trained yet
     view.predictions = pd.DataFrame(
         [["decoder", 3e18, 3e8, 1.7e9, 2.51, 2.49, 2.53, 2.56, 0.0199, "decoder-3e8-3e18F-s0"],
@@ -463,7 +464,7 @@ def test_the_two_step_accuracy_fit_draws_a_panel_per_task_and_renders(tmp_path):
     view = synthetic_view("tasks")
     tasks = study_task_fits(points, n_boot=100)
     assert isinstance(tasks["decoder"].tasks["last_word"], TaskFit)
-    view.task_points, view.tasks = points, StudyFits({}, tasks).tasks_json()
+    view.task_points, view.fits = points, replace(view.fits, tasks=tasks)
     report = write_report(tmp_path / "tasks.html", [view])
     page = report.read_text()
     assert "<h2>Accuracy from task loss</h2>" in page

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from analysis.fits import estimate_text, fit_warnings
 from analysis.laws import compute_budgets
-from analysis.tasklaw import sigmoid, task_lines
+from analysis.results import IsoFlopFit, LawFit, NotFitted, StudyFits, TaskFit
+from analysis.tasklaw import sigmoid
 
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
 NATS = "nats/token"
@@ -27,14 +27,12 @@ class StudyView:
     name: str
     trials: pd.DataFrame
     metrics: pd.DataFrame
-    fits: dict[str, dict[str, dict]]  # architecture -> law -> result (fits.fit_study)
+    fits: StudyFits  # its laws, two-step task fits and zero-shot trends
     evals: pd.DataFrame = field(default_factory=pd.DataFrame)
-    trends: dict = field(default_factory=dict)
     data: dict | None = None  # the splits and tokenizer (Study.data)
     outdated: list[str] = field(default_factory=list)  # measured under other eval settings
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.predictions_frame
     task_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # store.task_points
-    tasks: dict = field(default_factory=dict)  # tasklaw.study_task_fits
     configs: dict[str, dict] = field(default_factory=dict)  # trial id -> its TrialSpec dict
     partial: str = ""  # while the study trains: how far it is (the report says it is partial)
     stopped: str = ""  # a partial report's run stopped before the end: why
@@ -157,33 +155,33 @@ def finished_grid(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[(trials.status == "finished") & trials.val_loss.notna() & grid]
 
 
-def _law_curve(fit, points: pd.DataFrame) -> LawCurve:
+def _law_curve(fit: LawFit, points: pd.DataFrame) -> LawCurve:
     n = np.logspace(np.log10(points.n_params.min() / 1.5), np.log10(points.n_params.max() * 3), 60)
     low, high = fit.band(N=n)
     p = fit.params
-    return LawCurve(n=n, loss=fit.predict(N=n), low=low, high=high, E=p["E"], A=p["A"],
-                    alpha=p["alpha"])  # fmt: skip
+    return LawCurve(n=n, loss=fit.predict(N=n), low=low, high=high, E=p["E"].estimate,
+                    A=p["A"].estimate, alpha=p["alpha"].estimate)  # fmt: skip
 
 
-def _isoflop_panel(arch: str, result: dict, finished: pd.DataFrame) -> IsoFlopPanel:
+def _isoflop_panel(arch: str, result: IsoFlopFit, finished: pd.DataFrame) -> IsoFlopPanel:
     points = finished[finished.architecture == arch]
     budget = compute_budgets(points.flops)
     budgets = []
     for label in np.unique(budget):
         at = points[budget == label].sort_values("n_params")
         c_mid = float(np.exp(np.mean(np.log(at.flops))))
-        minimum = next((m for m in result["budgets"] if abs(np.log(m["C"] / c_mid)) < 0.2), None)
-        if minimum is None or "parabola" not in minimum:
+        minimum = next((m for m in result.budgets if abs(np.log(m.C / c_mid)) < 0.2), None)
+        if minimum is None:
             budgets.append(IsoFlopBudget(c_mid=c_mid, points=at, parabola=None, n=None))
             continue
         n = np.exp(np.linspace(np.log(at.n_params.min()), np.log(at.n_params.max()), 50))
         budgets.append(IsoFlopBudget(
-            c_mid=c_mid, points=at, parabola=np.asarray(minimum["parabola"]), n=n,
-            n_opt=minimum["N_opt"], loss_min=minimum["loss_min"],
+            c_mid=c_mid, points=at, parabola=np.asarray(minimum.parabola), n=n,
+            n_opt=minimum.N_opt, loss_min=minimum.loss_min,
         ))  # fmt: skip
-    c = np.array([m["C"] for m in result["budgets"]])
-    n_opt = np.array([m["N_opt"] for m in result["budgets"]])
-    a = result["params"]["a"]["estimate"]
+    c = np.array([m.C for m in result.budgets])
+    n_opt = np.array([m.N_opt for m in result.budgets])
+    a = result.a.estimate
     intercept = float(np.mean(np.log(n_opt) - a * np.log(c)))
     line_c = np.logspace(np.log10(c.min() / 2), np.log10(c.max() * 4), 20)
     return IsoFlopPanel(arch=arch, budgets=budgets, c=c, n_opt=n_opt, a=a, line_c=line_c,
@@ -194,14 +192,15 @@ def drawing_of(view: StudyView) -> Drawing:
     """What the loss figures draw of a study, in nats per token."""
     finished = finished_grid(view.trials)
     laws = {}
-    for arch, fitted in view.fits.items():
+    for arch, fitted in view.fits.laws.items():
         points = finished[finished.architecture == arch]
-        fit = fitted.get("n", {}).get("fit")
-        if fit is not None and not points.empty:
+        fit = fitted.get("n")
+        # a fit read back from JSON has no solution to draw
+        if isinstance(fit, LawFit) and fit.solution is not None and not points.empty:
             laws[arch] = _law_curve(fit, points)
     isoflop = [_isoflop_panel(arch, fitted["isoflop"], finished)
-               for arch, fitted in sorted(view.fits.items())
-               if "params" in fitted.get("isoflop", {})]  # fmt: skip
+               for arch, fitted in sorted(view.fits.laws.items())
+               if isinstance(fitted.get("isoflop"), IsoFlopFit)]  # fmt: skip
     return Drawing(name=view.name, finished=finished, predictions=view.predictions, laws=laws,
                    isoflop=isoflop, per_byte=tokens_per_byte(view))  # fmt: skip
 
@@ -259,23 +258,16 @@ class TaskPanel:
     measured: Estimate
 
 
-def _task_panel(i: int, view: StudyView, arch: str, task: str, r: dict) -> TaskPanel:
+def _task_panel(i: int, view: StudyView, arch: str, task: str, r: TaskFit) -> TaskPanel:
     points = view.task_points
     points = points[(points.architecture == arch) & (points.task == task)]
-    p = {k: v["estimate"] for k, v in r["step2"]["params"].items()}
+    p = {k: v.estimate for k, v in r.step2.params.items()}
     span = np.linspace(points.task_loss.min() * 0.9, points.task_loss.max() * 1.05, 80)
     curve = (span, sigmoid(span, p["a"], p["b"], p["k"], p["L0"]))
-    predicted = Estimate(r["task_loss"]["estimate"], r["accuracy"]["estimate"],
-                         r["accuracy"].get("ci"))  # fmt: skip
-    measured = Estimate(r["measured_task_loss"], r["measured"]["estimate"],
-                        r["measured"].get("ci"))  # fmt: skip
-    return TaskPanel(study=i, arch=arch, task=task, points=points, held_out=r["held_out"],
+    predicted = Estimate(r.task_loss.estimate, r.accuracy.estimate, r.accuracy.ci)
+    measured = Estimate(r.measured_task_loss, r.measured.estimate, r.measured.ci)
+    return TaskPanel(study=i, arch=arch, task=task, points=points, held_out=r.held_out,
                      curve=curve, predicted=predicted, measured=measured)  # fmt: skip
-
-
-def _done(result: dict) -> dict:
-    """The tasks of a two-step result whose fits were made."""
-    return {t: r for t, r in result["tasks"].items() if "error" not in r}
 
 
 # --- what the page says ------------------------------------------------------------------
@@ -318,47 +310,47 @@ def view_of(studies: list[StudyView]) -> ReportView:
     for view in studies:
         prefix = f"{view.name}: " if len(studies) > 1 else ""
         summary += [prefix + line for line in _summary_lines(view)]
-        warnings += [prefix + w for w in fit_warnings(view.fits, view.tasks)]
+        warnings += [prefix + w for w in view.fits.warnings()]
     tasks = [_task_panel(i, view, arch, task, r)
              for i, view in enumerate(studies)
-             for arch, result in sorted(view.tasks.items())
-             for task, r in _done(result).items()]  # fmt: skip
+             for arch, result in sorted(view.fits.tasks.items())
+             for task, r in result.fitted().items()]  # fmt: skip
     return ReportView(studies=studies, drawings=drawings, caveat=caveat_of(studies),
                       summary=summary, warnings=warnings, fits=_fits_frame(studies),
                       tasks=tasks)  # fmt: skip
 
 
-def _interval(entry: dict | None) -> str:
-    return estimate_text(entry) if entry else ""
+def _interval(entry) -> str:
+    return entry.text() if entry else ""
 
 
 def _summary_lines(view: StudyView) -> list[str]:
     """The summary's sentences of one study: verdicts, exponents with intervals, held-out
     prediction errors."""
     items = []
-    for arch, laws in sorted(view.fits.items()):
-        fit = laws.get("n", {})
-        if "params" in fit:
-            text = f"{arch}: loss falls as N^−α with α = {_interval(fit['params']['alpha'])}"
-            held = fit.get("holdout", {})
-            if "error_pct" in held:
+    for arch, laws in sorted(view.fits.laws.items()):
+        fit = laws.get("n")
+        if isinstance(fit, LawFit):
+            text = f"{arch}: loss falls as N^−α with α = {_interval(fit.params['alpha'])}"
+            held = fit.holdout
+            if held is not None and held.error_pct is not None:
                 text += (f"; refitted without the largest model, the law predicts its loss "
-                         f"{held['error_pct']:+.2f}% off")  # fmt: skip
+                         f"{held.error_pct:+.2f}% off")  # fmt: skip
             items.append(text + ".")
-        nd = laws.get("nd", {})
-        if "derived" in nd:
-            d = nd["derived"]
+        nd = laws.get("nd")
+        if isinstance(nd, LawFit):
+            d = nd.derived
             items.append(
                 f"{arch}: compute-optimal N ∝ C^a with a = {_interval(d['a'])}, "
                 f"D ∝ C^b with b = {_interval(d['b'])}"
                 + (f"; {_interval(d['tokens_per_param'])} tokens per parameter at "
-                   f"C = {nd['compute']:.3g} FLOPs." if "tokens_per_param" in d else ".")
+                   f"C = {nd.compute:.3g} FLOPs." if "tokens_per_param" in d else ".")
             )  # fmt: skip
-    items += [result["verdict"] for result in view.trends.values()]
+    items += [result["verdict"] for result in view.fits.trends.values()]  # trends: not fits
     items += reference_lines(view.evals)
     items += prediction_summary(view.predictions)
-    for arch, result in sorted(view.tasks.items()):
-        items += [line + "." for line in task_lines(arch, {"tasks": _done(result)})]
+    for arch, result in sorted(view.fits.tasks.items()):
+        items += [line + "." for line in result.lines(arch, fitted_only=True)]
     if view.outdated:
         items.append(f"{outdated_note(view.outdated)}.")
     return items
@@ -368,26 +360,26 @@ def _fits_frame(views: list[StudyView]) -> pd.DataFrame:
     """The fitted-laws table: a row per study, architecture and law."""
     rows = []
     for view in views:
-        for arch, laws in sorted(view.fits.items()):
+        for arch, laws in sorted(view.fits.laws.items()):
             for law, fit in laws.items():
                 row = {"study": view.name} if len(views) > 1 else {}
-                row |= {"architecture": arch, "law": fit.get("formula", law)}
-                if "error" in fit:
-                    rows.append(row | {"note": fit["error"]})
+                row |= {"architecture": arch, "law": fit.formula or law}
+                if isinstance(fit, NotFitted):
+                    rows.append(row | {"note": fit.error})
                     continue
-                values = fit["params"] | fit.get("derived", {})
                 row["parameters (95% CI)"] = "; ".join(
-                    f"{name} = {_interval(v)}" for name, v in values.items()
+                    f"{name} = {_interval(v)}" for name, v in fit.values().items()
                 )
-                row["CI from"] = fit.get("interval") or "no interval"
-                row["points"] = fit["n_points"]
-                held = fit.get("holdout", {})
+                row["CI from"] = fit.interval or "no interval"
+                row["points"] = fit.n_points
+                held = fit.holdout
                 row["held-out prediction"] = (
-                    f"{held['error_pct']:+.2f}% ({held['held_out']})" if "error_pct" in held else ""
-                )
-                if "rmse_log" in fit["quality"]:
-                    row["RMSE of log-loss"] = f"{fit['quality']['rmse_log']:.3g}"
-                row["note"] = "; ".join(fit["quality"].get("warnings", []))
+                    f"{held.error_pct:+.2f}% ({held.held_out})"
+                    if held is not None and held.error_pct is not None else ""
+                )  # fmt: skip
+                if isinstance(fit, LawFit):  # an IsoFLOP analysis has no residual of its own
+                    row["RMSE of log-loss"] = f"{fit.rmse_log:.3g}"
+                row["note"] = "; ".join(fit.warnings)
                 rows.append(row)
     return pd.DataFrame(rows)
 

@@ -8,6 +8,7 @@ import pandas as pd
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
+from analysis.results import stored_optimum
 from orchestrator.store.tables import Eval, Fit, Metric, Prediction, Study, Trial
 from orchestrator.store.urls import StoreError
 
@@ -81,11 +82,9 @@ PREDICTION_COLUMNS = [
 def _optimum(p: Prediction) -> dict:
     """N_opt's interval and D_opt with its interval, as the fit behind a prediction keeps them
     (null where it has none, and for predictions made before D_opt was kept)."""
-    optimum = p.fit.get("optimum", {})
-    n_ci = (optimum.get("N_opt") or {}).get("ci") or [None, None]
-    d_opt = optimum.get("D_opt") or {}
-    d_ci = d_opt.get("ci") or [None, None]
-    return {"n_opt_ci_low": n_ci[0], "n_opt_ci_high": n_ci[1], "d_opt": d_opt.get("estimate"),
+    n_opt, d_opt = stored_optimum(p.fit)
+    n_ci, d_ci = n_opt.ci or (None, None), d_opt.ci or (None, None)
+    return {"n_opt_ci_low": n_ci[0], "n_opt_ci_high": n_ci[1], "d_opt": d_opt.estimate,
             "d_opt_ci_low": d_ci[0], "d_opt_ci_high": d_ci[1]}  # fmt: skip
 
 

@@ -9,8 +9,6 @@ import os
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ("orchestrator", "trainers", "analysis", "bench")
 MAX_LINES = 600
@@ -74,11 +72,6 @@ def test_no_module_outside_the_tests_is_over_600_lines():
     assert _too_long() == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 30 item 4: run_study, trainers/train.py::_step and others still take more "
-    "than six positional parameters",
-)
 def test_no_function_takes_more_than_six_positional_parameters():
     assert _many_positional() == []
 

@@ -284,6 +284,7 @@ def write_cards(
     trials: pd.DataFrame,
     data: dict | None,
     evals: pd.DataFrame,
+    *,
     configs: dict[str, dict] | None = None,
     only_new: bool = False,
 ) -> dict[str, Path]:

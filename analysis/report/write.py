@@ -39,8 +39,8 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     for view in views:
         sub = file_name(view.name) if len(views) > 1 else ""
         folder = path.parent / f"{path.stem}-cards" / sub
-        cards = write_cards(folder, view.name, view.trials, view.data, view.evals, view.configs,
-                            only_new=view.new_cards_only)  # fmt: skip
+        cards = write_cards(folder, view.name, view.trials, view.data, view.evals,
+                            configs=view.configs, only_new=view.new_cards_only)  # fmt: skip
         links.append({t: relative_link(p, path.parent) for t, p in cards.items()})
     written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     write_atomic(path, page_html(view_of(views), links, written))

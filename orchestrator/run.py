@@ -60,7 +60,7 @@ def run_study(
                      n_boot=n_boot, predict=list(predict or []),
                      scoring=scoring or Scoring())  # fmt: skip
     stages.prepare(ctx)  # before the store is touched: a bad corpus changes nothing
-    ctx.runner = _Ray(schedule, spec, address, console, mode is Mode.EVAL)
+    ctx.runner = _Ray(schedule, spec, address, console, mode.command)
     with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
         if lock is not None:  # a store on a database server: its lock is held at every commit
             run_store.hold_lock(lock, lambda line: _warn(console, line))
@@ -81,7 +81,7 @@ class _Ray:
     spec: StudySpec
     address: str | None
     console: Console
-    scoring: bool  # the Ray job is `study eval <name>`
+    command: str  # the Ray job is `<command> <study>` (Mode.command)
     cluster: object = None
 
     def train(self, ctx: RunContext, to_run: list[TrialSpec]) -> None:
@@ -108,7 +108,7 @@ class _Ray:
     def _cluster(self):
         if self.cluster is None:
             self.cluster = _connect(self.schedule, self.spec, self.address, self.console,
-                                    self.scoring)  # fmt: skip
+                                    self.command)  # fmt: skip
         return self.cluster
 
 
@@ -117,10 +117,9 @@ def _warn(console: Console, line: str) -> None:
     console.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
-def _connect(schedule, spec: StudySpec, address: str | None, console: Console, scoring: bool):
+def _connect(schedule, spec: StudySpec, address: str | None, console: Console, command: str):
     """Join (or start) the Ray cluster the trials run on, as the Ray job `study run <name>`
-    (`study eval <name>` when `scoring`), and say where its dashboard is."""
-    command = "study eval" if scoring else "study run"
+    (`study eval <name>` for Mode.EVAL), and say where its dashboard is."""
     cluster = schedule.connect(address, job=f"{command} {spec.name}", study=spec.name)
     if cluster.dashboard_url:
         console.print(

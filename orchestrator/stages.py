@@ -174,6 +174,11 @@ class Mode(enum.Enum):
     PREDICT = "predict"  # study predict --no-train: the predictions stay unverified
     EVAL = "eval"  # study eval: finished trials scored again; nothing trains or predicts
 
+    @property
+    def command(self) -> str:
+        """The command a run of this mode is, as the Ray job and the dashboard name it."""
+        return "study eval" if self is Mode.EVAL else "study run"
+
 
 class Runner(Protocol):
     """Where trials train and are scored: run.py's Ray cluster, joined when first needed."""

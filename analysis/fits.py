@@ -117,7 +117,7 @@ def fit_study(
                 result = fit_points(law, points, n_boot, group="trial_id")
                 result = replace(result, warnings=result.warnings + tuple(said))
             except ValueError as e:
-                result = NotFitted(law, str(e), tuple(said))
+                result = NotFitted(law=law, error=str(e), warnings=tuple(said))
             envelope = None if best is None else tuple(best)
             results[architecture][law] = replace(
                 result, envelope=envelope, data=tuple(points.to_dict("records"))

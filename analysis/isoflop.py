@@ -40,29 +40,30 @@ class IsoFlopSolution:
     def b(self) -> float:
         return float(self.lines[2])
 
-    def optimum(self, flops: float, level: float = 0.95) -> dict[str, Estimate]:
+    def optimum(self, flops: float, level: float = 0.95) -> tuple[Estimate, Estimate]:
         """N_opt and D_opt at `flops` on the lines through the minima, extended, each with the
         interval of the resamples' lines there (None without resamples or spread)."""
         lines = np.vstack([self.lines] + ([] if self.boot is None else [self.boot]))
         with np.errstate(over="ignore"):  # a resample's steep line: inf, not an error
             n_opt = np.exp(lines[:, 1] + lines[:, 0] * np.log(flops))
             d_opt = np.exp(lines[:, 3] + lines[:, 2] * np.log(flops))
-        out, tail = {}, 100 * (1 - level) / 2
-        for name, values in (("N_opt", n_opt), ("D_opt", d_opt)):
+        out, tail = [], 100 * (1 - level) / 2
+        for values in (n_opt, d_opt):
             ci = None
             if len(values) > 1:
                 low, high = (float(v) for v in np.percentile(values[1:], [tail, 100 - tail]))
                 ci = (low, high) if high > low else None
-            out[name] = Estimate(float(values[0]), ci)
-        return out
+            out.append(Estimate(float(values[0]), ci))
+        return out[0], out[1]
 
     def result(self, warnings=()) -> IsoFlopFit:
         """The analysis as results.IsoFlopFit (its solution kept), with more `warnings`."""
         a, b = (Estimate(getattr(self, n), self.intervals.get(n)) for n in ("a", "b"))
         budgets = tuple(Minimum(**m | {"parabola": tuple(m["parabola"])}) for m in self.budgets)
         said = tuple(self.warnings) + tuple(warnings)
-        return IsoFlopFit(self.n_points, self.n_groups, a, b, budgets, self.interval,
-                          self.n_boot, said, solution=self)  # fmt: skip
+        return IsoFlopFit(n_points=self.n_points, n_groups=self.n_groups, a=a, b=b,
+                          budgets=budgets, interval=self.interval, n_boot=self.n_boot,
+                          warnings=said, solution=self)  # fmt: skip
 
 
 def _minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:

@@ -545,17 +545,17 @@ def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
             **{v: x[~held] for v, x in xs.items()},
         )
     except ValueError as e:
-        return Holdout(what, error=f"cannot refit without it: {e}")
+        return Holdout(held_out=what, error=f"cannot refit without it: {e}")
     predicted = fit.predict(**{v: x[held] for v, x in xs.items()})
     relative = (predicted - loss[held]) / loss[held]
     where = {"N": float(top)} if law.key == "n" else {"C_6ND": float(6 * top)}
     return Holdout(
-        what,
-        where,
-        int(held.sum()),
-        tuple(float(v) for v in predicted),
-        tuple(float(v) for v in loss[held]),
-        float(100 * np.mean(relative)),
+        held_out=what,
+        where=where,
+        n_points=int(held.sum()),
+        predicted=tuple(float(v) for v in predicted),
+        actual=tuple(float(v) for v in loss[held]),
+        error_pct=float(100 * np.mean(relative)),
     )
 
 

@@ -36,14 +36,16 @@ def optimum(points: pd.DataFrame, flops: float, nd: LawFit, n_boot: int) -> Opti
     except ValueError:
         iso = None
     if iso is not None:
-        at = iso.solution.optimum(flops, LEVEL)
+        n_opt, d_opt = iso.solution.optimum(flops, LEVEL)
         minima = tuple((m.C, m.N_opt) for m in iso.budgets)
-        return Optimum("isoflop", at["N_opt"], at["D_opt"], iso.solution.a, iso.interval, minima)
+        return Optimum(source="isoflop", n_opt=n_opt, d_opt=d_opt, a=iso.solution.a,
+                       interval=iso.interval, minima=minima)
     n_opt = nd.derived.get("N_opt", Estimate(None)).estimate
     if n_opt is None or not np.isfinite(n_opt):
         raise ValueError("L(N, D) gives no finite compute-optimal N")
     d = nd.derived
-    return Optimum("nd", d["N_opt"], d["D_opt"], d["a"].estimate, nd.interval)
+    return Optimum(source="nd", n_opt=d["N_opt"], d_opt=d["D_opt"], a=d["a"].estimate,
+                   interval=nd.interval)
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,11 @@ class Forecast:
         warnings = fit.warnings
         if ci is None:
             warnings += ("no interval: the bootstrap's resamples give no spread of the loss",)
-        return Prediction(self.flops, self.optimum, int(n_params), int(tokens), predicted, ci,
-                          {k: v.estimate for k, v in fit.params.items()}, fit.n_boot,
-                          fit.interval, self.trials, warnings)  # fmt: skip
+        return Prediction(flops=self.flops, optimum=self.optimum, n_params=int(n_params),
+                          tokens=int(tokens), loss=predicted, ci=ci,
+                          params={k: v.estimate for k, v in fit.params.items()},
+                          n_boot=fit.n_boot, interval=fit.interval, trials=self.trials,
+                          warnings=warnings)  # fmt: skip
 
 
 def forecast(points: pd.DataFrame, flops: float, n_boot: int) -> Forecast:

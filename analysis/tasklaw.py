@@ -229,17 +229,20 @@ def predict_task(
             for name, value in fitted.items():
                 boots.setdefault(f"step2:{name}", []).append(value)
     fitted_curve = sigmoid(fitted_on.task_loss, curve["a"], curve["b"], curve["k"], curve["L0"])
-    step1_fit = Step1(law.formula,
-                      {k: _entry(v, boots.get(f"step1:{k}", [])) for k, v in step1.params.items()},
-                      step1.n_points, step1.rmse_log, tuple(step1.warnings))  # fmt: skip
-    step2_fit = Step2(SIGMOID,
-                      {k: _entry(v, boots.get(f"step2:{k}", [])) for k, v in curve.items()},
-                      len(fitted_on),
-                      float(np.sqrt(np.mean((fitted_curve - fitted_on.accuracy) ** 2))),
-                      chance)  # fmt: skip
-    return TaskFit(_entry(loss_hat, boots["task_loss"]), _entry(acc_hat, boots["accuracy"]),
-                   step1_fit, step2_fit, dict(target), len(runs),
-                   len(boots["accuracy"]))  # fmt: skip
+    step1_fit = Step1(formula=law.formula,
+                      params={k: _entry(v, boots.get(f"step1:{k}", []))
+                              for k, v in step1.params.items()},
+                      n_points=step1.n_points, rmse_log=step1.rmse_log,
+                      warnings=tuple(step1.warnings))  # fmt: skip
+    step2_fit = Step2(formula=SIGMOID,
+                      params={k: _entry(v, boots.get(f"step2:{k}", [])) for k, v in curve.items()},
+                      n_points=len(fitted_on),
+                      rmse=float(np.sqrt(np.mean((fitted_curve - fitted_on.accuracy) ** 2))),
+                      chance=chance)  # fmt: skip
+    return TaskFit(task_loss=_entry(loss_hat, boots["task_loss"]),
+                   accuracy=_entry(acc_hat, boots["accuracy"]), step1=step1_fit, step2=step2_fit,
+                   target=dict(target), n_runs=len(runs),
+                   n_boot=len(boots["accuracy"]))  # fmt: skip
 
 
 def _entry(estimate: float, boots: list[float]) -> Estimate:
@@ -328,5 +331,5 @@ def fit_table(frame: pd.DataFrame, target: dict | None, n_boot: int = N_BOOT) ->
                     raise ValueError("--target needs D as well: the runs saw several token counts")
                 tasks[str(task)] = predict_task(rows, target, chance, n_boot)
         except ValueError as e:
-            tasks[str(task)] = NotFitted("task", str(e))
+            tasks[str(task)] = NotFitted(law="task", error=str(e))
     return TaskFits(tasks, () if "chance" in frame else (NO_CHANCE,))

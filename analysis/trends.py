@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.results import ArchitectureTrends, Estimate, Trend
+
 N_BOOT = 1000
 
 
-def _trend(n: np.ndarray, values: np.ndarray, boot_slopes: list, metric: str) -> dict:
+def _trend(n: np.ndarray, values: np.ndarray, boot_slopes: list, metric: str, **rest) -> Trend:
     """The slope of `values` per decade of N (least squares on log10 N), the 95% interval of
     the resampled slopes, and Spearman's rho of values with N and its p-value."""
     slope = float(np.polyfit(np.log10(n), values, 1)[0])
@@ -21,18 +23,12 @@ def _trend(n: np.ndarray, values: np.ndarray, boot_slopes: list, metric: str) ->
     else:
         low = high = float("nan")
     rho, p_value = _spearman(n, values)
-    return {
-        "slope": slope,
-        "ci": [low, high],
-        "spearman_rho": float(rho),
-        "p_value": float(p_value),
-        "metric": metric,
-        "values": values.tolist(),
-        "n_params": n.tolist(),
-    }
+    return Trend(metric=metric, slope=Estimate(slope, (low, high)), spearman_rho=float(rho),
+                 p_value=float(p_value), n_params=tuple(n.tolist()),
+                 values=tuple(values.tolist()), **rest)  # fmt: skip
 
 
-def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
     """Slope of accuracy per decade of N (ordinary least squares on log10 N), its 95% interval
     from resampling the items (the same resample for every model: they answered the same
     items), and Spearman's rank correlation of accuracy with N and its p-value."""
@@ -48,7 +44,7 @@ def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0
     return _trend(n, scores.mean(axis=1), boots, "acc")
 
 
-def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
     """accuracy_trend for published numbers, which come without per-item answers: with the
     number of items per model, the interval resamples each accuracy as a binomial draw;
     without it, it resamples the models."""
@@ -69,19 +65,7 @@ def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: i
             if len(np.unique(x[idx])) >= 2:
                 boots.append(np.polyfit(x[idx], accuracy[idx], 1)[0])
     interval_from = "binomial draws of each accuracy" if n_items is not None else "models"
-    return _trend(n, accuracy, boots, "acc") | {"interval_from": interval_from}
-
-
-def trend_json(trend: dict) -> dict:
-    """A trend as `study fit --law trend` prints it: the slope as a parameter with its
-    interval, and the rank statistics."""
-    return {
-        "n_points": len(trend["n_params"]),
-        "params": {"slope": {"estimate": trend["slope"], "ci": trend["ci"]}},
-        "slope": trend["slope"],
-        "spearman_rho": trend["spearman_rho"],
-        "p_value": trend["p_value"],
-    }
+    return _trend(n, accuracy, boots, "acc", interval_from=interval_from)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -100,7 +84,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return rho, float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
 
 
-def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
     """Held-out bits per byte against log10 N (the likelihood task; lower is better): slope per
     decade, its 95% interval from resampling the held-out windows (the same windows for every
     model), and Spearman's rho of bits per byte with N and its p-value. `per_window` holds each
@@ -118,16 +102,16 @@ def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int
     return _trend(n, bpb(np.arange(count)), boots, "bits_per_byte")
 
 
-def direction(trend: dict) -> str:
+def direction(trend: Trend) -> str:
     """better, worse or unclear: whether the slope's interval excludes zero (for bits per byte
     a negative slope is better)."""
-    low, high = trend["ci"]
-    if trend.get("metric") == "bits_per_byte":
+    low, high = trend.slope.ci
+    if trend.metric == "bits_per_byte":
         low, high = -high, -low
     return "better" if low > 0 else "worse" if high < 0 else "unclear"
 
 
-def verdict(architecture: str, trends: dict[str, dict]) -> str:
+def verdict(architecture: str, trends: dict[str, Trend]) -> str:
     """One plain sentence: did larger models of `architecture` do better, and how surely."""
     if not trends:
         return f"{architecture}: no zero-shot results from two or more sizes to compare."
@@ -135,16 +119,16 @@ def verdict(architecture: str, trends: dict[str, dict]) -> str:
     for task, t in sorted(trends.items()):
         kind = direction(t)
         better += kind == "better"
-        low, high = t["ci"]
-        spearman = f"Spearman rho {t['spearman_rho']:.2f}, p = {t['p_value']:.2g}"
-        if t.get("metric") == "bits_per_byte":
+        (low, high), slope = t.slope.ci, t.slope.estimate
+        spearman = f"Spearman rho {t.spearman_rho:.2f}, p = {t.p_value:.2g}"
+        if t.metric == "bits_per_byte":
             parts.append(
-                f"{task} likelihood {t['slope']:+.3f} bits per byte per 10x N (95% CI "
+                f"{task} likelihood {slope:+.3f} bits per byte per 10x N (95% CI "
                 f"{low:+.3f} to {high:+.3f}; {spearman})"
             )
             continue
         parts.append(
-            f"{task} {100 * t['slope']:+.1f} points per 10x N (95% CI {100 * low:+.1f} to "
+            f"{task} {100 * slope:+.1f} points per 10x N (95% CI {100 * low:+.1f} to "
             f"{100 * high:+.1f}; {spearman})"
         )
     if better == len(trends):
@@ -156,7 +140,7 @@ def verdict(architecture: str, trends: dict[str, dict]) -> str:
     return f"{architecture}: {lead}: " + "; ".join(parts) + "."
 
 
-def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dict]:
+def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, ArchitectureTrends]:
     """Per architecture: the trend of each task (final evaluations; metric `acc`, and held-out
     bits per byte for decoders) and the verdict. Needs two sizes or more; the n-gram baseline
     and the reference models are left out."""
@@ -175,5 +159,5 @@ def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, dict]:
                 continue
             trend = likelihood_trend if metric == "bits_per_byte" else accuracy_trend
             trends[task] = trend(task_rows.n_params, per_item, n_boot=n_boot)
-        out[architecture] = {"trends": trends, "verdict": verdict(architecture, trends)}
+        out[architecture] = ArchitectureTrends(trends, verdict(architecture, trends))
     return out

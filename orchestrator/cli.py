@@ -563,8 +563,8 @@ def fit(
         sys.stdout.write(json.dumps(json_of(shown), indent=2) + "\n")
         return
     for name, result in results.items():
-        if law == "trend":  # a trend's JSON (analysis.trends)
-            console.print(result["verdict"], highlight=False)
+        if law == "trend":  # a results.TableTrend or ArchitectureTrends
+            console.print(result.verdict, highlight=False)
             continue
         if law == "task":
             for line in result.lines(name):

@@ -142,13 +142,14 @@ def fit_csv(
     compute: float | None = None,
     target: str | None = None,
 ):
-    """Fit a law (n, nd, isoflop: a `results.Fit`), the zero-shot trend (trend: its JSON) or
-    the two-step prediction of accuracy (task, `results.TaskFits`; at `target`,
-    "N=...,D=...", else the largest run held out) to a CSV; `results.json_of` gives the JSON.
+    """Fit a law (n, nd, isoflop: a `results.Fit`), the zero-shot trend (trend: a
+    `results.TableTrend`) or the two-step prediction of accuracy (task, `results.TaskFits`; at
+    `target`, "N=...,D=...", else the largest run held out) to a CSV; `results.json_of` gives
+    the JSON.
     Raises TableError where the table cannot be fitted (for task: where no task can be)."""
     from analysis.fits import TableError, best_runs, fit_points, read_table
-    from analysis.results import nulls
-    from analysis.trends import trend_json, values_trend, verdict
+    from analysis.results import TableTrend
+    from analysis.trends import values_trend, verdict
 
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
     if law == "task":
@@ -167,11 +168,7 @@ def fit_csv(
     if law == "trend":
         name = columns.get("accuracy", "accuracy")
         t = values_trend(frame.N, frame.accuracy, frame.get("n_items"), n_boot=n_boot)
-        return nulls(
-            {"law": "trend"}
-            | trend_json(t)
-            | {"interval_from": t["interval_from"], "verdict": verdict(Path(path).name, {name: t})}
-        )
+        return TableTrend(t, verdict(Path(path).name, {name: t}))
     # a run is a group's rows (or each row); in a sweep, each cell's best run stands for it
     runs = frame.assign(trial_id=frame["group"] if group else frame.index.astype(str))
     points, best, notes = best_runs(runs)
@@ -194,10 +191,10 @@ def fit_stored(
     target: str | None = None,
 ) -> dict:
     """Fit a law to a study's finished trials (or its zero-shot trends): one result per
-    architecture (a `results.Fit`, `results.TaskFits` or a trend's JSON), under {"study",
-    "law", "architectures"}; `results.json_of` gives the JSON."""
+    architecture (a `results.Fit`, `results.TaskFits` or `results.ArchitectureTrends`), under
+    {"study", "law", "architectures"}; `results.json_of` gives the JSON."""
     from analysis.fits import fit_study
-    from analysis.trends import study_trends, trend_json
+    from analysis.trends import study_trends
 
     trials, _ = comparable_trials(store)
     if architecture is not None and architecture not in set(trials.architecture):
@@ -224,12 +221,7 @@ def fit_stored(
         evals = _grid_evals(store, trials)
         if architecture is not None and not evals.empty:
             evals = evals[evals.architecture == architecture]
-        for arch, result in (study_trends(evals, n_boot) if not evals.empty else {}).items():
-            out[arch] = {
-                "law": "trend",
-                "tasks": {task: trend_json(t) for task, t in result["trends"].items()},
-                "verdict": result["verdict"],
-            }
+        out |= study_trends(evals, n_boot) if not evals.empty else {}
     else:
         for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
             out[arch] = laws[law]

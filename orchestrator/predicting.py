@@ -127,15 +127,12 @@ def predict_missing(
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
                               f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
                 continue
-            low, high = result.ci or (None, None)
+            cell_json = {"label": cell.label, "n_layer": cell.shape.n_layer,
+                         "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
+                         "seed": spec.seeds[0]}  # fmt: skip
             store.save_prediction(  # committed: kept before anything trains it
-                architecture=architecture, flops=c, n_opt=result.n_opt,
-                n_opt_from=result.optimum.source, trial_id=trial.trial_id, trial_hash=trial.hash,
-                cell={"label": cell.label, "n_layer": cell.shape.n_layer,
-                      "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
-                      "seed": spec.seeds[0]},
-                n_params=cell.n_params, tokens=cell.tokens, predicted_loss=result.loss,
-                ci_low=low, ci_high=high, fit=result.fit_json(),
+                **result.row(architecture=architecture, trial_id=trial.trial_id,
+                             trial_hash=trial.hash, cell=cell_json)
             )  # fmt: skip
             console.print(prediction_line(what, result, trial), highlight=False)
             for warning in result.warnings:

@@ -307,7 +307,7 @@ def report(ctx: RunContext) -> None:
     console.print(f"fitted in {time.monotonic() - started:.1f} s", highlight=False)
     result.fits = view.fits
     result.outdated = view.outdated
-    result.verdicts = {arch: r["verdict"] for arch, r in view.fits.trends.items()}
+    result.verdicts = {arch: r.verdict for arch, r in view.fits.trends.items()}
 
 
 # What each mode runs once the store is locked (`prepare` runs before, outside the lock).

@@ -324,9 +324,9 @@ def test_two_budgets_of_three_sizes_get_no_isoflop_interval():
     fit = fit_isoflop(n, d, c, loss, n_boot=100)
     assert fit.intervals == {} and any(w.startswith("no intervals") for w in fit.warnings)
     for unsampled in (fit, fit_isoflop(n, d, c, loss, n_boot=0)):  # an optimum, no interval
-        at = unsampled.optimum(1e20)
-        assert at["N_opt"].ci is None and at["D_opt"].ci is None
-        assert at["N_opt"].estimate * at["D_opt"].estimate * 6 == pytest.approx(1e20, 0.2)
+        n_opt, d_opt = unsampled.optimum(1e20)
+        assert n_opt.ci is None and d_opt.ci is None
+        assert n_opt.estimate * d_opt.estimate * 6 == pytest.approx(1e20, 0.2)
 
 
 def test_where_resampling_runs_cannot_work_a_residual_bootstrap_is_said_and_covers_the_truth():
@@ -377,10 +377,9 @@ def test_an_isoflop_fit_of_few_runs_gets_residual_intervals_that_cover_the_truth
     for name, truth in {"a": a, "b": 1 - a}.items():
         low, high = fit.intervals[name]
         assert low < truth < high and high - low > 0.01
-    at = fit.optimum(1e20)
-    for name in ("N_opt", "D_opt"):
-        low, high = at[name].ci
-        assert low < at[name].estimate < high
+    for at in fit.optimum(1e20):  # N_opt, D_opt
+        low, high = at.ci
+        assert low < at.estimate < high
 
 
 def test_a_budget_whose_minimum_lies_outside_its_sizes_is_left_out_and_said():

@@ -76,35 +76,32 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
 
     flops = 1e19
     made = predict_budget(_law_points(), flops, lambda n: (round(n), round(flops / (6 * n))), 100)
-    result = made.to_json()  # what the store and the export keep
+    row = made.row(architecture="decoder", trial_id="t1", trial_hash="h1", cell={})
+    n_opt, d_opt = made.optimum.n_opt, made.optimum.d_opt
     # the true compute-optimal D at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
     alpha, beta = TRUE["alpha"], TRUE["beta"]
     g = (alpha * TRUE["A"] / (beta * TRUE["B"])) ** (1 / (alpha + beta))
     d_true = (flops / 6) ** (alpha / (alpha + beta)) / g
-    assert abs(np.log(result["d_opt"] / d_true)) < np.log(1.5)
-    for name in ("n_opt", "d_opt"):
-        low, high = result[f"{name}_ci"]
-        assert low < result[name] < high
-    kept = result["fit"]["optimum"]
-    assert kept["D_opt"] == {"estimate": result["d_opt"], "ci": result["d_opt_ci"]}
+    assert abs(np.log(d_opt.estimate / d_true)) < np.log(1.5)
+    for at in (n_opt, d_opt):
+        low, high = at.ci
+        assert low < at.estimate < high
+    kept = row["fit"]["optimum"]  # what the store and the export keep
+    assert kept["D_opt"] == {"estimate": d_opt.estimate, "ci": list(d_opt.ci)}
     assert kept["interval"] == "trial bootstrap"  # the IsoFLOP fit's resamples of trials
 
     with Session(open_store(f"sqlite:///{tmp_path / 'p.db'}")) as session:
         study, _ = _registered(session)
-        common = {"architecture": "decoder", "n_opt_from": result["n_opt_from"], "cell": {},
-                  "n_params": result["n_params"], "tokens": result["tokens"],
-                  "predicted_loss": result["predicted_loss"]}  # fmt: skip
-        store_prediction(session, study, flops=flops, n_opt=result["n_opt"], trial_id="t1",
-                         trial_hash="h1", fit=made.fit_json(), **common)  # fmt: skip
+        store_prediction(session, study, **row)
         # made before D_opt was kept: its fit says nothing of it
-        store_prediction(session, study, flops=3e19, n_opt=1e9, trial_id="t2", trial_hash="h2",
-                         fit={"law": "nd", "optimum": {"a": 0.5}}, **common)  # fmt: skip
+        store_prediction(session, study, **row | {"flops": 3e19, "n_opt": 1e9, "trial_id": "t2",
+                         "trial_hash": "h2", "fit": {"law": "nd", "optimum": {"a": 0.5}}})
         session.commit()
         shown = predictions_frame(session, study)
     made, older = shown.iloc[0], shown.iloc[1]
-    assert made.d_opt == pytest.approx(result["d_opt"])
-    assert [made.d_opt_ci_low, made.d_opt_ci_high] == pytest.approx(result["d_opt_ci"])
-    assert [made.n_opt_ci_low, made.n_opt_ci_high] == pytest.approx(result["n_opt_ci"])
+    assert made.d_opt == pytest.approx(d_opt.estimate)
+    assert [made.d_opt_ci_low, made.d_opt_ci_high] == pytest.approx(d_opt.ci)
+    assert [made.n_opt_ci_low, made.n_opt_ci_high] == pytest.approx(n_opt.ci)
     assert older[["d_opt", "d_opt_ci_low", "n_opt_ci_high"]].isna().all()
 
 

@@ -17,6 +17,7 @@ from analysis.results import (
     LawFit,
     NotFitted,
     StudyFits,
+    TableTrend,
     TaskFits,
     fit_from_json,
     json_of,
@@ -112,3 +113,34 @@ def test_a_study_s_fits_give_the_store_rows_and_come_back_from_json():
     assert n_row["quality"]["holdout"]["held_out"] == "the largest model"
     assert len(n_row["data"]) == 4 and "error" in nd_row["quality"]
     assert json.dumps(fits.rows(), allow_nan=False)  # what the store writes: no NaN
+
+
+def test_a_study_s_trends_give_the_store_rows_and_come_back_from_them():
+    from analysis.trends import likelihood_trend, study_trends, values_trend, verdict
+
+    rng = np.random.default_rng(0)
+    rows = [{"architecture": "decoder", "n_params": n, "task": "last_word", "metric": "acc",
+             "per_item": list((rng.random(50) < a).astype(float))}
+            for n, a in ((1e5, 0.3), (1e6, 0.5), (1e7, 0.7))]  # fmt: skip
+    trends = study_trends(pd.DataFrame(rows), n_boot=50)
+    held = likelihood_trend([1e4, 1e5], [[[900.0, 400]] * 3, [[850.0, 400]] * 3], n_boot=20)
+    decoder = trends["decoder"]
+    trends["decoder"] = type(decoder)(decoder.tasks | {"heldout": held}, decoder.verdict)
+    fits = StudyFits({}, trends=trends)
+    [last_word, heldout] = fits.rows()
+    assert last_word["law"] == "trend:last_word" and heldout["law"] == "trend:heldout"
+    assert last_word["quality"] == {"metric": "acc", "spearman_rho": 1.0,
+                                    "p_value": last_word["quality"]["p_value"],
+                                    "verdict": decoder.verdict}  # fmt: skip
+    assert [set(p) for p in heldout["data"]] == [{"n_params", "bits_per_byte"}] * 2
+    again = StudyFits.from_json({}, trends=json.loads(json.dumps(fits.trend_rows())))
+    assert again.trends == trends and again.rows() == fits.rows()
+    assert json.dumps(again.trends["decoder"].to_json()) == json.dumps(decoder.to_json() | {
+        "tasks": decoder.to_json()["tasks"] | {"heldout": held.to_json()}})  # fmt: skip
+    printed = decoder.to_json()["tasks"]["last_word"]
+    assert list(printed) == ["n_points", "params", "slope", "spearman_rho", "p_value"]
+    # a table's trend: what `study fit --csv --law trend` prints, nothing resampled: null
+    table = values_trend([1e6, 1e7], [0.3, 0.4], n_boot=0)
+    shown = TableTrend(table, verdict("acc.csv", {"acc": table})).to_json()
+    assert shown["params"]["slope"]["ci"] == [None, None] and shown["interval_from"] == "models"
+    assert list(shown)[0] == "law" and list(shown)[-2:] == ["interval_from", "verdict"]

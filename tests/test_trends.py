@@ -17,15 +17,15 @@ def _answers(accuracies, n_items=400, seed=0):
 def test_a_rising_accuracy_has_a_positive_slope_excluding_zero():
     n = [1e5, 1e6, 1e7, 1e8]
     t = accuracy_trend(n, _answers([0.3, 0.45, 0.6, 0.75]))
-    assert 0.1 < t["slope"] < 0.2  # about 15 points per decade
-    assert t["ci"][0] > 0 and direction(t) == "better"
-    assert t["spearman_rho"] == 1.0
+    assert 0.1 < t.slope.estimate < 0.2  # about 15 points per decade
+    assert t.slope.ci[0] > 0 and direction(t) == "better"
+    assert t.spearman_rho == 1.0
 
 
 def test_a_flat_accuracy_is_unclear_and_said_so():
     n = [1e5, 1e6, 1e7, 1e8]
     t = accuracy_trend(n, _answers([0.5, 0.5, 0.5, 0.5], seed=1))
-    assert t["ci"][0] < 0 < t["ci"][1] and direction(t) == "unclear"
+    assert t.slope.ci[0] < 0 < t.slope.ci[1] and direction(t) == "unclear"
     sentence = verdict("decoder", {"minimal_pairs": t})
     assert sentence.startswith("decoder: the data do not show larger models doing better")
 
@@ -40,19 +40,19 @@ def test_study_trends_per_architecture_leave_the_baseline_out():
                  "metric": "acc", "per_item": [1.0] * 400})  # fmt: skip
     out = study_trends(pd.DataFrame(rows), n_boot=200)
     assert set(out) == {"decoder", "encoder"}
-    assert "did better on every task" in out["decoder"]["verdict"]
-    assert "do not show" in out["encoder"]["verdict"]
+    assert "did better on every task" in out["decoder"].verdict
+    assert "do not show" in out["encoder"].verdict
 
 
 def test_the_rank_correlation_p_value_is_exact_for_few_sizes():
     t = accuracy_trend([1e5, 1e6, 1e7, 1e8], _answers([0.3, 0.45, 0.6, 0.75]), n_boot=10)
-    assert t["spearman_rho"] == 1.0 and t["p_value"] == 2 / 24  # both perfect orders of 24
+    assert t.spearman_rho == 1.0 and t.p_value == 2 / 24  # both perfect orders of 24
 
 
 def test_equal_accuracies_have_no_rank_correlation():
     same = [np.array([1.0, 0.0, 1.0, 0.0])] * 3
     t = accuracy_trend([1e5, 1e6, 1e7], same, n_boot=10)
-    assert (t["spearman_rho"], t["p_value"]) == (0.0, 1.0)
+    assert (t.spearman_rho, t.p_value) == (0.0, 1.0)
 
 
 def test_held_out_likelihood_counts_as_a_task_where_lower_is_better():
@@ -63,9 +63,9 @@ def test_held_out_likelihood_counts_as_a_task_where_lower_is_better():
         for nats in (900.0, 850.0, 800.0, 760.0)
     ]
     t = likelihood_trend(n, windows, n_boot=200)
-    assert t["metric"] == "bits_per_byte" and t["slope"] < 0 and t["ci"][1] < 0
-    assert t["values"][0] == pytest.approx(np.sum(windows[0], axis=0)[0] / 20_000 / np.log(2))
-    assert t["spearman_rho"] == pytest.approx(-1.0)
+    assert t.metric == "bits_per_byte" and t.slope.estimate < 0 and t.slope.ci[1] < 0
+    assert t.values[0] == pytest.approx(np.sum(windows[0], axis=0)[0] / 20_000 / np.log(2))
+    assert t.spearman_rho == pytest.approx(-1.0)
     assert direction(t) == "better"
     sentence = verdict("decoder", {"heldout": t})
     assert "larger models did better on every task" in sentence

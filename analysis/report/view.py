@@ -346,7 +346,7 @@ def _summary_lines(view: StudyView) -> list[str]:
                 + (f"; {_interval(d['tokens_per_param'])} tokens per parameter at "
                    f"C = {nd.compute:.3g} FLOPs." if "tokens_per_param" in d else ".")
             )  # fmt: skip
-    items += [result["verdict"] for result in view.fits.trends.values()]  # trends: not fits
+    items += [result.verdict for result in view.fits.trends.values()]  # trends: not fits
     items += reference_lines(view.evals)
     items += prediction_summary(view.predictions)
     for arch, result in sorted(view.fits.tasks.items()):

@@ -4,10 +4,12 @@ goes through `RunStore`), and a read lets go of what it opened."""
 from __future__ import annotations
 
 import os
+import sqlite3
 
+import pytest
 from sqlalchemy.orm import Session
 
-from orchestrator.store import open_store
+from orchestrator.store import VERSION_TABLE, StoreError, open_store
 from tests.test_layers import PACKAGES, ROOT, imported_names
 from tests.test_store import _registered
 
@@ -32,6 +34,10 @@ def test_the_walker_sees_sqlalchemy_where_it_is_imported():
     assert any("sqlalchemy" in imported_names(p) for p in migrations)  # moved here, walked
 
 
+def _handles() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def test_two_hundred_reads_leave_no_file_handle_open(tmp_path):
     """Each read command opens the store and closes it, its engine disposed: 200 reads in one
     process hold no more file handles afterwards than one did."""
@@ -42,13 +48,35 @@ def test_two_hundred_reads_leave_no_file_handle_open(tmp_path):
         _registered(session)
         session.commit()
 
-    def handles() -> int:
-        return len(os.listdir("/proc/self/fd"))
-
     api.export_trials(store=url)  # the first read imports and caches what it needs
-    before = handles()
+    before = _handles()
     for i in range(200):
         read = (api.status, api.export_trials, api.export_evals, api.export_predictions,
                 api.export_fits)[i % 5]  # fmt: skip
         read(store=url)
-    assert handles() <= before
+    assert _handles() <= before
+
+
+@pytest.mark.parametrize("store", ["newer", "empty"])
+def test_two_hundred_refused_opens_leave_no_file_handle_open(tmp_path, store):
+    """A store that cannot be read (of a newer schema than the tool's, or an empty file) is
+    refused after its engine has opened it: the engine is disposed before the StoreError, so
+    200 refusals hold no more file handles than one, and neither do 200 refused upgrades."""
+    from orchestrator import api
+
+    path = tmp_path / "st.db"
+    url = f"sqlite:///{path}"
+    if store == "newer":
+        open_store(url).dispose()
+        with sqlite3.connect(path) as connection:  # as a later version of the tool leaves it
+            connection.execute(f"UPDATE {VERSION_TABLE} SET version_num = '9999'")
+    else:
+        path.touch()
+    for read in (api.status, api.upgrade):  # the first refusal imports what it needs
+        with pytest.raises(StoreError):
+            read(store=url)
+    before = _handles()
+    for i in range(200):
+        with pytest.raises(StoreError):
+            (api.status, api.upgrade)[i % 2](store=url)
+    assert _handles() <= before

@@ -14,11 +14,14 @@ from tests.test_layers import PACKAGES, ROOT, imported_names
 from tests.test_store import _registered
 
 
+WALKED = (*PACKAGES, "bench")  # the benches measure the tool through its facade too
+
+
 def test_only_the_store_imports_sqlalchemy():
     store = ROOT / "orchestrator" / "store"
     found = [
         f"{path.relative_to(ROOT)} imports {name}"
-        for package in PACKAGES
+        for package in WALKED
         for path in sorted((ROOT / package).rglob("*.py"))
         if store not in path.parents
         for name in imported_names(path)
@@ -32,6 +35,14 @@ def test_the_walker_sees_sqlalchemy_where_it_is_imported():
     assert "sqlalchemy.orm.Session" in imported_names(store / "facade.py")
     migrations = list((store / "migrations" / "versions").glob("*.py"))
     assert any("sqlalchemy" in imported_names(p) for p in migrations)  # moved here, walked
+
+
+def test_the_walker_sees_a_bench_import_sqlalchemy_inside_a_function(tmp_path):
+    """As bench/gpu_check.py imports the store only where it runs a study."""
+    assert list((ROOT / "bench").glob("*.py"))  # the folder walked is there
+    script = tmp_path / "bench.py"
+    script.write_text("def read():\n    from sqlalchemy.orm import Session\n    return Session\n")
+    assert "sqlalchemy.orm.Session" in imported_names(script)
 
 
 def _handles() -> int:

@@ -13,7 +13,6 @@ from orchestrator.store import VERSION_TABLE, StoreError, open_store
 from tests.test_layers import PACKAGES, ROOT, imported_names
 from tests.test_store import _registered
 
-
 WALKED = (*PACKAGES, "bench")  # the benches measure the tool through its facade too
 
 
@@ -91,3 +90,38 @@ def test_two_hundred_refused_opens_leave_no_file_handle_open(tmp_path, store):
         with pytest.raises(StoreError):
             (api.status, api.upgrade)[i % 2](store=url)
     assert _handles() <= before
+
+
+def test_events_recorded_many_at_once_land_as_one_by_one(tmp_path):
+    """TrialEvents.record_many (a store filled in one commit, as bench/store_speed.py fills
+    one) writes what `record` writes, event by event."""
+    from orchestrator.store import RunStore
+    from trainers.events import End, Start, Train
+
+    start = Start(n_params=25_472, total_params=37_856, flops_per_token=150_000, device="cpu",
+                  threads=1, steps=2)  # fmt: skip
+    train = Train(step=1, tokens=4096, loss=3.5, lr=1e-3, tokens_per_s=5e4)
+    end = End(step=2, tokens=8192, tokens_scored=8192, val_loss=3.0, wall_s=5.0,
+              tokens_per_s=5e4, mfu=0.3, epochs=1.0)  # fmt: skip
+    seen = []
+    for how in ("record", "record_many"):
+        url = f"sqlite:///{tmp_path / how}.db"
+        with Session(open_store(url)) as session:
+            _registered(session)
+            session.commit()
+        with RunStore.open_study(url) as store:
+            ids = [t.trial_id for t in store.current_trials()]
+            events = store.events(ids)
+            reported = [(ids[0], start), (ids[0], train), (ids[0], end), (ids[1], start)]
+            if how == "record":
+                for trial_id, event in reported:
+                    events.record(trial_id, event)
+                events.flush()
+            else:
+                events.record_many(reported)
+        with RunStore.open_study(url) as store:  # what was committed
+            trials = store.trials_frame()[["trial_id", "status", "tokens_done", "val_loss"]]
+            seen.append((trials, store.metrics_frame()[["trial_id", "name", "value"]]))
+    assert seen[0][0].equals(seen[1][0]) and seen[0][1].equals(seen[1][1])
+    assert list(seen[1][0].status) == ["finished", "running"]
+    assert sorted(seen[1][1].name) == ["lr", "tokens_per_s", "train_loss"]

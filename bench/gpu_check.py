@@ -66,10 +66,8 @@ def study_text(folder: Path, args, settings: dict) -> tuple[str, str]:
 
 def run_study(folder: Path, args, settings: dict) -> list[dict]:
     """Run the study with `study run` as a user would; each trial's figures from its store."""
-    from sqlalchemy.orm import Session
-
     from orchestrator import api
-    from orchestrator.store import get_study, metrics_frame, open_store
+    from orchestrator.store import RunStore
 
     name, text = study_text(folder, args, settings)
     study = folder / f"{name}.yaml"
@@ -79,10 +77,8 @@ def run_study(folder: Path, args, settings: dict) -> list[dict]:
     command = [sys.executable, "-m", "orchestrator.cli", "run", str(study), "--store", url,
                "--report", report, "--n-boot", "100"]  # fmt: skip
     subprocess.run(command, check=True, cwd=folder)
-    engine = open_store(url, create=False)
-    with Session(engine) as session:
-        metrics = metrics_frame(session, get_study(session))  # by trial, name and step
-    engine.dispose()
+    with RunStore.open_study(url) as store:
+        metrics = store.metrics_frame()  # by trial, name and step
     rates = metrics[metrics.name == "tokens_per_s"].groupby("trial_id").value.agg(list)
     rows = []
     for t in api.status(store=url).itertuples():

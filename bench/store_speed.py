@@ -1,9 +1,9 @@
 """The run store's speed on the paths a study uses: the driver writing what trials report, and
 `study status` reading a large study.
 
-ingest  the driver's write path (`store.Recorder`, as `study run` uses it): trials report
-        start, train events (three metric rows each), evaluations and an end, and the driver
-        commits as it does during a run; rows/s counts metric rows.
+ingest  the driver's write path (`RunStore.events`, its batched recorder, as `study run` uses
+        it): trials report start, train events (three metric rows each) and evaluations, and
+        the driver commits as it does during a run; rows/s counts metric rows.
 status  `api.status` (what `study status` prints) on a store of many trials, and the whole
         `study status` command, as JSON and as the table, in a fresh process (Python's start
         and the imports included, and timed apart).
@@ -21,18 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from orchestrator import api
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
-from orchestrator.store import (
-    Recorder,
-    current_trials,
-    open_store,
-    record_event,
-    register_study,
-)
+from orchestrator.store import RunStore
 from trainers.events import End, Start, Train, Validation
 
 STUDY = """
@@ -44,17 +36,17 @@ seeds: {seeds}
 """
 
 
-def _study(session: Session, n_trials: int):
+def _study(store: RunStore, n_trials: int) -> list[str]:
+    """Register a study of `n_trials` trials (one size, many seeds); their ids."""
     spec = parse_study(STUDY.format(seeds=list(range(n_trials))))
     trials = expand(spec, "", "")
     planned = dict.fromkeys(
         (t.trial_id for t in trials),
         {"n_params": 25_000, "total_params": 37_000, "flops_per_token": 150_000},
     )
-    study = register_study(session, spec.name, spec.model_dump(mode="json"), spec.hash(), trials,
-                           planned)  # fmt: skip
-    session.commit()
-    return study
+    store.register(spec.name, trials, spec=spec.model_dump(mode="json"), spec_hash=spec.hash(),
+                   planned=planned, data=None)  # fmt: skip
+    return [t.trial_id for t in trials]
 
 
 START = Start(n_params=25_472, total_params=37_856, flops_per_token=150_000, device="cpu",
@@ -65,42 +57,35 @@ END = End(step=10, tokens=40_960, tokens_scored=40_960, val_loss=3.0, wall_s=5.0
 
 def ingest(folder: Path, n_trials: int, n_events: int) -> float:
     """Metric rows per second through the driver's write path."""
-    url = f"sqlite:///{folder / 'ingest.db'}"
-    engine = open_store(url)
-    with Session(engine) as session:
-        rows = current_trials(session, _study(session, n_trials))
-        recorder = Recorder(session)
+    with RunStore.open(f"sqlite:///{folder / 'ingest.db'}") as store:
+        trial_ids = _study(store, n_trials)
+        events = store.events(trial_ids)
         start = time.perf_counter()
-        for row in rows:
-            recorder.record(row, START)
+        for trial_id in trial_ids:
+            events.record(trial_id, START)
         per_trial = n_events // n_trials
         for step in range(1, per_trial + 1):
-            for row in rows:  # trials report side by side, as they run
+            for trial_id in trial_ids:  # trials report side by side, as they run
                 event = Train(step=step, tokens=step * 4096, loss=3.0, lr=1e-3, tokens_per_s=5e4)
-                recorder.record(row, event)
+                events.record(trial_id, event)
                 if step % 10 == 0:
-                    recorder.record(row, Validation(step=step, tokens=step * 4096, val_loss=3.1))
-            recorder.tick()
-        recorder.flush()
+                    events.record(trial_id, Validation(step=step, tokens=step * 4096,
+                                                       val_loss=3.1))  # fmt: skip
+            events.tick()
+        events.flush()
         elapsed = time.perf_counter() - start
-    with engine.connect() as connection:
-        (count,) = connection.exec_driver_sql("SELECT COUNT(*) FROM metrics").one()
-    engine.dispose()
+        count = len(store.metrics_frame())  # the rows that went in, read back
     return count / elapsed
 
 
 def status_store(folder: Path, n_trials: int) -> str:
     """A store of `n_trials` trials, most finished, with their metrics summarised."""
     url = f"sqlite:///{folder / 'status.db'}"
-    engine = open_store(url)
-    with Session(engine) as session:
-        rows = current_trials(session, _study(session, n_trials))
-        for i, row in enumerate(rows):  # one commit at the end: a quick setup
-            record_event(session, row, START)
-            if i % 10:
-                record_event(session, row, END)
-        session.commit()
-    engine.dispose()
+    with RunStore.open(url) as store:
+        trial_ids = _study(store, n_trials)
+        reported = [(trial_id, event) for i, trial_id in enumerate(trial_ids)
+                    for event in ((START, END) if i % 10 else (START,))]  # fmt: skip
+        store.events(trial_ids).record_many(reported)  # one commit at the end: a quick setup
     return url
 
 

@@ -121,6 +121,17 @@ def _open_store(url: str, create: bool) -> Engine:
             raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = _engine(url)
+    try:
+        _ready(engine, url, create)
+    except BaseException:
+        engine.dispose()  # a store refused lets go of its file (or connection) at once
+        raise
+    return engine
+
+
+def _ready(engine: Engine, url: str, create: bool) -> None:
+    """Create the schema of an empty store if asked; raise StoreError for an empty store not
+    to be created, and for a store of another schema version."""
     if not inspect(engine).get_table_names():
         if not create:
             raise StoreError(f"the store at {url} is empty; run the study first")
@@ -130,10 +141,10 @@ def _open_store(url: str, create: bool) -> Engine:
             Base.metadata.create_all(connection)
             config, _ = _migrations(connection)
             command.stamp(config, "head")
-        return engine
+        return
     revision, legacy = _stored_revision(engine, url)
     if revision == SCHEMA_REVISION:
-        return engine
+        return
     _refuse_newer(revision, url)
     upgrade = f"upgrade it with `study upgrade --store {url}` (it keeps a copy of the old one)"
     if legacy:
@@ -152,23 +163,29 @@ def upgrade_store(url: str) -> tuple[str, str, Path | None]:
         raise StoreError(f"no run store at {path}; run the study first (study run FILE)")
     with run_lock(url):
         engine = _engine(url)
-        if not inspect(engine).get_table_names():
-            raise StoreError(f"no run store at {url}; run the study first (study run FILE)")
-        before, legacy = _stored_revision(engine, url)
-        if before == SCHEMA_REVISION:
-            engine.dispose()
-            return before, SCHEMA_REVISION, None
-        _refuse_newer(before, url)
-        copy = _backup(engine, path, before) if path is not None else None
-        from alembic import command
+        try:
+            return _upgrade(engine, url, path)
+        finally:
+            engine.dispose()  # upgraded or refused, the store is let go of
 
-        with engine.begin() as connection:
-            config, _ = _migrations(connection)
-            if legacy:
-                command.stamp(config, "0001")
-            command.upgrade(config, "head")
-        engine.dispose()
-        return before, SCHEMA_REVISION, copy
+
+def _upgrade(engine: Engine, url: str, path: Path | None) -> tuple[str, str, Path | None]:
+    """upgrade_store on an engine it disposes of."""
+    if not inspect(engine).get_table_names():
+        raise StoreError(f"no run store at {url}; run the study first (study run FILE)")
+    before, legacy = _stored_revision(engine, url)
+    if before == SCHEMA_REVISION:
+        return before, SCHEMA_REVISION, None
+    _refuse_newer(before, url)
+    copy = _backup(engine, path, before) if path is not None else None
+    from alembic import command
+
+    with engine.begin() as connection:
+        config, _ = _migrations(connection)
+        if legacy:
+            command.stamp(config, "0001")
+        command.upgrade(config, "head")
+    return before, SCHEMA_REVISION, copy
 
 
 def _backup(engine: Engine, path: Path, revision: str) -> Path:

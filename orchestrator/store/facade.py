@@ -6,9 +6,10 @@ dicts and the ORM-free records below. Nothing outside `orchestrator.store` sees 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import partial
 
 import pandas as pd
 from sqlalchemy import select
@@ -325,6 +326,15 @@ class TrialEvents:
     def record(self, trial_id: str, event: Event) -> None:
         """Take one event of a trial."""
         self._recorder.record(self._rows[trial_id], event)
+
+    def record_many(self, reported: Iterable[tuple[str, Event]]) -> None:
+        """Take many events of these trials (trial id, event), in order, and commit them once:
+        what they reported loaded in one go, where `record` commits at each start and end
+        (and each commit costs a look at every trial the session holds)."""
+        for trial_id, event in reported:
+            self._recorder.apply(partial(writes.record_event, self._session,
+                                         self._rows[trial_id], event))  # fmt: skip
+        self._recorder.flush()
 
     def fail(self, trial_id: str, error: str) -> None:
         """A trial failed for good: recorded and committed."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.sizes import format_count
+from orchestrator.sizes import flops_text, format_count
 
 COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done"}
 HEADERS = {
@@ -67,8 +67,6 @@ def grid_tables(frame, study: str, *, by_budget: bool) -> str:
     """`study plan`'s tables: one for the grid, or one per budget of an IsoFLOP grid."""
     if not by_budget:
         return frame_table(frame[PLAN_COLUMNS], f"{study}: {_trials(len(frame))}") + "\n"
-    from orchestrator.sizes import flops_text
-
     text = f"{study}: {_trials(len(frame))}\n\n"
     for flops, group in frame.groupby("budget_flops", sort=True):
         title = f"budget {flops_text(flops)} FLOPs: {_trials(len(group))}"

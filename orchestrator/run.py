@@ -187,10 +187,10 @@ def _run_on_ray(
     from orchestrator.progress import Progress
 
     ids = [trial.trial_id for trial in to_run]
-    store.queue(ids)  # pending once the cluster is there to run them
+    events = store.events(ids, lambda line: _warn(console, line), stamped=True)
+    events.queue()  # pending once the cluster is there to run them
     use_gpus = cluster.gpus > 0
     progress = Progress(to_run, console)
-    events = store.events(ids, lambda line: _warn(console, line), stamped=True)
 
     def on_event(trial: TrialSpec, event: Event) -> None:
         events.record(trial.trial_id, event)
@@ -228,8 +228,7 @@ def _run_on_ray(
 
     # Costliest first: Ray starts queued tasks in order, and a large trial started last would
     # leave the other CPUs idle while it finishes.
-    flops = {t.trial_id: t.flops for t in store.current_trials()}
-    queue = sorted(to_run, key=lambda t: -flops[t.trial_id])
+    queue = sorted(to_run, key=lambda t: -events.flops(t.trial_id))
     try:
         with progress:
             schedule.run_trials(

@@ -185,13 +185,6 @@ class RunStore:
         writes.mark_unfinished_interrupted(self._session, self._study)
         self._session.commit()
 
-    def queue(self, trial_ids: list[str]) -> None:
-        """These trials are about to be (re)queued: pending."""
-        rows = self._rows(trial_ids)
-        for trial_id in trial_ids:
-            writes.queue_trial(rows[trial_id])
-        self._session.commit()
-
     def events(self, trial_ids: list[str], say: Callable[[str], None] = lambda line: None,
                stamped: bool = False) -> TrialEvents:  # fmt: skip
         """The write path of these trials while they train or are scored (`stamped`: each
@@ -322,6 +315,16 @@ class TrialEvents:
         self._session = store._session
         self._rows = store._rows(trial_ids)
         self._recorder = writes.Recorder(self._session, say, store._study if stamped else None)
+
+    def queue(self) -> None:
+        """These trials are about to be (re)queued: pending."""
+        for row in self._rows.values():
+            writes.queue_trial(row)
+        self._session.commit()
+
+    def flops(self, trial_id: str) -> float:
+        """A trial's training FLOPs, as registered."""
+        return self._rows[trial_id].flops
 
     def record(self, trial_id: str, event: Event) -> None:
         """Take one event of a trial."""

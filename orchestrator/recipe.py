@@ -74,11 +74,14 @@ class TrainPlan:
     batch_size: int  # sequences per step
     lr: float  # peak learning rate
     min_lr_ratio: float  # final lr as a fraction of the peak
-    warmup: float  # fraction of the steps warming up linearly
-    schedule: str  # "cosine": the only schedule the trainer runs today
+    warmup: float  # fraction of the steps warming up linearly (where warmup_tokens is 0)
+    schedule: str  # "cosine" or "wsd" (trainers.schedules)
     weight_decay: float
     grad_clip: float
     betas: tuple[float, float]
+    cooldown: float = 0.0  # wsd: fraction of the steps cooling down
+    cooldown_shape: str = "linear"  # wsd: "linear" or "1-sqrt"
+    warmup_tokens: int = 0  # the warmup in tokens; 0: `warmup` as a fraction of the steps
 
     def optim(self) -> Optim:
         """The plan's optimizer settings as a trial carries them (and its hash covers)."""
@@ -91,6 +94,10 @@ class TrainPlan:
             grad_clip=self.grad_clip,
             beta1=self.betas[0],
             beta2=self.betas[1],
+            schedule=self.schedule,
+            cooldown=self.cooldown,
+            cooldown_shape=self.cooldown_shape,
+            warmup_tokens=self.warmup_tokens,
         )
 
     def budget(self) -> Budget:
@@ -156,14 +163,17 @@ def plan(
     vocabulary's size; `lr` is one rate of a sweep (default: the study's rate at N, the first
     of a sweep)."""
     train = study.train
+    wsd = None if train.schedule == "cosine" else train.schedule
     return TrainPlan(
         tokens=_tokens(size, budget, study, vocab_size),
         batch_size=train.batch_size,
         lr=learning_rates(study, size.architecture, size.n_params)[0] if lr is None else lr,
         min_lr_ratio=train.min_lr_ratio,
         warmup=train.warmup,
-        schedule=train.schedule,
+        schedule="wsd" if wsd else "cosine",
         weight_decay=train.weight_decay,
         grad_clip=train.grad_clip,
         betas=tuple(train.betas),
+        cooldown=wsd.cooldown if wsd else 0.0,
+        cooldown_shape=wsd.shape if wsd else "linear",
     )

@@ -41,6 +41,7 @@ from trainers.events import (
 )
 from trainers.objectives import Batch, Objective, objective_for
 from trainers.peak import cpu_peak_flops, gpu_peak_flops
+from trainers.schedules import lr_at
 from trainers.trial import Optim, TrialSpec
 
 Report = Callable[[Event], None]
@@ -50,16 +51,6 @@ MAX_LOGGED_STEPS = 200  # train-loss points per trial: enough for a smooth curve
 
 class DivergenceError(FloatingPointError):
     """The loss became NaN or infinite."""
-
-
-def lr_at(step: int, spec: TrialSpec) -> float:
-    """Linear warmup to `lr`, then cosine decay to `min_lr_ratio · lr` at the last step."""
-    warmup = max(1, round(spec.optim.warmup * spec.steps))
-    if step < warmup:
-        return spec.optim.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, spec.steps - warmup)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return spec.optim.lr * (spec.optim.min_lr_ratio + (1.0 - spec.optim.min_lr_ratio) * cosine)
 
 
 def build_model(spec: TrialSpec, vocab_size: int) -> torch.nn.Module:

@@ -47,7 +47,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Optim:
-    """AdamW with linear warmup and cosine decay."""
+    """AdamW with a linear warmup, then the schedule's decay (trainers.schedules)."""
 
     batch_size: int
     lr: float
@@ -57,6 +57,10 @@ class Optim:
     grad_clip: float
     beta1: float
     beta2: float
+    schedule: str = "cosine"  # or "wsd": warmup, constant, cooldown (trainers.schedules)
+    cooldown: float = 0.0  # wsd: the fraction of the steps cooling down
+    cooldown_shape: str = "linear"  # wsd: "linear" or "1-sqrt"
+    warmup_tokens: int = 0  # the warmup in tokens (a recipe's rule of N); 0: `warmup` of steps
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from trainers.architectures import ARCHITECTURES
+from trainers.schedules import describe
 from trainers.trial import TrialSpec
 
 STYLES = {name: a.description for name, a in ARCHITECTURES.items()}
@@ -64,13 +65,11 @@ def _training_rows(config: dict | None) -> list[list[str]]:
     if spec is None:
         return []
     m, o = spec.model, spec.optim
-    warmup = max(1, round(o.warmup * spec.steps))
     return [
         ["shape", f"{m.n_layer} layers, width {m.n_embd}, {m.n_head} heads"],
         ["sequence length", f"{spec.data.seq_len} tokens"],
         ["steps", f"{spec.steps:,} of {o.batch_size} sequences ({spec.tokens_per_step:,} tokens)"],
-        ["learning rate", f"linear warmup over {warmup:,} steps to {o.lr:.3g}, then cosine decay "
-                          f"to {o.lr * o.min_lr_ratio:.3g} at the last step"],
+        ["learning rate", describe(spec)],
         ["optimizer", f"AdamW (β1 {o.beta1}, β2 {o.beta2}), weight decay {o.weight_decay}, "
                       f"gradients clipped at {o.grad_clip}"],
     ]  # fmt: skip

@@ -243,9 +243,11 @@ class ShapeSpec(_Strict):
 
 
 SizeItem = Annotated[
-    Annotated[str, BeforeValidator(lambda v: v if isinstance(v, str) else str(v)), Tag("label")]
-    | Annotated[ShapeSpec, Tag("shape")],
-    Discriminator(lambda v: "shape" if isinstance(v, dict | ShapeSpec) else "label"),
+    Annotated[
+        str, BeforeValidator(lambda v: v if isinstance(v, str) else str(v)), Tag("size-label")
+    ]
+    | Annotated[ShapeSpec, Tag("size-shape")],
+    Discriminator(lambda v: "size-shape" if isinstance(v, dict | ShapeSpec) else "size-label"),
 ]
 
 
@@ -341,8 +343,26 @@ class LrRule(_Strict):
         return base
 
 
+class WsdSchedule(_Strict):
+    """Warmup, stable, decay: the peak rate held, then a cooldown over the last fraction of the
+    steps (Hägele et al. 2024: 1−sqrt over 20% matches cosine)."""
+
+    name: Literal["wsd"]
+    cooldown: float = Field(0.2, gt=0, lt=1, description="fraction of the steps cooling down")
+    shape: Literal["linear", "1-sqrt"] = Field("1-sqrt", description="of the cooldown")
+
+
+def _schedule_form(value):
+    # `wsd` alone is WSD with its defaults; {name: cosine} is the plain `cosine`.
+    if value == "wsd":
+        return {"name": "wsd"}
+    if isinstance(value, dict) and value.get("name") == "cosine" and len(value) == 1:
+        return "cosine"
+    return value
+
+
 class TrainSpec(_Strict):
-    """Optimizer and schedule: AdamW, linear warmup, cosine decay."""
+    """Optimizer and schedule: AdamW, linear warmup, then cosine decay or WSD."""
 
     batch_size: int = Field(16, gt=0, description="sequences per step")
     lr: Annotated[
@@ -361,7 +381,14 @@ class TrainSpec(_Strict):
     ] = Field(LrRule(), description="peak lr: one value, a list to sweep, or a rule of N")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of peak")
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of steps warming up")
-    schedule: Literal["cosine"] = "cosine"
+    schedule: Annotated[
+        Annotated[Literal["cosine"], Tag("schedule-cosine")]
+        | Annotated[WsdSchedule, Tag("schedule-wsd")],
+        Discriminator(
+            lambda v: "schedule-wsd" if isinstance(v, dict | WsdSchedule) else "schedule-cosine"
+        ),
+        BeforeValidator(_schedule_form),
+    ] = Field("cosine", description="cosine, or {name: wsd, cooldown: 0.2, shape: 1-sqrt}")
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     betas: tuple[float, float] = (0.9, 0.95)

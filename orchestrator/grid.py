@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from itertools import product
 
-from orchestrator.recipe import CellBudget, Size, flops_per_token, learning_rates, plan
+from orchestrator.recipe import CellBudget, Size, flops_per_token, lr_points, lr_suffix, plan
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import StudyError, StudySpec, resolve_size
 from trainers.architectures import ARCHITECTURES
@@ -39,12 +39,13 @@ def _cell(study: StudySpec, size: Size, budget: CellBudget, vocab_size, train_to
     """The cell of a size at a budget, with the tokens of its plan. A FLOP budget's cell is
     left out unless whole steps spend it within 1% and read the training split at most
     `data.max_epochs` times."""
-    tokens = plan(size, budget, study, vocab_size=vocab_size).tokens
+    trained = plan(size, budget, study, vocab_size=vocab_size)
+    tokens = trained.tokens
     cell = Cell(size.architecture, size.label, size.shape, size.n_params, tokens, budget.name,
                 budget.flops)  # fmt: skip
     if not budget.flops:
         return cell
-    flops, per_step = budget.flops, study.train.batch_size * study.data.seq_len
+    flops, per_step = budget.flops, trained.batch_size * study.data.seq_len
     per_token = flops_per_token(size, study, vocab_size)
     what = f"{size.architecture} {size.label} at {flops_text(flops)} FLOPs"
     if tokens == 0:
@@ -97,12 +98,11 @@ def expand(
     """
     budget_in_id = len(study.budget.values) > 1 or bool(study.budget.flops)
     trials = [
-        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id=budget_in_id)
+        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id=budget_in_id,
+                   lr_multiple=multiple)  # fmt: skip
         for cell in cells(study, vocab_size, train_tokens)
         if not cell.left_out
-        for lr, seed in product(
-            learning_rates(study, cell.architecture, cell.n_params), study.seeds
-        )  # fmt: skip
+        for (lr, multiple), seed in product(lr_points(study), study.seeds)
     ]
     seen: dict[str, TrialSpec] = {}
     same: dict[str, TrialSpec] = {}
@@ -125,20 +125,23 @@ def expand(
 def trial_spec(
     study: StudySpec,
     cell: Cell,
-    lr: float,
+    lr: float | None,
     seed: int,
     data_key: str,
     storage: str,
     *,
     budget_in_id: bool = True,
+    lr_multiple: float | None = None,
 ) -> TrialSpec:
-    """The trial that trains a cell of the study at one learning rate and seed: its training
-    plan from the recipe, for the cell's tokens."""
+    """The trial that trains a cell of the study at one learning rate (None: the recipe's, or
+    `lr_multiple` times it) and seed: its training plan from the recipe, for the cell's
+    tokens."""
     train, zero_shot = study.train, study.eval.zero_shot
     architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
-    trained = plan(cell.size, CellBudget(tokens=cell.tokens), study, lr=lr)
+    trained = plan(cell.size, CellBudget(tokens=cell.tokens), study, lr=lr,
+                   lr_multiple=lr_multiple)  # fmt: skip
     suffix = f"-{cell.name}" if budget_in_id else ""
-    suffix += f"-lr{lr:.3g}" if isinstance(train.lr, list) and len(train.lr) > 1 else ""
+    suffix += lr_suffix(study, trained.lr, lr_multiple)
     return TrialSpec(
         study=study.name,
         trial_id=f"{architecture}-{cell.label}{suffix}-s{seed}",

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from orchestrator.fitting import comparable_trials, one_blas_thread
-from orchestrator.grid import Cell, learning_rates, prediction_cell, trial_spec
+from orchestrator.grid import Cell, prediction_cell, trial_spec
+from orchestrator.recipe import CellBudget, lr_points, plan
 from orchestrator.sizes import Shape, flops_text, format_count
 from orchestrator.spec import StudySpec
 from orchestrator.store import PredictionRecord, RunStore
@@ -32,8 +33,7 @@ def verifying_trial(spec: StudySpec, p: PredictionRecord, data_key: str, storage
     c = p.cell
     cell = Cell(p.architecture, c["label"], Shape(c["n_layer"], c["n_embd"], c["n_head"]),
                 p.n_params, p.tokens, f"{flops_text(p.flops)}F", p.flops)  # fmt: skip
-    rates = learning_rates(spec, p.architecture, p.n_params)
-    lr = rates[0] if len(rates) == 1 else c["lr"]
+    lr = None if len(lr_points(spec)) == 1 else c["lr"]
     return trial_spec(spec, cell, lr, c["seed"], data_key, storage)
 
 
@@ -121,7 +121,7 @@ def predict_missing(
                 console.print(f"[yellow]no prediction for {what}[/]: {e}", highlight=False)
                 continue
             result = ahead.predict(cell.n_params, cell.tokens)
-            lr = _learning_rate(spec, architecture, cell.n_params, envelope)
+            lr = _learning_rate(spec, cell, envelope)
             trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
             if trial.hash in set(rows.hash):
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
@@ -167,12 +167,12 @@ def _count_ci(entry: results.Estimate) -> str:
     return text + f" [{format_count(round(entry.ci[0]))}, {format_count(round(entry.ci[1]))}]"
 
 
-def _learning_rate(spec: StudySpec, architecture: str, n_params: int, envelope) -> float:
-    """The rule's (or the one) learning rate at N; in a sweep, the best rate of the envelope's
-    cell nearest N (of the largest budget, on a tie)."""
-    rates = learning_rates(spec, architecture, n_params)
-    if len(rates) == 1 or not envelope:
-        return rates[0]
+def _learning_rate(spec: StudySpec, cell: Cell, envelope) -> float:
+    """The recipe's (or the one) learning rate of the cell; in a sweep, the best rate of the
+    envelope's cell nearest its N (of the largest budget, on a tie)."""
+    n_params = cell.n_params
+    if len(lr_points(spec)) == 1 or not envelope:
+        return plan(cell.size, CellBudget(tokens=cell.tokens), spec).lr
     inside = [row for row in envelope if not row["at_edge"]] or envelope
     nearest = min(inside, key=lambda r: (abs(math.log(r["N"] / n_params)), -r["D"] * r["N"]))
     return float(nearest["best_lr"])

@@ -4,8 +4,9 @@ settings into a training plan (tokens, batch, learning rate, warmup, schedule, o
 As OLMo-core's model ladder keeps "what model is size s" (orchestrator.sizes, the ladder) apart
 from "how a model of N parameters is trained" (its run configurator), `plan` is the only maker
 of the numbers a trial trains with; `grid.expand` calls it and the trainer only reads them (as
-the trial's `Optim` and `Budget`). Rule sets of other recipes (a learning rate, a batch or
-tokens as functions of N, D or C) join `LR_RULES` here.
+the trial's `Optim` and `Budget`). A study's `recipe:` picks the rule set (a learning rate,
+batch, warmup, β2 and weight decay as functions of N, or of compute C: orchestrator.rulesets);
+`fixed`, the default, trains with the study's train.* settings as before.
 
 Nothing here imports the study file's schema (it imports this module): the study's settings
 are read by their field names.
@@ -16,6 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orchestrator.rulesets import (
+    SCHEDULES,
+    beta2_for,
+    constants_of,
+    deepseek_flops_per_token,
+    rates,
+    sequences,
+)
 from orchestrator.sizes import Shape, flops_text, format_count
 from trainers.architectures import ARCHITECTURES, account
 from trainers.trial import Budget, Optim
@@ -23,8 +32,12 @@ from trainers.trial import Budget, Optim
 
 class StudySpec(Protocol):
     """What a recipe reads of a study (an orchestrator.spec.StudySpec, which imports this
-    module, so it is named here by its shape): `train` (batch_size, lr, min_lr_ratio, warmup,
-    schedule, weight_decay, grad_clip, betas) and `data.seq_len`."""
+    module, so it is named here by its shape): `recipe` (a rule set and its constants),
+    `train` (batch_size, lr, min_lr_ratio, warmup, schedule, weight_decay, grad_clip, betas)
+    and `data.seq_len`."""
+
+    @property
+    def recipe(self) -> Any: ...
 
     @property
     def train(self) -> Any: ...
@@ -35,6 +48,19 @@ class StudySpec(Protocol):
 
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022: compute-optimal at about 20 tokens per N
 DEFAULT_LR_BASE = {name: a.lr_base for name, a in ARCHITECTURES.items()}  # see the registry
+
+
+@dataclass(frozen=True)
+class PowerRule:
+    """train.lr's default rule (the schema's LrRule, whose defaults these are)."""
+
+    rule: str = "power"
+    base: Any = None  # one rate, or one per architecture
+    at: int = 1_000_000
+    exponent: float = 1 / 3
+
+
+DEFAULT_LR_RULE = PowerRule(base=DEFAULT_LR_BASE)
 
 
 @dataclass(frozen=True)
@@ -120,15 +146,38 @@ def _power_lr(rule: Any, architecture: str, n_params: int) -> float:
 LR_RULES = {"power": _power_lr}  # train.lr's `rule:` -> the peak learning rate at N
 
 
-def learning_rates(study: StudySpec, architecture: str, n_params: int) -> list[float]:
-    """The peak learning rates a model is trained with: one (a value, or the rule's at N), or
-    the list a study sweeps."""
+def _train_lr(study: StudySpec, architecture: str, n_params: int) -> float:
+    """The one rate of a `fixed` study at N: train.lr's value, or its rule's (the default rule
+    where train.lr sweeps multiples)."""
+    lr = study.train.lr
+    if isinstance(lr, int | float):
+        return lr
+    if isinstance(lr, list):
+        return lr[0]  # the first rate of a sweep
+    rule = lr if hasattr(lr, "rule") else DEFAULT_LR_RULE
+    return LR_RULES[rule.rule](rule, architecture, n_params)
+
+
+def lr_points(study: StudySpec) -> list[tuple[float | None, float | None]]:
+    """The learning rates a study sweeps, one trial each, as (rate, multiple): absolute rates
+    (train.lr a list), multiples of the rule's rate at N (train.lr {sweep: [...]}), or one
+    (None, None): the recipe's or rule's rate."""
     lr = study.train.lr
     if isinstance(lr, list):
-        return lr
-    if isinstance(lr, int | float):
-        return [lr]
-    return [LR_RULES[lr.rule](lr, architecture, n_params)]
+        return [(rate, None) for rate in lr]
+    if hasattr(lr, "sweep"):
+        return [(None, multiple) for multiple in lr.sweep]
+    return [(None, None)]
+
+
+def lr_suffix(study: StudySpec, lr: float, multiple: float | None) -> str:
+    """What a trial's id says of its learning rate: `-lrx0.5` for a multiple of a sweep of
+    several, `-lr0.003` for a rate of a sweep, nothing without a sweep."""
+    swept = study.train.lr
+    several = len(swept) if isinstance(swept, list) else len(getattr(swept, "sweep", ()))
+    if several < 2:
+        return ""
+    return f"-lrx{multiple:g}" if multiple is not None else f"-lr{lr:.3g}"
 
 
 def flops_per_token(size: Size, study: StudySpec, vocab_size: int) -> float:
@@ -139,16 +188,31 @@ def flops_per_token(size: Size, study: StudySpec, vocab_size: int) -> float:
                    study.data.seq_len).flops_per_token  # fmt: skip
 
 
-def _tokens(size: Size, budget: CellBudget, study: StudySpec, vocab_size: int | None) -> int:
+def _tokens(size: Size, budget: CellBudget, study: StudySpec, vocab_size, batch: int) -> int:
     if budget.chinchilla:
         return chinchilla_tokens(budget.chinchilla, size.n_params)
     if not budget.flops:
         return budget.tokens
-    if vocab_size is None:
-        raise ValueError("FLOP budgets need the vocabulary size of the prepared data")
-    per_step = study.train.batch_size * study.data.seq_len
+    per_step = batch * study.data.seq_len
     steps = round(budget.flops / (flops_per_token(size, study, vocab_size) * per_step))
     return steps * per_step  # whole steps: 0 where one step costs over twice the budget
+
+
+def _schedule(study: StudySpec) -> tuple[str, float, str]:
+    """(name, cooldown, shape) of the trials' schedule: train.schedule where the study file
+    gives it, else the rule set's (orchestrator.rulesets.SCHEDULES), else cosine."""
+    train = study.train
+    if "schedule" not in train.model_fields_set and study.recipe.name in SCHEDULES:
+        return SCHEDULES[study.recipe.name]
+    wsd = None if train.schedule == "cosine" else train.schedule
+    return ("wsd", wsd.cooldown, wsd.shape) if wsd else ("cosine", 0.0, "linear")
+
+
+def _budget_tokens(size: Size, budget: CellBudget, study: StudySpec, vocab_size) -> float:
+    """D before the batch is known: a FLOP budget's tokens as a real number."""
+    if budget.tokens or budget.chinchilla:
+        return _tokens(size, budget, study, vocab_size, 1)
+    return budget.flops / flops_per_token(size, study, vocab_size)
 
 
 def plan(
@@ -158,22 +222,40 @@ def plan(
     *,
     vocab_size: int | None = None,
     lr: float | None = None,
+    lr_multiple: float | None = None,
 ) -> TrainPlan:
-    """How `size` is trained at `budget` under the study's settings. FLOP budgets need the
-    vocabulary's size; `lr` is one rate of a sweep (default: the study's rate at N, the first
-    of a sweep)."""
-    train = study.train
-    wsd = None if train.schedule == "cosine" else train.schedule
+    """How `size` is trained at `budget` under the study's recipe (`fixed`: its train.*
+    settings). FLOP budgets need the vocabulary's size; `lr` is one rate of a sweep, or
+    `lr_multiple` a multiple of the rule's rate (default: the rule's rate at N)."""
+    if budget.flops and vocab_size is None:
+        raise ValueError("FLOP budgets need the vocabulary size of the prepared data")
+    train, recipe = study.train, study.recipe
+    name, cooldown, shape = _schedule(study)
+    if recipe.is_fixed():
+        rate = _train_lr(study, size.architecture, size.n_params)
+        batch, betas = train.batch_size, tuple(train.betas)
+        warmup_tokens, weight_decay = 0, train.weight_decay
+    else:
+        c = constants_of(recipe.name, recipe.constants())
+        seq_len, s = study.data.seq_len, size.shape
+        per_token = deepseek_flops_per_token(size.n_params, s.n_layer, s.n_embd, seq_len)
+        compute = per_token * _budget_tokens(size, budget, study, vocab_size)
+        rules = rates(recipe.name, c, n_params=size.n_params, compute=compute,
+                      wsd=name == "wsd")  # fmt: skip
+        rate, batch = rules.lr, sequences(rules.batch_tokens, seq_len)
+        betas = (train.betas[0], beta2_for(recipe.name, c, batch * seq_len))
+        warmup_tokens, weight_decay = rules.warmup_tokens, rules.weight_decay
     return TrainPlan(
-        tokens=_tokens(size, budget, study, vocab_size),
-        batch_size=train.batch_size,
-        lr=learning_rates(study, size.architecture, size.n_params)[0] if lr is None else lr,
+        tokens=_tokens(size, budget, study, vocab_size, batch),
+        batch_size=batch,
+        lr=lr if lr is not None else rate * (1.0 if lr_multiple is None else lr_multiple),
         min_lr_ratio=train.min_lr_ratio,
         warmup=train.warmup,
-        schedule="wsd" if wsd else "cosine",
-        weight_decay=train.weight_decay,
+        schedule=name,
+        weight_decay=weight_decay,
         grad_clip=train.grad_clip,
-        betas=tuple(train.betas),
-        cooldown=wsd.cooldown if wsd else 0.0,
-        cooldown_shape=wsd.shape if wsd else "linear",
+        betas=betas,
+        cooldown=cooldown,
+        cooldown_shape=shape,
+        warmup_tokens=warmup_tokens,
     )

@@ -33,30 +33,51 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     except ValidationError as e:
         raise validation_error(e, root, source, StudySpec) from None
     spec._source, spec._root = source, root
+    _check_recipe(spec)
     _check_one_batch(spec, "tokens")
     check_beyond_grid(spec, max(spec.budget.flops or [0]), "its largest budget is")
     _check_one_batch(spec, "chinchilla")
     return spec
 
 
+RULED = ("batch_size", "lr", "warmup", "weight_decay", "betas")  # train.* a recipe's rules set
+
+
+def _check_recipe(spec: StudySpec) -> None:
+    """A rule set (not `fixed`) makes what train.batch_size, lr, warmup, weight_decay and betas
+    would: the study file gives them in one place, not two (a learning-rate sweep as
+    multiples of the rule's rate, {sweep: [...]}, is the one train.lr a recipe takes)."""
+    name = spec.recipe.name
+    for field in RULED if name != "fixed" else ():
+        value = getattr(spec.train, field)
+        if field not in spec.train.model_fields_set or hasattr(value, "sweep"):
+            continue
+        raise StudyError(
+            f"invalid study\n{spec.where('train', field)}: train.{field} conflicts with recipe: "
+            f"{name}, whose rules set it (override the rule's constants under recipe:, sweep "
+            "learning rates as multiples with lr: {sweep: [0.5, 1, 2]}, or use recipe: fixed)"
+        )
+
+
 def _check_one_batch(spec: StudySpec, key: str) -> None:
     """Every plan of a token or Chinchilla budget (`key`) trains at least one batch."""
-    batch = spec.train.batch_size * spec.data.seq_len
     for i, value in enumerate(getattr(spec.budget, key) or []):
         for arch in spec.architectures:
             for size in spec.sizes:
                 label, shape = resolve_size(arch, size)
                 cell = Size(arch, label, shape, non_embedding_params(arch, shape))
-                tokens = plan(cell, CellBudget(**{key: value}), spec).tokens
-                if tokens >= batch:
+                trained = plan(cell, CellBudget(**{key: value}), spec)
+                batch = trained.batch_size * spec.data.seq_len
+                if trained.tokens >= batch:
                     continue
-                what = f"{tokens:,} tokens"
+                what = f"{trained.tokens:,} tokens"
                 if key == "chinchilla":
                     what = f"{value:g}x Chinchilla for {arch} {label}, {what},"
+                source = (f"train.batch_size {trained.batch_size}" if spec.recipe.is_fixed()
+                          else f"recipe {spec.recipe.name}: {trained.batch_size} sequences")
                 raise StudyError(
                     f"invalid study\n{spec.where('budget', key, i)}: {what} is less than one "
-                    f"batch (train.batch_size {spec.train.batch_size} × data.seq_len "
-                    f"{spec.data.seq_len} = {batch:,} tokens)"
+                    f"batch ({source} × data.seq_len {spec.data.seq_len} = {batch:,} tokens)"
                 )
 
 

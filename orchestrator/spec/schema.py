@@ -32,6 +32,7 @@ from orchestrator.sizes import (
 )
 from orchestrator.sizes import parse_count as _parse_count
 from orchestrator.spec import yaml_errors
+from orchestrator.spec.recipes import LrSweep, RecipeField, RecipeSpec
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
@@ -361,6 +362,14 @@ def _schedule_form(value):
     return value
 
 
+def _lr_kind(v) -> str:
+    if isinstance(v, list):
+        return "lr-sweep"
+    if isinstance(v, LrSweep) or (isinstance(v, dict) and "sweep" in v):
+        return "lr-multiples"
+    return "lr-rule" if isinstance(v, dict | LrRule) else "lr-value"
+
+
 class TrainSpec(_Strict):
     """Optimizer and schedule: AdamW, linear warmup, then cosine decay or WSD."""
 
@@ -368,17 +377,11 @@ class TrainSpec(_Strict):
     lr: Annotated[
         Annotated[PositiveFloat, Tag("lr-value")]
         | Annotated[list[PositiveFloat], Tag("lr-sweep")]
-        | Annotated[LrRule, Tag("lr-rule")],
-        Discriminator(
-            lambda v: (
-                "lr-sweep"
-                if isinstance(v, list)
-                else "lr-rule"
-                if isinstance(v, dict | LrRule)
-                else "lr-value"
-            )
-        ),
-    ] = Field(LrRule(), description="peak lr: one value, a list to sweep, or a rule of N")
+        | Annotated[LrRule, Tag("lr-rule")]
+        | Annotated[LrSweep, Tag("lr-multiples")],
+        Discriminator(_lr_kind),
+    ] = Field(LrRule(), description="peak lr: one value, a list to sweep, a rule of N, or "
+              "{sweep: [0.5, 1, 2]}: multiples of the recipe's or rule's rate")  # fmt: skip
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of peak")
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of steps warming up")
     schedule: Annotated[
@@ -533,6 +536,8 @@ class StudySpec(_Strict):
     sizes: list[SizeItem] = Field(min_length=1, description="ladder labels or explicit shapes")
     budget: BudgetSpec
     seeds: Annotated[list[Seed], BeforeValidator(_as_list)] = Field([0], min_length=1)
+    recipe: RecipeField = Field(RecipeSpec(), description="rule set: olmo, porian, deepseek, "
+                                "fixed; or {name: olmo, lr_scale: 0.5, ...}")  # fmt: skip
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
     resources: ResourcesSpec = ResourcesSpec()

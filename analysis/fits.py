@@ -280,3 +280,26 @@ def read_table(
     if drop_highest_loss:
         out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
     return out.reset_index(drop=True)
+
+
+def fit_lr_power(n_params, best_lr, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Estimate]:
+    """lr*(N) = a·N^b by least squares in log-log space on the best rates of a sweep's cells,
+    with 95% intervals from a bootstrap over the cells (percentiles of the refits; none with
+    fewer than 3 distinct N, where a resample cannot tell the slope). Raises ValueError with
+    fewer than 2 distinct N."""
+    x, y = np.log(np.asarray(n_params, float)), np.log(np.asarray(best_lr, float))
+    if len(set(x)) < 2:
+        raise ValueError("the best rates of at least 2 sizes are needed to fit lr*(N)")
+    b, log_a = np.polyfit(x, y, 1)
+    ci_a = ci_b = None
+    if len(set(x)) >= 3 and n_boot > 0:
+        rng = np.random.default_rng(seed)
+        refits = []
+        for _ in range(n_boot):
+            pick = rng.integers(0, len(x), len(x))
+            if len(set(x[pick])) >= 2:
+                refits.append(np.polyfit(x[pick], y[pick], 1))
+        slopes, logs = np.array(refits).T
+        ci_b = tuple(float(q) for q in np.quantile(slopes, [0.025, 0.975]))
+        ci_a = tuple(float(np.exp(q)) for q in np.quantile(logs, [0.025, 0.975]))
+    return {"a": Estimate(float(np.exp(log_a)), ci_a), "b": Estimate(float(b), ci_b)}

@@ -19,6 +19,7 @@ from orchestrator import fitting
 from orchestrator.evaluating import Scoring
 from orchestrator.progress import last_line
 from orchestrator.reading import (
+    already_trained,
     export_evals,
     export_fits,
     export_predictions,
@@ -43,10 +44,11 @@ from orchestrator.stages import (
     trials,
 )
 from trainers.data import TokenData
+from trainers.schedules import warmup_steps
 
 __all__ = [
-    "describe_data", "evaluate_study", "export_evals", "export_fits", "export_mlflow",
-    "export_models", "export_predictions", "export_tasks",
+    "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
+    "export_mlflow", "export_models", "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
     "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
     "status", "to_json", "trials", "upgrade",
@@ -59,8 +61,10 @@ CPU_FLOPS_PER_THREAD = 3e10
 
 def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
-    of its evaluation settings, N, tokens trained, FLOPs, passes over the training split, a
-    time guess and the storage its weights take (final.pt and the kept evaluation points).
+    of its evaluation settings, N, tokens trained, its recipe's numbers (lr, batch and warmup
+    in tokens, β2, weight decay, schedule and cooldown fraction), FLOPs, passes over the
+    training split, a time guess and the storage its weights take (final.pt and the kept
+    evaluation points).
     Prepares the token files if they are not there yet (or takes `data`, the study's prepared
     data)."""
     data = data if data is not None else prepare_data(spec)
@@ -86,6 +90,12 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "tokens_per_param": tokens / acct["n_params"],
                 "steps": trial.steps,
                 "lr": trial.optim.lr,
+                "batch_tokens": trial.tokens_per_step,
+                "warmup_tokens": warmup_steps(trial) * trial.tokens_per_step,
+                "beta2": trial.optim.beta2,
+                "weight_decay": trial.optim.weight_decay,
+                "schedule": trial.optim.schedule,
+                "cooldown": trial.optim.cooldown,
                 "flops": float(flops),
                 "epochs": tokens / len(data.train),
                 "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,

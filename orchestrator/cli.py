@@ -244,7 +244,8 @@ def plan(
         ),
     ] = False,
 ) -> None:
-    """Show the grid before anything runs: N, tokens, FLOPs and a rough CPU time per trial."""
+    """Show the grid before anything runs: N, tokens, the recipe's batch, lr, warmup and β2,
+    FLOPs and a rough CPU time per trial, and how many trials the store has finished."""
     from orchestrator import api
     from orchestrator.spec import load_study
 
@@ -286,6 +287,7 @@ def plan(
         f"each trial{kept if spec.train.keep_checkpoints else ''}), besides the token files",
         highlight=False,
     )
+    console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)
     warning = repeat_warning(frame, data["tokens"]["train"])
     if warning:
         console.print("[yellow]warning[/]: " + warning, highlight=False)
@@ -465,7 +467,7 @@ def export(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-LAWS = ("n", "nd", "isoflop", "trend", "task")
+LAWS = ("n", "nd", "isoflop", "trend", "task", "lr")
 
 
 def _column(name: str, default: str):
@@ -484,7 +486,8 @@ def fit(
         typer.Option(
             help="n: L(N) = E + A·N^-α; nd: L(N, D) = E + A/N^α + B/D^β; isoflop: N_opt ∝ C^a, "
             "D_opt ∝ C^b; trend: zero-shot accuracy against N; task: accuracy predicted in "
-            "two steps, task loss from (N, D), accuracy from task loss"
+            "two steps, task loss from (N, D), accuracy from task loss; lr: lr*(N) = a·N^b "
+            "from a learning-rate sweep, and the recipe: line to paste"
         ),
     ] = "n",
     as_json: Annotated[

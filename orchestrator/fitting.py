@@ -4,11 +4,12 @@ and `study fit` on a store or on a CSV of results."""
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from orchestrator.rulesets import CONSTANTS, constants_of, lr_constants, recipe_line
 from orchestrator.store import RunStore, StoreError
 
 
@@ -151,6 +152,9 @@ def fit_csv(
     from analysis.results import TableTrend
     from analysis.trends import values_trend, verdict
 
+    if law == "lr":
+        raise TableError(f"{path}: --law lr fits a study's learning-rate sweep from its store, "
+                         "not a CSV")  # fmt: skip
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
     if law == "task":
         from analysis.tasklaw import fit_table, parse_target
@@ -205,7 +209,11 @@ def fit_stored(
     if architecture is not None:
         trials = trials[trials.architecture == architecture]
     out = {}
-    if law == "task":
+    if law == "lr":
+        sets = store.study_spec.get("recipe") or {"name": "fixed"}
+        for arch in sorted(set(trials.architecture)):
+            out[arch] = fit_lr(trials, arch, sets, n_boot, store.name)
+    elif law == "task":
         from analysis.tasklaw import fit_table, parse_target
 
         try:
@@ -226,3 +234,59 @@ def fit_stored(
         for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
             out[arch] = laws[law]
     return {"study": store.name, "law": law, "architectures": out}
+
+
+@dataclass(frozen=True)
+class LrFit:
+    """lr*(N) = a·N^b fitted to the best rates of a learning-rate sweep, and the `recipe:` line
+    that trains the next study at exactly those rates."""
+
+    a: object  # analysis.results.Estimate
+    b: object
+    envelope: tuple[dict, ...]  # the sweep's cells: N, D, best_lr, loss, at_edge
+    recipe: dict  # the constants to paste, name included
+    warnings: tuple[str, ...] = ()
+
+    def summary(self, name: str) -> str:
+        """The fit, its points and the lines to paste, for the terminal."""
+        fitted = [row for row in self.envelope if not row["at_edge"]]
+        sizes = len({row["N"] for row in fitted})
+        constants = {k: v for k, v in self.recipe.items() if k != "name"}
+        return (
+            f"{name}: lr*(N) = a·N^b with a = {self.a.text()}, b = {self.b.text()} "
+            f"(95% intervals, bootstrap over cells), from the best rates of {len(fitted)} "
+            f"cells of {sizes} sizes\npaste into the next study file (these constants "
+            f"reproduce the fitted rates):\n  {recipe_line(self.recipe['name'], constants)}"
+        )
+
+    def to_json(self) -> dict:
+        """The fit as `study fit --law lr --json` prints it."""
+        from analysis.results import nulls
+
+        return {"law": "lr", "formula": "lr*(N) = a·N^b",
+                "params": {"a": self.a.to_json(), "b": self.b.to_json()},
+                "recipe": self.recipe, "envelope": nulls(list(self.envelope)),
+                "warnings": list(self.warnings)}  # fmt: skip
+
+
+def fit_lr(trials, architecture: str, recipe: dict, n_boot: int, study: str) -> LrFit:
+    """Fit lr*(N) to an architecture's learning-rate sweep (its best-rate envelope, cells at an
+    end of the sweep left out); the recipe to paste keeps the study's rule set where it is a
+    rule of N (olmo, porian), else porian's. Raises StoreError without a sweep."""
+    from analysis.fits import best_runs, fit_lr_power, law_points
+
+    points, best, notes = best_runs(law_points(trials, architecture))
+    if best is None:
+        raise StoreError(
+            f"study {study!r} has no finished learning-rate sweep of {architecture}: no cell was "
+            "trained at several rates (sweep them with train.lr: {sweep: [0.25, 0.5, 1, 2, 4]})"
+        )
+    try:
+        fit = fit_lr_power(points.N, points.lr, n_boot)
+    except ValueError as e:
+        raise StoreError(f"study {study!r}, {architecture}: {e} ({'; '.join(notes)})") from None
+    name = recipe["name"] if "lr_ref" in CONSTANTS.get(recipe["name"], {}) else "porian"
+    given = {k: v for k, v in recipe.items() if k != "name" and v is not None}
+    given = given if name == recipe["name"] else {}
+    new = given | lr_constants(constants_of(name, given), fit["a"].estimate, fit["b"].estimate)
+    return LrFit(fit["a"], fit["b"], tuple(best), {"name": name} | new, tuple(notes))

@@ -98,8 +98,16 @@ def expand(
     """
     budget_in_id = len(study.budget.values) > 1 or bool(study.budget.flops)
     trials = [
-        trial_spec(study, cell, lr, seed, data_key, storage, budget_in_id=budget_in_id,
-                   lr_multiple=multiple)  # fmt: skip
+        trial_spec(
+            study,
+            cell,
+            lr,
+            seed,
+            data_key,
+            storage,
+            budget_in_id=budget_in_id,
+            lr_multiple=multiple,
+        )
         for cell in cells(study, vocab_size, train_tokens)
         if not cell.left_out
         for (lr, multiple), seed in product(lr_points(study), study.seeds)

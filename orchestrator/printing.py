@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orchestrator.sizes import flops_text, format_count
 
-COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done"}
+COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done", "batch_tokens",
+                 "warmup_tokens"}  # fmt: skip
 HEADERS = {
     "trial_id": "trial",
     "n_params": "N",
@@ -16,6 +17,9 @@ HEADERS = {
     "cpu_minutes": "CPU min",
     "flops": "FLOPs",
     "tokens_per_param": "tok/N",
+    "batch_tokens": "batch",
+    "warmup_tokens": "warmup",
+    "beta2": "β2",
 }
 
 
@@ -55,8 +59,9 @@ def frame_table(frame, title: str) -> str:
     return title + "\n\n" + line(cells[0]) + rule + "".join(map(line, cells[1:]))
 
 
-PLAN_COLUMNS = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs", "lr",
-                "flops", "cpu_minutes"]  # fmt: skip
+PLAN_COLUMNS = ["trial_id", "shape", "n_params", "tokens", "tokens_per_param", "epochs",
+                "batch_tokens", "lr", "warmup_tokens", "beta2", "steps", "flops",
+                "cpu_minutes"]  # fmt: skip
 
 
 def _trials(count: int) -> str:

@@ -19,6 +19,7 @@ from orchestrator.store import (
     database_errors,
     default_url,
     run_active,
+    sqlite_file,
     stale,
     upgrade_store,
 )
@@ -33,6 +34,25 @@ def open_study(path: str | Path | None, store: str | None) -> RunStore:
         raise StoreError("give a study file or --store URL")
     name = study_name(path) if path is not None else None
     return RunStore.open_study(store or default_url(name), name)
+
+
+def already_trained(name: str, hashes: list[str], store: str | None = None) -> str:
+    """What `study plan` says of the store before anything trains: how many of the grid's
+    trials (their `hashes`) a run would train, and how many it finds finished there (from an
+    earlier run, whatever changed since: a changed recipe, a changed sweep)."""
+    url = store or default_url(name)
+    path = sqlite_file(url)
+    done: set[str] = set()
+    if path is None or path.exists():
+        try:
+            with RunStore.open_study(url, name) as run_store:
+                done = run_store.finished_hashes()
+        except StoreError:  # no such study in it yet
+            done = set()
+    found = sum(h in done for h in hashes)
+    where = f"in {path or url}" if path is None or path.exists() else f"({path} does not exist yet)"
+    return (f"to train: {len(hashes) - found} of {len(hashes)} trials; {found} finished already "
+            f"{where}")  # fmt: skip
 
 
 def upgrade(

@@ -125,3 +125,8 @@ def lr_constants(c: dict[str, float], a: float, b: float) -> dict[str, float]:
     return {"lr_ref": a * c["n_ref"] ** b, "lr_exponent": b, "lr_scale": 1.0,
             "wsd_lr_factor": 1.0}  # fmt: skip
 
+
+def recipe_line(name: str, constants: dict[str, float]) -> str:
+    """The `recipe:` line of a study file that names set `name` with `constants`."""
+    items = "".join(f", {k}: {v:.6g}" for k, v in constants.items())
+    return f"recipe: {{name: {name}{items}}}"

@@ -174,6 +174,17 @@ CASES = [
         _replace("{tokens: 600K}", "{flops: [1e12, 3e12]}") + "predict:\n  flops: [1e13, 2e12]\n",
         "{f}:6: predict.flops[1]: 2e12 FLOPs is not beyond the grid (its largest budget is 3e12)",
     ),
+    # recipes (orchestrator/rulesets.py) and learning-rate sweeps as multiples
+    (VALID + "recipe: olmoo\n", "{f}:5: recipe.name: Input should be 'olmo', 'porian'"),
+    (VALID + "recipe: {name: olmo, lr_ref: -1}\n", "{f}:5: recipe.lr_ref: Input should be greater"),
+    (VALID + "recipe: {name: porian, batch_ref: 0}\n", "{f}:5: recipe.batch_ref: 0 is not a posi"),
+    (VALID + "recipe: {name: olmo, lr_coef: 0.3}\n", "{f}:5: recipe: lr_coef is not a constant of"),
+    (VALID + "recipe: {name: fixed, lr_scale: 2}\n", "{f}:5: recipe: lr_scale is not a constant"),
+    (VALID + "train: {lr: {sweep: 0.5}}\n", "{f}:5: train.lr.sweep: a sweep is a list of positive"),
+    (VALID + "train: {lr: {sweep: [1, -2]}}\n", "{f}:5: train.lr.sweep[1]: Input should be greater"),
+    (VALID + "train: {lr: {sweep: [a, b]}}\n", "{f}:5: train.lr.sweep: a sweep is a list of posit"),
+    (VALID + "recipe: olmo\ntrain: {lr: 0.001}\n", "{f}:6: train.lr: conflicts with recipe: olmo"),
+    (VALID + "recipe: deepseek\ntrain: {batch_size: 8}\n", "{f}:6: train.batch_size: conflicts"),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

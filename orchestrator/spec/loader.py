@@ -53,8 +53,8 @@ def _check_recipe(spec: StudySpec) -> None:
         if field not in spec.train.model_fields_set or hasattr(value, "sweep"):
             continue
         raise StudyError(
-            f"invalid study\n{spec.where('train', field)}: train.{field} conflicts with recipe: "
-            f"{name}, whose rules set it (override the rule's constants under recipe:, sweep "
+            f"invalid study\n{spec.where('train', field)}: conflicts with recipe: {name}, "
+            "whose rules set it (override the rule's constants under recipe:, sweep "
             "learning rates as multiples with lr: {sweep: [0.5, 1, 2]}, or use recipe: fixed)"
         )
 
@@ -73,8 +73,11 @@ def _check_one_batch(spec: StudySpec, key: str) -> None:
                 what = f"{trained.tokens:,} tokens"
                 if key == "chinchilla":
                     what = f"{value:g}x Chinchilla for {arch} {label}, {what},"
-                source = (f"train.batch_size {trained.batch_size}" if spec.recipe.is_fixed()
-                          else f"recipe {spec.recipe.name}: {trained.batch_size} sequences")
+                source = (
+                    f"train.batch_size {trained.batch_size}"
+                    if spec.recipe.is_fixed()
+                    else f"recipe {spec.recipe.name}: {trained.batch_size} sequences"
+                )
                 raise StudyError(
                     f"invalid study\n{spec.where('budget', key, i)}: {what} is less than one "
                     f"batch ({source} × data.seq_len {spec.data.seq_len} = {batch:,} tokens)"

@@ -143,6 +143,11 @@ class RunStore:
         """The study's splits, as registered (documents and tokens of each)."""
         return self._study.data
 
+    @property
+    def study_spec(self) -> dict:
+        """The study file as last registered (its validated JSON)."""
+        return self._study.spec or {}
+
     def select_study(self, name: str) -> bool:
         """Work on the study called `name`, if the store holds it; whether it does."""
         self._study = self._session.scalar(select(Study).where(Study.name == name))
@@ -228,6 +233,13 @@ class RunStore:
             else:
                 to_run.append(trial)
         return to_run, finished
+
+    def finished_hashes(self) -> set[str]:
+        """The identities of the study's finished trials, of its current grid or an earlier one
+        (a run trains none of them again)."""
+        query = select(Trial.hash).where(Trial.study_id == self._study.id,
+                                         Trial.status == TrialStatus.finished)  # fmt: skip
+        return set(self._session.scalars(query))
 
     def registered_hashes(self) -> set[str]:
         """The identities of every trial the store holds for the study, current or not."""

@@ -140,3 +140,29 @@ def test_a_study_without_a_sweep_has_no_lr_law():
     frame = frame[frame.lr == frame.groupby("n_params").lr.transform("min")]
     with pytest.raises(StoreError, match="no finished learning-rate sweep of decoder"):
         fit_lr(frame, "decoder", {"name": "fixed"}, n_boot=10, study="r")
+
+
+def test_plan_counts_what_a_changed_recipe_will_train(tmp_path, monkeypatch):
+    from sqlalchemy import create_engine, text
+
+    from orchestrator.reading import already_trained
+    from orchestrator.stages import planned_accounting
+    from orchestrator.store import RunStore
+
+    monkeypatch.chdir(tmp_path)
+    assert already_trained("r", ["a", "b"]).startswith("to train: 2 of 2 trials; 0 finished")
+    old = parse_study(BASE)
+    trials = expand(old, "k", "")
+    (tmp_path / "runs").mkdir()
+    with RunStore.open("sqlite:///runs/r.db") as store:
+        store.register("r", trials, spec=old.model_dump(mode="json"), spec_hash=old.hash(),
+                       planned={t.trial_id: planned_accounting(t, 300) for t in trials},
+                       data=None)  # fmt: skip
+    engine = create_engine("sqlite:///runs/r.db")
+    with engine.begin() as db:
+        db.execute(text("UPDATE trials SET status = 'finished'"))
+    engine.dispose()
+    same = [t.hash for t in expand(parse_study(BASE + "recipe: fixed\n"), "k", "")]
+    assert already_trained("r", same).startswith("to train: 0 of 2 trials; 2 finished already")
+    changed = [t.hash for t in expand(parse_study(BASE + "recipe: olmo\n"), "k", "")]
+    assert already_trained("r", changed).startswith("to train: 2 of 2 trials; 0 finished")

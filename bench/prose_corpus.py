@@ -1,6 +1,6 @@
 """builtin:prose from nothing: fetch its archives, clean them, tokenize with bytes and bpe:2048.
 
-Run: python bench/prose_corpus.py   (downloads about 26 MB into a fresh temporary cache)
+Run: python bench/prose_corpus.py   (downloads about 31 MB into a fresh temporary cache)
 
 Prints, per source, the documents and MB of text after clean-up, then the time to fetch, to
 clean, to read the cleaned cache again, and to prepare the token files (split, train the

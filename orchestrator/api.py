@@ -6,7 +6,8 @@
 - the read commands, which need only the store (orchestrator/reading.py): `status`,
   `export_*`, `report`, `fit_store`, `upgrade`; the exports that leave the tool (models, tasks,
   MLflow runs: orchestrator/sharing.py, orchestrator/tracking.py);
-- `fit_csv`, a law fitted to a CSV of results.
+- `fit_csv`, a law fitted to a CSV of results; `recipe_for_all`, the `recipe:` line of the
+  learning rates `fit_store(..., "lr")` fitted.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ __all__ = [
     "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
     "export_mlflow", "export_models", "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
-    "planned_accounting", "prepare_data", "report", "report_path", "run_study", "RunResult",
+    "planned_accounting", "prepare_data", "recipe_for_all", "report", "report_path", "run_study",
+    "RunResult",
     "status", "to_json", "trials", "upgrade",
 ]  # fmt: skip
 
@@ -157,3 +159,4 @@ def evaluate_study(
 
 
 fit_csv = fitting.fit_csv
+recipe_for_all = fitting.recipe_for_all

@@ -576,6 +576,8 @@ def fit(
         console.print(result.summary(name), highlight=False, markup=False)
         for warning in result.warnings:
             errors.print(f"warning: {warning}", highlight=False, markup=False)
+    if law == "lr" and len(results) > 1:  # one line for every architecture's rates
+        console.print(api.recipe_for_all(results), highlight=False, markup=False)
 
 
 def main() -> None:

@@ -269,6 +269,19 @@ class LrFit:
                 "warnings": list(self.warnings)}  # fmt: skip
 
 
+def recipe_for_all(fits: dict[str, LrFit]) -> str:
+    """The one `recipe:` line (and a heading) that trains every architecture of `fits` at its
+    fitted rates: a constant the architectures share is one value, else one per architecture."""
+    recipes = {arch: fit.recipe for arch, fit in fits.items()}
+    name = next(iter(recipes.values()))["name"]
+    constants = {}
+    for key in dict.fromkeys(k for r in recipes.values() for k in r if k != "name"):
+        values = {arch: r[key] for arch, r in recipes.items() if key in r}
+        same = len(set(values.values())) == 1 and len(values) == len(recipes)
+        constants[key] = next(iter(values.values())) if same else values
+    return f"every architecture at its rates:\n  {recipe_line(name, constants)}"
+
+
 def fit_lr(trials, architecture: str, recipe: dict, n_boot: int, study: str) -> LrFit:
     """Fit lr*(N) to an architecture's learning-rate sweep (its best-rate envelope, cells at an
     end of the sweep left out); the recipe to paste keeps the study's rule set where it is a
@@ -286,7 +299,11 @@ def fit_lr(trials, architecture: str, recipe: dict, n_boot: int, study: str) -> 
     except ValueError as e:
         raise StoreError(f"study {study!r}, {architecture}: {e} ({'; '.join(notes)})") from None
     name = recipe["name"] if "lr_ref" in CONSTANTS.get(recipe["name"], {}) else "porian"
-    given = {k: v for k, v in recipe.items() if k != "name" and v is not None}
+    given = {}
+    for key, value in recipe.items():  # a constant given per architecture: this one's
+        value = value.get(architecture) if isinstance(value, dict) else value
+        if key != "name" and value is not None:
+            given[key] = value
     given = given if name == recipe["name"] else {}
     new = given | lr_constants(constants_of(name, given), fit["a"].estimate, fit["b"].estimate)
     return LrFit(fit["a"], fit["b"], tuple(best), {"name": name} | new, tuple(notes))

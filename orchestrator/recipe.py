@@ -236,7 +236,7 @@ def plan(
         batch, betas = train.batch_size, tuple(train.betas)
         warmup_tokens, weight_decay = 0, train.weight_decay
     else:
-        c = constants_of(recipe.name, recipe.constants())
+        c = constants_of(recipe.name, recipe.constants(size.architecture))
         seq_len, s = study.data.seq_len, size.shape
         per_token = deepseek_flops_per_token(size.n_params, s.n_layer, s.n_embd, seq_len)
         compute = per_token * _budget_tokens(size, budget, study, vocab_size)

@@ -126,7 +126,13 @@ def lr_constants(c: dict[str, float], a: float, b: float) -> dict[str, float]:
             "wsd_lr_factor": 1.0}  # fmt: skip
 
 
-def recipe_line(name: str, constants: dict[str, float]) -> str:
-    """The `recipe:` line of a study file that names set `name` with `constants`."""
-    items = "".join(f", {k}: {v:.6g}" for k, v in constants.items())
+def recipe_line(name: str, constants: dict) -> str:
+    """The `recipe:` line of a study file that names set `name` with `constants` (each one
+    value, or a mapping of architecture to value)."""
+    def text(value) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {v:.6g}" for k, v in value.items()) + "}"
+        return f"{value:.6g}"
+
+    items = "".join(f", {k}: {text(v)}" for k, v in constants.items())
     return f"recipe: {{name: {name}{items}}}"

@@ -166,3 +166,24 @@ def test_plan_counts_what_a_changed_recipe_will_train(tmp_path, monkeypatch):
     assert already_trained("r", same).startswith("to train: 0 of 2 trials; 2 finished already")
     changed = [t.hash for t in expand(parse_study(BASE + "recipe: olmo\n"), "k", "")]
     assert already_trained("r", changed).startswith("to train: 2 of 2 trials; 0 finished")
+
+
+def test_constants_may_differ_by_architecture_and_the_fit_prints_one_line_for_all():
+    from orchestrator.fitting import recipe_for_all
+
+    decoder = _sweep_frame(-0.3, 0.02)
+    encoder = _sweep_frame(-0.2, 0.004).assign(architecture="encoder")
+    fits = {arch: fit_lr(frame, arch, {"name": "porian", "batch_ref": 65536}, n_boot=100,
+                         study="r")
+            for arch, frame in (("decoder", decoder), ("encoder", encoder))}  # fmt: skip
+    line = recipe_for_all(fits).splitlines()[-1].strip()
+    assert "batch_ref: 65536," in line and "lr_exponent: {decoder: -0.3, encoder: -0.2}" in line
+    study = parse_study(BASE.replace("[decoder]", "[decoder, encoder]") + line + "\n")
+    for arch, coef, exponent in (("decoder", 0.02, -0.3), ("encoder", 0.004, -0.2)):
+        p = plan(Size(arch, "x", Shape(2, 32, 2), 10**6), CellBudget(tokens=10**6), study)
+        assert p.lr == pytest.approx(coef * 1e6**exponent, rel=1e-5)
+    mixed = parse_study(BASE + "recipe: {name: olmo, lr_ref: {encoder: 0.001}}\n")
+    assert _plan("olmo", 108_000_000).lr == plan(
+        Size("decoder", "x", Shape(12, 768, 12), 108_000_000), CellBudget(tokens=10**9),
+        mixed.model_copy(update={"data": parse_study(BASE + "data: {seq_len: 2048}\n").data}),
+    ).lr  # an architecture a mapping leaves out keeps the published constant

@@ -7,15 +7,39 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.rulesets import CONSTANTS, RULE_SETS, SIGNED
-from orchestrator.sizes import parse_count
+from orchestrator.sizes import LADDER, parse_count
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Signed = Annotated[float, Field(allow_inf_nan=False)]
-Tokens = Annotated[int, BeforeValidator(parse_count)]  # 108M, "512K", 524288
+Architecture = Literal[tuple(LADDER)]  # type: ignore[valid-type]
+_Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_Signed = Annotated[float, Field(allow_inf_nan=False)]
+_Tokens = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]  # 108M, "512K", 524288
+# A constant is one value for every architecture, or one per architecture ({decoder: 3e-3,
+# encoder: 1e-3}; an architecture left out keeps the set's published value).
+def _per_architecture(kind):
+    return Annotated[
+        Annotated[kind, Tag("one-value")]
+        | Annotated[dict[Architecture, kind], Tag("per-architecture")],
+        Discriminator(lambda v: "per-architecture" if isinstance(v, dict) else "one-value"),
+    ]
+
+
+Positive = _per_architecture(_Positive)
+Signed = _per_architecture(_Signed)
+Tokens = _per_architecture(_Tokens)
+Beta = _per_architecture(Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)])
 
 
 def _recipe_form(value):
@@ -31,7 +55,7 @@ class RecipeSpec(BaseModel):
     name: Literal[RULE_SETS] = Field(  # type: ignore[valid-type]
         "fixed", description="olmo, porian, deepseek, or fixed (train.* as given)"
     )
-    n_ref: Tokens | None = Field(None, gt=0, description="olmo, porian: parameters the rules "
+    n_ref: Tokens | None = Field(None, description="olmo, porian: parameters the rules "
                                  "are anchored at (108M)")  # fmt: skip
     lr_ref: Positive | None = Field(None, description="olmo, porian: peak lr at N = n_ref (0.0047)")
     lr_exponent: Signed | None = Field(
@@ -40,19 +64,19 @@ class RecipeSpec(BaseModel):
         "of C in FLOPs (deepseek: −0.1250)",
     )
     batch_ref: Tokens | None = Field(
-        None, gt=0, description="olmo, porian: batch in tokens at N = n_ref (327,680)"
+        None, description="olmo, porian: batch in tokens at N = n_ref (327,680)"
     )
     batch_exponent: Signed | None = Field(
         None,
         description="exponent of the batch, signed: of N/n_ref (olmo, porian: 2/3), or of C in "
         "FLOPs (deepseek: 0.3271)",
     )
-    beta2_small: Positive | None = Field(None, lt=1, description="olmo, porian: AdamW β2 "
+    beta2_small: Beta | None = Field(None, description="olmo, porian: AdamW β2 "
                                          "under beta2_batch tokens (0.99)")  # fmt: skip
-    beta2_large: Positive | None = Field(None, lt=1, description="olmo, porian: AdamW β2 "
+    beta2_large: Beta | None = Field(None, description="olmo, porian: AdamW β2 "
                                          "from beta2_batch tokens (0.95)")  # fmt: skip
     beta2_batch: Tokens | None = Field(
-        None, gt=0, description="olmo, porian: batch in tokens from which beta2_large applies "
+        None, description="olmo, porian: batch in tokens from which beta2_large applies "
         "(524,288)"
     )  # fmt: skip
     warmup_per_param: Positive | None = Field(
@@ -67,7 +91,7 @@ class RecipeSpec(BaseModel):
     batch_coef: Positive | None = Field(
         None, description="deepseek: B_opt = batch_coef·C^batch_exponent tokens (0.2920)"
     )
-    beta2: Positive | None = Field(None, lt=1, description="deepseek: AdamW β2 (0.95)")
+    beta2: Beta | None = Field(None, description="deepseek: AdamW β2 (0.95)")
     weight_decay: Positive | None = Field(None, description="AdamW weight decay (0.1)")
     lr_scale: Positive | None = Field(None, description="multiplies the rule's rate (1)")
 
@@ -80,9 +104,18 @@ class RecipeSpec(BaseModel):
                 raise ValueError(f"{key} is not a constant of {self.name} (its constants: {known})")
         return self
 
-    def constants(self) -> dict[str, float]:
-        """The constants the study file gives (the rest keep the set's published values)."""
-        return {k: getattr(self, k) for k in self.model_fields_set - {"name"}}
+    def constants(self, architecture: str) -> dict[str, float]:
+        """The constants the study file gives an architecture (the rest keep the set's
+        published values)."""
+        out = {}
+        for key in self.model_fields_set - {"name"}:
+            value = getattr(self, key)
+            if isinstance(value, dict):
+                if architecture not in value:
+                    continue
+                value = value[architecture]
+            out[key] = value
+        return out
 
     def is_fixed(self) -> bool:
         """Whether trials train with train.* as given (no rule set)."""

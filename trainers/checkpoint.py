@@ -4,7 +4,10 @@
 as if it had not stopped (model, optimizer, random states, the open logging window and the
 events so far); `final.pt` holds the trained weights, and `step-<N>.pt` the weights of each
 evaluation point where the study keeps them. A checkpoint is used only by the trial of the same
-hash.
+hash, with one exception: a trunk of one run for many budgets keeps its train state at each
+branch point (`branch-<step>.pt`, never removed), and a branch whose cooldown starts there
+starts from it (it computes what the trunk computed up to there: the same model, data,
+optimizer and seed, with the same rates until that step).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from trainers.integrity import file_digest
+from trainers.schedules import cooldown_start
 from trainers.trial import TrialSpec
 
 
@@ -35,6 +39,7 @@ class TrainState:
     window_steps: int = 0
     window_elapsed: float = 0.0  # training seconds of the open window
     history: list[dict] = field(default_factory=list)  # train and eval events, as dicts
+    inherited: int = 0  # a branch: the steps it took from its trunk's checkpoint
 
 
 def checkpoint_dir(spec: TrialSpec) -> Path | None:
@@ -107,9 +112,11 @@ def save_resumable(
     *,
     rng: np.random.Generator,
     device: torch.device,
+    name: str = "last.pt",
 ) -> Path:
-    """Write `last.pt`: all a resumed run needs to continue bit for bit."""
-    path = folder / "last.pt"
+    """Write `last.pt` (or `name`: a trunk's `branch-<step>.pt`): all a resumed run needs to
+    continue bit for bit."""
+    path = folder / name
     cuda = device.type == "cuda"
     _save(
         {
@@ -127,6 +134,7 @@ def save_resumable(
             "window_steps": state.window_steps,
             "window_elapsed": state.window_elapsed,
             "history": state.history,
+            "inherited": state.inherited,
         },
         path,
     )
@@ -218,6 +226,8 @@ def resume(
         folder.mkdir(parents=True, exist_ok=True)
     saved = _load_resumable(spec)
     if saved is None:
+        saved = _load_parent(spec)
+    if saved is None:
         for stale in folder.glob("step-*.pt") if folder is not None else ():
             stale.unlink()
         return TrainState()
@@ -235,4 +245,34 @@ def resume(
         window_steps=saved["window_steps"],
         window_elapsed=saved["window_elapsed"],
         history=saved["history"],
+        inherited=saved.get("inherited", 0) if saved["hash"] == spec.hash else saved["step"],
     )
+
+
+def branch_name(step: int) -> str:
+    """The file a trunk keeps its train state at a branch point in."""
+    return f"branch-{step}.pt"
+
+
+def _load_parent(spec: TrialSpec) -> dict | None:
+    """A branch's start: its trunk's train state at the branch point, if the trunk left it
+    (a branch whose trunk's file is gone trains from step 0: the same numbers, at full cost).
+    The file must be of the trunk named and of a run this branch continues: the same model,
+    data, optimizer and seed, stopped no later than this branch's cooldown starts."""
+    path = spec.placement.parent_checkpoint
+    if not path or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"cannot read the trunk's checkpoint {path} ({type(e).__name__})") from e
+    trunk = TrialSpec.from_dict(state["spec"])
+    same = (trunk.model, trunk.data, trunk.optim, trunk.seed) == (
+        spec.model, spec.data, spec.optim, spec.seed)  # fmt: skip
+    if state.get("hash") != spec.placement.parent or not same:
+        raise RuntimeError(f"the checkpoint {path} is not of the trunk {spec.trial_id} "
+                           "branches from (another hash, or other training settings)")  # fmt: skip
+    if state["step"] > cooldown_start(spec):
+        raise RuntimeError(f"the checkpoint {path} is at step {state['step']}, after the "
+                           f"cooldown of {spec.trial_id} starts ({cooldown_start(spec)})")  # fmt: skip
+    return state

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from itertools import product
 
+from orchestrator.branches import link
 from orchestrator.recipe import CellBudget, Size, flops_per_token, learning_rates, plan
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import StudyError, StudySpec, resolve_size
@@ -104,6 +105,7 @@ def expand(
             learning_rates(study, cell.architecture, cell.n_params), study.seeds
         )  # fmt: skip
     ]
+    trials = link(study, trials)  # one run for many budgets: trunks and their branches
     seen: dict[str, TrialSpec] = {}
     same: dict[str, TrialSpec] = {}
     for trial in trials:

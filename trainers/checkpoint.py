@@ -220,7 +220,9 @@ def resume(
 ) -> TrainState:
     """Restore model, optimizer and random states from the trial's last checkpoint, if it has
     one, and return where the loop stands (a fresh state otherwise). The trial's folder is made
-    where it has storage; a fresh start removes the kept weights of an earlier trial of its id."""
+    where it has storage; a fresh start removes the kept weights (and a trunk's branch points)
+    of an earlier trial of its id. A branch without a checkpoint of its own starts from its
+    trunk's."""
     folder = checkpoint_dir(spec)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,8 @@ def resume(
     if saved is None:
         saved = _load_parent(spec)
     if saved is None:
-        for stale in folder.glob("step-*.pt") if folder is not None else ():
+        stale_files = [*folder.glob("step-*.pt"), *folder.glob("branch-*.pt")] if folder else ()
+        for stale in stale_files:
             stale.unlink()
         return TrainState()
     model.load_state_dict(saved["model"])
@@ -254,13 +257,22 @@ def branch_name(step: int) -> str:
     return f"branch-{step}.pt"
 
 
+def parent_checkpoint(spec: TrialSpec) -> Path | None:
+    """Where a branch's trunk keeps its train state at the branch's point (None for a trial
+    that is no branch, or a study without storage)."""
+    if not spec.placement.parent or not spec.placement.storage:
+        return None
+    folder = Path(spec.placement.storage) / spec.study / spec.placement.parent
+    return folder / branch_name(cooldown_start(spec))
+
+
 def _load_parent(spec: TrialSpec) -> dict | None:
     """A branch's start: its trunk's train state at the branch point, if the trunk left it
     (a branch whose trunk's file is gone trains from step 0: the same numbers, at full cost).
-    The file must be of the trunk named and of a run this branch continues: the same model,
-    data, optimizer and seed, stopped no later than this branch's cooldown starts."""
-    path = spec.placement.parent_checkpoint
-    if not path or not Path(path).exists():
+    The file must be of a run this branch continues: the same model, data, optimizer and seed,
+    stopped no later than this branch's cooldown starts."""
+    path = parent_checkpoint(spec)
+    if path is None or not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -269,10 +281,12 @@ def _load_parent(spec: TrialSpec) -> dict | None:
     trunk = TrialSpec.from_dict(state["spec"])
     same = (trunk.model, trunk.data, trunk.optim, trunk.seed) == (
         spec.model, spec.data, spec.optim, spec.seed)  # fmt: skip
-    if state.get("hash") != spec.placement.parent or not same:
-        raise RuntimeError(f"the checkpoint {path} is not of the trunk {spec.trial_id} "
-                           "branches from (another hash, or other training settings)")  # fmt: skip
+    if not same:
+        raise RuntimeError(f"the checkpoint {path} is not of a run {spec.trial_id} continues "
+                           "(other model, data, optimizer or seed)")  # fmt: skip
     if state["step"] > cooldown_start(spec):
-        raise RuntimeError(f"the checkpoint {path} is at step {state['step']}, after the "
-                           f"cooldown of {spec.trial_id} starts ({cooldown_start(spec)})")  # fmt: skip
+        raise RuntimeError(
+            f"the checkpoint {path} is at step {state['step']}, after the cooldown of "
+            f"{spec.trial_id} starts ({cooldown_start(spec)})"
+        )
     return state

@@ -101,8 +101,8 @@ class Placement:
     # each branch point (branch-<step>.pt); a branch starts from the trunk's at its own. Which
     # trial starts from which file says where the work is done, not what it computes.
     branch_points: tuple[int, ...] = ()  # a trunk: the steps whose train state it keeps
-    parent: str = ""  # a branch: the hash of the trunk it branches from
-    parent_checkpoint: str = ""  # a branch: the trunk's branch-<step>.pt it starts from
+    parent: str = ""  # a branch: the trial id of its trunk (whose branch-<step>.pt it starts
+    # from, the step its own cooldown starts at)
 
     def __post_init__(self):
         object.__setattr__(self, "branch_points", tuple(self.branch_points))  # JSON: a list

@@ -4,6 +4,7 @@ at each smaller one (orchestrator.branches), in the trainer, the grid and the dr
 from __future__ import annotations
 
 from dataclasses import replace
+from io import StringIO
 
 import pytest
 
@@ -141,3 +142,90 @@ def test_a_branch_inside_the_warmup_is_refused(tmp_path):
     )
     with pytest.raises(StudyError, match="inside the warmup"):
         _grid(tmp_path, text)
+
+
+def _one_run_study(tiny_study, lr="3.0e-3"):
+    """The tiny study as one decoder trained for four doubling budgets from one run."""
+    text = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[decoder]")
+    text = text.replace("[25K, 50K, 100K]", "[25K]").replace("lr: 3.0e-3", f"lr: {lr}")
+    text = text.replace("budget: {tokens: 16K}",
+                        "budget: {tokens: [4K, 8K, 16K, 32K], from_one_run: true}")  # fmt: skip
+    text = text.replace("train: {", "train: {schedule: {name: wsd, cooldown: 0.2}, ")
+    tiny_study.write_text(text.replace("zero_shot: {items: 30}", "zero_shot: {tasks: []}"))
+    return tiny_study
+
+
+def _console(file=None):
+    from rich.console import Console
+
+    return Console(file=file or open("/dev/null", "w"), soft_wrap=True, width=200)  # noqa: SIM115
+
+
+@pytest.mark.slow
+def test_one_run_charges_the_prefix_once_and_a_rerun_trains_nothing(ray_session, tiny_study):
+    from orchestrator import api
+    from orchestrator.spec import load_study
+    from trainers.trial import TrialSpec
+
+    study = _one_run_study(tiny_study)
+    spec = load_study(study)
+    *branches, trunk = api.trials(spec, api.prepare_data(spec))
+
+    def cut_off(event):  # a killed run: the trunk stops after its second branch point
+        if event.kind == "checkpoint" and event.step >= trunk.placement.branch_points[1]:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(trunk, cut_off)
+    console = _console(StringIO())
+    first = api.run_study(study, console=console, n_boot=0)
+    assert f"{trunk.trial_id}: resumed at" in console.file.getvalue()  # its prefix not again
+    assert sorted(first.ran) == sorted(t.trial_id for t in (*branches, trunk))
+    assert first.failed == []
+    rows = {r.trial_id: r for r in api.status(study).itertuples()}
+    assert {rows[b.trial_id].parent for b in branches} == {trunk.hash}
+    assert not isinstance(rows[trunk.trial_id].parent, str)  # null: no parent
+    for branch in branches:  # each branch trained its cooldown alone, charged for it alone
+        row = rows[branch.trial_id]
+        cooldown = branch.steps - cooldown_start(TrialSpec.from_dict(branch.to_dict()))
+        assert row.compute == pytest.approx(row.flops * cooldown / branch.steps)
+    compute = sum(r.compute for r in rows.values())
+    each_alone = sum(r.flops for r in rows.values())
+    steps = [t.steps for t in (*branches, trunk)]
+    cooldowns = [s - cooldown_start(t) for s, t in zip(steps, (*branches, trunk), strict=True)]
+    assert compute / each_alone == pytest.approx((max(steps) + sum(cooldowns) - cooldowns[-1])
+                                                 / sum(steps))  # fmt: skip
+    assert compute / each_alone == pytest.approx(shared_fraction([1, 2, 4, 8], 0.2), abs=0.02)
+
+    again = api.run_study(study, console=_console(), n_boot=0)
+    assert again.ran == [] and len(again.skipped) == 4
+
+
+@pytest.mark.slow
+def test_branches_of_a_trunk_that_fails_are_not_started(ray_session, tiny_study):
+    from orchestrator import api
+
+    study = _one_run_study(tiny_study, lr="1000.0")  # the trunk diverges in its first steps
+    result = api.run_study(study, console=_console(), n_boot=0)
+    assert result.ran == [] and len(result.failed) == 4
+    rows = api.status(study).set_index("trial_id")
+    trunk = rows.index[rows.parent.isna()][0]
+    for trial_id, row in rows[rows.parent.notna()].iterrows():
+        assert row.status == "failed" and row.attempts == 0, trial_id
+        assert row.error.startswith(f"not started: its trunk {trunk} failed before step")
+
+
+def test_a_trunk_stopped_after_a_branch_point_resumes_from_it(tmp_path):
+    _, middle, trunk = _grid(tmp_path)
+    point = cooldown_start(middle)
+    assert point % trunk.eval_every  # no last.pt there: only the branch point's state
+
+    def stop_at_the_point(event):
+        if event.kind == "checkpoint" and event.step == point:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(trunk, stop_at_the_point)
+    again = []
+    train(trunk, again.append)
+    assert again[0].resumed_step == point and again[0].inherited_tokens == 0

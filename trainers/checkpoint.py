@@ -197,16 +197,31 @@ def load_weights(spec: TrialSpec, path: Path, model: torch.nn.Module) -> None:
 
 
 def _load_resumable(spec: TrialSpec) -> dict | None:
-    """The last checkpoint of this very trial (same hash), if there is one."""
+    """The latest checkpoint of this very trial (same hash), if there is one: `last.pt`, or a
+    trunk's state at a later branch point (a trunk stopped between the two resumes from it)."""
     folder = checkpoint_dir(spec)
-    if folder is None or not (folder / "last.pt").exists():
+    if folder is None:
+        return None
+    last = _read_own(spec, folder / "last.pt")
+    done = last["step"] if last else 0
+    later = sorted((s for s in spec.placement.branch_points if s > done), reverse=True)
+    for step in later:
+        state = _read_own(spec, folder / branch_name(step))
+        if state is not None:
+            return state
+    return last
+
+
+def _read_own(spec: TrialSpec, path: Path) -> dict | None:
+    """A checkpoint of this trial (same hash) at `path`, if there is one."""
+    if not path.exists():
         return None
     try:
-        state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
-            f"cannot read the checkpoint {folder / 'last.pt'} ({type(e).__name__}); delete it "
-            "to train this trial from the start"
+            f"cannot read the checkpoint {path} ({type(e).__name__}); delete it to train this "
+            "trial from the start"
         ) from e
     return state if state.get("hash") == spec.hash else None
 

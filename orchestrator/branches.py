@@ -144,3 +144,13 @@ def shared_fraction(tokens: list[int], cooldown: float) -> float:
     """What a size's budgets cost from one run, as a fraction of training each on its own:
     ((1 − f)·D_max + f·ΣD) / ΣD."""
     return ((1 - cooldown) * max(tokens) + cooldown * sum(tokens)) / sum(tokens)
+
+
+def one_run_share(plan) -> str:
+    """What `study plan` adds to its total where budgets share runs: the share of training
+    each on its own that they cost ("" where none does)."""
+    alone = plan.flops.sum()
+    if plan.empty or plan.compute.sum() >= alone:
+        return ""
+    return (f"; from one run per size, {plan.compute.sum() / alone:.0%} of the {alone:.3g} "
+            "training each budget on its own would cost")  # fmt: skip

@@ -174,6 +174,22 @@ CASES = [
         _replace("{tokens: 600K}", "{flops: [1e12, 3e12]}") + "predict:\n  flops: [1e13, 2e12]\n",
         "{f}:6: predict.flops[1]: 2e12 FLOPs is not beyond the grid (its largest budget is 3e12)",
     ),
+    # one run for many budgets (orchestrator.branches)
+    (
+        _replace("{tokens: 600K}", "{tokens: [600K], from_one_run: true}")
+        + "train: {schedule: wsd}\n",
+        "{f}:4: budget.from_one_run: one run for many budgets needs two budgets or more",
+    ),
+    (
+        _replace("{tokens: 600K}", "{tokens: [300K, 600K], from_one_run: true}"),
+        "{f}:4: budget.from_one_run: needs train.schedule wsd",
+    ),
+    (
+        _replace("{tokens: 600K}", "{tokens: [20K, 600K], from_one_run: true}")
+        + "train: {schedule: wsd, warmup: 0.2}\n",
+        "{f}:4: budget.from_one_run: decoder-25K-20Ktok-s0's cooldown would start at step 4, "
+        "inside the warmup (29 steps)",
+    ),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

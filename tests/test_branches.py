@@ -229,3 +229,16 @@ def test_a_trunk_stopped_after_a_branch_point_resumes_from_it(tmp_path):
     again = []
     train(trunk, again.append)
     assert again[0].resumed_step == point and again[0].inherited_tokens == 0
+
+
+def test_flop_budgets_branch_too_each_size_off_its_own_largest(tmp_path):
+    text = ONE_RUN.replace("sizes: [25K]", "sizes: [25K, 50K]").replace(
+        "{tokens: [8K, 16K, 32K]", "{flops: [3e10, 1e11, 3e11]"
+    )
+    grid = expand(parse_study(text.replace("STORAGE", str(tmp_path))), "", str(tmp_path), 259)
+    for size in ("25K", "50K"):
+        *branches, trunk = [t for t in grid if t.size == size]
+        assert trunk.budget_flops == 3e11 and {b.placement.parent for b in branches} == {
+            trunk.trial_id
+        }
+        assert trunk.placement.branch_points == tuple(cooldown_start(b) for b in branches)

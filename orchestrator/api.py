@@ -45,7 +45,7 @@ from orchestrator.stages import (
     trials,
 )
 from trainers.data import TokenData
-from trainers.schedules import warmup_steps
+from trainers.schedules import cooldown_start, warmup_steps
 
 __all__ = [
     "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
@@ -75,6 +75,9 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
         acct = planned_accounting(trial, data.vocab_size)
         tokens = trial.steps * trial.tokens_per_step
         flops = acct["flops_per_token"] * tokens
+        # a branch of one run trains its cooldown alone: its trunk trains (and is charged) the rest
+        shared = cooldown_start(trial) * trial.tokens_per_step if trial.placement.parent else 0
+        compute = acct["flops_per_token"] * (tokens - shared)
         kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
         rows.append(
             {
@@ -99,8 +102,9 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "schedule": trial.optim.schedule,
                 "cooldown": trial.optim.cooldown,
                 "flops": float(flops),
+                "compute": float(compute),
                 "epochs": tokens / len(data.train),
-                "cpu_minutes": flops / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
+                "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
                 "weights_mb": 4 * acct["total_params"] * (1 + kept) / 1e6,  # fp32 final + kept
             }
         )

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.branches import one_run_share
 from orchestrator.printing import frame_table, grid_tables, repeat_warning
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
@@ -277,8 +278,8 @@ def plan(
         console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
     total = frame.cpu_minutes.sum()
     console.print(
-        f"total {frame.flops.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
-        f"({spec.resources.cpus_per_trial} CPU per trial)",
+        f"total {frame.compute.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
+        f"({spec.resources.cpus_per_trial} CPU per trial){one_run_share(frame)}",
         highlight=False,
     )
     kept = ", and at every evaluation point: train.keep_checkpoints"

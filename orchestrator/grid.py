@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from itertools import product
 
+from orchestrator.branches import link
 from orchestrator.recipe import CellBudget, Size, flops_per_token, lr_points, lr_suffix, plan
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import StudyError, StudySpec, resolve_size
@@ -112,6 +113,7 @@ def expand(
         if not cell.left_out
         for (lr, multiple), seed in product(lr_points(study), study.seeds)
     ]
+    trials = link(study, trials)  # one run for many budgets: trunks and their branches
     seen: dict[str, TrialSpec] = {}
     same: dict[str, TrialSpec] = {}
     for trial in trials:

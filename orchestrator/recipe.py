@@ -198,7 +198,7 @@ def _tokens(size: Size, budget: CellBudget, study: StudySpec, vocab_size, batch:
     return steps * per_step  # whole steps: 0 where one step costs over twice the budget
 
 
-def _schedule(study: StudySpec) -> tuple[str, float, str]:
+def schedule_of(study: StudySpec) -> tuple[str, float, str]:
     """(name, cooldown, shape) of the trials' schedule: train.schedule where the study file
     gives it, else the rule set's (orchestrator.rulesets.SCHEDULES), else cosine."""
     train = study.train
@@ -230,7 +230,7 @@ def plan(
     if budget.flops and vocab_size is None:
         raise ValueError("FLOP budgets need the vocabulary size of the prepared data")
     train, recipe = study.train, study.recipe
-    name, cooldown, shape = _schedule(study)
+    name, cooldown, shape = schedule_of(study)
     if recipe.is_fixed():
         rate = _train_lr(study, size.architecture, size.n_params)
         batch, betas = train.batch_size, tuple(train.betas)

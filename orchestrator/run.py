@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator import evaluating, fitting, stages
+from orchestrator.branches import Gates
 from orchestrator.evaluating import Scoring
 from orchestrator.progress import last_line
 from orchestrator.spec import StudySpec, load_study
@@ -234,6 +235,7 @@ def _run_on_ray(
             schedule.run_trials(
                 queue, on_event, on_error, use_gpus=use_gpus, on_tick=on_tick,
                 max_retries=spec.resources.max_retries, on_retry=on_retry,
+                gates=Gates(queue),  # branches wait for their trunk (one run, many budgets)
             )  # fmt: skip
         events.flush()
     except KeyboardInterrupt as e:

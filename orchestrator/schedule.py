@@ -25,7 +25,7 @@ from ray.util import metrics
 
 import orchestrator
 import trainers
-from trainers.events import Event, Start, Train, Validation, from_dict, to_dict
+from trainers.events import Checkpoint, End, Event, Start, Train, Validation, from_dict, to_dict
 from trainers.trial import TrialSpec
 
 AUTH_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
@@ -297,10 +297,13 @@ def run_trials(
     max_retries: int = 0,
     on_retry: OnRetry = lambda spec, error, lost: None,
     scoring: dict[str, dict] | None = None,
+    gates=None,
 ) -> None:
     """Run trials as Ray tasks, calling back on the driver for each event and each failure;
     with `scoring` (trial id -> {"checkpoints", "skip"}), score their weights instead of
-    training them (tasks named `<trial id>:eval`).
+    training them (tasks named `<trial id>:eval`). With `gates` (orchestrator.branches.Gates),
+    a branch is submitted only once its trunk has passed its branch point, and fails unstarted
+    where its trunk fails for good before it.
 
     A trial that fails is submitted again up to `max_retries` times, and a trial whose node or
     worker process was lost up to LOST_RETRIES times more (`on_retry` is told why, and whether
@@ -319,14 +322,28 @@ def run_trials(
         spec_run = replace(spec, placement=replace(spec.placement, gpus=gpus))
         running[run_trial.options(**options).remote(spec_run.to_dict(), job)] = spec_run
 
+    by_id = {spec.trial_id: spec for spec in trials}
+
+    def seen(spec: TrialSpec, event: Event) -> None:
+        on_event(spec, event)
+        step = _reached(event)
+        for branch in gates.passed(spec.trial_id, step) if gates and step is not None else ():
+            submit(by_id[branch])
+
+    def failed(spec: TrialSpec, error: str) -> None:
+        on_error(spec, error)
+        for branch, why in gates.failed(spec.trial_id).items() if gates else ():
+            failed(by_id[branch], why)
+
     for spec in trials:
-        submit(spec)
+        if not (gates and gates.held(spec.trial_id)):
+            submit(spec)
     try:
         while running:
             ready, _ = ray.wait(list(running), num_returns=len(running), timeout=poll_s)
             for generator in ready:
                 spec = running[generator]
-                failure = _drain(generator, running, on_event)
+                failure = _drain(generator, running, seen)
                 if failure is None:
                     continue
                 error, lost = failure
@@ -336,13 +353,21 @@ def run_trials(
                     on_retry(spec, error, lost)
                     submit(spec)
                 else:
-                    on_error(spec, error)
+                    failed(spec, error)
             on_tick()
     except BaseException:  # Ctrl-C, SIGTERM, a store that stopped answering: no task left behind
         for generator in running:
             with contextlib.suppress(Exception):  # a cancel that fails must not hide why
                 ray.cancel(generator, force=True)
         raise
+
+
+def _reached(event: Event) -> int | None:
+    """The step a trial has reached and kept, as far as its branches care: a checkpoint
+    written, a resumed start beyond it, or the end."""
+    if isinstance(event, Checkpoint | End):
+        return event.step
+    return event.resumed_step if isinstance(event, Start) else None
 
 
 def _drain(generator, running: dict, on_event: OnEvent) -> tuple[str, bool] | None:

@@ -185,6 +185,22 @@ CASES = [
     (VALID + "train: {lr: {sweep: [a, b]}}\n", "{f}:5: train.lr.sweep: a sweep is a list of posit"),
     (VALID + "recipe: olmo\ntrain: {lr: 0.001}\n", "{f}:6: train.lr: conflicts with recipe: olmo"),
     (VALID + "recipe: deepseek\ntrain: {batch_size: 8}\n", "{f}:6: train.batch_size: conflicts"),
+    # one run for many budgets (orchestrator.branches)
+    (
+        _replace("{tokens: 600K}", "{tokens: [600K], from_one_run: true}")
+        + "train: {schedule: wsd}\n",
+        "{f}:4: budget.from_one_run: one run for many budgets needs two budgets or more",
+    ),
+    (
+        _replace("{tokens: 600K}", "{tokens: [300K, 600K], from_one_run: true}"),
+        "{f}:4: budget.from_one_run: needs train.schedule wsd",
+    ),
+    (
+        _replace("{tokens: 600K}", "{tokens: [20K, 600K], from_one_run: true}")
+        + "train: {schedule: wsd, warmup: 0.2}\n",
+        "{f}:4: budget.from_one_run: decoder-25K-20Ktok-s0's cooldown would start at step 4, "
+        "inside the warmup (29 steps)",
+    ),
     # missing files
     (VALID + "data: {corpus: 'nowhere/*.txt'}\n", "data.corpus.path: no file matches"),
     (VALID + "data: {tokenizer: missing.json}\n", "tokenizer 'missing.json' is neither bytes"),

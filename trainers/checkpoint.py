@@ -4,7 +4,10 @@
 as if it had not stopped (model, optimizer, random states, the open logging window and the
 events so far); `final.pt` holds the trained weights, and `step-<N>.pt` the weights of each
 evaluation point where the study keeps them. A checkpoint is used only by the trial of the same
-hash.
+hash, with one exception: a trunk of one run for many budgets keeps its train state at each
+branch point (`branch-<step>.pt`, never removed), and a branch whose cooldown starts there
+starts from it (it computes what the trunk computed up to there: the same model, data,
+optimizer and seed, with the same rates until that step).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from trainers.integrity import file_digest
+from trainers.schedules import cooldown_start
 from trainers.trial import TrialSpec
 
 
@@ -35,6 +39,7 @@ class TrainState:
     window_steps: int = 0
     window_elapsed: float = 0.0  # training seconds of the open window
     history: list[dict] = field(default_factory=list)  # train and eval events, as dicts
+    inherited: int = 0  # a branch: the steps it took from its trunk's checkpoint
 
 
 def checkpoint_dir(spec: TrialSpec) -> Path | None:
@@ -107,9 +112,11 @@ def save_resumable(
     *,
     rng: np.random.Generator,
     device: torch.device,
+    name: str = "last.pt",
 ) -> Path:
-    """Write `last.pt`: all a resumed run needs to continue bit for bit."""
-    path = folder / "last.pt"
+    """Write `last.pt` (or `name`: a trunk's `branch-<step>.pt`): all a resumed run needs to
+    continue bit for bit."""
+    path = folder / name
     cuda = device.type == "cuda"
     _save(
         {
@@ -127,6 +134,7 @@ def save_resumable(
             "window_steps": state.window_steps,
             "window_elapsed": state.window_elapsed,
             "history": state.history,
+            "inherited": state.inherited,
         },
         path,
     )
@@ -189,16 +197,31 @@ def load_weights(spec: TrialSpec, path: Path, model: torch.nn.Module) -> None:
 
 
 def _load_resumable(spec: TrialSpec) -> dict | None:
-    """The last checkpoint of this very trial (same hash), if there is one."""
+    """The latest checkpoint of this very trial (same hash), if there is one: `last.pt`, or a
+    trunk's state at a later branch point (a trunk stopped between the two resumes from it)."""
     folder = checkpoint_dir(spec)
-    if folder is None or not (folder / "last.pt").exists():
+    if folder is None:
+        return None
+    last = _read_own(spec, folder / "last.pt")
+    done = last["step"] if last else 0
+    later = sorted((s for s in spec.placement.branch_points if s > done), reverse=True)
+    for step in later:
+        state = _read_own(spec, folder / branch_name(step))
+        if state is not None:
+            return state
+    return last
+
+
+def _read_own(spec: TrialSpec, path: Path) -> dict | None:
+    """A checkpoint of this trial (same hash) at `path`, if there is one."""
+    if not path.exists():
         return None
     try:
-        state = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
-            f"cannot read the checkpoint {folder / 'last.pt'} ({type(e).__name__}); delete it "
-            "to train this trial from the start"
+            f"cannot read the checkpoint {path} ({type(e).__name__}); delete it to train this "
+            "trial from the start"
         ) from e
     return state if state.get("hash") == spec.hash else None
 
@@ -212,13 +235,18 @@ def resume(
 ) -> TrainState:
     """Restore model, optimizer and random states from the trial's last checkpoint, if it has
     one, and return where the loop stands (a fresh state otherwise). The trial's folder is made
-    where it has storage; a fresh start removes the kept weights of an earlier trial of its id."""
+    where it has storage; a fresh start removes the kept weights (and a trunk's branch points)
+    of an earlier trial of its id. A branch without a checkpoint of its own starts from its
+    trunk's."""
     folder = checkpoint_dir(spec)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     saved = _load_resumable(spec)
     if saved is None:
-        for stale in folder.glob("step-*.pt") if folder is not None else ():
+        saved = _load_parent(spec)
+    if saved is None:
+        stale_files = [*folder.glob("step-*.pt"), *folder.glob("branch-*.pt")] if folder else ()
+        for stale in stale_files:
             stale.unlink()
         return TrainState()
     model.load_state_dict(saved["model"])
@@ -235,4 +263,45 @@ def resume(
         window_steps=saved["window_steps"],
         window_elapsed=saved["window_elapsed"],
         history=saved["history"],
+        inherited=saved.get("inherited", 0) if saved["hash"] == spec.hash else saved["step"],
     )
+
+
+def branch_name(step: int) -> str:
+    """The file a trunk keeps its train state at a branch point in."""
+    return f"branch-{step}.pt"
+
+
+def parent_checkpoint(spec: TrialSpec) -> Path | None:
+    """Where a branch's trunk keeps its train state at the branch's point (None for a trial
+    that is no branch, or a study without storage)."""
+    if not spec.placement.parent or not spec.placement.storage:
+        return None
+    folder = Path(spec.placement.storage) / spec.study / spec.placement.parent
+    return folder / branch_name(cooldown_start(spec))
+
+
+def _load_parent(spec: TrialSpec) -> dict | None:
+    """A branch's start: its trunk's train state at the branch point, if the trunk left it
+    (a branch whose trunk's file is gone trains from step 0: the same numbers, at full cost).
+    The file must be of a run this branch continues: the same model, data, optimizer and seed,
+    stopped no later than this branch's cooldown starts."""
+    path = parent_checkpoint(spec)
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"cannot read the trunk's checkpoint {path} ({type(e).__name__})") from e
+    trunk = TrialSpec.from_dict(state["spec"])
+    same = (trunk.model, trunk.data, trunk.optim, trunk.seed) == (
+        spec.model, spec.data, spec.optim, spec.seed)  # fmt: skip
+    if not same:
+        raise RuntimeError(f"the checkpoint {path} is not of a run {spec.trial_id} continues "
+                           "(other model, data, optimizer or seed)")  # fmt: skip
+    if state["step"] > cooldown_start(spec):
+        raise RuntimeError(
+            f"the checkpoint {path} is at step {state['step']}, after the cooldown of "
+            f"{spec.trial_id} starts ({cooldown_start(spec)})"
+        )
+    return state

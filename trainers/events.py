@@ -24,6 +24,7 @@ class Start:
     threads: int  # torch threads
     resumed_step: int = 0
     resumed_tokens: int = 0
+    inherited_tokens: int = 0  # a branch: its trunk's tokens it starts from, not trained by it
     eval_key: str = ""  # the evaluation settings its validation and zero-shot are measured by
     host: str = ""
     pid: int = 0

@@ -20,7 +20,14 @@ import torch
 from trainers import zeroshot
 from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
-from trainers.checkpoint import checkpoint_dir, resume, save_final, save_resumable, save_weights
+from trainers.checkpoint import (
+    branch_name,
+    checkpoint_dir,
+    resume,
+    save_final,
+    save_resumable,
+    save_weights,
+)
 from trainers.data import (
     TokenData,
     cache_root,
@@ -216,7 +223,8 @@ def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) ->
     return lr
 
 
-def _start(spec: TrialSpec, model, device: torch.device, first_step: int) -> Start:
+def _start(spec: TrialSpec, model, device: torch.device, state) -> Start:
+    first_step = state.step
     return Start(
         n_params=model.count_params(non_embedding=True),
         total_params=model.count_params(non_embedding=False),
@@ -224,6 +232,7 @@ def _start(spec: TrialSpec, model, device: torch.device, first_step: int) -> Sta
         steps=spec.steps,
         resumed_step=first_step,
         resumed_tokens=first_step * spec.tokens_per_step,
+        inherited_tokens=state.inherited * spec.tokens_per_step,
         eval_key=spec.eval_key,
         device=str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         threads=torch.get_num_threads(),
@@ -239,7 +248,10 @@ def train(spec: TrialSpec, report: Report) -> End:
     from it: model, optimizer, data order and random state continue where they were, so the
     metrics after the checkpoint are those an uninterrupted run reports. The training and
     evaluation events up to the checkpoint are reported again after `Start`, so a reader that
-    lost some of them (a driver killed before it stored them) has them all.
+    lost some of them (a driver killed before it stored them) has them all. A branch without
+    a checkpoint of its own starts from its trunk's at its branch point the same way, the
+    trunk's events up to there reported as its own; a trunk keeps its state at every branch
+    point (`placement.branch_points`).
     """
     started = time.perf_counter()
     device = _device(spec)
@@ -265,7 +277,7 @@ def train(spec: TrialSpec, report: Report) -> End:
     folder = checkpoint_dir(spec)
     state = resume(spec, model, optimizer, rng, device)
     first_step = state.step
-    report(_start(spec, model, device, first_step))
+    report(_start(spec, model, device, state))
     for event in state.history:
         report(from_dict(event))
 
@@ -293,7 +305,8 @@ def train(spec: TrialSpec, report: Report) -> End:
             state.window_loss, state.window_steps, window_start = 0.0, 0, time.perf_counter()
         is_eval = done % eval_every == 0 or done == spec.steps
         is_checkpoint = folder is not None and done % ckpt_every == 0 and done < spec.steps
-        if not (is_eval or is_checkpoint):
+        is_branch = folder is not None and done in spec.placement.branch_points
+        if not (is_eval or is_checkpoint or is_branch):
             continue
         _wait(device)
         pause_start = time.perf_counter()
@@ -306,9 +319,10 @@ def train(spec: TrialSpec, report: Report) -> End:
                 raise DivergenceError(f"validation loss is {state.val_loss} at step {done}")
             if folder is not None and spec.placement.keep_checkpoints and done < spec.steps:
                 save_weights(folder, spec, model, done)  # the last one is final.pt
-        if is_checkpoint:
-            state.window_elapsed = pause_start - window_start  # training time only
-            path = save_resumable(folder, spec, state, model, optimizer, rng=rng, device=device)
+        state.window_elapsed = pause_start - window_start  # training time only
+        for name in [branch_name(done)] * is_branch + ["last.pt"] * is_checkpoint:
+            path = save_resumable(folder, spec, state, model, optimizer, rng=rng, device=device,
+                                  name=name)  # fmt: skip
             report(Checkpoint(step=done, path=str(path)))
         pause = time.perf_counter() - pause_start  # neither counts as training time
         paused += pause

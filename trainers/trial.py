@@ -97,6 +97,15 @@ class Placement:
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
     compile: bool = False  # torch.compile the model
     keep_checkpoints: bool = False  # keep the weights of every evaluation point (step-N.pt)
+    # One run for many budgets (orchestrator.branches): a trunk keeps its resumable state at
+    # each branch point (branch-<step>.pt); a branch starts from the trunk's at its own. Which
+    # trial starts from which file says where the work is done, not what it computes.
+    branch_points: tuple[int, ...] = ()  # a trunk: the steps whose train state it keeps
+    parent: str = ""  # a branch: the trial id of its trunk (whose branch-<step>.pt it starts
+    # from, the step its own cooldown starts at)
+
+    def __post_init__(self):
+        object.__setattr__(self, "branch_points", tuple(self.branch_points))  # JSON: a list
 
 
 PARTS = {"model": Model, "data": Data, "optim": Optim, "budget": Budget, "eval": Eval,

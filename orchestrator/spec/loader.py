@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.recipe import CellBudget, Size, plan
+from orchestrator.recipe import CellBudget, Size, plan, schedule_of
 from orchestrator.sizes import flops_text, non_embedding_params
 from orchestrator.spec.schema import NAME_PATTERN, StudySpec, resolve_size
 from orchestrator.spec.yaml_errors import (
@@ -37,6 +37,7 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     _check_one_batch(spec, "tokens")
     check_beyond_grid(spec, max(spec.budget.flops or [0]), "its largest budget is")
     _check_one_batch(spec, "chinchilla")
+    _check_one_run(spec)
     return spec
 
 
@@ -57,6 +58,25 @@ def _check_recipe(spec: StudySpec) -> None:
             "whose rules set it (override the rule's constants under recipe:, sweep "
             "learning rates as multiples with lr: {sweep: [0.5, 1, 2]}, or use recipe: fixed)"
         )
+
+
+def _check_one_run(spec: StudySpec) -> None:
+    """One run for many budgets needs several budgets, a schedule whose rates up to the
+    cooldown do not depend on the length (WSD), and storage for the trunk's checkpoints."""
+    budget = spec.budget
+    if not budget.from_one_run:
+        return
+    why = ""
+    if len(budget.values) < 2:
+        why = f"one run for many budgets needs two budgets or more (got {budget.values[0]:g})"
+    elif schedule_of(spec)[0] == "cosine":
+        why = ("needs train.schedule wsd (a cosine schedule's rates depend on the run's length, "
+               "so a shorter budget is no prefix of a longer one): give train: {schedule: "
+               "{name: wsd, cooldown: 0.2}}")  # fmt: skip
+    elif not spec.storage:
+        why = "needs storage: the trunk keeps its checkpoints at the branch points there"
+    if why:
+        raise StudyError(f"invalid study\n{spec.where('budget', 'from_one_run')}: {why}")
 
 
 def _check_one_batch(spec: StudySpec, key: str) -> None:

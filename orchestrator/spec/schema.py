@@ -269,6 +269,11 @@ class BudgetSpec(_Strict):
     flops: Annotated[list[Flops], BeforeValidator(_as_list)] | None = Field(
         None, min_length=1, description="training FLOPs per cell: 1e12, '300G', '1T', or a list"
     )
+    from_one_run: bool = Field(
+        False,
+        description="train each size once to its largest budget and branch a WSD "
+        "cooldown off it at each smaller one (orchestrator.branches)",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self):

@@ -58,11 +58,18 @@ class TrialRecord:
     checkpoint_bytes: int | None
     checkpoint_sha256: str | None
     heartbeat_at: datetime | None
+    parent: str | None = None  # a branch: its trunk's hash
+    shared_tokens: int | None = None  # a branch: its trunk's tokens it started from
 
     @property
     def spec(self) -> TrialSpec:
         """The TrialSpec this trial was made from."""
         return TrialSpec.from_dict(self.config)
+
+    @property
+    def compute(self) -> float:
+        """The FLOPs this trial trained itself (tables.Trial.compute)."""
+        return self.flops - float(self.flops_per_token) * (self.shared_tokens or 0)
 
 
 @dataclass(frozen=True)

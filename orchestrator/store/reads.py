@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from analysis.results import stored_optimum
@@ -135,6 +135,8 @@ TRIAL_COLUMNS = EXPORT_COLUMNS + [
     "checkpoint",
     "checkpoint_bytes",
     "checkpoint_sha256",
+    "parent",
+    "compute",
 ]
 
 
@@ -144,6 +146,8 @@ def trials_frame(session: Session, study: Study) -> pd.DataFrame:
     special = {
         "lr": Trial.config[("optim", "lr")].as_float(),
         "status": type_coerce(Trial.status, String),  # the text, without the enum's processing
+        # the FLOPs it trained itself: a branch's trunk trained (and is charged) its prefix
+        "compute": Trial.flops - Trial.flops_per_token * func.coalesce(Trial.shared_tokens, 0),
     }
     columns = [special[c].label(c) if c in special else getattr(Trial, c) for c in TRIAL_COLUMNS]
     rows = [tuple(row) for row in session.execute(select_current(study, *columns))]

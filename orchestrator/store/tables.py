@@ -104,12 +104,21 @@ class Trial(Base):
     checkpoint_bytes: Mapped[int | None] = mapped_column(Count)  # final.pt as written and
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))  # read back by the trainer
     heartbeat_at: Mapped[datetime | None]  # refreshed by the driver while the trial runs
+    parent: Mapped[str | None] = mapped_column(String(64))  # a branch: its trunk's hash
+    shared_tokens: Mapped[int | None] = mapped_column(Count)  # a branch: its trunk's tokens it
+    # started from (trained, and counted in the study's compute, once: by the trunk)
     study: Mapped[Study] = relationship(back_populates="trials")
 
     @property
     def spec(self) -> TrialSpec:
         """The TrialSpec this row was made from."""
         return TrialSpec.from_dict(self.config)
+
+    @property
+    def compute(self) -> float:
+        """The FLOPs this trial trained itself: its `flops` (the compute C its model saw, as
+        the laws take it) less its trunk's prefix, for a branch; summed, a study's compute."""
+        return self.flops - float(self.flops_per_token) * (self.shared_tokens or 0)
 
 
 class Metric(Base):

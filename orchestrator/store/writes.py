@@ -54,12 +54,14 @@ def register_study(
     study.data = data
     known = {t.hash: t for t in study.trials}
     hashes = {t.hash for t in trials}
+    parents = {t.trial_id: t.hash for t in trials}  # a branch's trunk, by id in the grid
     for row in known.values():
         row.current = row.hash in hashes
     for spec_ in trials:
         row = known.get(spec_.hash)
         if row is not None:
             row.trial_id, row.config = spec_.trial_id, spec_.to_dict()  # placement may change
+            row.parent = parents.get(spec_.placement.parent)  # one run for many budgets, or not
             continue
         plan = planned[spec_.trial_id]
         session.add(
@@ -76,6 +78,7 @@ def register_study(
                 tokens=spec_.budget.tokens,
                 flops_per_token=plan["flops_per_token"],
                 flops=float(plan["flops_per_token"]) * spec_.budget.tokens,
+                parent=parents.get(spec_.placement.parent),
             )
         )
     session.flush()
@@ -110,6 +113,7 @@ def record_event(
             session.execute(delete(Metric).where(Metric.trial_pk == trial.id))
             session.execute(delete(Eval).where(Eval.trial_pk == trial.id))
             trial.tokens_done = event.resumed_tokens
+            trial.shared_tokens = event.inherited_tokens or None  # a branch's trunk trained them
             trial.val_loss = None
             trial.status = TrialStatus.running
             trial.attempts += 1  # a try is counted when it starts, not while it waits

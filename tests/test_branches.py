@@ -1,0 +1,244 @@
+"""One run for many budgets: a trunk trained to the largest budget, a cooldown branched off it
+at each smaller one (orchestrator.branches), in the trainer, the grid and the driver's gates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from io import StringIO
+
+import pytest
+
+from orchestrator.branches import Gates, shared_fraction
+from orchestrator.grid import expand
+from orchestrator.spec import StudyError, parse_study
+from trainers.checkpoint import parent_checkpoint
+from trainers.schedules import cooldown_start
+from trainers.train import train
+
+ONE_RUN = """\
+name: t
+data: {seq_len: 32}
+architectures: [decoder]
+sizes: [25K]
+budget: {tokens: [8K, 16K, 32K], from_one_run: true}
+train: {batch_size: 8, lr: 3.0e-3, schedule: {name: wsd, cooldown: 0.2}}
+eval: {every_tokens: 4K, tokens: 2K, zero_shot: {tasks: []}}
+storage: STORAGE
+"""
+
+
+def _grid(tmp_path, text=ONE_RUN):
+    return expand(parse_study(text.replace("STORAGE", str(tmp_path))), "", str(tmp_path))
+
+
+def test_the_largest_budget_is_the_trunk_and_the_others_branch_off_it(tmp_path):
+    small, middle, trunk = _grid(tmp_path)
+    assert trunk.placement.branch_points == (cooldown_start(small), cooldown_start(middle))
+    assert small.placement.parent == middle.placement.parent == trunk.trial_id
+    assert not trunk.placement.parent
+    # the warmup is the largest budget's, in tokens, for every budget of the size
+    assert {t.optim.warmup_tokens for t in (small, middle, trunk)} == {round(0.05 * 32_000)}
+    # a branch is the standalone WSD run of its budget with that warmup: the same identity
+    alone = expand(parse_study(ONE_RUN.replace("STORAGE", str(tmp_path)).replace(
+        "from_one_run: true", "from_one_run: false")), "", str(tmp_path))  # fmt: skip
+    assert [t.hash for t in alone] != [t.hash for t in (small, middle, trunk)]  # other warmup
+    same = [replace(t, optim=replace(t.optim, warmup_tokens=1600)).hash for t in alone]
+    assert same == [t.hash for t in (small, middle, trunk)]
+
+
+def test_a_branch_ends_where_a_standalone_run_of_its_budget_ends_bit_for_bit(tmp_path):
+    small, middle, trunk = _grid(tmp_path / "one")
+    events = []
+    train(trunk, events.append)
+    folder = tmp_path / "one" / "t" / trunk.trial_id
+    kept = sorted(p.name for p in folder.glob("branch-*.pt"))
+    assert kept == sorted(f"branch-{s}.pt" for s in trunk.placement.branch_points)
+    assert (folder / "final.pt").exists()  # and the branch points stay after it ends
+    for branch in (small, middle):
+        assert parent_checkpoint(branch).exists()
+        got = []
+        end = train(branch, got.append)
+        start = got[0]
+        assert start.resumed_step == cooldown_start(branch)  # it trains its cooldown alone
+        assert start.inherited_tokens == start.resumed_tokens > 0
+        alone = replace(branch, placement=replace(branch.placement, parent="",
+                                                  storage=str(tmp_path / "alone")))  # fmt: skip
+        expected = train(alone, lambda e: None)
+        assert end.val_loss == expected.val_loss  # bitwise: the same states, step by step
+        assert end.tokens_scored == expected.tokens_scored
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_failed_branch_starts_again_from_the_trunks_checkpoint_not_from_step_0(tmp_path):
+    small, _, trunk = _grid(tmp_path)
+    train(trunk, lambda e: None)
+
+    def fail_in_cooldown(event):
+        if event.kind == "train" and event.step > cooldown_start(small):
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(small, fail_in_cooldown)
+    again = []
+    train(small, again.append)
+    assert again[0].resumed_step == cooldown_start(small)  # not 0: the trunk's prefix is kept
+    assert again[0].inherited_tokens == cooldown_start(small) * small.tokens_per_step
+
+
+def test_the_shared_prefix_costs_what_the_arithmetic_says():
+    assert shared_fraction([1, 2, 4, 8], 0.2) == pytest.approx(0.2 + 0.8 * 8 / 15)
+    assert round(shared_fraction([1, 2, 4, 8], 0.2), 2) == 0.63
+
+
+def test_branches_wait_for_their_trunk_and_are_not_started_when_it_fails(tmp_path):
+    small, middle, trunk = _grid(tmp_path)
+    gates = Gates([small, middle, trunk])
+    assert gates.held(small.trial_id) and gates.held(middle.trial_id)
+    assert not gates.held(trunk.trial_id)
+    assert gates.passed(trunk.trial_id, cooldown_start(small)) == [small.trial_id]
+    (why,) = gates.failed(trunk.trial_id).values()
+    assert f"its trunk {trunk.trial_id} failed before step {cooldown_start(middle)}" in why
+    assert not gates.waiting
+    # a trunk already finished (not in this run): its branches start at once
+    assert not Gates([small, middle]).waiting
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("[8K, 16K, 32K]", "[8K]"), "needs two budgets or more"),
+        (("{name: wsd, cooldown: 0.2}", "cosine"), "needs train.schedule wsd"),
+        (("storage: STORAGE", "storage: ''"), "needs storage"),
+    ],
+)
+def test_one_run_refuses_what_it_cannot_branch(tmp_path, change, message):
+    with pytest.raises(StudyError) as error:
+        _grid(tmp_path, ONE_RUN.replace(*change))
+    assert str(error.value).splitlines()[1].startswith("<string>:5: budget.from_one_run: ")
+    assert message in str(error.value)
+
+
+def test_one_run_refuses_budgets_trained_with_other_settings(tmp_path, monkeypatch):
+    from orchestrator import grid
+
+    real = grid.plan
+
+    def lr_of_d(size, budget, study, **kw):  # a recipe whose rate depends on D
+        made = real(size, budget, study, **kw)
+        return replace(made, lr=made.lr * (made.tokens / 8000) ** -0.1)
+
+    monkeypatch.setattr(grid, "plan", lr_of_d)
+    with pytest.raises(StudyError, match=r"budget.from_one_run: the study.s settings "
+                       r"give decoder 25K optim.lr .* one run serves only budgets"):  # fmt: skip
+        _grid(tmp_path)
+
+
+def test_a_branch_inside_the_warmup_is_refused(tmp_path):
+    text = ONE_RUN.replace("[8K, 16K, 32K]", "[2K, 32K]").replace(
+        "lr: 3.0e-3", "lr: 3.0e-3, warmup: 0.2"
+    )
+    with pytest.raises(StudyError, match="inside the warmup"):
+        _grid(tmp_path, text)
+
+
+def _one_run_study(tiny_study, lr="3.0e-3"):
+    """The tiny study as one decoder trained for four doubling budgets from one run."""
+    text = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[decoder]")
+    text = text.replace("[25K, 50K, 100K]", "[25K]").replace("lr: 3.0e-3", f"lr: {lr}")
+    text = text.replace("budget: {tokens: 16K}",
+                        "budget: {tokens: [4K, 8K, 16K, 32K], from_one_run: true}")  # fmt: skip
+    text = text.replace("train: {", "train: {schedule: {name: wsd, cooldown: 0.2}, ")
+    tiny_study.write_text(text.replace("zero_shot: {items: 30}", "zero_shot: {tasks: []}"))
+    return tiny_study
+
+
+def _console(file=None):
+    from rich.console import Console
+
+    return Console(file=file or open("/dev/null", "w"), soft_wrap=True, width=200)  # noqa: SIM115
+
+
+@pytest.mark.slow
+def test_one_run_charges_the_prefix_once_and_a_rerun_trains_nothing(ray_session, tiny_study):
+    from orchestrator import api
+    from orchestrator.spec import load_study
+    from trainers.trial import TrialSpec
+
+    study = _one_run_study(tiny_study)
+    spec = load_study(study)
+    *branches, trunk = api.trials(spec, api.prepare_data(spec))
+
+    def cut_off(event):  # a killed run: the trunk stops after its second branch point
+        if event.kind == "checkpoint" and event.step >= trunk.placement.branch_points[1]:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(trunk, cut_off)
+    console = _console(StringIO())
+    first = api.run_study(study, console=console, n_boot=0)
+    assert f"{trunk.trial_id}: resumed at" in console.file.getvalue()  # its prefix not again
+    assert sorted(first.ran) == sorted(t.trial_id for t in (*branches, trunk))
+    assert first.failed == []
+    rows = {r.trial_id: r for r in api.status(study).itertuples()}
+    assert {rows[b.trial_id].parent for b in branches} == {trunk.hash}
+    assert not isinstance(rows[trunk.trial_id].parent, str)  # null: no parent
+    for branch in branches:  # each branch trained its cooldown alone, charged for it alone
+        row = rows[branch.trial_id]
+        cooldown = branch.steps - cooldown_start(TrialSpec.from_dict(branch.to_dict()))
+        assert row.compute == pytest.approx(row.flops * cooldown / branch.steps)
+    compute = sum(r.compute for r in rows.values())
+    each_alone = sum(r.flops for r in rows.values())
+    steps = [t.steps for t in (*branches, trunk)]
+    cooldowns = [s - cooldown_start(t) for s, t in zip(steps, (*branches, trunk), strict=True)]
+    assert compute / each_alone == pytest.approx((max(steps) + sum(cooldowns) - cooldowns[-1])
+                                                 / sum(steps))  # fmt: skip
+    assert compute / each_alone == pytest.approx(shared_fraction([1, 2, 4, 8], 0.2), abs=0.02)
+
+    again = api.run_study(study, console=_console(), n_boot=0)
+    assert again.ran == [] and len(again.skipped) == 4
+
+
+@pytest.mark.slow
+def test_branches_of_a_trunk_that_fails_are_not_started(ray_session, tiny_study):
+    from orchestrator import api
+
+    study = _one_run_study(tiny_study, lr="1000.0")  # the trunk diverges in its first steps
+    result = api.run_study(study, console=_console(), n_boot=0)
+    assert result.ran == [] and len(result.failed) == 4
+    rows = api.status(study).set_index("trial_id")
+    trunk = rows.index[rows.parent.isna()][0]
+    for trial_id, row in rows[rows.parent.notna()].iterrows():
+        assert row.status == "failed" and row.attempts == 0, trial_id
+        assert row.error.startswith(f"not started: its trunk {trunk} failed before step")
+
+
+def test_a_trunk_stopped_after_a_branch_point_resumes_from_it(tmp_path):
+    _, middle, trunk = _grid(tmp_path)
+    point = cooldown_start(middle)
+    assert point % trunk.eval_every  # no last.pt there: only the branch point's state
+
+    def stop_at_the_point(event):
+        if event.kind == "checkpoint" and event.step == point:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(trunk, stop_at_the_point)
+    again = []
+    train(trunk, again.append)
+    assert again[0].resumed_step == point and again[0].inherited_tokens == 0
+
+
+def test_flop_budgets_branch_too_each_size_off_its_own_largest(tmp_path):
+    text = ONE_RUN.replace("sizes: [25K]", "sizes: [25K, 50K]").replace(
+        "{tokens: [8K, 16K, 32K]", "{flops: [3e10, 1e11, 3e11]"
+    )
+    grid = expand(parse_study(text.replace("STORAGE", str(tmp_path))), "", str(tmp_path), 259)
+    for size in ("25K", "50K"):
+        *branches, trunk = [t for t in grid if t.size == size]
+        assert trunk.budget_flops == 3e11 and {b.placement.parent for b in branches} == {
+            trunk.trial_id
+        }
+        assert trunk.placement.branch_points == tuple(cooldown_start(b) for b in branches)

@@ -282,6 +282,24 @@ def read_table(
     return out.reset_index(drop=True)
 
 
+def vertex_rates(frame: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
+    """Each cell's best rate between the rates tried: the vertex of a parabola in log lr through
+    its best rate and the two beside it (seeds averaged), kept between those two. A sweep's
+    grid (a factor of 2) is coarser than the law it feeds; the vertex is how the sweeps of
+    DeepSeek (2024) and Porian et al. (2024) read an optimum off it. `points` are the
+    envelope's cells not at an edge (N, D, lr the best rate)."""
+    runs = frame.groupby(["N", "D", "lr"], as_index=False).loss.mean()
+    out = []
+    for n, d, best in zip(points.N, points.D, points.lr, strict=True):
+        cell = runs[(runs.N == n) & (runs.D == d)].sort_values("lr")
+        i = int(np.flatnonzero(cell.lr.to_numpy() == best)[0])
+        x = np.log(cell.lr.to_numpy()[i - 1 : i + 2])
+        curve, slope, _ = np.polyfit(x, cell.loss.to_numpy()[i - 1 : i + 2], 2)
+        vertex = -slope / (2 * curve) if curve > 0 else np.log(best)
+        out.append(float(np.exp(np.clip(vertex, x[0], x[-1]))))
+    return np.array(out)
+
+
 def fit_lr_power(n_params, best_lr, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Estimate]:
     """lr*(N) = a·N^b by least squares in log-log space on the best rates of a sweep's cells,
     with 95% intervals from a bootstrap over the cells (percentiles of the refits; none with

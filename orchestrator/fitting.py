@@ -254,7 +254,8 @@ class LrFit:
         constants = {k: v for k, v in self.recipe.items() if k != "name"}
         return (
             f"{name}: lr*(N) = a·N^b with a = {self.a.text()}, b = {self.b.text()} "
-            f"(95% intervals, bootstrap over cells), from the best rates of {len(fitted)} "
+            f"(95% intervals, bootstrap over cells), from the best rates (each a parabola's "
+            f"vertex in log lr) of {len(fitted)} "
             f"cells of {sizes} sizes\npaste into the next study file (these constants "
             f"reproduce the fitted rates):\n  {recipe_line(self.recipe['name'], constants)}"
         )
@@ -286,16 +287,17 @@ def fit_lr(trials, architecture: str, recipe: dict, n_boot: int, study: str) -> 
     """Fit lr*(N) to an architecture's learning-rate sweep (its best-rate envelope, cells at an
     end of the sweep left out); the recipe to paste keeps the study's rule set where it is a
     rule of N (olmo, porian), else porian's. Raises StoreError without a sweep."""
-    from analysis.fits import best_runs, fit_lr_power, law_points
+    from analysis.fits import best_runs, fit_lr_power, law_points, vertex_rates
 
-    points, best, notes = best_runs(law_points(trials, architecture))
+    frame = law_points(trials, architecture)
+    points, best, notes = best_runs(frame)
     if best is None:
         raise StoreError(
             f"study {study!r} has no finished learning-rate sweep of {architecture}: no cell was "
             "trained at several rates (sweep them with train.lr: {sweep: [0.25, 0.5, 1, 2, 4]})"
         )
     try:
-        fit = fit_lr_power(points.N, points.lr, n_boot)
+        fit = fit_lr_power(points.N, vertex_rates(frame, points), n_boot)
     except ValueError as e:
         raise StoreError(f"study {study!r}, {architecture}: {e} ({'; '.join(notes)})") from None
     name = recipe["name"] if "lr_ref" in CONSTANTS.get(recipe["name"], {}) else "porian"

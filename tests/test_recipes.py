@@ -187,3 +187,14 @@ def test_constants_may_differ_by_architecture_and_the_fit_prints_one_line_for_al
         Size("decoder", "x", Shape(12, 768, 12), 108_000_000), CellBudget(tokens=10**9),
         mixed.model_copy(update={"data": parse_study(BASE + "data: {seq_len: 2048}\n").data}),
     ).lr  # an architecture a mapping leaves out keeps the published constant
+
+
+def test_a_cells_best_rate_is_read_between_the_rates_tried():
+    from analysis.fits import best_runs, vertex_rates
+
+    rows = [{"N": 1e5, "D": 1e6, "lr": 1e-3 * m, "loss": 3 + (np.log(m) - 0.2) ** 2,
+             "trial_id": str(m)} for m in (0.5, 1, 2, 4)]  # fmt: skip
+    frame = pd.DataFrame(rows).assign(C=6e11)
+    points, _, _ = best_runs(frame)
+    assert list(points.lr) == [1e-3]
+    assert vertex_rates(frame, points)[0] == pytest.approx(1e-3 * np.exp(0.2))

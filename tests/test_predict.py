@@ -235,6 +235,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     )
 
 
+@pytest.mark.slow  # its corpus, builtin:prose, is fetched from the package registries once
 def test_the_reference_study_is_an_isoflop_grid_with_a_prediction_beyond_it(tmp_path, monkeypatch):
     """studies/isoflop.yaml as BENCHMARKS.md ran it: at least 3 budgets of at least 5 sizes, and
     a prediction at 3 to 10 times the largest budget."""

@@ -198,3 +198,16 @@ def test_a_cells_best_rate_is_read_between_the_rates_tried():
     points, _, _ = best_runs(frame)
     assert list(points.lr) == [1e-3]
     assert vertex_rates(frame, points)[0] == pytest.approx(1e-3 * np.exp(0.2))
+
+
+@pytest.mark.parametrize("name", ["quickstart", "scaling", "isoflop", "lr-sweep", "scaling-gpu"])
+def test_every_shipped_study_names_its_recipe(name):
+    from pathlib import Path
+
+    import yaml
+
+    from orchestrator.spec import load_study
+
+    path = Path(__file__).parents[1] / "studies" / f"{name}.yaml"
+    assert "recipe" in yaml.safe_load(path.read_text())
+    assert load_study(path).recipe.name in ("fixed", "porian", "olmo", "deepseek")

@@ -261,7 +261,7 @@ def plan(
         sys.stdout.write(api.to_json(frame) + "\n")
         return
     sys.stdout.write(grid_tables(frame, spec.name, by_budget=bool(spec.budget.flops)))
-    for why in api.left_out(spec, prepared) if spec.budget.flops else []:
+    for why in api.left_out(spec, prepared):
         console.print(f"left out: {why}", highlight=False, markup=False)
     if spec.predict:
         from orchestrator.sizes import flops_text

@@ -11,6 +11,7 @@ from orchestrator.recipe import CellBudget, Size, flops_per_token, lr_points, lr
 from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_params
 from orchestrator.spec import StudyError, StudySpec, resolve_size
 from trainers.architectures import ARCHITECTURES
+from trainers.schedules import too_short
 from trainers.trial import Eval, Model, Placement, TrialSpec
 
 FLOPS_TOLERANCE = 0.01  # a cell of a FLOP budget spends it within 1% (whole steps)
@@ -29,6 +30,7 @@ class Cell:
     name: str  # the budget's part of a trial id
     budget_flops: float = 0  # the FLOP budget it spends (0: a token budget)
     left_out: str = ""  # why it is not trained
+    vocab_size: int | None = None  # a FLOP budget's: what its plan is made with
 
     @property
     def size(self) -> Size:
@@ -37,16 +39,20 @@ class Cell:
 
 
 def _cell(study: StudySpec, size: Size, budget: CellBudget, vocab_size, train_tokens) -> Cell:
-    """The cell of a size at a budget, with the tokens of its plan. A FLOP budget's cell is
-    left out unless whole steps spend it within 1% and read the training split at most
-    `data.max_epochs` times."""
+    """The cell of a size at a budget, with the tokens of its plan. A cell is left out where
+    its warmup would not end before its cooldown (a recipe's warmup of N tokens, on a short
+    run); a FLOP budget's also unless whole steps spend it within 1% and read the training
+    split at most `data.max_epochs` times."""
     trained = plan(size, budget, study, vocab_size=vocab_size)
     tokens = trained.tokens
     cell = Cell(size.architecture, size.label, size.shape, size.n_params, tokens, budget.name,
-                budget.flops)  # fmt: skip
+                budget.flops, vocab_size=vocab_size)  # fmt: skip
+    per_step = trained.batch_size * study.data.seq_len
+    short = too_short(trained.optim(), max(1, -(-tokens // per_step)), per_step) if tokens else ""
     if not budget.flops:
-        return cell
-    flops, per_step = budget.flops, trained.batch_size * study.data.seq_len
+        what = f"{size.architecture} {size.label} at {budget.name}"
+        return replace(cell, left_out=f"{what}: {short}") if short else cell
+    flops = budget.flops
     per_token = flops_per_token(size, study, vocab_size)
     what = f"{size.architecture} {size.label} at {flops_text(flops)} FLOPs"
     if tokens == 0:
@@ -58,6 +64,8 @@ def _cell(study: StudySpec, size: Size, budget: CellBudget, vocab_size, train_to
         why = (f"{what}: {format_count(tokens)} tokens would read the "
                f"{format_count(train_tokens)}-token training split {tokens / train_tokens:.1f} "
                f"times (data.max_epochs is {study.data.max_epochs:g})")  # fmt: skip
+    elif short:
+        why = f"{what}: {short}"
     else:
         return cell
     return replace(cell, left_out=why)
@@ -148,7 +156,11 @@ def trial_spec(
     tokens."""
     train, zero_shot = study.train, study.eval.zero_shot
     architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
-    trained = plan(cell.size, CellBudget(tokens=cell.tokens), study, lr=lr,
+    # a FLOP budget's plan as its cell made it (a rule of C, deepseek's, reads the budget)
+    budget = CellBudget(tokens=cell.tokens)
+    if cell.budget_flops and cell.vocab_size is not None:
+        budget = CellBudget(flops=cell.budget_flops)
+    trained = plan(cell.size, budget, study, vocab_size=cell.vocab_size, lr=lr,
                    lr_multiple=lr_multiple)  # fmt: skip
     suffix = f"-{cell.name}" if budget_in_id else ""
     suffix += lr_suffix(study, trained.lr, lr_multiple)

@@ -33,8 +33,9 @@ def verifying_trial(spec: StudySpec, p: PredictionRecord, data_key: str, storage
     c = p.cell
     cell = Cell(p.architecture, c["label"], Shape(c["n_layer"], c["n_embd"], c["n_head"]),
                 p.n_params, p.tokens, f"{flops_text(p.flops)}F", p.flops)  # fmt: skip
-    lr = None if len(lr_points(spec)) == 1 else c["lr"]
-    return trial_spec(spec, cell, lr, c["seed"], data_key, storage)
+    points = lr_points(spec)
+    lr, multiple = points[0] if len(points) == 1 else (c["lr"], None)
+    return trial_spec(spec, cell, lr, c["seed"], data_key, storage, lr_multiple=multiple)
 
 
 def current(spec: StudySpec, predictions: list[PredictionRecord], data_key: str, storage: str):
@@ -171,8 +172,11 @@ def _learning_rate(spec: StudySpec, cell: Cell, envelope) -> float:
     """The recipe's (or the one) learning rate of the cell; in a sweep, the best rate of the
     envelope's cell nearest its N (of the largest budget, on a tie)."""
     n_params = cell.n_params
-    if len(lr_points(spec)) == 1 or not envelope:
-        return plan(cell.size, CellBudget(tokens=cell.tokens), spec).lr
+    points = lr_points(spec)
+    if len(points) == 1 or not envelope:
+        lr, multiple = points[0] if len(points) == 1 else (None, None)
+        return plan(cell.size, CellBudget(tokens=cell.tokens), spec, lr=lr,
+                    lr_multiple=multiple).lr  # fmt: skip
     inside = [row for row in envelope if not row["at_edge"]] or envelope
     nearest = min(inside, key=lambda r: (abs(math.log(r["N"] / n_params)), -r["D"] * r["N"]))
     return float(nearest["best_lr"])

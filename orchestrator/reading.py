@@ -14,6 +14,7 @@ from orchestrator.spec import study_name
 from orchestrator.stages import report_path
 from orchestrator.store import (
     EXPORT_COLUMNS,
+    NoStudyError,
     RunStore,
     StoreError,
     database_errors,
@@ -47,8 +48,11 @@ def already_trained(name: str, hashes: list[str], store: str | None = None) -> s
         try:
             with RunStore.open_study(url, name) as run_store:
                 done = run_store.finished_hashes()
-        except StoreError:  # no such study in it yet
+        except NoStudyError:  # not in it yet
             done = set()
+        except StoreError as e:  # a store this version cannot read: say so, count nothing
+            n = len(hashes)
+            return f"to train: {n} of {n} trials unless {url} says otherwise: {e}"
     found = sum(h in done for h in hashes)
     where = f"in {path or url}" if path is None or path.exists() else f"({path} does not exist yet)"
     return (f"to train: {len(hashes) - found} of {len(hashes)} trials; {found} finished already "

@@ -55,7 +55,7 @@ def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
 
 
 def left_out(spec: StudySpec, data: TokenData) -> list[str]:
-    """Why each cell of the grid that is not trained is left out (FLOP budgets), one line each."""
+    """Why each cell of the grid that is not trained is left out, one line each."""
     return [c.left_out for c in cells(spec, data.vocab_size, len(data.train)) if c.left_out]
 
 
@@ -223,6 +223,8 @@ def prepare(ctx: RunContext) -> None:
     check_url(ctx.url)  # a URL that is none, or a driver missing: said before data is prepared
     ctx.data = prepare_data(ctx.spec)
     ctx.grid = trials(ctx.spec, ctx.data)
+    for why in left_out(ctx.spec, ctx.data) if not ctx.spec.budget.flops else []:
+        ctx.console.print(f"left out: {why}", highlight=False, markup=False)  # a size asked for
     check_predictions(ctx.spec, ctx.grid, ctx.data.vocab_size, ctx.predict)
 
 

@@ -93,14 +93,18 @@ def test_constants_override_and_a_sweep_is_of_multiples_with_readable_ids():
     assert fixed[1].optim.lr == pytest.approx(2 * fixed[0].optim.lr)  # of the default rule
 
 
-def test_flop_budgets_spend_the_rules_batch():
-    text = BASE.replace("{tokens: 2M}", "{flops: [1e11, 1e12]}") + "recipe: olmo\n"
-    study = parse_study(text)
+@pytest.mark.parametrize("recipe", ["olmo", "deepseek"])
+def test_flop_budgets_spend_the_rules_batch(recipe):
+    sizes = "[10K, 25K, 50K, 100K, 200K, 300K, 400K, 1M]"
+    text = BASE.replace("{tokens: 2M}", "{flops: [1e11, 3e11, 1e12]}").replace("[25K, 1M]", sizes)
+    study = parse_study(text + f"recipe: {recipe}\n")
     trained = [c for c in cells(study, vocab_size=300) if not c.left_out]
-    assert trained
-    for cell in trained:  # whole steps of the rule's batch, not of train.batch_size (16)
+    trials = expand(study, "k", "", vocab_size=300)
+    assert len(trained) == len(trials) > 10
+    for cell, trial in zip(trained, trials, strict=True):  # whole steps of the rule's batch
         batch = plan(cell.size, CellBudget(flops=cell.budget_flops), study, vocab_size=300)
-        assert batch.batch_size != 16 and batch.tokens == cell.tokens
+        assert batch.batch_size != 16 and batch.tokens == cell.tokens == trial.budget.tokens
+        assert trial.optim.batch_size == batch.batch_size and trial.optim.lr == batch.lr
         assert cell.tokens % (batch.batch_size * study.data.seq_len) == 0
 
 
@@ -200,6 +204,9 @@ def test_a_cells_best_rate_is_read_between_the_rates_tried():
     assert vertex_rates(frame, points)[0] == pytest.approx(1e-3 * np.exp(0.2))
 
 
+FIXED = ("quickstart", "scaling-gpu")  # as before recipes; the reference studies: their own
+
+
 @pytest.mark.parametrize("name", ["quickstart", "scaling", "isoflop", "lr-sweep", "scaling-gpu"])
 def test_every_shipped_study_names_its_recipe(name):
     from pathlib import Path
@@ -209,5 +216,47 @@ def test_every_shipped_study_names_its_recipe(name):
     from orchestrator.spec import load_study
 
     path = Path(__file__).parents[1] / "studies" / f"{name}.yaml"
-    assert "recipe" in yaml.safe_load(path.read_text())
-    assert load_study(path).recipe.name in ("fixed", "porian", "olmo", "deepseek")
+    assert "recipe" in yaml.safe_load(path.read_text())  # said, not left to the default
+    assert load_study(path).recipe.name == ("fixed" if name in FIXED else "porian")
+
+
+def test_plan_does_not_count_a_store_it_cannot_read_as_empty(tmp_path, monkeypatch):
+    from orchestrator.reading import already_trained
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r.db").write_bytes(b"not a database" * 100)
+    line = already_trained("r", ["a", "b"])
+    assert line.startswith("to train: 2 of 2 trials unless sqlite:///runs/r.db says otherwise: ")
+    assert "0 finished" not in line
+
+
+def test_deepseek_takes_the_studys_warmup_and_olmo_refuses_it():
+    from orchestrator.spec import StudyError
+
+    p = plan(Size("decoder", "x", Shape(2, 32, 2), 25_000), CellBudget(tokens=10**6),
+             parse_study(BASE + "recipe: deepseek\ntrain: {warmup: 0.2}\n"))  # fmt: skip
+    assert p.warmup == 0.2 and p.warmup_tokens == 0
+    with pytest.raises(StudyError, match="train.warmup: conflicts with recipe: olmo"):
+        parse_study(BASE + "recipe: olmo\ntrain: {warmup: 0.2}\n")
+
+
+def test_a_sweep_of_one_multiple_trains_its_predictions_at_that_multiple():
+    from orchestrator.grid import cells
+    from orchestrator.predicting import _learning_rate
+
+    text = BASE.replace("{tokens: 2M}", "{tokens: 2M}\npredict: {flops: 1e15}")
+    one = parse_study(text + "recipe: porian\ntrain: {lr: {sweep: [2]}}\n")
+    rule = parse_study(text + "recipe: porian\n")
+    cell = cells(one)[0]
+    assert _learning_rate(one, cell, None) == pytest.approx(2 * _learning_rate(rule, cell, None))
+    assert expand(one, "k", "")[0].optim.lr == pytest.approx(2 * expand(rule, "k", "")[0].optim.lr)
+
+
+def test_a_cell_whose_other_rates_failed_is_left_out_of_the_lr_law():
+    frame = _sweep_frame()
+    frame.loc[(frame.n_params == 1e5) & (frame.lr != frame.lr.where(frame.n_params == 1e5).min() * 4),
+              "status"] = "failed"  # fmt: skip
+    fit = fit_lr(frame, "decoder", {"name": "fixed"}, n_boot=50, study="r")
+    assert any("fewer than 3 of their rates finished: N=1e+05" in w for w in fit.warnings)
+    assert fit.b.estimate == pytest.approx(-0.3)

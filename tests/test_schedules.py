@@ -104,3 +104,15 @@ def test_a_wsd_trial_trains_at_the_rates_of_its_schedule():
     logged = {e.step: e.lr for e in events if e.kind == "train"}
     assert logged and all(lr == pytest.approx(lr_at(step - 1, spec)) for step, lr in logged.items())
     assert logged[spec.steps] == pytest.approx(1e-4) and math.isfinite(end.val_loss)
+
+
+def test_a_cell_whose_warmup_outlasts_its_run_is_left_out_with_the_reason():
+    from orchestrator.grid import cells
+
+    text = (STUDY % "").replace("sizes: [25K]", "sizes: [25K, 1M]").replace(
+        "train: {batch_size: 8, lr: 1.0e-3, warmup: 0.1, min_lr_ratio: 0.1}", "recipe: olmo")
+    spec = parse_study(text.replace("64K", "500K"))
+    small, large = cells(spec)
+    assert not small.left_out and "its warmup of" in large.left_out
+    assert "would not end before its cooldown starts" in large.left_out
+    assert [t.size for t in expand(spec, "", "")] == ["25K"]

@@ -16,25 +16,43 @@ from __future__ import annotations
 
 import math
 
-from trainers.trial import TrialSpec
+from trainers.trial import Optim, TrialSpec
 
 SCHEDULES = ("cosine", "wsd")
 COOLDOWN_SHAPES = ("linear", "1-sqrt")
 
 
+def phases(optim: Optim, steps: int, tokens_per_step: int) -> tuple[int, int]:
+    """(steps of the linear warmup, first step of the cooldown) of a run of `steps`: the
+    warmup is `warmup_tokens` where given, else a fraction of the steps; a cosine run has no
+    cooldown (its first step would be `steps`)."""
+    if optim.warmup_tokens > 0:
+        warmup = max(1, round(optim.warmup_tokens / tokens_per_step))
+    else:
+        warmup = max(1, round(optim.warmup * steps))
+    if optim.schedule != "wsd":
+        return warmup, steps
+    return warmup, steps - max(1, round(optim.cooldown * steps))
+
+
 def warmup_steps(spec: TrialSpec) -> int:
-    """Steps of the linear warmup: `warmup_tokens` where given, else a fraction of the steps."""
-    o = spec.optim
-    if o.warmup_tokens > 0:
-        return max(1, round(o.warmup_tokens / spec.tokens_per_step))
-    return max(1, round(o.warmup * spec.steps))
+    """Steps of a trial's linear warmup."""
+    return phases(spec.optim, spec.steps, spec.tokens_per_step)[0]
 
 
 def cooldown_start(spec: TrialSpec) -> int:
     """The first step of a WSD trial's cooldown (its last step + 1 for cosine: none)."""
-    if spec.optim.schedule != "wsd":
-        return spec.steps
-    return spec.steps - max(1, round(spec.optim.cooldown * spec.steps))
+    return phases(spec.optim, spec.steps, spec.tokens_per_step)[1]
+
+
+def too_short(optim: Optim, steps: int, tokens_per_step: int) -> str:
+    """Why a run of `steps` cannot follow its schedule (its warmup would not end before its
+    cooldown starts, or before its last step), or ""."""
+    warmup, start = phases(optim, steps, tokens_per_step)
+    if warmup <= start:
+        return ""
+    where = f"its cooldown starts (step {start:,})" if optim.schedule == "wsd" else "it ends"
+    return f"its warmup of {warmup:,} steps would not end before {where}, {steps:,} steps in all"
 
 
 def lr_at(step: int, spec: TrialSpec) -> float:

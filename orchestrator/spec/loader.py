@@ -41,15 +41,18 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
     return spec
 
 
-RULED = ("batch_size", "lr", "warmup", "weight_decay", "betas")  # train.* a recipe's rules set
+_RULES = ("batch_size", "lr", "weight_decay", "betas")
+# the train.* settings each rule set makes (deepseek has no warmup rule: train.warmup applies)
+RULED = {"olmo": (*_RULES, "warmup"), "porian": (*_RULES, "warmup"), "deepseek": _RULES}
 
 
 def _check_recipe(spec: StudySpec) -> None:
-    """A rule set (not `fixed`) makes what train.batch_size, lr, warmup, weight_decay and betas
-    would: the study file gives them in one place, not two (a learning-rate sweep as
-    multiples of the rule's rate, {sweep: [...]}, is the one train.lr a recipe takes)."""
+    """A rule set (not `fixed`) makes what train.batch_size, lr, weight_decay, betas and (but
+    for deepseek) warmup would: the study file gives them in one place, not two (a
+    learning-rate sweep as multiples of the rule's rate, {sweep: [...]}, is the one train.lr a
+    recipe takes)."""
     name = spec.recipe.name
-    for field in RULED if name != "fixed" else ():
+    for field in RULED.get(name, ()):
         value = getattr(spec.train, field)
         if field not in spec.train.model_fields_set or hasattr(value, "sweep"):
             continue

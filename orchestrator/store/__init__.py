@@ -61,6 +61,7 @@ from orchestrator.store.tables import (
     TrialStatus,
 )
 from orchestrator.store.urls import (
+    NoStudyError,
     StoreError,
     check_url,
     database_errors,
@@ -87,7 +88,8 @@ __all__ = [
     "all_evals_frame", "Base", "beat", "check_url", "current_trials", "database_errors",
     "default_url", "Eval", "EVAL_COLUMNS", "eval_keys", "evals_frame", "evals_of",
     "EXPORT_COLUMNS", "fail_trial", "Fit", "fits_of", "get_study", "HEARTBEAT_S", "hold_lock",
-    "LEGACY_VERSION", "mark_unfinished_interrupted", "Metric", "metrics_frame", "open_store",
+    "LEGACY_VERSION", "mark_unfinished_interrupted", "Metric", "metrics_frame", "NoStudyError",
+    "open_store",
     "outdated", "Prediction", "PREDICTION_COLUMNS", "PredictionRecord", "predictions_frame",
     "predictions_of", "queue_trial", "record_event", "record_measurements", "Recorder",
     "references_stored", "register_study", "replace_baseline", "replace_fits", "replace_reference",

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from analysis.results import stored_optimum
 from orchestrator.store.tables import Eval, Fit, Metric, Prediction, Study, Trial
-from orchestrator.store.urls import StoreError
+from orchestrator.store.urls import NoStudyError, StoreError
 
 
 def get_study(session: Session, name: str | None = None) -> Study:
@@ -19,7 +19,7 @@ def get_study(session: Session, name: str | None = None) -> Study:
     if name is not None:
         studies = [s for s in studies if s.name == name]
     if not studies:
-        raise StoreError(f"the store holds no study{f' named {name!r}' if name else ''}")
+        raise NoStudyError(f"the store holds no study{f' named {name!r}' if name else ''}")
     if len(studies) > 1:
         names = ", ".join(s.name for s in studies)
         raise StoreError(f"the store holds several studies ({names}); name one")

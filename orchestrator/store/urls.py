@@ -16,6 +16,10 @@ class StoreError(RuntimeError):
     """A store that cannot be opened or does not hold what was asked for."""
 
 
+class NoStudyError(StoreError):
+    """A store that opens but holds no study of the name asked for (yet)."""
+
+
 def default_url(study_name: str) -> str:
     """The store of a study: `runs/<name>.db` under the current directory."""
     return f"sqlite:///runs/{study_name}.db"

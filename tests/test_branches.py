@@ -68,6 +68,29 @@ def test_a_branch_ends_where_a_standalone_run_of_its_budget_ends_bit_for_bit(tmp
         assert end.tokens_scored == expected.tokens_scored
 
 
+def test_a_branch_from_its_trunk_drops_the_weights_an_earlier_trial_of_its_id_kept(tmp_path):
+    import torch
+
+    from trainers.checkpoint import scorable
+
+    small, _, trunk = _grid(tmp_path)
+    small, trunk = (replace(t, placement=replace(t.placement, keep_checkpoints=True))
+                    for t in (small, trunk))  # fmt: skip
+    train(trunk, lambda e: None)
+    folder = tmp_path / "t" / small.trial_id
+    folder.mkdir(parents=True)
+    stale = folder / f"step-{small.eval_every}.pt"  # before the branch point: never written again
+    torch.save({"hash": "another", "step": small.eval_every, "model": {}}, stale)
+    got = []
+    train(small, got.append)
+    assert got[0].resumed_step == cooldown_start(small)  # it did start from the trunk's state
+    assert not stale.exists()
+    kept = scorable(small)
+    assert kept and min(kept) > cooldown_start(small)  # its earlier points: the trunk's folder
+    for path in kept.values():
+        assert torch.load(path, weights_only=True)["hash"] == small.hash
+
+
 class _Stop(Exception):
     pass
 

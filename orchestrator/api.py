@@ -46,6 +46,7 @@ from orchestrator.stages import (
 )
 from trainers.data import TokenData
 from trainers.schedules import cooldown_start, warmup_steps
+from trainers.trial import TrialSpec
 
 __all__ = [
     "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
@@ -65,8 +66,8 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
     of its evaluation settings, N, tokens trained, its recipe's numbers (lr, batch and warmup
     in tokens, β2, weight decay, schedule and cooldown fraction), FLOPs, passes over the
-    training split, a time guess and the storage its weights take (final.pt and the kept
-    evaluation points).
+    training split, a time guess and the storage its weights take (final.pt, the kept
+    evaluation points and a trunk's train state at its branch points).
     Prepares the token files if they are not there yet (or takes `data`, the study's prepared
     data)."""
     data = data if data is not None else prepare_data(spec)
@@ -105,10 +106,17 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "compute": float(compute),
                 "epochs": tokens / len(data.train),
                 "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
-                "weights_mb": 4 * acct["total_params"] * (1 + kept) / 1e6,  # fp32 final + kept
+                "weights_mb": _weights_mb(trial, acct["total_params"], kept),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _weights_mb(trial: TrialSpec, total_params: int, kept: int) -> float:
+    """The storage a trial's weights take: fp32 final.pt and kept evaluation points, and for a
+    trunk its full train state at each branch point (weights and AdamW's two moments: 12 bytes
+    a parameter, measured: tests/test_branches.py), never removed."""
+    return (4 * (1 + kept) + 12 * len(trial.placement.branch_points)) * total_params / 1e6
 
 
 def export_models(

@@ -91,6 +91,21 @@ def test_a_branch_from_its_trunk_drops_the_weights_an_earlier_trial_of_its_id_ke
         assert torch.load(path, weights_only=True)["hash"] == small.hash
 
 
+def test_the_plan_counts_a_trunks_branch_points_in_its_storage(tmp_path):
+    from orchestrator.api import _weights_mb
+
+    small, _, trunk = _grid(tmp_path)
+    events = []
+    train(trunk, events.append)
+    total = events[0].total_params
+    folder = tmp_path / "t" / trunk.trial_id
+    points = [p.stat().st_size for p in folder.glob("branch-*.pt")]
+    assert len(points) == 2 and all(12 * total < size < 12 * total + 50_000 for size in points)
+    on_disk = sum(p.stat().st_size for p in folder.glob("*.pt"))  # final.pt and the points
+    assert _weights_mb(trunk, total, 0) * 1e6 == pytest.approx(on_disk, rel=0.15)
+    assert _weights_mb(small, total, 0) == 4 * total / 1e6  # a branch keeps final.pt alone
+
+
 class _Stop(Exception):
     pass
 

@@ -44,8 +44,10 @@ from orchestrator.stages import (
     report_path,
     trials,
 )
+from orchestrator.store import RunStore, StoreError, default_url, sqlite_file
 from trainers.data import TokenData
 from trainers.schedules import cooldown_start, warmup_steps
+from trainers.trial import TrialSpec
 
 __all__ = [
     "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
@@ -65,18 +67,21 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
     of its evaluation settings, N, tokens trained, its recipe's numbers (lr, batch and warmup
     in tokens, β2, weight decay, schedule and cooldown fraction), FLOPs, passes over the
-    training split, a time guess and the storage its weights take (final.pt and the kept
-    evaluation points).
+    training split, a time guess and the storage its weights take (final.pt, the kept
+    evaluation points and a trunk's train state at its branch points).
     Prepares the token files if they are not there yet (or takes `data`, the study's prepared
     data)."""
     data = data if data is not None else prepare_data(spec)
     rows = []
-    for trial in trials(spec, data):
+    grid = trials(spec, data)
+    from_trunk = _from_trunk(spec.name, grid)
+    for trial in grid:
         acct = planned_accounting(trial, data.vocab_size)
         tokens = trial.steps * trial.tokens_per_step
         flops = acct["flops_per_token"] * tokens
         # a branch of one run trains its cooldown alone: its trunk trains (and is charged) the rest
-        shared = cooldown_start(trial) * trial.tokens_per_step if trial.placement.parent else 0
+        branched = trial.trial_id in from_trunk
+        shared = cooldown_start(trial) * trial.tokens_per_step if branched else 0
         compute = acct["flops_per_token"] * (tokens - shared)
         kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
         rows.append(
@@ -105,10 +110,47 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "compute": float(compute),
                 "epochs": tokens / len(data.train),
                 "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
-                "weights_mb": 4 * acct["total_params"] * (1 + kept) / 1e6,  # fp32 final + kept
+                "weights_mb": _weights_mb(trial, acct["total_params"], kept),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _from_trunk(name: str, grid: list[TrialSpec]) -> set[str]:
+    """The ids of the branches that will start from their trunk's state at their branch point:
+    its file is there, or the trunk is still to train (not finished in the study's store) and
+    will write it. A branch of a trunk that finished without it (a budget added later, the file
+    gone) trains from step 0, at full cost. A trunk stopped past the point, to be resumed, is
+    taken to write it too (it will not: `study run` says so when that branch starts)."""
+    from trainers.checkpoint import parent_checkpoint  # torch: only for studies with branches
+
+    branches = [t for t in grid if t.placement.parent]
+    missing = {t.trial_id for t in branches if not parent_checkpoint(t).exists()}
+    finished = _finished_hashes(name) if missing else set()
+    trunks = {t.trial_id: t.hash for t in grid}
+    return {t.trial_id for t in branches
+            if t.trial_id not in missing or trunks[t.placement.parent] not in finished}  # fmt: skip
+
+
+def _finished_hashes(name: str) -> set[str]:
+    """The finished trials in a study's store (runs/<name>.db, as `study plan` reads it);
+    none where there is no store yet (which is not made here)."""
+    url = default_url(name)
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return set()
+    try:
+        with RunStore.open_study(url, name) as run_store:
+            return run_store.finished_hashes()
+    except StoreError:  # no such study in it yet
+        return set()
+
+
+def _weights_mb(trial: TrialSpec, total_params: int, kept: int) -> float:
+    """The storage a trial's weights take: fp32 final.pt and kept evaluation points, and for a
+    trunk its full train state at each branch point (weights and AdamW's two moments: 12 bytes
+    a parameter, measured: tests/test_branches.py), never removed."""
+    return (4 * (1 + kept) + 12 * len(trial.placement.branch_points)) * total_params / 1e6
 
 
 def export_models(

@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import fields, replace
 
 from orchestrator.spec import StudyError, StudySpec
+from trainers.events import Start
 from trainers.schedules import cooldown_start, warmup_steps
 from trainers.trial import TrialSpec
 
@@ -137,6 +138,17 @@ class Gates:
         for branch in out:
             del self.waiting[branch]
         return out
+
+
+def from_step_0(trial: TrialSpec, start: Start) -> str | None:
+    """What the driver says where a branch starts from step 0 (its trunk's state at its branch
+    point missing: it trains, and is charged, its whole budget); None for any other start."""
+    if not trial.placement.parent or start.resumed_step:
+        return None
+    return (f"{trial.trial_id} trains from step 0: its trunk {trial.placement.parent} left no "
+            f"train state at step {cooldown_start(trial):,}, where its cooldown branches off "
+            "(the trunk had passed that point before this budget was added, or the file is "
+            "gone), so it trains its whole budget and is charged for all of it")  # fmt: skip
 
 
 def shared_fraction(tokens: list[int], cooldown: float) -> float:

@@ -283,9 +283,11 @@ def plan(
         highlight=False,
     )
     kept = ", and at every evaluation point: train.keep_checkpoints"
+    trunks = ", and each trunk's train state at its branch points"
     console.print(
         f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
-        f"each trial{kept if spec.train.keep_checkpoints else ''}), besides the token files",
+        f"each trial{kept if spec.train.keep_checkpoints else ''}"
+        f"{trunks if spec.budget.from_one_run else ''}), besides the token files",
         highlight=False,
     )
     console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)

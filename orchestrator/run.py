@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from orchestrator import evaluating, fitting, stages
-from orchestrator.branches import Gates
+from orchestrator.branches import Gates, from_step_0
 from orchestrator.evaluating import Scoring
 from orchestrator.progress import last_line
 from orchestrator.spec import StudySpec, load_study
 from orchestrator.stages import Mode, RunContext, RunResult, report_path
 from orchestrator.store import HEARTBEAT_S, RunStore, database_errors, default_url, run_lock
-from trainers.events import End, Event
+from trainers.events import End, Event, Start
 from trainers.trial import TrialSpec
 
 __all__ = ["LiveReport", "Mode", "RunResult", "run_study"]
@@ -196,6 +196,8 @@ def _run_on_ray(
     def on_event(trial: TrialSpec, event: Event) -> None:
         events.record(trial.trial_id, event)
         progress.update(trial.trial_id, event)
+        if isinstance(event, Start) and (alone := from_step_0(trial, event)):
+            console.print(f"[yellow]warning[/]: {escape(alone)}", highlight=False)
         if isinstance(event, End):
             result.ran.append(trial.trial_id)
 

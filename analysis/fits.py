@@ -44,7 +44,7 @@ def fit_points(
             check = None
         else:
             raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
-    said = [str(w.message) for w in caught]
+    said = list(dict.fromkeys(str(w.message) for w in caught))  # each said once
     fit = solution.result() if check is None else solution.result(holdout=check)
     said += _implausible(fit.values())  # L(N, D)'s a and b are derived
     if law == "n" and "D" in frame:
@@ -103,8 +103,9 @@ def fit_study(
         frame, best, notes = best_runs(law_points(trials, architecture))
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
-        points_of = {"n": frame[frame.D == frame.D.max()], "nd": frame, "isoflop": frame}
-        shared = frame.D.nunique() <= 1 or frame.groupby("D").N.nunique().max() >= 3
+        budget = budgets(frame)
+        points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame}
+        shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
         several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
         wanted = laws or ((["n"] if shared else []) + several)
         results[architecture] = {}
@@ -123,6 +124,16 @@ def fit_study(
                 result, envelope=envelope, data=tuple(points.to_dict("records"))
             )
     return results
+
+
+def budgets(frame: pd.DataFrame) -> pd.Series:
+    """Each point's budget: its tokens where sizes share token counts, else its tokens per
+    parameter to 2 significant digits where sizes share those (multiples of the Chinchilla
+    ratio); a FLOP grid shares neither."""
+    if frame.D.nunique() <= 1 or frame.groupby("D").N.nunique().max() >= 3:
+        return frame.D
+    per_param = (frame.D / frame.N).map(lambda r: float(f"{r:.2g}"))
+    return per_param if frame.groupby(per_param).N.nunique().max() >= 3 else frame.D
 
 
 def law_points(trials: pd.DataFrame, architecture: str) -> pd.DataFrame:

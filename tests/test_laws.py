@@ -392,3 +392,22 @@ def test_a_budget_whose_minimum_lies_outside_its_sizes_is_left_out_and_said():
     fit = fit_isoflop(n, d, c, 1.69 + 406.4 / n**0.34 + 410.7 / d**0.28, n_boot=0)
     assert fit.warnings == ["C = 1e+21: its loss minimum lies outside the sizes tried; left out"]
     assert [m["C"] for m in fit.budgets] == pytest.approx([3e18, 1e19, 3e19])
+
+
+def test_chinchilla_multiples_fit_l_of_n_at_the_largest_multiple():
+    from analysis.fits import budgets, fit_study
+
+    rows = []
+    for n in (1e4, 2.5e4, 5e4, 1e5, 3e5):
+        for ratio in (5, 10):
+            loss = 1.5 + 40 * n**-0.3 + 30 * (ratio * n) ** -0.25
+            rows.append({"trial_id": f"d-{n:g}-{ratio}", "architecture": "decoder",
+                         "status": "finished", "val_loss": loss, "n_params": n,
+                         "tokens": round(ratio * n), "flops": 6 * n * ratio * n, "lr": 1e-3})  # fmt: skip
+    trials = pd.DataFrame(rows)
+    from analysis.fits import law_points
+
+    assert sorted(budgets(law_points(trials, "decoder")).unique()) == [5, 10]
+    fits = fit_study(trials, n_boot=50)["decoder"]
+    assert set(fits) == {"n", "nd", "isoflop"}
+    assert [row["D"] / row["N"] for row in fits["n"].data] == pytest.approx([10] * 5, rel=1e-3)

@@ -304,3 +304,18 @@ def test_the_real_corpus_is_50_mb_of_distinct_documents_split_cleanly():
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     sources = {r["source"] for r in prose.records()}
     assert sources == {a.name for a in prose.SOURCES}  # every archive gave text
+
+
+def test_the_readme_and_the_docs_pin_the_archives_the_code_fetches():
+    import re
+    from pathlib import Path
+
+    from trainers.prose import SOURCES
+
+    root = Path(__file__).parents[1]
+    for page in ("README.md", "docs/corpora.md"):
+        text = (root / page).read_text()
+        pinned = set(re.findall(r"`([0-9a-f]{64})`", text))
+        assert pinned == {a.sha256 for a in SOURCES}, page
+        for a in SOURCES:
+            assert f"`{a.package}` {a.version}" in text, (page, a.package)

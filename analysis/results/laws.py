@@ -96,6 +96,7 @@ class LawFit:
         shown = {
             "n": ["E", "A", "alpha"],
             "nd": ["E", "A", "B", "alpha", "beta", "a", "b", "tokens_per_param"],
+            "data-constrained": ["E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star"],
         }[self.law]
         values = self.values()
         line = f"{name} {self.formula}: " + ", ".join(

@@ -106,9 +106,9 @@ def predict_loss(params: dict[str, float], N, D, U) -> np.ndarray:
     """The law's loss for N parameters trained on D tokens, U of them unique."""
     n_eff = effective_params(N, U, params, params["R_N_star"])
     d_eff = effective_data(D, U, params["R_D_star"])
-    return params["E"] + params["A"] / n_eff ** params["alpha"] + params["B"] / d_eff ** params[
-        "beta"
-    ]
+    return (
+        params["E"] + params["A"] / n_eff ** params["alpha"] + params["B"] / d_eff ** params["beta"]
+    )
 
 
 @dataclass(frozen=True)

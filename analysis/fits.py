@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from analysis.dataconstrained import fit_data_constrained
 from analysis.isoflop import fit_isoflop
 from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_law, holdout_test
 from analysis.results import Estimate, Fit, NotFitted
@@ -42,8 +43,12 @@ def fit_points(
         elif law == "isoflop":
             solution = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
             check = None
+        elif law == "data-constrained":
+            solution = fit_data_constrained(frame.loss, groups, n_boot, N=frame.N, D=frame.D,
+                                            U=frame.U)  # fmt: skip
+            check = None
         else:
-            raise ValueError(f"unknown law {law!r}: n, nd or isoflop")
+            raise ValueError(f"unknown law {law!r}: n, nd, isoflop or data-constrained")
     said = list(dict.fromkeys(str(w.message) for w in caught))  # each said once
     fit = solution.result() if check is None else solution.result(holdout=check)
     said += _implausible(fit.values())  # L(N, D)'s a and b are derived
@@ -104,7 +109,8 @@ def fit_study(
         # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         budget = budgets(frame)
-        points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame}
+        points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame,
+                     "data-constrained": frame}  # fmt: skip
         shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
         several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
         wanted = laws or ((["n"] if shared else []) + several)
@@ -138,7 +144,8 @@ def budgets(frame: pd.DataFrame) -> pd.Series:
 
 def law_points(trials: pd.DataFrame, architecture: str) -> pd.DataFrame:
     """An architecture's finished trials as the points a law is fitted to: trial_id, N, D, C,
-    loss (the final validation loss) and lr; without the trials that verify a prediction
+    loss (the final validation loss), lr and U (the unique tokens: D / epochs where a trial
+    repeated its data, epochs > 1); without the trials that verify a prediction
     (column `verifies`), which the laws must not see."""
     rows = trials[
         (trials.architecture == architecture)
@@ -154,8 +161,9 @@ def law_points(trials: pd.DataFrame, architecture: str) -> pd.DataFrame:
             "C": rows.flops.astype(float),
             "loss": rows.val_loss.astype(float),
             "lr": rows.lr.astype(float) if "lr" in rows else np.nan,
+            "U": rows.tokens / rows.epochs.clip(lower=1) if "epochs" in rows else rows.tokens,
         }
-    )
+    ).astype({"U": float})
 
 
 def envelope(frame: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +218,9 @@ class TableError(ValueError):
 
 
 LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss"),
-               "task": ("N", "D", "task_loss", "accuracy")}  # fmt: skip
+               "task": ("N", "D", "task_loss", "accuracy"),
+               "data-constrained": ("N", "D", "U", "loss")}  # fmt: skip
+UNIQUE_COLUMNS = ("U", "unique_tokens")  # the names a CSV may give the unique tokens
 
 
 def read_table(
@@ -244,7 +254,9 @@ def read_table(
         raise TableError(f"{path}: no rows left to fit")
     needed = ("N", "accuracy") if law == "trend" else LAW_COLUMNS[law]
     out = pd.DataFrame(index=raw.index)
-    for ours in ("N", "D", "C", "loss", "accuracy", "n_items", "lr", "task_loss", "chance"):
+    found = [c for c in UNIQUE_COLUMNS if c in raw.columns]
+    columns = {"U": found[0] if found else "U"} | columns
+    for ours in ("N", "D", "C", "U", "loss", "accuracy", "n_items", "lr", "task_loss", "chance"):
         theirs = columns.get(ours, ours)
         if ours == "lr" and theirs != "lr" and theirs not in raw.columns:
             raise TableError(f"{path}: --lr {theirs!r} is not a column of the file")
@@ -268,6 +280,14 @@ def read_table(
     if "C" not in out and {"N", "D"} <= set(out):
         out["C"] = 6 * out.N * out.D
     missing = [c for c in needed if c not in out]
+    if "U" in missing:
+        raise TableError(f"{path}: the law {law!r} needs each row's unique tokens, a column "
+                         f"{' or '.join(UNIQUE_COLUMNS)}; the file has "
+                         f"{', '.join(map(str, raw.columns))}")  # fmt: skip
+    if "U" in needed and not missing and (out.U > out.D * (1 + 1e-9)).any():
+        label = (out.U > out.D * (1 + 1e-9)).idxmax()
+        raise TableError(f"{path}, line {label + 2}: more unique tokens than tokens (U = "
+                         f"{out.U[label]:.4g} > D = {out.D[label]:.4g})")  # fmt: skip
     if missing:
         named = ", ".join(f"{c} (column {columns.get(c, c)!r})" for c in missing)
         raise TableError(

@@ -173,7 +173,7 @@ def polish(points: Points, projection: Projection):
     )  # fmt: skip
 
 
-def allocate(params: dict[str, float], compute, flops: Flops = SIX) -> tuple[float, float]:
+def allocate(params: dict[str, float], compute: float, flops: Flops = SIX) -> tuple[float, float]:
     """The loss-optimal (N, D) at `compute` FLOPs: closed form for C = k·N·D (`flops` = k),
     Brent's method in log N where `flops` is a function giving FLOPs per token of N."""
     alpha, beta, big_a, big_b = params["alpha"], params["beta"], params["A"], params["B"]
@@ -191,7 +191,8 @@ def allocate(params: dict[str, float], compute, flops: Flops = SIX) -> tuple[flo
         n = np.exp(log_n)
         return float(CHINCHILLA_ND.predict(params, N=n, D=compute / flops(n)))
 
-    # the optimum lies where each term matters: between 1 parameter and C/6 (one token)
+    # L(N, C/f(N)) is a sum of two exponentials in log N for f ∝ N (convex, one minimum);
+    # searched from 1 parameter to C/6, where 6N FLOPs per token leave one token
     res = minimize_scalar(loss, bounds=(0.0, np.log(compute / SIX)), method="bounded",
                           options={"xatol": 1e-10})  # fmt: skip
     n_opt = float(np.exp(res.x))

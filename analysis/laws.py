@@ -357,7 +357,7 @@ def fit_law(
         compute=compute,
     )
     if n_boot:
-        _bootstrap(fit, theta, logs, log_l, groups, n_boot=n_boot, seed=seed)
+        bootstrap(fit, theta, logs, log_l, groups, n_boot=n_boot, seed=seed)
     return fit
 
 
@@ -427,7 +427,8 @@ def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> 
     return thetas
 
 
-def _bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed: int) -> None:
+def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed: int) -> None:
+    """The intervals of `fit` (optimum `theta`) from resampling whole `groups`, in place."""
     law = fit.law
     labels, index = np.unique(groups, return_inverse=True)
     members = [np.flatnonzero(index == g) for g in range(len(labels))]

@@ -160,7 +160,7 @@ def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[di
             "parabola": [float(curvature), float(slope), float(intercept)],  # loss(ln N)
         }
         if window is not None:
-            minimum["sizes"] = [float(v) for v in np.exp(np.unique(log_n))]
+            minimum["sizes"] = [float(v) for v in np.unique(n[used])]
             notes += _at_an_end(c_mid, sizes, _lowest(np.log(n[at]), loss[at]))
         minima.append(minimum)
     return minima, notes
@@ -314,9 +314,10 @@ class LossOptimumSolution:
         """The law as results.LossOptimumFit (its solution kept), with more `warnings`."""
         params = {n: Estimate(v, self.intervals.get(n)) for n, v in self.params().items()}
         budgets = tuple(
-            Minimum(**m | {"parabola": tuple(m["parabola"]), "sizes": tuple(m.get("sizes", ()))})
+            Minimum(**m | {"parabola": tuple(m["parabola"]),
+                           "sizes": tuple(m["sizes"]) if "sizes" in m else None})
             for m in self.budgets
-        )
+        )  # fmt: skip
         return LossOptimumFit(
             n_points=self.n_points, params=params, budgets=budgets,
             window=window_text(self.window), interval=BUDGETS if self.intervals else None,
@@ -388,6 +389,9 @@ def fit_loss_optimum(
     if at_end:
         notes.append(f"L_opt's γ = {law[2]:.3g} is at an end of its search "
                      f"({GAMMAS[0]:g}-{GAMMAS[-1]:g}): the minima do not pin it down")  # fmt: skip
+    if law[0] == 0:
+        notes.append("L_opt's E = 0: the minima show no floor, so L_opt is a pure power law of "
+                     "C and its forecast falls without bound")  # fmt: skip
     fit = LossOptimumSolution(minima, law, c_ref, _lines(minima), window, len(loss), notes)
     if n_boot:
         _resample_budgets(fit, flops / c_ref, lows, n_boot=n_boot, seed=seed)

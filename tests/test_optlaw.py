@@ -152,3 +152,27 @@ def test_the_law_s_json_round_trips_and_says_each_budget_s_sizes():
     # an IsoFLOP fit's budgets keep today's JSON: no sizes
     iso = fit_isoflop(n, d, c, loss, n_boot=0).result().to_json()
     assert "sizes" not in iso["budgets"][0]
+
+
+def test_the_window_keeps_a_budget_of_the_reference_study_that_every_point_left_out():
+    """studies/isoflop.yaml's grid as BENCHMARKS.md records it (issue 31, builtin:prose): every
+    point's parabola puts the 3e11 budget's minimum below its sizes; the window, on the 4 sizes
+    about its lowest loss (14.5K), puts it at 8.4K, inside them."""
+    sizes = [6.59e3, 14.5e3, 25.5e3, 39.5e3, 56.6e3, 100e3, 156e3, 224e3]
+    table = {3e11: [2.194, 2.177, 2.443, 2.550, 2.654, 2.658, 2.834, 2.605],
+             1e12: [2.115, 2.016, 2.016, 2.081, 2.199, 2.236, 2.408, 2.235],
+             3e12: [2.093, 1.945, 1.891, 1.886, 1.864, 1.889, 2.014, 1.935]}  # fmt: skip
+    n = np.tile(sizes, 3)
+    c = np.repeat(list(table), len(sizes))
+    loss = np.concatenate(list(table.values()))
+    iso = fit_isoflop(n, c / (6 * n), c, loss, n_boot=0)
+    assert iso.warnings == ["C = 3e+11: its loss minimum lies outside the sizes tried; left out"]
+    fit = fit_loss_optimum(n, c / (6 * n), c, loss, n_boot=100)
+    assert [round(m["N_opt"], -2) for m in fit.budgets] == [8400, 17700, 48600]
+    assert fit.budgets[0]["sizes"] == pytest.approx(sizes[:4])
+    # three minima, three parameters: an exact fit, no floor, no interval; all said
+    assert any(w.startswith("L_opt's E = 0") for w in fit.warnings)
+    assert any(w.startswith("no intervals: 3 budgets") for w in fit.warnings)
+    # its forecast at 1e13 is 1.715; the 262K model trained there measured 1.757 (+2.45%; the
+    # forecast of record, by L(N, D): 1.707, +2.95%)
+    assert fit.forecast(1e13).loss.estimate == pytest.approx(1.715, abs=5e-4)

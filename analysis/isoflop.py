@@ -5,6 +5,13 @@ log-log give N_opt ∝ C^a and D_opt ∝ C^b.
 Its intervals come from the bootstrap as a law's do (analysis/laws.py): resamples draw whole
 runs, and where no resample of the runs but the data itself can be fitted, the parabolas'
 residuals are resampled instead, said as such.
+
+The loss-at-optimum law (`fit_loss_optimum`, as Marin's ladder forecasts) fits each budget's
+parabola only near its minimum (a window around the lowest loss: a parabola over every point
+of a wide sweep is biased, and Porian et al. 2024 fit near the minimum), then
+L_opt(C) = E + k·C^(−γ) through the minima beside the lines of N_opt and D_opt; its intervals
+resample whole budgets (isoFLOP curves), and `LossOptimumSolution.forecast` extends all three
+to a budget beyond the grid.
 """
 
 from __future__ import annotations
@@ -12,9 +19,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from analysis.laws import N_BOOT, compute_budgets
-from analysis.results import RESIDUALS, TRIALS, Estimate, IsoFlopFit, Minimum
+from analysis.results import (
+    BUDGETS,
+    RESIDUALS,
+    TRIALS,
+    Estimate,
+    IsoFlopFit,
+    LossOptimumFit,
+    Minimum,
+    OptimumForecast,
+)
+
+# A budget's windowed parabola: the sizes within this factor in N of its lowest-loss size. On a
+# synthetic Chinchilla law (tests/test_optlaw.py: 15 sizes over 300×) a factor of 3 (about ±2
+# steps of 1.5×) cuts the bias of N_opt from +5.6% (every point) to about 1%; narrower windows
+# let the noise in, wider ones the curve's asymmetry.
+WINDOW = 3.0
+LEAST_SIZES = 3  # a parabola's coefficients
 
 
 @dataclass
@@ -44,17 +68,8 @@ class IsoFlopSolution:
         """N_opt and D_opt at `flops` on the lines through the minima, extended, each with the
         interval of the resamples' lines there (None without resamples or spread)."""
         lines = np.vstack([self.lines] + ([] if self.boot is None else [self.boot]))
-        with np.errstate(over="ignore"):  # a resample's steep line: inf, not an error
-            n_opt = np.exp(lines[:, 1] + lines[:, 0] * np.log(flops))
-            d_opt = np.exp(lines[:, 3] + lines[:, 2] * np.log(flops))
-        out, tail = [], 100 * (1 - level) / 2
-        for values in (n_opt, d_opt):
-            ci = None
-            if len(values) > 1:
-                low, high = (float(v) for v in np.percentile(values[1:], [tail, 100 - tail]))
-                ci = (low, high) if high > low else None
-            out.append(Estimate(float(values[0]), ci))
-        return out[0], out[1]
+        n_opt, d_opt = _allocation(lines, flops)
+        return _spread(n_opt, level), _spread(d_opt, level)
 
     def result(self, warnings=()) -> IsoFlopFit:
         """The analysis as results.IsoFlopFit (its solution kept), with more `warnings`."""
@@ -66,36 +81,99 @@ class IsoFlopSolution:
                           warnings=said, solution=self)  # fmt: skip
 
 
-def _minima(n, d, c, loss, budget) -> tuple[list[dict], list[str]]:
+def _allocation(lines: np.ndarray, flops: float) -> tuple[np.ndarray, np.ndarray]:
+    """N_opt and D_opt at `flops` on each row's lines (a, log N_opt at 1, b, log D_opt at 1)."""
+    with np.errstate(over="ignore"):  # a resample's steep line: inf, not an error
+        return (np.exp(lines[:, 1] + lines[:, 0] * np.log(flops)),
+                np.exp(lines[:, 3] + lines[:, 2] * np.log(flops)))  # fmt: skip
+
+
+def _spread(values: np.ndarray, level: float) -> Estimate:
+    """values[0] with the `level` percentile interval of the resamples' values[1:] (None without
+    resamples or spread)."""
+    ci, tail = None, 100 * (1 - level) / 2
+    if len(values) > 1:
+        low, high = (float(v) for v in np.percentile(values[1:], [tail, 100 - tail]))
+        ci = (low, high) if high > low else None
+    return Estimate(float(values[0]), ci)
+
+
+def window_text(window: float | None) -> str:
+    """The window rule in words, as the output says it."""
+    if window is None:
+        return "each budget's parabola on every size tried"
+    return (f"each budget's parabola on the sizes within {window:g}× of its lowest-loss size "
+            f"(the {LEAST_SIZES} nearest it in ln N where fewer lie within)")  # fmt: skip
+
+
+def _lowest(log_n: np.ndarray, loss: np.ndarray) -> float:
+    """The ln N of lowest mean loss (seeds of one size averaged)."""
+    sizes = np.unique(log_n)
+    return float(sizes[np.argmin([loss[log_n == s].mean() for s in sizes])])
+
+
+def near_minimum(log_n: np.ndarray, loss: np.ndarray, window: float) -> np.ndarray:
+    """Which of a budget's points its windowed parabola uses: those whose size lies within
+    `window` (a factor in N) of the size of lowest mean loss, or, where fewer than 3 sizes
+    do, those of the 3 sizes nearest it in ln N."""
+    sizes, lowest = np.unique(log_n), _lowest(log_n, loss)
+    away = np.abs(sizes - lowest)
+    kept = sizes[away <= np.log(window) * (1 + 1e-9)]
+    if len(kept) < LEAST_SIZES:
+        kept = sizes[np.argsort(away, kind="stable")[:LEAST_SIZES]]
+    return np.isin(log_n, kept)
+
+
+def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[dict], list[str]]:
     """Each budget's parabola and its minimum, where it has 3 sizes or more; a note for each
-    budget whose minimum lies outside its sizes."""
+    budget whose minimum lies outside its sizes (left out). `window`: each parabola on the
+    points near its lowest loss only (`near_minimum`), the sizes it used kept, and a note
+    also for a budget left out for too few sizes or whose lowest loss is at an end of its
+    sizes; None: on every point, as Hoffmann et al."""
     minima, notes = [], []
     for label in np.unique(budget):
-        at = budget == label
-        log_n = np.log(n[at])
+        at = np.flatnonzero(budget == label)
         c_mid = float(np.exp(np.mean(np.log(c[at]))))
-        if len(np.unique(log_n)) < 3:
+        sizes = np.unique(np.log(n[at]))
+        if len(sizes) < LEAST_SIZES:
+            if window is not None:
+                notes.append(f"C = {c_mid:.3g}: {len(sizes)} size(s) tried, a parabola needs "
+                             f"{LEAST_SIZES}; left out")  # fmt: skip
             continue
-        curvature, slope, intercept = np.polyfit(log_n, loss[at], 2)
+        used = at if window is None else at[near_minimum(np.log(n[at]), loss[at], window)]
+        log_n = np.log(n[used])
+        curvature, slope, intercept = np.polyfit(log_n, loss[used], 2)
         log_opt = -slope / (2 * curvature) if curvature > 0 else np.nan
-        if not (log_n.min() <= log_opt <= log_n.max()):
+        if not (sizes[0] <= log_opt <= sizes[-1]):
             notes.append(
                 f"C = {c_mid:.3g}: its loss minimum lies outside the sizes tried; left out"
             )
             continue
         tokens_per_flop = np.median(d[at] * n[at] / c[at])  # C = k·N·D: 1/k
         n_opt = float(np.exp(log_opt))
-        minima.append(
-            {
-                "C": c_mid,
-                "N_opt": n_opt,
-                "D_opt": float(tokens_per_flop * c_mid / n_opt),
-                "loss_min": float(np.polyval([curvature, slope, intercept], log_opt)),
-                "n_points": int(at.sum()),
-                "parabola": [float(curvature), float(slope), float(intercept)],  # loss(ln N)
-            }
-        )
+        minimum = {
+            "C": c_mid,
+            "N_opt": n_opt,
+            "D_opt": float(tokens_per_flop * c_mid / n_opt),
+            "loss_min": float(np.polyval([curvature, slope, intercept], log_opt)),
+            "n_points": len(used),
+            "parabola": [float(curvature), float(slope), float(intercept)],  # loss(ln N)
+        }
+        if window is not None:
+            minimum["sizes"] = [float(v) for v in np.unique(n[used])]
+            notes += _at_an_end(c_mid, sizes, _lowest(np.log(n[at]), loss[at]))
+        minima.append(minimum)
     return minima, notes
+
+
+def _at_an_end(c_mid: float, sizes: np.ndarray, lowest: float) -> list[str]:
+    """A note where a budget's lowest loss is at its smallest or largest size (ln N): its
+    minimum, though inside the sizes, may lie beyond them."""
+    if sizes[0] < lowest < sizes[-1]:
+        return []
+    end = "smallest" if lowest == sizes[0] else "largest"
+    return [f"C = {c_mid:.3g}: its lowest loss is at the {end} size tried "
+            f"(N = {np.exp(lowest):.3g}); its minimum may lie beyond the sizes; kept"]  # fmt: skip
 
 
 def _lines(minima: list[dict]) -> np.ndarray | None:
@@ -188,3 +266,160 @@ def _residual_lines(fit: IsoFlopSolution, n, d, c, loss, budget, *, n_boot: int,
         "narrow)"
     )
     return boots
+
+
+@dataclass
+class LossOptimumSolution:
+    """The loss-at-optimum law: each budget's windowed minimum (`budgets`), L_opt(C) =
+    E + k·C^(−γ) through them, and the lines of N_opt and D_opt; `boot` holds each resample of
+    whole budgets."""
+
+    budgets: list[dict]
+    law: np.ndarray  # (E, k at C = c_ref, γ): L_opt(C) = E + k·(C / c_ref)^(−γ)
+    c_ref: float  # the budgets' geometric mean: k at C = 1 is astronomically large
+    lines: np.ndarray  # as IsoFlopSolution's
+    window: float | None  # None: parabolas on every point (for comparison)
+    n_points: int
+    warnings: list[str] = field(default_factory=list)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    boot: np.ndarray | None = None  # (resamples, 7): each resample's law, then its lines
+
+    def params(self) -> dict[str, float]:
+        """E, k (at C = 1 FLOP), γ, a and b."""
+        e, k, gamma = self.law
+        return {"E": float(e), "k": float(k * self.c_ref**gamma), "gamma": float(gamma),
+                "a": float(self.lines[0]), "b": float(self.lines[2])}  # fmt: skip
+
+    def loss(self, flops) -> np.ndarray:
+        """L_opt at `flops`."""
+        e, k, gamma = self.law
+        return e + k * (np.asarray(flops, float) / self.c_ref) ** -gamma
+
+    def forecast(self, flops: float, level: float = 0.95) -> OptimumForecast:
+        """L_opt, N_opt and D_opt at `flops` (beyond the grid, or inside it), each with the
+        interval of the resamples of whole budgets (none without resamples or spread)."""
+        rows = np.vstack([np.r_[self.law, self.lines]] + ([] if self.boot is None else [self.boot]))
+        with np.errstate(over="ignore"):
+            loss = rows[:, 0] + rows[:, 1] * (flops / self.c_ref) ** -rows[:, 2]
+        n_opt, d_opt = _allocation(rows[:, 3:], flops)
+        estimates = [_spread(v, level) for v in (loss, n_opt, d_opt)]
+        said = () if estimates[0].ci else ("no interval: the resamples of budgets give no spread",)
+        return OptimumForecast(flops=flops, method="loss-at-optimum", loss=estimates[0],
+                               n_opt=estimates[1], d_opt=estimates[2],
+                               interval=BUDGETS if self.boot is not None else None,
+                               n_boot=0 if self.boot is None else len(self.boot),
+                               warnings=tuple(self.warnings) + said)  # fmt: skip
+
+    def result(self, warnings=()) -> LossOptimumFit:
+        """The law as results.LossOptimumFit (its solution kept), with more `warnings`."""
+        params = {n: Estimate(v, self.intervals.get(n)) for n, v in self.params().items()}
+        budgets = tuple(
+            Minimum(**m | {"parabola": tuple(m["parabola"]),
+                           "sizes": tuple(m["sizes"]) if "sizes" in m else None})
+            for m in self.budgets
+        )  # fmt: skip
+        return LossOptimumFit(
+            n_points=self.n_points, params=params, budgets=budgets,
+            window=window_text(self.window), interval=BUDGETS if self.intervals else None,
+            n_boot=0 if self.boot is None else len(self.boot),
+            warnings=tuple(self.warnings) + tuple(warnings), solution=self,
+        )  # fmt: skip
+
+
+GAMMAS = np.geomspace(1e-3, 2.0, 240)  # L_opt's exponent searched; Chinchilla's is ≈ 0.15
+
+
+def _profile(gammas: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each γ, (E, k) ≥ 0 minimising the relative squared error of E + k·x^(−γ) to y, and
+    that error: a two-coefficient non-negative least squares, solved in closed form (the
+    optimum is the free one where feasible, else the best with E = 0 or with k = 0)."""
+    w = 1 / y  # relative residuals: the minima's losses differ, their noise scales with them
+    a = np.broadcast_to(w, (len(gammas), len(y)))  # E's column
+    b = w * x ** -gammas[:, None]  # k's column, (gammas, budgets)
+    aa, ab, bb = (a * a).sum(1), (a * b).sum(1), (b * b).sum(1)
+    ay, by = (a * w * y).sum(1), (b * w * y).sum(1)
+    det = aa * bb - ab**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = np.stack([(bb * ay - ab * by) / det, (aa * by - ab * ay) / det], 1)
+    candidates = [free, np.stack([0 * ay, by / bb], 1), np.stack([ay / aa, 0 * by], 1)]
+    best, error = None, np.full(len(gammas), np.inf)
+    for coef in candidates:
+        feasible = np.isfinite(coef).all(1) & (coef >= 0).all(1)
+        sse = ((w * y - coef[:, :1] * a - coef[:, 1:] * b) ** 2).sum(1)
+        better = feasible & (sse < error)
+        best = coef if best is None else np.where(better[:, None], coef, best)
+        error = np.where(better, sse, error)
+    return best, error
+
+
+def _optimum_law(flops: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(E, k, γ) of L_opt = E + k·flops^(−γ) (flops scaled to about 1): the best γ of a grid,
+    refined between its neighbours; and whether γ sits at an end of the grid."""
+    _, error = _profile(GAMMAS, flops, loss)
+    i = int(np.argmin(error))
+    low, high = GAMMAS[max(i - 1, 0)], GAMMAS[min(i + 1, len(GAMMAS) - 1)]
+    found = minimize_scalar(
+        lambda g: _profile(np.array([g]), flops, loss)[1][0],
+        bounds=(low, high), method="bounded", options={"xatol": 1e-8},
+    )  # fmt: skip
+    gamma = float(found.x) if found.fun <= error[i] else float(GAMMAS[i])
+    coef, _ = _profile(np.array([gamma]), flops, loss)
+    return np.r_[coef[0], gamma], i in (0, len(GAMMAS) - 1)
+
+
+def fit_loss_optimum(
+    n, d, c, loss, *, window: float | None = WINDOW, n_boot: int = N_BOOT, seed: int = 0
+) -> LossOptimumSolution:
+    """The loss-at-optimum law of points (N, D, C, loss): windowed parabolas' minima, L_opt(C)
+    through them and the lines of N_opt and D_opt; the bootstrap resamples whole budgets.
+    `window` None: parabolas on every point, as fit_isoflop (to measure what the window does).
+
+    Raises ValueError where fewer than 3 budgets have a minimum inside their sizes."""
+    n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
+    minima, notes = _minima(n, d, c, loss, compute_budgets(c), window)
+    if len(minima) < 3:
+        raise ValueError(
+            "the loss-at-optimum law (3 parameters) needs 3 compute budgets, each with 3 sizes "
+            f"or more and its loss minimum inside them; found {len(minima)}"
+        )
+    flops = np.array([m["C"] for m in minima])
+    lows = np.array([m["loss_min"] for m in minima])
+    c_ref = float(np.exp(np.log(flops).mean()))
+    law, at_end = _optimum_law(flops / c_ref, lows)
+    if at_end:
+        notes.append(f"L_opt's γ = {law[2]:.3g} is at an end of its search "
+                     f"({GAMMAS[0]:g}-{GAMMAS[-1]:g}): the minima do not pin it down")  # fmt: skip
+    if law[0] == 0:
+        notes.append("L_opt's E = 0: the minima show no floor, so L_opt is a pure power law of "
+                     "C and its forecast falls without bound")  # fmt: skip
+    fit = LossOptimumSolution(minima, law, c_ref, _lines(minima), window, len(loss), notes)
+    if n_boot:
+        _resample_budgets(fit, flops / c_ref, lows, n_boot=n_boot, seed=seed)
+    return fit
+
+
+def _resample_budgets(fit: LossOptimumSolution, x, lows, *, n_boot: int, seed: int) -> None:
+    """The bootstrap over whole budgets (isoFLOP curves, each keeping its minimum): each
+    resample of 3 distinct budgets or more refits L_opt and the lines; the intervals of E, k,
+    γ, a and b follow (none, and said, where the resamples give no spread)."""
+    rng, count = np.random.default_rng(seed), len(fit.budgets)
+    boots, supports = [], set()
+    for _ in range(n_boot):
+        pick = np.sort(rng.integers(0, count, count))
+        if len(np.unique(pick)) < 3:  # fewer budgets than L_opt's parameters
+            continue
+        law, _ = _optimum_law(x[pick], lows[pick])
+        boots.append(np.r_[law, _lines([fit.budgets[i] for i in pick])])
+        supports.add(tuple(np.unique(pick)))
+    if len(supports) <= 1:
+        fit.warnings.append(f"no intervals: {count} budgets, and no resample of them but all "
+                            "of them keeps the 3 that L_opt's parameters need")  # fmt: skip
+        return
+    fit.boot = np.array(boots)
+    gammas = fit.boot[:, 2]
+    named = {"E": fit.boot[:, 0], "k": fit.boot[:, 1] * fit.c_ref**gammas, "gamma": gammas,
+             "a": fit.boot[:, 3], "b": fit.boot[:, 5]}  # fmt: skip
+    for name, values in named.items():
+        low, high = (float(v) for v in np.percentile(values, [2.5, 97.5]))
+        if high > low:
+            fit.intervals[name] = (low, high)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 TRIALS, RESIDUALS = "trial bootstrap", "residual bootstrap"  # what an interval resampled
+# the loss-at-optimum law's: whole compute budgets (isoFLOP curves), each curve's minimum kept
+BUDGETS = "budget bootstrap"
 
 
 def nulls(value):

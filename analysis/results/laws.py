@@ -1,5 +1,6 @@
-"""A law's fit (`LawFit`: L(N) or L(N, D)), an IsoFLOP analysis (`IsoFlopFit`), a law the
-points could not support (`NotFitted`), and their JSON."""
+"""A law's fit (`LawFit`: L(N) or L(N, D)), an IsoFLOP analysis (`IsoFlopFit`), the
+loss-at-optimum law (`LossOptimumFit`), a law the points could not support (`NotFitted`), and
+their JSON."""
 
 from __future__ import annotations
 
@@ -144,18 +145,24 @@ class Minimum:
     N_opt: float
     D_opt: float
     loss_min: float
-    n_points: int
+    n_points: int  # the points its parabola used
     parabola: tuple[float, float, float]  # loss(ln N): curvature, slope, intercept
+    # the sizes a windowed parabola used (the loss-at-optimum law's); None: every size tried
+    sizes: tuple[float, ...] | None = None
 
     def to_json(self) -> dict:
-        return nulls({"C": self.C, "N_opt": self.N_opt, "D_opt": self.D_opt,
-                      "loss_min": self.loss_min, "n_points": self.n_points,
-                      "parabola": list(self.parabola)})  # fmt: skip
+        out = {"C": self.C, "N_opt": self.N_opt, "D_opt": self.D_opt,
+               "loss_min": self.loss_min, "n_points": self.n_points,
+               "parabola": list(self.parabola)}  # fmt: skip
+        if self.sizes is not None:  # absent from an IsoFLOP fit's JSON, as before windows
+            out["sizes"] = list(self.sizes)
+        return nulls(out)
 
     @classmethod
     def from_json(cls, d: dict) -> Minimum:
+        sizes = tuple(d["sizes"]) if "sizes" in d else None
         return cls(C=d["C"], N_opt=d["N_opt"], D_opt=d["D_opt"], loss_min=d["loss_min"],
-                   n_points=d["n_points"], parabola=tuple(d["parabola"]))  # fmt: skip
+                   n_points=d["n_points"], parabola=tuple(d["parabola"]), sizes=sizes)  # fmt: skip
 
 
 ISOFLOP_FORMULA = "N_opt ∝ C^a, D_opt ∝ C^b"
@@ -212,6 +219,59 @@ class IsoFlopFit:
                    data=_rows(d, "data"))  # fmt: skip
 
 
+LOSS_OPTIMUM_FORMULA = "L_opt(C) = E + k·C^-γ; N_opt ∝ C^a, D_opt ∝ C^b"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossOptimumFit:
+    """The loss-at-optimum law (as Marin's ladder forecasts): each budget's minimum from a
+    parabola in ln N on the sizes near its lowest loss (`window` says the rule, each budget's
+    `sizes` which it used), L_opt(C) = E + k·C^-γ through the minima, and N_opt ∝ C^a,
+    D_opt ∝ C^b; the intervals resample whole budgets (BUDGETS)."""
+
+    n_points: int
+    params: dict[str, Estimate]  # E, k, gamma (L_opt), a, b (N_opt, D_opt)
+    budgets: tuple[Minimum, ...]
+    window: str  # the window rule, in words
+    interval: str | None
+    n_boot: int
+    warnings: tuple[str, ...] = ()
+    solution: Any = field(default=None, compare=False, repr=False)  # isoflop.LossOptimumSolution
+
+    law = "optimum"
+    formula = LOSS_OPTIMUM_FORMULA
+    holdout = None  # the backtest over budgets is the forecast's, not the fit's
+
+    def values(self) -> dict[str, Estimate]:
+        """The parameters, by name."""
+        return dict(self.params)
+
+    def summary(self, name: str) -> str:
+        """One line: the law's parameters, the window and what the intervals resampled."""
+        line = f"{name} {self.formula}: " + ", ".join(
+            f"{n} = {e.text(ci_digits=3)}" for n, e in self.params.items()
+        )
+        line += f"; {len(self.budgets)} budgets, {self.window}"
+        if self.interval is not None:
+            line += f" (95% intervals: {self.interval}, whole isoFLOP curves resampled)"
+        return line
+
+    def to_json(self) -> dict:
+        return nulls({
+            "law": self.law, "formula": self.formula, "n_points": self.n_points,
+            "params": _estimates(self.params), "window": self.window,
+            "budgets": [m.to_json() for m in self.budgets], "interval": self.interval,
+            "quality": {"n_boot": self.n_boot, "warnings": list(self.warnings)},
+        })  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict) -> LossOptimumFit:
+        return cls(n_points=d["n_points"], params=_read_estimates(d["params"]),
+                   budgets=tuple(Minimum.from_json(m) for m in d["budgets"]),
+                   window=d["window"], interval=d["interval"], n_boot=d["quality"]["n_boot"],
+                   warnings=tuple(d["quality"]["warnings"]))  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class NotFitted:
     """A law (or a task) the points could not support, and why."""
@@ -240,11 +300,12 @@ class NotFitted:
                    envelope=_rows(d, "envelope"), data=_rows(d, "data"))  # fmt: skip
 
 
-Fit = LawFit | IsoFlopFit | NotFitted
+Fit = LawFit | IsoFlopFit | LossOptimumFit | NotFitted
 
 
 def fit_from_json(d: dict) -> Fit:
     """A law's fit from its JSON form (`study fit --json`, one architecture's)."""
     if "error" in d:
         return NotFitted.from_json(d)
-    return IsoFlopFit.from_json(d) if d["law"] == "isoflop" else LawFit.from_json(d)
+    kinds = {"isoflop": IsoFlopFit, "optimum": LossOptimumFit}
+    return kinds.get(d["law"], LawFit).from_json(d)

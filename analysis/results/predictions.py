@@ -75,3 +75,34 @@ class Prediction:
                 "trial_hash": trial_hash, "cell": cell, "n_params": self.n_params,
                 "tokens": self.tokens, "predicted_loss": self.loss, "ci_low": low,
                 "ci_high": high, "fit": self.fit_json()}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimumForecast:
+    """The compute-optimal loss, N and D forecast at a budget by one method (`method`, e.g.
+    "loss-at-optimum"), each with the 95% interval of its bootstrap (`interval`: what it
+    resampled; None: no interval)."""
+
+    flops: float
+    method: str
+    loss: Estimate
+    n_opt: Estimate
+    d_opt: Estimate
+    interval: str | None
+    n_boot: int
+    warnings: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """One line: "forecast 2.412 [2.39, 2.44] by loss-at-optimum at C = 1e+22; ..."."""
+        line = (f"forecast {self.loss.text()} by {self.method} at C = {self.flops:.3g}; "
+                f"N_opt = {self.n_opt.text(3, 3)}, D_opt = {self.d_opt.text(3, 3)}")  # fmt: skip
+        if self.interval is not None:
+            line += f" (95% intervals: {self.interval} of {self.n_boot})"
+        return line
+
+    def to_json(self) -> dict:
+        return nulls({"target": {"C": self.flops}, "method": self.method,
+                      "loss": self.loss.estimate, "ci": list(self.loss.ci or []) or None,
+                      "n_opt": self.n_opt.to_json(), "d_opt": self.d_opt.to_json(),
+                      "interval": self.interval, "n_boot": self.n_boot,
+                      "warnings": list(self.warnings)})  # fmt: skip

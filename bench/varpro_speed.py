@@ -2,7 +2,7 @@
 fit, without the bootstrap: 200 and 1,000 points on isoFLOP grids of a known law (Epoch AI's
 fit of the Chinchilla runs) with 0.3% noise, and the Chinchilla anchor's 240 runs.
 
-Run: python bench/varpro_speed.py   (prints a table; medians of REPEATS fits)
+Run: PYTHONPATH=. python bench/varpro_speed.py   (prints a table; medians of REPEATS fits)
 
 Target (issue 32): under 2 s for 200 points, deterministic.
 """

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.dataconstrained import fit_data_constrained
-from analysis.isoflop import fit_isoflop
+from analysis.isoflop import fit_isoflop, fit_loss_optimum
 from analysis.laws import CHINCHILLA_ND, KAPLAN_N, N_BOOT, fit_law, holdout_test
 from analysis.results import Estimate, Fit, NotFitted
 
@@ -43,12 +43,15 @@ def fit_points(
         elif law == "isoflop":
             solution = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
             check = None
+        elif law == "optimum":  # its bootstrap resamples whole budgets, not runs
+            solution = fit_loss_optimum(frame.N, frame.D, frame.C, frame.loss, n_boot=n_boot)
+            check = None
         elif law == "data-constrained":
             solution = fit_data_constrained(frame.loss, groups, n_boot, N=frame.N, D=frame.D,
                                             U=frame.U)  # fmt: skip
             check = None
         else:
-            raise ValueError(f"unknown law {law!r}: n, nd, isoflop or data-constrained")
+            raise ValueError(f"unknown law {law!r}: n, nd, isoflop, optimum or data-constrained")
     said = list(dict.fromkeys(str(w.message) for w in caught))  # each said once
     fit = solution.result() if check is None else solution.result(holdout=check)
     said += _implausible(fit.values())  # L(N, D)'s a and b are derived
@@ -110,7 +113,7 @@ def fit_study(
         # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
         budget = budgets(frame)
         points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame,
-                     "data-constrained": frame}  # fmt: skip
+                     "optimum": frame, "data-constrained": frame}  # fmt: skip
         shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
         several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
         wanted = laws or ((["n"] if shared else []) + several)
@@ -218,6 +221,7 @@ class TableError(ValueError):
 
 
 LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss"),
+               "optimum": ("N", "D", "C", "loss"),
                "task": ("N", "D", "task_loss", "accuracy"),
                "data-constrained": ("N", "D", "U", "loss")}  # fmt: skip
 UNIQUE_COLUMNS = ("U", "unique_tokens")  # the names a CSV may give the unique tokens

@@ -470,7 +470,7 @@ def export(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-LAWS = ("n", "nd", "isoflop", "trend", "task", "lr", "data-constrained")
+LAWS = ("n", "nd", "isoflop", "optimum", "trend", "task", "lr", "data-constrained")
 
 
 def _column(name: str, default: str):

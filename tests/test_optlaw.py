@@ -176,3 +176,21 @@ def test_the_window_keeps_a_budget_of_the_reference_study_that_every_point_left_
     # its forecast at 1e13 is 1.715; the 262K model trained there measured 1.757 (+2.45%; the
     # forecast of record, by L(N, D): 1.707, +2.95%)
     assert fit.forecast(1e13).loss.estimate == pytest.approx(1.715, abs=5e-4)
+
+
+def test_study_fit_fits_the_law_to_a_csv_and_prints_its_json(study_here, tmp_path):
+    import pandas as pd
+
+    n, d, c, loss = wide_sweep(noise=0.0005)
+    path = tmp_path / "ladder.csv"
+    pd.DataFrame({"N": n, "D": d, "C": c, "loss": loss}).to_csv(path, index=False)
+    done = study_here("fit", "--csv", str(path), "--law", "optimum", "--json", "--n-boot", "50",
+                      cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["law"] == "optimum" and len(result["budgets"]) == len(BUDGETS_C)
+    assert result["params"]["a"]["estimate"] == pytest.approx(0.28 / 0.62, abs=0.03)  # β/(α+β)
+    assert LossOptimumFit.from_json(result).to_json() == result
+    text = study_here("fit", "--csv", str(path), "--law", "optimum", "--n-boot", "0",
+                      cwd=tmp_path)  # fmt: skip
+    assert "L_opt(C) = E + k·C^-γ" in text.stdout and "within 3× of its lowest-loss" in text.stdout

@@ -236,6 +236,8 @@ class LossOptimumFit:
     interval: str | None
     n_boot: int
     warnings: tuple[str, ...] = ()
+    envelope: tuple[dict, ...] | None = None
+    data: tuple[dict, ...] | None = None
     solution: Any = field(default=None, compare=False, repr=False)  # isoflop.LossOptimumSolution
 
     law = "optimum"
@@ -257,19 +259,21 @@ class LossOptimumFit:
         return line
 
     def to_json(self) -> dict:
-        return nulls({
+        out = {
             "law": self.law, "formula": self.formula, "n_points": self.n_points,
             "params": _estimates(self.params), "window": self.window,
             "budgets": [m.to_json() for m in self.budgets], "interval": self.interval,
             "quality": {"n_boot": self.n_boot, "warnings": list(self.warnings)},
-        })  # fmt: skip
+        }  # fmt: skip
+        return nulls(_tail(self, out))
 
     @classmethod
     def from_json(cls, d: dict) -> LossOptimumFit:
         return cls(n_points=d["n_points"], params=_read_estimates(d["params"]),
                    budgets=tuple(Minimum.from_json(m) for m in d["budgets"]),
                    window=d["window"], interval=d["interval"], n_boot=d["quality"]["n_boot"],
-                   warnings=tuple(d["quality"]["warnings"]))  # fmt: skip
+                   warnings=tuple(d["quality"]["warnings"]), envelope=_rows(d, "envelope"),
+                   data=_rows(d, "data"))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

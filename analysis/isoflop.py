@@ -166,6 +166,13 @@ def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[di
     return minima, notes
 
 
+def windowed_minima(n, d, c, loss, window: float | None = WINDOW) -> list[dict]:
+    """Each budget's minimum from its windowed parabola (as fit_loss_optimum finds it), for
+    the budgets that have one inside their sizes."""
+    n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
+    return _minima(n, d, c, loss, compute_budgets(c), window)[0]
+
+
 def _at_an_end(c_mid: float, sizes: np.ndarray, lowest: float) -> list[str]:
     """A note where a budget's lowest loss is at its smallest or largest size (ln N): its
     minimum, though inside the sizes, may lie beyond them."""

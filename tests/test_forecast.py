@@ -1,0 +1,121 @@
+"""The forecast that says how far to trust it (analysis/forecast.py): both methods' forecasts
+beyond the grid, the backtest that leaves each budget out, and the rule that picks the method,
+on synthetic laws whose optimum is known."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from analysis.forecast import APPROACH_3, LOSS_AT_OPTIMUM, METHODS, backtest, choose, forecast
+from tests.test_optlaw import BUDGETS_C, l_opt, n_opt, wide_sweep
+
+TARGET = 10 * max(BUDGETS_C)
+
+
+def _mean_abs(errors: dict[float, float]) -> float:
+    return float(np.mean(np.abs(list(errors.values()))))
+
+
+@pytest.fixture(scope="module")
+def chinchilla():
+    n, d, c, loss = wide_sweep()
+    return forecast(n, d, c, loss, TARGET, n_boot=20)
+
+
+def test_both_methods_forecast_ten_times_beyond_within_one_percent(chinchilla):
+    for method in METHODS:  # measured: approach 3 +0.05%, loss-at-optimum +0.56%
+        assert chinchilla.forecasts[method].loss.estimate == pytest.approx(l_opt(TARGET), rel=0.01)
+    # the backtest: every budget left out, the largest first, both methods, errors small
+    rows = chinchilla.backtest.rows
+    assert [r.budget for r in rows[::2]] == pytest.approx(sorted(BUDGETS_C, reverse=True))
+    assert all(r.why is None and r.observed_from == "windowed parabola" for r in rows)
+    assert all(np.isfinite(r.error) and abs(r.error) < 0.005 for r in rows)  # measured < 0.1%
+    # the pick follows the rule: the smaller mean absolute error (here approach 3's)
+    means = {m: _mean_abs(chinchilla.backtest.errors(m)) for m in METHODS}
+    assert chinchilla.method == min(means, key=means.get)
+
+
+def test_the_forecast_says_itself_in_one_line_and_in_json(chinchilla):
+    line = chinchilla.text()
+    assert re.fullmatch(r"forecast \S+ \[\S+, \S+\] by (approach 3|loss-at-optimum) at C = 1e\+21; "
+                        r"backtest: largest budget [+−]\d+\.\d%, leave-one-out spread ±\d+\.\d%",
+                        line)  # fmt: skip
+    summary = chinchilla.summary("synthetic")
+    assert summary.count("without C = 1e+20") == 2 and "chosen:" in summary
+    entry = chinchilla.to_json()["forecast"]
+    assert {"target", "method", "loss", "ci", "n_opt", "d_opt", "backtest"} <= set(entry)
+    assert entry["target"] == {"C": TARGET} and entry["method"] == chinchilla.method
+    assert len(entry["backtest"]) == 10
+    assert {"budget", "method", "error"} <= set(entry["backtest"][0])
+
+
+def test_a_misfit_law_form_favours_the_loss_at_optimum_law():
+    # L = E + (A/N^α + B/D^β)^1.6 is not approach 3's form, but its optimum loss is still
+    # E + k·C^-γ: the backtest sees approach 3 miss (measured 2.2% against 0.07%)
+    rng, rows = np.random.default_rng(0), []
+    for c in BUDGETS_C:
+        centre = np.log(n_opt(c))
+        for n in np.exp(np.linspace(centre - np.log(300) / 2, centre + np.log(300) / 2, 15)):
+            d = c / (6 * n)
+            loss = (1.8 + (400 * n**-0.34 + 2000 * d**-0.28) ** 1.6) * np.exp(rng.normal(0, 1e-3))
+            rows.append((n, d, c, loss))
+    n, d, c, loss = (np.array(v) for v in zip(*rows, strict=True))
+    tested = backtest(n, d, c, loss)
+    means = {m: _mean_abs(tested.errors(m)) for m in METHODS}
+    assert means[LOSS_AT_OPTIMUM] < 0.005 < 0.01 < means[APPROACH_3]
+    assert choose({m: tested.errors(m) for m in METHODS})[0] == LOSS_AT_OPTIMUM
+
+
+def test_the_rule_on_given_error_tables():
+    # no honest synthetic case where approach 3 wins reliably was found in the time (noise
+    # favours it in 2 of 3 seeds only), so the rule is checked on tables
+    errors = {APPROACH_3: {1e18: 0.002, 1e19: -0.003}, LOSS_AT_OPTIMUM: {1e18: 0.001, 1e19: 0.01}}
+    assert choose(errors)[0] == APPROACH_3
+    tie = {APPROACH_3: {1e18: 0.002, 1e19: -0.004}, LOSS_AT_OPTIMUM: {1e18: 0.004, 1e19: 0.002}}
+    assert choose(tie)[0] == LOSS_AT_OPTIMUM  # same mean; the largest budget's error decides
+    assert choose({APPROACH_3: {}, LOSS_AT_OPTIMUM: {1e18: 0.5}})[0] == LOSS_AT_OPTIMUM
+    method, why = choose({APPROACH_3: {}, LOSS_AT_OPTIMUM: {}})
+    assert method == APPROACH_3 and "no backtest" in why
+
+
+def test_too_few_budgets_give_a_forecast_without_a_backtest_and_say_why():
+    n, d, c, loss = wide_sweep(BUDGETS_C[:2])
+    result = forecast(n, d, c, loss, TARGET, n_boot=0)
+    assert set(result.forecasts) == {APPROACH_3} and result.method == APPROACH_3
+    assert result.text().endswith("no backtest (too few budgets to leave one out)")
+    assert any("no loss-at-optimum forecast" in w for w in result.warnings)
+    assert any("no backtest" in w for w in result.warnings)
+    assert all(r.why and r.error is None for r in result.backtest.rows)
+    assert result.to_json()["forecast"]["backtest"][0]["error"] is None
+
+
+def test_bad_input_is_one_clear_error():
+    n, d, c, loss = wide_sweep()
+    with pytest.raises(ValueError, match="positive number of FLOPs"):
+        forecast(n, d, c, loss, -1.0)
+    with pytest.raises(ValueError, match="one value per point"):
+        backtest(n[:-1], d, c, loss)
+    with pytest.raises(ValueError, match="positive"):
+        backtest(n, d, c, -loss)
+
+
+def test_intervals_that_part_are_a_warning():
+    from analysis.forecast import _disagree
+    from analysis.results import BUDGETS, Estimate, OptimumForecast
+
+    def one(method, low, high):
+        est = Estimate((low + high) / 2, (low, high))
+        return OptimumForecast(
+            flops=1e21, method=method, loss=est, n_opt=est, d_opt=est, interval=BUDGETS, n_boot=10
+        )
+
+    apart = _disagree(
+        {APPROACH_3: one(APPROACH_3, 2.0, 2.1), LOSS_AT_OPTIMUM: one(LOSS_AT_OPTIMUM, 2.2, 2.3)}
+    )
+    assert len(apart) == 1 and APPROACH_3 in apart[0] and LOSS_AT_OPTIMUM in apart[0]
+    assert not _disagree(
+        {APPROACH_3: one(APPROACH_3, 2.0, 2.25), LOSS_AT_OPTIMUM: one(LOSS_AT_OPTIMUM, 2.2, 2.3)}
+    )

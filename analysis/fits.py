@@ -221,7 +221,7 @@ class TableError(ValueError):
 
 
 LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D", "C", "loss"),
-               "optimum": ("N", "D", "C", "loss"),
+               "optimum": ("N", "D", "C", "loss"), "forecast": ("N", "D", "C", "loss"),
                "task": ("N", "D", "task_loss", "accuracy"),
                "data-constrained": ("N", "D", "U", "loss")}  # fmt: skip
 UNIQUE_COLUMNS = ("U", "unique_tokens")  # the names a CSV may give the unique tokens

@@ -470,7 +470,7 @@ def export(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-LAWS = ("n", "nd", "isoflop", "optimum", "trend", "task", "lr", "data-constrained")
+LAWS = ("n", "nd", "isoflop", "optimum", "forecast", "trend", "task", "lr", "data-constrained")
 
 
 def _column(name: str, default: str):
@@ -523,7 +523,7 @@ def fit(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="task: predict at N=COUNT,D=COUNT (default: hold out the largest run)"),
+        typer.Option(help="task: at N=COUNT,D=COUNT (default: the largest run); forecast: C=FLOPS"),
     ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="store: fit this architecture only")

@@ -143,7 +143,8 @@ def fit_csv(
     compute: float | None = None,
     target: str | None = None,
 ):
-    """Fit a law (n, nd, isoflop: a `results.Fit`), the zero-shot trend (trend: a
+    """Fit a law (n, nd, isoflop: a `results.Fit`; forecast: an `analysis.forecast.Forecast`
+    at `target`, "C=FLOPS"), the zero-shot trend (trend: a
     `results.TableTrend`) or the two-step prediction of accuracy (task, `results.TaskFits`; at
     `target`, "N=...,D=...", else the largest run held out) to a CSV; `results.json_of` gives
     the JSON.
@@ -155,7 +156,11 @@ def fit_csv(
     if law == "lr":
         raise TableError(f"{path}: --law lr fits a study's learning-rate sweep from its store, "
                          "not a CSV")  # fmt: skip
+    if target is not None and law not in ("task", "forecast"):
+        raise TableError(f"--target is for --law task (N=..,D=..) or forecast (C=..), not {law}")
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
+    if law == "forecast":
+        return _forecast_table(path, frame, target, n_boot)
     if law == "task":
         from analysis.tasklaw import fit_table, parse_target
 
@@ -184,6 +189,26 @@ def fit_csv(
     if best is not None:
         result = replace(result, warnings=result.warnings + tuple(notes), envelope=tuple(best))
     return result
+
+
+def _forecast_table(path, frame, target: str | None, n_boot: int):
+    """`--law forecast`: both methods' forecasts at `target` ("C=FLOPS"), their backtests and
+    the method the backtest picks (an `analysis.forecast.Forecast`)."""
+    from analysis.fits import TableError
+    from analysis.forecast import forecast
+
+    name, sep, value = (target or "").partition("=")
+    try:
+        flops = float(value) if name.strip() == "C" and sep else None
+    except ValueError:
+        flops = None
+    if flops is None or not flops > 0:
+        raise TableError(f"--law forecast needs --target C=FLOPS (a positive number), "
+                         f"not {target!r}")  # fmt: skip
+    try:
+        return forecast(frame.N, frame.D, frame.C, frame.loss, flops, n_boot=n_boot)
+    except ValueError as e:
+        raise TableError(f"{path}: {e}") from None
 
 
 @one_blas_thread

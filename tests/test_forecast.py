@@ -119,3 +119,42 @@ def test_intervals_that_part_are_a_warning():
     assert not _disagree(
         {APPROACH_3: one(APPROACH_3, 2.0, 2.25), LOSS_AT_OPTIMUM: one(LOSS_AT_OPTIMUM, 2.2, 2.3)}
     )
+
+
+def _csv(tmp_path, budgets=BUDGETS_C):
+    import pandas as pd
+
+    n, d, c, loss = wide_sweep(budgets)
+    path = tmp_path / "ladder.csv"
+    pd.DataFrame({"N": n, "D": d, "C": c, "loss": loss}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_study_fit_forecasts_a_target_from_a_csv(study_here, tmp_path):
+    import json
+
+    path = _csv(tmp_path)
+    args = ("fit", "--csv", path, "--law", "forecast", "--target", "C=1e21", "--n-boot", "10")
+    done = study_here(*args, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)["forecast"]
+    assert entry["target"] == {"C": 1e21} and len(entry["backtest"]) == 10
+    assert entry["loss"] == pytest.approx(l_opt(TARGET), rel=0.01)
+    text = study_here(*args, cwd=tmp_path)
+    assert text.returncode == 0 and "backtest: largest budget" in text.stdout
+
+
+def test_study_fit_forecast_bad_input_is_one_line_and_exit_2(study_here, tmp_path):
+    path = _csv(tmp_path)
+    for extra, said in ((("--target", "N=1e9"), "needs --target C=FLOPS"), ((), "needs --target"),
+                        (("--target", "C=big"), "needs --target C=FLOPS")):  # fmt: skip
+        done = study_here("fit", "--csv", path, "--law", "forecast", *extra, cwd=tmp_path)
+        assert done.returncode == 2 and said in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    done = study_here("fit", "--csv", path, "--law", "nd", "--target", "C=1e21", cwd=tmp_path)
+    assert done.returncode == 2 and "--target is for --law task" in done.stderr
+    # too few budgets for a backtest: said, and the forecast printed without one
+    few = _csv(tmp_path, BUDGETS_C[:2])
+    done = study_here("fit", "--csv", few, "--law", "forecast", "--target", "C=1e21",
+                      "--n-boot", "0", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0 and "no backtest" in done.stdout and "no backtest" in done.stderr

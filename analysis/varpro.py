@@ -180,9 +180,9 @@ def allocate(params: dict[str, float], compute: float, flops: Flops = SIX) -> tu
     if not callable(flops):
         # Minimising L(N, C/kN) over N (Hoffmann et al., eq. 4): N_opt = G·(C/k)^(β/(α+β)),
         # D_opt = (C/k)^(α/(α+β)) / G with G = (αA / βB)^(1/(α+β)); in logs, against overflow
-        log_g = (np.log(alpha * big_a) - np.log(beta * big_b)) / (alpha + beta)
-        log_c = np.log(compute / flops)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # A or B at 0: NaN
+            log_g = (np.log(alpha * big_a) - np.log(beta * big_b)) / (alpha + beta)
+            log_c = np.log(compute / flops)
             n_opt = np.exp(log_g + beta / (alpha + beta) * log_c)
             d_opt = np.exp(alpha / (alpha + beta) * log_c - log_g)
         return float(n_opt), float(d_opt)

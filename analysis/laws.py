@@ -526,15 +526,19 @@ def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=No
     return fit_law(KAPLAN_N, loss, groups=groups, n_boot=n_boot, seed=seed, N=n_params)
 
 
-def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
+def holdout_test(law: Law, loss, groups=None, *, compute=None, **variables) -> Holdout:
     """The self-test: refit without the largest model (L(N)) or the largest compute budget
-    (L(N, D): the points with the largest N·D), predict the held-out loss, and say how far off
-    the prediction was."""
+    (L(N, D): the points with the largest N·D, or of the largest budget of `compute`, a table's
+    own FLOP counts, where given), predict the held-out loss, and say how far off the
+    prediction was."""
     loss = np.asarray(loss, float)
     xs = {v: np.asarray(variables[v], float) for v in law.variables}
     scale = np.prod(np.vstack(list(xs.values())), axis=0)  # N, or N·D ∝ compute
     top = scale.max()
     held = np.isclose(scale, top, rtol=1e-6)
+    if compute is not None:  # models that count FLOPs otherwise share a budget off 6ND
+        labels = compute_budgets(compute)
+        held = labels == labels.max()
     what = "the largest model" if law.key == "n" else "the largest compute budget"
     try:
         fit = fit_law(
@@ -550,6 +554,10 @@ def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
     predicted = fit.predict(**{v: x[held] for v, x in xs.items()})
     relative = (predicted - loss[held]) / loss[held]
     where = {"N": float(top)} if law.key == "n" else {"C_6ND": float(6 * top)}
+    if compute is not None:  # named C_6ND where the table's FLOPs are 6ND, as without them
+        flops = np.asarray(compute, float)[held]
+        key = "C_6ND" if np.allclose(flops, 6 * scale[held], rtol=1e-6) else "C"
+        where = {key: float(flops.max())}
     return Holdout(
         held_out=what,
         where=where,

@@ -183,7 +183,8 @@ def fit_csv(
     points, best, notes = best_runs(runs)
     unit = "trial_id" if best is not None else ("group" if group else None)
     try:
-        result = fit_points(law, points, n_boot, unit, compute)
+        result = fit_points(law, points, n_boot, unit, compute,
+                            c_given=frame.attrs.get("c_given", False))  # fmt: skip
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
     if best is not None:

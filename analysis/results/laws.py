@@ -19,7 +19,7 @@ class Holdout:
     refit could not be made."""
 
     held_out: str  # what was held out, in words
-    where: dict[str, float] | None = None  # {"N": ...} or {"C_6ND": ...}
+    where: dict[str, float] | None = None  # {"N": ...}, {"C_6ND": ...} or a table's {"C": ...}
     n_points: int = 0
     predicted: tuple[float, ...] = ()
     actual: tuple[float, ...] = ()

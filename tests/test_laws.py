@@ -430,3 +430,15 @@ def test_the_self_test_holds_out_the_largest_budget_by_the_tables_own_flop_count
     check = fit_points("nd", frame, n_boot=0, c_given=True).holdout
     assert check.n_points == 5 and check.where == {"C": 1e19}
     assert not read_table(table, "nd", {"C": "none"}).attrs["c_given"]
+
+
+def test_the_log_e_starts_reach_an_irreducible_loss_above_the_fixed_grid():
+    # log E = 2.08 lies beyond Hoffmann's grid [-1, 1]: the starts widen up to the data's loss.
+    rng = np.random.default_rng(3)
+    n = np.concatenate([np.geomspace(c**0.5 / 100, c**0.5 / 10, 6) for c in (1e17, 1e18, 1e19)])
+    d = np.repeat([1e17, 1e18, 1e19], 6) / (6 * n)
+    loss = (8.0 + 400 * n**-0.34 + 2000 * d**-0.28) * np.exp(rng.normal(0, 1e-4, len(n)))
+    fit = fit_law(CHINCHILLA_ND, loss, n_boot=0, N=n, D=d)
+    assert fit.params["E"] == pytest.approx(8.0, rel=0.01)
+    assert not [w for w in fit.warnings if "starting grid" in w]
+    assert set(CHINCHILLA_ND.grid["log_E"]) <= set(CHINCHILLA_ND.grid_for(np.log(loss))["log_E"])

@@ -20,10 +20,13 @@ def fit_points(
     n_boot: int = N_BOOT,
     group: str | None = None,
     compute: float | None = None,
+    *,
+    c_given: bool = False,
 ) -> Fit:
     """Fit one law to a table with columns N, D, C, loss (those the law needs), with the
     held-out self-test (none for an IsoFLOP analysis); `group` names the column whose values
-    are runs (the bootstrap resamples them whole).
+    are runs (the bootstrap resamples them whole); `c_given`: C is the table's own FLOP count
+    (not 6ND), and the self-test of L(N, D) holds out its largest budget by it.
 
     Raises ValueError with the reason when the points cannot pin the law down."""
     groups = frame[group].to_numpy() if group else None
@@ -39,7 +42,8 @@ def fit_points(
             solution = fit_law(
                 CHINCHILLA_ND, frame.loss, groups, n_boot, compute=compute, N=frame.N, D=frame.D
             )
-            check = holdout_test(CHINCHILLA_ND, frame.loss, groups, N=frame.N, D=frame.D)
+            check = holdout_test(CHINCHILLA_ND, frame.loss, groups, N=frame.N, D=frame.D,
+                                 compute=frame.C if c_given else None)  # fmt: skip
         elif law == "isoflop":
             solution = fit_isoflop(frame.N, frame.D, frame.C, frame.loss, groups, n_boot)
             check = None
@@ -239,7 +243,8 @@ def read_table(
     optionally n_items for `trend`), renamed from `columns` (our name -> the file's).
 
     D = C / 6N when the file has C but no D, and C = 6ND the other way round (the
-    approximation the published fits use). `filters` keep rows where COLUMN=VALUE;
+    approximation the published fits use); attrs["c_given"] says whether the file gave C.
+    `filters` keep rows where COLUMN=VALUE;
     `drop_highest_loss` drops that many highest-loss rows (the Epoch AI replication drops 5);
     `group` names a column that labels runs (kept as "group", for the bootstrap)."""
     try:
@@ -281,6 +286,7 @@ def read_table(
             out[ours] = values.astype(float)
     if "D" not in out and {"N", "C"} <= set(out):
         out["D"] = out.C / (6 * out.N)
+    c_given = "C" in out
     if "C" not in out and {"N", "D"} <= set(out):
         out["C"] = 6 * out.N * out.D
     missing = [c for c in needed if c not in out]
@@ -314,7 +320,9 @@ def read_table(
         out["task"] = raw[column].astype(str)
     if drop_highest_loss:
         out = out.sort_values("loss", kind="stable").iloc[:-drop_highest_loss]
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["c_given"] = c_given
+    return out
 
 
 def vertex_rates(frame: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:

@@ -57,6 +57,7 @@ class Law:
     terms: tuple[tuple[str, str, str], ...]  # (coefficient, exponent, variable)
     grid: dict[str, np.ndarray]  # starting values of the fitted parameters, by internal name
     e_below_loss: bool = False  # the log_E grid is offsets below the smallest log-loss seen
+    e_span: float = 0.0  # the log_E grid grows, in its own steps, to span this below the loss
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -145,9 +146,20 @@ class Law:
 
     def grid_for(self, log_l: np.ndarray) -> dict[str, np.ndarray]:
         """The starting grid for these losses."""
-        if not self.e_below_loss:
+        if self.e_below_loss:
+            return self.grid | {"log_E": float(np.min(log_l)) + self.grid["log_E"]}
+        if not self.e_span:
             return self.grid
-        return self.grid | {"log_E": float(np.min(log_l)) + self.grid["log_E"]}
+        # today's points kept (the pinned fits start from them), more added only outside them:
+        # up to the smallest log-loss (the bound; the grid's edge) and `e_span` below it
+        base, top = self.grid["log_E"], float(np.min(log_l))
+        step = base[1] - base[0]
+        n_below = max(0, int(np.ceil((base.min() - (top - self.e_span)) / step)))
+        n_above = max(0, int(np.floor((top - base.max()) / step)))
+        below = base.min() - step * np.arange(n_below, 0, -1)
+        above = base.max() + step * np.arange(1, n_above + 1)
+        above = np.append(above, top) if top > base.max() + step * n_above + 1e-9 else above
+        return self.grid | {"log_E": np.concatenate([below, base, above])}
 
     def starts(self, log_l: np.ndarray) -> np.ndarray:
         """Every point of the starting grid, one per row."""
@@ -199,8 +211,9 @@ CHINCHILLA_ND = Law(
         "alpha": np.arange(0.0, 2.5, 0.5),
         "log_B": np.arange(0.0, 30.0, 5.0),
         "beta": np.arange(0.0, 2.5, 0.5),
-        "log_E": np.arange(-1.0, 1.5, 0.5),
+        "log_E": np.arange(-1.0, 1.5, 0.5),  # widened to the data's losses (Law.grid_for)
     },
+    e_span=3.0,
 )
 
 
@@ -526,15 +539,19 @@ def fit_power_law(n_params, loss, n_boot: int = N_BOOT, seed: int = 0, groups=No
     return fit_law(KAPLAN_N, loss, groups=groups, n_boot=n_boot, seed=seed, N=n_params)
 
 
-def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
+def holdout_test(law: Law, loss, groups=None, *, compute=None, **variables) -> Holdout:
     """The self-test: refit without the largest model (L(N)) or the largest compute budget
-    (L(N, D): the points with the largest N·D), predict the held-out loss, and say how far off
-    the prediction was."""
+    (L(N, D): the points with the largest N·D, or of the largest budget of `compute`, a table's
+    own FLOP counts, where given), predict the held-out loss, and say how far off the
+    prediction was."""
     loss = np.asarray(loss, float)
     xs = {v: np.asarray(variables[v], float) for v in law.variables}
     scale = np.prod(np.vstack(list(xs.values())), axis=0)  # N, or N·D ∝ compute
     top = scale.max()
     held = np.isclose(scale, top, rtol=1e-6)
+    if compute is not None:  # models that count FLOPs otherwise share a budget off 6ND
+        labels = compute_budgets(compute)
+        held = labels == labels.max()
     what = "the largest model" if law.key == "n" else "the largest compute budget"
     try:
         fit = fit_law(
@@ -550,6 +567,10 @@ def holdout_test(law: Law, loss, groups=None, **variables) -> Holdout:
     predicted = fit.predict(**{v: x[held] for v, x in xs.items()})
     relative = (predicted - loss[held]) / loss[held]
     where = {"N": float(top)} if law.key == "n" else {"C_6ND": float(6 * top)}
+    if compute is not None:  # named C_6ND where the table's FLOPs are 6ND, as without them
+        flops = np.asarray(compute, float)[held]
+        key = "C_6ND" if np.allclose(flops, 6 * scale[held], rtol=1e-6) else "C"
+        where = {key: float(flops.max())}
     return Holdout(
         held_out=what,
         where=where,

@@ -523,7 +523,7 @@ def fit(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="task: at N=COUNT,D=COUNT (default: the largest run); forecast: C=FLOPS"),
+        typer.Option(help="task (default: the largest run), nd: N=COUNT,D=COUNT; forecast: C=.."),
     ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="store: fit this architecture only")

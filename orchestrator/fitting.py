@@ -156,8 +156,10 @@ def fit_csv(
     if law == "lr":
         raise TableError(f"{path}: --law lr fits a study's learning-rate sweep from its store, "
                          "not a CSV")  # fmt: skip
-    if target is not None and law not in ("task", "forecast"):
-        raise TableError(f"--target is for --law task (N=..,D=..) or forecast (C=..), not {law}")
+    if target is not None and law not in ("task", "forecast", "nd"):
+        raise TableError(f"--target is for --law task or nd (N=..,D=..) or forecast (C=..), "
+                         f"not {law}")  # fmt: skip
+    at = _nd_point(target) if law == "nd" and target is not None else None  # before the fit
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
     if law == "forecast":
         return _forecast_table(path, frame, target, n_boot)
@@ -183,12 +185,36 @@ def fit_csv(
     points, best, notes = best_runs(runs)
     unit = "trial_id" if best is not None else ("group" if group else None)
     try:
-        result = fit_points(law, points, n_boot, unit, compute)
+        result = fit_points(law, points, n_boot, unit, compute,
+                            c_given=frame.attrs.get("c_given", False))  # fmt: skip
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
     if best is not None:
         result = replace(result, warnings=result.warnings + tuple(notes), envelope=tuple(best))
-    return result
+    return result if at is None else replace(result, target=_nd_target(result, at))
+
+
+def _nd_point(target: str) -> dict[str, float]:
+    """`--law nd --target N=..,D=..` as {"N", "D"}; TableError where malformed."""
+    from analysis.fits import TableError
+    from analysis.tasklaw import parse_target
+
+    try:
+        at = parse_target(target)
+    except ValueError as e:
+        raise TableError(str(e)) from None
+    if "D" not in at:
+        raise TableError(f"--target {target!r}: --law nd needs N=COUNT,D=COUNT")
+    return at
+
+
+def _nd_target(fit, at: dict[str, float]) -> dict:
+    """That point's loss by L(N, D) and its 95% interval from the bootstrap's resamples (None
+    without them)."""
+    loss = float(fit.predict(N=at["N"], D=at["D"]))
+    low, high = fit.band(N=at["N"], D=at["D"])
+    ci = [float(low), float(high)] if fit.n_boot else None
+    return {"N": at["N"], "D": at["D"], "loss": loss, "ci": ci}
 
 
 def _forecast_table(path, frame, target: str | None, n_boot: int):

@@ -209,3 +209,23 @@ def test_fit_says_when_its_intervals_come_from_a_residual_bootstrap(study_here, 
     result = json.loads(study_here(*args, "--json", cwd=tmp_path).stdout)
     assert result["interval"] == "residual bootstrap"
     assert all(entry["ci"] for entry in result["params"].values())
+
+
+def test_the_loss_of_a_target_model_by_l_of_n_d_with_its_interval(study_here, tmp_path):
+    args = ["--n", "Model Size", "--c", "Training FLOP", "--drop-highest-loss", "5"]
+    at = ["--target", "N=70e9,D=1.4e12", "--n-boot", "30"]
+    done = study_here("fit", "--csv", str(ANCHOR), "--law", "nd", *args, *at, "--json",
+                      cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    target = json.loads(done.stdout)["target"]
+    assert target["N"] == 70e9 and target["D"] == 1.4e12
+    expected = 1.817 + 477.8 / 70e9**0.347 + 2143.0 / 1.4e12**0.367  # the published fit
+    assert target["loss"] == pytest.approx(expected, rel=0.01)
+    assert target["ci"][0] < target["loss"] < target["ci"][1]
+    text = study_here("fit", "--csv", str(ANCHOR), "--law", "nd", *args, *at, cwd=tmp_path)
+    assert "at N=7e+10, D=1.4e+12: loss" in text.stdout and "(95%, bootstrap)" in text.stdout
+    for law, bad in (("n", "N=1e9,D=2e10"), ("nd", "N=1e9"), ("isoflop", "C=1e20")):
+        refused = study_here("fit", "--csv", str(ANCHOR), "--law", law, *args, "--target", bad,
+                             cwd=tmp_path)  # fmt: skip
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+        assert "--target" in refused.stderr

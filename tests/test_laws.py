@@ -411,3 +411,34 @@ def test_chinchilla_multiples_fit_l_of_n_at_the_largest_multiple():
     fits = fit_study(trials, n_boot=50)["decoder"]
     assert set(fits) == {"n", "nd", "isoflop"}
     assert [row["D"] / row["N"] for row in fits["n"].data] == pytest.approx([10] * 5, rel=1e-3)
+
+
+def test_the_self_test_holds_out_the_largest_budget_by_the_tables_own_flop_count(tmp_path):
+    # Models that count FLOPs as 8ND, tokens rounded as a published table prints them: N·D
+    # varies within a budget, so grouping by 6ND would hold out one row, not the budget.
+    from analysis.fits import fit_points, read_table
+
+    rows = []
+    for c in (1e17, 1e18, 1e19):
+        for n in np.geomspace(c**0.5 / 300, c**0.5 / 30, 5):
+            d = float(f"{c / (8 * n):.2g}")
+            rows.append({"N": n, "D": d, "C": c, "loss": 1.7 + 400 * n**-0.34 + 2e3 * d**-0.37})
+    table = tmp_path / "eight.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    frame = read_table(table, "nd", {})
+    assert frame.attrs["c_given"]
+    check = fit_points("nd", frame, n_boot=0, c_given=True).holdout
+    assert check.n_points == 5 and check.where == {"C": 1e19}
+    assert not read_table(table, "nd", {"C": "none"}).attrs["c_given"]
+
+
+def test_the_log_e_starts_reach_an_irreducible_loss_above_the_fixed_grid():
+    # log E = 2.08 lies beyond Hoffmann's grid [-1, 1]: the starts widen up to the data's loss.
+    rng = np.random.default_rng(3)
+    n = np.concatenate([np.geomspace(c**0.5 / 100, c**0.5 / 10, 6) for c in (1e17, 1e18, 1e19)])
+    d = np.repeat([1e17, 1e18, 1e19], 6) / (6 * n)
+    loss = (8.0 + 400 * n**-0.34 + 2000 * d**-0.28) * np.exp(rng.normal(0, 1e-4, len(n)))
+    fit = fit_law(CHINCHILLA_ND, loss, n_boot=0, N=n, D=d)
+    assert fit.params["E"] == pytest.approx(8.0, rel=0.01)
+    assert not [w for w in fit.warnings if "starting grid" in w]
+    assert set(CHINCHILLA_ND.grid["log_E"]) <= set(CHINCHILLA_ND.grid_for(np.log(loss))["log_E"])

@@ -19,7 +19,7 @@ class Holdout:
     refit could not be made."""
 
     held_out: str  # what was held out, in words
-    where: dict[str, float] | None = None  # {"N": ...} or {"C_6ND": ...}
+    where: dict[str, float] | None = None  # {"N": ...}, {"C_6ND": ...} or a table's {"C": ...}
     n_points: int = 0
     predicted: tuple[float, ...] = ()
     actual: tuple[float, ...] = ()
@@ -76,6 +76,7 @@ class LawFit:
     holdout: Holdout | None = None
     envelope: tuple[dict, ...] | None = None  # a learning-rate sweep's cells (fits.envelope)
     data: tuple[dict, ...] | None = None  # the points fitted (a study's fits keep them)
+    target: dict | None = None  # L(N, D) at `--target`: {"N", "D", "loss", "ci"}
     # the fitting machinery's solution (laws.LawSolution): predictions and bootstrap bands;
     # not part of the JSON, so a fit read back from JSON has none
     solution: Any = field(default=None, compare=False, repr=False)
@@ -108,6 +109,10 @@ class LawFit:
         held = self.holdout
         if held is not None and held.error_pct is not None:
             line += f"; refitted without {held.held_out}, predicts it {held.error_pct:+.2f}% off"
+        if self.target is not None:
+            at, ci = self.target, self.target["ci"]
+            line += f"; at N={at['N']:.4g}, D={at['D']:.4g}: loss {at['loss']:.4g}"
+            line += f" [{ci[0]:.4g}, {ci[1]:.4g}] (95%, bootstrap)" if ci else " (no interval)"
         return line
 
     def to_json(self) -> dict:
@@ -121,6 +126,8 @@ class LawFit:
         }  # fmt: skip
         if self.holdout is not None:
             out["holdout"] = self.holdout.to_json()
+        if self.target is not None:
+            out["target"] = self.target
         return nulls(_tail(self, out))
 
     @classmethod
@@ -133,7 +140,8 @@ class LawFit:
                    compute=d["compute"], rmse_log=q["rmse_log"],
                    huber_objective=q["huber_objective"], n_boot=q["n_boot"],
                    warnings=tuple(q["warnings"]), holdout=holdout,
-                   envelope=_rows(d, "envelope"), data=_rows(d, "data"))  # fmt: skip
+                   envelope=_rows(d, "envelope"), data=_rows(d, "data"),
+                   target=d.get("target"))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

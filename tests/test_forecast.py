@@ -151,8 +151,10 @@ def test_study_fit_forecast_bad_input_is_one_line_and_exit_2(study_here, tmp_pat
         done = study_here("fit", "--csv", path, "--law", "forecast", *extra, cwd=tmp_path)
         assert done.returncode == 2 and said in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
-    done = study_here("fit", "--csv", path, "--law", "nd", "--target", "C=1e21", cwd=tmp_path)
+    done = study_here("fit", "--csv", path, "--law", "n", "--target", "C=1e21", cwd=tmp_path)
     assert done.returncode == 2 and "--target is for --law task" in done.stderr
+    done = study_here("fit", "--csv", path, "--law", "nd", "--target", "C=1e21", cwd=tmp_path)
+    assert done.returncode == 2 and "give N=COUNT,D=COUNT" in done.stderr  # nd: one model
     # too few budgets for a backtest: said, and the forecast printed without one
     few = _csv(tmp_path, BUDGETS_C[:2])
     done = study_here("fit", "--csv", few, "--law", "forecast", "--target", "C=1e21",

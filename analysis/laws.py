@@ -150,11 +150,14 @@ class Law:
             return self.grid | {"log_E": float(np.min(log_l)) + self.grid["log_E"]}
         if not self.e_span:
             return self.grid
-        # today's points kept (the pinned fits start from them), more added only outside them:
-        # up to the smallest log-loss (the bound; the grid's edge) and `e_span` below it
+        # today's points kept (the pinned fits start from them: Hoffmann's 4,500 on the
+        # Chinchilla runs), more added only outside them: up to the smallest log-loss (the
+        # bound; the grid's edge), and down to `e_span` below it where fewer than 3 of today's
+        # points lie under that bound
         base, top = self.grid["log_E"], float(np.min(log_l))
         step = base[1] - base[0]
         n_below = max(0, int(np.ceil((base.min() - (top - self.e_span)) / step)))
+        n_below = n_below if int((base <= top).sum()) < 3 else 0
         n_above = max(0, int(np.floor((top - base.max()) / step)))
         below = base.min() - step * np.arange(n_below, 0, -1)
         above = base.max() + step * np.arange(1, n_above + 1)

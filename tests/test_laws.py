@@ -442,3 +442,10 @@ def test_the_log_e_starts_reach_an_irreducible_loss_above_the_fixed_grid():
     assert fit.params["E"] == pytest.approx(8.0, rel=0.01)
     assert not [w for w in fit.warnings if "starting grid" in w]
     assert set(CHINCHILLA_ND.grid["log_E"]) <= set(CHINCHILLA_ND.grid_for(np.log(loss))["log_E"])
+
+
+def test_the_log_e_starts_reach_below_the_fixed_grid_only_where_the_data_need_it(anchor):
+    log_l = np.log(anchor.loss.to_numpy())
+    assert list(CHINCHILLA_ND.grid_for(log_l)["log_E"]) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    low = CHINCHILLA_ND.grid_for(np.log(np.array([0.5, 0.7, 0.9])))["log_E"]  # bytes: ~0.5 nats
+    assert low.min() <= np.log(0.5) - 2.5 and {-1.0, -0.5, 0.0, 0.5, 1.0} <= set(low)

@@ -66,11 +66,6 @@ class TrialRecord:
         """The TrialSpec this trial was made from."""
         return TrialSpec.from_dict(self.config)
 
-    @property
-    def compute(self) -> float:
-        """The FLOPs this trial trained itself (tables.Trial.compute)."""
-        return self.flops - float(self.flops_per_token) * (self.shared_tokens or 0)
-
 
 @dataclass(frozen=True)
 class PredictionRecord:

@@ -114,12 +114,6 @@ class Trial(Base):
         """The TrialSpec this row was made from."""
         return TrialSpec.from_dict(self.config)
 
-    @property
-    def compute(self) -> float:
-        """The FLOPs this trial trained itself: its `flops` (the compute C its model saw, as
-        the laws take it) less its trunk's prefix, for a branch; summed, a study's compute."""
-        return self.flops - float(self.flops_per_token) * (self.shared_tokens or 0)
-
 
 class Metric(Base):
     __tablename__ = "metrics"

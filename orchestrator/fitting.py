@@ -342,17 +342,19 @@ def fit_lr(trials, architecture: str, recipe: dict, n_boot: int, study: str) -> 
 
     frame = law_points(trials, architecture)
     points, best, notes = best_runs(frame)
-    if best is not None:  # a best rate needs a rate tried on each side (the others diverged?)
-        tried = frame.groupby(["N", "D"]).lr.nunique()
-        few = [(n, d) for n, d in zip(points.N, points.D, strict=True) if tried[(n, d)] < 3]
-        points = points[[(n, d) not in few for n, d in zip(points.N, points.D, strict=True)]]
-        notes += [f"{len(few)} cells left out: fewer than 3 of their rates finished: "
-                  + ", ".join(f"N={n:.3g} D={d:.3g}" for n, d in few)] if few else []
     if best is None:
         raise StoreError(
             f"study {study!r} has no finished learning-rate sweep of {architecture}: no cell was "
             "trained at several rates (sweep them with train.lr: {sweep: [0.25, 0.5, 1, 2, 4]})"
         )
+    # a best rate needs a rate tried on each side (where the others failed, it has none)
+    tried = frame.groupby(["N", "D"]).lr.nunique()
+    enough = [tried[(n, d)] >= 3 for n, d in zip(points.N, points.D, strict=True)]
+    few = points[[not e for e in enough]]
+    points = points[enough]
+    notes += [f"{len(few)} cells left out: fewer than 3 of their rates finished: "
+              + ", ".join(f"N={n:.3g} D={d:.3g}" for n, d in zip(few.N, few.D, strict=True))
+              ] if len(few) else []  # fmt: skip
     try:
         fit = fit_lr_power(points.N, vertex_rates(frame, points), n_boot)
     except ValueError as e:

@@ -52,7 +52,7 @@ DEFAULT_LR_BASE = {name: a.lr_base for name, a in ARCHITECTURES.items()}  # see 
 
 @dataclass(frozen=True)
 class PowerRule:
-    """train.lr's default rule (the schema's LrRule, whose defaults these are)."""
+    """train.lr's default rule (the schema's LrRule takes its defaults from this one)."""
 
     rule: str = "power"
     base: Any = None  # one rate, or one per architecture

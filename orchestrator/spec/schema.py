@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.recipe import DEFAULT_LR_BASE, CellBudget
+from orchestrator.recipe import DEFAULT_LR_BASE, DEFAULT_LR_RULE, CellBudget
 from orchestrator.sizes import (
     LADDER,
     Shape,
@@ -336,8 +336,8 @@ class LrRule(_Strict):
     base: PositiveFloat | dict[str, PositiveFloat] = Field(
         DEFAULT_LR_BASE, description="peak lr up to N = at; one value or one per architecture"
     )
-    at: Count = Field(1_000_000, description="N beyond which the peak lr falls")
-    exponent: float = Field(1 / 3, ge=0, description="how fast it falls with N")
+    at: Count = Field(DEFAULT_LR_RULE.at, description="N beyond which the peak lr falls")
+    exponent: float = Field(DEFAULT_LR_RULE.exponent, ge=0, description="how fast it falls with N")
 
     @field_validator("base")
     @classmethod

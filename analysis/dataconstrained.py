@@ -38,10 +38,10 @@ from analysis.laws import (
     N_BOOT,
     TRIALS,
     LawSolution,
-    _intervals,
     fit_law,
     huber,
     refit_counts,
+    set_intervals,
 )
 
 # The fit printed in the README of github.com/huggingface/datablations ("Parametric Fit"):
@@ -277,4 +277,4 @@ def _bootstrap(fit, first, pts: _Points, once, groups, *, fitted, n_boot: int, s
         res = _fit_stars(base, pts, c, fitted, [start])
         stars = base | {n: float(np.exp(v)) for n, v in zip(fitted, res.x, strict=True)}
         thetas.append(np.array([stars[n] for n in NAMES]))
-    _intervals(fit, thetas, TRIALS)
+    set_intervals(fit, thetas, TRIALS)

@@ -476,7 +476,7 @@ def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed
         _residual_bootstrap(fit, theta, logs, log_l, n_boot=n_boot, seed=seed, why=why)
         return
     thetas = _refit_batch(law, theta, logs, log_l, np.array(counts, dtype=float))
-    _intervals(fit, [thetas[distinct[d]] for d in draws if distinct[d] >= 0], TRIALS)
+    set_intervals(fit, [thetas[distinct[d]] for d in draws if distinct[d] >= 0], TRIALS)
 
 
 def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, seed: int, why: str):
@@ -502,10 +502,10 @@ def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, se
         f"{why}, so the intervals come from a residual bootstrap instead: the fit's residuals "
         "resampled, taken as independent (points of one run are not: they may be too narrow)"
     )
-    _intervals(fit, list(thetas), RESIDUALS)
+    set_intervals(fit, list(thetas), RESIDUALS)
 
 
-def _intervals(fit: LawSolution, thetas: list[np.ndarray], kind: str) -> None:
+def set_intervals(fit: LawSolution, thetas: list[np.ndarray], kind: str) -> None:
     """The 95% percentile intervals of the parameters and derived quantities over the refits
     `thetas` (one per resample); `kind` says what was resampled."""
     law = fit.law

@@ -212,18 +212,23 @@ def _load_resumable(spec: TrialSpec) -> dict | None:
     return last
 
 
-def _read_own(spec: TrialSpec, path: Path) -> dict | None:
-    """A checkpoint of this trial (same hash) at `path`, if there is one."""
+def _read(path: Path, what: str = "the checkpoint") -> dict | None:
+    """The train state saved at `path`, if there is one."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
-            f"cannot read the checkpoint {path} ({type(e).__name__}); delete it to train this "
-            "trial from the start"
+            f"cannot read {what} {path} ({type(e).__name__}); delete it to train this trial "
+            "from the start"
         ) from e
-    return state if state.get("hash") == spec.hash else None
+
+
+def _read_own(spec: TrialSpec, path: Path) -> dict | None:
+    """A checkpoint of this trial (same hash) at `path`, if there is one."""
+    state = _read(path)
+    return state if state is not None and state.get("hash") == spec.hash else None
 
 
 def resume(
@@ -287,12 +292,9 @@ def _load_parent(spec: TrialSpec) -> dict | None:
     The file must be of a run this branch continues: the same model, data, optimizer and seed,
     stopped no later than this branch's cooldown starts."""
     path = parent_checkpoint(spec)
-    if path is None or not path.exists():
+    state = None if path is None else _read(path, "the trunk's checkpoint")
+    if state is None:
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"cannot read the trunk's checkpoint {path} ({type(e).__name__})") from e
     trunk = TrialSpec.from_dict(state["spec"])
     same = (trunk.model, trunk.data, trunk.optim, trunk.seed) == (
         spec.model, spec.data, spec.optim, spec.seed)  # fmt: skip

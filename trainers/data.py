@@ -146,21 +146,23 @@ def data_key(
 
 
 def _encode(tok, splits: dict[str, list[str]], name: str) -> dict[str, np.ndarray]:
-    """Each split's token stream; in batches under a progress display for a large corpus."""
+    """Each split's token stream, encoded in batches of documents; under a progress display
+    where the corpus is large."""
     total = sum(len(d) for docs in splits.values() for d in docs)
-    if total < PROGRESS_CHARS:
-        return {k: _stream(tok.encode_documents(docs), tok.eos_id, tok.dtype)
-                for k, docs in splits.items()}  # fmt: skip
-    shown, streams = progress(f"tokenizing {name} with {tok.name}", total), {}
+    large = total >= PROGRESS_CHARS
+    shown = progress(f"tokenizing {name} with {tok.name}", total) if large else None
+    streams = {}
     try:
         for split, docs in splits.items():
             encoded = []
             for i in range(0, len(docs), 512):
                 encoded += tok.encode_documents(docs[i : i + 512])
-                shown.advance(sum(len(d) for d in docs[i : i + 512]))
+                if shown:
+                    shown.advance(sum(len(d) for d in docs[i : i + 512]))
             streams[split] = _stream(encoded, tok.eos_id, tok.dtype)
     finally:
-        shown.close()
+        if shown:
+            shown.close()
     return streams
 
 

@@ -12,7 +12,7 @@ from orchestrator.sizes import Shape, flops_text, format_count, non_embedding_pa
 from orchestrator.spec import StudyError, StudySpec, resolve_size
 from trainers.architectures import ARCHITECTURES
 from trainers.schedules import too_short
-from trainers.trial import Eval, Model, Placement, TrialSpec
+from trainers.trial import Eval, Model, Placement, TrialSpec, steps_for
 
 FLOPS_TOLERANCE = 0.01  # a cell of a FLOP budget spends it within 1% (whole steps)
 
@@ -48,7 +48,7 @@ def _cell(study: StudySpec, size: Size, budget: CellBudget, vocab_size, train_to
     cell = Cell(size.architecture, size.label, size.shape, size.n_params, tokens, budget.name,
                 budget.flops, vocab_size=vocab_size)  # fmt: skip
     per_step = trained.batch_size * study.data.seq_len
-    short = too_short(trained.optim(), max(1, -(-tokens // per_step)), per_step) if tokens else ""
+    short = too_short(trained.optim(), steps_for(tokens, per_step), per_step) if tokens else ""
     if not budget.flops:
         what = f"{size.architecture} {size.label} at {budget.name}"
         return replace(cell, left_out=f"{what}: {short}") if short else cell

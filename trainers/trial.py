@@ -168,7 +168,7 @@ class TrialSpec:
     @property
     def steps(self) -> int:
         """Optimizer steps needed to feed the budget's tokens (the last batch may overshoot)."""
-        return max(1, -(-self.budget.tokens // self.tokens_per_step))
+        return steps_for(self.budget.tokens, self.tokens_per_step)
 
     @property
     def tokens_per_step(self) -> int:
@@ -193,6 +193,11 @@ class TrialSpec:
                 _check_keys(part, values[name], name)
                 values[name] = part(**values[name])
         return cls(**values)
+
+
+def steps_for(tokens: int, tokens_per_step: int) -> int:
+    """Optimizer steps that feed `tokens` (the last batch may overshoot), at least one."""
+    return max(1, -(-tokens // tokens_per_step))
 
 
 def _check_keys(cls, data: dict, where: str) -> None:

@@ -509,6 +509,9 @@ def forecast_model(
     if fit.constrained:
         data = "fresh data" if target_unique is None else f"U = {target_unique:.3g} unique tokens"
         notes.append(f"{REPEATED}; the model is forecast on {data}")
+    elif target_unique is not None:
+        notes.append("the target's U is not used: no point repeats its data, so approach 3 is "
+                     "the plain L(N, D)")  # fmt: skip
     if not tested.errors(fit.method):
         notes.append(NO_BACKTEST)
     return ModelForecast(at_n, at_d, target_unique, fit.method, estimate,

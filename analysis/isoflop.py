@@ -168,9 +168,15 @@ def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[di
 
 def windowed_minima(n, d, c, loss, window: float | None = WINDOW) -> list[dict]:
     """Each budget's minimum from its windowed parabola (as fit_loss_optimum finds it), for
-    the budgets that have one inside their sizes."""
+    the budgets that have one inside their sizes, each with its label of compute_budgets(c)
+    under "budget" (so callers match minima to budgets by label, not by a rounded C)."""
     n, d, c, loss = (np.asarray(v, float) for v in (n, d, c, loss))
-    return _minima(n, d, c, loss, compute_budgets(c), window)[0]
+    budget, minima = compute_budgets(c), []
+    for label in np.unique(budget):  # _minima treats each budget alone: the same minima
+        at = budget == label
+        found = _minima(n[at], d[at], c[at], loss[at], budget[at], window)[0]
+        minima += [m | {"budget": int(label)} for m in found]
+    return minima
 
 
 def _at_an_end(c_mid: float, sizes: np.ndarray, lowest: float) -> list[str]:

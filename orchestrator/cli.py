@@ -523,7 +523,7 @@ def fit(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="task (default: the largest run), nd: N=COUNT,D=COUNT; forecast: C=.."),
+        typer.Option(help="task, nd: N=COUNT,D=COUNT (task: the largest run); forecast: C= or N,D"),
     ] = None,
     architecture: Annotated[
         str | None, typer.Option(help="store: fit this architecture only")

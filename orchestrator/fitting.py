@@ -144,10 +144,10 @@ def fit_csv(
     target: str | None = None,
 ):
     """Fit a law (n, nd, isoflop: a `results.Fit`; forecast: an `analysis.forecast.Forecast`
-    at `target`, "C=FLOPS"), the zero-shot trend (trend: a
-    `results.TableTrend`) or the two-step prediction of accuracy (task, `results.TaskFits`; at
-    `target`, "N=...,D=...", else the largest run held out) to a CSV; `results.json_of` gives
-    the JSON.
+    at `target` "C=FLOPS", or a `ModelForecast` at "N=COUNT,D=COUNT"), the zero-shot trend
+    (trend: a `results.TableTrend`) or the two-step prediction of accuracy (task,
+    `results.TaskFits`; at `target`, "N=...,D=...", else the largest run held out) to a CSV;
+    `results.json_of` gives the JSON.
     Raises TableError where the table cannot be fitted (for task: where no task can be)."""
     from analysis.fits import TableError, best_runs, fit_points, read_table
     from analysis.results import TableTrend
@@ -157,12 +157,13 @@ def fit_csv(
         raise TableError(f"{path}: --law lr fits a study's learning-rate sweep from its store, "
                          "not a CSV")  # fmt: skip
     if target is not None and law not in ("task", "forecast", "nd"):
-        raise TableError(f"--target is for --law task or nd (N=..,D=..) or forecast (C=..), "
-                         f"not {law}")  # fmt: skip
+        raise TableError(f"--target is for --law task or nd (N=..,D=..) or forecast (C=.. or "
+                         f"N=..,D=..), not {law}")  # fmt: skip
     at = _nd_point(target) if law == "nd" and target is not None else None  # before the fit
+    wanted = _forecast_target(target) if law == "forecast" else None
     frame = read_table(path, law, columns, filters, drop_highest_loss, group)
     if law == "forecast":
-        return _forecast_table(path, frame, target, n_boot)
+        return _forecast_table(path, frame, wanted, n_boot)
     if law == "task":
         from analysis.tasklaw import fit_table, parse_target
 
@@ -217,22 +218,67 @@ def _nd_target(fit, at: dict[str, float]) -> dict:
     return {"N": at["N"], "D": at["D"], "loss": loss, "ci": ci}
 
 
-def _forecast_table(path, frame, target: str | None, n_boot: int):
-    """`--law forecast`: both methods' forecasts at `target` ("C=FLOPS"), their backtests and
-    the method the backtest picks (an `analysis.forecast.Forecast`)."""
-    from analysis.fits import TableError
-    from analysis.forecast import forecast
+FORECAST_TARGET = ("--law forecast needs --target C=FLOPS (the compute-optimal loss at that "
+                   "budget) or N=COUNT,D=COUNT (that model's loss; U=COUNT: its unique tokens), "
+                   "each a positive number")  # fmt: skip
 
-    name, sep, value = (target or "").partition("=")
+
+def _forecast_target(target: str | None) -> dict[str, float]:
+    """`--law forecast --target` as {"C"} or {"N", "D"} (and "U"); TableError where malformed."""
+    from analysis.fits import TableError
+    from analysis.tasklaw import UNITS
+
+    at = {}
+    for part in (target or "").split(","):
+        name, sep, value = part.partition("=")
+        name, number = name.strip().upper(), value.strip().upper()
+        if not sep or name not in ("C", "N", "D", "U") or name in at:
+            raise TableError(f"{FORECAST_TARGET}, not {target!r}")
+        try:
+            scale = UNITS.get(number[-1:], 1.0)  # 7B, 2.8T as --law task reads them
+            at[name] = float(number[:-1] if number[-1:] in UNITS else number) * scale
+        except ValueError:
+            raise TableError(f"{FORECAST_TARGET}, not {target!r}") from None
+        if not 0 < at[name] < float("inf"):
+            raise TableError(f"{FORECAST_TARGET}, not {target!r}")
+    if "C" in at and len(at) > 1:
+        raise TableError(f"--target {target!r}: give C=FLOPS (the compute-optimal model) or "
+                         "N=COUNT,D=COUNT (a given model), not both")  # fmt: skip
+    if "C" not in at and not {"N", "D"} <= set(at):
+        raise TableError(f"{FORECAST_TARGET}, not {target!r}: N and D go together")
+    return at
+
+
+def _unique_tokens(path, frame):
+    """The table's unique tokens per row (column U or unique_tokens), checked; None without."""
+    from analysis.fits import TableError
+
+    if "U" not in frame:
+        return None
+    bad = frame.U.isna() | ~(frame.U > 0) | (frame.U > frame.D * (1 + 1e-9))
+    if bad.any():
+        label = bad.idxmax()  # the first bad row; the header is line 1
+        raise TableError(f"{path}, line {label + 2}: the unique tokens U must be a positive "
+                         f"number, at most D = {frame.D[label]:.4g}; got "
+                         f"{frame.U[label]}")  # fmt: skip
+    return frame.U
+
+
+def _forecast_table(path, frame, at: dict[str, float], n_boot: int):
+    """`--law forecast`: at {"C"}, both methods' forecasts, their backtests and the method the
+    backtest picks (an `analysis.forecast.Forecast`); at {"N", "D"}, that model's loss by
+    approach 3 with its backtest (a `ModelForecast`). Approach 3 is the data-constrained law
+    where the table's U (or unique_tokens) says a row repeats its data."""
+    from analysis.fits import TableError
+    from analysis.forecast import forecast, forecast_model
+
+    unique = _unique_tokens(path, frame)
+    points = (frame.N, frame.D, frame.C, frame.loss)
     try:
-        flops = float(value) if name.strip() == "C" and sep else None
-    except ValueError:
-        flops = None
-    if flops is None or not flops > 0:
-        raise TableError(f"--law forecast needs --target C=FLOPS (a positive number), "
-                         f"not {target!r}")  # fmt: skip
-    try:
-        return forecast(frame.N, frame.D, frame.C, frame.loss, flops, n_boot=n_boot)
+        if "C" in at:
+            return forecast(*points, at["C"], n_boot=n_boot, unique=unique)
+        return forecast_model(*points, (at["N"], at["D"]), unique=unique,
+                              target_unique=at.get("U"), n_boot=n_boot)  # fmt: skip
     except ValueError as e:
         raise TableError(f"{path}: {e}") from None
 

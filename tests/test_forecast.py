@@ -160,3 +160,79 @@ def test_study_fit_forecast_bad_input_is_one_line_and_exit_2(study_here, tmp_pat
     done = study_here("fit", "--csv", few, "--law", "forecast", "--target", "C=1e21",
                       "--n-boot", "0", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0 and "no backtest" in done.stdout and "no backtest" in done.stderr
+
+
+def test_one_models_loss_by_approach_3_with_its_backtest():
+    from analysis.forecast import forecast_model
+
+    n, d, c, loss = wide_sweep()
+    at_n = n_opt(TARGET)
+    result = forecast_model(n, d, c, loss, (at_n, TARGET / (6 * at_n)), n_boot=10)
+    assert result.method == APPROACH_3
+    assert result.loss.estimate == pytest.approx(l_opt(TARGET), rel=0.005)
+    low, high = result.loss.ci
+    assert low <= result.loss.estimate <= high
+    rows = result.backtest.rows  # approach 3 alone, each budget left out, the largest first
+    assert [r.method for r in rows] == [APPROACH_3] * len(BUDGETS_C)
+    assert [r.budget for r in rows] == pytest.approx(sorted(BUDGETS_C, reverse=True))
+    assert all(abs(r.error) < 0.005 and r.target is not None for r in rows)
+    assert re.fullmatch(r"forecast \S+ \[\S+, \S+\] by approach 3 at N = \S+, D = \S+; "
+                        r"backtest: largest budget [+−]\d+\.\d%, leave-one-out spread ±\d+\.\d%",
+                        result.text())  # fmt: skip
+    entry = result.to_json()["forecast"]
+    assert entry["target"] == {"N": at_n, "D": TARGET / (6 * at_n)}
+    assert entry["n_opt"] is None and entry["d_opt"] is None and len(entry["backtest"]) == 5
+    assert 0 <= entry["spread"] < 0.005
+
+
+def test_optima_are_matched_to_budgets_by_label_not_by_a_rounded_c():
+    from analysis.forecast import Points, observed_optima
+    from analysis.isoflop import windowed_minima
+
+    n, d, c, loss = wide_sweep()
+    c = c * np.exp(np.random.default_rng(1).normal(0, 0.02, len(c)))  # runs near their budget
+    minima = windowed_minima(n, d, c, loss)
+    assert [m["budget"] for m in minima] == list(range(len(BUDGETS_C)))
+    optima = observed_optima(Points.of(n, d, c, loss))
+    assert all(source == "windowed parabola" for _, _, source in optima.values())
+
+
+def test_study_fit_forecasts_one_models_loss_from_a_csv(study_here, tmp_path):
+    import json
+
+    path = _csv(tmp_path)
+    args = ("fit", "--csv", path, "--law", "forecast", "--target", "N=1e9,D=2e10", "--n-boot", "5")
+    done = study_here(*args, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(done.stdout)["forecast"]
+    assert entry["target"] == {"N": 1e9, "D": 2e10} and entry["method"] == APPROACH_3
+    from analysis.laws import CHINCHILLA_ND
+    from tests.test_optlaw import TRUE
+
+    assert entry["loss"] == pytest.approx(float(CHINCHILLA_ND.predict(TRUE, N=1e9, D=2e10)), 0.005)
+    assert entry["n_opt"] is None and len(entry["backtest"]) == 5
+    text = study_here(*args, cwd=tmp_path)
+    assert text.returncode == 0 and "by approach 3 at N = 1e+09, D = 2e+10" in text.stdout
+
+
+def test_study_fit_forecast_refuses_bad_targets_and_tables_in_one_line(study_here, tmp_path):
+    import pandas as pd
+
+    path = _csv(tmp_path)
+    for bad, said in (("C=abc", "needs --target C=FLOPS"), ("N=1e6", "N and D go together"),
+                      ("X=1", "needs --target C=FLOPS"), ("C=1e21,N=1e9", "not both"),
+                      ("C=-1", "needs --target C=FLOPS")):  # fmt: skip
+        done = study_here("fit", "--csv", path, "--law", "forecast", "--target", bad,
+                          cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2 and said in done.stderr, (bad, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
+    frame = pd.read_csv(path)
+    for name, table, said in (
+        ("noloss.csv", frame.drop(columns="loss"), "needs loss"),
+        ("badu.csv", frame.assign(U=frame.D * 2), "line 2: the unique tokens U"),
+    ):
+        table.to_csv(tmp_path / name, index=False)
+        done = study_here("fit", "--csv", str(tmp_path / name), "--law", "forecast", "--target",
+                          "C=1e21", cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

@@ -83,7 +83,12 @@ class Ahead:
                           tokens=int(tokens), loss=float(loss), ci=ci and tuple(ci),
                           params=dict(params), n_boot=chosen.n_boot, interval=chosen.interval,
                           trials=tuple(sorted(p.trial_id)), warnings=shown,
-                          forecast=self.forecast.to_json()["forecast"], notes=notes)  # fmt: skip
+                          forecast=self.stored(), notes=notes)  # fmt: skip
+
+    def stored(self) -> dict:
+        """The forecast as a prediction keeps it: `Forecast.to_json()["forecast"]` and its
+        line (`text`, which the report shows: the backtest's spread is not in the JSON)."""
+        return self.forecast.to_json()["forecast"] | {"text": self.forecast.text()}
 
 
 def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> Ahead:
@@ -96,9 +101,7 @@ def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> 
                                  n_boot=n_boot, seed=seed)  # fmt: skip
     n_opt = ahead.chosen.n_opt.estimate
     if n_opt is None or not math.isfinite(n_opt):
-        raise ValueError(
-            f"{ahead.method} gives no finite compute-optimal N at {flops:.3g} FLOPs"
-        )
+        raise ValueError(f"{ahead.method} gives no finite compute-optimal N at {flops:.3g} FLOPs")
     return Ahead(ahead, points, n_boot, seed)
 
 

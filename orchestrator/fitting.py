@@ -308,6 +308,8 @@ def _forecast_store(store: RunStore, trials, target: str | None, n_boot: int) ->
     out = {}
     for arch in sorted(set(trials.architecture)):
         points, _ = grid_points(trials, arch)
+        if points.empty:
+            raise StoreError(f"study {store.name!r}, {arch}: no finished trial to forecast from")
         for label, at in targets.items():
             name = arch if len(targets) == 1 else arch + label
             try:

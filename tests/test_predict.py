@@ -304,6 +304,8 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     assert set(row) >= {"architecture", "flops", "n_params", "tokens", "predicted_loss", "ci_low",
                         "ci_high", "measured_loss", "error", "trial_id"}  # fmt: skip
     assert row["measured_loss"] == pytest.approx(measured)
+    assert row["method"] == row["n_opt_from"] == APPROACH_3  # the method, kept and exported
+    assert json.loads(row["forecast"])["backtest"] is not None
     page = again.report.read_text()
     assert "Predicted, then trained" in page and verifying.trial_id in page
 
@@ -311,7 +313,10 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     done = study_cli("predict", "p.yaml", "--flops", "1e11", "--no-train", "--n-boot", "10",
                      cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "predicted decoder at 1e11 FLOPs" in done.stdout
+    assert "predicted decoder at 1e11 FLOPs: forecast " in done.stdout
+    # two budgets: approach 3 alone, and no backtest (one budget left cannot be refitted): said
+    assert "by approach 3 at C = 1e+11; no backtest (too few budgets" in done.stdout
+    assert "its loss " in done.stdout and "stored before it trains" in done.stdout
     shown = api.export_predictions(tmp_path / "p.yaml")
     assert list(shown.flops) == [3e10, 1e11] and pd.isna(shown.measured_loss.iloc[1])
     assert shown.trial_id.iloc[1] not in set(api.status(tmp_path / "p.yaml").trial_id)

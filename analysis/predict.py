@@ -1,9 +1,11 @@
 """Predicting a run the study has not trained: at a compute budget beyond the grid, the
 compute-optimal size, and the loss the model chosen for it will reach, with an interval.
 
-One pass, one direction: the grid's points (`grid_points`) -> L(N, D) and the optimum at the
-budget (`forecast`) -> the model chosen there (by the caller, from `Forecast.optimum`) -> its
-loss (`Forecast.predict`, a `Prediction`)."""
+One pass, one direction: the grid's points (`grid_points`) -> both methods' forecasts at the
+budget, their leave-one-budget-out backtest and the method it picks (`forecast`, by
+analysis.forecast) -> the model chosen there (by the caller, from `Ahead.n_opt`) -> its loss
+(`Ahead.predict`, a `Prediction`): by approach 3, L(N, D) at that model's N and tokens; by the
+loss-at-optimum law, L_opt(C), the loss of the compute-optimal model, for the model nearest it."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.fits import best_runs, fit_points, law_points
-from analysis.results import Estimate, LawFit, Optimum, Prediction
+from analysis import forecast as forecasting
+from analysis.fits import best_runs, law_points
+from analysis.isoflop import fit_loss_optimum
+from analysis.results import Optimum, Prediction
+from analysis.varpro import fit_varpro
 
 LEVEL = 0.95
 
@@ -26,83 +31,87 @@ def grid_points(trials: pd.DataFrame, architecture: str) -> tuple[pd.DataFrame, 
     return points, envelope
 
 
-def optimum(points: pd.DataFrame, flops: float, nd: LawFit, n_boot: int) -> Optimum:
-    """The compute-optimal N and D at `flops`: from the IsoFLOP minima where 2 budgets have one
-    inside their sizes (N_opt ∝ C^a and D_opt ∝ C^b, lines in log-log through the minima,
-    extended; the interval from its resamples' lines), else from L(N, D)'s allocation
-    (Hoffmann et al.'s eq. 4, under C = 6ND; the interval from its resamples)."""
-    try:
-        iso = fit_points("isoflop", points, n_boot, group="trial_id")
-    except ValueError:
-        iso = None
-    if iso is not None:
-        n_opt, d_opt = iso.solution.optimum(flops, LEVEL)
-        minima = tuple((m.C, m.N_opt) for m in iso.budgets)
-        return Optimum(source="isoflop", n_opt=n_opt, d_opt=d_opt, a=iso.solution.a,
-                       interval=iso.interval, minima=minima)
-    n_opt = nd.derived.get("N_opt", Estimate(None)).estimate
-    if n_opt is None or not np.isfinite(n_opt):
-        raise ValueError("L(N, D) gives no finite compute-optimal N")
-    d = nd.derived
-    return Optimum(source="nd", n_opt=d["N_opt"], d_opt=d["D_opt"], a=d["a"].estimate,
-                   interval=nd.interval)
-
-
 @dataclass(frozen=True)
-class Forecast:
-    """L(N, D) fitted to a grid and the compute-optimal N and D at a budget beyond it: what a
-    prediction needs before the model trained there is chosen."""
+class Ahead:
+    """The forecast at a budget beyond the grid (`forecast`: both methods, the backtest, the
+    method it picked) and the points it was fitted to: what a prediction needs before the
+    model trained there is chosen."""
 
-    flops: float
-    nd: LawFit
-    optimum: Optimum
-    trials: tuple[str, ...]  # the trials fitted
+    forecast: forecasting.Forecast
+    points: pd.DataFrame  # trial_id, N, D, C, loss
+    n_boot: int
+    seed: int = 0
+
+    @property
+    def flops(self) -> float:
+        return self.forecast.target
+
+    @property
+    def n_opt(self) -> float:
+        """The chosen method's compute-optimal N."""
+        return self.forecast.chosen.n_opt.estimate
 
     def predict(self, n_params: int, tokens: int) -> Prediction:
-        """The prediction for the model of `n_params` trained on `tokens` at this budget: the
-        loss L(N, D) gives it, with the 95% interval of the bootstrap's predictions (none
-        where the resamples give no spread)."""
-        fit = self.nd
-        predicted = float(fit.predict(N=n_params, D=tokens))
-        ci = None
-        if fit.solution.boot is not None and len(fit.solution.boot):
-            low, high = (float(v[0]) for v in fit.band(LEVEL, N=[n_params], D=[tokens]))
-            if np.isfinite([low, high]).all() and high > low:
-                ci = (low, high)
-        warnings = fit.warnings
+        """The prediction for the model of `n_params` trained on `tokens` at this budget, by
+        the chosen method, with its interval (none where the resamples give no spread)."""
+        chosen, p = self.forecast.chosen, self.points
+        if chosen.method == forecasting.APPROACH_3:
+            # the fit behind the forecast, again (deterministic: the same fit), for its L(N, D)
+            at = forecasting.Points.of(p.N, p.D, p.C, p.loss)
+            fit = fit_varpro(at.loss, N=at.n, D=at.d, groups=at.budget, n_boot=self.n_boot,
+                             seed=self.seed, flops=at.flops).solution  # fmt: skip
+            loss = float(fit.predict(N=n_params, D=tokens))
+            ci = None
+            if fit.boot is not None and len(fit.boot):
+                low, high = (float(v[0]) for v in fit.band(LEVEL, N=[n_params], D=[tokens]))
+                ci = (low, high) if np.isfinite([low, high]).all() and high > low else None
+            params, warnings = fit.params, ()
+            a = params["beta"] / (params["alpha"] + params["beta"])
+            notes = ("its loss is L(N, D) of approach 3 at its own N and tokens",)
+        else:
+            loss, ci = chosen.loss.estimate, chosen.loss.ci
+            params = fit_loss_optimum(p.N, p.D, p.C, p.loss, n_boot=0).params()
+            a, warnings = params["a"], ()
+            notes = ("its loss is L_opt(C) of the loss-at-optimum law, the loss of the "
+                     "compute-optimal model, for the size nearest N_opt",)  # fmt: skip
         if ci is None:
             warnings += ("no interval: the bootstrap's resamples give no spread of the loss",)
-        return Prediction(flops=self.flops, optimum=self.optimum, n_params=int(n_params),
-                          tokens=int(tokens), loss=predicted, ci=ci,
-                          params={k: v.estimate for k, v in fit.params.items()},
-                          n_boot=fit.n_boot, interval=fit.interval, trials=self.trials,
-                          warnings=warnings)  # fmt: skip
+        optimum = Optimum(source=chosen.method, n_opt=chosen.n_opt, d_opt=chosen.d_opt, a=a,
+                          interval=chosen.interval)  # fmt: skip
+        shown = tuple(self.forecast.warnings) + tuple(chosen.warnings) + warnings
+        return Prediction(flops=self.flops, optimum=optimum, n_params=int(n_params),
+                          tokens=int(tokens), loss=float(loss), ci=ci and tuple(ci),
+                          params=dict(params), n_boot=chosen.n_boot, interval=chosen.interval,
+                          trials=tuple(sorted(p.trial_id)), warnings=shown,
+                          forecast=self.stored(), notes=notes)  # fmt: skip
+
+    def stored(self) -> dict:
+        """The forecast as a prediction keeps it: `Forecast.to_json()["forecast"]` and its
+        line (`text`, which the report shows: the backtest's spread is not in the JSON)."""
+        return self.forecast.to_json()["forecast"] | {"text": self.forecast.text()}
 
 
-def forecast(points: pd.DataFrame, flops: float, n_boot: int) -> Forecast:
-    """L(N, D) = E + A/N^α + B/D^β fitted on every point (trial_id, N, D, C, loss; Huber on
-    log loss, many starts, resampled over trials for the interval) and the compute-optimal N
-    and D at `flops` with their intervals (`optimum`).
+def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> Ahead:
+    """Both methods' forecasts of the compute-optimal loss, N and D at `flops` from the points
+    (trial_id, N, D, C, loss; intervals from resamples of whole budgets), their backtests and
+    the method the backtest picks (analysis.forecast.forecast).
 
     Raises ValueError, with the reason, when the points cannot support a prediction."""
-    nd = fit_points("nd", points, n_boot, group="trial_id", compute=flops)
-    at = optimum(points, flops, nd, n_boot)
-    n_opt = at.n_opt.estimate
+    ahead = forecasting.forecast(points.N, points.D, points.C, points.loss, flops,
+                                 n_boot=n_boot, seed=seed)  # fmt: skip
+    n_opt = ahead.chosen.n_opt.estimate
     if n_opt is None or not math.isfinite(n_opt):
-        raise ValueError(
-            f"the {at.source} fit gives no finite compute-optimal N at {flops:.3g} FLOPs"
-        )
-    return Forecast(flops, nd, at, tuple(sorted(points.trial_id)))
+        raise ValueError(f"{ahead.method} gives no finite compute-optimal N at {flops:.3g} FLOPs")
+    return Ahead(ahead, points, n_boot, seed)
 
 
-def verdict(predicted: float, low, high, measured: float) -> str:
-    """How a measurement compares with its prediction: the relative error, inside or outside
-    the interval."""
+def verdict(predicted: float, low, high, measured: float, method: str | None = None) -> str:
+    """How a measurement compares with its prediction (made by `method`, where it is known):
+    the relative error, inside or outside the interval."""
     error = (measured - predicted) / predicted
+    by = f" by {method}" if method else ""
     text = f"measured {measured:.4g}, predicted {predicted:.4g}"
     if low is not None and high is not None:
         inside = "inside" if low <= measured <= high else "outside"
-        text += f" [{low:.4g}, {high:.4g}]: error {error:+.2%}, {inside} the interval"
-    else:
-        text += f" (no interval): error {error:+.2%}"
-    return text
+        return text + f" [{low:.4g}, {high:.4g}]{by}: error {error:+.2%}, {inside} the interval"
+    return text + f" (no interval){by}: error {error:+.2%}"

@@ -322,6 +322,8 @@ def fit_stored(
             points = points[points.architecture == architecture]
         for arch, rows in points.groupby("architecture", sort=True):
             out[str(arch)] = fit_table(rows, at, n_boot)
+    elif law == "forecast":
+        out = _forecast_store(store, trials, target, n_boot)
     elif law == "trend":
         evals = _grid_evals(store, trials)
         if architecture is not None and not evals.empty:
@@ -331,6 +333,36 @@ def fit_stored(
         for arch, laws in fit_study(trials, n_boot=n_boot, laws=[law]).items():
             out[arch] = laws[law]
     return {"study": store.name, "law": law, "architectures": out}
+
+
+def _forecast_store(store: RunStore, trials, target: str | None, n_boot: int) -> dict:
+    """`--law forecast` on a store: each architecture's forecast at `target` ("C=FLOPS"; else
+    at each budget of the study's `predict:`), as `--csv` makes it (`_forecast_table`), on the
+    points its predictions are fitted to (the grid, without the trials that verify them)."""
+    from analysis.fits import TableError
+    from analysis.predict import grid_points
+    from orchestrator.sizes import flops_text
+
+    flops = (store.study_spec.get("predict") or {}).get("flops") or []
+    targets = (
+        {"": target}
+        if target is not None
+        else {f" at {flops_text(float(c))} FLOPs": f"C={c}" for c in sorted(map(float, flops))}
+    )
+    if not targets:
+        raise StoreError(f"study {store.name!r} has no predict: flops; give --target C=FLOPS")
+    out = {}
+    for arch in sorted(set(trials.architecture)):
+        points, _ = grid_points(trials, arch)
+        if points.empty:
+            raise StoreError(f"study {store.name!r}, {arch}: no finished trial to forecast from")
+        for label, at in targets.items():
+            name = arch if len(targets) == 1 else arch + label
+            try:
+                out[name] = _forecast_table(f"study {store.name!r}, {arch}", points, at, n_boot)
+            except TableError as e:
+                raise StoreError(str(e)) from None
+    return out
 
 
 @dataclass(frozen=True)

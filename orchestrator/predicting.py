@@ -24,6 +24,7 @@ from trainers.trial import TrialSpec
 
 if TYPE_CHECKING:
     from analysis import results
+    from analysis.forecast import Forecast
 
 
 def verifying_trial(spec: StudySpec, p: PredictionRecord, data_key: str, storage: str) -> TrialSpec:
@@ -112,9 +113,9 @@ def predict_missing(
         points, envelope = grid_points(rows, architecture)
         for c in wanted:
             what = f"{architecture} at {flops_text(c)} FLOPs"
-            try:  # points -> L(N, D) and the optimum -> the model trained there -> its loss
+            try:  # points -> the forecast, by the method the backtest picks -> the model -> loss
                 ahead = forecast(points, c, n_boot)
-                cell = prediction_cell(spec, architecture, ahead.optimum.n_opt.estimate, c,
+                cell = prediction_cell(spec, architecture, ahead.n_opt, c,
                                        data.vocab_size, len(data.train))  # fmt: skip
                 if cell.left_out:  # that model cannot be trained (too many epochs)
                     raise ValueError(cell.left_out)
@@ -135,26 +136,30 @@ def predict_missing(
                 **result.row(architecture=architecture, trial_id=trial.trial_id,
                              trial_hash=trial.hash, cell=cell_json)
             )  # fmt: skip
-            console.print(prediction_line(what, result, trial), highlight=False)
+            console.print(prediction_line(what, ahead.forecast, result, trial), highlight=False)
+            for note in result.notes:
+                console.print(f"note: {note}", highlight=False)
             for warning in result.warnings:
                 console.print(f"[yellow]warning[/]: the fit behind it: {warning}", highlight=False)
             made.append(trial)
     return made
 
 
-def prediction_line(what: str, result: results.Prediction, trial: TrialSpec) -> str:
-    """What the terminal says of a prediction just stored."""
+def prediction_line(
+    what: str, ahead: Forecast, result: results.Prediction, trial: TrialSpec
+) -> str:
+    """What the terminal says of a prediction just stored: the forecast, its method and
+    backtest (`Forecast.text`), the optimum, and the model trained for it with its loss."""
     o = result.optimum
-    source = {"isoflop": "the IsoFLOP minima", "nd": "L(N, D)"}[o.source]
     loss = f"{result.loss:.4g}"
     if result.ci is not None:
         loss += f" [{result.ci[0]:.4g}, {result.ci[1]:.4g}]"
     else:
         loss += " (no interval)"
     return (
-        f"predicted {what}: N_opt {_count_ci(o.n_opt)}, D_opt {_count_ci(o.d_opt)} (from "
-        f"{source}), trained as {trial.trial_id} ({format_count(result.tokens)} tokens): loss "
-        f"{loss}; stored before it trains"
+        f"predicted {what}: {ahead.text()}; N_opt {_count_ci(o.n_opt)}, D_opt "
+        f"{_count_ci(o.d_opt)}, trained as {trial.trial_id} ({format_count(result.tokens)} "
+        f"tokens): its loss {loss}; stored before it trains"
     )
 
 

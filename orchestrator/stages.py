@@ -291,9 +291,11 @@ def train_verifying(ctx: RunContext) -> None:
 def verify_predictions(ctx: RunContext) -> None:
     """Store what each prediction's trial measured, once it has, and say how it did."""
     from analysis.predict import verdict
+    from analysis.results import stored_forecast
 
     for p in ctx.store.verify_predictions():
-        said = verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss)
+        method = (stored_forecast(p.fit) or {}).get("method")  # none: made before the backtest
+        said = verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss, method)
         ctx.console.print(f"verified {p.architecture} at {flops_text(p.flops)} FLOPs "
                           f"({p.trial_id}): " + said, highlight=False)  # fmt: skip
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from analysis.forecast import APPROACH_3, METHODS
 from analysis.laws import CHINCHILLA_ND
-from analysis.predict import forecast
+from analysis.predict import forecast, verdict
 from orchestrator.grid import prediction_cell, shape_near
 from orchestrator.sizes import non_embedding_params
 from orchestrator.spec import load_study, parse_study
@@ -39,7 +40,7 @@ def predict_budget(points, flops, cell_of, n_boot):
     """What `study predict` does at a budget: the forecast, the model `cell_of(N_opt)` trained
     there (its N and tokens), the prediction for it."""
     ahead = forecast(points, flops, n_boot)
-    return ahead.predict(*cell_of(ahead.optimum.n_opt.estimate))
+    return ahead.predict(*cell_of(ahead.n_opt))
 
 
 def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
@@ -55,7 +56,16 @@ def test_a_known_law_is_predicted_at_three_times_the_largest_budget():
     result = predict_budget(points, flops, cell_of, n_boot=200)
     n, d = result.n_params, result.tokens
     truth = float(CHINCHILLA_ND.predict(TRUE, N=n, D=d))
-    assert result.optimum.source == "isoflop"
+    # the method the backtest picked, and the backtest, kept with the prediction
+    kept = result.forecast
+    assert result.optimum.source == kept["method"] in METHODS
+    assert kept["methods"].keys() == set(METHODS)  # both fitted, side by side
+    left_out = [r["budget"] for r in kept["backtest"]]
+    assert len(kept["backtest"]) == 4 * 2 and left_out[0] == pytest.approx(3e18, rel=0.01)
+    assert all(abs(r["error"]) < 0.02 for r in kept["backtest"])
+    assert kept["text"].startswith(f"forecast {kept['loss']:.4g} [")
+    assert "backtest: largest budget" in kept["text"]
+    assert result.interval == "budget bootstrap" and result.notes
     # the true compute-optimal N at 1e19 under C = 6ND (Hoffmann et al.'s eq. 4)
     a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
     g = (TRUE["alpha"] * TRUE["A"] / (TRUE["beta"] * TRUE["B"])) ** (1 / (TRUE["alpha"] +
@@ -88,7 +98,8 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
         assert low < at.estimate < high
     kept = row["fit"]["optimum"]  # what the store and the export keep
     assert kept["D_opt"] == {"estimate": d_opt.estimate, "ci": list(d_opt.ci)}
-    assert kept["interval"] == "trial bootstrap"  # the IsoFLOP fit's resamples of trials
+    assert kept["interval"] == "budget bootstrap"  # the forecast's resamples of whole budgets
+    assert row["n_opt_from"] == row["fit"]["forecast"]["method"] in METHODS
 
     with Session(open_store(f"sqlite:///{tmp_path / 'p.db'}")) as session:
         study, _ = _registered(session)
@@ -103,14 +114,94 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
     assert [made.d_opt_ci_low, made.d_opt_ci_high] == pytest.approx(d_opt.ci)
     assert [made.n_opt_ci_low, made.n_opt_ci_high] == pytest.approx(n_opt.ci)
     assert older[["d_opt", "d_opt_ci_low", "n_opt_ci_high"]].isna().all()
+    assert json.loads(made.forecast) == row["fit"]["forecast"] and made.method in METHODS
+    assert pd.isna(older.method) and pd.isna(older.forecast)  # made before the backtest
 
 
-def test_without_an_isoflop_minimum_the_optimum_comes_from_l_n_d():
-    # two sizes per budget: no parabola, so L(N, D)'s allocation gives N_opt
+def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_before(tmp_path):
+    """A prediction of the format before the forecast (its fit without "forecast", N_opt from
+    the IsoFLOP minima) reads back, is verified by its trial and shows in the report as
+    before; one made now shows its method, forecast and backtest beside it."""
+    from sqlalchemy.orm import Session
+
+    from analysis.report.tables import predictions_table
+    from analysis.report.view import prediction_summary
+    from analysis.results import stored_forecast
+    from orchestrator.store import (
+        open_store,
+        predictions_frame,
+        queue_trial,
+        record_event,
+        record_measurements,
+        store_prediction,
+    )
+    from tests.test_store import _registered
+    from trainers.events import End, Start
+
+    old_fit = {"law": "nd", "params": dict(TRUE), "n_boot": 20, "interval": "trial bootstrap",
+               "optimum": {"a": 0.5, "interval": "trial bootstrap", "minima": [[1e17, 1e8]],
+                           "N_opt": {"estimate": 1e8, "ci": [9e7, 1.1e8]},
+                           "D_opt": {"estimate": 1e9, "ci": [9e8, 1.1e9]}},
+               "trials": ["a", "b"], "warnings": []}  # fmt: skip
+    flops = 1e19
+    made = predict_budget(_law_points(), flops, lambda n: (round(n), round(flops / (6 * n))), 20)
+    with Session(open_store(f"sqlite:///{tmp_path / 'p.db'}")) as session:
+        study, trials = _registered(session)
+        trial_id, row = trials[0].trial_id, trials[0]
+        store_prediction(session, study, architecture="decoder", flops=3e10, n_opt=1e8,
+                         n_opt_from="isoflop", trial_id=trial_id, trial_hash=row.hash, cell={},
+                         n_params=100, tokens=1000, predicted_loss=2.0, ci_low=1.9,
+                         ci_high=2.1, fit=old_fit)  # fmt: skip
+        store_prediction(session, study, **made.row(architecture="decoder", trial_id="t2",
+                                                    trial_hash="h2", cell={}))  # fmt: skip
+        session.commit()
+        queue_trial(row)  # its trial trains: the old prediction is verified
+        record_event(session, row, Start(n_params=100, total_params=200, flops_per_token=600,
+                                         steps=1, device="cpu", threads=1, host="h"))
+        record_event(session, row, End(step=1, tokens=1000, val_loss=2.05, wall_s=1.0,
+                                       tokens_per_s=1e3, tokens_scored=1000, mfu=0.5,
+                                       checkpoint="", epochs=1.0))  # fmt: skip
+        [verified] = record_measurements(session, study)
+        session.commit()
+        assert verified.trial_id == trial_id and verified.error == pytest.approx(0.025)
+        shown = predictions_frame(session, study)
+    old, new = shown.iloc[0], shown.iloc[1]
+    assert old.measured_loss == 2.05 and pd.isna(new.measured_loss)
+    assert stored_forecast(old_fit) is None and pd.isna(old.method) and pd.isna(old.forecast)
+    assert (old.d_opt, old.n_opt_ci_low) == (1e9, 9e7) and old.n_opt_from == "isoflop"
+    # verified as before: the line names no method; a new one names its method
+    assert verdict(2.0, 1.9, 2.1, 2.05) == (
+        "measured 2.05, predicted 2 [1.9, 2.1]: error +2.50%, inside the interval")
+    method = stored_forecast(made.fit_json())["method"]
+    assert f"[1.9, 2.1] by {method}: error +2.50%" in verdict(2.0, 1.9, 2.1, 2.05, method)
+    measured = shown
+
+    class View:  # what predictions_table reads of a report's view
+        comparison = False
+        studies = [type("Study", (), {"name": "st", "predictions": measured})]
+
+    page = predictions_table(View)
+    assert "2 (isoflop)" not in page and "1e+08 (isoflop)" in page  # N_opt (from), as before
+    assert page.count("Backtest of") == 1 and f"chosen: {method}" in page  # the new one only
+    assert f"by {method}</td>" in page and "+2.50%" in page
+    said = prediction_summary(measured)
+    assert said[0] == ("decoder at 3e+10 FLOPs: predicted 2 [1.9, 2.1] for "
+                       f"{trial_id} (stored before it trained); measured 2.05, error "
+                       "+2.50%.")  # fmt: skip
+    assert said[1].startswith("decoder at 1e+19 FLOPs: forecast ") and f"by {method}" in said[1]
+
+
+def test_without_windowed_minima_the_forecast_is_approach_3s_and_says_why():
+    # two sizes per budget: no parabola, no loss-at-optimum law; approach 3 forecasts alone
     points = _law_points(sizes=2)
     result = predict_budget(points, 1e19, lambda n: (round(n), round(1e19 / (6 * n))), 50)
     o = result.optimum
-    assert o.source == "nd" and o.n_opt.estimate > 0 and o.d_opt.estimate > 0
+    assert o.source == APPROACH_3 and o.n_opt.estimate > 0 and o.d_opt.estimate > 0
+    assert list(result.forecast["methods"]) == [APPROACH_3]
+    assert any(w.startswith("no loss-at-optimum forecast: ") for w in result.warnings)
+    assert "L(N, D) of approach 3 at its own N and tokens" in result.notes[0]
+    shown = result.forecast["backtest"]  # loss-at-optimum rows say why they have no error
+    assert [r["method"] for r in shown if r.get("error") is not None] == [APPROACH_3] * 4
 
 
 def test_too_few_points_are_a_clear_error():
@@ -213,6 +304,8 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     assert set(row) >= {"architecture", "flops", "n_params", "tokens", "predicted_loss", "ci_low",
                         "ci_high", "measured_loss", "error", "trial_id"}  # fmt: skip
     assert row["measured_loss"] == pytest.approx(measured)
+    assert row["method"] == row["n_opt_from"] == APPROACH_3  # the method, kept and exported
+    assert json.loads(row["forecast"])["backtest"] is not None
     page = again.report.read_text()
     assert "Predicted, then trained" in page and verifying.trial_id in page
 
@@ -220,7 +313,10 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     done = study_cli("predict", "p.yaml", "--flops", "1e11", "--no-train", "--n-boot", "10",
                      cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "predicted decoder at 1e11 FLOPs" in done.stdout
+    assert "predicted decoder at 1e11 FLOPs: forecast " in done.stdout
+    # two budgets: approach 3 alone, and no backtest (one budget left cannot be refitted): said
+    assert "by approach 3 at C = 1e+11; no backtest (too few budgets" in done.stdout
+    assert "its loss " in done.stdout and "stored before it trains" in done.stdout
     shown = api.export_predictions(tmp_path / "p.yaml")
     assert list(shown.flops) == [3e10, 1e11] and pd.isna(shown.measured_loss.iloc[1])
     assert shown.trial_id.iloc[1] not in set(api.status(tmp_path / "p.yaml").trial_id)
@@ -250,3 +346,80 @@ def test_the_reference_study_is_an_isoflop_grid_with_a_prediction_beyond_it(tmp_
     assert (grid.epochs <= spec.data.max_epochs).all()
     [flops] = spec.predict.flops
     assert 3 <= flops / max(spec.budget.flops) <= 10
+
+
+FORECAST_STUDY = """\
+name: fc
+data: {corpus: "builtin:kjv", tokenizer: bytes, seq_len: 32}
+architectures: [decoder]
+sizes: [25K, 50K, 100K, 200K, 400K]
+budget: {flops: [1e11, 3e11, 1e12, 3e12]}
+predict: {flops: 3e13}
+train: {batch_size: 8}
+"""
+
+
+def _isoflop_store(url: str) -> int:
+    """FORECAST_STUDY's grid in a store, every trial finished at the loss TRUE's L(N, D) gives
+    its N and tokens, C = 6ND (as a run's events would write them); returns the trials."""
+    from sqlalchemy.orm import Session
+
+    from orchestrator.grid import expand
+    from orchestrator.stages import register
+    from orchestrator.store import RunStore, current_trials, get_study, open_store, record_event
+    from trainers.data import load_token_data
+    from trainers.events import End, Start
+
+    spec = parse_study(FORECAST_STUDY)
+    data = load_token_data("builtin:kjv", "bytes", 0.02, 0.02, 0)  # in memory: no cache folder
+    grid = expand(spec, "", "", vocab_size=data.vocab_size, train_tokens=len(data.train))
+    with RunStore.open(url) as run_store:
+        register(run_store, spec, grid, data)
+    with Session(open_store(url)) as session:
+        rows = current_trials(session, get_study(session, spec.name))
+        for row in rows:
+            trial = row.spec
+            n, tokens = float(row.n_params), trial.steps * trial.tokens_per_step
+            loss = float(CHINCHILLA_ND.predict(TRUE, N=n, D=tokens))
+            record_event(session, row, Start(n_params=int(n), total_params=int(2 * n),
+                                             flops_per_token=int(6 * n), steps=trial.steps,
+                                             device="cpu", threads=1, host="h",
+                                             eval_key=trial.eval_key))  # fmt: skip
+            record_event(session, row, End(step=trial.steps, tokens=tokens, val_loss=loss,
+                                           wall_s=1.0, tokens_per_s=1e4, tokens_scored=tokens,
+                                           mfu=0.1, checkpoint="", epochs=1.0))  # fmt: skip
+        session.commit()
+    return len(rows)
+
+
+def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_cli, tmp_path):
+    """`study fit STORE --law forecast`: each architecture's forecast, both methods with their
+    backtests and the method picked, in text and JSON of the shape `--csv` gives; at the
+    study's predict: budget without --target; a store without either is one line, exit 2."""
+    n_trials = _isoflop_store(store)
+    args = ["fit", "--store", store, "--law", "forecast", "--n-boot", "20"]
+    done = study_cli(*args, "--target", "C=3e13", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["law"] == "forecast" and list(shown["architectures"]) == ["decoder"]
+    entry = shown["architectures"]["decoder"]["forecast"]  # as `--csv --law forecast` nests it
+    assert entry["target"] == {"C": 3e13} and entry["method"] in METHODS
+    assert set(entry["methods"]) == set(METHODS) and entry["rule"] and entry["reason"]
+    assert len(entry["backtest"]) == 4 * 2  # each budget left out, each method
+    assert {r["method"] for r in entry["backtest"]} == set(METHODS)
+    alpha, beta = TRUE["alpha"], TRUE["beta"]  # the true N_opt at 3e13 (Hoffmann's eq. 4)
+    g = (alpha * TRUE["A"] / (beta * TRUE["B"])) ** (1 / (alpha + beta))
+    n_true = g * (3e13 / 6) ** (beta / (alpha + beta))
+    n_opt = entry["methods"][APPROACH_3]["n_opt"]["estimate"]
+    assert abs(np.log(n_opt / n_true)) < np.log(1.5)
+    text = study_cli(*args, "--target", "C=3e13", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"decoder: forecast {entry['loss']:.4g} [")
+    assert f"by {entry['method']} at C = 3e+13; backtest: largest budget " in text.stdout
+    assert text.stdout.count("without C = ") == 4 * 2 and "chosen: " in text.stdout
+    at_predict = study_cli(*args, "--json", cwd=tmp_path)  # the study's predict: flops
+    assert at_predict.returncode == 0, at_predict.stderr
+    assert json.loads(at_predict.stdout)["architectures"]["decoder"]["forecast"] == entry
+    bad = study_cli(*args, "--target", "N=1e6", cwd=tmp_path)
+    assert bad.returncode == 2 and "--law forecast needs --target C=FLOPS" in bad.stderr
+    assert n_trials >= 16  # every budget has 4 sizes or more

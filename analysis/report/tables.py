@@ -4,6 +4,7 @@ that comes from a study is escaped."""
 from __future__ import annotations
 
 import html
+import json
 
 import pandas as pd
 
@@ -25,8 +26,9 @@ def fits_table(view: ReportView) -> str:
 
 
 def predictions_table(view: ReportView) -> str:
-    """Each prediction beside its measurement (empty where the studies predicted nothing)."""
-    rows = []
+    """Each prediction beside its measurement (empty where the studies predicted nothing), its
+    method and forecast, and the backtest of each prediction made with one."""
+    rows, backtests = [], []
     for study in view.studies:
         for p in study.predictions.itertuples():
             row = {"study": study.name} if view.comparison else {}
@@ -34,9 +36,11 @@ def predictions_table(view: ReportView) -> str:
                         if pd.notna(p.ci_low) and pd.notna(p.ci_high) else "none")  # fmt: skip
             measured = pd.notna(p.measured_loss)
             inside = pd.notna(p.ci_low) and measured and p.ci_low <= p.measured_loss <= p.ci_high
+            forecast = _forecast(p)
             rows.append(row | {
                 "architecture": p.architecture,
                 "FLOPs": f"{p.flops:.3g}",
+                "forecast (method)": _forecast_text(forecast),
                 "N_opt (from)": f"{p.n_opt:.3g} ({p.n_opt_from})",
                 "D_opt": f"{d_opt:.3g}" if pd.notna(d_opt := getattr(p, "d_opt", None)) else "",
                 "trial": p.trial_id,
@@ -48,7 +52,45 @@ def predictions_table(view: ReportView) -> str:
                 "error": f"{p.error:+.2%}" if measured else "",
                 "in the interval": ("yes" if inside else "no") if measured else "",
             })  # fmt: skip
-    return table(pd.DataFrame(rows)) if rows else ""
+            if forecast is not None:
+                backtests.append(_backtest_table(
+                    f"{study.name + ', ' if view.comparison else ''}{p.architecture} at "
+                    f"{p.flops:.3g} FLOPs", forecast))  # fmt: skip
+    if not rows:
+        return ""
+    return table(pd.DataFrame(rows)) + "".join(backtests)
+
+
+def _forecast(p) -> dict | None:
+    """The forecast a prediction row was made from (None: made before the backtest)."""
+    text = getattr(p, "forecast", None)
+    return json.loads(text) if isinstance(text, str) and text else None
+
+
+def _forecast_text(forecast: dict | None) -> str:
+    """The chosen forecast, "1.71 [1.69, 1.93] by loss-at-optimum" (none before the backtest)."""
+    if forecast is None:
+        return ""
+    ci = forecast.get("ci")
+    shown = f"{forecast['loss']:.4g}" if forecast.get("loss") is not None else "not finite"
+    shown += f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else " (no interval)"
+    return shown + f" by {forecast['method']}"
+
+
+def _backtest_table(name: str, forecast: dict) -> str:
+    """The backtest of a prediction: each left-out budget (the largest first), each method's
+    error forecasting its optimum loss, or why it has none."""
+    cells: dict[float, dict] = {}
+    for r in forecast.get("backtest") or []:
+        said = (f"{r['error']:+.2%}" if r.get("error") is not None
+                else f"none: {r.get('why') or 'not forecast'}")  # fmt: skip
+        cells.setdefault(r["budget"], {"left out: C": f"{r['budget']:.3g}"})[r["method"]] = said
+    head = (f"<p>Backtest of {_esc(name)}: each budget left out in turn, the others refitted, "
+            f"its optimum loss forecast; chosen: {_esc(forecast.get('method'))} "
+            f"({_esc(forecast.get('reason', ''))}).</p>")  # fmt: skip
+    if not cells:
+        return head + "<p>No backtest: too few budgets to leave one out.</p>"
+    return head + table(pd.DataFrame(list(cells.values())))
 
 
 def trial_table(study: StudyView, cards: dict[str, str]) -> str:

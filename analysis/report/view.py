@@ -6,6 +6,7 @@ here; the figures and tables read the view."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -420,9 +421,14 @@ def prediction_summary(predictions: pd.DataFrame) -> list[str]:
     """One sentence per prediction, for the report's summary and the terminal."""
     out = []
     for p in predictions.itertuples():
-        text = (f"{p.architecture} at {p.flops:.3g} FLOPs: predicted {p.predicted_loss:.4g}"
+        forecast = getattr(p, "forecast", None)  # none: made before the backtest
+        said = json.loads(forecast).get("text", "") + "; " if isinstance(forecast, str) else ""
+        text = (f"{p.architecture} at {p.flops:.3g} FLOPs: {said}predicted "
+                f"{p.predicted_loss:.4g}"
                 + (f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.ci_low) else
                    " (no interval)")
+                + (f" by {method}" if isinstance(method := getattr(p, "method", None), str)
+                   else "")
                 + f" for {p.trial_id} (stored before it trained)")  # fmt: skip
         if pd.notna(p.measured_loss):
             text += f"; measured {p.measured_loss:.4g}, error {p.error:+.2%}"

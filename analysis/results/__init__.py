@@ -25,7 +25,13 @@ from analysis.results.laws import (
     NotFitted,
     fit_from_json,
 )
-from analysis.results.predictions import Optimum, OptimumForecast, Prediction, stored_optimum
+from analysis.results.predictions import (
+    Optimum,
+    OptimumForecast,
+    Prediction,
+    stored_forecast,
+    stored_optimum,
+)
 from analysis.results.study import StudyFits
 from analysis.results.tasks import Step1, Step2, TaskFit, TaskFits
 from analysis.results.trends import ArchitectureTrends, TableTrend, Trend
@@ -35,5 +41,5 @@ __all__ = [
     "ArchitectureTrends", "Estimate", "Fit", "Holdout", "IsoFlopFit", "LawFit", "LossOptimumFit",
     "Minimum", "NotFitted", "Optimum", "OptimumForecast", "Prediction",
     "Step1", "Step2", "StudyFits", "TableTrend", "TaskFit", "TaskFits", "Trend",
-    "fit_from_json", "json_of", "nulls", "stored_optimum",
+    "fit_from_json", "json_of", "nulls", "stored_forecast", "stored_optimum",
 ]  # fmt: skip

@@ -10,13 +10,14 @@ from analysis.results.estimates import Estimate, nulls
 
 @dataclass(frozen=True, kw_only=True)
 class Optimum:
-    """The compute-optimal N and D at a budget, and the fit they came from: the IsoFLOP minima
-    ("isoflop": `minima`, (C, N_opt) each) or L(N, D)'s allocation ("nd")."""
+    """The compute-optimal N and D at a budget, and the method they came from: the one the
+    backtest picked ("approach 3" or "loss-at-optimum"); in predictions stored before the
+    backtest, the IsoFLOP minima ("isoflop": `minima`, (C, N_opt) each) or L(N, D) ("nd")."""
 
-    source: str  # "isoflop" or "nd"
+    source: str  # the method: "approach 3", "loss-at-optimum" (before: "isoflop" or "nd")
     n_opt: Estimate
     d_opt: Estimate
-    a: float  # N_opt ∝ C^a
+    a: float | None  # N_opt ∝ C^a
     interval: str | None  # what the intervals resampled
     minima: tuple[tuple[float, float], ...] | None = None
 
@@ -37,11 +38,20 @@ def stored_optimum(fit: dict) -> tuple[Estimate, Estimate]:
     return tuple(Estimate.from_json(optimum.get(k) or {}) for k in ("N_opt", "D_opt"))
 
 
+def stored_forecast(fit: dict) -> dict | None:
+    """The forecast a prediction was made from (`Forecast.to_json()["forecast"]`: the method,
+    both methods, the backtest), from its stored fit; None for predictions made before it was
+    kept (they came from L(N, D) and the IsoFLOP minima)."""
+    return (fit or {}).get("forecast")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Prediction:
     """A forecast at a compute budget beyond the grid: the compute-optimal N and D there
-    (`optimum`), the model that will be trained for it (`n_params`, `tokens`) and the loss
-    L(N, D) gives that model, with the 95% interval of the bootstrap's predictions."""
+    (`optimum`), the model that will be trained for it (`n_params`, `tokens`) and the loss the
+    chosen method gives that model (approach 3: L(N, D) at its N and tokens; loss-at-optimum:
+    L_opt(C)), with the 95% interval of the bootstrap's resamples of budgets; `forecast` keeps
+    the forecast it came from (both methods and the backtest, as JSON)."""
 
     flops: float
     optimum: Optimum
@@ -54,6 +64,8 @@ class Prediction:
     interval: str | None  # what the loss's interval resampled
     trials: tuple[str, ...]  # the trials fitted
     warnings: tuple[str, ...] = ()
+    forecast: dict | None = None  # Forecast.to_json()["forecast"]
+    notes: tuple[str, ...] = ()  # how the loss was had (said with the prediction)
 
     @property
     def n_opt(self) -> float:
@@ -61,9 +73,13 @@ class Prediction:
 
     def fit_json(self) -> dict:
         """The fit behind it, as the store keeps it beside the prediction."""
-        return nulls({"law": "nd", "params": dict(self.params), "n_boot": self.n_boot,
-                      "interval": self.interval, "optimum": self.optimum.to_json(),
-                      "trials": list(self.trials), "warnings": list(self.warnings)})  # fmt: skip
+        law = "loss-at-optimum" if self.optimum.source == "loss-at-optimum" else "nd"
+        out = {"law": law, "params": dict(self.params), "n_boot": self.n_boot,
+               "interval": self.interval, "optimum": self.optimum.to_json(),
+               "trials": list(self.trials), "warnings": list(self.warnings)}  # fmt: skip
+        if self.forecast is not None:
+            out |= {"forecast": self.forecast, "notes": list(self.notes)}
+        return nulls(out)
 
     def row(self, *, architecture: str, trial_id: str, trial_hash: str, cell: dict) -> dict:
         """The prediction as the store keeps it (`RunStore.save_prediction`'s columns), with

@@ -154,6 +154,11 @@ class LawFit:
             return float(predict_loss(params, n, d, d if u is None else u))
         return float(CHINCHILLA_ND.predict(params, N=n, D=d))
 
+    def loss_estimate(self, n: float, d: float, u: float | None = None) -> Estimate:
+        """`loss_at` with the 95% interval of the resamples' losses (none without them)."""
+        return _interval(self.loss_at(n, d, u), [self.loss_at(n, d, u, params=p)
+                                                 for p in self.resamples()])  # fmt: skip
+
 
 def fit_approach_3(points: Points, *, n_boot: int = 0, seed: int = 0) -> LawFit:
     """Approach 3 on `points`: the data-constrained law where any point repeats its data, else
@@ -502,8 +507,7 @@ def forecast_model(
     points = Points.of(n, d, c, loss, unique)
     fit = fit_approach_3(points, n_boot=n_boot, seed=seed)
     target = (at_n, at_d, target_unique)
-    best = fit.loss_at(*target)
-    estimate = _interval(best, [fit.loss_at(*target, params=p) for p in fit.resamples()])
+    estimate = fit.loss_estimate(*target)
     tested = backtest(n, d, c, loss, window=window, unique=unique, model=target)
     notes = list(fit.solution.warnings)
     if fit.constrained:

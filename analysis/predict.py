@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from analysis import forecast as forecasting
 from analysis.fits import best_runs, law_points
 from analysis.isoflop import fit_loss_optimum
 from analysis.results import Optimum, Prediction
-from analysis.varpro import fit_varpro
 
 LEVEL = 0.95
 
@@ -47,6 +45,11 @@ class Ahead:
         return self.forecast.target
 
     @property
+    def at(self) -> forecasting.Points:
+        p = self.points
+        return forecasting.Points.of(p.N, p.D, p.C, p.loss, p.get("U"))
+
+    @property
     def n_opt(self) -> float:
         """The chosen method's compute-optimal N."""
         return self.forecast.chosen.n_opt.estimate
@@ -55,17 +58,12 @@ class Ahead:
         """The prediction for the model of `n_params` trained on `tokens` at this budget, by
         the chosen method, with its interval (none where the resamples give no spread)."""
         chosen, p = self.forecast.chosen, self.points
-        if chosen.method == forecasting.APPROACH_3:
-            # the fit behind the forecast, again (deterministic: the same fit), for its L(N, D)
-            at = forecasting.Points.of(p.N, p.D, p.C, p.loss)
-            fit = fit_varpro(at.loss, N=at.n, D=at.d, groups=at.budget, n_boot=self.n_boot,
-                             seed=self.seed, flops=at.flops).solution  # fmt: skip
-            loss = float(fit.predict(N=n_params, D=tokens))
-            ci = None
-            if fit.boot is not None and len(fit.boot):
-                low, high = (float(v[0]) for v in fit.band(LEVEL, N=[n_params], D=[tokens]))
-                ci = (low, high) if np.isfinite([low, high]).all() and high > low else None
-            params, warnings = fit.params, ()
+        if chosen.method in (forecasting.APPROACH_3, forecasting.DATA_CONSTRAINED):
+            # the fit behind the forecast, again (deterministic: the same fit), for the model's
+            # own loss; the model reads fresh data
+            fit = forecasting.fit_approach_3(self.at, n_boot=self.n_boot, seed=self.seed)
+            estimate = fit.loss_estimate(n_params, tokens)
+            loss, ci, params, warnings = estimate.estimate, estimate.ci, fit.solution.params, ()
             a = params["beta"] / (params["alpha"] + params["beta"])
             notes = ("its loss is L(N, D) of approach 3 at its own N and tokens",)
         else:
@@ -98,7 +96,7 @@ def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> 
 
     Raises ValueError, with the reason, when the points cannot support a prediction."""
     ahead = forecasting.forecast(points.N, points.D, points.C, points.loss, flops,
-                                 n_boot=n_boot, seed=seed)  # fmt: skip
+                                 n_boot=n_boot, seed=seed, unique=points.get("U"))  # fmt: skip
     n_opt = ahead.chosen.n_opt.estimate
     if n_opt is None or not math.isfinite(n_opt):
         raise ValueError(f"{ahead.method} gives no finite compute-optimal N at {flops:.3g} FLOPs")

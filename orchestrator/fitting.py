@@ -359,7 +359,8 @@ def _forecast_store(store: RunStore, trials, target: str | None, n_boot: int) ->
         for label, at in targets.items():
             name = arch if len(targets) == 1 else arch + label
             try:
-                out[name] = _forecast_table(f"study {store.name!r}, {arch}", points, at, n_boot)
+                out[name] = _forecast_table(f"study {store.name!r}, {arch}", points,
+                                            _forecast_target(at), n_boot)  # fmt: skip
             except TableError as e:
                 raise StoreError(str(e)) from None
     return out

@@ -21,8 +21,8 @@ points of a study near its optimum are not. Intervals: the bootstrap over runs, 
 refitting both stages (the first batched from the full fit, laws.refit_counts).
 
 Stores: a trial repeats its data when its `epochs` > 1 (U = tokens / epochs); `study fit --law
-data-constrained` fits them. The forecast does not yet use this law when trials repeat their
-data: that wiring is for a later session.
+data-constrained` fits them, and the forecast (analysis/forecast.py) fits it as its approach 3
+where any point repeats its data.
 """
 
 from __future__ import annotations

@@ -293,3 +293,31 @@ def test_points_that_repeat_their_data_are_forecast_by_the_data_constrained_law(
     assert abs(constrained) < 0.005
     assert any("fresh data" in w for w in ahead.warnings)
     assert ahead.to_json()["forecast"]["methods"][DATA_CONSTRAINED]["method"] == DATA_CONSTRAINED
+
+
+def test_a_studys_points_that_repeat_their_data_are_predicted_by_the_data_constrained_law():
+    """The store's path (analysis.predict): points with U < D (trials of more than one epoch)
+    are forecast by the data-constrained law beside the loss-at-optimum law (here the backtest
+    picks the latter: 0.10% against 0.18%); where the data-constrained law is the method, the
+    model chosen is predicted by it, on fresh data, and the method is stored with it."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from analysis.forecast import DATA_CONSTRAINED
+    from analysis.predict import Ahead
+    from analysis.predict import forecast as ahead_of
+
+    n, d, c, u, loss = _repeating_sweep()
+    ids = [f"t{i}" for i in range(len(n))]
+    points = pd.DataFrame({"trial_id": ids, "N": n, "D": d, "C": c, "loss": loss, "U": u})
+    ahead = ahead_of(points, TARGET, n_boot=0)
+    assert set(ahead.forecast.forecasts) == {DATA_CONSTRAINED, LOSS_AT_OPTIMUM}
+    assert ahead.forecast.method == LOSS_AT_OPTIMUM
+    model = ahead.forecast.forecasts[DATA_CONSTRAINED]
+    at = (round(model.n_opt.estimate), round(model.d_opt.estimate))
+    constrained = Ahead(replace(ahead.forecast, method=DATA_CONSTRAINED), points, 0)
+    predicted = constrained.predict(*at)
+    assert predicted.loss == pytest.approx(model.loss.estimate, rel=1e-6)  # its own optimum
+    assert predicted.forecast["method"] == DATA_CONSTRAINED
+    assert predicted.optimum.source == DATA_CONSTRAINED

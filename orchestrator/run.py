@@ -62,17 +62,17 @@ def run_study(
                      scoring=scoring or Scoring())  # fmt: skip
     stages.prepare(ctx)  # before the store is touched: a bad corpus changes nothing
     ctx.runner = _Ray(schedule, spec, address, console, mode.command)
-    if mode is not Mode.EVAL:  # scoring is one process: any finished trial's weights fit
-        ctx.runner.check_fits(ctx.grid)  # a trial that can never be placed: nothing stored
-    with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
-        if lock is not None:  # a store on a database server: its lock is held at every commit
-            run_store.hold_lock(lock, lambda line: _warn(console, line))
-        ctx.store = run_store
-        try:
+    try:
+        if mode is not Mode.EVAL:  # scoring is one process: any finished trial's weights fit
+            ctx.runner.check_fits(ctx.grid)  # a trial that can never be placed: nothing stored
+        with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
+            if lock is not None:  # a store on a database server: its lock is held at each commit
+                run_store.hold_lock(lock, lambda line: _warn(console, line))
+            ctx.store = run_store
             for stage in stages.STAGES[mode]:
                 stage(ctx)
-        finally:
-            ctx.runner.close()
+    finally:
+        ctx.runner.close()
     return result
 
 
@@ -108,7 +108,6 @@ class _Ray:
         lines = capacity.never_fits(capacity.needs_of(trials), self.schedule.nodes(),
                                     cpu_fallback=not resources.gpus_required)  # fmt: skip
         if lines:
-            self.close()
             field = "workers" if "workers" in resources.model_fields_set else "gpus_per_worker"
             where = self.spec.where("resources", field)
             raise StudyError("invalid study\n" + "\n".join(f"{where}: {line}" for line in lines))

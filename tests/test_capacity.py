@@ -75,3 +75,33 @@ def test_a_study_whose_trials_never_fit_the_cluster_exits_2_storing_nothing(
     import ray
 
     assert ray.is_initialized()  # the shared instance is left as it was
+
+
+def test_the_progress_line_of_a_trial_on_several_workers_says_how_many():
+    import io
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from orchestrator.grid import expand
+    from orchestrator.progress import Progress
+    from orchestrator.spec import parse_study
+    from trainers.events import Start
+
+    spec = parse_study("name: w\narchitectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 600K}\n")
+    (trial,) = expand(spec, "k", "")
+    wide = replace(trial, placement=replace(trial.placement, workers=4))
+    out = io.StringIO()
+    progress = Progress([wide], Console(file=out, width=200))
+    progress.update(
+        wide.trial_id,
+        Start(
+            n_params=25_000,
+            total_params=30_000,
+            flops_per_token=150_000,
+            steps=10,
+            device="cpu",
+            threads=1,
+        ),
+    )
+    assert "decoder-25K-s0: started on cpu ×4 (ddp)" in out.getvalue()

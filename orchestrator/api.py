@@ -67,9 +67,10 @@ CPU_FLOPS_PER_THREAD = 3e10
 def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
     of its evaluation settings, N, tokens trained, its recipe's numbers (lr, batch and warmup
-    in tokens, β2, weight decay, schedule and cooldown fraction), FLOPs, passes over the
-    training split, a time guess and the storage its weights take (final.pt, the kept
-    evaluation points and a trunk's train state at its branch points).
+    in tokens, β2, weight decay, schedule and cooldown fraction), its workers and each one's
+    CPUs and GPUs, FLOPs, passes over the training split, a time guess and the storage its
+    weights take (final.pt, the kept evaluation points and a trunk's train state at its branch
+    points).
     Prepares the token files if they are not there yet (or takes `data`, the study's prepared
     data)."""
     data = data if data is not None else prepare_data(spec)
@@ -85,6 +86,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
         shared = cooldown_start(trial) * trial.tokens_per_step if branched else 0
         compute = acct["flops_per_token"] * (tokens - shared)
         kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
+        threads = trial.placement.cpus * trial.placement.workers
         rows.append(
             {
                 "trial_id": trial.trial_id,
@@ -110,7 +112,10 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "flops": float(flops),
                 "compute": float(compute),
                 "epochs": tokens / len(data.train),
-                "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * trial.placement.cpus) / 60,
+                "workers": trial.placement.workers,
+                "cpus": trial.placement.cpus,  # each worker's
+                "gpus": trial.placement.gpus,
+                "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * threads) / 60,
                 "weights_mb": _weights_mb(trial, acct["total_params"], kept),
             }
         )

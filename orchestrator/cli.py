@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator.branches import one_run_share
-from orchestrator.printing import frame_table, grid_tables, repeat_warning
+from orchestrator.printing import frame_table, grid_tables, plan_footer, plan_warnings
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
 from trainers.corpora import CorpusError
@@ -276,24 +275,11 @@ def plan(
     console.print(api.describe_data(data), highlight=False)
     for warning in prepared.warnings():
         console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
-    total = frame.cpu_minutes.sum()
-    console.print(
-        f"total {frame.compute.sum():.3g} FLOPs, about {total:.1f} CPU-minutes "
-        f"({spec.resources.cpus_per_trial} CPU per trial){one_run_share(frame)}",
-        highlight=False,
-    )
-    kept = ", and at every evaluation point: train.keep_checkpoints"
-    trunks = ", and each trunk's train state at its branch points"
-    console.print(
-        f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
-        f"each trial{kept if spec.train.keep_checkpoints else ''}"
-        f"{trunks if spec.budget.from_one_run else ''}), besides the token files",
-        highlight=False,
-    )
+    for line in plan_footer(frame, spec):
+        console.print(line, highlight=False, markup=False)
     console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)
-    warning = repeat_warning(frame, data["tokens"]["train"])
-    if warning:
-        console.print("[yellow]warning[/]: " + warning, highlight=False)
+    for warning in plan_warnings(frame, spec, data["tokens"]["train"]):
+        console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
 
 
 @app.command()

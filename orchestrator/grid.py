@@ -156,6 +156,7 @@ def trial_spec(
     tokens."""
     train, zero_shot = study.train, study.eval.zero_shot
     architecture, shape, n_params = cell.architecture, cell.shape, cell.n_params
+    spread = study.resources.spread_for(n_params)
     # a FLOP budget's plan as its cell made it (a rule of C, deepseek's, reads the budget)
     budget = CellBudget(tokens=cell.tokens)
     if cell.budget_flops and cell.vocab_size is not None:
@@ -190,8 +191,10 @@ def trial_spec(
             pll_stride=zero_shot.pll_stride,
         ),
         placement=Placement(
-            cpus=study.resources.cpus_per_trial,
-            gpus=study.resources.gpus_for(n_params),
+            cpus=spread.cpus,
+            gpus=spread.gpus,
+            workers=spread.workers,
+            strategy=spread.strategy,
             storage=storage,
             checkpoint_every_tokens=train.checkpoint_every or 0,
             peak_flops=study.resources.peak_flops or 0,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import glob
+import os
+
+from orchestrator.branches import one_run_share
+from orchestrator.capacity import Need, never_fits
 from orchestrator.sizes import flops_text, format_count
 
 COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done", "batch_tokens",
@@ -69,14 +74,46 @@ def _trials(count: int) -> str:
 
 
 def grid_tables(frame, study: str, *, by_budget: bool) -> str:
-    """`study plan`'s tables: one for the grid, or one per budget of an IsoFLOP grid."""
+    """`study plan`'s tables: one for the grid, or one per budget of an IsoFLOP grid; a
+    column of workers where a trial spans several."""
+    columns = PLAN_COLUMNS + (["workers"] if frame.workers.max() > 1 else [])
     if not by_budget:
-        return frame_table(frame[PLAN_COLUMNS], f"{study}: {_trials(len(frame))}") + "\n"
+        return frame_table(frame[columns], f"{study}: {_trials(len(frame))}") + "\n"
     text = f"{study}: {_trials(len(frame))}\n\n"
     for flops, group in frame.groupby("budget_flops", sort=True):
         title = f"budget {flops_text(flops)} FLOPs: {_trials(len(group))}"
-        text += frame_table(group[PLAN_COLUMNS], title) + "\n"
+        text += frame_table(group[columns], title) + "\n"
     return text
+
+
+def plan_footer(frame, spec) -> list[str]:
+    """`study plan`'s lines under the tables: the total compute and the storage of weights."""
+    resources = spec.resources
+    per = "worker" if frame.workers.max() > 1 else "trial"
+    cpus = resources.cpus_per_worker or resources.cpus_per_trial
+    kept = ", and at every evaluation point: train.keep_checkpoints"
+    trunks = ", and each trunk's train state at its branch points"
+    return [
+        f"total {frame.compute.sum():.3g} FLOPs, about {frame.cpu_minutes.sum():.1f} "
+        f"CPU-minutes ({cpus} CPU per {per}){one_run_share(frame)}",
+        f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
+        f"each trial{kept if spec.train.keep_checkpoints else ''}"
+        f"{trunks if spec.budget.from_one_run else ''}), besides the token files",
+    ]
+
+
+def plan_warnings(frame, spec, train_tokens: int) -> list[str]:
+    """`study plan`'s warnings: data that repeats, and trials this machine could never place
+    (the plan stays offline: `study run` asks the cluster it joins)."""
+    warnings = [w for w in [repeat_warning(frame, train_tokens)] if w]
+    required = spec.resources.gpus_required
+    if frame.workers.max() > 1 or required:
+        here = [{"CPU": os.cpu_count() or 1, "GPU": len(glob.glob("/dev/nvidia[0-9]*"))}]
+        needs = [Need(r.trial_id, r.workers, r.cpus, r.gpus) for r in frame.itertuples()]
+        lines = never_fits(needs, here, cpu_fallback=not required, name="this machine")
+        warnings += [f"{line} (`study run` checks the cluster it joins, and refuses a trial "
+                     "it can never place)" for line in lines]  # fmt: skip
+    return warnings
 
 
 def repeat_warning(frame, train_tokens: int) -> str | None:

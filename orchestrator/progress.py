@@ -86,9 +86,12 @@ class Progress:
                 row.tokens = resumed = event.resumed_tokens
                 how = f"resumed at {resumed:,} tokens" if resumed else "started"
                 where = event.device
-                gpus = row.spec.placement.gpus
-                if gpus > 0 and where == "cpu":
-                    where += f" ({gpus:g} GPU asked for, but torch sees no CUDA device there)"
+                placement = row.spec.placement
+                if placement.gpus > 0 and where == "cpu":
+                    where += (f" ({placement.gpus:g} GPU asked for, but torch sees no CUDA "
+                              "device there)")  # fmt: skip
+                if placement.workers > 1:
+                    where += f" ×{placement.workers} ({placement.strategy})"
                 self._log(f"[{_duration(self.elapsed)}] {trial_id}: {how} on {where}")
             case Train():
                 row.tokens, row.loss, row.tokens_per_s = (

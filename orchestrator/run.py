@@ -12,11 +12,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from orchestrator import evaluating, fitting, stages
+from orchestrator import capacity, evaluating, fitting, stages
 from orchestrator.branches import Gates, from_step_0
 from orchestrator.evaluating import Scoring
 from orchestrator.progress import last_line
-from orchestrator.spec import StudySpec, load_study
+from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.stages import Mode, RunContext, RunResult, report_path
 from orchestrator.store import HEARTBEAT_S, RunStore, database_errors, default_url, run_lock
 from trainers.events import End, Event, Start
@@ -62,15 +62,17 @@ def run_study(
                      scoring=scoring or Scoring())  # fmt: skip
     stages.prepare(ctx)  # before the store is touched: a bad corpus changes nothing
     ctx.runner = _Ray(schedule, spec, address, console, mode.command)
-    with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
-        if lock is not None:  # a store on a database server: its lock is held at every commit
-            run_store.hold_lock(lock, lambda line: _warn(console, line))
-        ctx.store = run_store
-        try:
+    try:
+        if mode is not Mode.EVAL:  # scoring is one process: any finished trial's weights fit
+            ctx.runner.check_fits(ctx.grid)  # a trial that can never be placed: nothing stored
+        with database_errors(url), run_lock(url, wait) as lock, RunStore.open(url) as run_store:
+            if lock is not None:  # a store on a database server: its lock is held at each commit
+                run_store.hold_lock(lock, lambda line: _warn(console, line))
+            ctx.store = run_store
             for stage in stages.STAGES[mode]:
                 stage(ctx)
-        finally:
-            ctx.runner.close()
+    finally:
+        ctx.runner.close()
     return result
 
 
@@ -94,6 +96,21 @@ class _Ray:
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)
             raise
+
+    def check_fits(self, trials: list[TrialSpec]) -> None:
+        """Raise StudyError, naming the study file's line, for trials the cluster can never
+        place: Ray Train would wait for them forever. Asked only where a trial spans several
+        workers or GPUs are required per worker; other studies join the cluster lazily."""
+        resources = self.spec.resources
+        if not resources.gpus_required and all(t.placement.workers == 1 for t in trials):
+            return
+        self._cluster()
+        lines = capacity.never_fits(capacity.needs_of(trials), self.schedule.nodes(),
+                                    cpu_fallback=not resources.gpus_required)  # fmt: skip
+        if lines:
+            field = "workers" if "workers" in resources.model_fields_set else "gpus_per_worker"
+            where = self.spec.where("resources", field)
+            raise StudyError("invalid study\n" + "\n".join(f"{where}: {line}" for line in lines))
 
     def score(self, ctx: RunContext, jobs: list) -> None:
         """Score finished trials from their weights (evaluating.score_on_ray)."""

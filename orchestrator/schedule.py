@@ -203,6 +203,11 @@ def disconnect(cluster: Cluster) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def nodes() -> list[dict]:
+    """The resources of each live node of the cluster joined ({"CPU": 16.0, "GPU": 8.0, ...})."""
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
 _GAUGES: dict[str, metrics.Gauge] = {}
 
 

@@ -20,7 +20,7 @@ from orchestrator import evaluating, fitting, predicting
 from orchestrator.evaluating import Scoring
 from orchestrator.grid import cells, expand
 from orchestrator.sizes import flops_text, format_count
-from orchestrator.spec import StudyError, StudySpec, check_beyond_grid
+from orchestrator.spec import StudyError, StudySpec, check_beyond_grid, check_spread
 from orchestrator.store import RunStore, check_url
 from trainers.architectures import account
 from trainers.data import TokenData, load_tokens
@@ -49,9 +49,12 @@ def storage_of(spec: StudySpec) -> str:
 
 def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
     """The study's trials as `study run` trains them, on its prepared data. Raises StudyError,
-    naming the file, line and field, for a FLOP budget no size of the study can spend."""
+    naming the file, line and field, for a FLOP budget no size of the study can spend or a
+    batch that does not split over its trial's workers."""
     check_budgets(spec, data)
-    return expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
+    grid = expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
+    check_spread(spec, grid)
+    return grid
 
 
 def left_out(spec: StudySpec, data: TokenData) -> list[str]:

@@ -112,6 +112,26 @@ CASES = [
         "{max_params: 10K, gpus: 1}, {gpus: 2}]}\n",
         "the max_params of a GPU rule increase",
     ),
+    # trials on several workers (Ray Train)
+    (VALID + "resources: {workers: 0}\n", "{f}:5: resources.workers: Input should be greater"),
+    (VALID + "resources: {strategy: zero}\n", "{f}:5: resources.strategy: Input should be 'ddp'"),
+    (
+        VALID + "resources: {workers: 2, gpus_per_worker: 0.5}\n",
+        "{f}:5: resources.gpus_per_worker: a trial on 2 workers takes whole GPUs per worker",
+    ),
+    (
+        VALID + "resources: {cpus_per_trial: 2, cpus_per_worker: 2}\n",
+        "{f}:5: resources.cpus_per_worker: give cpus_per_trial or cpus_per_worker, not both",
+    ),
+    (
+        VALID + "resources: {workers: [{max_params: 50K, workers: 1}]}\n",
+        "{f}:5: resources.workers: a workers rule is a list of {{max_params, workers}} ending",
+    ),
+    (
+        VALID + "resources: {workers: [{max_params: 50K, workers: 1}, {workers: 3}]}\n",
+        "{f}:5: resources.workers: decoder-100K-s0's batch of 16 sequences does not split over "
+        "3 workers",
+    ),
     # shapes and budgets that cannot work
     (
         _replace("{tokens: 600K}", "{tokens: 600K, chinchilla: 1}"),

@@ -69,6 +69,7 @@ def test_hash_ignores_placement_but_not_training():
 
 PLACEMENT = [
     "resources: {cpus_per_trial: 2, gpus_per_trial: 1, max_retries: 3, peak_flops: 1T}\n",
+    "resources: {workers: 4, cpus_per_worker: 2, gpus_per_worker: 1, strategy: ddp}\n",
     "storage: /elsewhere\n",
     "train: {checkpoint_every: 100K}\n",
 ]
@@ -155,6 +156,32 @@ resources:
     gpus = {t.size: t.placement.gpus for t in ruled}
     assert gpus == {"25K": 0.25, "56.6K": 0.5, "1M": 2.0}  # N is 25K, 56.6K and 1M
     assert [t.hash for t in ruled] == [t.hash for t in grid(STUDY)]
+
+
+def test_workers_may_follow_a_rule_of_n_without_changing_hashes():
+    rule = """\
+resources:
+  workers:
+    - {max_params: 30K, workers: 1}
+    - {max_params: 100K, workers: 2}
+    - {workers: 4, gpus_per_worker: 1}
+"""
+    ruled = grid(STUDY + rule)
+    spread = {t.size: (t.placement.workers, t.placement.gpus) for t in ruled}
+    assert spread == {"25K": (1, 0), "56.6K": (2, 0), "1M": (4, 1.0)}
+    assert {t.placement.strategy for t in ruled} == {"ddp"}
+    assert [t.hash for t in ruled] == [t.hash for t in grid(STUDY)]
+
+
+def test_the_workers_of_a_trial_are_neither_its_identity_nor_its_evaluation_key():
+    from dataclasses import replace
+
+    trial = grid(STUDY)[0]
+    assert trial.placement.workers == 1  # a study without `workers` trains as before
+    wide = replace(trial, placement=replace(trial.placement, workers=8, strategy="ddp"))
+    assert (wide.hash, wide.eval_key) == (trial.hash, trial.eval_key)
+    assert wide.hash == PINNED_HASH
+    assert type(trial).from_dict(wide.to_dict()) == wide
 
 
 def test_one_shape_given_twice_is_rejected():

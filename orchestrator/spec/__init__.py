@@ -4,7 +4,13 @@
 `file:line: field`, and `loader` puts them together; the names the rest of the code uses are
 here."""
 
-from orchestrator.spec.loader import check_beyond_grid, load_study, parse_study, study_name
+from orchestrator.spec.loader import (
+    check_beyond_grid,
+    check_spread,
+    load_study,
+    parse_study,
+    study_name,
+)
 from orchestrator.spec.schema import (
     NAME_PATTERN,
     BudgetSpec,
@@ -27,6 +33,7 @@ __all__ = [
     "StudySpec",
     "TrainSpec",
     "check_beyond_grid",
+    "check_spread",
     "load_study",
     "parse_study",
     "resolve_size",

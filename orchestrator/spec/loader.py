@@ -20,6 +20,7 @@ from orchestrator.spec.yaml_errors import (
     read_text,
     validation_error,
 )
+from trainers.trial import TrialSpec
 
 
 def parse_study(text: str, source: str = "<string>") -> StudySpec:
@@ -34,6 +35,7 @@ def parse_study(text: str, source: str = "<string>") -> StudySpec:
         raise validation_error(e, root, source, StudySpec) from None
     spec._source, spec._root = source, root
     _check_recipe(spec)
+    _check_resources(spec)
     _check_one_batch(spec, "tokens")
     check_beyond_grid(spec, max(spec.budget.flops or [0]), "its largest budget is")
     _check_one_batch(spec, "chinchilla")
@@ -61,6 +63,27 @@ def _check_recipe(spec: StudySpec) -> None:
             "whose rules set it (override the rule's constants under recipe:, sweep "
             "learning rates as multiples with lr: {sweep: [0.5, 1, 2]}, or use recipe: fixed)"
         )
+
+
+def _check_resources(spec: StudySpec) -> None:
+    """The resources given once each, and whole GPUs for a trial on several workers."""
+    conflict = spec.resources.conflict()
+    if conflict is not None:
+        field, why = conflict
+        raise StudyError(f"invalid study\n{spec.where('resources', field)}: {why}")
+
+
+def check_spread(spec: StudySpec, trials: list[TrialSpec]) -> None:
+    """Each trial's batch splits evenly over its workers: each rank trains on its own equal
+    rows of every global batch, so the tokens of a step are one process's."""
+    for trial in trials:
+        batch, workers = trial.optim.batch_size, trial.placement.workers
+        if batch % workers:
+            raise StudyError(
+                f"invalid study\n{spec.where('resources', 'workers')}: {trial.trial_id}'s batch "
+                f"of {batch} sequences does not split over {workers} workers (each takes an "
+                "equal share): give a batch size they divide"
+            )
 
 
 def _check_one_run(spec: StudySpec) -> None:

@@ -33,6 +33,7 @@ from orchestrator.sizes import (
 from orchestrator.sizes import parse_count as _parse_count
 from orchestrator.spec import yaml_errors
 from orchestrator.spec.recipes import LrSweep, RecipeField, RecipeSpec
+from orchestrator.spec.resources import ResourcesSpec
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
 from trainers.tokenizers import SPECIALS
@@ -457,68 +458,6 @@ class EvalSpec(_Strict):
                     "the report: give folders of other names"
                 )
         return value
-
-
-def _gpu_count(value: float) -> float:
-    # Ray schedules fractions of one GPU, and whole GPUs; not 1.5 of them.
-    if value > 1 and value != int(value):
-        raise ValueError(f"{value} GPUs: a trial takes a fraction of one GPU or whole GPUs")
-    return value
-
-
-GpuCount = Annotated[float, Field(ge=0), AfterValidator(_gpu_count)]
-
-
-class GpuRule(_Strict):
-    """GPUs for the trials whose N is at most `max_params` (no `max_params`: all larger ones)."""
-
-    max_params: Count | None = Field(None, gt=0, description="non-embedding N; omit in the last")
-    gpus: GpuCount
-
-
-class ResourcesSpec(_Strict):
-    """What each trial asks Ray for."""
-
-    cpus_per_trial: int = Field(1, gt=0, description="CPUs, and torch threads on CPU")
-    gpus_per_trial: Annotated[
-        Annotated[GpuCount, Tag("gpus-count")] | Annotated[list[GpuRule], Tag("gpus-rule")],
-        Discriminator(lambda v: "gpus-rule" if isinstance(v, list) else "gpus-count"),
-    ] = Field(0, description="GPUs (fractions allowed), or a rule of N: [{max_params, gpus}]")
-    peak_flops: Flops | None = Field(
-        None, description="FLOP/s a trial's MFU is measured against; default: by device"
-    )
-    max_retries: int = Field(
-        0, ge=0, description="times a failed trial runs again in the same run (from its checkpoint)"
-    )
-
-    @field_validator("gpus_per_trial")
-    @classmethod
-    def _rule_covers_every_size(cls, value):
-        if not isinstance(value, list):
-            return value
-        bounds = [rule.max_params for rule in value]
-        if not bounds or bounds[-1] is not None or None in bounds[:-1]:
-            raise ValueError(
-                "a GPU rule is a list of {max_params, gpus} ending with one without max_params "
-                "(the larger models): [{max_params: 10M, gpus: 0.25}, {gpus: 1}]"
-            )
-        if bounds[:-1] != sorted(set(bounds[:-1])):
-            raise ValueError("the max_params of a GPU rule increase from one entry to the next")
-        return value
-
-    def gpus_for(self, n_params: int) -> float:
-        """GPUs for a trial of `n_params` non-embedding parameters."""
-        if not isinstance(self.gpus_per_trial, list):
-            return self.gpus_per_trial
-        return next(
-            r.gpus for r in self.gpus_per_trial if r.max_params is None or n_params <= r.max_params
-        )
-
-    @property
-    def wants_gpus(self) -> bool:
-        """Whether any trial asks for a GPU."""
-        rules = self.gpus_per_trial
-        return any(r.gpus > 0 for r in rules) if isinstance(rules, list) else rules > 0
 
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a study's name: its store's and report's file

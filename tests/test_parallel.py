@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -13,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import trainers.train
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
 from trainers import parallel
@@ -48,10 +50,33 @@ def _specs(storage: Path) -> dict[str, TrialSpec]:
     return specs
 
 
-def _rank(rank: int, folder: Path, specs: list[dict]) -> None:
-    """One rank: join the group, train each trial, write what it reported and returned."""
+def _join(folder: Path, rank: int) -> None:
     dist.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank,
                             world_size=WORLD, timeout=timedelta(seconds=60))  # fmt: skip
+
+
+def _spawn(target, args: tuple, *, until_rank_0: bool = False) -> None:
+    """Run `target(rank, *args)` on WORLD processes; a hung rank fails the test, not the
+    session. `until_rank_0`: the others are ended once rank 0 has."""
+    group = mp.spawn(target, args=args, nprocs=WORLD, join=False)
+    watched = group.processes[:1] if until_rank_0 else group.processes
+    deadline = time.monotonic() + 300
+    while any(p.exitcode is None for p in watched) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hung = any(p.exitcode is None for p in watched)
+    for process in group.processes:
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    if hung:
+        pytest.fail("the ranks did not finish in 300 s")
+    if not until_rank_0:
+        group.join()  # raises a rank's error
+
+
+def _rank(rank: int, folder: Path, specs: list[dict]) -> None:
+    """One rank: join the group, train each trial, write what it reported and returned."""
+    _join(folder, rank)
     try:
         for i, spec in enumerate(specs):
             out = folder / f"{i}-rank{rank}.jsonl"
@@ -72,14 +97,7 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ranks")
     one, two = _specs(folder / "one"), _specs(folder / "two")
     order = list(two)
-    group = mp.spawn(_rank, args=(folder, [two[a].to_dict() for a in order]), nprocs=WORLD,
-                     join=False)  # fmt: skip
-    deadline = time.monotonic() + 300  # a hung rank fails the test, not the whole session
-    while not group.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in group.processes:
-                process.kill()
-            pytest.fail("the ranks did not finish in 300 s")
+    _spawn(_rank, (folder, [two[a].to_dict() for a in order]))
     out = {}
     for i, architecture in enumerate(order):
         alone = []
@@ -146,3 +164,37 @@ def test_one_rank_weighs_its_loss_by_one_and_is_the_whole_group():
     whole = {"targets": torch.tensor([[1, -100], [2, 3]])}
     assert parallel.weight(parallel.rows(whole, Ranks(0, 2)), whole, Ranks(0, 2)) == 2 / 3
     assert parallel.weight(parallel.rows(whole, Ranks(1, 2)), whole, Ranks(1, 2)) == 4 / 3
+
+
+LOGGED = 10  # train-loss points: a window of 5 steps, so checkpoints (every 12) fall inside one
+
+
+def _rank_killed(rank: int, folder: Path, spec: dict, at_step: int) -> None:
+    """A rank of a trial whose rank 0 is killed right after it saves a checkpoint."""
+    _join(folder, rank)
+    trainers.train.MAX_LOGGED_STEPS = LOGGED
+
+    def report(event):
+        if event.kind == "checkpoint" and event.step >= at_step:
+            os._exit(0)
+
+    train(TrialSpec.from_dict(spec), report)
+
+
+def test_a_checkpoint_of_two_ranks_resumes_on_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainers.train, "MAX_LOGGED_STEPS", LOGGED)
+    spec = _specs(tmp_path / "two")["decoder"]
+    spec = replace(spec, eval=replace(spec.eval, tasks=()))
+    _spawn(_rank_killed, (tmp_path, spec.to_dict(), 24), until_rank_0=True)
+    after = []
+    train(spec, after.append)  # one process goes on from the ranks' last.pt
+    whole = []
+    train(replace(spec, placement=replace(spec.placement, storage=str(tmp_path / "one"))),
+          whole.append)  # fmt: skip
+    assert after[0].resumed_step == 24 and after[0].workers == 1
+    curve = lambda events: [(e.step, e.loss) for e in events if e.kind == "train"]
+    assert [s for s, _ in curve(after)] == [s for s, _ in curve(whole)] == [*range(5, 51, 5)]
+    for (_, a), (_, b) in zip(curve(after), curve(whole), strict=True):
+        assert a == pytest.approx(b, abs=TOLERANCE)  # the window across the checkpoint too
+    assert after[-1].val_loss == pytest.approx(whole[-1].val_loss, abs=TOLERANCE)
+    assert after[-1].tokens_scored == whole[-1].tokens_scored

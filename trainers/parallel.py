@@ -60,11 +60,7 @@ def wrap(model: nn.Module, par: Ranks, device: torch.device) -> Callable[[Batch]
     if par.world == 1:
         return model.loss
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None
-    # No buffer of our models changes in training (masks, positions): broadcasting them at
-    # every forward would only cost a collective.
-    return nn.parallel.DistributedDataParallel(
-        LossModule(model), device_ids=ids, broadcast_buffers=False
-    )
+    return nn.parallel.DistributedDataParallel(LossModule(model), device_ids=ids)
 
 
 def rows(batch: Batch, par: Ranks) -> Batch:

@@ -152,6 +152,8 @@ def test_the_rows_of_every_rank_make_the_batch():
         for name, whole in batch.items():
             assert torch.equal(torch.cat([s[name] for s in shares]), whole)
             assert {len(s[name]) for s in shares} == {8 // world}
+    with pytest.raises(ValueError, match="a batch of 8 rows does not split over 3 ranks"):
+        parallel.rows(batch, Ranks(0, 3))
 
 
 def test_one_rank_weighs_its_loss_by_one_and_is_the_whole_group():

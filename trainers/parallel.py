@@ -67,7 +67,10 @@ def rows(batch: Batch, par: Ranks) -> Batch:
     """This rank's share of a global batch: rows [rank*k, (rank+1)*k), k = rows // world."""
     if par.world == 1:
         return batch
-    k = len(batch["targets"]) // par.world
+    k, left = divmod(len(batch["targets"]), par.world)
+    if left:  # the study file's check refuses such a batch; a step must never drop rows
+        raise ValueError(f"a batch of {len(batch['targets'])} rows does not split over "
+                         f"{par.world} ranks")  # fmt: skip
     return {name: v[par.rank * k : (par.rank + 1) * k] for name, v in batch.items()}
 
 

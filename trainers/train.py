@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainers import zeroshot
+from trainers import parallel, zeroshot
 from trainers.architectures import architecture
 from trainers.blocks import IGNORE, ModelConfig
 from trainers.checkpoint import (
@@ -47,6 +47,7 @@ from trainers.events import (
     to_dict,
 )
 from trainers.objectives import Batch, Objective, objective_for
+from trainers.parallel import Ranks, main_first, ranks, rows, wrap
 from trainers.peak import cpu_peak_flops, gpu_peak_flops
 from trainers.schedules import lr_at
 from trainers.trial import Optim, TrialSpec
@@ -184,6 +185,8 @@ class _Loop:
     objective: Objective
     device: torch.device
     amp: contextlib.AbstractContextManager  # the device's precision (see `_precision`)
+    ranks: Ranks = Ranks()  # this process's place in its group (one rank without a group)
+    forward: Callable[[Batch], torch.Tensor] | None = None  # the loss a step calls (`wrap`)
 
 
 def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
@@ -204,16 +207,23 @@ def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
 
 
 def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) -> float:
-    """One optimizer step on a fresh batch, its loss added to the open window; the rate used."""
+    """One optimizer step on a fresh batch, its loss added to the open window; the rate used.
+
+    Every rank draws the whole global batch from the same random state (so the state, the
+    tokens scored and a resume are those of one process) and trains on its rows of it."""
     spec, model, data, objective = loop.spec, loop.model, loop.data, loop.objective
+    par = loop.ranks
     lr = lr_at(step, spec)
     for group in optimizer.param_groups:
         group["lr"] = lr
     windows = sample_windows(data.train, spec.optim.batch_size, objective.window, rng)
     batch = objective.make(windows, data.tokenizer, rng)
     state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
+    local = rows(batch, par)
     with loop.amp:
-        loss = model.loss(_to(batch, loop.device))
+        loss = (loop.forward or model.loss)(_to(local, loop.device))
+    if par.world > 1:  # DDP's mean of the ranks' gradients is then the global batch's
+        loss = loss * parallel.weight(local, batch, par)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
@@ -223,7 +233,7 @@ def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) ->
     return lr
 
 
-def _start(spec: TrialSpec, model, device: torch.device, state) -> Start:
+def _start(spec: TrialSpec, model, device: torch.device, state, par: Ranks) -> Start:
     first_step = state.step
     return Start(
         n_params=model.count_params(non_embedding=True),
@@ -238,11 +248,18 @@ def _start(spec: TrialSpec, model, device: torch.device, state) -> Start:
         threads=torch.get_num_threads(),
         host=platform.node(),
         pid=os.getpid(),
+        workers=par.world,
+        strategy="ddp" if par.world > 1 else "",
     )
 
 
-def train(spec: TrialSpec, report: Report) -> End:
+def train(spec: TrialSpec, report: Report) -> End | None:
     """Train one trial to its token budget; report events; return the final one.
+
+    Under a `torch.distributed` process group of several ranks (Ray Train's workers), each rank
+    trains on its rows of every global batch through DistributedDataParallel, and the numbers
+    are those of one process to rounding. Rank 0 alone reports, validates, scores and writes
+    the checkpoints; the other ranks call `report` never and return None.
 
     If the trial's folder holds a checkpoint of the same trial (same hash), training resumes
     from it: model, optimizer, data order and random state continue where they were, so the
@@ -254,12 +271,14 @@ def train(spec: TrialSpec, report: Report) -> End:
     point (`placement.branch_points`).
     """
     started = time.perf_counter()
+    par = ranks()
     device = _device(spec)
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(spec.placement.cpus)))  # one thread per CPU given
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
-    data = _token_data(spec)
+    with main_first(par):  # one rank builds a missing token cache, the others read it
+        data = _token_data(spec)
     objective = objective_for(spec.model.architecture, spec.data.seq_len)
     data.check_fits(objective.window)
     model = build_model(spec, data.vocab_size).to(device)
@@ -267,23 +286,27 @@ def train(spec: TrialSpec, report: Report) -> End:
     amp = _precision(device)
     if spec.placement.compile:
         model.compile()  # in place: `model.loss` calls the compiled forward, state_dict unchanged
-    val_batches = _validation_batches(spec, data, objective)
-    loop = _Loop(spec, model, data, objective, device, amp)
+    val_batches = _validation_batches(spec, data, objective) if par.main else []
     per_step = spec.tokens_per_step
     eval_every = spec.eval_every
     ckpt_every = _every(spec.placement.checkpoint_every_tokens or spec.eval.every_tokens, per_step)
     log_every = max(1, spec.steps // MAX_LOGGED_STEPS)
     accounting = model.config.accounting
     folder = checkpoint_dir(spec)
-    state = resume(spec, model, optimizer, rng, device)
+    with main_first(par):  # rank 0 clears a stale folder before the others look at it
+        state = resume(spec, model, optimizer, rng, device)
+    loop = _Loop(spec, model, data, objective, device, amp,
+                 ranks=par, forward=wrap(model, par, device))  # fmt: skip
     first_step = state.step
-    report(_start(spec, model, device, state))
-    for event in state.history:
-        report(from_dict(event))
+    if par.main:
+        report(_start(spec, model, device, state, par))
+        for event in state.history:
+            report(from_dict(event))
 
     def emit(event: Event) -> None:
         state.history.append(to_dict(event))
-        report(event)
+        if par.main:
+            report(event)
 
     # Training never waits for the device: the loss is summed where it is computed (in
     # float64, as a Python float would be) and read at the log points. Evaluations and
@@ -295,7 +318,9 @@ def train(spec: TrialSpec, report: Report) -> End:
         state.step = done = step + 1
 
         if done % log_every == 0 or done == spec.steps:
-            mean_loss = float(state.window_loss) / state.window_steps  # waits for the device
+            # The same on every rank (a mean over them), so all raise on divergence together.
+            window = parallel.mean(state.window_loss, par)
+            mean_loss = float(window) / state.window_steps  # waits for the device
             if not math.isfinite(mean_loss):
                 raise DivergenceError(f"loss is {mean_loss} at step {done} (lr {lr:.3g})")
             elapsed = time.perf_counter() - window_start
@@ -310,6 +335,10 @@ def train(spec: TrialSpec, report: Report) -> End:
             continue
         _wait(device)
         pause_start = time.perf_counter()
+        if (is_checkpoint or is_branch) and state.window_steps:
+            state.window_loss = parallel.mean(state.window_loss, par)  # as the file keeps it
+        if not par.main:  # the others wait in their next step's gradient sync
+            continue
         if is_eval:
             scored = _score(loop, val_batches, done)
             for event in scored:
@@ -329,10 +358,13 @@ def train(spec: TrialSpec, report: Report) -> End:
         window_start += pause
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
+    if not par.main:
+        return None
 
     final = save_final(folder, spec, model) if folder is not None else None
     tokens = spec.steps * per_step
     tokens_per_s = (spec.steps - first_step) * per_step / max(train_time, 1e-9)
+    achieved = accounting.flops_per_token * tokens_per_s  # by all ranks: each has one device
     end = End(
         step=spec.steps,
         tokens=tokens,
@@ -341,9 +373,7 @@ def train(spec: TrialSpec, report: Report) -> End:
         val_loss=state.val_loss,
         wall_s=time.perf_counter() - started,
         tokens_per_s=tokens_per_s,
-        mfu=accounting.flops_per_token
-        * tokens_per_s
-        / peak_flops(spec, device, accounting.flops_per_token * tokens_per_s),
+        mfu=achieved / (peak_flops(spec, device, achieved / par.world) * par.world),
         checkpoint=str(final.path) if final else "",
         checkpoint_bytes=final.bytes if final else 0,
         checkpoint_sha256=final.sha256 if final else "",

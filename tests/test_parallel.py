@@ -1,0 +1,202 @@
+"""The trainer under a process group, without Ray: two gloo ranks train what one process does."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import trainers.train
+from orchestrator.grid import expand
+from orchestrator.spec import parse_study
+from trainers import parallel
+from trainers.events import from_dict, to_dict
+from trainers.parallel import Ranks
+from trainers.train import train
+from trainers.trial import TrialSpec
+
+STUDY = """\
+name: p
+data: {seq_len: 32}
+architectures: [decoder, encoder, encdec]
+sizes: [25K]
+budget: {tokens: 12800}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {every_tokens: 6400, tokens: 2K, zero_shot: {tasks: []}}
+storage: ""
+"""
+WORLD = 2
+TOLERANCE = 1e-4  # DDP changes only the order of float reductions (the issue's probe: 9e-6)
+
+
+def _specs(storage: Path) -> dict[str, TrialSpec]:
+    """The three architectures' 50-step trials; the decoder keeps checkpoints and scores a
+    zero-shot task at its end, so rank 0's writing and scoring run too."""
+    specs = {s.model.architecture: s for s in expand(parse_study(STUDY), "", "")}
+    decoder = specs["decoder"]
+    specs["decoder"] = replace(
+        decoder,
+        placement=replace(decoder.placement, storage=str(storage), checkpoint_every_tokens=3072),
+        eval=replace(decoder.eval, tasks=("minimal_pairs",), items=20),
+    )
+    return specs
+
+
+def _join(folder: Path, rank: int) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{folder}/pg", rank=rank,
+                            world_size=WORLD, timeout=timedelta(seconds=60))  # fmt: skip
+
+
+def _spawn(target, args: tuple, *, until_rank_0: bool = False) -> None:
+    """Run `target(rank, *args)` on WORLD processes; a hung rank fails the test, not the
+    session. `until_rank_0`: the others are ended once rank 0 has."""
+    group = mp.spawn(target, args=args, nprocs=WORLD, join=False)
+    watched = group.processes[:1] if until_rank_0 else group.processes
+    deadline = time.monotonic() + 300
+    while any(p.exitcode is None for p in watched) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    hung = any(p.exitcode is None for p in watched)
+    for process in group.processes:
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    if hung:
+        pytest.fail("the ranks did not finish in 300 s")
+    if not until_rank_0:
+        group.join()  # raises a rank's error
+
+
+def _rank(rank: int, folder: Path, specs: list[dict]) -> None:
+    """One rank: join the group, train each trial, write what it reported and returned."""
+    _join(folder, rank)
+    try:
+        for i, spec in enumerate(specs):
+            out = folder / f"{i}-rank{rank}.jsonl"
+
+            def report(event, out=out):
+                with open(out, "a") as file:
+                    file.write(json.dumps(to_dict(event)) + "\n")
+
+            end = train(TrialSpec.from_dict(spec), report)
+            (folder / f"{i}-rank{rank}.end").write_text(json.dumps(end and to_dict(end)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Each architecture's trial trained by two gloo ranks and by one process: their events."""
+    folder = tmp_path_factory.mktemp("ranks")
+    one, two = _specs(folder / "one"), _specs(folder / "two")
+    order = list(two)
+    _spawn(_rank, (folder, [two[a].to_dict() for a in order]))
+    out = {}
+    for i, architecture in enumerate(order):
+        alone = []
+        train(one[architecture], alone.append)
+        lines = (folder / f"{i}-rank0.jsonl").read_text().splitlines()
+        out[architecture] = {
+            "alone": alone,
+            "ranks": [from_dict(json.loads(line)) for line in lines],
+            "others": [p.name for p in folder.glob(f"{i}-rank[1-9]*.jsonl")],
+            "returned": json.loads((folder / f"{i}-rank1.end").read_text()),
+            "spec": two[architecture],
+        }
+    return out
+
+
+@pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec"])
+def test_two_ranks_train_what_one_process_does(runs, architecture):
+    run = runs[architecture]
+    alone, ranks = run["alone"], run["ranks"]
+    assert [e.kind for e in ranks] == [e.kind for e in alone]
+    assert ranks[0].workers == 2 and ranks[0].strategy == "ddp"
+    assert alone[0].workers == 1 and alone[0].strategy == ""
+    curve = lambda events: [e for e in events if e.kind == "train"]
+    assert len(curve(alone)) == run["spec"].steps == 50
+    for a, b in zip(curve(alone), curve(ranks), strict=True):
+        assert (a.step, a.tokens, a.lr) == (b.step, b.tokens, b.lr)
+        assert a.loss == pytest.approx(b.loss, abs=TOLERANCE)
+    end_alone, end_ranks = alone[-1], ranks[-1]
+    assert end_ranks.val_loss == pytest.approx(end_alone.val_loss, abs=TOLERANCE)
+    seen = lambda end: (end.tokens, end.tokens_scored)
+    assert seen(end_ranks) == seen(end_alone)
+    assert run["others"] == [] and run["returned"] is None  # rank 1 reports nothing
+
+
+def test_rank_0_writes_the_checkpoints_and_scores_once(runs):
+    run = runs["decoder"]
+    kinds = [e.kind for e in run["ranks"]]
+    assert kinds.count("zeroshot") == 1 and kinds.count("checkpoint") > 1
+    folder = Path(run["spec"].placement.storage) / run["spec"].study / run["spec"].trial_id
+    assert (folder / "final.pt").exists() and not (folder / "last.pt").exists()
+    alone = Path(runs["decoder"]["alone"][-1].checkpoint)
+    weights = torch.load(folder / "final.pt", weights_only=True)["model"]
+    expected = torch.load(alone, weights_only=True)["model"]
+    for name, tensor in expected.items():
+        torch.testing.assert_close(weights[name], tensor, atol=TOLERANCE, rtol=0)
+
+
+def test_the_rows_of_every_rank_make_the_batch():
+    batch = {"inputs": torch.arange(24).view(8, 3), "targets": torch.arange(24).view(8, 3) + 1}
+    for world in (1, 2, 4, 8):
+        shares = [parallel.rows(batch, Ranks(r, world)) for r in range(world)]
+        for name, whole in batch.items():
+            assert torch.equal(torch.cat([s[name] for s in shares]), whole)
+            assert {len(s[name]) for s in shares} == {8 // world}
+    with pytest.raises(ValueError, match="a batch of 8 rows does not split over 3 ranks"):
+        parallel.rows(batch, Ranks(0, 3))
+
+
+def test_one_rank_weighs_its_loss_by_one_and_is_the_whole_group():
+    batch = {"targets": torch.tensor([[1, -100], [-100, -100]])}
+    assert parallel.weight(batch, batch, Ranks()) == 1.0
+    assert parallel.ranks() == Ranks(0, 1) and Ranks().main
+    value = torch.tensor(2.5)
+    assert parallel.mean(value, Ranks()) is value
+    # two ranks: the one with 1 of the 3 scored tokens weighs its mean by 1 * 2 / 3
+    whole = {"targets": torch.tensor([[1, -100], [2, 3]])}
+    assert parallel.weight(parallel.rows(whole, Ranks(0, 2)), whole, Ranks(0, 2)) == 2 / 3
+    assert parallel.weight(parallel.rows(whole, Ranks(1, 2)), whole, Ranks(1, 2)) == 4 / 3
+
+
+LOGGED = 10  # train-loss points: a window of 5 steps, so checkpoints (every 12) fall inside one
+
+
+def _rank_killed(rank: int, folder: Path, spec: dict, at_step: int) -> None:
+    """A rank of a trial whose rank 0 is killed right after it saves a checkpoint."""
+    _join(folder, rank)
+    trainers.train.MAX_LOGGED_STEPS = LOGGED
+
+    def report(event):
+        if event.kind == "checkpoint" and event.step >= at_step:
+            os._exit(0)
+
+    train(TrialSpec.from_dict(spec), report)
+
+
+def test_a_checkpoint_of_two_ranks_resumes_on_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(trainers.train, "MAX_LOGGED_STEPS", LOGGED)
+    spec = _specs(tmp_path / "two")["decoder"]
+    spec = replace(spec, eval=replace(spec.eval, tasks=()))
+    _spawn(_rank_killed, (tmp_path, spec.to_dict(), 24), until_rank_0=True)
+    after = []
+    train(spec, after.append)  # one process goes on from the ranks' last.pt
+    whole = []
+    train(replace(spec, placement=replace(spec.placement, storage=str(tmp_path / "one"))),
+          whole.append)  # fmt: skip
+    assert after[0].resumed_step == 24 and after[0].workers == 1
+    curve = lambda events: [(e.step, e.loss) for e in events if e.kind == "train"]
+    assert [s for s, _ in curve(after)] == [s for s, _ in curve(whole)] == [*range(5, 51, 5)]
+    for (_, a), (_, b) in zip(curve(after), curve(whole), strict=True):
+        assert a == pytest.approx(b, abs=TOLERANCE)  # the window across the checkpoint too
+    assert after[-1].val_loss == pytest.approx(whole[-1].val_loss, abs=TOLERANCE)
+    assert after[-1].tokens_scored == whole[-1].tokens_scored

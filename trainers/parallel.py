@@ -1,0 +1,105 @@
+"""Data-parallel training: the ranks of a process group, each training on its rows of every
+global batch, their gradients averaged by torch's DistributedDataParallel.
+
+The process group comes from outside (Ray Train's torch backend, or a test's
+`init_process_group`); this module only reads it, so the trainer stays free of ray. Without a
+group, or with one rank, every function here is the identity and training is today's, bit for
+bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from trainers.blocks import IGNORE
+from trainers.objectives import Batch
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process stands in its group: its rank and how many ranks there are."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this rank reports, validates, scores and writes checkpoints (rank 0)."""
+        return self.rank == 0
+
+
+def ranks() -> Ranks:
+    """This process's rank and world size: from `torch.distributed` where a group is set up."""
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks()
+
+
+class LossModule(nn.Module):
+    """A model whose forward is its loss: DistributedDataParallel syncs gradients only for what
+    runs through its own forward, and our loops call `model.loss` (the encoder's goes through
+    `hidden`, not `forward`)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.model.loss(batch)
+
+
+def wrap(model: nn.Module, par: Ranks, device: torch.device) -> Callable[[Batch], torch.Tensor]:
+    """The loss a training step calls: `model.loss` on one rank, else the same loss through
+    DistributedDataParallel (which also broadcasts rank 0's weights once, here)."""
+    if par.world == 1:
+        return model.loss
+    ids = [torch.cuda.current_device()] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(LossModule(model), device_ids=ids)
+
+
+def rows(batch: Batch, par: Ranks) -> Batch:
+    """This rank's share of a global batch: rows [rank*k, (rank+1)*k), k = rows // world."""
+    if par.world == 1:
+        return batch
+    k, left = divmod(len(batch["targets"]), par.world)
+    if left:  # the study file's check refuses such a batch; a step must never drop rows
+        raise ValueError(f"a batch of {len(batch['targets'])} rows does not split over "
+                         f"{par.world} ranks")  # fmt: skip
+    return {name: v[par.rank * k : (par.rank + 1) * k] for name, v in batch.items()}
+
+
+def weight(local: Batch, whole: Batch, par: Ranks) -> float:
+    """What this rank's mean loss is multiplied by before `backward` so that DDP's average of the
+    ranks' gradients is the gradient of the global batch's mean loss: its share of the scored
+    tokens times the world (1 on one rank; an encoder's masked positions differ by rank)."""
+    if par.world == 1:
+        return 1.0
+    n_local = int((local["targets"] != IGNORE).sum())
+    n_global = int((whole["targets"] != IGNORE).sum())
+    return n_local * par.world / n_global if n_global else 0.0
+
+
+def mean(value: torch.Tensor, par: Ranks) -> torch.Tensor:
+    """The mean of a tensor over the ranks (the tensor itself on one rank)."""
+    if par.world == 1:
+        return value
+    total = value.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / par.world
+
+
+@contextlib.contextmanager
+def main_first(par: Ranks) -> Iterator[None]:
+    """Run the block on rank 0, then on the others: what it writes (a token cache, a trial's
+    folder cleared of stale files) is written once, and read by the others when it is there."""
+    if not par.main:
+        dist.barrier()
+    yield
+    if par.main and par.world > 1:
+        dist.barrier()

@@ -153,7 +153,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     done = study_cli("upgrade", "--store", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "old.db.schema-0001.bak"
-    assert f"from schema 0001 to 0006; the old store is kept as {copy}" in done.stdout
+    assert f"from schema 0001 to 0007; the old store is kept as {copy}" in done.stdout
     assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
     shown = api.status(store=url)
     assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
@@ -165,7 +165,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
     again = study_cli("upgrade", "--store", url, cwd=tmp_path)
-    assert again.returncode == 0 and "at schema 0006 already" in again.stdout
+    assert again.returncode == 0 and "at schema 0007 already" in again.stdout
 
 
 @pytest.mark.slow
@@ -187,7 +187,7 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
 
     url = _old_store(tmp_path, asset)
     before = _counts(url)
-    assert upgrade_store(url)[1] == "0006"
+    assert upgrade_store(url)[1] == "0007"
     after = _counts(url)
     assert after["evals"] == before["evals"] == evals  # every zero-shot result kept
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
@@ -238,7 +238,7 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0006"
+        assert context.get_current_revision() == "0007"
         assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()

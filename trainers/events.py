@@ -29,6 +29,8 @@ class Start:
     host: str = ""
     pid: int = 0
     node: str | None = None  # the Ray node, added by the scheduler
+    workers: int = 1  # processes it trains on
+    strategy: str = ""  # "ddp" where workers > 1
 
     @property
     def device_label(self) -> str:

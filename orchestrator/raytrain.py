@@ -25,8 +25,8 @@ from trainers.events import Event, Start, from_dict, to_dict
 from trainers.trial import TrialSpec
 
 # Seconds a rank waits in a collective: rank 0 alone validates, scores zero-shot and writes
-# checkpoints while the others wait in their next all_reduce (torch's default is 30 minutes too,
-# said here so a change of either default is seen).
+# checkpoints while the others wait in their next all_reduce. Ray's default today, said here so
+# that a change of it cannot cut a long evaluation short.
 COLLECTIVE_TIMEOUT_S = 1800
 _POLL_S = 0.5  # how often the launcher looks whether training has ended, between events
 

@@ -75,10 +75,11 @@ def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path
     assert (starts[0].workers, starts[0].strategy) == (2, "ddp")
     assert ends[0].step == spread.steps == 50
     assert (ends[0].tokens, ends[0].tokens_scored) == (end.tokens, end.tokens_scored)
-    # NEEDS the ranks branch (trainers/parallel.py: each rank on its rows, gradients synced by
-    # DDP): without it each rank trains the whole batch alone and only the order of float
-    # reductions would not be what differs. The lead runs this after merging both branches.
-    last = lambda evs: [e.loss for e in evs if isinstance(e, Train)][-1]  # noqa: E731
+    # NEEDS the ranks branch (trainers/parallel.py: each rank trains on its rows of every batch
+    # and DDP averages the gradients) to mean anything: without it each rank trains the whole
+    # batch alone, as one process does, and these pass trivially. Merged, they are the issue's
+    # test: only the order of float reductions differs from one process.
+    last = lambda evs: [e.loss for e in evs if isinstance(e, Train)][-1]
     assert last(events) == pytest.approx(last(alone), abs=1e-4)
     assert ends[0].val_loss == pytest.approx(end.val_loss, abs=1e-4)
     assert _cpus_free_again(2)  # the workers, the launcher, its queue and controller are gone

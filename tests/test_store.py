@@ -265,6 +265,25 @@ def test_a_new_attempt_starts_from_no_metrics(store):
         assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 2  # two starts
 
 
+def test_a_trial_records_the_workers_it_trained_on(store):
+    """Schema 0007: a start's workers and strategy land on the trial's row and in its frame;
+    a trial on one process says 1 and no strategy."""
+    from orchestrator.store import trials_frame
+
+    engine = open_store(store)
+    with Session(engine) as session:
+        study, (row, _) = _registered(session)
+        start = Start(n_params=1, total_params=2, flops_per_token=3, steps=1, device="cpu",
+                      threads=1, host="h")  # fmt: skip
+        record_event(session, row, start)
+        assert (row.workers, row.strategy) == (1, None)
+        record_event(session, row, replace(start, workers=2, strategy="ddp"))
+        session.commit()
+        frame = trials_frame(session, study)
+        assert frame.set_index("trial_id").loc[row.trial_id, ["workers", "strategy"]].tolist() == [
+            2, "ddp"]  # fmt: skip
+
+
 def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):
     from orchestrator.store import Eval, evals_of
 

@@ -1,8 +1,10 @@
-"""Scheduling trials on Ray: the only module that imports ray.
+"""Scheduling trials on Ray: with raytrain.py, the only module that imports ray.
 
 Each trial is one Ray task named after its trial id, asking for the study's resources. The task
 is a streaming generator: it runs `trainers.train` and yields every event the trainer reports,
-so the driver receives them while the trial runs and writes them to the store.
+so the driver receives them while the trial runs and writes them to the store. A trial on
+several workers is a task too, holding no CPU, that launches them through Ray Train
+(orchestrator.raytrain) and yields rank 0's events the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ray.util import metrics
 
 import orchestrator
 import trainers
+from orchestrator import raytrain
 from trainers.events import Checkpoint, End, Event, Start, Train, Validation, from_dict, to_dict
 from trainers.trial import TrialSpec
 
@@ -275,6 +278,18 @@ def run_trial(spec_dict: dict, scoring: dict | None = None) -> Iterator[dict]:
         raise failure[0]
 
 
+# Holds no CPU or GPU: the trial's Ray Train workers take them, and a launcher that held one
+# would leave N workers on a machine of N CPUs waiting for it.
+@ray.remote(num_cpus=0, max_retries=0)
+def run_spread_trial(spec_dict: dict) -> Iterator[dict]:
+    """A Ray generator task, as `run_trial` is, for a trial on several workers: train it through
+    Ray Train (`raytrain.train_spread`) and yield rank 0's events as they come."""
+    spec = TrialSpec.from_dict(spec_dict)
+    for event in raytrain.train_spread(spec):
+        _export_metrics(spec, event)
+        yield to_dict(event)
+
+
 OnEvent = Callable[[TrialSpec, Event], None]
 OnError = Callable[[TrialSpec, str], None]
 OnRetry = Callable[[TrialSpec, str, bool], None]
@@ -287,6 +302,7 @@ LOST = (
     ray.exceptions.WorkerCrashedError,
     ray.exceptions.LocalRayletDiedError,
     ray.exceptions.ObjectLostError,
+    raytrain.WorkersLost,  # a worker process of a trial on several workers
 )
 LOST_RETRIES = 3
 
@@ -323,8 +339,11 @@ def run_trials(
         gpus = spec.placement.gpus if use_gpus else 0
         job = (scoring or {}).get(spec.trial_id)
         name = spec.trial_id + (":eval" if job is not None else "")
-        options = {"name": name, "num_cpus": spec.placement.cpus, "num_gpus": gpus}
         spec_run = replace(spec, placement=replace(spec.placement, gpus=gpus))
+        if spec.placement.workers > 1 and job is None:  # scoring reads final.pt in one process
+            running[run_spread_trial.options(name=name).remote(spec_run.to_dict())] = spec_run
+            return
+        options = {"name": name, "num_cpus": spec.placement.cpus, "num_gpus": gpus}
         running[run_trial.options(**options).remote(spec_run.to_dict(), job)] = spec_run
 
     by_id = {spec.trial_id: spec for spec in trials}

@@ -81,3 +81,16 @@ def test_the_graph_sees_imports_inside_functions():
     graph = _graph()
     assert "trainers.architectures" in graph["trainers.hf"]
     assert "orchestrator.sharing" in graph["orchestrator.api"]  # imported where it is used
+
+
+def test_only_the_schedulers_import_ray():
+    """Ray stays behind the two modules that schedule (a trial on one worker, a trial on
+    several), so the rest can be read, tested and run without it."""
+    allowed = {"orchestrator.schedule", "orchestrator.raytrain"}
+    importers = {
+        _module(p)
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if any(n == "ray" or n.startswith("ray.") for n in imported_names(p))
+    }
+    assert importers == allowed

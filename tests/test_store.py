@@ -153,7 +153,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     done = study_cli("upgrade", "--store", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "old.db.schema-0001.bak"
-    assert f"from schema 0001 to 0006; the old store is kept as {copy}" in done.stdout
+    assert f"from schema 0001 to 0007; the old store is kept as {copy}" in done.stdout
     assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
     shown = api.status(store=url)
     assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
@@ -165,7 +165,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
     again = study_cli("upgrade", "--store", url, cwd=tmp_path)
-    assert again.returncode == 0 and "at schema 0006 already" in again.stdout
+    assert again.returncode == 0 and "at schema 0007 already" in again.stdout
 
 
 @pytest.mark.slow
@@ -187,7 +187,7 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
 
     url = _old_store(tmp_path, asset)
     before = _counts(url)
-    assert upgrade_store(url)[1] == "0006"
+    assert upgrade_store(url)[1] == "0007"
     after = _counts(url)
     assert after["evals"] == before["evals"] == evals  # every zero-shot result kept
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
@@ -238,7 +238,7 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0006"
+        assert context.get_current_revision() == "0007"
         assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
@@ -263,6 +263,25 @@ def test_a_new_attempt_starts_from_no_metrics(store):
         queue_trial(row)
         record_event(session, row, replace(start, resumed_step=2, resumed_tokens=2))
         assert steps().all() == [] and row.tokens_done == 2 and row.attempts == 2  # two starts
+
+
+def test_a_trial_records_the_workers_it_trained_on(store):
+    """Schema 0007: a start's workers and strategy land on the trial's row and in its frame;
+    a trial on one process says 1 and no strategy."""
+    from orchestrator.store import trials_frame
+
+    engine = open_store(store)
+    with Session(engine) as session:
+        study, (row, _) = _registered(session)
+        start = Start(n_params=1, total_params=2, flops_per_token=3, steps=1, device="cpu",
+                      threads=1, host="h")  # fmt: skip
+        record_event(session, row, start)
+        assert (row.workers, row.strategy) == (1, None)
+        record_event(session, row, replace(start, workers=2, strategy="ddp"))
+        session.commit()
+        frame = trials_frame(session, study)
+        assert frame.set_index("trial_id").loc[row.trial_id, ["workers", "strategy"]].tolist() == [
+            2, "ddp"]  # fmt: skip
 
 
 def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):

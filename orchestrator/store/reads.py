@@ -146,6 +146,8 @@ TRIAL_COLUMNS = EXPORT_COLUMNS + [
     "checkpoint_sha256",
     "parent",
     "compute",
+    "workers",
+    "strategy",
 ]
 
 

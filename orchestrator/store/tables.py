@@ -107,6 +107,9 @@ class Trial(Base):
     parent: Mapped[str | None] = mapped_column(String(64))  # a branch: its trunk's hash
     shared_tokens: Mapped[int | None] = mapped_column(Count)  # a branch: its trunk's tokens it
     # started from (trained, and counted in the study's compute, once: by the trunk)
+    workers: Mapped[int | None]  # processes it trained on (Ray Train workers); null: one,
+    # from before the column
+    strategy: Mapped[str | None] = mapped_column(String(10))  # how they shared it: "ddp"
     study: Mapped[Study] = relationship(back_populates="trials")
 
     @property

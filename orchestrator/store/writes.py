@@ -125,6 +125,8 @@ def record_event(
             trial.device = event.device_label
             trial.eval_key = event.eval_key or None
             trial.node = (event.node or event.host)[:200]  # the column's size everywhere
+            trial.workers = event.workers  # null: a trial from before there were several
+            trial.strategy = event.strategy or None
         case Train():
             trial.tokens_done = event.tokens
             metrics += [

@@ -1,0 +1,106 @@
+"""A trial on several workers through Ray Train: launched by the scheduler, rank 0's events
+streamed back, the same loss as one process, and a lost worker retried from its checkpoint.
+Ray Train takes about 15 s to reach a trial's training loop, so each test launches once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+
+import pytest
+
+from orchestrator.grid import expand
+from orchestrator.spec import parse_study
+from trainers.events import End, Start, Train
+
+# 50 steps of 8 sequences of 32 tokens (the issue's test: 2 workers against 1 after 50 steps)
+TINY = """\
+name: t
+data: {seq_len: 32}
+architectures: [decoder]
+sizes: [25K]
+budget: {tokens: 12800}
+train: {batch_size: 8, lr: 3.0e-3}
+eval: {every_tokens: 6400, tokens: 2K, zero_shot: {tasks: []}}
+storage: ""
+"""
+
+
+def _trial(storage: str = "", workers: int = 1):
+    spec = expand(parse_study(TINY), "", "")[0]
+    return replace(spec, placement=replace(spec.placement, storage=storage, workers=workers))
+
+
+def _run(spec, on_event=None, **kwargs) -> tuple[list, list]:
+    """The trial through schedule.run_trials, as `study run` schedules it: its events, errors."""
+    from orchestrator import schedule
+
+    events, errors = [], []
+
+    def seen(spec_, event):
+        events.append(event)
+        if on_event:
+            on_event(event)
+
+    schedule.run_trials([spec], seen, lambda s, e: errors.append(e), use_gpus=False, **kwargs)
+    return events, errors
+
+
+def _cpus_free_again(cpus: float, within_s: float = 20) -> bool:
+    import ray
+
+    deadline = time.monotonic() + within_s
+    while ray.available_resources().get("CPU", 0) < cpus and time.monotonic() < deadline:
+        time.sleep(0.2)  # the placement group goes back once the controller has ended
+    return ray.available_resources().get("CPU", 0) == cpus
+
+
+@pytest.mark.slow
+def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path):
+    from trainers.train import train
+
+    alone = []
+    train(_trial(), alone.append)
+    (end,) = [e for e in alone if isinstance(e, End)]
+    spread = _trial(str(tmp_path / "art"), workers=2)
+    assert spread.hash == _trial().hash  # placement is not the trial's identity
+
+    events, errors = _run(spread)
+    assert errors == []
+    starts = [e for e in events if isinstance(e, Start)]
+    ends = [e for e in events if isinstance(e, End)]
+    assert len(starts) == 1 and len(ends) == 1  # rank 0 reports; rank 1 sends nothing
+    assert (starts[0].workers, starts[0].strategy) == (2, "ddp")
+    assert ends[0].step == spread.steps == 50
+    assert (ends[0].tokens, ends[0].tokens_scored) == (end.tokens, end.tokens_scored)
+    # NEEDS the ranks branch (trainers/parallel.py: each rank trains on its rows of every batch
+    # and DDP averages the gradients) to mean anything: without it each rank trains the whole
+    # batch alone, as one process does, and these pass trivially. Merged, they are the issue's
+    # test: only the order of float reductions differs from one process.
+    last = lambda evs: [e.loss for e in evs if isinstance(e, Train)][-1]
+    assert last(events) == pytest.approx(last(alone), abs=1e-4)
+    assert ends[0].val_loss == pytest.approx(end.val_loss, abs=1e-4)
+    assert _cpus_free_again(2)  # the workers, the launcher, its queue and controller are gone
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_lost_and_the_trial_runs_again(ray_session, tmp_path):
+    spread = _trial(str(tmp_path / "art"), workers=2)
+    killed, retries = [], []
+
+    def kill_rank_0(event):
+        if isinstance(event, Start) and not killed:
+            killed.append(event.pid)
+        elif isinstance(event, Train) and len(killed) == 1:
+            os.kill(killed[0], signal.SIGKILL)  # rank 0's process, as a dead node leaves it
+            killed.append(0)
+
+    events, errors = _run(
+        spread, kill_rank_0, on_retry=lambda s, error, lost: retries.append((error, lost))
+    )
+    assert errors == []  # max_retries 0: only a lost trial runs again
+    assert len(retries) == 1 and retries[0][1] and "WorkersLost" in retries[0][0]
+    assert [e.kind for e in events if isinstance(e, Start | End)] == ["start", "start", "end"]
+    assert _cpus_free_again(2)

@@ -17,7 +17,7 @@ from orchestrator.fitting import comparable_trials, one_blas_thread
 from orchestrator.grid import Cell, prediction_cell, trial_spec
 from orchestrator.recipe import CellBudget, lr_points, plan
 from orchestrator.sizes import Shape, flops_text, format_count
-from orchestrator.spec import StudySpec
+from orchestrator.spec import StudySpec, unsplit
 from orchestrator.store import PredictionRecord, RunStore
 from trainers.data import TokenData
 from trainers.trial import TrialSpec
@@ -122,13 +122,18 @@ def predict_missing(
             except ValueError as e:
                 console.print(f"[yellow]no prediction for {what}[/]: {e}", highlight=False)
                 continue
-            result = ahead.predict(cell.n_params, cell.tokens)
             lr = _learning_rate(spec, cell, envelope)
             trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
+            if (why := unsplit(trial)) is not None:  # its workers, by the rule of N, at its N
+                console.print(f"[yellow]no prediction for {what}[/]: its model "
+                              f"({trial.trial_id}) would train on {trial.placement.workers} "
+                              f"workers, and its {why}", highlight=False)  # fmt: skip
+                continue
             if trial.hash in set(rows.hash):
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
                               f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
                 continue
+            result = ahead.predict(cell.n_params, cell.tokens)
             cell_json = {"label": cell.label, "n_layer": cell.shape.n_layer,
                          "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
                          "seed": spec.seeds[0]}  # fmt: skip

@@ -423,3 +423,40 @@ def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_c
     bad = study_cli(*args, "--target", "N=1e6", cwd=tmp_path)
     assert bad.returncode == 2 and "--law forecast needs --target C=FLOPS" in bad.stderr
     assert n_trials >= 16  # every budget has 4 sizes or more
+
+
+def test_a_prediction_whose_model_would_not_split_its_batch_over_its_workers_is_refused(
+    monkeypatch,
+):
+    """A rule of N may give the predicted model (beyond the grid) more workers than the grid's
+    trials: where its batch does not split over them, no prediction is stored, and it is said,
+    as for other models that cannot be trained (the grid itself is checked on loading)."""
+    from types import SimpleNamespace
+
+    import analysis.predict
+    from orchestrator import predicting
+
+    spec = parse_study(STUDY + "resources: {workers: [{max_params: 50K, workers: 1}, "
+                       "{workers: 3}]}\n")  # fmt: skip
+    data = SimpleNamespace(key="k", vocab_size=359, train=np.zeros(10**6))
+    grid = pd.DataFrame({"architecture": ["decoder"], "status": ["finished"],
+                         "verifies": [False], "hash": ["h"], "trial_id": ["t"]})  # fmt: skip
+
+    class Store:
+        def predictions(self):
+            return []
+
+        def save_prediction(self, **columns):
+            raise AssertionError("a prediction was stored")
+
+    monkeypatch.setattr(predicting, "comparable_trials", lambda store: (grid, []))
+    monkeypatch.setattr(analysis.predict, "grid_points", lambda rows, arch: (rows, None))
+    monkeypatch.setattr(analysis.predict, "forecast",
+                        lambda points, c, n_boot: SimpleNamespace(n_opt=200_000))  # fmt: skip
+    said = io.StringIO()
+    made = predicting.predict_missing(Store(), spec, data, "", [3e10], n_boot=0,
+                                      console=Console(file=said, width=400))  # fmt: skip
+    assert made == []
+    assert "no prediction for decoder at 3e10 FLOPs: its model (decoder-" in said.getvalue()
+    assert ("would train on 3 workers, and its batch of 8 sequences does not split over 3 "
+            "workers" in said.getvalue())  # fmt: skip

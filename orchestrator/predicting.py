@@ -9,6 +9,7 @@ predicts again, least of all from the trial it predicts."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -84,10 +85,12 @@ def predict_missing(
     *,
     console: Console,
     n_boot: int,
+    never_fit: Callable[[list[TrialSpec]], list[str]] = lambda trials: [],
 ) -> list[TrialSpec]:
     """Make and store (committed) every prediction of `flops` the store does not hold for the
     current settings, each architecture's once its grid is trained; return the trials that
-    will verify them. What cannot be predicted is said, and left for a later run."""
+    will verify them. What cannot be predicted is said, and left for a later run: among it a
+    model whose trial the cluster can never place (`never_fit`: why, for trials)."""
     from analysis.predict import forecast, grid_points
 
     known = current(spec, store.predictions(), data.key, storage)
@@ -128,6 +131,10 @@ def predict_missing(
                 console.print(f"[yellow]no prediction for {what}[/]: its model "
                               f"({trial.trial_id}) would train on {trial.placement.workers} "
                               f"workers, and its {why}", highlight=False)  # fmt: skip
+                continue
+            if lines := never_fit([trial]):  # Ray Train would wait for its workers forever
+                console.print(f"[yellow]no prediction for {what}[/]: {lines[0]}",
+                              highlight=False)  # fmt: skip
                 continue
             if trial.hash in set(rows.hash):
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "

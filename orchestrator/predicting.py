@@ -9,6 +9,7 @@ predicts again, least of all from the trial it predicts."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -17,7 +18,7 @@ from orchestrator.fitting import comparable_trials, one_blas_thread
 from orchestrator.grid import Cell, prediction_cell, trial_spec
 from orchestrator.recipe import CellBudget, lr_points, plan
 from orchestrator.sizes import Shape, flops_text, format_count
-from orchestrator.spec import StudySpec
+from orchestrator.spec import StudySpec, unsplit
 from orchestrator.store import PredictionRecord, RunStore
 from trainers.data import TokenData
 from trainers.trial import TrialSpec
@@ -84,10 +85,12 @@ def predict_missing(
     *,
     console: Console,
     n_boot: int,
+    never_fit: Callable[[list[TrialSpec]], list[str]] = lambda trials: [],
 ) -> list[TrialSpec]:
     """Make and store (committed) every prediction of `flops` the store does not hold for the
     current settings, each architecture's once its grid is trained; return the trials that
-    will verify them. What cannot be predicted is said, and left for a later run."""
+    will verify them. What cannot be predicted is said, and left for a later run: among it a
+    model whose trial the cluster can never place (`never_fit`: why, for trials)."""
     from analysis.predict import forecast, grid_points
 
     known = current(spec, store.predictions(), data.key, storage)
@@ -122,13 +125,22 @@ def predict_missing(
             except ValueError as e:
                 console.print(f"[yellow]no prediction for {what}[/]: {e}", highlight=False)
                 continue
-            result = ahead.predict(cell.n_params, cell.tokens)
             lr = _learning_rate(spec, cell, envelope)
             trial = trial_spec(spec, cell, lr, spec.seeds[0], data.key, storage)
+            if (why := unsplit(trial)) is not None:  # its workers, by the rule of N, at its N
+                console.print(f"[yellow]no prediction for {what}[/]: its model "
+                              f"({trial.trial_id}) would train on {trial.placement.workers} "
+                              f"workers, and its {why}", highlight=False)  # fmt: skip
+                continue
+            if lines := never_fit([trial]):  # Ray Train would wait for its workers forever
+                console.print(f"[yellow]no prediction for {what}[/]: {lines[0]}",
+                              highlight=False)  # fmt: skip
+                continue
             if trial.hash in set(rows.hash):
                 console.print(f"[yellow]no prediction for {what}[/]: its model is a trial of "
                               f"the grid ({trial.trial_id})", highlight=False)  # fmt: skip
                 continue
+            result = ahead.predict(cell.n_params, cell.tokens)
             cell_json = {"label": cell.label, "n_layer": cell.shape.n_layer,
                          "n_embd": cell.shape.n_embd, "n_head": cell.shape.n_head, "lr": lr,
                          "seed": spec.seeds[0]}  # fmt: skip

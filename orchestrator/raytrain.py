@@ -13,10 +13,13 @@ never resumed by mistake, and no report is throttled by the controller's 2 s pol
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import ray
 from ray.util.queue import Empty, Queue
@@ -71,6 +74,9 @@ def train_spread(spec: TrialSpec) -> Iterator[Event]:
     # scheduled unless told, and N workers on N CPUs would wait on it forever.
     events = Queue(actor_options={"num_cpus": 0})
     resources = {"CPU": placement.cpus} | ({"GPU": placement.gpus} if placement.gpus else {})
+    # unique per launch: Ray Train resumes a run of the same name from its folder
+    name = f"{spec.study}-{spec.trial_id}-{uuid.uuid4().hex[:8]}"
+    root = runs_folder(placement.storage)
     trainer = TorchTrainer(
         _worker,
         train_loop_config={"spec": spec.to_dict(), "events": events},
@@ -81,9 +87,8 @@ def train_spread(spec: TrialSpec) -> Iterator[Event]:
         ),
         torch_config=TorchConfig(timeout_s=COLLECTIVE_TIMEOUT_S),
         run_config=RunConfig(
-            # unique per launch: Ray Train resumes a run of the same name from its folder
-            name=f"{spec.study}-{spec.trial_id}-{uuid.uuid4().hex[:8]}",
-            storage_path=f"{placement.storage}/ray-train" if placement.storage else None,
+            name=name,
+            storage_path=root,
             # a retry is the driver's (schedule.run_trials), which counts it and records why
             failure_config=FailureConfig(max_failures=0),
         ),
@@ -109,10 +114,21 @@ def train_spread(spec: TrialSpec) -> Iterator[Event]:
     finally:
         events.shutdown(force=True)
     thread.join()
+    # it holds only Ray Train's marker of a writable folder: no checkpoint is reported to it
+    shutil.rmtree(Path(root, name), ignore_errors=True)
     if failure and _worker_died(failure[0]):
         raise WorkersLost(f"a worker process of {spec.trial_id} died") from failure[0]
     if failure:
         raise failure[0]
+
+
+def runs_folder(storage: str) -> str:
+    """Where Ray Train keeps its runs of the study's trials: under the study's `storage`, or
+    without one a folder of the system's temporary files (Ray's default, ~/ray_results, would
+    keep a folder of every launch in the home)."""
+    if storage:
+        return f"{storage}/ray-train"
+    return str(Path(tempfile.gettempdir(), "study-ray-train"))
 
 
 def _worker_died(error: BaseException) -> bool:

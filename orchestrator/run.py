@@ -102,15 +102,20 @@ class _Ray:
         place: Ray Train would wait for them forever. Asked only where a trial spans several
         workers or GPUs are required per worker; other studies join the cluster lazily."""
         resources = self.spec.resources
-        if not resources.gpus_required and all(t.placement.workers == 1 for t in trials):
-            return
-        self._cluster()
-        lines = capacity.never_fits(capacity.needs_of(trials), self.schedule.nodes(),
-                                    cpu_fallback=not resources.gpus_required)  # fmt: skip
-        if lines:
+        if lines := self.never_fit(trials):
             field = "workers" if "workers" in resources.model_fields_set else "gpus_per_worker"
             where = self.spec.where("resources", field)
             raise StudyError("invalid study\n" + "\n".join(f"{where}: {line}" for line in lines))
+
+    def never_fit(self, trials: list[TrialSpec]) -> list[str]:
+        """One line for each kind of trial the cluster can never place (capacity.never_fits),
+        the cluster joined only where a trial spans several workers or requires GPUs."""
+        resources = self.spec.resources
+        if not resources.gpus_required and all(t.placement.workers == 1 for t in trials):
+            return []
+        self._cluster()
+        return capacity.never_fits(capacity.needs_of(trials), self.schedule.nodes(),
+                                   cpu_fallback=not resources.gpus_required)  # fmt: skip
 
     def score(self, ctx: RunContext, jobs: list) -> None:
         """Score finished trials from their weights (evaluating.score_on_ray)."""

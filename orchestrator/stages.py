@@ -190,6 +190,8 @@ class Runner(Protocol):
 
     def score(self, ctx: RunContext, jobs: list) -> None: ...
 
+    def never_fit(self, trials: list[TrialSpec]) -> list[str]: ...
+
     def close(self) -> None: ...
 
 
@@ -278,7 +280,8 @@ def fit_and_predict(ctx: RunContext) -> None:
     """Predict (stored, committed) at the study's budgets once its grid is trained."""
     flops = predicting.budgets(ctx.spec, ctx.predict)
     ctx.made = predicting.predict_missing(ctx.store, ctx.spec, ctx.data, ctx.storage, flops,
-                                          console=ctx.console, n_boot=ctx.n_boot)  # fmt: skip
+                                          console=ctx.console, n_boot=ctx.n_boot,
+                                          never_fit=ctx.runner.never_fit)  # fmt: skip
 
 
 def train_verifying(ctx: RunContext) -> None:

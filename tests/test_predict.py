@@ -423,3 +423,62 @@ def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_c
     bad = study_cli(*args, "--target", "N=1e6", cwd=tmp_path)
     assert bad.returncode == 2 and "--law forecast needs --target C=FLOPS" in bad.stderr
     assert n_trials >= 16  # every budget has 4 sizes or more
+
+
+def _predicted_beyond_a_rule_of_workers(monkeypatch, workers: int, **kwargs) -> str:
+    """What `predict_missing` says at 3e10 FLOPs, whose model (N_opt 200K, beyond the grid) a
+    rule of N puts on `workers` workers, the grid's on one; it must store no prediction."""
+    from types import SimpleNamespace
+
+    import analysis.predict
+    from orchestrator import predicting
+
+    spec = parse_study(STUDY + "resources: {workers: [{max_params: 50K, workers: 1}, "
+                       f"{{workers: {workers}}}]}}\n")  # fmt: skip
+    data = SimpleNamespace(key="k", vocab_size=359, train=np.zeros(10**6))
+    grid = pd.DataFrame({"architecture": ["decoder"], "status": ["finished"],
+                         "verifies": [False], "hash": ["h"], "trial_id": ["t"]})  # fmt: skip
+
+    class Store:
+        def predictions(self):
+            return []
+
+        def save_prediction(self, **columns):
+            raise AssertionError("a prediction was stored")
+
+    monkeypatch.setattr(predicting, "comparable_trials", lambda store: (grid, []))
+    monkeypatch.setattr(analysis.predict, "grid_points", lambda rows, arch: (rows, None))
+    monkeypatch.setattr(analysis.predict, "forecast",
+                        lambda points, c, n_boot: SimpleNamespace(n_opt=200_000))  # fmt: skip
+    said = io.StringIO()
+    made = predicting.predict_missing(Store(), spec, data, "", [3e10], n_boot=0,
+                                      console=Console(file=said, width=400), **kwargs)  # fmt: skip
+    assert made == []
+    return said.getvalue()
+
+
+def test_a_prediction_whose_model_would_not_split_its_batch_over_its_workers_is_refused(
+    monkeypatch,
+):
+    """A rule of N may give the predicted model (beyond the grid) more workers than the grid's
+    trials: where its batch does not split over them, no prediction is stored, and it is said,
+    as for other models that cannot be trained (the grid itself is checked on loading)."""
+    said = _predicted_beyond_a_rule_of_workers(monkeypatch, 3)
+    assert "no prediction for decoder at 3e10 FLOPs: its model (decoder-" in said
+    assert "would train on 3 workers, and its batch of 8 sequences does not split over 3 " in said
+
+
+def test_a_prediction_whose_model_the_cluster_can_never_place_is_refused(monkeypatch):
+    """`study run` refuses a grid the cluster can never place; a predicted model beyond the
+    grid, on more workers by the rule of N, is asked the same before its prediction is stored
+    (Ray Train would wait for its workers forever)."""
+    asked = []
+
+    def never_fit(trials):
+        asked.extend(t.placement.workers for t in trials)
+        return [f"{trials[0].trial_id} needs 4 workers × 1 CPU; the cluster has 2 CPUs and no GPU"]
+
+    said = _predicted_beyond_a_rule_of_workers(monkeypatch, 4, never_fit=never_fit)
+    assert asked == [4]
+    assert "no prediction for decoder at 3e10 FLOPs: decoder-" in said
+    assert "needs 4 workers × 1 CPU; the cluster has 2 CPUs" in said

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -83,11 +85,36 @@ def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path
     assert last(events) == pytest.approx(last(alone), abs=1e-4)
     assert ends[0].val_loss == pytest.approx(end.val_loss, abs=1e-4)
     assert _cpus_free_again(2)  # the workers, the launcher, its queue and controller are gone
+    assert list((tmp_path / "art" / "ray-train").iterdir()) == []  # Ray Train's run folder too
+
+
+@pytest.mark.slow
+def test_a_trial_on_several_workers_without_storage_leaves_no_ray_train_folder(ray_session):
+    """Without `storage`, Ray Train's run folder (its default: one per launch under
+    ~/ray_results, never removed) is in the system's temporary files, and removed."""
+    from orchestrator.raytrain import runs_folder
+
+    spread = _trial(workers=2)
+    home = Path.home() / "ray_results"
+    before = set(home.iterdir()) if home.exists() else set()
+    events, errors = _run(spread)
+    assert errors == [] and isinstance(events[-1], End)
+    assert (set(home.iterdir()) if home.exists() else set()) == before
+    assert not list(Path(runs_folder("")).glob(f"{spread.study}-{spread.trial_id}-*"))
 
 
 @pytest.mark.slow
 def test_a_killed_worker_is_lost_and_the_trial_runs_again(ray_session, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from orchestrator.store import RunStore, open_store
+    from tests.test_store import _register
+
     spread = _trial(str(tmp_path / "art"), workers=2)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with Session(open_store(url)) as session:  # the trial registered as `study run` does
+        _register(session, parse_study(TINY), [spread])
+        session.commit()
     killed, retries = [], []
 
     def kill_rank_0(event):
@@ -97,10 +124,29 @@ def test_a_killed_worker_is_lost_and_the_trial_runs_again(ray_session, tmp_path)
             os.kill(killed[0], signal.SIGKILL)  # rank 0's process, as a dead node leaves it
             killed.append(0)
 
-    events, errors = _run(
-        spread, kill_rank_0, on_retry=lambda s, error, lost: retries.append((error, lost))
-    )
+    def retried(spec, error, lost):
+        retries.append((error, lost))
+        recorded.requeue(spec.trial_id, error)
+
+    with RunStore.open_study(url) as store:  # the driver's write path, as run._run_on_ray's
+        recorded = store.events([spread.trial_id])
+        recorded.queue()
+
+        def record(event):
+            recorded.record(spread.trial_id, event)
+            kill_rank_0(event)
+
+        events, errors = _run(spread, record, on_retry=retried)
+        recorded.flush()
     assert errors == []  # max_retries 0: only a lost trial runs again
     assert len(retries) == 1 and retries[0][1] and "WorkersLost" in retries[0][0]
     assert [e.kind for e in events if isinstance(e, Start | End)] == ["start", "start", "end"]
     assert _cpus_free_again(2)
+    assert list((tmp_path / "art" / "ray-train").iterdir()) == []  # both launches' folders
+    with sqlite3.connect(tmp_path / "s.db") as db:  # the resumed history is not stored twice
+        assert db.execute("SELECT status, attempts FROM trials").fetchall() == [("finished", 2)]
+        duplicates = db.execute(
+            "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics "
+            "GROUP BY trial_pk, name, step HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+        assert duplicates == 0

@@ -10,6 +10,7 @@ from orchestrator.spec.loader import (
     load_study,
     parse_study,
     study_name,
+    unsplit,
 )
 from orchestrator.spec.schema import (
     NAME_PATTERN,
@@ -38,4 +39,5 @@ __all__ = [
     "parse_study",
     "resolve_size",
     "study_name",
+    "unsplit",
 ]

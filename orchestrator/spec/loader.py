@@ -77,13 +77,19 @@ def check_spread(spec: StudySpec, trials: list[TrialSpec]) -> None:
     """Each trial's batch splits evenly over its workers: each rank trains on its own equal
     rows of every global batch, so the tokens of a step are one process's."""
     for trial in trials:
-        batch, workers = trial.optim.batch_size, trial.placement.workers
-        if batch % workers:
+        if (why := unsplit(trial)) is not None:
             raise StudyError(
-                f"invalid study\n{spec.where('resources', 'workers')}: {trial.trial_id}'s batch "
-                f"of {batch} sequences does not split over {workers} workers (each takes an "
-                "equal share): give a batch size they divide"
+                f"invalid study\n{spec.where('resources', 'workers')}: {trial.trial_id}'s {why}"
             )
+
+
+def unsplit(trial: TrialSpec) -> str | None:
+    """Why the trial's batch does not split evenly over its workers (None where it does)."""
+    batch, workers = trial.optim.batch_size, trial.placement.workers
+    if batch % workers == 0:
+        return None
+    return (f"batch of {batch} sequences does not split over {workers} workers (each takes "
+            "an equal share): give a batch size they divide")  # fmt: skip
 
 
 def _check_one_run(spec: StudySpec) -> None:

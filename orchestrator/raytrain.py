@@ -50,13 +50,8 @@ def _worker(config: dict) -> None:
     events: Queue = config["events"]
 
     def report(event: Event) -> None:
-        if isinstance(event, Start):
-            event = replace(
-                event,
-                node=ray.get_runtime_context().get_node_id()[:12],
-                workers=context.get_world_size(),
-                strategy=spec.placement.strategy,
-            )
+        if isinstance(event, Start):  # its workers and strategy are the trainer's own view
+            event = replace(event, node=ray.get_runtime_context().get_node_id()[:12])
         events.put(to_dict(event))  # waits until the queue has it: none is lost at the end
 
     train(spec, report if context.get_world_rank() == 0 else lambda event: None)

@@ -77,10 +77,9 @@ def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path
     assert (starts[0].workers, starts[0].strategy) == (2, "ddp")
     assert ends[0].step == spread.steps == 50
     assert (ends[0].tokens, ends[0].tokens_scored) == (end.tokens, end.tokens_scored)
-    # NEEDS the ranks branch (trainers/parallel.py: each rank trains on its rows of every batch
-    # and DDP averages the gradients) to mean anything: without it each rank trains the whole
-    # batch alone, as one process does, and these pass trivially. Merged, they are the issue's
-    # test: only the order of float reductions differs from one process.
+    # the trainer saw a process group of 2 (Start.workers is its own count), so each rank
+    # trained its half of every batch and DDP averaged the gradients: only the order of float
+    # reductions differs from one process (tests/test_parallel.py checks the halves)
     last = lambda evs: [e.loss for e in evs if isinstance(e, Train)][-1]
     assert last(events) == pytest.approx(last(alone), abs=1e-4)
     assert ends[0].val_loss == pytest.approx(end.val_loss, abs=1e-4)

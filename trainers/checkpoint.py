@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,7 +189,9 @@ def _load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
 
     model_state, optimizer_state = get_state_dict(model, optimizer)
     saved = {"model": model_state, "optimizer": optimizer_state}
-    dcp.load(saved, checkpoint_id=path)  # in place, each rank its own shards
+    with warnings.catch_warnings():  # one process: dcp says it assumes so, which is meant
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(saved, checkpoint_id=path)  # in place, each rank its own shards
     set_state_dict(model, optimizer, model_state_dict=saved["model"],
                    optim_state_dict=saved["optimizer"])  # fmt: skip
 

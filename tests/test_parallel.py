@@ -269,3 +269,38 @@ def test_a_checkpoint_of_two_ranks_resumes_on_one(tmp_path, monkeypatch, strateg
         assert a == pytest.approx(b, abs=TOLERANCE)  # the window across the checkpoint too
     assert after[-1].val_loss == pytest.approx(whole[-1].val_loss, abs=TOLERANCE)
     assert after[-1].tokens_scored == whole[-1].tokens_scored
+
+
+class _Stopped(Exception):
+    """Raised from `report` to stop a one-process trial right after a checkpoint."""
+
+
+def test_a_checkpoint_of_one_process_resumes_sharded_on_two(tmp_path, monkeypatch):
+    """A trial's strategy is no part of it: a whole last.pt resumes under FSDP2 on two ranks."""
+    monkeypatch.setattr(trainers.train, "MAX_LOGGED_STEPS", LOGGED)
+    spec = _specs(tmp_path / "two", "fsdp")["decoder"]
+    spec = replace(spec, eval=replace(spec.eval, tasks=()))
+
+    def stop(event):
+        if event.kind == "checkpoint" and event.step >= 24:
+            raise _Stopped
+
+    with pytest.raises(_Stopped):
+        train(spec, stop)  # one process: last.pt holds the whole model and optimizer
+    _spawn(_rank_logged, (tmp_path, [spec.to_dict()]))
+    after = [from_dict(json.loads(line)) for line in (tmp_path / "0-rank0.jsonl").open()]
+    whole = []
+    train(replace(spec, placement=replace(spec.placement, storage=str(tmp_path / "one"))),
+          whole.append)  # fmt: skip
+    assert after[0].resumed_step == 24 and (after[0].workers, after[0].strategy) == (2, "fsdp")
+    curve = lambda events: [(e.step, e.loss) for e in events if e.kind == "train"]
+    assert [s for s, _ in curve(after)] == [s for s, _ in curve(whole)]
+    for (_, a), (_, b) in zip(curve(after), curve(whole), strict=True):
+        assert a == pytest.approx(b, abs=TOLERANCE)
+    assert after[-1].val_loss == pytest.approx(whole[-1].val_loss, abs=TOLERANCE)
+
+
+def _rank_logged(rank: int, folder: Path, specs: list[dict]) -> None:
+    """`_rank`, with the train-loss points of the tests of resuming."""
+    trainers.train.MAX_LOGGED_STEPS = LOGGED
+    _rank(rank, folder, specs)

@@ -291,6 +291,40 @@ def _read_own(spec: TrialSpec, path: Path) -> dict | None:
     return state if state is not None and state.get("hash") == spec.hash else None
 
 
+def _is_sharded(model: torch.nn.Module) -> bool:
+    """Whether FSDP2 holds the model's weights in shards (DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def _load_whole_into_shards(saved: dict, model: torch.nn.Module, optimizer) -> None:
+    """Read a whole checkpoint (of one process, or of DDP) into a model and optimizer sharded
+    by FSDP2: each rank keeps its shards. torch names an optimizer's parameters by number, in
+    the order of its groups; the sharded optimizer is built in the same order, so each number
+    is the name of the same parameter."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    from torch.distributed.tensor import distribute_tensor
+
+    with torch.no_grad():  # each rank keeps its shard of each whole tensor (a tied one once)
+        for name, param in model.named_parameters():
+            whole = saved["model"][name].to(param.device)
+            param.copy_(distribute_tensor(whole, param.device_mesh, param.placements,
+                                          src_data_rank=None))  # fmt: skip
+        for name, buffer in model.named_buffers():
+            buffer.copy_(saved["model"][name])
+    names = {id(p): name for name, p in model.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    state = saved["optimizer"]
+    named = {
+        "state": {order[i]: value for i, value in state["state"].items()},
+        "param_groups": [{**g, "params": [order[i] for i in g["params"]]}
+                         for g in state["param_groups"]],  # fmt: skip
+    }
+    set_optimizer_state_dict(model, optimizer, named,
+                             options=StateDictOptions(full_state_dict=True))  # fmt: skip
+
+
 def find_resumable(spec: TrialSpec) -> dict | None:
     """The train state a trial starts from: its own last checkpoint, else (a branch) its trunk's
     at the branch point, else None. The trial's folder is made where it has storage; a start
@@ -330,6 +364,8 @@ def resume(
         return TrainState()
     if "sharded" in saved:
         _load_sharded(Path(saved["sharded"]), model, optimizer)
+    elif _is_sharded(model):
+        _load_whole_into_shards(saved, model, optimizer)
     else:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -139,46 +139,39 @@ def save_resumable(
     rng: np.random.Generator,
     device: torch.device,
     name: str = "last.pt",
+    sharded: bool = False,
+    main: bool = True,
 ) -> Path:
     """Write `last.pt` (or `name`: a trunk's `branch-<step>.pt`): all a resumed run needs to
-    continue bit for bit."""
+    continue bit for bit. A model `sharded` by FSDP2 is saved by every rank: each writes its
+    shards of the model and optimizer to a torch.distributed.checkpoint folder, then rank 0
+    (`main`) writes `name` pointing at it."""
     path = folder / name
-    weights = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-    _save(_train_state(spec, state, weights, rng, device), path)
+    if sharded:
+        weights = {"sharded": _save_shards(folder, name, state.step, model, optimizer)}
+    else:
+        weights = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    if main:
+        _save(_train_state(spec, state, weights, rng, device), path)
+    if main and sharded and name == "last.pt":  # it points at the new folder: the old ones go
+        for old in folder.glob("last-*.dcp"):
+            if old.name != weights["sharded"]:
+                shutil.rmtree(old, ignore_errors=True)
     return path
 
 
-def save_sharded(
-    folder: Path,
-    spec: TrialSpec,
-    state: TrainState,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    *,
-    rng: np.random.Generator,
-    device: torch.device,
-    name: str = "last.pt",
-    main: bool,
-) -> Path:
-    """`save_resumable` for a model sharded by FSDP2, called by every rank: each writes its
-    shards of the model and optimizer to a torch.distributed.checkpoint folder, then rank 0
-    (`main`) writes `name` pointing at it. The folder of `last.pt` is new at each step
-    (`last-<step>.dcp`), so a rank killed while writing leaves the previous one whole."""
+def _save_shards(folder: Path, name: str, step: int, model: torch.nn.Module, optimizer) -> str:
+    """Write this rank's shards of a sharded model and its optimizer beside `name`; the name of
+    their folder. That of `last.pt` is new at each step (`last-<step>.dcp`), so a rank killed
+    while writing leaves the previous one whole."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     stem = Path(name).stem
-    shards = f"{stem}-{state.step}.dcp" if name == "last.pt" else f"{stem}.dcp"
+    shards = f"{stem}-{step}.dcp" if name == "last.pt" else f"{stem}.dcp"
     model_state, optimizer_state = get_state_dict(model, optimizer)
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder / shards)
-    path = folder / name
-    if main:
-        _save(_train_state(spec, state, {"sharded": shards}, rng, device), path)
-        if name == "last.pt":  # the file now points at the new folder; the old ones go
-            for old in folder.glob("last-*.dcp"):
-                if old.name != shards:
-                    shutil.rmtree(old, ignore_errors=True)
-    return path
+    return shards
 
 
 def _load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:

@@ -27,7 +27,6 @@ from trainers.checkpoint import (
     resume,
     save_final,
     save_resumable,
-    save_sharded,
     save_weights,
 )
 from trainers.data import (
@@ -368,12 +367,10 @@ def train(spec: TrialSpec, report: Report) -> End | None:
             if folder is not None and spec.placement.keep_checkpoints and done < spec.steps:
                 save_weights(folder, spec, loop.whole, done)  # the last one is final.pt
         for name in [branch_name(done)] * is_branch + ["last.pt"] * is_checkpoint:
-            if sharded is not None:  # every rank writes its shards
-                path = save_sharded(folder, spec, state, model, optimizer, rng=rng,
-                                    device=device, name=name, main=par.main)  # fmt: skip
-            elif par.main:
+            if par.main or sharded is not None:  # under FSDP every rank writes its shards
                 path = save_resumable(folder, spec, state, model, optimizer, rng=rng,
-                                      device=device, name=name)  # fmt: skip
+                                      device=device, name=name, sharded=sharded is not None,
+                                      main=par.main)  # fmt: skip
             if par.main:
                 report(Checkpoint(step=done, path=str(path)))
         if not par.main:  # the others wait in their next step's gradient sync

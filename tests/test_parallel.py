@@ -163,6 +163,7 @@ def test_fsdp_on_two_ranks_trains_what_ddp_and_one_process_do(runs, sharded, arc
     fsdp = sharded[architecture]["ranks"]
     assert [e.kind for e in fsdp] == [e.kind for e in alone]
     assert (fsdp[0].workers, fsdp[0].strategy) == (2, "fsdp")
+    assert (fsdp[0].n_params, fsdp[0].total_params) == (alone[0].n_params, alone[0].total_params)
     assert len(_curve(fsdp)) == 50
     for a, b, c in zip(_curve(alone), _curve(ddp), _curve(fsdp), strict=True):
         assert (a.step, a.tokens, a.lr) == (c.step, c.tokens, c.lr)

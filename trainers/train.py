@@ -380,6 +380,8 @@ def train(spec: TrialSpec, report: Report) -> End | None:
         window_start += pause
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
+    if sharded is not None and first_step == spec.steps:  # no evaluation point ran to gather
+        parallel.gather(model, par, plain)
     if not par.main:
         return None
 

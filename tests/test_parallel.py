@@ -191,7 +191,9 @@ def test_fsdp_leaves_final_weights_whole_that_a_plain_model_loads(runs, sharded)
     plain, alone = build_model(spec, vocab), build_model(spec, vocab)
     load_weights(spec, folder / "final.pt", plain)
     load_weights(spec, Path(runs["decoder"]["alone"][-1].checkpoint), alone)
-    idx = torch.randint(0, vocab, (4, spec.data.seq_len), generator=torch.Generator().manual_seed(0))
+    idx = torch.randint(
+        0, vocab, (4, spec.data.seq_len), generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         torch.testing.assert_close(plain(idx), alone(idx), atol=LOGITS, rtol=0)
 

@@ -311,8 +311,9 @@ def _load_whole_into_shards(saved: dict, model: torch.nn.Module, optimizer) -> N
     state = saved["optimizer"]
     named = {
         "state": {order[i]: value for i, value in state["state"].items()},
-        "param_groups": [{**g, "params": [order[i] for i in g["params"]]}
-                         for g in state["param_groups"]],  # fmt: skip
+        "param_groups": [
+            {**g, "params": [order[i] for i in g["params"]]} for g in state["param_groups"]
+        ],
     }
     set_optimizer_state_dict(model, optimizer, named,
                              options=StateDictOptions(full_state_dict=True))  # fmt: skip

@@ -114,7 +114,10 @@ CASES = [
     ),
     # trials on several workers (Ray Train)
     (VALID + "resources: {workers: 0}\n", "{f}:5: resources.workers: Input should be greater"),
-    (VALID + "resources: {strategy: zero}\n", "{f}:5: resources.strategy: Input should be 'ddp'"),
+    (
+        VALID + "resources: {strategy: zero}\n",
+        "{f}:5: resources.strategy: Input should be 'ddp' or 'fsdp'",
+    ),
     (
         VALID + "resources: {workers: 2, gpus_per_worker: 0.5}\n",
         "{f}:5: resources.gpus_per_worker: a trial on 2 workers takes whole GPUs per worker",

@@ -70,6 +70,7 @@ def test_hash_ignores_placement_but_not_training():
 PLACEMENT = [
     "resources: {cpus_per_trial: 2, gpus_per_trial: 1, max_retries: 3, peak_flops: 1T}\n",
     "resources: {workers: 4, cpus_per_worker: 2, gpus_per_worker: 1, strategy: ddp}\n",
+    "resources: {workers: 2, strategy: fsdp}\n",
     "storage: /elsewhere\n",
     "train: {checkpoint_every: 100K}\n",
 ]
@@ -164,12 +165,11 @@ resources:
   workers:
     - {max_params: 30K, workers: 1}
     - {max_params: 100K, workers: 2}
-    - {workers: 4, gpus_per_worker: 1}
+    - {workers: 4, gpus_per_worker: 1, strategy: fsdp}
 """
     ruled = grid(STUDY + rule)
-    spread = {t.size: (t.placement.workers, t.placement.gpus) for t in ruled}
-    assert spread == {"25K": (1, 0), "56.6K": (2, 0), "1M": (4, 1.0)}
-    assert {t.placement.strategy for t in ruled} == {"ddp"}
+    spread = {t.size: (t.placement.workers, t.placement.gpus, t.placement.strategy) for t in ruled}
+    assert spread == {"25K": (1, 0, "ddp"), "56.6K": (2, 0, "ddp"), "1M": (4, 1.0, "fsdp")}
     assert [t.hash for t in ruled] == [t.hash for t in grid(STUDY)]
 
 

@@ -2,12 +2,14 @@
 
 `<storage>/<study>/<trial_id>/last.pt` holds everything an interrupted trial needs to continue
 as if it had not stopped (model, optimizer, random states, the open logging window and the
-events so far); `final.pt` holds the trained weights, and `step-<N>.pt` the weights of each
-evaluation point where the study keeps them. A checkpoint is used only by the trial of the same
-hash, with one exception: a trunk of one run for many budgets keeps its train state at each
-branch point (`branch-<step>.pt`, never removed), and a branch whose cooldown starts there
-starts from it (it computes what the trunk computed up to there: the same model, data,
-optimizer and seed, with the same rates until that step).
+events so far; under `strategy: fsdp` the model and optimizer are in a sharded
+torch.distributed.checkpoint folder beside it, `last-<step>.dcp/`, which any number of ranks
+reads back, one process included); `final.pt` holds the trained weights, and `step-<N>.pt` the
+weights of each evaluation point where the study keeps them. A checkpoint is used only by the
+trial of the same hash, with one exception: a trunk of one run for many budgets keeps its train
+state at each branch point (`branch-<step>.pt`, never removed), and a branch whose cooldown
+starts there starts from it (it computes what the trunk computed up to there: the same model,
+data, optimizer and seed, with the same rates until that step).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +106,29 @@ def _disk_full(error: BaseException, folder: Path) -> bool:
         return False
 
 
+def _train_state(spec: TrialSpec, state: TrainState, weights: dict, rng: np.random.Generator,
+                 device: torch.device) -> dict:  # fmt: skip
+    """What a resumable file holds: `weights` (the model and optimizer, or where their shards
+    are), the random states and where the loop stands."""
+    cuda = device.type == "cuda"
+    return {
+        "hash": spec.hash,
+        "spec": spec.to_dict(),
+        "step": state.step,
+        **weights,
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
+        "val_loss": state.val_loss,
+        "scored": state.scored,
+        "window_loss": float(state.window_loss),
+        "window_steps": state.window_steps,
+        "window_elapsed": state.window_elapsed,
+        "history": state.history,
+        "inherited": state.inherited,
+    }
+
+
 def save_resumable(
     folder: Path,
     spec: TrialSpec,
@@ -113,32 +139,54 @@ def save_resumable(
     rng: np.random.Generator,
     device: torch.device,
     name: str = "last.pt",
+    sharded: bool = False,
+    main: bool = True,
 ) -> Path:
     """Write `last.pt` (or `name`: a trunk's `branch-<step>.pt`): all a resumed run needs to
-    continue bit for bit."""
+    continue bit for bit. A model `sharded` by FSDP2 is saved by every rank: each writes its
+    shards of the model and optimizer to a torch.distributed.checkpoint folder, then rank 0
+    (`main`) writes `name` pointing at it."""
     path = folder / name
-    cuda = device.type == "cuda"
-    _save(
-        {
-            "hash": spec.hash,
-            "spec": spec.to_dict(),
-            "step": state.step,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
-            "val_loss": state.val_loss,
-            "scored": state.scored,
-            "window_loss": float(state.window_loss),
-            "window_steps": state.window_steps,
-            "window_elapsed": state.window_elapsed,
-            "history": state.history,
-            "inherited": state.inherited,
-        },
-        path,
-    )
+    if sharded:
+        weights = {"sharded": _save_shards(folder, name, state.step, model, optimizer)}
+    else:
+        weights = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    if main:
+        _save(_train_state(spec, state, weights, rng, device), path)
+    if main and sharded and name == "last.pt":  # it points at the new folder: the old ones go
+        for old in folder.glob("last-*.dcp"):
+            if old.name != weights["sharded"]:
+                shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _save_shards(folder: Path, name: str, step: int, model: torch.nn.Module, optimizer) -> str:
+    """Write this rank's shards of a sharded model and its optimizer beside `name`; the name of
+    their folder. That of `last.pt` is new at each step (`last-<step>.dcp`), so a rank killed
+    while writing leaves the previous one whole."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    stem = Path(name).stem
+    shards = f"{stem}-{step}.dcp" if name == "last.pt" else f"{stem}.dcp"
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=folder / shards)
+    return shards
+
+
+def _load_sharded(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Read a sharded checkpoint's model and optimizer into `model` and `optimizer`, sharded or
+    not, on any number of ranks (one process needs no process group)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    saved = {"model": model_state, "optimizer": optimizer_state}
+    with warnings.catch_warnings():  # one process: dcp says it assumes so, which is meant
+        warnings.filterwarnings("ignore", "torch.distributed is disabled", UserWarning)
+        dcp.load(saved, checkpoint_id=path)  # in place, each rank its own shards
+    set_state_dict(model, optimizer, model_state_dict=saved["model"],
+                   optim_state_dict=saved["optimizer"])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,6 +209,8 @@ def save_final(folder: Path, spec: TrialSpec, model: torch.nn.Module) -> Final:
         raise OSError(f"the final weights {path} do not read back as they were written "
                       f"({written[0]} bytes): the disk or the file system lost them")  # fmt: skip
     (folder / "last.pt").unlink(missing_ok=True)
+    for shards in folder.glob("last-*.dcp"):
+        shutil.rmtree(shards, ignore_errors=True)
     return Final(path, *written)
 
 
@@ -217,12 +267,15 @@ def _read(path: Path, what: str = "the checkpoint") -> dict | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise RuntimeError(
             f"cannot read {what} {path} ({type(e).__name__}); delete it to train this trial "
             "from the start"
         ) from e
+    if "sharded" in state:  # its model and optimizer are in a folder beside it
+        state["sharded"] = str(path.parent / state["sharded"])
+    return state
 
 
 def _read_own(spec: TrialSpec, path: Path) -> dict | None:
@@ -231,18 +284,46 @@ def _read_own(spec: TrialSpec, path: Path) -> dict | None:
     return state if state is not None and state.get("hash") == spec.hash else None
 
 
-def resume(
-    spec: TrialSpec,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    rng: np.random.Generator,
-    device: torch.device,
-) -> TrainState:
-    """Restore model, optimizer and random states from the trial's last checkpoint, if it has
-    one, and return where the loop stands (a fresh state otherwise). The trial's folder is made
-    where it has storage; a start without a checkpoint of its own removes the kept weights (and
-    a trunk's branch points) of an earlier trial of its id. A branch without a checkpoint of its
-    own then starts from its trunk's (its kept weights before that stay in the trunk's folder)."""
+def _is_sharded(model: torch.nn.Module) -> bool:
+    """Whether FSDP2 holds the model's weights in shards (DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def _load_whole_into_shards(saved: dict, model: torch.nn.Module, optimizer) -> None:
+    """Read a whole checkpoint (of one process, or of DDP) into a model and optimizer sharded
+    by FSDP2: each rank keeps its shards. torch names an optimizer's parameters by number, in
+    the order of its groups; the sharded optimizer is built in the same order, so each number
+    is the name of the same parameter."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    from torch.distributed.tensor import distribute_tensor
+
+    with torch.no_grad():  # each rank keeps its shard of each whole tensor (a tied one once)
+        for name, param in model.named_parameters():
+            whole = saved["model"][name].to(param.device)
+            param.copy_(distribute_tensor(whole, param.device_mesh, param.placements,
+                                          src_data_rank=None))  # fmt: skip
+        for name, buffer in model.named_buffers():
+            buffer.copy_(saved["model"][name])
+    names = {id(p): name for name, p in model.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    state = saved["optimizer"]
+    named = {
+        "state": {order[i]: value for i, value in state["state"].items()},
+        "param_groups": [
+            {**g, "params": [order[i] for i in g["params"]]} for g in state["param_groups"]
+        ],
+    }
+    set_optimizer_state_dict(model, optimizer, named,
+                             options=StateDictOptions(full_state_dict=True))  # fmt: skip
+
+
+def find_resumable(spec: TrialSpec) -> dict | None:
+    """The train state a trial starts from: its own last checkpoint, else (a branch) its trunk's
+    at the branch point, else None. The trial's folder is made where it has storage; a start
+    without a checkpoint of its own removes the kept weights (and a trunk's branch points) of an
+    earlier trial of its id."""
     folder = checkpoint_dir(spec)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -251,11 +332,37 @@ def resume(
         stale_files = [*folder.glob("step-*.pt"), *folder.glob("branch-*.pt")] if folder else ()
         for stale in stale_files:
             stale.unlink()
+        for stale in folder.glob("*.dcp") if folder else ():
+            shutil.rmtree(stale, ignore_errors=True)
         saved = _load_parent(spec)
+    return saved
+
+
+def resume(
+    spec: TrialSpec,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    device: torch.device,
+    *,
+    saved: dict | None = None,
+) -> TrainState:
+    """Restore model, optimizer and random states from the trial's last checkpoint, if it has
+    one, and return where the loop stands (a fresh state otherwise); `saved`: what
+    `find_resumable` found, else it is looked for here. A branch without a checkpoint of its own
+    starts from its trunk's (its kept weights before that stay in the trunk's folder). A sharded
+    checkpoint is read by every rank (a collective under FSDP)."""
+    if saved is None:
+        saved = find_resumable(spec)
     if saved is None:
         return TrainState()
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optimizer"])
+    if "sharded" in saved:
+        _load_sharded(Path(saved["sharded"]), model, optimizer)
+    elif _is_sharded(model):
+        _load_whole_into_shards(saved, model, optimizer)
+    else:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
     rng.bit_generator.state = saved["numpy_rng"]
     torch.set_rng_state(saved["torch_rng"])
     if device.type == "cuda" and saved.get("cuda_rng") is not None:

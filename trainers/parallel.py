@@ -1,5 +1,6 @@
 """Data-parallel training: the ranks of a process group, each training on its rows of every
-global batch, their gradients averaged by torch's DistributedDataParallel.
+global batch, their gradients averaged by torch's DistributedDataParallel (`strategy: ddp`) or
+by FSDP2, which also shards the weights and the optimizer's state over the ranks (`fsdp`).
 
 The process group comes from outside (Ray Train's torch backend, or a test's
 `init_process_group`); this module only reads it, so the trainer stays free of ray. Without a
@@ -54,11 +55,50 @@ class LossModule(nn.Module):
         return self.model.loss(batch)
 
 
-def wrap(model: nn.Module, par: Ranks, device: torch.device) -> Callable[[Batch], torch.Tensor]:
-    """The loss a training step calls: `model.loss` on one rank, else the same loss through
-    DistributedDataParallel (which also broadcasts rank 0's weights once, here)."""
+def shard(model: nn.Module, par: Ranks, device: torch.device, strategy: str) -> nn.Module | None:
+    """Under `fsdp` on several ranks, FSDP2 on each block, then on a root whose forward is the
+    loss (None otherwise: nothing is sharded). The root is a LossModule because FSDP2 gathers a
+    module's own weights (embeddings, final norm, tied head) only around its `forward`, and our
+    loops call `loss`. On a GPU the weights are gathered in bf16, gradients reduced in fp32."""
+    if par.world == 1 or strategy != "fsdp":
+        return None
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (par.world,))
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+              if bf16 else MixedPrecisionPolicy())  # fmt: skip
+    stacks = [m for m in model.children() if isinstance(m, nn.ModuleList)]  # encdec: two
+    for block in (b for stack in stacks for b in stack):
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    return fully_shard(LossModule(model), mesh=mesh, mp_policy=policy)
+
+
+def gather(model: nn.Module, par: Ranks, plain: nn.Module | None) -> nn.Module | None:
+    """The weights of a sharded `model`, whole, loaded into `plain` (a model of the same
+    architecture, unsharded) on rank 0; None on the others. Every rank must call it: the
+    gathering is a collective."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    whole = StateDictOptions(full_state_dict=True, cpu_offload=True)  # rank 0's, on the host
+    weights = get_model_state_dict(model, options=whole)
+    if not par.main or plain is None:
+        return None
+    plain.load_state_dict(weights)
+    return plain
+
+
+def wrap(
+    model: nn.Module, par: Ranks, device: torch.device, sharded: nn.Module | None = None
+) -> Callable[[Batch], torch.Tensor]:
+    """The loss a training step calls: `model.loss` on one rank, the FSDP2 root where `shard`
+    made one, else the same loss through DistributedDataParallel (which also broadcasts rank
+    0's weights once, here)."""
     if par.world == 1:
         return model.loss
+    if sharded is not None:
+        return sharded
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(LossModule(model), device_ids=ids)
 

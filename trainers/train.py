@@ -23,6 +23,7 @@ from trainers.blocks import IGNORE, ModelConfig
 from trainers.checkpoint import (
     branch_name,
     checkpoint_dir,
+    find_resumable,
     resume,
     save_final,
     save_resumable,
@@ -187,12 +188,19 @@ class _Loop:
     amp: contextlib.AbstractContextManager  # the device's precision (see `_precision`)
     ranks: Ranks = Ranks()  # this process's place in its group (one rank without a group)
     forward: Callable[[Batch], torch.Tensor] | None = None  # the loss a step calls (`wrap`)
+    sharded: torch.nn.Module | None = None  # the FSDP2 root (`parallel.shard`), if sharded
+    plain: torch.nn.Module | None = None  # under FSDP, rank 0's unsharded copy (`gather`)
+
+    @property
+    def whole(self) -> torch.nn.Module:
+        """The model as rank 0 validates, scores and saves it: under FSDP, its gathered copy."""
+        return self.model if self.plain is None else self.plain
 
 
 def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
     """The events of an evaluation point: the validation loss, and the zero-shot results where
     the trial asks for them here (at its end, or at every evaluation)."""
-    spec, model, data, device, amp = loop.spec, loop.model, loop.data, loop.device, loop.amp
+    spec, model, data, device, amp = loop.spec, loop.whole, loop.data, loop.device, loop.amp
     tokens = step * spec.tokens_per_step
     with amp:
         val_loss = evaluate(model, val_batches, device)
@@ -249,7 +257,7 @@ def _start(spec: TrialSpec, model, device: torch.device, state, par: Ranks) -> S
         host=platform.node(),
         pid=os.getpid(),
         workers=par.world,
-        strategy="ddp" if par.world > 1 else "",
+        strategy=spec.placement.strategy if par.world > 1 else "",
     )
 
 
@@ -257,9 +265,11 @@ def train(spec: TrialSpec, report: Report) -> End | None:
     """Train one trial to its token budget; report events; return the final one.
 
     Under a `torch.distributed` process group of several ranks (Ray Train's workers), each rank
-    trains on its rows of every global batch through DistributedDataParallel, and the numbers
-    are those of one process to rounding. Rank 0 alone reports, validates, scores and writes
-    the checkpoints; the other ranks call `report` never and return None.
+    trains on its rows of every global batch through DistributedDataParallel (or FSDP2, under
+    `strategy: fsdp`), and the numbers are those of one process to rounding. Rank 0 alone
+    reports, validates, scores and writes the checkpoints (under FSDP: on a copy of the whole
+    model gathered at each evaluation point, every rank writing its shards of the resumable
+    ones); the other ranks call `report` never and return None.
 
     If the trial's folder holds a checkpoint of the same trial (same hash), training resumes
     from it: model, optimizer, data order and random state continue where they were, so the
@@ -282,7 +292,12 @@ def train(spec: TrialSpec, report: Report) -> End | None:
     objective = objective_for(spec.model.architecture, spec.data.seq_len)
     data.check_fits(objective.window)
     model = build_model(spec, data.vocab_size).to(device)
-    optimizer = _optimizer(model, spec.optim, device)
+    sharded = parallel.shard(model, par, device, spec.placement.strategy)
+    optimizer = _optimizer(model, spec.optim, device)  # on the shards, where they are
+    plain = None
+    if sharded is not None and par.main:  # built aside: the training random state is untouched
+        with torch.random.fork_rng(devices=[]):
+            plain = build_model(spec, data.vocab_size).to(device)
     amp = _precision(device)
     if spec.placement.compile:
         model.compile()  # in place: `model.loss` calls the compiled forward, state_dict unchanged
@@ -294,9 +309,11 @@ def train(spec: TrialSpec, report: Report) -> End | None:
     accounting = model.config.accounting
     folder = checkpoint_dir(spec)
     with main_first(par):  # rank 0 clears a stale folder before the others look at it
-        state = resume(spec, model, optimizer, rng, device)
+        saved = find_resumable(spec)
+    state = resume(spec, model, optimizer, rng, device, saved=saved)  # FSDP: all ranks at once
+    forward = wrap(model, par, device, sharded)
     loop = _Loop(spec, model, data, objective, device, amp,
-                 ranks=par, forward=wrap(model, par, device))  # fmt: skip
+                 ranks=par, forward=forward, sharded=sharded, plain=plain)  # fmt: skip
     first_step = state.step
     if par.main:
         report(_start(spec, model, device, state, par))
@@ -337,9 +354,10 @@ def train(spec: TrialSpec, report: Report) -> End | None:
         pause_start = time.perf_counter()
         if (is_checkpoint or is_branch) and state.window_steps:
             state.window_loss = parallel.mean(state.window_loss, par)  # as the file keeps it
-        if not par.main:  # the others wait in their next step's gradient sync
-            continue
-        if is_eval:
+        state.window_elapsed = pause_start - window_start  # training time only
+        if sharded is not None and is_eval:  # every rank gathers, rank 0 keeps the copy
+            parallel.gather(model, par, plain)
+        if is_eval and par.main:
             scored = _score(loop, val_batches, done)
             for event in scored:
                 emit(event)
@@ -347,21 +365,27 @@ def train(spec: TrialSpec, report: Report) -> End | None:
             if not math.isfinite(state.val_loss):
                 raise DivergenceError(f"validation loss is {state.val_loss} at step {done}")
             if folder is not None and spec.placement.keep_checkpoints and done < spec.steps:
-                save_weights(folder, spec, model, done)  # the last one is final.pt
-        state.window_elapsed = pause_start - window_start  # training time only
+                save_weights(folder, spec, loop.whole, done)  # the last one is final.pt
         for name in [branch_name(done)] * is_branch + ["last.pt"] * is_checkpoint:
-            path = save_resumable(folder, spec, state, model, optimizer, rng=rng, device=device,
-                                  name=name)  # fmt: skip
-            report(Checkpoint(step=done, path=str(path)))
+            if par.main or sharded is not None:  # under FSDP every rank writes its shards
+                path = save_resumable(folder, spec, state, model, optimizer, rng=rng,
+                                      device=device, name=name, sharded=sharded is not None,
+                                      main=par.main)  # fmt: skip
+            if par.main:
+                report(Checkpoint(step=done, path=str(path)))
+        if not par.main:  # the others wait in their next step's gradient sync
+            continue
         pause = time.perf_counter() - pause_start  # neither counts as training time
         paused += pause
         window_start += pause
     _wait(device)
     train_time = time.perf_counter() - loop_start - paused
+    if sharded is not None and first_step == spec.steps:  # no evaluation point ran to gather
+        parallel.gather(model, par, plain)
     if not par.main:
         return None
 
-    final = save_final(folder, spec, model) if folder is not None else None
+    final = save_final(folder, spec, loop.whole) if folder is not None else None
     tokens = spec.steps * per_step
     tokens_per_s = (spec.steps - first_step) * per_step / max(train_time, 1e-9)
     achieved = accounting.flops_per_token * tokens_per_s  # by all ranks: each has one device

@@ -22,7 +22,7 @@ from orchestrator.sizes import parse_count, storable_count
 # as schema.py's, which imports this module
 Count = Annotated[int, BeforeValidator(parse_count), AfterValidator(storable_count)]
 Flops = Annotated[int, BeforeValidator(parse_count)]  # stored as floats: no integer bound
-Strategy = Literal["ddp"]  # torch's DistributedDataParallel; FSDP2 comes later (issue 33)
+Strategy = Literal["ddp", "fsdp"]  # torch's DistributedDataParallel, or FSDP2 (sharded)
 
 
 class _Strict(BaseModel):
@@ -104,7 +104,7 @@ class ResourcesSpec(_Strict):
     gpus_per_worker: GpuCount | None = Field(
         None, description="GPUs each worker needs: no falling back to the CPU without them"
     )
-    strategy: Strategy = Field("ddp", description="how workers share the model: ddp")
+    strategy: Strategy = Field("ddp", description="how workers share the model: ddp or fsdp")
     peak_flops: Flops | None = Field(
         None, description="FLOP/s a trial's MFU is measured against; default: by device"
     )

@@ -2,7 +2,9 @@
 instance, the run store, the fit and the report), then tokens/s and MFU per trial, read back
 from the study's store. Where Ray is not installed (the GPU machines this project borrows have
 PyTorch but no Ray), --direct trains the same trials with the function each Ray task runs, one
-after another in this process, and reads the figures from its events.
+after another in this process, and reads the figures from its events; --ray-train trains them
+through Ray Train on one worker each (the launcher of trials on several workers), for its
+tokens/s beside the plain trial's.
 
 Each trial trains on the GPU path (bf16 autocast, TF32, fused AdamW, pinned batches; with
 --compile, torch.compile too), one trial at a time on the GPU. `tokens/s` is the trainer's own
@@ -12,7 +14,7 @@ plans, compilation) is over. MFU is against the GPU's dense bf16 peak.
 
 Run: bash bench/gpu_check.sh
      python bench/gpu_check.py [--sizes 10M 50M 200M] [--architectures decoder ...]
-                               [--steps 64] [--compile] [--direct]
+                               [--steps 64] [--compile] [--direct | --ray-train]
      python bench/gpu_check.py --cpu   (the same flow on the CPU at small sizes: a check of
                                         this script on a machine without a GPU)
 """
@@ -92,23 +94,47 @@ def run_study(folder: Path, args, settings: dict) -> list[dict]:
 def run_direct(folder: Path, args, settings: dict) -> list[dict]:
     """Train the study's trials one after another in this process, with the function each Ray
     task of `study run` runs; each trial's figures from the events it reports."""
-    from orchestrator.grid import expand
-    from orchestrator.spec import parse_study
     from trainers.train import train
 
     rows = []
-    study = parse_study(study_text(folder, args, settings)[1])
-    for spec in expand(study, "", study.storage):
+    for spec in _trials(folder, args, settings):
         events: list = []
-        end = train(spec, events.append)
-        start = events[0]
-        rates = [e.tokens_per_s for e in events if e.kind == "train"]
-        rows.append({"trial_id": spec.trial_id, "status": "finished",
-                     "n_params": start.n_params, "device": start.device_label,
-                     "wall_s": end.wall_s, "tokens_per_s": end.tokens_per_s,
-                     "steady": steady(rates), "flops_per_token": start.flops_per_token,
-                     "mfu": end.mfu})  # fmt: skip
+        train(spec, events.append)
+        rows.append(_row(spec, events))
     return rows
+
+
+def run_ray_train(folder: Path, args, settings: dict) -> list[dict]:
+    """Train the study's trials one after another through Ray Train on one worker each (the
+    launcher a trial on several workers takes: a controller, a worker group, a process group),
+    on a local Ray instance; each trial's figures from the events its rank 0 reports."""
+    import ray
+
+    from orchestrator.raytrain import train_spread
+
+    ray.init(num_cpus=settings["cpus"], num_gpus=settings["gpus"], include_dashboard=False)
+    try:
+        return [_row(spec, list(train_spread(spec))) for spec in _trials(folder, args, settings)]
+    finally:
+        ray.shutdown()
+
+
+def _trials(folder: Path, args, settings: dict) -> list:
+    from orchestrator.grid import expand
+    from orchestrator.spec import parse_study
+
+    study = parse_study(study_text(folder, args, settings)[1])
+    return expand(study, "", study.storage)
+
+
+def _row(spec, events: list) -> dict:
+    """A trial's figures from the events it reported (its Start first, its End last)."""
+    start, end = events[0], events[-1]
+    rates = [e.tokens_per_s for e in events if e.kind == "train"]
+    return {"trial_id": spec.trial_id, "status": "finished" if end.kind == "end" else end.kind,
+            "n_params": start.n_params, "device": start.device_label, "wall_s": end.wall_s,
+            "tokens_per_s": end.tokens_per_s, "steady": steady(rates),
+            "flops_per_token": start.flops_per_token, "mfu": end.mfu}  # fmt: skip
 
 
 def main() -> None:
@@ -119,6 +145,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="train with torch.compile")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU (a check of the flow)")
     parser.add_argument("--direct", action="store_true", help="no Ray, no store: the trainer")
+    parser.add_argument("--ray-train", action="store_true",
+                        help="no store: each trial through Ray Train on one worker")  # fmt: skip
     args = parser.parse_args()
     settings = CPU if args.cpu else GPU
     args.sizes = args.sizes or (["25K", "100K"] if args.cpu else ["10M", "50M", "200M"])
@@ -130,10 +158,12 @@ def main() -> None:
             raise SystemExit("no CUDA device: this check is for a machine with a GPU (or --cpu)")
         print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, bf16 "
               f"{torch.cuda.is_bf16_supported()}, compile {args.compile}", flush=True)  # fmt: skip
-    how = "the trainer, in this process" if args.direct else "`study run`"
+    how, run = (("the trainer, in this process", run_direct) if args.direct else
+                ("Ray Train, one worker", run_ray_train) if args.ray_train else
+                ("`study run`", run_study))  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         start = time.perf_counter()
-        rows = (run_direct if args.direct else run_study)(Path(tmp), args, settings)
+        rows = run(Path(tmp), args, settings)
         wall = time.perf_counter() - start
     print(f"\n{how}, {len(rows)} trials: {wall:.0f} s in all")
     print(f"{'trial':22} {'N':>12} {'device':>22} {'wall s':>7} {'tokens/s':>11} "

@@ -14,11 +14,11 @@ ROOT = ASSETS.parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["study", "direct"])
+@pytest.mark.parametrize("how", ["study", "direct", "ray-train"])
 def test_the_gpu_check_trains_a_small_study_and_prints_each_trials_speed(how):
     """Through `study run` (figures read back from the store), or, where Ray is missing, the
-    trainer each Ray task runs (figures from its events)."""
-    flags = ["--direct"] if how == "direct" else []
+    trainer each Ray task runs (figures from its events), or Ray Train on one worker."""
+    flags = [] if how == "study" else [f"--{how}"]
     done = subprocess.run(
         [sys.executable, "bench/gpu_check.py", "--cpu", "--sizes", "25K", "100K",
          "--architectures", "decoder", "encdec", "--steps", "8", *flags],
@@ -35,5 +35,6 @@ def test_the_gpu_check_trains_a_small_study_and_prints_each_trials_speed(how):
         assert row[2:4] == ["cpu", "x1"], trial_id  # trained where the study placed it
         rate, steady = (float(v.replace(",", "")) for v in row[5:7])
         assert rate > 0 and steady > 0 and 0 < float(row[-1].rstrip("%")) < 100, row
-    ran = "the trainer, in this process" if how == "direct" else "`study run`"
+    ran = {"study": "`study run`", "direct": "the trainer, in this process",
+           "ray-train": "Ray Train, one worker"}[how]  # fmt: skip
     assert f"{ran}, 4 trials: " in done.stdout

@@ -30,9 +30,10 @@ storage: ""
 """
 
 
-def _trial(storage: str = "", workers: int = 1):
+def _trial(storage: str = "", workers: int = 1, strategy: str = "ddp"):
     spec = expand(parse_study(TINY), "", "")[0]
-    return replace(spec, placement=replace(spec.placement, storage=storage, workers=workers))
+    return replace(spec, placement=replace(spec.placement, storage=storage, workers=workers,
+                                           strategy=strategy))  # fmt: skip
 
 
 def _run(spec, on_event=None, **kwargs) -> tuple[list, list]:
@@ -60,13 +61,14 @@ def _cpus_free_again(cpus: float, within_s: float = 20) -> bool:
 
 
 @pytest.mark.slow
-def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path, strategy):
     from trainers.train import train
 
     alone = []
     train(_trial(), alone.append)
     (end,) = [e for e in alone if isinstance(e, End)]
-    spread = _trial(str(tmp_path / "art"), workers=2)
+    spread = _trial(str(tmp_path / "art"), workers=2, strategy=strategy)
     assert spread.hash == _trial().hash  # placement is not the trial's identity
 
     events, errors = _run(spread)
@@ -74,11 +76,11 @@ def test_two_workers_train_one_trial_with_one_process_loss(ray_session, tmp_path
     starts = [e for e in events if isinstance(e, Start)]
     ends = [e for e in events if isinstance(e, End)]
     assert len(starts) == 1 and len(ends) == 1  # rank 0 reports; rank 1 sends nothing
-    assert (starts[0].workers, starts[0].strategy) == (2, "ddp")
+    assert (starts[0].workers, starts[0].strategy) == (2, strategy)
     assert ends[0].step == spread.steps == 50
     assert (ends[0].tokens, ends[0].tokens_scored) == (end.tokens, end.tokens_scored)
     # the trainer saw a process group of 2 (Start.workers is its own count), so each rank
-    # trained its half of every batch and DDP averaged the gradients: only the order of float
+    # trained its half of every batch, the gradients averaged (or sharded): only the order of float
     # reductions differs from one process (tests/test_parallel.py checks the halves)
     last = lambda evs: [e.loss for e in evs if isinstance(e, Train)][-1]
     assert last(events) == pytest.approx(last(alone), abs=1e-4)

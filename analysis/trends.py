@@ -4,6 +4,7 @@ and task, with intervals from resampling the items, and a sentence that says so 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -111,33 +112,81 @@ def direction(trend: Trend) -> str:
     return "better" if low > 0 else "worse" if high < 0 else "unclear"
 
 
+TEST = "the slope's 95% interval"  # what decides a verdict: not Spearman's p (4 sizes: p >= 1/12)
+WORDS = {"better": "better", "worse": "worse", "unclear": "no evidence"}
+
+
+@dataclass(frozen=True)
+class TaskVerdict:
+    """Whether one task got better or worse with N by the slope's 95% interval ("no evidence"
+    where the interval holds 0), and its slope per tenfold N."""
+
+    task: str
+    verdict: str  # "better", "worse" or "no evidence"
+    metric: str  # "acc" (points per 10x N) or "bits_per_byte" (lower is better)
+    slope: Estimate
+
+    def text(self) -> str:
+        """The slope in words: last_word +3.5 points per 10x N [+1.6, +5.3]."""
+        low, high = self.slope.ci or (float("nan"), float("nan"))
+        if self.metric == "bits_per_byte":
+            return (f"{self.task} likelihood {self.slope.estimate:+.3f} bits per byte per 10x N "
+                    f"[{low:+.3f}, {high:+.3f}]")  # fmt: skip
+        return (f"{self.task} {100 * self.slope.estimate:+.1f} points per 10x N "
+                f"[{100 * low:+.1f}, {100 * high:+.1f}]")  # fmt: skip
+
+    def to_json(self) -> dict:
+        return {"task": self.task, "verdict": self.verdict, "metric": self.metric,
+                "slope": self.slope.to_json()}  # fmt: skip
+
+
+def task_verdicts(trends: dict[str, Trend]) -> tuple[list[TaskVerdict], list[TaskVerdict]]:
+    """Each task's verdict by `direction`, by task: the zero-shot tasks, then held-out
+    likelihood apart (it is no zero-shot task)."""
+    out = [TaskVerdict(task, WORDS[direction(t)], t.metric, t.slope)
+           for task, t in sorted(trends.items())]  # fmt: skip
+    return ([v for v in out if v.metric != "bits_per_byte"],
+            [v for v in out if v.metric == "bits_per_byte"])  # fmt: skip
+
+
+def zero_shot_words(tasks: list[TaskVerdict], likelihood: list[TaskVerdict]) -> str:
+    """The verdicts in words: the tasks that got better, those that got worse (said plainly),
+    those with no evidence either way, then held-out likelihood apart from them."""
+    parts = []
+    for word in ("better", "worse", "no evidence"):
+        if named := [t.task for t in tasks if t.verdict == word]:
+            said = "no evidence either way" if word == "no evidence" else f"{word} with N"
+            parts.append(f"{said} on {', '.join(named)}")
+    text = "; ".join(parts) if parts else "no zero-shot task scored at two sizes or more"
+    for t in likelihood:
+        way = "no evidence either way" if t.verdict == "no evidence" else f"{t.verdict} with N"
+        text += f"; held-out likelihood {way}"
+    return text
+
+
 def verdict(architecture: str, trends: dict[str, Trend]) -> str:
-    """One plain sentence: did larger models of `architecture` do better, and how surely."""
+    """One plain sentence: did larger models of `architecture` do better on the zero-shot
+    tasks, by which test, which got worse; held-out likelihood said apart."""
     if not trends:
         return f"{architecture}: no zero-shot results from two or more sizes to compare."
-    parts, better = [], 0
-    for task, t in sorted(trends.items()):
-        kind = direction(t)
-        better += kind == "better"
-        (low, high), slope = t.slope.ci, t.slope.estimate
-        spearman = f"Spearman rho {t.spearman_rho:.2f}, p = {t.p_value:.2g}"
-        if t.metric == "bits_per_byte":
-            parts.append(
-                f"{task} likelihood {slope:+.3f} bits per byte per 10x N (95% CI "
-                f"{low:+.3f} to {high:+.3f}; {spearman})"
-            )
-            continue
-        parts.append(
-            f"{task} {100 * slope:+.1f} points per 10x N (95% CI {100 * low:+.1f} to "
-            f"{100 * high:+.1f}; {spearman})"
-        )
-    if better == len(trends):
-        lead = "larger models did better on every task"
+    tasks, likelihood = task_verdicts(trends)
+    better = sum(t.verdict == "better" for t in tasks)
+    worse = [t.task for t in tasks if t.verdict == "worse"]
+    if not tasks:
+        lead = "no zero-shot task to judge"
+    elif better == len(tasks):
+        lead = "larger models did better on every zero-shot task"
     elif better:
-        lead = f"larger models did better on {better} of {len(trends)} tasks"
+        lead = f"larger models did better on {better} of {len(tasks)} zero-shot tasks"
     else:
-        lead = "the data do not show larger models doing better on any task"
-    return f"{architecture}: {lead}: " + "; ".join(parts) + "."
+        lead = "the data do not show larger models doing better on any zero-shot task"
+    if worse:
+        lead += f", and worse on {', '.join(worse)}"
+    slopes = "; ".join(f"{v.text()} (Spearman rho {trends[v.task].spearman_rho:.2f}, "
+                       f"p = {trends[v.task].p_value:.2g})"
+                       for v in tasks + likelihood)  # fmt: skip
+    return (f"{architecture}: {lead} (by {TEST}): {zero_shot_words(tasks, likelihood)}. "
+            f"Slopes with 95% intervals: {slopes}.")  # fmt: skip
 
 
 def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, ArchitectureTrends]:

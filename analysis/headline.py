@@ -1,0 +1,257 @@
+"""A study's headline: one verdict per architecture (its law, its compute-optimal point, its
+zero-shot verdict, its forecast), computed once from the fits and the stored predictions, and
+the caveats of the fits grouped so that each is said once, with what to do about it.
+
+`study run` ends on the headline's text form, the report opens on it as a table, and the JSON
+form is the same values: all three read the `Headline` made here."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
+from analysis.results import (
+    Estimate,
+    IsoFlopFit,
+    LawFit,
+    LossOptimumFit,
+    StudyFits,
+)
+from analysis.trends import TEST, TaskVerdict, task_verdicts, zero_shot_words
+
+COLUMNS = ("law", "compute-optimal", "zero-shot", "forecast")  # the report's table, in order
+
+
+@dataclass(frozen=True)
+class ArchitectureHeadline:
+    """One architecture's verdict: its law (exponent, interval, whether inside the range of
+    published fits), its compute-optimal point where the study has budgets, its zero-shot
+    verdict per task (held-out likelihood apart) and its forecast where it made one."""
+
+    architecture: str
+    law: str | None  # "L(N): α = 0.30 [0.1, 0.42], inside the published 0.05-1.5"
+    in_range: bool | None  # every exponent inside the published range (None: no law)
+    optimum: str | None  # the compute-optimal point, where the study has budgets
+    tasks: tuple[TaskVerdict, ...]  # the zero-shot tasks
+    likelihood: tuple[TaskVerdict, ...]  # held-out likelihood: not a zero-shot task
+    forecast: str | None  # the stored prediction's forecast line and how it did
+
+    def cells(self) -> dict[str, str]:
+        """The report table's cells by column (`COLUMNS`); empty where there is nothing."""
+        scored = self.tasks or self.likelihood
+        return {"law": self.law or "no law fitted", "compute-optimal": self.optimum or "",
+                "zero-shot": (f"by {TEST}: " + zero_shot_words(list(self.tasks),
+                                                               list(self.likelihood))
+                              if scored else ""),
+                "forecast": self.forecast or ""}  # fmt: skip
+
+    def text(self) -> str:
+        """The one line the terminal prints: the cells that say something, in order."""
+        return f"{self.architecture}: " + " | ".join(v for v in self.cells().values() if v)
+
+    def to_json(self) -> dict:
+        return {"architecture": self.architecture, "law": self.law, "in_range": self.in_range,
+                "compute_optimal": self.optimum, "zero_shot_test": TEST,
+                "zero_shot": [t.to_json() for t in self.tasks],
+                "heldout_likelihood": [t.to_json() for t in self.likelihood],
+                "forecast": self.forecast, "text": self.text()}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A study's headline: one `ArchitectureHeadline` per architecture, in order."""
+
+    rows: tuple[ArchitectureHeadline, ...]
+
+    def lines(self) -> list[str]:
+        """One line per architecture."""
+        return [row.text() for row in self.rows]
+
+    def to_json(self) -> list[dict]:
+        return [row.to_json() for row in self.rows]
+
+
+def _exponents(fit: LawFit) -> list[tuple[str, Estimate]]:
+    names = ("alpha", "beta") if fit.law == "nd" else ("alpha",)
+    return [(n, fit.params[n]) for n in names if n in fit.params]
+
+
+def _inside(name: str, e: Estimate) -> bool:
+    low, high = PLAUSIBLE[name]
+    return e.estimate is not None and low <= e.estimate <= high
+
+
+def _law(laws: dict) -> tuple[str | None, bool | None]:
+    """L(N, D) where fitted, else L(N): its exponents with intervals, and whether inside the
+    range of published fits."""
+    fit = next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+    if fit is None:
+        return None, None
+    exponents = _exponents(fit)
+    inside = all(_inside(n, e) for n, e in exponents)
+    name = "L(N, D)" if fit.law == "nd" else "L(N)"
+    shown = ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in exponents)
+    ranges = "; ".join(f"{PLAUSIBLE[n][0]:g}-{PLAUSIBLE[n][1]:g}" for n, _ in exponents[:1])
+    where = "inside" if inside else "outside"
+    return f"{name}: {shown}, {where} the published {ranges}", inside
+
+
+def _optimum(laws: dict) -> str | None:
+    """The compute-optimal point: L(N, D)'s allocation at its budget, else the largest
+    budget's minimum of the loss-at-optimum law or the IsoFLOP analysis."""
+    nd = laws.get("nd")
+    if isinstance(nd, LawFit) and "N_opt" in nd.derived and nd.compute:
+        d = nd.derived
+        return (f"at C = {nd.compute:.3g}: N = {d['N_opt'].estimate:.3g}, "
+                f"D = {d['D_opt'].estimate:.3g} ({d['tokens_per_param'].estimate:.3g} tokens "
+                "per parameter)")  # fmt: skip
+    for law in ("optimum", "isoflop"):
+        fit = laws.get(law)
+        if isinstance(fit, LossOptimumFit | IsoFlopFit) and fit.budgets:
+            top = max(fit.budgets, key=lambda m: m.C)
+            a = fit.values()["a"]
+            return (f"at C = {top.C:.3g}: N = {top.N_opt:.3g}, D = {top.D_opt:.3g}; "
+                    f"N_opt ∝ C^a, a = {a.text(3, 3)}")  # fmt: skip
+    return None
+
+
+def _forecast(predictions: pd.DataFrame, architecture: str) -> str | None:
+    """The forecast line of the architecture's largest stored prediction, and what its trial
+    measured where it has trained."""
+    if predictions is None or predictions.empty:
+        return None
+    rows = predictions[predictions.architecture == architecture]
+    if rows.empty:
+        return None
+    p = rows.sort_values("flops").iloc[-1]
+    stored = p.get("forecast")
+    if isinstance(stored, str) and json.loads(stored).get("text"):
+        text = json.loads(stored)["text"]
+    else:  # made before the backtest: no forecast line was kept
+        ci = f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.get("ci_low")) else ""
+        text = f"predicted {p.predicted_loss:.4g}{ci} at C = {p.flops:.3g}"
+    if pd.notna(p.get("measured_loss")):
+        return text + f"; measured {p.measured_loss:.4g} ({p.error:+.2%})"
+    return text + "; not trained yet"
+
+
+def headline_of(fits: StudyFits, predictions: pd.DataFrame | None = None) -> Headline:
+    """The study's headline from its fits and its stored predictions (store.predictions_frame)."""
+    rows = []
+    for arch in sorted(set(fits.laws) | set(fits.trends)):
+        law, inside = _law(fits.laws.get(arch, {}))
+        trends = fits.trends.get(arch)
+        tasks, likelihood = task_verdicts(trends.tasks if trends else {})
+        rows.append(ArchitectureHeadline(
+            architecture=arch, law=law, in_range=inside, optimum=_optimum(fits.laws.get(arch, {})),
+            tasks=tuple(tasks), likelihood=tuple(likelihood),
+            forecast=_forecast(predictions, arch)))  # fmt: skip
+    return Headline(tuple(rows))
+
+
+# --- caveats -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """One warning of the fits, said once for every architecture it holds for, and what to do."""
+
+    text: str
+    architectures: tuple[str, ...]
+    advice: str = ""
+
+    def line(self) -> str:
+        """The caveat in one line: the architectures, what, and what to do about it."""
+        who = ", ".join(self.architectures)
+        return f"{who}: {self.text}" + (f"; {self.advice}" if self.advice else "")
+
+
+@dataclass(frozen=True)
+class Caveats:
+    """The fits' warnings grouped (`items`, each said once) and the notes that hold for every
+    run of the study's design (`notes`: information, not a fault of this run)."""
+
+    items: tuple[Caveat, ...]
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """One line per caveat, then the notes."""
+        return [c.line() for c in self.items] + [f"note: {n}" for n in self.notes]
+
+    def to_json(self) -> dict:
+        return {"caveats": [{"architectures": list(c.architectures), "text": c.text,
+                             "advice": c.advice} for c in self.items],
+                "notes": list(self.notes)}  # fmt: skip
+
+
+# Warnings that say the same thing for every architecture, whatever their numbers: one line.
+KNOWN = (
+    (f"fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter",
+     f"starved of data: most trials saw fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter "
+     "(compute-optimal is about 20), so L(N) measures the data more than the model",
+     "give budgets in tokens per parameter (budget: {chinchilla: [...]}) or FLOPs"),
+    ("the range of published fits",
+     "a fitted exponent is outside the range of published fits: these points do not pin the "
+     "law down", "add sizes (a wider span of N) or train each size on more tokens"),
+    ("residual bootstrap instead",
+     "intervals from a residual bootstrap (too few runs to resample whole runs): they may be "
+     "too narrow", "add seeds or sizes"),
+)  # fmt: skip
+_NUMBER = re.compile(r"[-+−]?\d[\d.,]*(e[-+]?\d+)?%?")
+_TWO_STEP = re.compile(r"needs (\d+) runs; got (\d+)")
+
+
+def _kind(message: str) -> tuple[str, str, str]:
+    """The group a warning falls in, its text and its advice."""
+    for key, text, advice in KNOWN:
+        if key in message:
+            return key, text, advice
+    return _NUMBER.sub("#", message), message, ""
+
+
+def caveats_of(fits: StudyFits) -> Caveats:
+    """The fits' warnings, each kind said once naming the architectures it holds for; the
+    two-step fit not made for want of sizes said once, as a note."""
+    said = [(arch, f"{law}: ", message)
+            for arch, laws in sorted(fits.laws.items())
+            for law, fit in laws.items() for message in fit.warnings]  # fmt: skip
+    said += [(arch, "", message.removeprefix(f"{arch} "))
+             for arch, result in sorted(fits.tasks.items())
+             for message in result.all_warnings(arch)]  # fmt: skip
+    groups: dict[str, dict] = {}
+    for arch, law, message in said:
+        key, text, advice = _kind(message)
+        text = law + text if key != text else text  # a known kind is the same for every law
+        group = groups.setdefault(key, {"texts": [], "advice": advice, "archs": []})
+        group["texts"].append(text)
+        group["archs"] += [] if arch in group["archs"] else [arch]
+    items = []
+    for group in groups.values():
+        text = group["texts"][0]
+        if len(set(group["texts"])) > 1:  # the same warning with other numbers
+            text += f" (the numbers {group['archs'][0]}'s; the others' in the report)"
+        items.append(Caveat(text, tuple(group["archs"]), group["advice"]))
+    return Caveats(tuple(items), _two_step_notes(fits))
+
+
+def _two_step_notes(fits: StudyFits) -> tuple[str, ...]:
+    """One note for the two-step fits not made for want of runs (true of every run of a study
+    of that many sizes); one line per other reason."""
+    short, other = {}, []
+    for arch, result in sorted(fits.tasks.items()):
+        for task, failed in result.failed().items():
+            if m := _TWO_STEP.search(failed.error):
+                short.setdefault((m.group(1), m.group(2)), []).append(arch)
+            else:
+                other.append(f"{arch} {task}: two-step fit not made ({failed.error})")
+    notes = [
+        f"the two-step accuracy fit is not made for {', '.join(dict.fromkeys(archs))}: it "
+        f"holds out the largest size to test itself, and needs {need} runs besides; {got} are "
+        "left. A study with more sizes makes it"
+        for (need, got), archs in short.items()
+    ]  # fmt: skip
+    return tuple(notes + other)

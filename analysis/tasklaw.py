@@ -263,7 +263,10 @@ def holdout_largest(points: pd.DataFrame, chance: float, n_boot: int = N_BOOT) -
     biggest = final[final.N == final.N.max()]
     largest = biggest.loc[biggest.D.idxmax()]  # of its runs, the one that saw the most tokens
     rest = points[points.N < largest.N]  # every run of that size out, not only one
-    result = predict_task(rest, {"N": float(largest.N), "D": float(largest.D)}, chance, n_boot)
+    try:
+        result = predict_task(rest, {"N": float(largest.N), "D": float(largest.D)}, chance, n_boot)
+    except ValueError as e:  # "got 3" on a study of 4 sizes reads as a miscount: say why
+        raise ValueError(f"{e} once the largest size is held out to test the fit") from e
     ci = None
     if {"ci_low", "ci_high"} <= set(largest.index) and pd.notna(largest.get("ci_low")):
         ci = (float(largest.ci_low), float(largest.ci_high))  # over the items

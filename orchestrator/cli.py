@@ -206,23 +206,18 @@ def _run(study: Path, evaluate: bool = False, **options) -> None:
         errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
                      "again to resume")  # fmt: skip
         raise typer.Exit(143 if signal == "SIGTERM" else 130) from None
+    from orchestrator.printing import print_ending
+
     for arch, laws in result.fits.laws.items():
         for fit in laws.values():
             console.print(fit.summary(arch), highlight=False, markup=False)
-    for warning in result.fits.warnings():
-        errors.print(f"warning: {warning}", highlight=False, markup=False)
-    for sentence in result.verdicts.values():
-        console.print(sentence, highlight=False)
     for arch, fitted in sorted(result.fits.tasks.items()):
         for line in fitted.lines(arch, fitted_only=True):
             console.print(line, highlight=False, markup=False)
-    if result.outdated:
-        from analysis.report import outdated_note
-
-        errors.print(f"warning: {outdated_note(result.outdated)}", highlight=False, markup=False)
     if result.scored:
         console.print(f"scored again: {len(result.scored)} trial(s)", highlight=False)
     console.print(f"report: {result.report}", highlight=False)
+    print_ending(result, console, errors)  # the caveats, then the headline: the run's verdict
     if result.unscored:
         _fail(f"{len(result.unscored)} trial(s) could not be scored: "
               f"{', '.join(result.unscored)}", code=1)  # fmt: skip

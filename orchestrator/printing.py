@@ -1,4 +1,5 @@
-"""Plain-text tables of trials for the terminal (`study plan`, `study status`)."""
+"""Plain text for the terminal: tables of trials (`study plan`, `study status`) and the last
+lines of `study run` (its caveats, then its headline)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,30 @@ def repeat_warning(frame, train_tokens: int) -> str | None:
         return (f"{len(repeats)} cells read the {split} more than once, up to "
                 f"{repeats.epochs.max():.1f} times: the data repeats for {which}")  # fmt: skip
     return None
+
+
+def ending_blocks(result) -> tuple[list[str], list[str]]:
+    """The last lines of `study run`: the caveats (the fits' warnings grouped, each said once
+    with what to do, the outdated trials among them) for stderr, then the headline, one line
+    per architecture, for stdout: printed in that order, the headline ends the run."""
+    from analysis.headline import caveats_of, headline_of
+
+    caveats = result.caveats or caveats_of(result.fits)
+    headline = result.headline or headline_of(result.fits)
+    said = caveats.lines()
+    if result.outdated:
+        from analysis.report import outdated_note
+
+        said.append(outdated_note(result.outdated))
+    caveat_lines = [f"caveats ({len(said)}):"] + [f"  {line}" for line in said] if said else []
+    lines = headline.lines()
+    return caveat_lines, (["headline:"] + [f"  {line}" for line in lines] if lines else [])
+
+
+def print_ending(result, out, err) -> None:
+    """Print the caveats on `err` (stderr), then the headline on `out`: the run's last lines."""
+    caveats, headline = ending_blocks(result)
+    if caveats:
+        err.print("\n".join(caveats), highlight=False, markup=False)
+    if headline:
+        out.print("\n".join(headline), highlight=False, markup=False)

@@ -9,7 +9,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -25,6 +25,9 @@ from orchestrator.store import RunStore, check_url
 from trainers.architectures import account
 from trainers.data import TokenData, load_tokens
 from trainers.trial import TrialSpec
+
+if TYPE_CHECKING:
+    from analysis.headline import Caveats, Headline
 
 
 def report_path(study_name: str) -> Path:
@@ -122,6 +125,8 @@ class RunResult:
     outdated: list[str] = field(default_factory=list)  # finished, not under current eval settings
     scored: list[str] = field(default_factory=list)  # finished trials scored again
     unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
+    headline: Headline | None = None  # one verdict per architecture (analysis.headline)
+    caveats: Caveats | None = None  # the fits' warnings, each said once
 
 
 def register(store: RunStore, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> None:
@@ -318,6 +323,10 @@ def report(ctx: RunContext) -> None:
     result.fits = view.fits
     result.outdated = view.outdated
     result.verdicts = {arch: r.verdict for arch, r in view.fits.trends.items()}
+    from analysis.headline import caveats_of, headline_of  # heavy: scipy
+
+    result.headline = headline_of(view.fits, view.predictions)  # the report's, the same values
+    result.caveats = caveats_of(view.fits)
 
 
 # What each mode runs once the store is locked (`prepare` runs before, outside the lock).

@@ -62,5 +62,6 @@ def page_html(view: ReportView, cards: list[dict[str, str]], written: str) -> st
         figures=html,
         predictions_table=Markup(tables.predictions_table(view)),
         fits_table=Markup(tables.fits_table(view)),
+        headline_table=Markup(tables.headline_table(view)),
         trials=[_trial_section(view, i, links) for i, links in enumerate(cards)],
     )

@@ -1,5 +1,5 @@
-"""The report's tables, as HTML: the fitted laws, the predictions and the trials. Every name
-that comes from a study is escaped."""
+"""The report's tables, as HTML: the headline, the fitted laws, the predictions and the
+trials. Every name that comes from a study is escaped."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ def _esc(text) -> str:
 def table(frame: pd.DataFrame, escape: bool = True) -> str:
     """A frame as an HTML table: no index, blanks for missing values, 4 significant digits."""
     return frame.to_html(index=False, escape=escape, na_rep="", float_format=lambda v: f"{v:.4g}")
+
+
+def headline_table(view: ReportView) -> str:
+    """The report's first screen: a row per architecture (and study), the same cells as the
+    terminal's headline (`ArchitectureHeadline.cells`); a column empty in every row left out."""
+    rows = [({"study": name} if view.comparison else {})
+            | {"architecture": row.architecture} | row.cells()
+            for name, headline in view.headlines for row in headline.rows]  # fmt: skip
+    if not rows:
+        return ""
+    frame = pd.DataFrame(rows)
+    return table(frame[[c for c in frame.columns if (frame[c] != "").any()]])
 
 
 def fits_table(view: ReportView) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from analysis.headline import Headline, caveats_of, headline_of
 from analysis.laws import compute_budgets
 from analysis.results import IsoFlopFit, LawFit, NotFitted, StudyFits, TaskFit
 from analysis.tasklaw import sigmoid
@@ -285,6 +286,8 @@ class ReportView:
     warnings: list[str]
     fits: pd.DataFrame  # the fitted-laws table, as text
     tasks: list[TaskPanel]
+    headlines: list[tuple[str, Headline]] = field(default_factory=list)  # by study: the verdict
+    caveats: list[str] = field(default_factory=list)  # the fits' warnings, each said once
 
     @property
     def comparison(self) -> bool:
@@ -316,9 +319,14 @@ def view_of(studies: list[StudyView]) -> ReportView:
              for i, view in enumerate(studies)
              for arch, result in sorted(view.fits.tasks.items())
              for task, r in result.fitted().items()]  # fmt: skip
+    prefixes = [f"{view.name}: " if len(studies) > 1 else "" for view in studies]
+    headlines = [(view.name, headline_of(view.fits, view.predictions)) for view in studies
+                 if view.fits.laws or view.fits.trends]  # fmt: skip
+    caveats = [prefix + line for view, prefix in zip(studies, prefixes, strict=True)
+               for line in caveats_of(view.fits).lines()]  # fmt: skip
     return ReportView(studies=studies, drawings=drawings, caveat=caveat_of(studies),
                       summary=summary, warnings=warnings, fits=_fits_frame(studies),
-                      tasks=tasks)  # fmt: skip
+                      tasks=tasks, headlines=headlines, caveats=caveats)  # fmt: skip
 
 
 def _interval(entry) -> str:

@@ -106,9 +106,8 @@ def _optimum(laws: dict) -> str | None:
     nd = laws.get("nd")
     if isinstance(nd, LawFit) and "N_opt" in nd.derived and nd.compute:
         d = nd.derived
-        return (f"at C = {nd.compute:.3g}: N = {d['N_opt'].estimate:.3g}, "
-                f"D = {d['D_opt'].estimate:.3g} ({d['tokens_per_param'].estimate:.3g} tokens "
-                "per parameter)")  # fmt: skip
+        return (f"at C = {nd.compute:.3g}: N = {d['N_opt'].text(3)}, D = {d['D_opt'].text(3)} "
+                f"({d['tokens_per_param'].text(3)} tokens per parameter)")  # fmt: skip
     for law in ("optimum", "isoflop"):
         fit = laws.get(law)
         if isinstance(fit, LossOptimumFit | IsoFlopFit) and fit.budgets:

@@ -106,8 +106,8 @@ def _optimum(laws: dict) -> str | None:
     nd = laws.get("nd")
     if isinstance(nd, LawFit) and "N_opt" in nd.derived and nd.compute:
         d = nd.derived
-        return (f"at C = {nd.compute:.3g}: N = {d['N_opt'].text(3)}, D = {d['D_opt'].text(3)} "
-                f"({d['tokens_per_param'].text(3)} tokens per parameter)")  # fmt: skip
+        n_opt, d_opt, ratio = (d[k].text(3, 3) for k in ("N_opt", "D_opt", "tokens_per_param"))
+        return f"at C = {nd.compute:.3g}: N = {n_opt}, D = {d_opt} ({ratio} tokens per parameter)"
     for law in ("optimum", "isoflop"):
         fit = laws.get(law)
         if isinstance(fit, LossOptimumFit | IsoFlopFit) and fit.budgets:

@@ -14,13 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
-from analysis.results import (
-    Estimate,
-    IsoFlopFit,
-    LawFit,
-    LossOptimumFit,
-    StudyFits,
-)
+from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits
 from analysis.trends import TEST, TaskVerdict, task_verdicts, zero_shot_words
 
 COLUMNS = ("law", "compute-optimal", "zero-shot", "forecast")  # the report's table, in order
@@ -54,6 +48,7 @@ class ArchitectureHeadline:
         return f"{self.architecture}: " + " | ".join(v for v in self.cells().values() if v)
 
     def to_json(self) -> dict:
+        """Its values, and its line (`text`), as JSON."""
         return {"architecture": self.architecture, "law": self.law, "in_range": self.in_range,
                 "compute_optimal": self.optimum, "zero_shot_test": TEST,
                 "zero_shot": [t.to_json() for t in self.tasks],
@@ -72,6 +67,7 @@ class Headline:
         return [row.text() for row in self.rows]
 
     def to_json(self) -> list[dict]:
+        """One JSON object per architecture (`ArchitectureHeadline.to_json`)."""
         return [row.to_json() for row in self.rows]
 
 
@@ -95,9 +91,9 @@ def _law(laws: dict) -> tuple[str | None, bool | None]:
     inside = all(_inside(n, e) for n, e in exponents)
     name = "L(N, D)" if fit.law == "nd" else "L(N)"
     shown = ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in exponents)
-    ranges = "; ".join(f"{PLAUSIBLE[n][0]:g}-{PLAUSIBLE[n][1]:g}" for n, _ in exponents[:1])
+    low, high = PLAUSIBLE["alpha"]  # beta's range is alpha's
     where = "inside" if inside else "outside"
-    return f"{name}: {shown}, {where} the published {ranges}", inside
+    return f"{name}: {shown}, {where} the published {low:g}-{high:g}", inside
 
 
 def _optimum(laws: dict) -> str | None:
@@ -182,6 +178,7 @@ class Caveats:
         return [c.line() for c in self.items] + [f"note: {n}" for n in self.notes]
 
     def to_json(self) -> dict:
+        """The caveats and the notes as JSON."""
         return {"caveats": [{"architectures": list(c.architectures), "text": c.text,
                              "advice": c.advice} for c in self.items],
                 "notes": list(self.notes)}  # fmt: skip

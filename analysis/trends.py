@@ -136,6 +136,7 @@ class TaskVerdict:
                 f"[{100 * low:+.1f}, {100 * high:+.1f}]")  # fmt: skip
 
     def to_json(self) -> dict:
+        """The verdict and its slope as JSON."""
         return {"task": self.task, "verdict": self.verdict, "metric": self.metric,
                 "slope": self.slope.to_json()}  # fmt: skip
 

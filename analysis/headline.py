@@ -221,7 +221,7 @@ def caveats_of(fits: StudyFits) -> Caveats:
     groups: dict[str, dict] = {}
     for arch, law, message in said:
         key, text, advice = _kind(message)
-        text = law + text if key != text else text  # a known kind is the same for every law
+        text = text if any(key == k for k, _, _ in KNOWN) else law + text  # known: any law
         group = groups.setdefault(key, {"texts": [], "advice": advice, "archs": []})
         group["texts"].append(text)
         group["archs"] += [] if arch in group["archs"] else [arch]

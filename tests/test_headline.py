@@ -127,7 +127,8 @@ def test_study_run_ends_on_the_headline_after_the_caveats(view):
     from orchestrator.printing import print_ending
     from orchestrator.stages import RunResult
 
-    fits = StudyFits(view.fits.laws | _warned_fits().laws, trends=view.fits.trends)
+    warned = _warned_fits()
+    fits = StudyFits(view.fits.laws | warned.laws, warned.tasks, view.fits.trends)
     result = RunResult("warned", "", None, fits=fits, outdated=["decoder-1M-s0"])
     out, err = io.StringIO(), io.StringIO()
     print_ending(result, Console(file=out, soft_wrap=True), Console(file=err, soft_wrap=True))

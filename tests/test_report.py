@@ -412,7 +412,7 @@ def test_study_run_report_and_fit_print_the_two_step_fits_warnings(
     assert run.exit_code == 0, run.output  # the run says them under its caveats, each once
     assert "  decoder: last_word two-step: log_E = -10 sits at its bound" in run.stderr
     assert ("  note: the two-step accuracy fit is not made for decoder: it holds out the largest "
-            "size to test itself, and needs 6 runs besides; 3 are left") in run.stderr  # fmt: skip
+            "size to test itself, and needs 6 runs besides; 2 are left") in run.stderr  # fmt: skip
     assert "minimal_pairs: two-step fit not made" in fit.stdout
 
 

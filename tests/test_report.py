@@ -152,9 +152,11 @@ def open_in_chromium(report: Path, screenshot: Path) -> dict:
     browser = chromium()
     checked = report.with_name(report.stem + "-checked.html")
     checked.write_text(report.read_text().replace("<head>", "<head>" + CHECK, 1))
+    # tall enough for the whole page (the headline above the figures): no vertical scrollbar
+    # takes from the 1280 px the width checks read
     flags = [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--virtual-time-budget=20000", "--window-size=1280,4000",
+        "--virtual-time-budget=20000", "--window-size=1280,6000",
     ]  # fmt: skip
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", checked.as_uri()],

@@ -17,8 +17,6 @@ from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
 from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits
 from analysis.trends import TEST, TaskVerdict, task_verdicts, zero_shot_words
 
-COLUMNS = ("law", "compute-optimal", "zero-shot", "forecast")  # the report's table, in order
-
 
 @dataclass(frozen=True)
 class ArchitectureHeadline:
@@ -35,7 +33,7 @@ class ArchitectureHeadline:
     forecast: str | None  # the stored prediction's forecast line and how it did
 
     def cells(self) -> dict[str, str]:
-        """The report table's cells by column (`COLUMNS`); empty where there is nothing."""
+        """The report table's cells by column, in order; empty where there is nothing."""
         scored = self.tasks or self.likelihood
         return {"law": self.law or "no law fitted", "compute-optimal": self.optimum or "",
                 "zero-shot": (f"by {TEST}: " + zero_shot_words(list(self.tasks),

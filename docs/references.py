@@ -96,6 +96,13 @@ def type_name(annotation) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def cell(text: str) -> str:
+    """Text made safe for a markdown table cell: one line, `|` escaped, and `<name>` shown,
+    not taken for an HTML tag."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _flow(value) -> str:
     """A value as it would be written in the study file, on one line."""
     if isinstance(value, BaseModel):
@@ -161,7 +168,7 @@ def study_fields_markdown(studies: list[BaseModel] = ()) -> str:
         out += [f"## {model.__name__} {{#{_anchor(model)}}}", "", doc, ""]
         out += ["| field | type | default | description | example |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            description = cell(field.description or "")
             example = example_of(name, field, shown.get((model, name)))
             row = [f"`{name}`", type_name(hints[name]), default_of(field), description, example]
             out.append("| " + " | ".join(row) + " |")
@@ -183,7 +190,7 @@ def _param_row(param, ctx) -> str:
     kind = "flag" if getattr(param, "is_flag", False) else param.display_type(ctx).strip("<>")
     shown = param.default not in (None, False, (), []) and not callable(param.default)
     default = f"`{param.default}`" if shown else ("required" if param.required else "—")
-    help_text = (param.help or "").replace("|", "\\|").replace("\n", " ")
+    help_text = cell(param.help or "")
     return f"| {names} | {kind} | {default} | {help_text} |"
 
 
@@ -192,14 +199,14 @@ def cli_markdown(app: typer.Typer | None = None) -> str:
     group = typer.main.get_command(app or _app())
     root = group.context_class(group, info_name="study")
     out = ["## study", "", "```", "study " + " ".join(group.collect_usage_pieces(root)), "```", ""]
-    out += [(group.help or "").strip(), ""]
+    out += [cell(group.help or ""), ""]
     out += ["| parameter | type | default | help |", "|---|---|---|---|"]
     out += [_param_row(p, root) for p in group.params if p.name != "help"] + [""]
     for name, cmd in commands(app).items():
         ctx = cmd.context_class(cmd, info_name=name, parent=root)
         usage = " ".join(cmd.collect_usage_pieces(ctx))
         out += [f"## study {name}", "", "```", f"study {name} {usage}", "```", ""]
-        out += [(cmd.help or "").strip(), ""]
+        out += [cell(cmd.help or ""), ""]
         params = [p for p in cmd.params if p.name != "help"]
         if params:
             out += ["| parameter | type | default | help |", "|---|---|---|---|"]

@@ -81,7 +81,7 @@ def type_name(annotation) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         parsers = [getattr(getattr(m, "func", None), "__name__", "") for m in args[1:]]
-        return "count (600K, 1.5M, 6e5)" if "parse_count" in parsers else type_name(args[0])
+        return "count" if "parse_count" in parsers else type_name(args[0])
     if origin in (typing.Union, types.UnionType):
         names = [type_name(a) for a in args if a is not type(None)]
         return " or ".join(names) + (" or null" if type(None) in args else "")
@@ -89,8 +89,12 @@ def type_name(annotation) -> str:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {type_name(args[0])}"
+    if origin is dict and typing.get_origin(args[0]) is typing.Literal:
+        return "one per architecture"  # {decoder: 3e-3, encoder: 1e-3}
     if origin is dict:
         return f"mapping of {type_name(args[0])} to {type_name(args[1])}"
+    if origin is tuple:
+        return "pair of " + " and ".join(type_name(a) for a in args)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return f"[{annotation.__name__}](#{_anchor(annotation)})"
     return getattr(annotation, "__name__", str(annotation))

@@ -53,21 +53,22 @@ def _hints(model: type[BaseModel]) -> dict:
     return typing.get_type_hints(model, include_extras=True)
 
 
-def models(root: type[BaseModel] = StudySpec) -> list[type[BaseModel]]:
-    """Every pydantic model a study file can hold, `root` first, each once, in reading order."""
-    found: list[type[BaseModel]] = []
+def models(root: type[BaseModel] = StudySpec) -> dict[type[BaseModel], str]:
+    """Every pydantic model a study file can hold, `root` first, each once, in reading order,
+    with the first place in a study file it is written (`data.corpus`; "" for the root)."""
+    found: dict[type[BaseModel], str] = {}
 
-    def visit(annotation) -> None:
+    def visit(annotation, path: str) -> None:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             if annotation not in found:
-                found.append(annotation)
-                for hint in _hints(annotation).values():
-                    visit(hint)
+                found[annotation] = path
+                for name, hint in _hints(annotation).items():
+                    visit(hint, f"{path}.{name}".lstrip("."))
             return
         for arg in typing.get_args(annotation):
-            visit(arg)
+            visit(arg, path)
 
-    visit(root)
+    visit(root, "")
     return found
 
 
@@ -166,10 +167,11 @@ def study_fields_markdown(studies: list[BaseModel] = ()) -> str:
     an example (taken from `studies`, validated study files, where the schema has none)."""
     shown = examples_from(list(studies))
     out = []
-    for model in models():
+    for model, path in models().items():
         hints = _hints(model)
         doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
-        out += [f"## {model.__name__} {{#{_anchor(model)}}}", "", doc, ""]
+        where = f" Written at `{path}`." if path else ""
+        out += [f"## {model.__name__} {{#{_anchor(model)}}}", "", doc + where, ""]
         out += ["| field | type | default | description | example |", "|---|---|---|---|---|"]
         for name, field in model.model_fields.items():
             description = cell(field.description or "")

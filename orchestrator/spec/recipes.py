@@ -56,7 +56,7 @@ class RecipeSpec(BaseModel):
         "fixed", description="olmo, porian, deepseek, or fixed (train.* as given)"
     )
     n_ref: Tokens | None = Field(None, description="olmo, porian: parameters the rules "
-                                 "are anchored at (108M)")  # fmt: skip
+                                 "are anchored at (108M)", examples=["108M"])  # fmt: skip
     lr_ref: Positive | None = Field(None, description="olmo, porian: peak lr at N = n_ref (0.0047)")
     lr_exponent: Signed | None = Field(
         None,
@@ -72,28 +72,40 @@ class RecipeSpec(BaseModel):
         "FLOPs (deepseek: 0.3271)",
     )
     beta2_small: Beta | None = Field(None, description="olmo, porian: AdamW β2 "
-                                         "under beta2_batch tokens (0.99)")  # fmt: skip
+                                         "under beta2_batch tokens (0.99)",
+                                     examples=[0.99])  # fmt: skip
     beta2_large: Beta | None = Field(None, description="olmo, porian: AdamW β2 "
-                                         "from beta2_batch tokens (0.95)")  # fmt: skip
+                                         "from beta2_batch tokens (0.95)",
+                                     examples=[0.95])  # fmt: skip
     beta2_batch: Tokens | None = Field(
         None, description="olmo, porian: batch in tokens from which beta2_large applies "
-        "(524,288)"
+        "(524,288)", examples=["512K"]
     )  # fmt: skip
     warmup_per_param: Positive | None = Field(
         None, description="olmo, porian: warmup tokens per parameter (1: N tokens)"
     )
     wsd_lr_factor: Positive | None = Field(
-        None, description="olmo, porian: multiplies the rate under WSD (olmo 0.5, porian 1)"
+        None,
+        description="olmo, porian: multiplies the rate under WSD (olmo 0.5, porian 1)",
+        examples=[0.5],
     )
     lr_coef: Positive | None = Field(
-        None, description="deepseek: η_opt = lr_coef·C^lr_exponent, C in FLOPs (0.3118)"
+        None,
+        description="deepseek: η_opt = lr_coef·C^lr_exponent, C in FLOPs (0.3118)",
+        examples=[0.3118],
     )
     batch_coef: Positive | None = Field(
-        None, description="deepseek: B_opt = batch_coef·C^batch_exponent tokens (0.2920)"
+        None,
+        description="deepseek: B_opt = batch_coef·C^batch_exponent tokens (0.2920)",
+        examples=[0.292],
     )
-    beta2: Beta | None = Field(None, description="deepseek: AdamW β2 (0.95)")
-    weight_decay: Positive | None = Field(None, description="AdamW weight decay (0.1)")
-    lr_scale: Positive | None = Field(None, description="multiplies the rule's rate (1)")
+    beta2: Beta | None = Field(None, description="deepseek: AdamW β2 (0.95)", examples=[0.95])
+    weight_decay: Positive | None = Field(
+        None, description="AdamW weight decay (0.1)", examples=[0.1]
+    )
+    lr_scale: Positive | None = Field(
+        None, description="multiplies the rule's rate (1)", examples=[0.5]
+    )
 
     @model_validator(mode="after")
     def _constants_of_the_set(self):

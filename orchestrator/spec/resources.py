@@ -42,18 +42,28 @@ GpuCount = Annotated[float, Field(ge=0), AfterValidator(_gpu_count)]
 class GpuRule(_Strict):
     """GPUs for the trials whose N is at most `max_params` (no `max_params`: all larger ones)."""
 
-    max_params: Count | None = Field(None, gt=0, description="non-embedding N; omit in the last")
-    gpus: GpuCount
+    max_params: Count | None = Field(
+        None, gt=0, description="non-embedding N; omit in the last", examples=["20M"]
+    )
+    gpus: GpuCount = Field(description="GPUs per trial of these sizes", examples=[0.25])
 
 
 class SpreadRule(_Strict):
     """Workers for the trials whose N is at most `max_params` (no `max_params`: all larger
     ones), and optionally their strategy and GPUs per worker."""
 
-    max_params: Count | None = Field(None, gt=0, description="non-embedding N; omit in the last")
-    workers: int = Field(ge=1)
-    strategy: Strategy | None = None
-    gpus_per_worker: GpuCount | None = None
+    max_params: Count | None = Field(
+        None, gt=0, description="non-embedding N; omit in the last", examples=["50M"]
+    )
+    workers: int = Field(
+        ge=1, description="worker processes per trial of these sizes", examples=[8]
+    )
+    strategy: Strategy | None = Field(
+        None, description="default: resources.strategy", examples=["fsdp"]
+    )
+    gpus_per_worker: GpuCount | None = Field(
+        None, description="default: resources.gpus_per_worker", examples=[1]
+    )
 
 
 def _rule_of_n(value, what: str, key: str, example: str):
@@ -100,9 +110,13 @@ class ResourcesSpec(_Strict):
         Discriminator(lambda v: "workers-rule" if isinstance(v, list) else "workers-count"),
     ] = Field(1, description="processes a trial trains on (Ray Train), or a rule of N: "
               "[{max_params, workers, strategy, gpus_per_worker}]")  # fmt: skip
-    cpus_per_worker: int | None = Field(None, gt=0, description="as cpus_per_trial, per worker")
+    cpus_per_worker: int | None = Field(
+        None, gt=0, description="as cpus_per_trial, per worker", examples=[2]
+    )
     gpus_per_worker: GpuCount | None = Field(
-        None, description="GPUs each worker needs: no falling back to the CPU without them"
+        None,
+        description="GPUs each worker needs: no falling back to the CPU without them",
+        examples=[1],
     )
     strategy: Strategy = Field("ddp", description="how workers share the model: ddp or fsdp")
     peak_flops: Flops | None = Field(

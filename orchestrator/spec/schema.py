@@ -57,14 +57,20 @@ class _Strict(BaseModel):
 class FilesCorpus(_Strict):
     """Local files: a path or glob of .txt, .jsonl or .parquet files."""
 
-    path: str = Field(description="a file, or a glob such as texts/*.txt or data/**/*.jsonl")
-    format: Literal["txt", "jsonl", "parquet"] | None = Field(None, description="default: suffix")
+    path: str = Field(
+        description="a file, or a glob such as texts/*.txt or data/**/*.jsonl",
+        examples=["texts/*.txt"],
+    )
+    format: Literal["txt", "jsonl", "parquet"] | None = Field(
+        None, description="default: suffix", examples=["jsonl"]
+    )
     text_field: str = Field("text", description="the JSON field or parquet column of the text")
     blank_lines: int | None = Field(
         None,
         ge=1,
         description=".txt: documents are separated by this many blank lines or more; "
         "default: one document per file",
+        examples=[2],
     )
 
     @model_validator(mode="after")
@@ -102,15 +108,18 @@ class HFCorpus(_Strict):
     hf: str = Field(
         min_length=1, description="dataset name (wikitext) or the folder of a saved dataset"
     )
-    revision: str | None = Field(None, description="a Hub dataset's commit, tag or branch")
+    revision: str | None = Field(
+        None, description="a Hub dataset's commit, tag or branch", examples=["main"]
+    )
     config: str | None = Field(None, description="dataset configuration (wikitext-2-raw-v1)")
     data_files: str | list[str] | None = Field(
         None,
         description="files for a builder such as json, csv or text (relative to where you run)",
+        examples=["data/*.jsonl"],
     )
-    split: str = "train"
-    text_field: str = "text"
-    streaming: bool = False
+    split: str = Field("train", description="the Hub dataset's split to read")
+    text_field: str = Field("text", description="the column of the text")
+    streaming: bool = Field(False, description="read the Hub dataset without downloading it whole")
     max_documents: int | None = Field(None, gt=0, description="read at most this many")
 
     def canonical(self) -> str:
@@ -222,14 +231,15 @@ class DataSpec(_Strict):
 class ShapeSpec(_Strict):
     """An explicit model shape instead of a ladder label."""
 
-    n_layer: int = Field(gt=0)
-    n_embd: int = Field(gt=0)
-    n_head: int = Field(gt=0)
+    n_layer: int = Field(gt=0, description="transformer blocks")
+    n_embd: int = Field(gt=0, description="model width")
+    n_head: int = Field(gt=0, description="attention heads (divides n_embd)")
     name: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         max_length=40,  # the store's size column, on every database
         description="label for trial ids (letters, digits, _ . -); default: N, as in '25.5K'",
+        examples=["wide-1M"],
     )
 
     @model_validator(mode="after")
@@ -333,7 +343,7 @@ class LrRule(_Strict):
     """Peak learning rate as a function of size: `base` up to N = `at`, then falling as
     N^(−exponent): lr = base · min(1, (N / at)^(−exponent))."""
 
-    rule: Literal["power"] = "power"
+    rule: Literal["power"] = Field("power", description="the rule's form: base·(at/N)^exponent")
     base: PositiveFloat | dict[str, PositiveFloat] = Field(
         DEFAULT_LR_BASE, description="peak lr up to N = at; one value or one per architecture"
     )
@@ -354,7 +364,7 @@ class WsdSchedule(_Strict):
     """Warmup, stable, decay: the peak rate held, then a cooldown over the last fraction of the
     steps (Hägele et al. 2024: 1−sqrt over 20% matches cosine)."""
 
-    name: Literal["wsd"]
+    name: Literal["wsd"] = Field(description="warmup, stable, decay")
     cooldown: float = Field(0.2, gt=0, lt=1, description="fraction of the steps cooling down")
     shape: Literal["linear", "1-sqrt"] = Field("1-sqrt", description="of the cooldown")
 
@@ -398,10 +408,10 @@ class TrainSpec(_Strict):
         ),
         BeforeValidator(_schedule_form),
     ] = Field("cosine", description="cosine, or {name: wsd, cooldown: 0.2, shape: 1-sqrt}")
-    weight_decay: float = Field(0.1, ge=0)
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
-    betas: tuple[float, float] = (0.9, 0.95)
-    dropout: float = Field(0.0, ge=0, lt=1)
+    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW β1, β2")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability")
     checkpoint_every: Count | None = Field(None, description="tokens; default: every evaluation")
     keep_checkpoints: bool = Field(
         False, description="keep the weights at every evaluation point, for `study eval`"
@@ -435,7 +445,7 @@ class EvalSpec(_Strict):
 
     every_tokens: Count | None = Field(None, description="default: a tenth of the budget")
     tokens: Count = Field(65_536, description="validation tokens per evaluation")
-    zero_shot: ZeroShotSpec = ZeroShotSpec()
+    zero_shot: ZeroShotSpec = Field(ZeroShotSpec(), description="the zero-shot tasks")
     references: list[str] = Field(
         [],
         description="causal LMs (model folders or Hugging Face Hub ids) scored on the study's "
@@ -474,18 +484,31 @@ def resolve_size(architecture: str, size: str | ShapeSpec) -> tuple[str, Shape]:
 class StudySpec(_Strict):
     """A whole study: the grid architectures × sizes × budgets × seeds and how to train it."""
 
-    name: str = Field(pattern=NAME_PATTERN, max_length=100)  # a file name, and a store's field
-    data: DataSpec = DataSpec()
-    architectures: list[str] = Field(min_length=1, description=", ".join(LADDER))
-    sizes: list[SizeItem] = Field(min_length=1, description="ladder labels or explicit shapes")
-    budget: BudgetSpec
-    seeds: Annotated[list[Seed], BeforeValidator(_as_list)] = Field([0], min_length=1)
+    name: str = Field(  # a file name, and a store's field
+        pattern=NAME_PATTERN,
+        max_length=100,
+        description="names the store and the report",
+        examples=["my-study"],
+    )
+    data: DataSpec = Field(DataSpec(), description="the corpus and its tokens")
+    architectures: list[str] = Field(
+        min_length=1, description=", ".join(LADDER), examples=[["decoder", "encoder"]]
+    )
+    sizes: list[SizeItem] = Field(
+        min_length=1, description="ladder labels or explicit shapes", examples=[["10K", "100K"]]
+    )
+    budget: BudgetSpec = Field(
+        description="tokens each size trains on", examples=[{"chinchilla": [5, 10]}]
+    )
+    seeds: Annotated[list[Seed], BeforeValidator(_as_list)] = Field(
+        [0], min_length=1, description="one trial per seed in each cell"
+    )
     recipe: RecipeField = Field(RecipeSpec(), description="rule set: olmo, porian, deepseek, "
                                 "fixed; or {name: olmo, lr_scale: 0.5, ...}")  # fmt: skip
-    train: TrainSpec = TrainSpec()
-    eval: EvalSpec = EvalSpec()
-    resources: ResourcesSpec = ResourcesSpec()
-    predict: PredictSpec | None = None
+    train: TrainSpec = Field(TrainSpec(), description="the optimizer and its schedule")
+    eval: EvalSpec = Field(EvalSpec(), description="validation and zero-shot scoring")
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="CPUs, GPUs and workers")
+    predict: PredictSpec | None = Field(None, description="forecast beyond the grid")
     storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
     _source: str = PrivateAttr("<string>")  # where the study was read from, for error lines
     _root: object = PrivateAttr(None)  # its YAML nodes

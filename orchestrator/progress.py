@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.sizes import format_count
-from trainers.events import End, Event, Scored, Scoring, Start, Train, Validation, ZeroShot
+from trainers.events import End, Event, Scored, Start, Train, Validation, ZeroShot, ZeroShotProgress
 from trainers.trial import TrialSpec
 
 
@@ -108,8 +108,8 @@ class Progress:
                 )
             case Validation():
                 row.val_loss = event.val_loss
-            case Scoring():
-                row.scoring = (event.done, event.total)
+            case ZeroShotProgress():  # a trial of `study eval` runs from here (no Start)
+                row.status, row.scoring = "running", (event.done, event.total)
             case ZeroShot():
                 row.scoring = None
                 self._log(
@@ -118,6 +118,7 @@ class Progress:
                 )
             case Scored():
                 row.status, row.val_loss = "finished", event.val_loss  # scored again
+                row.scoring = None
                 accuracies = _accuracies(event.results)
                 self._log(
                     f"[{_duration(self.elapsed)}] {trial_id}: scored at step {event.step:,}, "

@@ -123,7 +123,7 @@ def test_the_progress_line_of_a_trial_scoring_zero_shot_items_says_so():
     from orchestrator.grid import expand
     from orchestrator.progress import Progress
     from orchestrator.spec import parse_study
-    from trainers.events import Scoring, Start, Train, ZeroShot
+    from trainers.events import Start, Train, ZeroShot, ZeroShotProgress
 
     spec = parse_study("name: z\narchitectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 600K}\n")
     (trial,) = expand(spec, "k", "")
@@ -134,7 +134,9 @@ def test_the_progress_line_of_a_trial_scoring_zero_shot_items_says_so():
     progress.update(trial.trial_id, start)
     progress.update(trial.trial_id, Train(step=10, tokens=602_112, loss=2.0, lr=1e-3,
                                           tokens_per_s=5000.0))  # fmt: skip
-    progress.update(trial.trial_id, Scoring(step=10, tokens=602_112, done=1000, total=3000))
+    progress.update(
+        trial.trial_id, ZeroShotProgress(step=10, tokens=602_112, done=1000, total=3000)
+    )
     progress.tick()
     assert (
         out.getvalue()
@@ -148,7 +150,27 @@ def test_the_progress_line_of_a_trial_scoring_zero_shot_items_says_so():
 
 
 def test_scoring_events_are_plain_dicts_too():
-    from trainers.events import Scoring, from_dict, to_dict
+    from trainers.events import ZeroShotProgress, from_dict, to_dict
 
-    event = Scoring(step=3, tokens=96, done=10, total=30)
+    event = ZeroShotProgress(step=3, tokens=96, done=10, total=30)
     assert to_dict(event)["event"] == "scoring" and from_dict(to_dict(event)) == event
+
+
+def test_a_trial_scored_again_shows_its_items_as_it_scores_them():
+    """`study eval` reports no Start: the trial runs from its first items to its Scored."""
+    from rich.console import Console
+
+    from orchestrator.grid import expand
+    from orchestrator.progress import Progress
+    from orchestrator.spec import parse_study
+    from trainers.events import Scored, ZeroShotProgress
+
+    spec = parse_study("name: z\narchitectures: [decoder]\nsizes: [25K]\nbudget: {tokens: 600K}\n")
+    (trial,) = expand(spec, "k", "")
+    progress = Progress([trial], Console(file=io.StringIO(), width=200), heartbeat_s=0)
+    progress.update(trial.trial_id, ZeroShotProgress(step=10, tokens=600_000, done=0, total=300))
+    assert progress.rows[trial.trial_id].status == "running"
+    assert "scoring zero-shot, 0 of 300 items" in str(progress.table().columns[1]._cells)
+    scored = Scored(step=10, tokens=600_000, eval_key="k", val_loss=2.0, results=[], final=True)
+    progress.update(trial.trial_id, scored)
+    assert progress.table().columns[1]._cells == ["finished"]

@@ -72,7 +72,7 @@ class ZeroShot:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Scoring:
+class ZeroShotProgress:
     """Zero-shot items being scored at an evaluation point: `done` of `total` so far. Progress
     alone: never kept in a checkpoint's history nor stored, so old histories read as before."""
 
@@ -124,9 +124,10 @@ class Scored:
     final: bool  # the trial's last step (final.pt)
 
 
-Event = Start | Train | Validation | Scoring | ZeroShot | Checkpoint | End | Scored
+Event = Start | Train | Validation | ZeroShotProgress | ZeroShot | Checkpoint | End | Scored
 KINDS: dict[str, type] = {
-    c.kind: c for c in (Start, Train, Validation, Scoring, ZeroShot, Checkpoint, End, Scored)
+    c.kind: c
+    for c in (Start, Train, Validation, ZeroShotProgress, ZeroShot, Checkpoint, End, Scored)
 }
 
 

@@ -40,11 +40,11 @@ from trainers.events import (
     Checkpoint,
     End,
     Event,
-    Scoring,
     Start,
     Train,
     Validation,
     ZeroShot,
+    ZeroShotProgress,
     from_dict,
     to_dict,
 )
@@ -212,7 +212,7 @@ def _score(loop: _Loop, val_batches: list[Batch], step: int, report: Report) -> 
     if spec.eval.tasks and (step == spec.steps or spec.eval.at_every_eval):
 
         def scoring(done: int, total: int) -> None:
-            report(Scoring(step=step, tokens=tokens, done=done, total=total))
+            report(ZeroShotProgress(step=step, tokens=tokens, done=done, total=total))
 
         with amp:
             results = zeroshot.evaluate(model, spec.model.architecture, data, spec, scoring)

@@ -29,11 +29,11 @@ from trainers.events import (
     End,
     Event,
     Scored,
-    Scoring,
     Start,
     Train,
     Validation,
     ZeroShot,
+    ZeroShotProgress,
 )
 from trainers.trial import TrialSpec
 
@@ -160,7 +160,7 @@ def record_event(
             if event.final:  # measured now under the current settings
                 trial.val_loss = float(event.val_loss)
                 trial.eval_key = event.eval_key
-        case Scoring():
+        case ZeroShotProgress():
             pass  # progress of the terminal's alone: its heartbeat is all the store keeps
         case Checkpoint():
             trial.checkpoint = event.path

@@ -100,6 +100,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "n_params": acct["n_params"],
                 "total_params": acct["total_params"],
                 "tokens": tokens,
+                "budget_tokens": trial.budget.tokens,  # before rounding up to whole steps
                 "tokens_per_param": tokens / acct["n_params"],
                 "steps": trial.steps,
                 "lr": trial.optim.lr,

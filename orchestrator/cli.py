@@ -11,43 +11,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from orchestrator.helptext import FLAG, App, Group
 from orchestrator.printing import frame_table, grid_tables, plan_footer, plan_warnings
 from orchestrator.spec import StudyError
 from orchestrator.store import StoreError
 from trainers.corpora import CorpusError
 
-FLAG = ""  # flags take no value: no type is shown after them in --help
-
-
-class _FlagHelp:
-    """typer's own --help, shown as a flag like ours."""
-
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        if option is not None:
-            option.metavar = FLAG
-        return option
-
-
-class _Group(_FlagHelp, typer.core.TyperGroup):
-    pass
-
-
-class _Command(_FlagHelp, typer.core.TyperCommand):
-    pass
-
-
-class _App(typer.Typer):
-    """A Typer whose commands all show --help as a flag."""
-
-    def command(self, *args, **kwargs):
-        return super().command(*args, cls=_Command, **kwargs)
-
-
-app = _App(
-    cls=_Group,
+app = App(
+    cls=Group,
     help="Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored "
-    "in SQLite, fitted and reported.",
+    "in SQLite, fitted and reported. `study new NAME` writes a study file to start from.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -58,9 +31,9 @@ errors = Console(stderr=True, soft_wrap=True)
 
 def _version(asked: bool) -> None:
     if asked:
-        from importlib.metadata import version
+        from orchestrator.starting import versions
 
-        console.print(f"study (scaling-study) {version('scaling-study')}", highlight=False)
+        console.print(versions(), highlight=False)
         raise typer.Exit()
 
 
@@ -69,12 +42,15 @@ def _options(
     show_version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="print the version", metavar=FLAG
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="print the version (torch's and ray's too)",
+            metavar=FLAG,
         ),
     ] = False,
 ) -> None:
-    """Scaling studies of language-model pre-training: a YAML grid trained on Ray, stored in
-    SQLite, fitted and reported."""
+    """The options before any command."""
 
 
 StudyFile = Annotated[Path, typer.Argument(help="the study YAML file", show_default=False)]
@@ -96,6 +72,25 @@ NBootOption = Annotated[
 def _fail(message: str, code: int = 2) -> None:
     errors.print(f"error: {message}", highlight=False, markup=False)
     raise typer.Exit(code)
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="the study's name: writes NAME.yaml here")],
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite NAME.yaml if it exists", metavar=FLAG)
+    ] = False,
+) -> None:
+    """Write a commented study file to start from (the quickstart's study, each field with its
+    alternatives), ready for `study plan` and `study run`."""
+    from orchestrator.starting import StartError, new_study
+
+    try:
+        path = new_study(name, Path.cwd(), force=force)
+    except StartError as e:
+        _fail(str(e))
+    console.print(f"wrote {path.name}: `study plan {path.name}` shows its trials, `study run "
+                  f"{path.name}` trains them", highlight=False, markup=False)  # fmt: skip
 
 
 ReportOption = Annotated[
@@ -478,8 +473,8 @@ def fit(
         bool, typer.Option("--json", help="print one JSON object", metavar=FLAG)
     ] = False,
     n_col: _column("n", "N, parameters") = "N",
-    d_col: _column("d", "D, training tokens (default: C / 6N)") = "D",
-    c_col: _column("c", "C, training FLOPs (default: 6ND)") = "C",
+    d_col: _column("d", "D, training tokens (if absent: C / 6N)") = "D",
+    c_col: _column("c", "C, training FLOPs (if absent: 6ND)") = "C",
     loss_col: _column("loss", "the loss") = "loss",
     accuracy_col: _column("accuracy", "zero-shot accuracy (trend)") = "accuracy",
     n_items_col: _column("n-items", "items behind each accuracy (trend; optional)") = "n_items",
@@ -488,7 +483,9 @@ def fit(
     task_loss_col: _column("task-loss", "the task loss, bits per byte of the answer (task)") = (
         "task_loss"
     ),
-    chance_col: _column("chance", "the chance accuracy of the task (task; default 0)") = "chance",
+    chance_col: _column("chance", "the chance accuracy of the task (task; if absent: 0)") = (
+        "chance"
+    ),
     group: Annotated[
         str | None, typer.Option(help="CSV column naming the run of each row (bootstrap unit)")
     ] = None,

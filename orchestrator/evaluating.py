@@ -16,7 +16,7 @@ from rich.console import Console
 
 from orchestrator.progress import last_line
 from orchestrator.store import RunStore, StoreError, TrialRecord, TrialStatus
-from trainers.events import Event, Scored
+from trainers.events import Event, Scored, ZeroShotProgress
 from trainers.integrity import verify_final
 from trainers.trial import TrialSpec
 
@@ -106,6 +106,8 @@ def score_on_ray(
     recorder = store.events([spec.trial_id for spec, _, _ in jobs])
 
     def on_event(spec: TrialSpec, event: Event) -> None:
+        if isinstance(event, ZeroShotProgress):  # the items scored so far: the terminal's alone
+            progress.update(spec.trial_id, event)
         if not isinstance(event, Scored):
             return
         recorder.record(spec.trial_id, event)

@@ -100,7 +100,23 @@ def plan_footer(frame, spec) -> list[str]:
         f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
         f"each trial{kept if spec.train.keep_checkpoints else ''}"
         f"{trunks if spec.budget.from_one_run else ''}), besides the token files",
-    ]
+    ] + [note for note in [rounding_note(frame)] if note]
+
+
+def rounding_note(frame) -> str | None:
+    """One line when trials train more tokens than their budget, and why: a trial trains whole
+    steps (trainers.trial.steps_for), so its last batch may overshoot (None if none does)."""
+    over = frame[frame.tokens > frame.budget_tokens]
+    if not len(over):
+        return None
+    batches = sorted(set(over.batch_tokens))
+    batch = format_count(batches[0])
+    if len(batches) > 1:
+        batch = f"{batch} to {format_count(batches[-1])}"
+    first = over.iloc[0]
+    return (f"tokens are rounded up to whole batches of {batch} tokens (a trial trains whole "
+            f"steps): {format_count(first.budget_tokens)} becomes {format_count(first.tokens)}"
+            f"{f' ({first.trial_id})' if len(over) < len(frame) else ''}")  # fmt: skip
 
 
 def plan_warnings(frame, spec, train_tokens: int) -> list[str]:

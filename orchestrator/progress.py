@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from orchestrator.sizes import format_count
-from trainers.events import End, Event, Scored, Start, Train, Validation, ZeroShot
+from trainers.events import End, Event, Scored, Start, Train, Validation, ZeroShot, ZeroShotProgress
 from trainers.trial import TrialSpec
 
 
@@ -22,10 +22,11 @@ class _Row:
     loss: float | None = None
     val_loss: float | None = None
     tokens_per_s: float | None = None
+    scoring: tuple[int, int] | None = None  # zero-shot items scored of all, while it scores
 
     @property
     def eta_s(self) -> float | None:
-        if self.status != "running" or not self.tokens_per_s:
+        if self.status != "running" or not self.tokens_per_s or self.scoring:
             return None
         return max(0.0, (self.spec.budget.tokens - self.tokens) / self.tokens_per_s)
 
@@ -42,6 +43,12 @@ def _accuracies(results: list[dict]) -> str:
         for r in results
         if r["metric"] == "acc" and r["value"] is not None
     )
+
+
+def _scoring(row: _Row) -> str:
+    """What a trial scoring zero-shot items says, where its tokens are all trained."""
+    done, total = row.scoring or (0, 0)
+    return f"scoring zero-shot, {done:,} of {total:,} items"
 
 
 def _duration(seconds: float | None) -> str:
@@ -101,13 +108,17 @@ class Progress:
                 )
             case Validation():
                 row.val_loss = event.val_loss
+            case ZeroShotProgress():  # a trial of `study eval` runs from here (no Start)
+                row.status, row.scoring = "running", (event.done, event.total)
             case ZeroShot():
+                row.scoring = None
                 self._log(
                     f"[{_duration(self.elapsed)}] {trial_id}: zero-shot accuracy "
                     f"{_accuracies(event.results)}"
                 )
             case Scored():
                 row.status, row.val_loss = "finished", event.val_loss  # scored again
+                row.scoring = None
                 accuracies = _accuracies(event.results)
                 self._log(
                     f"[{_duration(self.elapsed)}] {trial_id}: scored at step {event.step:,}, "
@@ -115,6 +126,7 @@ class Progress:
                 )
             case End():
                 row.status, row.tokens, row.val_loss = "finished", event.tokens, event.val_loss
+                row.scoring = None
                 self._log(
                     f"[{_duration(self.elapsed)}] {trial_id}: finished, val loss "
                     f"{event.val_loss:.4f} in {_duration(event.wall_s)}, "
@@ -144,7 +156,9 @@ class Progress:
             return
         self._last_beat = time.monotonic()
         for row in self.rows.values():
-            if row.status == "running":
+            if row.status == "running" and row.scoring:
+                self._log(f"[{_duration(self.elapsed)}] {row.spec.trial_id}: {_scoring(row)}")
+            elif row.status == "running":
                 loss = f"{row.loss:.4f}" if row.loss is not None else "-"
                 self._log(
                     f"[{_duration(self.elapsed)}] {row.spec.trial_id}: "
@@ -161,7 +175,7 @@ class Progress:
         for row in self.rows.values():
             table.add_row(
                 row.spec.trial_id,
-                row.status,
+                _scoring(row) if row.status == "running" and row.scoring else row.status,
                 f"{format_count(row.tokens) if row.tokens else 0}/"
                 f"{format_count(row.spec.budget.tokens)}",
                 f"{row.loss:.4f}" if row.loss is not None else "",

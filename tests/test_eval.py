@@ -38,8 +38,11 @@ def test_kept_weights_score_as_the_trainer_measured_them(tmp_path):
     assert sorted(p.name for p in folder.glob("*.pt")) == sorted(
         ["final.pt"] + [f"step-{s}.pt" for s in range(every, spec.steps, every)]
     )
-    scored = []
-    steps = score_trial(spec, "all", scored.append)
+    reported = []
+    steps = score_trial(spec, "all", reported.append)
+    scored = [e for e in reported if e.kind != "scoring"]  # beside the items' progress, each
+    progress = [e for e in reported if e.kind == "scoring"]  # before its step's results
+    assert [e.step for e in progress if e.done == e.total] == steps
     measured = {e.step: e.val_loss for e in trained if e.kind == "eval"}
     zero_shot = {e.step: e.results for e in trained if e.kind == "zeroshot"}
     assert steps == sorted(measured) and [e.kind for e in scored] == ["scored"] * len(steps)
@@ -53,7 +56,7 @@ def test_kept_weights_score_as_the_trainer_measured_them(tmp_path):
     more = replace(spec, eval=replace(spec.eval, items=25))
     again = []
     assert score_trial(more, "final", again.append, skip=frozenset()) == [spec.steps]
-    (event,) = again
+    (event,) = [e for e in again if e.kind == "scored"]
     assert event.eval_key == more.eval_key != spec.eval_key
     acc = next(r for r in event.results if r["metric"] == "acc")
     assert acc["n_items"] > 10

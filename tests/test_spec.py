@@ -163,7 +163,9 @@ def test_the_cli_prints_its_version_and_flags_without_a_type():
     shown = CliRunner().invoke(app, ["--version"])
     assert (
         shown.exit_code == 0
-        and shown.stdout.strip() == f"study (scaling-study) {version('scaling-study')}"
+        and shown.stdout.strip()
+        == f"study (scaling-study) {version('scaling-study')}, torch {version('torch')}, "
+        f"ray {version('ray')}"
     )
     help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "120"}).stdout
     wait = next(line for line in help_text.splitlines() if "--wait" in line)

@@ -72,6 +72,13 @@ def test_zero_shot_runs_at_the_end_or_at_every_evaluation(spec):
     assert {(r["task"], r["metric"]) for r in final.results} == {
         (t, m) for t in ("last_word", "minimal_pairs") for m in ("acc", "acc_norm", "margin", "bpb")
     } | {("heldout", "bits_per_byte")}
+    # the progress view hears of the items as they are scored, before the results come
+    scoring = [e for e in events if e.kind == "scoring"]
+    total = sum(r["n_items"] for r in final.results if r["metric"] == "acc")
+    assert [e.done for e in scoring][::2] == [0, total] and len(scoring) == 3
+    assert {e.total for e in scoring} == {total} and {e.step for e in scoring} == {spec.steps}
+    trained = max(i for i, e in enumerate(events) if e.kind == "train")
+    assert trained < events.index(scoring[0]) < events.index(scoring[-1]) < events.index(final)
     events = []
     train(but(spec, eval={"at_every_eval": True}), events.append)
     evals = [e.step for e in events if e.kind == "eval"]

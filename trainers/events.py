@@ -72,6 +72,18 @@ class ZeroShot:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ZeroShotProgress:
+    """Zero-shot items being scored at an evaluation point: `done` of `total` so far. Progress
+    alone: never kept in a checkpoint's history nor stored, so old histories read as before."""
+
+    kind: ClassVar[str] = "scoring"
+    step: int
+    tokens: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint:
     """A resumable checkpoint was written."""
 
@@ -112,9 +124,10 @@ class Scored:
     final: bool  # the trial's last step (final.pt)
 
 
-Event = Start | Train | Validation | ZeroShot | Checkpoint | End | Scored
+Event = Start | Train | Validation | ZeroShotProgress | ZeroShot | Checkpoint | End | Scored
 KINDS: dict[str, type] = {
-    c.kind: c for c in (Start, Train, Validation, ZeroShot, Checkpoint, End, Scored)
+    c.kind: c
+    for c in (Start, Train, Validation, ZeroShotProgress, ZeroShot, Checkpoint, End, Scored)
 }
 
 

@@ -13,7 +13,7 @@ import torch
 
 from trainers import zeroshot
 from trainers.checkpoint import load_weights, scorable
-from trainers.events import Event, Scored
+from trainers.events import Event, Scored, ZeroShotProgress
 from trainers.objectives import objective_for
 from trainers.trial import TrialSpec
 
@@ -64,14 +64,19 @@ def score_trial(
                 raise
             continue  # kept by an earlier trial of this id (another hash): not this one's
         model.to(device)
+        tokens = step * spec.tokens_per_step
+
+        def scoring(so_far: int, total: int, step: int = step, tokens: int = tokens) -> None:
+            report(ZeroShotProgress(step=step, tokens=tokens, done=so_far, total=total))
+
         with amp:
             val_loss = evaluate(model, val_batches, device)
             results = (
-                zeroshot.evaluate(model, spec.model.architecture, data, spec)
+                zeroshot.evaluate(model, spec.model.architecture, data, spec, scoring)
                 if spec.eval.tasks and math.isfinite(val_loss)
                 else []
             )
-        report(Scored(step=step, tokens=step * spec.tokens_per_step, eval_key=spec.eval_key,
+        report(Scored(step=step, tokens=tokens, eval_key=spec.eval_key,
                       val_loss=val_loss, results=results, final=step == spec.steps))  # fmt: skip
         done.append(step)
     return done

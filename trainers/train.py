@@ -44,6 +44,7 @@ from trainers.events import (
     Train,
     Validation,
     ZeroShot,
+    ZeroShotProgress,
     from_dict,
     to_dict,
 )
@@ -197,9 +198,10 @@ class _Loop:
         return self.model if self.plain is None else self.plain
 
 
-def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
+def _score(loop: _Loop, val_batches: list[Batch], step: int, report: Report) -> list[Event]:
     """The events of an evaluation point: the validation loss, and the zero-shot results where
-    the trial asks for them here (at its end, or at every evaluation)."""
+    the trial asks for them here (at its end, or at every evaluation). The items scored so far
+    go to `report` as they are (progress only: not among the events kept)."""
     spec, model, data, device, amp = loop.spec, loop.whole, loop.data, loop.device, loop.amp
     tokens = step * spec.tokens_per_step
     with amp:
@@ -208,8 +210,12 @@ def _score(loop: _Loop, val_batches: list[Batch], step: int) -> list[Event]:
     if not math.isfinite(val_loss):
         return events
     if spec.eval.tasks and (step == spec.steps or spec.eval.at_every_eval):
+
+        def scoring(done: int, total: int) -> None:
+            report(ZeroShotProgress(step=step, tokens=tokens, done=done, total=total))
+
         with amp:
-            results = zeroshot.evaluate(model, spec.model.architecture, data, spec)
+            results = zeroshot.evaluate(model, spec.model.architecture, data, spec, scoring)
         events.append(ZeroShot(step=step, tokens=tokens, eval_key=spec.eval_key, results=results))
     return events
 
@@ -358,7 +364,7 @@ def train(spec: TrialSpec, report: Report) -> End | None:
         if sharded is not None and is_eval:  # every rank gathers, rank 0 keeps the copy
             parallel.gather(model, par, plain)
         if is_eval and par.main:
-            scored = _score(loop, val_batches, done)
+            scored = _score(loop, val_batches, done, report)
             for event in scored:
                 emit(event)
             state.val_loss = scored[0].val_loss

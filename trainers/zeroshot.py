@@ -15,7 +15,7 @@ Requests are grouped by length and batched; padding is masked out of bidirection
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -258,9 +258,12 @@ def bits_per_byte(model, tok, stream: np.ndarray, seq_len: int, max_tokens: int,
 _ITEMS: dict = {}  # (data key, items, seed) -> tasks: made once per process
 
 
-def evaluate(model, architecture: str, data, spec) -> list[dict]:
+def evaluate(
+    model, architecture: str, data, spec, progress: Callable[[int, int], None] | None = None
+) -> list[dict]:
     """Every zero-shot task of a trial (rows of task, metric, value, n_items, chance, interval,
-    and the per-item values behind them), plus held-out bits per byte for a decoder."""
+    and the per-item values behind them), plus held-out bits per byte for a decoder.
+    `progress(done, total)` hears of the items scored before each task and after the last."""
     from trainers.tasks import CHANCE, make_tasks
 
     model.eval()  # no dropout while scoring; train() again at the end
@@ -270,15 +273,21 @@ def evaluate(model, architecture: str, data, spec) -> list[dict]:
     rows = []
     entry = ARCHITECTURES[architecture]
     options = entry.scorer_options(spec.eval)
+    total, done = sum(len(_ITEMS[key][task]) for task in spec.eval.tasks), 0
     for task in spec.eval.tasks:
         items = _ITEMS[key][task]
         if not items:
             continue
+        if progress is not None:
+            progress(done, total)
+        done += len(items)
         loglik = score(model, architecture, data.tokenizer, requests_of(items, data.tokenizer),
                        spec.data.seq_len, **options)  # fmt: skip
         per_item = item_metrics(loglik, items)
         for row in summarize(per_item, CHANCE[task]):
             rows.append({"task": task, **row, "per_item": per_item[row["metric"]].tolist()})
+    if progress is not None:
+        progress(done, total)
     if entry.heldout_bits:
         bpb, n, windows = bits_per_byte(
             model, data.tokenizer, data.heldout, spec.data.seq_len, spec.eval.tokens

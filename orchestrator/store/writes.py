@@ -24,7 +24,17 @@ from orchestrator.store.tables import (
     utc_now,
 )
 from orchestrator.store.urls import StoreError, first_line
-from trainers.events import Checkpoint, End, Event, Scored, Start, Train, Validation, ZeroShot
+from trainers.events import (
+    Checkpoint,
+    End,
+    Event,
+    Scored,
+    Start,
+    Train,
+    Validation,
+    ZeroShot,
+    ZeroShotProgress,
+)
 from trainers.trial import TrialSpec
 
 
@@ -150,6 +160,8 @@ def record_event(
             if event.final:  # measured now under the current settings
                 trial.val_loss = float(event.val_loss)
                 trial.eval_key = event.eval_key
+        case ZeroShotProgress():
+            pass  # progress of the terminal's alone: its heartbeat is all the store keeps
         case Checkpoint():
             trial.checkpoint = event.path
         case End():

@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
 from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits
-from analysis.trends import TEST, TaskVerdict, task_verdicts, zero_shot_words
+from analysis.trends import TEST, TaskVerdict, Verdicts, task_verdicts, zero_shot_words
 
 
 @dataclass(frozen=True)
@@ -28,17 +28,16 @@ class ArchitectureHeadline:
     law: str | None  # "L(N): α = 0.30 [0.1, 0.42], inside the published 0.05-1.5"
     in_range: bool | None  # every exponent inside the published range (None: no law)
     optimum: str | None  # the compute-optimal point, where the study has budgets
-    tasks: tuple[TaskVerdict, ...]  # the zero-shot tasks
+    tasks: tuple[TaskVerdict, ...]  # the zero-shot tasks by accuracy
     likelihood: tuple[TaskVerdict, ...]  # held-out likelihood: not a zero-shot task
     forecast: str | None  # the stored prediction's forecast line and how it did
+    losses: tuple[TaskVerdict, ...] = ()  # the zero-shot tasks by their task loss
 
     def cells(self) -> dict[str, str]:
         """The report table's cells by column, in order; empty where there is nothing."""
-        scored = self.tasks or self.likelihood
+        scored = Verdicts(self.tasks, self.losses, self.likelihood)
         return {"law": self.law or "no law fitted", "compute-optimal": self.optimum or "",
-                "zero-shot": (f"by {TEST}: " + zero_shot_words(list(self.tasks),
-                                                               list(self.likelihood))
-                              if scored else ""),
+                "zero-shot": f"by {TEST}: " + zero_shot_words(scored) if scored.all() else "",
                 "forecast": self.forecast or ""}  # fmt: skip
 
     def text(self) -> str:
@@ -50,6 +49,7 @@ class ArchitectureHeadline:
         return {"architecture": self.architecture, "law": self.law, "in_range": self.in_range,
                 "compute_optimal": self.optimum, "zero_shot_test": TEST,
                 "zero_shot": [t.to_json() for t in self.tasks],
+                "zero_shot_task_loss": [t.to_json() for t in self.losses],
                 "heldout_likelihood": [t.to_json() for t in self.likelihood],
                 "forecast": self.forecast, "text": self.text()}  # fmt: skip
 
@@ -138,10 +138,10 @@ def headline_of(fits: StudyFits, predictions: pd.DataFrame | None = None) -> Hea
     for arch in sorted(set(fits.laws) | set(fits.trends)):
         law, inside = _law(fits.laws.get(arch, {}))
         trends = fits.trends.get(arch)
-        tasks, likelihood = task_verdicts(trends.tasks if trends else {})
+        verdicts = task_verdicts(trends.tasks if trends else {})
         rows.append(ArchitectureHeadline(
             architecture=arch, law=law, in_range=inside, optimum=_optimum(fits.laws.get(arch, {})),
-            tasks=tuple(tasks), likelihood=tuple(likelihood),
+            tasks=verdicts.accuracy, likelihood=verdicts.likelihood, losses=verdicts.loss,
             forecast=_forecast(predictions, arch)))  # fmt: skip
     return Headline(tuple(rows))
 

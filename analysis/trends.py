@@ -13,6 +13,9 @@ from scipy import stats
 from analysis.results import ArchitectureTrends, Estimate, Trend
 
 N_BOOT = 1000
+TASK_LOSS = "bpb"  # the stored metric of a task's loss: bits per byte of the right answer
+LOWER_IS_BETTER = ("bits_per_byte", TASK_LOSS)
+LOSS_KEY = ":loss"  # a task's loss trend is kept as "<task>:loss" beside its accuracy's
 
 
 def _trend(n: np.ndarray, values: np.ndarray, boot_slopes: list, metric: str, **rest) -> Trend:
@@ -85,6 +88,22 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return rho, float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
 
 
+def task_loss_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
+    """A task's loss against log10 N (lower is better): the mean over items of the right
+    answer's bits per byte given its context, -log2 p(gold) / bytes(gold), the task loss of
+    Bhagia et al. 2024 ("Establishing task scaling laws via compute-efficient model ladders").
+    A continuous score moves with N long before accuracy leaves chance (Schaeffer et al. 2023).
+    Slope per decade, its 95% interval from resampling the items, Spearman's rho and p."""
+    n = np.asarray(n_params, dtype=float)
+    x = np.log10(n)
+    losses = np.array([np.asarray(p, dtype=float) for p in per_item])  # (models, items)
+    rng = np.random.default_rng(seed)
+    count = losses.shape[1]
+    boots = [np.polyfit(x, losses[:, rng.integers(0, count, count)].mean(axis=1), 1)[0]
+             for _ in range(n_boot)]  # fmt: skip
+    return _trend(n, losses.mean(axis=1), boots, TASK_LOSS)
+
+
 def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
     """Held-out bits per byte against log10 N (the likelihood task; lower is better): slope per
     decade, its 95% interval from resampling the held-out windows (the same windows for every
@@ -107,7 +126,7 @@ def direction(trend: Trend) -> str:
     """better, worse or unclear: whether the slope's interval excludes zero (for bits per byte
     a negative slope is better)."""
     low, high = trend.slope.ci
-    if trend.metric == "bits_per_byte":
+    if trend.metric in LOWER_IS_BETTER:
         low, high = -high, -low
     return "better" if low > 0 else "worse" if high < 0 else "unclear"
 
@@ -119,85 +138,114 @@ WORDS = {"better": "better", "worse": "worse", "unclear": "no evidence"}
 @dataclass(frozen=True)
 class TaskVerdict:
     """Whether one task got better or worse with N by the slope's 95% interval ("no evidence"
-    where the interval holds 0), and its slope per tenfold N."""
+    where the interval holds 0), its slope per tenfold N and Spearman's p of the metric with N."""
 
     task: str
     verdict: str  # "better", "worse" or "no evidence"
-    metric: str  # "acc" (points per 10x N) or "bits_per_byte" (lower is better)
+    metric: str  # "acc" (points per 10x N), "bpb" (task loss) or "bits_per_byte" (held out)
     slope: Estimate
+    p_value: float | None = None  # Spearman's, exact for up to 8 sizes
 
     def text(self) -> str:
-        """The slope in words: last_word +3.5 points per 10x N [+1.6, +5.3]."""
+        """The slope in words: last_word +3.5 points per 10x N [+1.6, +5.3] (p = 0.017)."""
         low, high = self.slope.ci or (float("nan"), float("nan"))
-        if self.metric == "bits_per_byte":
-            return (f"{self.task} likelihood {self.slope.estimate:+.3f} bits per byte per 10x N "
-                    f"[{low:+.3f}, {high:+.3f}]")  # fmt: skip
+        p = f" (p = {self.p_value:.2g})" if self.p_value is not None else ""
+        if self.metric in LOWER_IS_BETTER:
+            what = "task loss" if self.metric == TASK_LOSS else "likelihood"
+            return (f"{self.task} {what} {self.slope.estimate:+.3f} bits per byte per 10x N "
+                    f"[{low:+.3f}, {high:+.3f}]{p}")  # fmt: skip
         return (f"{self.task} {100 * self.slope.estimate:+.1f} points per 10x N "
-                f"[{100 * low:+.1f}, {100 * high:+.1f}]")  # fmt: skip
+                f"[{100 * low:+.1f}, {100 * high:+.1f}]{p}")  # fmt: skip
 
     def to_json(self) -> dict:
-        """The verdict and its slope as JSON."""
+        """The verdict, its slope and p-value as JSON."""
         return {"task": self.task, "verdict": self.verdict, "metric": self.metric,
-                "slope": self.slope.to_json()}  # fmt: skip
+                "slope": self.slope.to_json(), "p_value": self.p_value}  # fmt: skip
 
 
-def task_verdicts(trends: dict[str, Trend]) -> tuple[list[TaskVerdict], list[TaskVerdict]]:
-    """Each task's verdict by `direction`, by task: the zero-shot tasks, then held-out
-    likelihood apart (it is no zero-shot task)."""
-    out = [TaskVerdict(task, WORDS[direction(t)], t.metric, t.slope)
+@dataclass(frozen=True)
+class Verdicts:
+    """An architecture's verdicts: each zero-shot task by accuracy, each by its task loss, and
+    held-out likelihood apart (it is no zero-shot task)."""
+
+    accuracy: tuple[TaskVerdict, ...] = ()
+    loss: tuple[TaskVerdict, ...] = ()
+    likelihood: tuple[TaskVerdict, ...] = ()
+
+    def all(self) -> list[TaskVerdict]:
+        """Every verdict, in the order they are said."""
+        return [*self.accuracy, *self.loss, *self.likelihood]
+
+
+def task_verdicts(trends: dict[str, Trend]) -> Verdicts:
+    """Each trend's verdict by `direction`, by task: accuracy, task loss, held-out likelihood."""
+    out = [TaskVerdict(task.removesuffix(LOSS_KEY), WORDS[direction(t)], t.metric, t.slope,
+                       t.p_value)
            for task, t in sorted(trends.items())]  # fmt: skip
-    return ([v for v in out if v.metric != "bits_per_byte"],
-            [v for v in out if v.metric == "bits_per_byte"])  # fmt: skip
+    return Verdicts(*(tuple(v for v in out if v.metric == m)
+                      for m in ("acc", TASK_LOSS, "bits_per_byte")))  # fmt: skip
 
 
-def zero_shot_words(tasks: list[TaskVerdict], likelihood: list[TaskVerdict]) -> str:
-    """The verdicts in words: the tasks that got better, those that got worse (said plainly),
-    those with no evidence either way, then held-out likelihood apart from them."""
+def _grouped(verdicts: tuple[TaskVerdict, ...], lead: str = "") -> list[str]:
+    """The tasks that got better, those that got worse (said plainly), those with no evidence."""
     parts = []
     for word in ("better", "worse", "no evidence"):
-        if named := [t.task for t in tasks if t.verdict == word]:
+        if named := [t.task for t in verdicts if t.verdict == word]:
             said = "no evidence either way" if word == "no evidence" else f"{word} with N"
-            parts.append(f"{said} on {', '.join(named)}")
+            parts.append(f"{lead}{said} on {', '.join(named)}")
+    return parts
+
+
+def zero_shot_words(verdicts: Verdicts) -> str:
+    """The verdicts in words: by accuracy, then by task loss, then held-out likelihood apart."""
+    parts = _grouped(verdicts.accuracy, "accuracy ") + _grouped(verdicts.loss, "task loss ")
     text = "; ".join(parts) if parts else "no zero-shot task scored at two sizes or more"
-    for t in likelihood:
+    for t in verdicts.likelihood:
         way = "no evidence either way" if t.verdict == "no evidence" else f"{t.verdict} with N"
         text += f"; held-out likelihood {way}"
     return text
 
 
+def _count(verdicts: tuple[TaskVerdict, ...], by: str) -> str | None:
+    """ "on 2 of 3 zero-shot tasks by accuracy", or None where none got better."""
+    better = sum(t.verdict == "better" for t in verdicts)
+    if not better:
+        return None
+    many = ("every zero-shot task" if better == len(verdicts)
+            else f"{better} of {len(verdicts)} zero-shot tasks")  # fmt: skip
+    return f"on {many} by {by}"
+
+
 def verdict(architecture: str, trends: dict[str, Trend]) -> str:
     """One plain sentence: did larger models of `architecture` do better on the zero-shot
-    tasks, by which test, which got worse; held-out likelihood said apart."""
+    tasks (by accuracy, by task loss), by which test, which got worse; held-out likelihood
+    said apart; every slope with its interval and Spearman's p."""
     if not trends:
         return f"{architecture}: no zero-shot results from two or more sizes to compare."
-    tasks, likelihood = task_verdicts(trends)
-    better = sum(t.verdict == "better" for t in tasks)
-    worse = [t.task for t in tasks if t.verdict == "worse"]
-    if not tasks:
+    v = task_verdicts(trends)
+    counts = [c for c in (_count(v.accuracy, "accuracy"), _count(v.loss, "task loss")) if c]
+    worse = sorted({t.task for t in v.accuracy + v.loss if t.verdict == "worse"})
+    if not v.accuracy and not v.loss:
         lead = "no zero-shot task to judge"
-    elif better == len(tasks):
-        lead = "larger models did better on every zero-shot task"
-    elif better:
-        lead = f"larger models did better on {better} of {len(tasks)} zero-shot tasks"
+    elif counts:
+        lead = "larger models did better " + " and ".join(counts)
     else:
         lead = "the data do not show larger models doing better on any zero-shot task"
     if worse:
         lead += f", and worse on {', '.join(worse)}"
-    slopes = "; ".join(f"{v.text()} (Spearman rho {trends[v.task].spearman_rho:.2f}, "
-                       f"p = {trends[v.task].p_value:.2g})"
-                       for v in tasks + likelihood)  # fmt: skip
-    return (f"{architecture}: {lead} (by {TEST}): {zero_shot_words(tasks, likelihood)}. "
-            f"Slopes with 95% intervals: {slopes}.")  # fmt: skip
+    slopes = "; ".join(t.text() for t in v.all())
+    return (f"{architecture}: {lead} (by {TEST}): {zero_shot_words(v)}. "
+            f"Slopes with 95% intervals and Spearman's p: {slopes}.")  # fmt: skip
 
 
 def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, ArchitectureTrends]:
-    """Per architecture: the trend of each task (final evaluations; metric `acc`, and held-out
-    bits per byte for decoders) and the verdict. Needs two sizes or more; the n-gram baseline
-    and the reference models are left out."""
+    """Per architecture: the trend of each task (final evaluations; its accuracy `acc`, its
+    task loss kept as "<task>:loss", and held-out bits per byte for decoders) and the verdict.
+    Needs two sizes or more; the n-gram baseline and the reference models are left out."""
     out = {}
     baseline = (evals.architecture == "ngram") | evals.architecture.str.startswith("ref:")
     models = evals[~baseline]  # the n-gram floor and the reference models are no trials
-    kept = models[(models.metric == "acc") | (models.metric == "bits_per_byte")]
+    kept = models[models.metric.isin(("acc", TASK_LOSS, "bits_per_byte"))]
     for architecture, rows in kept.groupby("architecture"):
         trends = {}
         for (task, metric), task_rows in rows.groupby(["task", "metric"]):
@@ -207,7 +255,10 @@ def study_trends(evals: pd.DataFrame, n_boot: int = N_BOOT) -> dict[str, Archite
                 continue  # results stored before per-item values were kept, or mismatched
             if task_rows.n_params.nunique() < 2:
                 continue
-            trend = likelihood_trend if metric == "bits_per_byte" else accuracy_trend
-            trends[task] = trend(task_rows.n_params, per_item, n_boot=n_boot)
+            trend = {"bits_per_byte": likelihood_trend, TASK_LOSS: task_loss_trend}.get(
+                metric, accuracy_trend
+            )
+            key = task + LOSS_KEY if metric == TASK_LOSS else task
+            trends[key] = trend(task_rows.n_params, per_item, n_boot=n_boot)
         out[architecture] = ArchitectureTrends(trends, verdict(architecture, trends))
     return out

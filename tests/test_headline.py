@@ -41,7 +41,7 @@ def test_the_headline_says_each_architectures_law_range_and_zero_shot_verdict(vi
     assert decoder.law.startswith("L(N): α = ") and "inside the published 0.05-1.5" in decoder.law
     assert decoder.in_range is True
     assert lines[0].startswith("decoder: L(N): α = ")
-    assert ("by the slope's 95% interval: better with N on last_word, minimal_pairs"
+    assert ("by the slope's 95% interval: accuracy better with N on last_word, minimal_pairs"
             in lines[0])  # fmt: skip
     assert decoder.optimum is None and decoder.forecast is None  # no budgets, no prediction
     entry = json.loads(json.dumps(headline.to_json()))[0]
@@ -61,13 +61,39 @@ def test_a_task_that_gets_worse_is_said_plainly_and_likelihood_kept_apart():
     assert [t.task for t in row.tasks] == ["last_word", "minimal_pairs", "next_sentence"]
     assert [t.task for t in row.likelihood] == ["heldout"]
     assert row.cells()["zero-shot"] == (
-        "by the slope's 95% interval: better with N on minimal_pairs; worse with N on "
-        "last_word; no evidence either way on next_sentence; held-out likelihood better with N"
+        "by the slope's 95% interval: accuracy better with N on minimal_pairs; accuracy worse "
+        "with N on last_word; accuracy no evidence either way on next_sentence; held-out "
+        "likelihood better with N"
     )
     sentence = verdict("encdec", tasks)
-    assert sentence.startswith("encdec: larger models did better on 1 of 3 zero-shot tasks, "
+    assert sentence.startswith("encdec: larger models did better on 1 of 3 zero-shot tasks by "
+                               "accuracy, "
                                "and worse on last_word (by the slope's 95% interval)")  # fmt: skip
-    assert "last_word -5.0 points per 10x N [-9.5, -1.0]" in sentence
+    assert "last_word -5.0 points per 10x N [-9.5, -1.0] (p = 0.083)" in sentence
+
+
+def test_task_loss_is_judged_per_task_beside_accuracy():
+    tasks = {
+        "last_word": _trend("acc", 0.01, (-0.01, 0.03)),
+        "last_word:loss": _trend("bpb", -0.2, (-0.25, -0.15)),
+        "minimal_pairs": _trend("acc", 0.0, (-0.02, 0.02)),
+        "minimal_pairs:loss": _trend("bpb", 0.1, (0.05, 0.15)),
+    }
+    row = headline_of(StudyFits({}, trends={"encoder": ArchitectureTrends(tasks, "")})).rows[0]
+    assert [t.task for t in row.losses] == ["last_word", "minimal_pairs"]
+    assert [t.task for t in row.tasks] == ["last_word", "minimal_pairs"]
+    assert row.cells()["zero-shot"] == (
+        "by the slope's 95% interval: accuracy no evidence either way on last_word, "
+        "minimal_pairs; task loss better with N on last_word; task loss worse with N on "
+        "minimal_pairs"
+    )
+    entry = row.to_json()
+    assert [t["verdict"] for t in entry["zero_shot_task_loss"]] == ["better", "worse"]
+    assert entry["zero_shot_task_loss"][0]["p_value"] == 0.083
+    sentence = verdict("encoder", tasks)
+    assert sentence.startswith("encoder: larger models did better on 1 of 2 zero-shot tasks by "
+                               "task loss, and worse on minimal_pairs")  # fmt: skip
+    assert "last_word task loss -0.200 bits per byte per 10x N [-0.250, -0.150]" in sentence
 
 
 def test_the_forecast_line_and_its_measurement_come_from_the_stored_prediction(view):

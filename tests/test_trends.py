@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.trends import accuracy_trend, direction, likelihood_trend, study_trends, verdict
+from analysis.trends import (
+    accuracy_trend,
+    direction,
+    likelihood_trend,
+    study_trends,
+    task_loss_trend,
+    verdict,
+)
 
 
 def _answers(accuracies, n_items=400, seed=0):
@@ -40,7 +47,7 @@ def test_study_trends_per_architecture_leave_the_baseline_out():
                  "metric": "acc", "per_item": [1.0] * 400})  # fmt: skip
     out = study_trends(pd.DataFrame(rows), n_boot=200)
     assert set(out) == {"decoder", "encoder"}
-    assert "did better on every zero-shot task" in out["decoder"].verdict
+    assert "did better on every zero-shot task by accuracy" in out["decoder"].verdict
     assert "do not show" in out["encoder"].verdict
 
 
@@ -71,3 +78,21 @@ def test_held_out_likelihood_is_judged_apart_from_the_zero_shot_tasks_lower_bett
     assert sentence.startswith("decoder: no zero-shot task to judge (by the slope's 95% interval)")
     assert "held-out likelihood better with N" in sentence
     assert "heldout likelihood -0." in sentence and "bits per byte per 10x N" in sentence
+
+
+def test_a_task_loss_falling_with_n_is_better_and_kept_beside_accuracy():
+    rng = np.random.default_rng(0)
+    n = [1e4, 1e5, 1e6, 1e7, 1e8]
+    losses = [list(rng.normal(mean, 0.5, 200)) for mean in (3.0, 2.8, 2.6, 2.4, 2.2)]
+    t = task_loss_trend(n, losses, n_boot=200)
+    assert t.metric == "bpb" and t.slope.estimate == pytest.approx(-0.2, abs=0.05)
+    assert t.slope.ci[1] < 0 and direction(t) == "better"
+    assert t.spearman_rho == pytest.approx(-1.0) and t.p_value == pytest.approx(2 / 120)
+    rows = [{"architecture": "encoder", "n_params": size, "task": "last_word", "metric": m,
+             "per_item": v}
+            for size, loss, acc in zip(n, losses, _answers([0.25] * 5, 200), strict=True)
+            for m, v in (("bpb", loss), ("acc", list(acc)))]  # fmt: skip
+    out = study_trends(pd.DataFrame(rows), n_boot=200)["encoder"]
+    assert set(out.tasks) == {"last_word", "last_word:loss"}
+    assert "better on every zero-shot task by task loss" in out.verdict
+    assert "accuracy no evidence either way on last_word" in out.verdict

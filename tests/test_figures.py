@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.report import figures
@@ -34,9 +35,10 @@ def test_the_architectures_are_dodged_at_each_n_and_the_hover_says_the_true_n(st
         np.testing.assert_array_equal(true_n[0], true_n[1])
         xs = [np.asarray(t.x, dtype=float) for t in series.values()]
         assert np.all(xs[0] != xs[1])  # never drawn on top of each other
-        for x, n in zip(xs, true_n, strict=True):  # close to the true N, the same factor
+        for x, n in zip(xs, true_n, strict=True):  # near the true N, by the same factor
             ratio = x / n
-            assert np.allclose(ratio, ratio[0]) and 0.9 < ratio[0] < 1.1
+            assert np.allclose(ratio, ratio[0]) and 1 / 1.3 < ratio[0] < 1.3
+        assert np.isclose(xs[0][0] * xs[1][0], 25_000**2)  # centred on the true N
         for t in series.values():
             assert "%{customdata[0]" in t.hovertemplate and "%{x" not in t.hovertemplate
 
@@ -47,6 +49,17 @@ def test_two_studies_give_every_series_its_own_offset(study):
     firsts = [float(t.x[0]) for t in _series(fig).values()]
     assert len(firsts) == 4 and len(set(firsts)) == 4
     assert np.isclose(np.prod(firsts) ** 0.25, 25_000)  # centred on the true N
+
+
+def test_the_series_share_half_the_narrowest_gap_between_sizes_at_most():
+    ladder = pd.Series([25_000, 100_000, 300_000, 1_000_000])
+    factors = figures.dodge_factors([ladder, ladder * 1.02, ladder * 0.97])  # near, not equal
+    assert factors[1] == 1.0 and np.isclose(factors[0] * factors[2], 1.0)
+    assert np.isclose(factors[2] / factors[0], 3 ** (1 / 3))  # half of the 3x gap, in log N
+    wide = pd.Series([1e3, 1e6])
+    assert np.isclose(np.divide(*figures.dodge_factors([wide, wide])[::-1]), 10**figures.MAX_DODGE)
+    one = pd.Series([1e5])
+    assert figures.dodge_factors([one, one]) != [1.0, 1.0]  # one size each: still apart
 
 
 def test_the_chance_line_is_named_in_the_legend_not_labelled_on_the_data(study):

@@ -20,9 +20,9 @@ COLORS = {name: a.color for name, a in ARCHITECTURES.items()}  # one colour per 
 STUDY_DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]  # in a comparison, per study
 STUDY_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross"]
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
-# the ratio in N between neighbouring series' points at one N in the zero-shot panels: side
-# by side, their error bars do not cover each other (a hover still says the true N)
-DODGE = 1.06
+# the most neighbouring series' points at one N are moved apart in the zero-shot panels, in
+# decades of N (a factor 1.26): side by side, their error bars do not cover each other
+MAX_DODGE = 0.1
 REFERENCE_COLORS = ["#7f4f24", "#6a3d9a", "#b15928", "#555555"]  # no architecture's colour
 
 
@@ -428,7 +428,9 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     fig = _panels(titles, height=460)
     series = [(i, arch) for i, v in enumerate(studies) if len(v.evals)
               for arch in architectures([v]) if arch in set(v.evals.architecture)]  # fmt: skip
-    dodges = {key: dodge(k, len(series)) for k, key in enumerate(series)}
+    ladders = [studies[i].evals.n_params[studies[i].evals.architecture == arch].dropna()
+               for i, arch in series]  # fmt: skip
+    dodges = dict(zip(series, dodge_factors(ladders), strict=True))
     for i, study in enumerate(studies):
         if study.evals.empty:
             continue
@@ -457,10 +459,15 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     return fig
 
 
-def dodge(k: int, m: int) -> float:
-    """The factor on N of the `k`-th of `m` series drawn at the same sizes: centred on the
-    true N, `DODGE` apart."""
-    return DODGE ** (k - (m - 1) / 2)
+def dodge_factors(ladders: list[pd.Series]) -> list[float]:
+    """The factors on N of series drawn at about the same sizes (their `ladders` of N):
+    centred on the true N, spread over half the narrowest gap between one series' sizes (at
+    most `MAX_DODGE` decades apart), so their error bars stand side by side."""
+    m = len(ladders)
+    gaps = [np.diff(np.unique(np.log10(n.to_numpy(float)))) for n in ladders]
+    gaps = np.concatenate([[np.inf], *gaps])
+    step = min(gaps.min() / (2 * m), MAX_DODGE) if np.isfinite(gaps.min()) else np.log10(1.06)
+    return [float(10 ** (step * (k - (m - 1) / 2))) for k in range(m)]
 
 
 def _task_traces(fig: go.Figure, view: ReportView, i: int, acc: pd.DataFrame, task: str,
@@ -476,7 +483,7 @@ def _task_traces(fig: go.Figure, view: ReportView, i: int, acc: pd.DataFrame, ta
         points = points.sort_values("n_params")
         fig.add_trace(
             go.Scatter(x=points.n_params * dodges.get((i, arch), 1.0), y=points.value,
-                       error_y={"type": "data", "symmetric": False,
+                       error_y={"type": "data", "symmetric": False, "width": 2,
                                 "array": points.ci_high - points.value,
                                 "arrayminus": points.value - points.ci_low},
                        mode="lines+markers", name=label, legendgroup=label,

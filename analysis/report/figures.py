@@ -20,8 +20,9 @@ COLORS = {name: a.color for name, a in ARCHITECTURES.items()}  # one colour per 
 STUDY_DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]  # in a comparison, per study
 STUDY_SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross"]
 OBJECTIVES = {name: a.objective for name, a in ARCHITECTURES.items()}
-# where a line's label sits: chance at the bottom left, each study's trigram elsewhere
-FLOOR_LABELS = ["top right", "bottom right", "top left", "top right"]
+# the most neighbouring series' points at one N are moved apart in the zero-shot panels, in
+# decades of N (a factor 1.26): side by side, their error bars do not cover each other
+MAX_DODGE = 0.1
 REFERENCE_COLORS = ["#7f4f24", "#6a3d9a", "#b15928", "#555555"]  # no architecture's colour
 
 
@@ -425,6 +426,11 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     likelihood = any((v.evals.metric == "bits_per_byte").any() for v in studies if len(v.evals))
     titles = tasks + (["held-out likelihood (lower is better)"] if likelihood else [])
     fig = _panels(titles, height=460)
+    series = [(i, arch) for i, v in enumerate(studies) if len(v.evals)
+              for arch in architectures([v]) if arch in set(v.evals.architecture)]  # fmt: skip
+    ladders = [studies[i].evals.n_params[studies[i].evals.architecture == arch].dropna()
+               for i, arch in series]  # fmt: skip
+    dodges = dict(zip(series, dodge_factors(ladders), strict=True))
     for i, study in enumerate(studies):
         if study.evals.empty:
             continue
@@ -441,7 +447,7 @@ def zero_shot(view: ReportView) -> go.Figure | None:
                     row=1, col=len(titles),
                 )  # fmt: skip
         for col, task in enumerate(tasks, start=1):
-            _task_traces(fig, view, i, acc, task, col)
+            _task_traces(fig, view, i, acc, task, col, dodges=dodges)
     for col in range(1, len(titles) + 1):
         fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
     fig.update_yaxes(title="zero-shot accuracy (fraction correct)", row=1, col=1)
@@ -453,52 +459,72 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     return fig
 
 
+def dodge_factors(ladders: list[pd.Series]) -> list[float]:
+    """The factors on N of series drawn at about the same sizes (their `ladders` of N):
+    centred on the true N, spread over half the narrowest gap between one series' sizes (at
+    most `MAX_DODGE` decades apart), so their error bars stand side by side."""
+    m = len(ladders)
+    gaps = [np.diff(np.unique(np.log10(n.to_numpy(float)))) for n in ladders]
+    gaps = np.concatenate([[np.inf], *gaps])
+    step = min(gaps.min() / (2 * m), MAX_DODGE) if np.isfinite(gaps.min()) else np.log10(1.06)
+    return [float(10 ** (step * (k - (m - 1) / 2))) for k in range(m)]
+
+
 def _task_traces(fig: go.Figure, view: ReportView, i: int, acc: pd.DataFrame, task: str,
-                 col: int) -> None:  # fmt: skip
+                 col: int, *, dodges: dict[tuple[int, str], float]) -> None:  # fmt: skip
     """One task's panel of the zero-shot figure, for the `i`-th study: its trials by
-    architecture, the chance level, the reference models and the n-gram floor."""
+    architecture, each moved by its factor in `dodges` (the hover says the true N), and the
+    chance level, the reference models and the n-gram floor as lines the legend names (a
+    label on the panel would sit on the data)."""
     study = view.studies[i]
     rows = acc[(acc.task == task) & acc.trial_id.notna()]  # the trials, not baselines
     for arch, points in rows.groupby("architecture"):
         (color, dash, _), label = style(view, i, arch), view.label(i, arch)
         points = points.sort_values("n_params")
         fig.add_trace(
-            go.Scatter(x=points.n_params, y=points.value,
-                       error_y={"type": "data", "symmetric": False,
+            go.Scatter(x=points.n_params * dodges.get((i, arch), 1.0), y=points.value,
+                       error_y={"type": "data", "symmetric": False, "width": 2,
                                 "array": points.ci_high - points.value,
                                 "arrayminus": points.value - points.ci_low},
                        mode="lines+markers", name=label, legendgroup=label,
                        showlegend=col == 1, line={"color": color, "dash": dash},
-                       text=points.trial_id),
+                       text=points.trial_id,
+                       customdata=points[["n_params", "ci_low", "ci_high"]].to_numpy(float),
+                       hovertemplate="%{text}<br>N=%{customdata[0]:,.0f}<br>accuracy %{y:.3f}"
+                                     " (95%: %{customdata[1]:.3f} to %{customdata[2]:.3f})"),
             row=1, col=col,
         )  # fmt: skip
     task_rows = acc[acc.task == task]
-    chance = task_rows.chance.dropna()
-    if i == 0 and not chance.empty:
-        fig.add_hline(y=float(chance.iloc[0]), line={"dash": "dot", "color": "#999"},
-                      annotation_text="chance", annotation_position="bottom left",
-                      row=1, col=col)  # fmt: skip
     span = acc.n_params.dropna()
     ends = [span.min() / 1.5, span.max() * 1.5] if len(span) else [1e3, 1e9]
+    chance = task_rows.chance.dropna()
+    if i == 0 and not chance.empty:
+        _level(fig, "chance", float(chance.iloc[0]), ends, col,
+               line={"dash": "dot", "color": "#999"})  # fmt: skip
     references = task_rows[task_rows.architecture.str.startswith("ref:")]
     for k, ref in enumerate(references.itertuples()):  # a line each, named in the legend
         name = f"reference {ref.architecture.removeprefix('ref:')}"
         name += f" ({study.name})" if view.comparison else ""
-        fig.add_trace(
-            go.Scatter(x=ends, y=[ref.value] * 2, mode="lines", name=name,
-                       legendgroup=name, showlegend=col == 1,
-                       line={"dash": "dashdot", "width": 2,
-                             "color": REFERENCE_COLORS[k % len(REFERENCE_COLORS)]},
-                       hovertemplate=f"{html.escape(name)}: %{{y:.3f}}<extra></extra>"),
-            row=1, col=col,
-        )  # fmt: skip
+        _level(fig, name, ref.value, ends, col,
+               line={"dash": "dashdot", "width": 2,
+                     "color": REFERENCE_COLORS[k % len(REFERENCE_COLORS)]})  # fmt: skip
     floor = task_rows[task_rows.architecture == "ngram"]
     if not floor.empty:
-        text = f"trigram ({study.name})" if view.comparison else "trigram"
-        fig.add_hline(y=float(floor.value.iloc[0]), line={"dash": "dash", "color": "#444"},
-                      annotation_text=text,
-                      annotation_position=FLOOR_LABELS[i % len(FLOOR_LABELS)],
-                      row=1, col=col)  # fmt: skip
+        name = f"trigram ({study.name})" if view.comparison else "trigram"
+        _level(fig, name, float(floor.value.iloc[0]), ends, col,
+               line={"dash": "dash", "color": "#444"})  # fmt: skip
+
+
+def _level(fig: go.Figure, name: str, y: float, ends: list[float], col: int, *,
+           line: dict) -> None:  # fmt: skip
+    """A horizontal line across a panel, named once in the legend and by its hover."""
+    named = any(t.name == name and t.showlegend is not False for t in fig.data)
+    fig.add_trace(
+        go.Scatter(x=ends, y=[y] * 2, mode="lines", name=name, legendgroup=name,
+                   showlegend=not named, line=line,
+                   hovertemplate=f"{html.escape(name)}: %{{y:.3f}}<extra></extra>"),
+        row=1, col=col,
+    )  # fmt: skip
 
 
 def tidy_log_axes(fig: go.Figure) -> go.Figure:

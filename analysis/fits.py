@@ -102,7 +102,8 @@ def fit_study(
     """The laws each architecture's finished trials can support, by architecture and law:
 
     - L(N) on final validation loss, from 3 sizes up;
-    - L(N, D) when the trials span 2 token budgets or more (5 parameters: 5 points up);
+    - L(N, D) when the trials span 2 token budgets or more (5 parameters: 5 points up), not
+      one budget given in tokens per parameter;
     - IsoFLOP when 2 compute budgets each have 3 sizes or more.
 
     Every finished trial is one point and one bootstrap group (seeds are not averaged, so their
@@ -119,7 +120,9 @@ def fit_study(
         points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame,
                      "optimum": frame, "data-constrained": frame}  # fmt: skip
         shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
-        several = ["nd", "isoflop"] if frame.D.nunique() >= 2 else []
+        # D in proportion to N (one tokens-per-parameter budget) is one curve of N: L(N, D)
+        # cannot tell N's term from D's there, and there is no second budget for IsoFLOP.
+        several = ["nd", "isoflop"] if frame.D.nunique() >= 2 and budget.nunique() >= 2 else []
         wanted = laws or ((["n"] if shared else []) + several)
         results[architecture] = {}
         for i, law in enumerate(wanted):

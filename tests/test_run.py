@@ -49,8 +49,13 @@ def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, 
     assert scored["decoder"] == 1.0
     assert 0.13 < scored["encoder"] < 0.17
     assert scored["encdec"] == encdec_lengths(32)[1] / 32  # sentinels, spans, <eos> of 32 tokens
-    # MFU against the CPU's peak as measured by the first trial, kept beside the token cache
+    # MFU against the CPU's peak as each run measured it before its trials, kept beside the
+    # token cache: one peak for all the trials of a run (FLOP/s over MFU), never moved
     assert db.execute("SELECT MIN(mfu) > 0 AND MAX(mfu) <= 1 FROM trials").fetchone()[0] == 1
+    for run in ("size != '200K'", "size = '200K'"):
+        rows = db.execute(f"SELECT flops_per_token * tokens_per_s / mfu FROM trials WHERE {run}")
+        peaks = [peak for (peak,) in rows]
+        assert max(peaks) == pytest.approx(min(peaks), rel=1e-6)
     assert len(list(Path("artifacts/cache/cpu-peak").glob("*.json"))) == 1
     (dupes,) = db.execute(
         "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"

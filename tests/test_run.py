@@ -238,6 +238,33 @@ class _Interrupted(Exception):
     pass
 
 
+def test_run_json_ends_on_one_document_on_stdout(ray_session, tiny_study, study_here):
+    """`study run --json`: stdout holds one JSON document (the headline, caveats, trials, the
+    store and the report), everything else goes to stderr; a rerun counts its trials skipped."""
+    only = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[decoder]")
+    tiny_study.write_text(only)  # three sizes: a law is fitted, and its caveats said
+    cwd = tiny_study.parent
+    done = study_here("run", str(tiny_study), "--json", "--n-boot", "10", cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)  # the whole of stdout: nothing printed around it
+    assert doc["study"] == "tiny" and doc["store"] == "sqlite:///runs/tiny.db"
+    assert Path(doc["report"]) == Path("reports/tiny.html") and (cwd / doc["report"]).exists()
+    assert doc["trials"] == {"finished": 3, "skipped": 0, "failed": 0, "scored": 0,
+                             "failed_ids": [], "unscored_ids": [], "outdated_ids": []}  # fmt: skip
+    (decoder,) = doc["headline"]
+    assert decoder["architecture"] == "decoder" and decoder["text"].startswith("decoder: ")
+    starved = [c for c in doc["caveats"] if c["text"].startswith("starved of data")]
+    assert len(starved) == 1 and starved[0]["architectures"] == ["decoder"], doc["caveats"]
+    assert "give budgets in tokens per parameter" in starved[0]["advice"]  # what to do
+    assert isinstance(doc["notes"], list) and doc["predictions"] == []
+    assert "decoder-100K-s0: finished" in done.stderr and "headline:" not in done.stderr
+
+    again = json.loads(study_here("run", str(tiny_study), "--json", "--n-boot", "10",
+                                  cwd=cwd).stdout)  # fmt: skip
+    assert again["trials"]["finished"] == 0 and again["trials"]["skipped"] == 3
+    assert [h["architecture"] for h in again["headline"]] == ["decoder"]
+
+
 def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_study):
     from io import StringIO
 

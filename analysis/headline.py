@@ -207,9 +207,10 @@ def _kind(message: str) -> tuple[str, str, str]:
     return _NUMBER.sub("#", message), message, ""
 
 
-def caveats_of(fits: StudyFits) -> Caveats:
+def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
     """The fits' warnings, each kind said once naming the architectures it holds for; the
-    two-step fit not made for want of sizes said once, as a note."""
+    two-step fit not made for want of sizes said once, as a note; with the study's `trials`,
+    the CPU trials whose MFU passed 100% (a peak measured low), said once."""
     said = [(arch, f"{law}: ", message)
             for arch, laws in sorted(fits.laws.items())
             for law, fit in laws.items() for message in fit.warnings]  # fmt: skip
@@ -229,7 +230,24 @@ def caveats_of(fits: StudyFits) -> Caveats:
         if len(set(group["texts"])) > 1:  # the same warning with other numbers
             text += f" (the numbers {group['archs'][0]}'s; the others' in the report)"
         items.append(Caveat(text, tuple(group["archs"]), group["advice"]))
-    return Caveats(tuple(items), _two_step_notes(fits))
+    return Caveats(tuple(items + _peak_caveat(trials)), _two_step_notes(fits))
+
+
+def _peak_caveat(trials: pd.DataFrame | None) -> list[Caveat]:
+    """One caveat for CPU trials faster than the peak their MFU is against: the peak is
+    measured once, before a run's trials, and never raised to a trial's rate (trainers/peak.py),
+    so MFU over 100% says the measurement was low, on a machine busy at the time."""
+    if trials is None or not {"mfu", "device"} <= set(trials.columns):
+        return []
+    over = trials[(trials.device == "cpu") & (trials.mfu > 1.0)]
+    if over.empty:
+        return []
+    text = (f"CPU peak measured low: MFU above 100% in {len(over)} trial(s) (up to "
+            f"{over.mfu.max():.0%}); the peak is measured once, before the trials, and a trial "
+            "faster than it does not move it")  # fmt: skip
+    advice = ("run on an idle machine (a later run keeps the higher peak) or give "
+              "resources.peak_flops")
+    return [Caveat(text, tuple(sorted(set(over.architecture))), advice)]
 
 
 def _two_step_notes(fits: StudyFits) -> tuple[str, ...]:

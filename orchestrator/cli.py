@@ -117,10 +117,13 @@ def run(
     address: AddressOption = None,
     n_boot: NBootOption = 1000,
     wait: WaitOption = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="end on one JSON document "
+                       "on stdout: headline, caveats, trials (the rest on stderr)")] = False,
 ) -> None:
     """Train the trials the store does not show finished, predict and verify (`predict:`), fit
     the laws, write the report."""
-    _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait)
+    _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
+         as_json=as_json)  # fmt: skip
 
 
 @app.command()
@@ -184,14 +187,14 @@ def eval_(
          trials=trials, checkpoints=checkpoints, evaluate=True)  # fmt: skip
 
 
-def _run(study: Path, evaluate: bool = False, **options) -> None:
+def _run(study: Path, evaluate: bool = False, as_json: bool = False, **options) -> None:
     """`study run`, `predict` and `eval` (`evaluate`): run, then print the fits, the verdicts,
-    the report."""
+    the report (`as_json`: all on stderr but one JSON document, orchestrator.ending)."""
     from orchestrator import api
 
     try:
         start = api.evaluate_study if evaluate else api.run_study
-        result = start(study, console=console, **options)
+        result = start(study, console=errors if as_json else console, **options)
     except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
     except KeyboardInterrupt as e:
@@ -201,18 +204,9 @@ def _run(study: Path, evaluate: bool = False, **options) -> None:
         errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
                      "again to resume")  # fmt: skip
         raise typer.Exit(143 if signal == "SIGTERM" else 130) from None
-    from orchestrator.printing import print_ending
+    from orchestrator.ending import print_end
 
-    for arch, laws in result.fits.laws.items():
-        for fit in laws.values():
-            console.print(fit.summary(arch), highlight=False, markup=False)
-    for arch, fitted in sorted(result.fits.tasks.items()):
-        for line in fitted.lines(arch, fitted_only=True):
-            console.print(line, highlight=False, markup=False)
-    if result.scored:
-        console.print(f"scored again: {len(result.scored)} trial(s)", highlight=False)
-    console.print(f"report: {result.report}", highlight=False)
-    print_ending(result, console, errors)  # the caveats, then the headline: the run's verdict
+    print_end(result, console, errors, as_json=as_json)  # the caveats, then the headline
     if result.unscored:
         _fail(f"{len(result.unscored)} trial(s) could not be scored: "
               f"{', '.join(result.unscored)}", code=1)  # fmt: skip

@@ -86,12 +86,15 @@ class _Ray:
     console: Console
     command: str  # the Ray job is `<command> <study>` (Mode.command)
     cluster: object = None
+    cpu_peaks: dict[int, float] = field(default_factory=dict)  # thread count -> FLOP/s, per run
 
     def train(self, ctx: RunContext, to_run: list[TrialSpec]) -> None:
         """Train `to_run`, the report rewritten while they do."""
         live = LiveReport(ctx.store, ctx.result.report, self.console)
+        cluster = self._cluster()  # the CPU's peak measured before any trial trains, once
+        to_run = self.schedule.with_cpu_peaks(to_run, self.cpu_peaks, use_gpus=cluster.gpus > 0)
         try:
-            _run_on_ray(self.schedule, self._cluster(), self.spec, to_run, ctx.store,
+            _run_on_ray(self.schedule, cluster, self.spec, to_run, ctx.store,
                         console=self.console, result=ctx.result, live=live)  # fmt: skip
         except BaseException as e:  # Ctrl-C, a lost store: no page that says it is still live
             live.stop("interrupted" if isinstance(e, KeyboardInterrupt) else type(e).__name__)

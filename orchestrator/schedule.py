@@ -290,6 +290,47 @@ def run_spread_trial(spec_dict: dict) -> Iterator[dict]:
         yield to_dict(event)
 
 
+@ray.remote(max_retries=0)
+def _measure_cpu_peak(threads: int, folder: str) -> float:
+    """A Ray task: the CPU's peak FLOP/s on `threads` threads (trainers.peak.measure_cpu_peak)."""
+    import torch
+
+    from trainers.peak import measure_cpu_peak
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return measure_cpu_peak(folder)["flops"]
+    finally:
+        torch.set_num_threads(before)  # the worker process trains trials next
+
+
+def with_cpu_peaks(trials: list[TrialSpec], peaks: dict[int, float], *, use_gpus: bool):
+    """The trials, those on the CPU given its peak on their thread count
+    (`Placement.cpu_peak_flops`): each count measured once per run (`peaks` keeps them across
+    calls), as a task of that many CPUs, one at a time before any trial trains, so that MFU is
+    measured against one peak that never moves while the run trains. A trial on a GPU, or with
+    the study's `resources.peak_flops`, needs none; a measurement that fails leaves the trainer
+    to read or measure it itself."""
+
+    def on_cpu(spec: TrialSpec) -> bool:
+        return not (use_gpus and spec.placement.gpus > 0) and not spec.placement.peak_flops
+
+    out = []
+    for spec in trials:
+        threads = max(1, int(spec.placement.cpus))
+        if on_cpu(spec) and threads not in peaks:
+            folder = str(Path(spec.placement.storage) / "cache") if spec.placement.storage else ""
+            task = _measure_cpu_peak.options(name=f"cpu-peak-{threads}t", num_cpus=threads)
+            try:
+                peaks[threads] = ray.get(task.remote(threads, folder))
+            except ray.exceptions.RayError:  # a peak is not worth a run: the trainer measures
+                peaks[threads] = 0.0
+        cpu_peak = peaks[threads] if on_cpu(spec) else 0.0
+        out.append(replace(spec, placement=replace(spec.placement, cpu_peak_flops=cpu_peak)))
+    return out
+
+
 OnEvent = Callable[[TrialSpec, Event], None]
 OnError = Callable[[TrialSpec, str], None]
 OnRetry = Callable[[TrialSpec, str, bool], None]

@@ -27,6 +27,8 @@ from trainers.data import TokenData, load_tokens
 from trainers.trial import TrialSpec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from analysis.headline import Caveats, Headline
 
 
@@ -127,6 +129,7 @@ class RunResult:
     unscored: list[str] = field(default_factory=list)  # those whose weights could not be scored
     headline: Headline | None = None  # one verdict per architecture (analysis.headline)
     caveats: Caveats | None = None  # the fits' warnings, each said once
+    predictions: pd.DataFrame | None = None  # the stored ones (store.predictions_frame)
 
 
 def register(store: RunStore, spec: StudySpec, grid: list[TrialSpec], data: TokenData) -> None:
@@ -326,7 +329,8 @@ def report(ctx: RunContext) -> None:
     from analysis.headline import caveats_of, headline_of  # heavy: scipy
 
     result.headline = headline_of(view.fits, view.predictions)  # the report's, the same values
-    result.caveats = caveats_of(view.fits)
+    result.caveats = caveats_of(view.fits, view.trials)  # with a CPU peak measured low
+    result.predictions = view.predictions
 
 
 # What each mode runs once the store is locked (`prepare` runs before, outside the lock).

@@ -149,6 +149,21 @@ def test_caveats_are_said_once_each_naming_the_architectures_with_what_to_do():
     assert "needs 4 runs besides; 3 are left" in note
 
 
+def test_a_cpu_trial_faster_than_the_measured_peak_is_one_caveat_not_a_moved_peak():
+    """Issue 34: the CPU peak is measured once, before the trials, and never raised; a trial
+    faster than it keeps its MFU over 100%, and the caveats say once that the peak was low."""
+    trials = pd.DataFrame({
+        "architecture": ["decoder", "decoder", "encoder", "encdec"],
+        "device": ["cpu", "cpu", "cpu", "NVIDIA H100 80GB HBM3"],
+        "mfu": [1.12, 1.05, 0.4, 1.3],  # the GPU's table peak is another matter: not said here
+    })  # fmt: skip
+    (line,) = [line for line in caveats_of(StudyFits({}), trials).lines()]
+    assert line.startswith("decoder: CPU peak measured low: MFU above 100% in 2 trial(s) (up to "
+                           "112%)") and "resources.peak_flops" in line  # fmt: skip
+    assert caveats_of(StudyFits({}), trials[trials.mfu < 1]).lines() == []
+    assert caveats_of(StudyFits({}), pd.DataFrame()).lines() == []
+
+
 def test_study_run_ends_on_the_headline_after_the_caveats(view):
     from orchestrator.printing import print_ending
     from orchestrator.stages import RunResult

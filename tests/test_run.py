@@ -49,8 +49,13 @@ def test_rerun_skips_finished_trials_and_runs_only_what_is_missing(ray_session, 
     assert scored["decoder"] == 1.0
     assert 0.13 < scored["encoder"] < 0.17
     assert scored["encdec"] == encdec_lengths(32)[1] / 32  # sentinels, spans, <eos> of 32 tokens
-    # MFU against the CPU's peak as measured by the first trial, kept beside the token cache
+    # MFU against the CPU's peak as each run measured it before its trials, kept beside the
+    # token cache: one peak for all the trials of a run (FLOP/s over MFU), never moved
     assert db.execute("SELECT MIN(mfu) > 0 AND MAX(mfu) <= 1 FROM trials").fetchone()[0] == 1
+    for run in ("size != '200K'", "size = '200K'"):
+        rows = db.execute(f"SELECT flops_per_token * tokens_per_s / mfu FROM trials WHERE {run}")
+        peaks = [peak for (peak,) in rows]
+        assert max(peaks) == pytest.approx(min(peaks), rel=1e-6)
     assert len(list(Path("artifacts/cache/cpu-peak").glob("*.json"))) == 1
     (dupes,) = db.execute(
         "SELECT COUNT(*) FROM (SELECT trial_pk, name, step FROM metrics GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
@@ -231,6 +236,33 @@ def test_cli_end_to_end(tiny_study, study_cli):
 
 class _Interrupted(Exception):
     pass
+
+
+def test_run_json_ends_on_one_document_on_stdout(ray_session, tiny_study, study_here):
+    """`study run --json`: stdout holds one JSON document (the headline, caveats, trials, the
+    store and the report), everything else goes to stderr; a rerun counts its trials skipped."""
+    only = tiny_study.read_text().replace("[decoder, encoder, encdec]", "[decoder]")
+    tiny_study.write_text(only)  # three sizes: a law is fitted, and its caveats said
+    cwd = tiny_study.parent
+    done = study_here("run", str(tiny_study), "--json", "--n-boot", "10", cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)  # the whole of stdout: nothing printed around it
+    assert doc["study"] == "tiny" and doc["store"] == "sqlite:///runs/tiny.db"
+    assert Path(doc["report"]) == Path("reports/tiny.html") and (cwd / doc["report"]).exists()
+    assert doc["trials"] == {"finished": 3, "skipped": 0, "failed": 0, "scored": 0,
+                             "failed_ids": [], "unscored_ids": [], "outdated_ids": []}  # fmt: skip
+    (decoder,) = doc["headline"]
+    assert decoder["architecture"] == "decoder" and decoder["text"].startswith("decoder: ")
+    starved = [c for c in doc["caveats"] if c["text"].startswith("starved of data")]
+    assert len(starved) == 1 and starved[0]["architectures"] == ["decoder"], doc["caveats"]
+    assert "give budgets in tokens per parameter" in starved[0]["advice"]  # what to do
+    assert isinstance(doc["notes"], list) and doc["predictions"] == []
+    assert "decoder-100K-s0: finished" in done.stderr and "headline:" not in done.stderr
+
+    again = json.loads(study_here("run", str(tiny_study), "--json", "--n-boot", "10",
+                                  cwd=cwd).stdout)  # fmt: skip
+    assert again["trials"]["finished"] == 0 and again["trials"]["skipped"] == 3
+    assert [h["architecture"] for h in again["headline"]] == ["decoder"]
 
 
 def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_study):

@@ -1,15 +1,19 @@
 """Peak FLOP/s, what MFU is measured against: a GPU's from a table of exact device names, the
-CPU's measured once per machine.
+CPU's measured once per run, before any trial trains, and never moved while it runs.
 
 On the CPU:
 
 An assumed peak per thread (a table of clock rates and vector units) does not know the machine:
-a 1M decoder alone on one thread showed 97.8% of an assumed 70 GFLOP/s. So the first trial on a
-machine times fp32 matrix products on its own thread count (under a second) and keeps the
-best rate beside the token cache (`<storage>/cache/cpu-peak/`), one file per machine, torch
-version and thread count; every later trial there reads it, and one that comes within 90% of
-it measures again (keeping the higher rate, or the trial's own where that is higher still).
-A study without storage measures it once per worker process.
+a 1M decoder alone on one thread showed 97.8% of an assumed 70 GFLOP/s. So `study run`, before
+its first trial, times fp32 matrix products (under a second) on each thread count its trials
+will use, on the cluster as a task of that many CPUs (`measure_cpu_peak`), and hands the rate to
+every trial (`Placement.cpu_peak_flops`). The rate is kept beside the token cache
+(`<storage>/cache/cpu-peak/`), one file per machine, torch version and thread count; a later
+measurement keeps the higher of the two, so a run that measured on a busy machine is not stuck
+with it. A trial never moves the peak: one faster than it shows MFU over 100%, which the run's
+caveats call a peak measured low, rather than a peak raised to the trial's rate mid-run (that
+made one run's MFU range from 7.5% to 100.0%). A trial trained outside a run reads the kept
+file, or measures once per process (`cpu_peak_flops`).
 """
 
 from __future__ import annotations
@@ -116,26 +120,34 @@ def _kept(path: Path | None) -> dict | None:
     return kept if ok and kept["flops"] > 0 else None
 
 
-def cpu_peak_flops(folder: str, achieved: float = 0.0) -> dict:
-    """The CPU's measured peak on torch's current thread count: {"flops", "threads",
-    "measured_at", "cpu", "torch", "method"}, read from `folder` (the token cache) if this
-    machine measured it before, else measured now and kept there ("" keeps it in this process
-    only). A trial that `achieved` over 90% of the kept peak measures again and keeps the
-    higher rate: a peak first measured on a busy machine does not stay too low. A trial faster
-    than every product timed raises the peak to its own rate (said in "note"), so MFU never
-    passes 100%. Never raises for the file: a folder it cannot write keeps the peak in this
-    process."""
+def cpu_peak_flops(folder: str) -> dict:
+    """The CPU's peak on torch's current thread count, for a trial trained outside `study run`:
+    read from `folder` (the token cache) if this machine measured it before, else measured once
+    in this process and kept there ("" keeps it in this process only). Never measured again
+    because a trial ran fast: the peak does not move during a run."""
     threads = torch.get_num_threads()
-    path = Path(folder) / "cpu-peak" / f"{machine_key(threads)}.json" if folder else None
-    kept = _kept(path)
-    if kept is not None and achieved <= 0.9 * kept["flops"]:
-        return kept
-    if kept is not None:
-        _measured_here.cache_clear()  # suspiciously close: measure once more
-    flops = max(_measured_here(threads), kept["flops"] if kept else 0.0)
-    note = kept.get("note") if kept and flops == kept["flops"] else None
-    if achieved > flops:  # the trial beat every product timed: the peak is at least its rate
-        flops, note = achieved, f"a trial's rate, above the {flops:.4g} FLOP/s the products reached"
+    kept = _kept(_path(folder, threads))
+    return kept if kept is not None else _keep(folder, threads, _measured_here(threads))
+
+
+def measure_cpu_peak(folder: str) -> dict:
+    """Measure the CPU's peak now, on torch's current thread count, before a run's trials (the
+    machine idle): the higher of this rate and the one `folder` kept, kept there and returned
+    as `cpu_peak_flops` returns it. Never raises for the file."""
+    threads = torch.get_num_threads()
+    kept = _kept(_path(folder, threads))
+    flops = measure_matmul_peak()
+    if kept is not None and kept["flops"] >= flops:
+        return kept  # measured higher before: this machine is busier now than then
+    return _keep(folder, threads, flops)
+
+
+def _path(folder: str, threads: int) -> Path | None:
+    return Path(folder) / "cpu-peak" / f"{machine_key(threads)}.json" if folder else None
+
+
+def _keep(folder: str, threads: int, flops: float) -> dict:
+    """The peak as kept: written to `folder` whole (a folder it cannot write: not at all)."""
     result = {
         "flops": flops,
         "threads": threads,
@@ -143,13 +155,14 @@ def cpu_peak_flops(folder: str, achieved: float = 0.0) -> dict:
         "cpu": _cpu_model(),
         "torch": torch.__version__,
         "method": f"best fp32 torch.mm of {', '.join(map(str, SIZES))}-square matrices",
-    } | ({"note": note} if note else {})
+    }
+    path = _path(folder, threads)
     if path is not None:
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps(result, indent=2))
-            os.replace(partial, path)  # two trials measuring at once: either file is whole
+            os.replace(partial, path)  # two processes measuring at once: either file is whole
         except OSError:  # a read-only or full disk: kept in this process
             with contextlib.suppress(OSError):
                 partial.unlink()

@@ -102,15 +102,18 @@ def _optimizer(model: torch.nn.Module, optim: Optim, device: torch.device) -> to
     )
 
 
-def peak_flops(spec: TrialSpec, device: torch.device, achieved: float = 0.0) -> float:
+def peak_flops(spec: TrialSpec, device: torch.device) -> float:
     """The peak MFU is measured against: the study's value, else the GPU's from the table of
-    device names (NaN for one not there), else the CPU's own peak, measured once per machine and
-    kept beside the token cache (measured again when the trial `achieved` FLOP/s close to it)."""
+    device names (NaN for one not there), else the CPU's as `study run` measured it before its
+    trials, else as this machine kept it beside the token cache (or measures it once here). A
+    trial's own rate never moves it: a trial faster than it shows MFU over 100%."""
     if spec.placement.peak_flops > 0:
         return spec.placement.peak_flops
     if device.type == "cuda":
         return gpu_peak_flops(torch.cuda.get_device_name(device))
-    return cpu_peak_flops(cache_root(spec.placement.storage), achieved)["flops"]
+    if spec.placement.cpu_peak_flops > 0:
+        return spec.placement.cpu_peak_flops
+    return cpu_peak_flops(cache_root(spec.placement.storage))["flops"]
 
 
 def _to(batch: Batch, device: torch.device) -> Batch:
@@ -403,7 +406,7 @@ def train(spec: TrialSpec, report: Report) -> End | None:
         val_loss=state.val_loss,
         wall_s=time.perf_counter() - started,
         tokens_per_s=tokens_per_s,
-        mfu=achieved / (peak_flops(spec, device, achieved / par.world) * par.world),
+        mfu=achieved / (peak_flops(spec, device) * par.world),
         checkpoint=str(final.path) if final else "",
         checkpoint_bytes=final.bytes if final else 0,
         checkpoint_sha256=final.sha256 if final else "",

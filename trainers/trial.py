@@ -97,6 +97,7 @@ class Placement:
     storage: str = ""  # folder for checkpoints and token files; empty saves none
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device
+    cpu_peak_flops: float = 0  # the CPU's, measured by `study run` before its trials (0: here)
     compile: bool = False  # torch.compile the model
     keep_checkpoints: bool = False  # keep the weights of every evaluation point (step-N.pt)
     # One run for many budgets (orchestrator.branches): a trunk keeps its resumable state at

@@ -323,7 +323,7 @@ def view_of(studies: list[StudyView]) -> ReportView:
     headlines = [(view.name, headline_of(view.fits, view.predictions)) for view in studies
                  if view.fits.laws or view.fits.trends]  # fmt: skip
     caveats = [prefix + line for view, prefix in zip(studies, prefixes, strict=True)
-               for line in caveats_of(view.fits).lines()]  # fmt: skip
+               for line in caveats_of(view.fits, view.trials).lines()]  # fmt: skip
     return ReportView(studies=studies, drawings=drawings, caveat=caveat_of(studies),
                       summary=summary, warnings=warnings, fits=_fits_frame(studies),
                       tasks=tasks, headlines=headlines, caveats=caveats)  # fmt: skip

@@ -49,8 +49,9 @@ class Cluster:
 
 
 def connect(
-    address: str | None = None, job: str = "", study: str = "", *, start_timeout_s=None
-) -> Cluster:
+    address: str | None = None, job: str = "", study: str = "", *,
+    start_timeout_s: float | None = None,
+) -> Cluster:  # fmt: skip
     """Join the cluster at `address` (or RAY_ADDRESS; "auto": the one `ray start` started on
     this machine), or start a local one, within `start_timeout_s` seconds (localray.start_timeout);
     reuse a live one. The driver's Ray job is named `job` ("study run quickstart": the Name
@@ -92,10 +93,12 @@ def connect(
                     instance = localray.begin(ray_utils.get_default_ray_temp_dir())
                     timeout = localray.start_timeout(start_timeout_s)
                     context = localray.start_within(init, instance, timeout)
-        except localray.StartTimeout:
-            raise
-        except (ConnectionError, ray.exceptions.AuthenticationError) as e:
-            raise ConnectionError(_unreachable(address, e)) from None
+        except BaseException as e:  # a program that called the API keeps its own handler
+            _release_sigterm()
+            unreachable = (ConnectionError, ray.exceptions.AuthenticationError)
+            if isinstance(e, unreachable) and not isinstance(e, localray.StartTimeout):
+                raise ConnectionError(_unreachable(address, e)) from None
+            raise  # the time limit (its own line), Ctrl-C, SIGTERM
         _catch_sigterm()  # again after a ray.init in this thread, which sets its own
         secured = _private_token()
         started_here = address is None
@@ -234,6 +237,11 @@ def disconnect(cluster: Cluster) -> None:
         ray.shutdown()
     if cluster.instance is not None:
         cluster.instance.end()  # agents that outlived their raylet: none is left running
+    _release_sigterm()
+
+
+def _release_sigterm() -> None:
+    """The SIGTERM handler `_catch_sigterm` replaced, put back."""
     previous = _HANDLERS.pop("SIGTERM", None)
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)

@@ -58,6 +58,7 @@ def test_a_start_that_hangs_ends_in_one_line_and_leaves_no_process(tmp_path, mon
         started["agent"] = int(agent.stdout)
         hang.wait()  # as a raylet waiting for workers that never register
 
+    handler = signal.getsignal(signal.SIGTERM)
     monkeypatch.setattr(schedule.ray, "is_initialized", lambda: False)
     monkeypatch.setattr(schedule.ray, "init", init)
     try:
@@ -72,6 +73,7 @@ def test_a_start_that_hangs_ends_in_one_line_and_leaves_no_process(tmp_path, mon
         for pid in started.values():
             assert _gone(pid), pid
         assert not _gone(earlier.pid)  # not this instance's
+        assert signal.getsignal(signal.SIGTERM) == handler  # the caller's, as before
     finally:
         hang.set()
         for pid in started.values():

@@ -20,7 +20,7 @@ def refuse_foreign(url: str) -> None:
     store (a folder, another program's database, a file that is no database); a missing or
     empty file, and every store on a server, passes. Nothing at the path is written."""
     path = sqlite_file(url)
-    if path is None or not (path.exists() or path.is_symlink()):
+    if path is None or not path.exists():
         return
     if path.is_dir():
         raise StoreError(

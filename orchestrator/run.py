@@ -146,7 +146,8 @@ def _warn(console: Console, line: str) -> None:
 def _connect(schedule, spec: StudySpec, address: str | None, console: Console, command: str):
     """Join (or start) the Ray cluster the trials run on, as the Ray job `study run <name>`
     (`study eval <name>` for Mode.EVAL), and say where its dashboard is."""
-    cluster = schedule.connect(address, job=f"{command} {spec.name}", study=spec.name)
+    cluster = schedule.connect(address, job=f"{command} {spec.name}", study=spec.name,
+                               start_timeout_s=spec.resources.ray_start_timeout)  # fmt: skip
     if cluster.dashboard_url:
         console.print(
             f"Ray dashboard: {cluster.dashboard_url} (sign in with the token that "

@@ -10,6 +10,7 @@ several workers is a task too, holding no CPU, that launches them through Ray Tr
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -22,12 +23,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ray
+from ray._common import utils as ray_utils
 from ray.job_config import JobConfig
 from ray.util import metrics
 
 import orchestrator
 import trainers
-from orchestrator import raytrain
+from orchestrator import localray, raytrain
 from trainers.events import Checkpoint, End, Event, Start, Train, Validation, from_dict, to_dict
 from trainers.trial import TrialSpec
 
@@ -43,15 +45,19 @@ class Cluster:
     gpus: float
     started_here: bool  # a local instance this process started (and shuts down)
     token_secured: bool = False  # the token file was readable by others, and now is not
+    instance: localray.Instance | None = None  # the local instance started here, if any
 
 
-def connect(address: str | None = None, job: str = "", study: str = "") -> Cluster:
+def connect(
+    address: str | None = None, job: str = "", study: str = "", *,
+    start_timeout_s: float | None = None,
+) -> Cluster:  # fmt: skip
     """Join the cluster at `address` (or RAY_ADDRESS; "auto": the one `ray start` started on
-    this machine), or start a local one; reuse a live one. The driver's Ray job is named `job`
-    ("study run quickstart": the Name column of the dashboard's Jobs list) with the `study` in
-    its metadata. Raises ConnectionError saying what to check when the cluster cannot be
-    joined."""
-    started_here, secured = False, False
+    this machine), or start a local one, within `start_timeout_s` seconds (localray.start_timeout);
+    reuse a live one. The driver's Ray job is named `job` ("study run quickstart": the Name
+    column of the dashboard's Jobs list) with the `study` in its metadata. Raises
+    ConnectionError saying what to check when the cluster cannot be joined or started."""
+    started_here, secured, instance = False, False, None
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
         runtime_env = None
@@ -63,24 +69,37 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
             # Ray turns token authentication on for a local instance, and says on every run
             # how to opt out; we keep it on and say how to sign in instead.
             logging.getLogger(_AUTH_LOGGER).addFilter(_no_opt_out_advice)
+            # ray.init runs in a thread of its own here, where Ray says it cannot set its
+            # SIGTERM handler: `_catch_sigterm` sets the driver's.
+            logging.getLogger(_WORKER_LOGGER).addFilter(_no_thread_warning)
         metadata = {"job_name": job, "study": study} if job else {}
+        init = functools.partial(
+            ray.init,
+            # "local": a new instance, even where `ray start` runs one on this machine
+            address=address or "local",
+            runtime_env=runtime_env,
+            include_dashboard=None if address else True,
+            logging_level="WARNING",
+            log_to_driver=True,
+            job_config=JobConfig(metadata=metadata),
+        )
+        _SIGTERM.clear()
+        _catch_sigterm()  # before a local start, which SIGTERM must be able to end
         try:
             with _loopback(address is None):
-                context = ray.init(
-                    # "local": a new instance, even where `ray start` runs one on this machine
-                    address=address or "local",
-                    runtime_env=runtime_env,
-                    include_dashboard=None if address else True,
-                    logging_level="WARNING",
-                    log_to_driver=True,
-                    job_config=JobConfig(metadata=metadata),
-                )
-        except (ConnectionError, ray.exceptions.AuthenticationError) as e:
-            raise ConnectionError(_unreachable(address, e)) from None
-        if threading.current_thread() is threading.main_thread():
-            _SIGTERM.clear()
-            _HANDLERS.setdefault("SIGTERM", signal.getsignal(signal.SIGTERM))
-            signal.signal(signal.SIGTERM, _terminated)  # after ray.init, which sets its own
+                if address:
+                    context = init()
+                else:  # in a thread, under a time limit: it can hang, deaf to Ctrl-C
+                    instance = localray.begin(ray_utils.get_default_ray_temp_dir())
+                    timeout = localray.start_timeout(start_timeout_s)
+                    context = localray.start_within(init, instance, timeout)
+        except BaseException as e:  # a program that called the API keeps its own handler
+            _release_sigterm()
+            unreachable = (ConnectionError, ray.exceptions.AuthenticationError)
+            if isinstance(e, unreachable) and not isinstance(e, localray.StartTimeout):
+                raise ConnectionError(_unreachable(address, e)) from None
+            raise  # the time limit (its own line), Ctrl-C, SIGTERM
+        _catch_sigterm()  # again after a ray.init in this thread, which sets its own
         secured = _private_token()
         started_here = address is None
         dashboard = context.dashboard_url or None
@@ -91,6 +110,7 @@ def connect(address: str | None = None, job: str = "", study: str = "") -> Clust
         gpus=ray.cluster_resources().get("GPU", 0.0),
         started_here=started_here,
         token_secured=secured,
+        instance=instance,
     )
 
 
@@ -144,6 +164,13 @@ _HANDLERS: dict[str, object] = {}  # the handlers `connect` replaced, for `disco
 _SIGTERM = threading.Event()  # set by the handler, for `terminated`
 
 
+def _catch_sigterm() -> None:
+    """SIGTERM raises Terminated in the driver (from its main thread only: Python's rule)."""
+    if threading.current_thread() is threading.main_thread():
+        _HANDLERS.setdefault("SIGTERM", signal.getsignal(signal.SIGTERM))
+        signal.signal(signal.SIGTERM, _terminated)
+
+
 def _terminated(signum, frame) -> None:
     _SIGTERM.set()
     raise Terminated()
@@ -161,6 +188,13 @@ _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 def _no_opt_out_advice(record: logging.LogRecord) -> bool:
     return "RAY_AUTH_MODE=disabled to opt out" not in record.getMessage()
+
+
+_WORKER_LOGGER = "ray._private.worker"
+
+
+def _no_thread_warning(record: logging.LogRecord) -> bool:
+    return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def _probe(address: str) -> None:
@@ -201,6 +235,13 @@ def disconnect(cluster: Cluster) -> None:
     SIGTERM handler `connect` set is taken back: a program that called the API keeps its own."""
     if cluster.started_here and ray.is_initialized():
         ray.shutdown()
+    if cluster.instance is not None:
+        cluster.instance.end()  # agents that outlived their raylet: none is left running
+    _release_sigterm()
+
+
+def _release_sigterm() -> None:
+    """The SIGTERM handler `_catch_sigterm` replaced, put back."""
     previous = _HANDLERS.pop("SIGTERM", None)
     if previous is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, previous)

@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from orchestrator.localray import DEFAULT_START_TIMEOUT_S
 from orchestrator.sizes import parse_count, storable_count
 
 # as schema.py's, which imports this module
@@ -124,6 +125,13 @@ class ResourcesSpec(_Strict):
     )
     max_retries: int = Field(
         0, ge=0, description="times a failed trial runs again in the same run (from its checkpoint)"
+    )
+    ray_start_timeout: float = Field(
+        DEFAULT_START_TIMEOUT_S,
+        gt=0,
+        description="seconds a local Ray instance may take to start; then the run ends its "
+        "processes and names its logs (env STUDY_RAY_START_TIMEOUT overrides it)",
+        examples=[600],
     )
 
     @field_validator("gpus_per_trial")

@@ -3,6 +3,7 @@ URL works). Only the driver process writes it.
 
 - `tables`: the schema as SQLAlchemy models;
 - `urls`: where a store lives (`runs/<study>.db` by default);
+- `recognition`: whether the file at a store's path is a run store, read without writing it;
 - `engine`: opening a store, creating its schema, alembic migrations (`study upgrade`);
 - `liveness`: the run lock, heartbeats, and whether a run is gone;
 - `writes`: registering a study, recording trainer events, trial status changes, fits,

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from analysis.results import nulls  # the one NaN-to-null rule (JSON has no NaN)
 from orchestrator.store.liveness import run_lock
+from orchestrator.store.recognition import LEGACY_TABLE, VERSION_TABLE, refuse_foreign
 from orchestrator.store.tables import Base
 from orchestrator.store.urls import (
     StoreError,
@@ -23,8 +24,8 @@ from orchestrator.store.urls import (
 __all__ = ["open_store", "store_failure", "upgrade_store"]
 
 # The schema is versioned by alembic (migrations in orchestrator/store/migrations), in a table of
-# its own. Release 0.1 kept its version in `schema_info` instead; its last version is the baseline.
-VERSION_TABLE = "study_schema_version"
+# its own (VERSION_TABLE). Release 0.1 kept its version in `schema_info` (LEGACY_TABLE) instead;
+# its last version is the baseline.
 SCHEMA_REVISION = "0007"  # the newest migration (a test checks): a store at it opens at once
 LEGACY_VERSION = 4
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -72,7 +73,7 @@ def _revision(connection) -> str | None:
 
 
 def _legacy_version(connection) -> int | None:
-    return connection.execute(text("SELECT version FROM schema_info")).scalar()
+    return connection.execute(text(f"SELECT version FROM {LEGACY_TABLE}")).scalar()
 
 
 def _stored_revision(engine: Engine, url: str) -> tuple[str, bool]:
@@ -83,7 +84,7 @@ def _stored_revision(engine: Engine, url: str) -> tuple[str, bool]:
     with engine.connect() as connection:
         if VERSION_TABLE in tables:
             return _revision(connection), False
-        if "schema_info" not in tables:
+        if LEGACY_TABLE not in tables:
             raise StoreError(f"{url} is not a run store of this tool (no schema version)")
         version = _legacy_version(connection)
     if version != LEGACY_VERSION:
@@ -115,6 +116,7 @@ def open_store(url: str, create: bool = True) -> Engine:
 
 
 def _open_store(url: str, create: bool) -> Engine:
+    refuse_foreign(url)  # read-only: a file that is not ours is refused as it was found
     path = sqlite_file(url)
     if path is not None and not path.exists():
         if not create:

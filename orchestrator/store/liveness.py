@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from orchestrator.store.recognition import refuse_foreign
 from orchestrator.store.tables import Trial, TrialStatus, utc_now
 from orchestrator.store.urls import StoreError, on_server, shown_url, sqlite_file, store_errors
 
@@ -55,6 +56,7 @@ def run_lock(url: str, wait: bool = False) -> Iterator[ServerLock | None]:
     if store is None:
         yield None
         return
+    refuse_foreign(url)  # no lock file beside a file that is not a run store
     store.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{store}.lock", "a+") as handle:
         try:

@@ -101,7 +101,7 @@ def store_failure(url: str, error: Exception) -> str:
     first = first_line(error)
     shown = shown_url(url)
     store = f"the store {shown}" if shown else "the run store"
-    sqlite = isinstance(getattr(error, "orig", None), sqlite3.Error)
+    sqlite = isinstance(getattr(error, "orig", None) or error, sqlite3.Error)
     if sqlite and ("not a database" in first or "malformed" in first):
         return (f"{store} is damaged or not a run store ({first}): restore it from a copy, or "
                 "move it aside and run the study again")  # fmt: skip

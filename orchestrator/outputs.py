@@ -33,9 +33,9 @@ class OutputError(StudyError):
 
 def _kind(mode: int) -> str:
     """What a path is, in words."""
-    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
     return next((word for test, word in kinds if test(mode)), "not a regular file")
 
 

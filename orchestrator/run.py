@@ -65,7 +65,7 @@ def run_study(
     spec = load_study(path)
     url = store or default_url(spec.name)
     result = RunResult(spec.name, url, Path(report or report_path(spec.name)))
-    check_run_outputs(stages.storage_of(spec), sqlite_file(url), result.report)  # one line each
+    check_run_outputs(stages.storage_of(spec), sqlite_file(url), result.report)  # before any write
     ctx = RunContext(spec=spec, url=url, mode=mode, console=console, result=result,
                      n_boot=n_boot, predict=list(predict or []),
                      scoring=scoring or Scoring())  # fmt: skip

@@ -258,3 +258,13 @@ def test_plan_works_from_a_read_only_folder_and_run_says_which_folder_it_cannot_
     assert said.startswith(f"error: cannot write {ro.resolve()}/artifacts: ")
     assert said.endswith(": set `storage:` in the study file to a folder you can write")
     assert _left(ro) == ["tiny.yaml"]
+
+
+def test_a_failed_write_removes_the_folders_it_made_but_not_what_others_wrote(tmp_path):
+    from trainers.folders import new_folders
+
+    with pytest.raises(OSError), new_folders(tmp_path / "a" / "b", contents=True) as made:
+        (made / "half").write_text("half a card")
+        (tmp_path / "a" / "other").write_text("another writer's")  # the live report's, say
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert _left(tmp_path) == ["a", "a/other"]

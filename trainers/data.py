@@ -241,8 +241,8 @@ def load_token_data(
     key: str = "",
 ) -> TokenData:
     """The tokenized splits of a corpus: from `<cache_root>/<key>/` if they are there, else
-    built (and written there, when a cache root is given that can be written). Kept in memory per process, by key:
-    a changed corpus is read again.
+    built (and written there, when a cache root is given that can be written). Kept in memory
+    per process, by key: a changed corpus is read again.
 
     A trial passes the key its study was planned with: token files under that key are used
     as they are (a worker need not see the corpus), and a corpus that has changed since is an

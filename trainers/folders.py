@@ -33,16 +33,20 @@ def whole_folder(out: Path, taken_ok: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def new_folders(folder: Path) -> Iterator[Path]:
+def new_folders(folder: Path, *, contents: bool = False) -> Iterator[Path]:
     """Make `folder` and its missing parents for the block; if the block fails, remove again
-    those it made (a failed write leaves no empty or half-written folder behind)."""
+    those it made, where empty (with `contents`, `folder` with what the block wrote into it):
+    a failed write leaves no empty or half-written folder behind."""
     missing = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]
     folder.mkdir(parents=True, exist_ok=True)
     try:
         yield folder
     except BaseException:
-        if missing:  # the outermost one made holds all the others
-            shutil.rmtree(missing[-1], ignore_errors=True)
+        if contents and folder in missing:
+            shutil.rmtree(folder, ignore_errors=True)
+        for made in missing:  # deepest first; one that another process wrote into stays
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
         raise
 
 

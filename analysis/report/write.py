@@ -24,10 +24,11 @@ def write_report(path: str | Path, views: list[StudyView]) -> Path:
     tables). The views are left as they were given."""
     path = Path(path)
     links = []
-    with new_folders(path.parent / f"{path.stem}-cards"):  # removed again if a write fails
+    cards_folder = path.parent / f"{path.stem}-cards"
+    with new_folders(cards_folder, contents=True):  # one made here goes again if a write fails
         for view in views:
             sub = file_name(view.name) if len(views) > 1 else ""
-            folder = path.parent / f"{path.stem}-cards" / sub
+            folder = cards_folder / sub
             cards = write_cards(folder, view.name, view.trials, view.data, view.evals,
                                 configs=view.configs, only_new=view.new_cards_only)  # fmt: skip
             links.append({t: relative_link(p, path.parent) for t, p in cards.items()})

@@ -44,7 +44,10 @@ def check_output_file(path: str | Path, *, force: bool = False) -> Path:
     that exists must be a regular file (a link is followed to one) and, without `force`, is
     refused. Raises OutputError naming the path and why."""
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
+    try:
+        target = path.resolve() if path.is_symlink() else path
+    except RuntimeError:  # a link that leads back to itself
+        raise OutputError(f"{path} is a link in a loop: give a regular file's path") from None
     if path.is_symlink() and not target.is_file():
         what = _kind(target.stat().st_mode) if target.exists() else "nothing"
         raise OutputError(f"{path} is a link to {what} ({target}): give a regular file's path")

@@ -238,6 +238,9 @@ def test_check_output_file_refuses_a_link_to_nothing_and_a_file_under_a_file(tmp
     (tmp_path / "dangling").symlink_to(tmp_path / "absent")
     with pytest.raises(OutputError, match="is a link to nothing"):
         check_output_file(tmp_path / "dangling", force=True)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OutputError, match="is a link in a loop|is a link to nothing"):
+        check_output_file(tmp_path / "loop", force=True)
     (tmp_path / "plain").write_text("")
     with pytest.raises(OutputError, match="plain is a file, not a folder"):
         check_output_file(tmp_path / "plain" / "x.csv")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from orchestrator import fitting
 from orchestrator.evaluating import Scoring
+from orchestrator.outputs import OutputError, write_output
 from orchestrator.progress import last_line
 from orchestrator.reading import (
     already_trained,
@@ -55,8 +56,8 @@ __all__ = [
     "export_mlflow", "export_models", "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
     "planned_accounting", "prepare_data", "recipe_for_all", "report", "report_path", "run_study",
-    "RunResult",
-    "status", "to_json", "trials", "upgrade",
+    "RunResult", "OutputError",
+    "status", "to_json", "trials", "upgrade", "write_output",
 ]  # fmt: skip
 
 # Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a

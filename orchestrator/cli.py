@@ -343,7 +343,7 @@ def report(
     try:
         path, warnings = api.report(sources or [], store, out, n_boot)
     except (StudyError, StoreError) as e:
-        _fail(str(e))
+        _fail(str(e), getattr(e, "code", 2))  # 1: a full disk
     for warning in warnings:
         errors.print(f"warning: {warning}", highlight=False, markup=False)
     console.print(f"report: {path}", highlight=False)
@@ -361,6 +361,8 @@ def export(
         Path | None,
         typer.Option("--out", help="file to write (default: stdout); models, tasks: a new folder"),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing --out file",
+                                        metavar=FLAG)] = False,  # fmt: skip
     trials: Annotated[
         str | None,
         typer.Option(
@@ -410,7 +412,7 @@ def export(
             for path in api.export_tasks(study, store, out):
                 console.print(str(path), highlight=False, markup=False)
         except (StudyError, StoreError) as e:
-            _fail(str(e))
+            _fail(str(e), getattr(e, "code", 2))
         return
     if what == "models":
         if out is None:
@@ -418,7 +420,7 @@ def export(
         try:
             folders, notes = api.export_models(study, store, out, trials)
         except (StudyError, StoreError) as e:
-            _fail(str(e))
+            _fail(str(e), getattr(e, "code", 2))
         for note in notes:
             errors.print(note, highlight=False, markup=False)
         for folder in folders:
@@ -432,11 +434,11 @@ def export(
         else:
             frame = exports[what](study, store)
             text = frame.to_csv(index=False) if fmt == "csv" else api.to_json(frame)
+        if out:
+            api.write_output(out, text, force=force)
     except (StudyError, StoreError) as e:
-        _fail(str(e))
-    if out:
-        out.write_text(text if text.endswith("\n") else text + "\n")
-    else:
+        _fail(str(e), getattr(e, "code", 2))  # OutputError: 1 for a full disk
+    if not out:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis.report.cards import file_name
 from orchestrator import fitting
+from orchestrator.outputs import check_output_file, output_errors
 from orchestrator.spec import study_name
 from orchestrator.stages import report_path
 from orchestrator.store import (
@@ -174,6 +175,8 @@ def report(
         raise StoreError("give a study file, a store file (runs/NAME.db) or --store URL")
     from analysis.report import write_report
 
+    if out:  # a device, a FIFO or a folder is refused before the fits are stored
+        check_output_file(out, force=True)
     views = []
     for path, url in pairs:
         with open_study(path, url) as run_store, database_errors(run_store.url):
@@ -189,7 +192,8 @@ def report(
         target = Path("reports") / (file_name("compare-" + "-".join(names)) + ".html")
     prefix = (lambda v: f"{v.name}: ") if len(views) > 1 else (lambda v: "")
     warnings = [prefix(v) + w for v in views for w in v.fits.warnings()]
-    return write_report(target, views), warnings
+    with output_errors(target):
+        return write_report(check_output_file(target, force=True), views), warnings
 
 
 def to_json(frame: pd.DataFrame) -> str:

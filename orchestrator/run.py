@@ -15,10 +15,18 @@ from rich.markup import escape
 from orchestrator import capacity, evaluating, fitting, stages
 from orchestrator.branches import Gates, from_step_0
 from orchestrator.evaluating import Scoring
+from orchestrator.outputs import check_run_outputs
 from orchestrator.progress import last_line
 from orchestrator.spec import StudyError, StudySpec, load_study
 from orchestrator.stages import Mode, RunContext, RunResult, report_path
-from orchestrator.store import HEARTBEAT_S, RunStore, database_errors, default_url, run_lock
+from orchestrator.store import (
+    HEARTBEAT_S,
+    RunStore,
+    database_errors,
+    default_url,
+    run_lock,
+    sqlite_file,
+)
 from trainers.events import End, Event, Start
 from trainers.trial import TrialSpec
 
@@ -57,6 +65,7 @@ def run_study(
     spec = load_study(path)
     url = store or default_url(spec.name)
     result = RunResult(spec.name, url, Path(report or report_path(spec.name)))
+    check_run_outputs(stages.storage_of(spec), sqlite_file(url), result.report)  # before any write
     ctx = RunContext(spec=spec, url=url, mode=mode, console=console, result=result,
                      n_boot=n_boot, predict=list(predict or []),
                      scoring=scoring or Scoring())  # fmt: skip

@@ -8,27 +8,26 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from analysis.report.cards import file_name
+from orchestrator.outputs import check_output_dir, output_folder
 from orchestrator.store import RunStore, StoreError, TrialStatus
 from trainers.corpora import CorpusError
-from trainers.folders import whole_folder
 
 
 def export_models(
     store: RunStore, out: str | Path, pattern: str | None = None
 ) -> tuple[list[Path], list[str]]:
     """Write `out/<trial_id>/` for each finished trial (those whose id matches `pattern`, a
-    glob). Returns the folders and a note for each trial left out. Raises StoreError, before
-    anything is written, for an `out` that exists, a pattern that matches nothing, a trial the
-    pattern names that is not finished, or nothing left to export; `out` is written whole or
-    not at all."""
+    glob). Returns the folders and a note for each trial left out. Raises, before anything is
+    written, OutputError for an `out` that exists, StoreError for a pattern that matches
+    nothing, a trial the pattern names that is not finished, or nothing left to export; `out`
+    is written whole or not at all (OutputError where it cannot be)."""
     from analysis.report.cards import hub_card
     from trainers.checkpoint import load_weights, scorable
     from trainers.hf import write_folder
     from trainers.integrity import verify_final
     from trainers.train import _token_data, build_model
 
-    out = Path(out)
-    _new_folder(out)
+    out = check_output_dir(out)
     rows = store.current_trials()
     chosen = [r for r in rows if pattern is None or fnmatchcase(r.trial_id, pattern)]
     if not chosen:
@@ -61,7 +60,7 @@ def export_models(
     table = store.trials_frame().set_index("trial_id", drop=False)
     evals = store.evals_frame()
     folders = []
-    with whole_folder(out) as building:
+    with output_folder(out) as building:
         for row in finished:
             spec = specs[row.trial_id]
             try:
@@ -91,11 +90,6 @@ def _within(candidate: str, tok, seq_len: int) -> str:
     return candidate
 
 
-def _new_folder(out: Path) -> None:
-    if out.exists():
-        raise StoreError(f"--out {out} exists: give a new folder (nothing is overwritten)")
-
-
 def _some(names, shown: int = 3) -> str:
     names = list(names)
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
@@ -107,8 +101,8 @@ def export_tasks(store: RunStore, out: str | Path) -> list[Path]:
     lm-evaluation-harness tasks `<study>_<task>` into `out` (a YAML and a JSONL each), so that
     `lm_eval --model hf --model_args pretrained=<exported model> --include_path out --tasks
     <study>_last_word` scores a model on exactly these items. Returns the YAML files. Raises
-    StoreError for an `out` that exists or a study without zero-shot tasks; `out` is written
-    whole or not at all."""
+    OutputError for an `out` that exists, StoreError for a study without zero-shot tasks; `out`
+    is written whole or not at all (OutputError where it cannot be)."""
     import json
 
     import yaml
@@ -116,8 +110,7 @@ def export_tasks(store: RunStore, out: str | Path) -> list[Path]:
     from trainers.tasks import make_tasks
     from trainers.train import _token_data
 
-    out = Path(out)
-    _new_folder(out)
+    out = check_output_dir(out)
     rows = store.current_trials()
     if not rows or not rows[0].spec.eval.tasks:
         raise StoreError(f"study {store.name} scores no zero-shot task: nothing to export")
@@ -126,7 +119,7 @@ def export_tasks(store: RunStore, out: str | Path) -> list[Path]:
     items = make_tasks(list(data.heldout_documents), spec.eval.items, spec.eval.seed)
     prefix = re.sub(r"[^A-Za-z0-9_]", "_", store.name)
     written = []
-    with whole_folder(out) as building:
+    with output_folder(out) as building:
         for task in spec.eval.tasks:
             name = f"{prefix}_{task}"
             with (building / f"{name}.jsonl").open("w") as f:

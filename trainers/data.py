@@ -30,6 +30,7 @@ CACHE_VERSION = 1  # bump when the token files change meaning
 # Text above which preparing shows progress: builtin:prose (52 MB) takes about a minute to
 # encode with bpe:2048 on 2 cores; builtin:kjv (4 MB) is done before a bar would draw.
 PROGRESS_CHARS = 10_000_000
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a cache that cannot be kept: no cache
 
 
 def split_documents(
@@ -240,8 +241,8 @@ def load_token_data(
     key: str = "",
 ) -> TokenData:
     """The tokenized splits of a corpus: from `<cache_root>/<key>/` if they are there, else
-    built (and written there, when a cache root is given). Kept in memory per process, by key:
-    a changed corpus is read again.
+    built (and written there, when a cache root is given that can be written). Kept in memory
+    per process, by key: a changed corpus is read again.
 
     A trial passes the key its study was planned with: token files under that key are used
     as they are (a worker need not see the corpus), and a corpus that has changed since is an
@@ -273,12 +274,18 @@ def _load(key: str, source: tuple, cache_root: str) -> TokenData:
     folder = Path(cache_root) / key if cache_root else None
     if folder is None or not (folder / "meta.json").exists():
         splits, tok, streams = _build(corpus, tokenizer, val_fraction, heldout_fraction, split_seed)
+        try:
+            if folder is not None:
+                _write(folder, splits, tok, streams, corpus)
+        except OSError as e:  # a read-only place: `study plan` works there, from memory
+            if e.errno not in UNWRITABLE:
+                raise
+            folder = None
         if folder is None:
             documents = {k: len(v) for k, v in splits.items()}
             heldout = tuple(splits["heldout"])
             return TokenData(key, corpus, *streams.values(), tok, documents, heldout,
                              _text_bytes(splits), _replaced(splits))  # fmt: skip
-        _write(folder, splits, tok, streams, corpus)
     meta = json.loads((folder / "meta.json").read_text())
     if "bytes" not in meta:
         _add_text_bytes(folder, meta, corpus, val_fraction, heldout_fraction, split_seed)

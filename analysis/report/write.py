@@ -1,15 +1,16 @@
-"""Writing the report: its model cards beside it, then the page, atomically."""
+"""Writing the report: its model cards beside it, then the page, atomically (a failed write
+leaves no temporary file, and no cards folder it made)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis.report.cards import file_name, write_cards
 from analysis.report.page import page_html
 from analysis.report.view import StudyView, view_of
+from trainers.folders import new_folders, write_whole
 
 
 def relative_link(target: Path, start: Path) -> str:
@@ -17,31 +18,20 @@ def relative_link(target: Path, start: Path) -> str:
     return os.path.relpath(target, start).replace(os.sep, "/")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a file of its own, then rename it to `path`: a browser never sees half
-    a page, and two writers (the live report and `study report`) never share one."""
-    handle, written_to = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(written_to, 0o666 & ~umask)  # as a file written plainly (mkstemp makes it 0600)
-    os.replace(written_to, path)
-
-
 def write_report(path: str | Path, views: list[StudyView]) -> Path:
     """Write the report of one study, or the comparison of several, to `path`, and the model
     card of every finished trial into `<report name>-cards/` beside it (linked from the trial
     tables). The views are left as they were given."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     links = []
-    for view in views:
-        sub = file_name(view.name) if len(views) > 1 else ""
-        folder = path.parent / f"{path.stem}-cards" / sub
-        cards = write_cards(folder, view.name, view.trials, view.data, view.evals,
-                            configs=view.configs, only_new=view.new_cards_only)  # fmt: skip
-        links.append({t: relative_link(p, path.parent) for t, p in cards.items()})
-    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    write_atomic(path, page_html(view_of(views), links, written))
+    cards_folder = path.parent / f"{path.stem}-cards"
+    with new_folders(cards_folder, contents=True):  # one made here goes again if a write fails
+        for view in views:
+            sub = file_name(view.name) if len(views) > 1 else ""
+            folder = cards_folder / sub
+            cards = write_cards(folder, view.name, view.trials, view.data, view.evals,
+                                configs=view.configs, only_new=view.new_cards_only)  # fmt: skip
+            links.append({t: relative_link(p, path.parent) for t, p in cards.items()})
+        written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        write_whole(path, page_html(view_of(views), links, written))
     return path

@@ -85,7 +85,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
         kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
         per_token = acct["flops_per_token"]
         seconds = trial_seconds(trial, flops_per_token=per_token, tokens=compute / per_token,
-                                n_params=acct["n_params"])  # fmt: skip
+                                n_params=acct["n_params"], vocab_size=data.vocab_size)  # fmt: skip
         rows.append(
             {
                 "trial_id": trial.trial_id,

@@ -11,15 +11,20 @@ import heapq
 import os
 from dataclasses import dataclass
 
-# One CPU thread trains a token in FLOPs / TRAIN_FLOPS_PER_S + STEP_OVERHEAD_S seconds: fitted
-# to BENCHMARKS.md, "MFU on the CPU against a measured peak (2026-12-01, issue 19)", the
+# One CPU thread trains a step of B tokens in B·FLOPs / TRAIN_FLOPS_PER_S + STEP_S seconds,
+# fitted to BENCHMARKS.md, "MFU on the CPU against a measured peak (2026-12-01, issue 19)": the
 # quickstart's decoders (MFU 31.0% at 25K parameters, 0.32 MFLOP a token; 71.4% at 1M, 7.2
-# MFLOP a token; of a 115.9 GFLOP/s peak, two trials side by side): 36 and 83 GFLOP/s, i.e.
-# 88 GFLOP/s on the FLOPs and 5.3 µs a token besides (data, optimizer, small kernels). It
-# gives the other architectures' trials of that table within 20%.
+# MFLOP a token; of a 115.9 GFLOP/s peak, two trials side by side; 2,048 tokens a step) ran
+# at 36 and 83 GFLOP/s: 88 GFLOP/s on the FLOPs and 10.9 ms a step besides (small kernels,
+# the optimizer). Its other architectures' trials come within 20%. VOCAB_S a token per entry
+# of the vocabulary: the softmax and cross-entropy over it, which FLOPs do not count, set so
+# that the four studies' measured runs come within 20% (the quickstart 2 min 49 s, issue 20;
+# studies/isoflop.yaml's grid 9 min, "The reference forecast, verified" (issue 32);
+# studies/scaling.yaml 11 min 32 s and studies/lr-sweep.yaml 7 min 35 s, issue 31).
 TRAIN_FLOPS_PER_S = 8.8e10
-STEP_OVERHEAD_S = 5.3e-6
-# A validation token is a forward pass: a third of a training token's FLOPs.
+STEP_S = 0.0109
+VOCAB_S = 5e-9
+# A validation token is a forward pass: a third of a training token's time.
 FORWARD_SHARE = 1 / 3
 # Zero-shot scoring, seconds an item at 1M parameters, one thread, byte tokens: BENCHMARKS.md,
 # "Quickstart, three architectures, on a 2-core CPU machine (2026-11-28)" (200 items a task:
@@ -28,24 +33,31 @@ FORWARD_SHARE = 1 / 3
 # parameters takes a sixth to a quarter of that (issue 18's table): SCORE_FLOOR of it is fixed.
 SCORE_S_AT_1M = {"decoder": 0.015, "encoder": 0.069, "encdec": 0.049}
 SCORE_FLOOR = 0.15
+# A trial on several workers starts a Ray Train controller and its worker processes first:
+# 17.6 to 21.2 s on the 2-core machine (BENCHMARKS.md, "Trials on several workers", issue 33).
+RAY_TRAIN_START_S = 19.0
 # What a run spends outside its trials: Ray's start (~8 s), the fits and the report (~5 s) and
 # starting Python (BENCHMARKS.md, "Quickstart, three architectures ..." and "Fit speed under
 # load (2026-12-01, issue 19)").
 FIXED_S = 20.0
 
 
-def trial_seconds(trial, *, flops_per_token: float, tokens: float, n_params: int) -> float:
+def trial_seconds(
+    trial, *, flops_per_token: float, tokens: float, n_params: int, vocab_size: int
+) -> float:
     """One trial's wall-clock seconds on its CPUs: `tokens` trained (those it is charged for),
     its validation evaluations and its zero-shot scoring."""
     threads = trial.placement.cpus * trial.placement.workers
-    per_token = flops_per_token / (TRAIN_FLOPS_PER_S * threads) + STEP_OVERHEAD_S
+    per_token = (flops_per_token / TRAIN_FLOPS_PER_S + vocab_size * VOCAB_S) / threads
+    per_token += STEP_S / trial.tokens_per_step
     evaluations = trial.steps // trial.eval_every + 1  # the last step is one as well
     validation = evaluations * trial.eval.tokens * per_token * FORWARD_SHARE
     items = len(trial.eval.tasks) * trial.eval.items * (evaluations if trial.eval.at_every_eval
                                                         else 1)  # fmt: skip
     per_item = SCORE_S_AT_1M.get(trial.model.architecture, max(SCORE_S_AT_1M.values()))
     scale = SCORE_FLOOR + (1 - SCORE_FLOOR) * n_params / 1e6
-    return tokens * per_token + validation + items * per_item * scale / threads
+    start = RAY_TRAIN_START_S if trial.placement.workers > 1 else 0.0
+    return start + tokens * per_token + validation + items * per_item * scale / threads
 
 
 @dataclass(frozen=True)

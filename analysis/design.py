@@ -7,11 +7,12 @@ words where the run says the same thing (analysis.headline)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analysis.fits import laws_of, starved
 from analysis.headline import STARVED, Caveat, two_step_why
-from analysis.isoflop import LEAST_SIZES
+from analysis.isoflop import LEAST_SIZES, no_parabola
 from analysis.laws import CHINCHILLA_ND, KAPLAN_N, compute_budgets
 from analysis.tasklaw import two_step_runs
 
@@ -48,16 +49,23 @@ def _law_nd(points: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 def _isoflop(points: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """IsoFLOP's caveat, where the grid has FLOP budgets (several sizes at one compute): fewer
-    budgets with a parabola's sizes than the fit needs."""
+    """IsoFLOP's caveats, where the grid has FLOP budgets (several sizes at one compute): a
+    budget of too few sizes for a parabola, and fewer such budgets than the fit needs."""
     labels = compute_budgets(points.C)
     sizes = points.groupby(labels).N.nunique()
-    if sizes.max() < 2 or (sizes >= LEAST_SIZES).sum() >= ISOFLOP_BUDGETS:
+    if sizes.max() < 2:  # a grid of token budgets: no two sizes share a compute budget
         return []
-    return [("too-few-budgets", f"an IsoFLOP fit needs {ISOFLOP_BUDGETS} compute budgets, each "
-             f"with {LEAST_SIZES} sizes or more; {(sizes >= LEAST_SIZES).sum()} have: it is "
-             "not fitted", f"give {ISOFLOP_BUDGETS} FLOP budgets or more, each with "
-             f"{LEAST_SIZES} sizes or more around its optimum")]  # fmt: skip
+    middle = points.C.groupby(labels).apply(lambda c: float(np.exp(np.log(c).mean())))
+    said = [("budget-left-out", no_parabola(middle[label], count),
+             f"give each FLOP budget {LEAST_SIZES} sizes or more")
+            for label, count in sizes.items() if count < LEAST_SIZES]  # fmt: skip
+    fitted = int((sizes >= LEAST_SIZES).sum())
+    if fitted >= ISOFLOP_BUDGETS:
+        return said
+    return said + [("too-few-budgets", f"an IsoFLOP fit needs {ISOFLOP_BUDGETS} compute budgets, "
+                    f"each with {LEAST_SIZES} sizes or more; {fitted} have: it is not fitted",
+                    f"give {ISOFLOP_BUDGETS} FLOP budgets or more, each with {LEAST_SIZES} "
+                    "sizes or more around its optimum")]  # fmt: skip
 
 
 def _two_step(points: pd.DataFrame) -> list[tuple[str, str, str]]:

@@ -110,3 +110,17 @@ def test_the_estimate_runs_trials_side_by_side_costliest_first():
     assert estimate_run(two_each, cores=2).side_by_side == 1
     assert estimate_run(frame.assign(gpus=1), cores=2).phrase().startswith("no time estimate")
     assert Estimate(0.4, 2, 1).phrase() == "about 1 min on this machine (2 cores)"
+
+
+def test_a_flop_grid_is_warned_of_budgets_too_small_for_a_parabola():
+    """An IsoFLOP grid of 2 budgets, one with 2 sizes: that budget is left out (the fits' own
+    note), and one budget is too few for the fit's lines."""
+    rows = [(n, c) for c in (1e10, 1e11) for n in (1e4, 2e4, 4e4)][:5]  # 1e11: 2 sizes
+    points = pd.DataFrame([{"architecture": "decoder", "N": n, "D": c / (6 * n), "C": c,
+                            "lr": 1e-3} for n, c in rows])  # fmt: skip
+    said = {c.code: c for c in design_caveats(points, zero_shot=False)}
+    assert said["budget-left-out"].text == (
+        "C = 1e+11: 2 size(s) tried, a parabola needs 3; left out"
+    )
+    assert said["too-few-budgets"].text.startswith("an IsoFLOP fit needs 2 compute budgets")
+    assert "starved-of-data" not in said and "too-few-sizes" not in said  # no L(N) here

@@ -83,10 +83,15 @@ def _implausible(params: dict[str, Estimate]) -> list[str]:
     return out
 
 
+def starved(frame: pd.DataFrame) -> bool:
+    """Whether most points (columns N, D) saw fewer than FEW_TOKENS_PER_PARAM tokens a parameter."""
+    return bool(len(frame)) and bool(((frame.D / frame.N) < FEW_TOKENS_PER_PARAM).mean() > 0.5)
+
+
 def _far_from_optimal(frame: pd.DataFrame) -> list[str]:
     """A warning when most trials saw far fewer tokens than compute-optimal per parameter."""
     ratio = frame.D / frame.N
-    if len(frame) and (ratio < FEW_TOKENS_PER_PARAM).mean() > 0.5:
+    if starved(frame):
         return [
             f"most trials saw fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter (median "
             f"{ratio.median():.2g}; compute-optimal is about 20): the larger models are starved "
@@ -114,19 +119,8 @@ def fit_study(
     results: dict[str, dict[str, Fit]] = {}
     for architecture in sorted(trials.architecture.unique()):
         frame, best, notes = best_runs(law_points(trials, architecture))
-        # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
-        # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
-        budget = budgets(frame)
-        points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame,
-                     "optimum": frame, "data-constrained": frame}  # fmt: skip
-        shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
-        # D in proportion to N (one tokens-per-parameter budget) is one curve of N: L(N, D)
-        # cannot tell N's term from D's there, and there is no second budget for IsoFLOP.
-        several = ["nd", "isoflop"] if frame.D.nunique() >= 2 and budget.nunique() >= 2 else []
-        wanted = laws or ((["n"] if shared else []) + several)
         results[architecture] = {}
-        for i, law in enumerate(wanted):
-            points = points_of[law]
+        for i, (law, points) in enumerate(laws_of(frame, laws).items()):
             said = notes if i == 0 else []  # the cells left out, said once per architecture
             try:
                 if points.empty and notes:
@@ -140,6 +134,22 @@ def fit_study(
                 result, envelope=envelope, data=tuple(points.to_dict("records"))
             )
     return results
+
+
+def laws_of(frame: pd.DataFrame, laws: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """The laws fitted to an architecture's points (columns N, D, C, ...), each with the points
+    it is fitted to: those of `laws`, or those the points support (L(N) where sizes share a
+    budget, L(N, D) and IsoFLOP where they span token counts)."""
+    # L(N) at one budget (the largest): points trained on fewer tokens are another curve.
+    # A grid of FLOP budgets has no token budget that several sizes share: no L(N) there.
+    budget = budgets(frame)
+    points_of = {"n": frame[budget == budget.max()], "nd": frame, "isoflop": frame,
+                 "optimum": frame, "data-constrained": frame}  # fmt: skip
+    shared = budget.nunique() <= 1 or frame.groupby(budget).N.nunique().max() >= 3
+    # D in proportion to N (one tokens-per-parameter budget) is one curve of N: L(N, D)
+    # cannot tell N's term from D's there, and there is no second budget for IsoFLOP.
+    several = ["nd", "isoflop"] if frame.D.nunique() >= 2 and budget.nunique() >= 2 else []
+    return {law: points_of[law] for law in laws or ((["n"] if shared else []) + several)}
 
 
 def budgets(frame: pd.DataFrame) -> pd.Series:

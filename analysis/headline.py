@@ -156,6 +156,7 @@ class Caveat:
     text: str
     architectures: tuple[str, ...]
     advice: str = ""
+    code: str = ""  # what `study plan --json` names it by (the caveats knowable before training)
 
     def line(self) -> str:
         """The caveat in one line: the architectures, what, and what to do about it."""
@@ -183,11 +184,14 @@ class Caveats:
 
 
 # Warnings that say the same thing for every architecture, whatever their numbers: one line.
+STARVED = (
+    f"fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter",
+    f"starved of data: most trials saw fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter "
+    "(compute-optimal is about 20), so L(N) measures the data more than the model",
+    "give budgets in tokens per parameter (budget: {chinchilla: [...]}) or FLOPs",
+)  # fmt: skip
 KNOWN = (
-    (f"fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter",
-     f"starved of data: most trials saw fewer than {FEW_TOKENS_PER_PARAM} tokens per parameter "
-     "(compute-optimal is about 20), so L(N) measures the data more than the model",
-     "give budgets in tokens per parameter (budget: {chinchilla: [...]}) or FLOPs"),
+    STARVED,
     ("the range of published fits",
      "a fitted exponent is outside the range of published fits: these points do not pin the "
      "law down", "add sizes (a wider span of N) or train each size on more tokens"),
@@ -261,9 +265,14 @@ def _two_step_notes(fits: StudyFits) -> tuple[str, ...]:
             else:
                 other.append(f"{arch} {task}: two-step fit not made ({failed.error})")
     notes = [
-        f"the two-step accuracy fit is not made for {', '.join(dict.fromkeys(archs))}: it "
-        f"holds out the largest size to test itself, and needs {need} runs besides; {got} are "
-        "left. A study with more sizes makes it"
+        f"the two-step accuracy fit is not made for {', '.join(dict.fromkeys(archs))}: "
+        f"{two_step_why(need, got)}. A study with more sizes makes it"
         for (need, got), archs in short.items()
     ]  # fmt: skip
     return tuple(notes + other)
+
+
+def two_step_why(need, got) -> str:
+    """Why the two-step accuracy fit is not made for want of runs (`study run` and `plan`)."""
+    return (f"it holds out the largest size to test itself, and needs {need} runs besides; "
+            f"{got} are left")  # fmt: skip

@@ -124,6 +124,11 @@ def near_minimum(log_n: np.ndarray, loss: np.ndarray, window: float) -> np.ndarr
     return np.isin(log_n, kept)
 
 
+def no_parabola(c_mid: float, sizes: int) -> str:
+    """The note on a budget of too few sizes for a parabola (the fits and `study plan`)."""
+    return f"C = {c_mid:.3g}: {sizes} size(s) tried, a parabola needs {LEAST_SIZES}; left out"
+
+
 def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[dict], list[str]]:
     """Each budget's parabola and its minimum, where it has 3 sizes or more; a note for each
     budget whose minimum lies outside its sizes (left out). `window`: each parabola on the
@@ -137,8 +142,7 @@ def _minima(n, d, c, loss, budget, window: float | None = None) -> tuple[list[di
         sizes = np.unique(np.log(n[at]))
         if len(sizes) < LEAST_SIZES:
             if window is not None:
-                notes.append(f"C = {c_mid:.3g}: {len(sizes)} size(s) tried, a parabola needs "
-                             f"{LEAST_SIZES}; left out")  # fmt: skip
+                notes.append(no_parabola(c_mid, len(sizes)))
             continue
         used = at if window is None else at[near_minimum(np.log(n[at]), loss[at], window)]
         log_n = np.log(n[used])

@@ -174,6 +174,13 @@ def _curve_points(points: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([*parts, ideal], ignore_index=True)
 
 
+def two_step_runs(several_token_counts: bool) -> int:
+    """The runs the two-step fit needs: more than its step 1 (L(N, D) where the runs saw
+    several token counts, else L(N)) has parameters."""
+    law = CHINCHILLA_ND if several_token_counts else KAPLAN_N
+    return len(law.internal_names()) + 1
+
+
 def predict_task(
     points: pd.DataFrame,
     target: dict[str, float],
@@ -186,7 +193,7 @@ def predict_task(
     final checkpoint). Raises ValueError when the points cannot support it."""
     points = points.dropna(subset=["task_loss", "accuracy"])
     final = _final_losses(points)
-    need = 6 if final.D.nunique() >= 2 else 4  # more runs than step 1 has parameters
+    need = two_step_runs(final.D.nunique() >= 2)
     if len(final) < need:
         raise ValueError(f"the two-step fit needs {need} runs; got {len(final)}")
     step1 = _step1(final)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator import fitting
+from orchestrator.duration import trial_seconds
 from orchestrator.evaluating import Scoring
 from orchestrator.outputs import OutputError, write_output
 from orchestrator.progress import last_line
@@ -60,18 +61,14 @@ __all__ = [
     "status", "to_json", "trials", "upgrade", "write_output",
 ]  # fmt: skip
 
-# Rough training throughput of one CPU thread on these small models, in FLOP/s (measured on a
-# 2-core x86 VM: 20 GFLOP/s at 25K parameters to 50 GFLOP/s at 2.7M); used only by `plan`.
-CPU_FLOPS_PER_THREAD = 3e10
-
 
 def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
     """The grid before anything runs: one row per trial with its identity (hash) and the key
     of its evaluation settings, N, tokens trained, its recipe's numbers (lr, batch and warmup
     in tokens, β2, weight decay, schedule and cooldown fraction), its workers and each one's
-    CPUs and GPUs, FLOPs, passes over the training split, a time guess and the storage its
-    weights take (final.pt, the kept evaluation points and a trunk's train state at its branch
-    points).
+    CPUs and GPUs, FLOPs, passes over the training split, its minutes on its CPUs
+    (orchestrator.duration: training, evaluations, zero-shot) and the storage its weights take
+    (final.pt, the kept evaluation points and a trunk's train state at its branch points).
     Prepares the token files if they are not there yet (or takes `data`, the study's prepared
     data)."""
     data = data if data is not None else prepare_data(spec)
@@ -87,7 +84,9 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
         shared = cooldown_start(trial) * trial.tokens_per_step if branched else 0
         compute = acct["flops_per_token"] * (tokens - shared)
         kept = (trial.steps - 1) // trial.eval_every if trial.placement.keep_checkpoints else 0
-        threads = trial.placement.cpus * trial.placement.workers
+        per_token = acct["flops_per_token"]
+        seconds = trial_seconds(trial, flops_per_token=per_token, tokens=compute / per_token,
+                                n_params=acct["n_params"], vocab_size=data.vocab_size)  # fmt: skip
         rows.append(
             {
                 "trial_id": trial.trial_id,
@@ -117,7 +116,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "workers": trial.placement.workers,
                 "cpus": trial.placement.cpus,  # each worker's
                 "gpus": trial.placement.gpus,
-                "cpu_minutes": compute / (CPU_FLOPS_PER_THREAD * threads) / 60,
+                "cpu_minutes": seconds / 60,
                 "weights_mb": _weights_mb(trial, acct["total_params"], kept),
             }
         )

@@ -224,13 +224,14 @@ def plan(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="print a JSON list of trials (identity included)", metavar=FLAG
+            "--json", help="print JSON: trials (with identity), caveats, time", metavar=FLAG
         ),
     ] = False,
 ) -> None:
     """Show the grid before anything runs: N, tokens, the recipe's batch, lr, warmup and β2,
-    FLOPs and a rough CPU time per trial, and how many trials the store has finished."""
+    FLOPs, the run's time on this machine, what its fits will warn of, and what is done."""
     from orchestrator import api
+    from orchestrator.printing import before_training, plan_json
     from orchestrator.spec import load_study
 
     try:
@@ -241,7 +242,7 @@ def plan(
     except (StudyError, CorpusError) as e:
         _fail(str(e))
     if as_json:
-        sys.stdout.write(api.to_json(frame) + "\n")
+        sys.stdout.write(plan_json(frame, spec) + "\n")
         return
     sys.stdout.write(grid_tables(frame, spec.name, by_budget=bool(spec.budget.flops)))
     for why in api.left_out(spec, prepared):
@@ -264,6 +265,8 @@ def plan(
     console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)
     for warning in plan_warnings(frame, spec, data["tokens"]["train"]):
         console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
+    for line in before_training(frame, spec):
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()

@@ -4,10 +4,13 @@ lines of `study run` (its caveats, then its headline)."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 from orchestrator.branches import one_run_share
 from orchestrator.capacity import Need, never_fits
+from orchestrator.duration import estimate_run
+from orchestrator.reading import to_json
 from orchestrator.sizes import flops_text, format_count
 
 COUNT_COLUMNS = {"n_params", "total_params", "tokens", "tokens_done", "batch_tokens",
@@ -88,19 +91,46 @@ def grid_tables(frame, study: str, *, by_budget: bool) -> str:
 
 
 def plan_footer(frame, spec) -> list[str]:
-    """`study plan`'s lines under the tables: the total compute and the storage of weights."""
-    resources = spec.resources
-    per = "worker" if frame.workers.max() > 1 else "trial"
-    cpus = resources.cpus_per_worker or resources.cpus_per_trial
+    """`study plan`'s lines under the tables: the total compute, the run's one time estimate
+    (orchestrator.duration) and the storage of weights."""
     kept = ", and at every evaluation point: train.keep_checkpoints"
     trunks = ", and each trunk's train state at its branch points"
     return [
-        f"total {frame.compute.sum():.3g} FLOPs, about {frame.cpu_minutes.sum():.1f} "
-        f"CPU-minutes ({cpus} CPU per {per}){one_run_share(frame)}",
+        f"total {frame.compute.sum():.3g} FLOPs{one_run_share(frame)}",
+        f"time: {estimate_run(frame).phrase()}",
         f"storage: {frame.weights_mb.sum():,.1f} MB of weights under {spec.storage} (final.pt of "
         f"each trial{kept if spec.train.keep_checkpoints else ''}"
         f"{trunks if spec.budget.from_one_run else ''}), besides the token files",
     ] + [note for note in [rounding_note(frame)] if note]
+
+
+def plan_caveats(frame, spec) -> list:
+    """The caveats of the run's fits that the planned grid alone decides (analysis.design),
+    each an analysis.headline.Caveat with its code."""
+    from analysis.design import design_caveats
+
+    if frame.empty:
+        return []
+    points = frame[["architecture", "n_params", "tokens", "flops", "lr"]].rename(
+        columns={"n_params": "N", "tokens": "D", "flops": "C"})  # fmt: skip
+    return design_caveats(points, zero_shot=bool(spec.eval.zero_shot.tasks))
+
+
+def before_training(frame, spec) -> list[str]:
+    """`study plan`'s last block: what the run's fits will warn of, said before anything trains."""
+    caveats = plan_caveats(frame, spec)
+    heading = f"before you train: caveats the run will give ({len(caveats)}):"
+    return [heading] + [f"  {c.line()}" for c in caveats] if caveats else []
+
+
+def plan_json(frame, spec) -> str:
+    """`study plan --json`: the trials (one object each), the caveats known before training
+    ({code, message, what_to_do, architectures}) and the run's time estimate."""
+    from analysis.design import caveats_json
+
+    return json.dumps({"study": spec.name, "trials": json.loads(to_json(frame)),
+                       "caveats": caveats_json(plan_caveats(frame, spec)),
+                       "estimate": estimate_run(frame).to_json()}, indent=2)  # fmt: skip
 
 
 def rounding_note(frame) -> str | None:

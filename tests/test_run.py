@@ -97,7 +97,7 @@ def test_plan_states_the_storage_the_weights_take(tiny_study, study_cli):
     shown, planned = {}, {}
     for name, path in (("final", tiny_study), ("kept", kept)):
         shown[name] = study_cli("plan", str(path), cwd=cwd).stdout
-        planned[name] = json.loads(study_cli("plan", str(path), "--json", cwd=cwd).stdout)
+        planned[name] = json.loads(study_cli("plan", str(path), "--json", cwd=cwd).stdout)["trials"]
     final_mb = [4 * p["total_params"] / 1e6 for p in planned["final"]]
     assert [p["weights_mb"] for p in planned["final"]] == pytest.approx(final_mb)
     # 63 steps evaluated every 31: step-31.pt and step-62.pt kept beside final.pt
@@ -117,6 +117,8 @@ def test_cli_end_to_end(tiny_study, study_cli):
     assert plan.returncode == 0 and "decoder-25K-s0" in plan.stdout
     assert not (cwd / "runs").exists()  # plan writes nothing
     planned = json.loads(study_cli("plan", str(tiny_study), "--json", cwd=cwd).stdout)
+    foreseen = {c["code"]: c["architectures"] for c in planned["caveats"]}
+    planned = planned["trials"]
     assert len(planned) == 9 and len({p["eval_key"] for p in planned}) == 1
     keys = {"trial_id", "hash", "architecture", "size", "n_params", "tokens", "flops", "lr"}
     assert keys <= set(planned[0]) and planned[0]["trial_id"] == "decoder-25K-s0"
@@ -132,6 +134,8 @@ def test_cli_end_to_end(tiny_study, study_cli):
                          re.M)  # fmt: skip
     assert starved == ["decoder, encdec, encoder"]
     assert re.search(r"^  decoder(, \w+)*: n: no intervals: with 3 runs", run.stderr, re.M)
+    # `study plan` said both before anything trained, for the same architectures
+    assert foreseen["starved-of-data"] == foreseen["too-few-sizes"] == starved[0].split(", ")
 
     status = study_cli("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
@@ -497,7 +501,7 @@ def test_a_study_of_flop_budgets_spends_each_budget_and_fits_isoflop(
 ):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "flops.yaml").write_text(FLOPS)
-    planned = json.loads(study_cli("plan", "flops.yaml", "--json", cwd=tmp_path).stdout)
+    planned = json.loads(study_cli("plan", "flops.yaml", "--json", cwd=tmp_path).stdout)["trials"]
     assert [p["trial_id"] for p in planned][:2] == ["decoder-10K-1e10F-s0", "decoder-10K-3e10F-s0"]
     assert {p["budget_flops"] for p in planned} == {1e10, 3e10}
     assert all(abs(p["flops"] / p["budget_flops"] - 1) <= 0.01 for p in planned)

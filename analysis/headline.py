@@ -88,10 +88,20 @@ def _law(laws: dict) -> tuple[str | None, bool | None]:
     exponents = _exponents(fit)
     inside = all(_inside(n, e) for n, e in exponents)
     name = "L(N, D)" if fit.law == "nd" else "L(N)"
-    shown = ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in exponents)
+    said = ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in exponents)
     low, high = PLAUSIBLE["alpha"]  # beta's range is alpha's
     where = "inside" if inside else "outside"
-    return f"{name}: {shown}, {where} the published {low:g}-{high:g}", inside
+    return f"{name}: {said}, {where} the published {low:g}-{high:g}", inside
+
+
+def shows_law(laws: dict) -> bool | None:
+    """Whether the points show a law: every exponent inside the published range with a 95%
+    interval that excludes 0 (None: no law fitted)."""
+    fit = next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+    if fit is None:
+        return None
+    return all(_inside(n, e) and bool(e.ci) and e.ci[0] is not None and e.ci[0] > 0
+               for n, e in _exponents(fit))  # fmt: skip
 
 
 def _optimum(laws: dict) -> str | None:
@@ -132,11 +142,18 @@ def _forecast(predictions: pd.DataFrame, architecture: str) -> str | None:
     return text + "; not trained yet"
 
 
-def headline_of(fits: StudyFits, predictions: pd.DataFrame | None = None) -> Headline:
-    """The study's headline from its fits and its stored predictions (store.predictions_frame)."""
+def headline_of(
+    fits: StudyFits, predictions: pd.DataFrame | None = None, *, next_study: str | None = None
+) -> Headline:
+    """The study's headline from its fits and its stored predictions (store.predictions_frame).
+    An architecture whose points do not show a law (`shows_law`) says so in its line, and names
+    `next_study` (the study file's `next_study`), the study that goes further."""
     rows = []
     for arch in sorted(set(fits.laws) | set(fits.trends)):
         law, inside = _law(fits.laws.get(arch, {}))
+        if law and shows_law(fits.laws[arch]) is False:
+            further = f"; {next_study} goes further" if next_study else ""
+            law += f": these sizes do not show a law{further}"
         trends = fits.trends.get(arch)
         verdicts = task_verdicts(trends.tasks if trends else {})
         rows.append(ArchitectureHeadline(
@@ -249,8 +266,9 @@ def _peak_caveat(trials: pd.DataFrame | None) -> list[Caveat]:
     text = (f"CPU peak measured low: MFU above 100% in {len(over)} trial(s) (up to "
             f"{over.mfu.max():.0%}); the peak is measured once, before the trials, and a trial "
             "faster than it does not move it")  # fmt: skip
-    advice = ("run on an idle machine (a later run keeps the higher peak) or give "
-              "resources.peak_flops")
+    advice = (
+        "run on an idle machine (a later run keeps the higher peak) or give resources.peak_flops"
+    )
     return [Caveat(text, tuple(sorted(set(over.architecture))), advice)]
 
 

@@ -49,6 +49,7 @@ def fit_and_store(store: RunStore, n_boot: int):
                      configs=trial_configs(store))  # fmt: skip
     view.outdated = left_out
     view.predictions = store.predictions_frame()
+    view.next_study = store.study_spec.get("next_study")
     view.task_points = points
     return view
 

@@ -328,7 +328,8 @@ def report(ctx: RunContext) -> None:
     result.verdicts = {arch: r.verdict for arch, r in view.fits.trends.items()}
     from analysis.headline import caveats_of, headline_of  # heavy: scipy
 
-    result.headline = headline_of(view.fits, view.predictions)  # the report's, the same values
+    result.headline = headline_of(view.fits, view.predictions,  # the report's, the same
+                                  next_study=view.next_study)  # fmt: skip
     result.caveats = caveats_of(view.fits, view.trials)  # with a CPU peak measured low
     result.predictions = view.predictions
 

@@ -11,38 +11,35 @@ from orchestrator.spec.schema import NAME_PATTERN
 # tests/test_starting.py plans it as written, so an edit that breaks it fails there.
 TEMPLATE = """\
 # A scaling study: every architecture below at every size, trained on the budget, fitted and
-# reported. `study plan NAME.yaml` shows the trials and their cost before anything trains;
-# `study run NAME.yaml` trains them. Every field is in docs/study-file.md.
+# reported. `study plan NAME.yaml` shows the trials, their cost and the caveats before anything
+# trains; `study run NAME.yaml` trains them. Every field is in docs/study-file.md.
 name: NAME                 # the store (runs/NAME.db) and the report (reports/NAME.html)
 data:
   corpus: builtin:kjv      # builtin:kjv installs with the project; or a path or glob of
                            # .txt/.jsonl/.parquet files, hf:<dataset>, or a mapping
-  tokenizer: bytes         # bytes; {bpe: 4096} to train a byte-level BPE; or a tokenizer.json
+  tokenizer: {bpe: 2048}   # a byte-level BPE trained on the corpus; bytes; or a tokenizer.json
   seq_len: 128             # tokens per training sequence
 architectures: [decoder, encoder, encdec]  # any of these: causal LM, masked LM, span corruption
-sizes: [25K, 100K, 300K, 1M]  # non-embedding parameters, labels of each ladder (`study plan`
+sizes: [10K, 25K, 50K, 100K]  # non-embedding parameters, labels of each ladder (`study plan`
                            # says the shapes); or explicit shapes {n_layer, n_embd, n_head}
-budget: {tokens: 500K}     # tokens per trial: one count or a list; or {chinchilla: [1, 2]}
-                           # (multiples of 20 per parameter), or {flops: [1e12, 3e12]} (IsoFLOP)
+budget: {chinchilla: 0.5}  # multiples of 20 tokens per parameter (a list trains each); or
+                           # {tokens: 500K} for every size, or {flops: [1e12, 3e12]} (IsoFLOP)
 seeds: [0]                 # one trial per seed: [0, 1, 2] to see the spread between seeds
-recipe: fixed              # fixed: train: as given below; olmo, porian or deepseek: the batch,
-                           # lr and warmup as rules of N (docs/recipes.md)
+recipe:                    # the batch, lr, warmup and beta2 as rules of N (docs/recipes.md):
+  name: porian             # olmo, porian or deepseek; fixed: train: as given below
+  lr_ref: {decoder: 7.71e-4, encoder: 5.79e-5, encdec: 8.66e-4}  # lr at 108M parameters, and
+  lr_exponent: {decoder: -0.301, encoder: -0.486, encdec: -0.235}  # lr ∝ N^exponent: these
+                           # fitted to studies/lr-sweep.yaml by `study fit --law lr`
 train:
-  batch_size: 16           # sequences per step
-  # peak lr = base·min(1, (N/at)^-exponent): constant up to 1M parameters, then falling; or
-  # one rate for all (lr: 1e-3), or a list to sweep (lr: [1e-3, 3e-3])
-  lr: {rule: power, base: {decoder: 3.0e-3, encoder: 1.0e-3, encdec: 2.0e-3},
-       at: 1M, exponent: 0.333}
-  warmup: 0.05             # fraction of the steps warming up
-  schedule: cosine         # cosine; or {name: wsd, cooldown: 0.2, shape: 1-sqrt}
+  schedule: {name: wsd, cooldown: 0.2, shape: 1-sqrt}  # or cosine
 eval:
-  every_tokens: 100K       # validation loss every this many tokens (default: a tenth of the budget)
   tokens: 32K              # validation tokens per evaluation
-  zero_shot: {items: 100}  # items per task, scored at the end of each trial (default 1000);
+  zero_shot: {items: 200}  # items per task, scored at the end of each trial (default 1000);
                            # tasks: [last_word, next_sentence, minimal_pairs] by default
-resources: {cpus_per_trial: 1, gpus_per_trial: 0}  # per trial; gpus_per_trial: 1 on a GPU
-                           # machine (fractions share one); workers: 2 trains one trial on two
+resources: {cpus_per_trial: 1}  # per trial; gpus_per_trial: 1 on a GPU machine (fractions
+                           # share one); workers: 2 trains one trial on two
 storage: ./artifacts       # checkpoints and token caches; a path every node sees on a cluster
+# next_study: bigger.yaml  # the study the headline names where these sizes show no law
 """
 
 

@@ -7,6 +7,7 @@ import html
 import io
 import json
 import re
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -47,6 +48,19 @@ def test_the_headline_says_each_architectures_law_range_and_zero_shot_verdict(vi
     entry = json.loads(json.dumps(headline.to_json()))[0]
     assert entry["architecture"] == "decoder" and entry["text"] == lines[0]
     assert [t["verdict"] for t in entry["zero_shot"]] == ["better", "better"]
+
+
+def test_a_law_these_sizes_do_not_show_is_said_and_names_the_next_study(view):
+    decoder = view.fits.laws["decoder"]
+    flat = replace(decoder["n"], params=decoder["n"].params | {"alpha": Estimate(0.1, (-0.01, 2))})
+    fits = replace(view.fits, laws=view.fits.laws | {"decoder": decoder | {"n": flat}})
+    rows = headline_of(fits, next_study="studies/scaling.yaml").rows
+    assert rows[0].law.endswith(
+        "inside the published 0.05-1.5: these sizes do not show a law; studies/scaling.yaml "
+        "goes further"
+    )
+    assert "do not show" not in rows[1].law  # the encoder's interval excludes 0
+    assert headline_of(fits).rows[0].law.endswith("these sizes do not show a law")
 
 
 def test_a_task_that_gets_worse_is_said_plainly_and_likelihood_kept_apart():

@@ -69,11 +69,10 @@ def test_the_quickstarts_plan_says_what_its_run_will(tmp_path, study_here):
     shutil.copy(STUDIES / "quickstart.yaml", tmp_path / "quickstart.yaml")
     planned = json.loads(study_here("plan", "quickstart.yaml", "--json", cwd=tmp_path).stdout)
     codes = {c["code"]: c["architectures"] for c in planned["caveats"]}
-    # four sizes: L(N) has its intervals and self-test; the two-step fit holds out the 1M models
-    # and has 3 runs left for 4; the encoders and encoder-decoders are below 5 tokens a
-    # parameter at 3 of their 4 sizes, the decoders at 2 (not most)
-    assert codes == {"two-step-fit": ["decoder", "encdec", "encoder"],
-                     "starved-of-data": ["encdec", "encoder"]}  # fmt: skip
+    # four sizes: L(N) has its intervals and self-test; the two-step fit holds out the 100K
+    # models and has 3 runs left; every size trains on 10 tokens per parameter (not starved);
+    # one tokens-per-parameter budget: no L(N, D) or IsoFLOP fit to warn of
+    assert codes == {"two-step-fit": ["decoder", "encdec", "encoder"]}
     assert planned["estimate"]["text"].startswith("about ")
     assert planned["estimate"]["text"].endswith(" on this machine "
                                                 f"({planned['estimate']['cores']} cores"

@@ -39,6 +39,7 @@ class StudyView:
     partial: str = ""  # while the study trains: how far it is (the report says it is partial)
     stopped: str = ""  # a partial report's run stopped before the end: why
     new_cards_only: bool = False  # a partial report writes the cards of newly finished trials
+    next_study: str | None = None  # the study file's next_study, named where no law is shown
 
 
 # --- units -------------------------------------------------------------------------------
@@ -320,8 +321,8 @@ def view_of(studies: list[StudyView]) -> ReportView:
              for arch, result in sorted(view.fits.tasks.items())
              for task, r in result.fitted().items()]  # fmt: skip
     prefixes = [f"{view.name}: " if len(studies) > 1 else "" for view in studies]
-    headlines = [(view.name, headline_of(view.fits, view.predictions)) for view in studies
-                 if view.fits.laws or view.fits.trends]  # fmt: skip
+    headlines = [(view.name, headline_of(view.fits, view.predictions, next_study=view.next_study))
+                 for view in studies if view.fits.laws or view.fits.trends]  # fmt: skip
     caveats = [prefix + line for view, prefix in zip(studies, prefixes, strict=True)
                for line in caveats_of(view.fits, view.trials).lines()]  # fmt: skip
     return ReportView(studies=studies, drawings=drawings, caveat=caveat_of(studies),

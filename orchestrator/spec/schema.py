@@ -510,6 +510,12 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = Field(ResourcesSpec(), description="CPUs, GPUs and workers")
     predict: PredictSpec | None = Field(None, description="forecast beyond the grid")
     storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
+    next_study: str | None = Field(
+        None,
+        description="the study that goes further than this one: the headline names it for an "
+        "architecture whose law these sizes do not show",
+        examples=["studies/scaling.yaml"],
+    )
     _source: str = PrivateAttr("<string>")  # where the study was read from, for error lines
     _root: object = PrivateAttr(None)  # its YAML nodes
 

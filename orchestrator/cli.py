@@ -119,11 +119,13 @@ def run(
     wait: WaitOption = False,
     as_json: Annotated[bool, typer.Option("--json", metavar=FLAG, help="end on one JSON document "
                        "on stdout: headline, caveats, trials (the rest on stderr)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar=FLAG, help="print only the "
+                     "caveats and the headline (and errors)")] = False,
 ) -> None:
     """Train the trials the store does not show finished, predict and verify (`predict:`), fit
     the laws, write the report."""
     _run(study, store=store, report=report, address=address, n_boot=n_boot, wait=wait,
-         as_json=as_json)  # fmt: skip
+         as_json=as_json, quiet=quiet)  # fmt: skip
 
 
 @app.command()
@@ -187,14 +189,16 @@ def eval_(
          trials=trials, checkpoints=checkpoints, evaluate=True)  # fmt: skip
 
 
-def _run(study: Path, evaluate: bool = False, as_json: bool = False, **options) -> None:
+def _run(study: Path, evaluate: bool = False, as_json=False, quiet=False, **options) -> None:
     """`study run`, `predict` and `eval` (`evaluate`): run, then print the fits, the verdicts,
-    the report (`as_json`: all on stderr but one JSON document, orchestrator.ending)."""
+    the report (`as_json`: all on stderr but one JSON document; `quiet`: the ending alone)."""
     from orchestrator import api
+    from orchestrator.ending import print_end, silent
 
     try:
         start = api.evaluate_study if evaluate else api.run_study
-        result = start(study, console=errors if as_json else console, **options)
+        shown = errors if as_json else silent() if quiet else console
+        result = start(study, console=shown, **options)
     except (StudyError, StoreError, CorpusError, ConnectionError) as e:
         _fail(str(e))
     except KeyboardInterrupt as e:
@@ -204,9 +208,7 @@ def _run(study: Path, evaluate: bool = False, as_json: bool = False, **options) 
         errors.print(f"interrupted ({signal}): running trials are marked interrupted; run "
                      "again to resume")  # fmt: skip
         raise typer.Exit(143 if signal == "SIGTERM" else 130) from None
-    from orchestrator.ending import print_end
-
-    print_end(result, console, errors, as_json=as_json)  # the caveats, then the headline
+    print_end(result, console, errors, as_json=as_json, quiet=quiet)  # caveats, then headline
     if result.unscored:
         _fail(f"{len(result.unscored)} trial(s) could not be scored: "
               f"{', '.join(result.unscored)}", code=1)  # fmt: skip

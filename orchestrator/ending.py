@@ -4,6 +4,7 @@ document on stdout of the same values, for a script to read."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 
@@ -46,12 +47,23 @@ def run_json(result: RunResult) -> dict:
     })  # fmt: skip: JSON has no NaN
 
 
-def print_end(result: RunResult, out, err, *, as_json: bool = False) -> None:
+def silent():
+    """A console that prints nothing: the run's progress and lines under `--quiet`."""
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), quiet=True)
+
+
+def print_end(result: RunResult, out, err, *, as_json: bool = False, quiet: bool = False) -> None:
     """The run's last lines: each law's fit, the trials scored again and the report's path on
     `out`, the caveats on `err`, then the headline on `out`; with `as_json`, only `run_json` on
-    stdout (one document: the progress and the run's lines went to stderr)."""
+    stdout (one document: the progress and the run's lines went to stderr); with `quiet`, the
+    caveats and the headline alone."""
     if as_json:
         sys.stdout.write(json.dumps(run_json(result), indent=2, allow_nan=False) + "\n")
+        return
+    if quiet:
+        print_ending(result, out, err)
         return
     for arch, laws in result.fits.laws.items():
         for fit in laws.values():

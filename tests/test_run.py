@@ -268,6 +268,12 @@ def test_run_json_ends_on_one_document_on_stdout(ray_session, tiny_study, study_
     assert again["trials"]["finished"] == 0 and again["trials"]["skipped"] == 3
     assert [h["architecture"] for h in again["headline"]] == ["decoder"]
 
+    quiet = study_here("run", str(tiny_study), "--quiet", "--n-boot", "10", cwd=cwd)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    # the headline alone on stdout (the caveats on stderr): no progress, no per-law lines
+    assert quiet.stdout.splitlines() == ["headline:", "  " + again["headline"][0]["text"]]
+    assert quiet.stderr.startswith("caveats (") and "report:" not in quiet.stderr
+
 
 def test_an_interrupted_trial_resumes_from_its_checkpoint(ray_session, tiny_study):
     from io import StringIO

@@ -56,7 +56,7 @@ def main() -> None:
         walls.append(wall)
         shown = [line for line in lines if not PROGRESS.match(line)]
         last = shown[-len(architectures) :]
-        headline_last = sorted(line.split(":")[0] for line in last) == sorted(architectures)
+        headline_last = sorted(line.split(":")[0].strip() for line in last) == sorted(architectures)
         print(f"run {i + 1}: {wall / 60:.2f} min ({wall:.0f} s), {len(shown)} lines printed "
               f"besides the progress view; the headline last: {headline_last}")  # fmt: skip
     print(

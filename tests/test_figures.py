@@ -71,3 +71,20 @@ def test_the_chance_line_is_named_in_the_legend_not_labelled_on_the_data(study):
     assert [t.showlegend for t in chance] == [True, False]  # once in the legend
     assert chance[0].line.dash == "dot"
     assert [t.showlegend for t in fig.data if t.name == "trigram"] == [True, False]
+
+
+def test_task_loss_has_its_own_panels_one_per_task_lower_is_better(study):
+    assert figures.zero_shot_loss(view_of([study])) is None  # no task losses stored: no figure
+    acc = study.evals[study.evals.metric == "acc"]
+    loss = acc.assign(metric="bpb", value=3.0 - acc.value, chance=None,
+                      ci_low=2.9 - acc.value, ci_high=3.1 - acc.value)  # fmt: skip
+    with_loss = replace(study, evals=pd.concat([study.evals, loss], ignore_index=True))
+    fig = figures.zero_shot_loss(view_of([with_loss]))
+    tasks = sorted(set(acc.task))
+    assert [a.text for a in fig.layout.annotations] == tasks  # the panel titles, nothing else
+    for axis in ("x", "x2"):
+        series = _series(fig, axis)
+        assert set(series) == {"decoder", "encoder"}
+        assert all("task loss %{y" in t.hovertemplate for t in series.values())
+    assert not any(t.name == "chance" for t in fig.data)  # a loss has no chance level
+    assert "lower is better" in fig.layout.title.text

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from analysis.laws import compute_budgets
 from analysis.report.view import MAX_CURVE_POINTS, NATS, Estimate, ReportView, StudyView
+from analysis.trends import TASK_LOSS
 from trainers.architectures import ARCHITECTURES
 
 COLORS = {name: a.color for name, a in ARCHITECTURES.items()}  # one colour per architecture
@@ -426,11 +427,7 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     likelihood = any((v.evals.metric == "bits_per_byte").any() for v in studies if len(v.evals))
     titles = tasks + (["held-out likelihood (lower is better)"] if likelihood else [])
     fig = _panels(titles, height=460)
-    series = [(i, arch) for i, v in enumerate(studies) if len(v.evals)
-              for arch in architectures([v]) if arch in set(v.evals.architecture)]  # fmt: skip
-    ladders = [studies[i].evals.n_params[studies[i].evals.architecture == arch].dropna()
-               for i, arch in series]  # fmt: skip
-    dodges = dict(zip(series, dodge_factors(ladders), strict=True))
+    dodges = _dodges(studies)
     for i, study in enumerate(studies):
         if study.evals.empty:
             continue
@@ -459,6 +456,40 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     return fig
 
 
+def zero_shot_loss(view: ReportView) -> go.Figure | None:
+    """Task loss against N per task: bits per byte of the right answer given its context
+    (lower is better; the task loss of Bhagia et al. 2024), one line per architecture with its
+    95% interval over the items, and the n-gram floor. It moves with N where accuracy is still
+    at chance."""
+    studies = view.studies
+    frames = [v.evals[v.evals.metric == TASK_LOSS] for v in studies if len(v.evals)]
+    if not frames or all(f.empty for f in frames):
+        return None
+    tasks = sorted(set().union(*(set(f.task) for f in frames)))
+    fig = _panels(tasks, height=460)
+    dodges = _dodges(studies)
+    for i, study in enumerate(studies):
+        if not study.evals.empty:
+            loss = study.evals[study.evals.metric == TASK_LOSS]
+            for col, task in enumerate(tasks, start=1):
+                _task_traces(fig, view, i, loss, task, col, dodges=dodges, what="task loss")
+    for col in range(1, len(tasks) + 1):
+        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
+    fig.update_yaxes(title="task loss (bits per byte of the answer)", row=1, col=1)
+    fig.update_layout(title="Zero-shot task loss against model size (lower is better; 95% "
+                      "intervals; the same items for all)")  # fmt: skip
+    return fig
+
+
+def _dodges(studies: list[StudyView]) -> dict[tuple[int, str], float]:
+    """Each (study, architecture)'s factor on N in the zero-shot panels (`dodge_factors`)."""
+    series = [(i, arch) for i, v in enumerate(studies) if len(v.evals)
+              for arch in architectures([v]) if arch in set(v.evals.architecture)]  # fmt: skip
+    ladders = [studies[i].evals.n_params[studies[i].evals.architecture == arch].dropna()
+               for i, arch in series]  # fmt: skip
+    return dict(zip(series, dodge_factors(ladders), strict=True))
+
+
 def dodge_factors(ladders: list[pd.Series]) -> list[float]:
     """The factors on N of series drawn at about the same sizes (their `ladders` of N):
     centred on the true N, spread over half the narrowest gap between one series' sizes (at
@@ -471,7 +502,8 @@ def dodge_factors(ladders: list[pd.Series]) -> list[float]:
 
 
 def _task_traces(fig: go.Figure, view: ReportView, i: int, acc: pd.DataFrame, task: str,
-                 col: int, *, dodges: dict[tuple[int, str], float]) -> None:  # fmt: skip
+                 col: int, *, dodges: dict[tuple[int, str], float],
+                 what: str = "accuracy") -> None:  # fmt: skip
     """One task's panel of the zero-shot figure, for the `i`-th study: its trials by
     architecture, each moved by its factor in `dodges` (the hover says the true N), and the
     chance level, the reference models and the n-gram floor as lines the legend names (a
@@ -490,7 +522,8 @@ def _task_traces(fig: go.Figure, view: ReportView, i: int, acc: pd.DataFrame, ta
                        showlegend=col == 1, line={"color": color, "dash": dash},
                        text=points.trial_id,
                        customdata=points[["n_params", "ci_low", "ci_high"]].to_numpy(float),
-                       hovertemplate="%{text}<br>N=%{customdata[0]:,.0f}<br>accuracy %{y:.3f}"
+                       hovertemplate="%{text}<br>N=%{customdata[0]:,.0f}<br>" + what +
+                                     " %{y:.3f}"
                                      " (95%: %{customdata[1]:.3f} to %{customdata[2]:.3f})"),
             row=1, col=col,
         )  # fmt: skip

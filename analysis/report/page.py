@@ -24,6 +24,7 @@ FIGURES = {
     "sweep": figures.lr_sweep,
     "predictions": figures.predictions,
     "zero_shot": figures.zero_shot,
+    "zero_shot_loss": figures.zero_shot_loss,
     "tasks": figures.task_accuracy,
     "curves": figures.curves,
 }

@@ -294,7 +294,8 @@ def read_table(
                 bad, want = ~((values > 0) & (values < np.inf)), "a positive finite number"
             extra = {"trend": ("n_items",), "task": ("chance",)}.get(law, ("C", "D", "lr"))
             if (ours in needed or ours in extra) and bad.any():
-                raise TableError(_bad_rows(path, raw[theirs], bad, f"column {theirs!r} needs {want}"))
+                need = f"column {theirs!r} needs {want}"
+                raise TableError(_bad_rows(path, raw[theirs], bad, need))
             out[ours] = values.astype(float)
     if "D" not in out and {"N", "C"} <= set(out):
         out["D"] = out.C / (6 * out.N)

@@ -42,8 +42,6 @@ from analysis.refits import (
 )
 from analysis.results import RESIDUALS, TRIALS, Estimate, Holdout, LawFit
 
-__all__ = ["HUBER_DELTA", "huber"]  # where varpro and others import them from
-
 N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
@@ -397,11 +395,8 @@ def refit_counts(fit: LawSolution, loss, counts, **variables) -> list[dict[str, 
     for coefficient, exponent, _ in law.terms:
         theta += [np.log(fit.params[coefficient]), fit.params[exponent]]
     theta.append(np.log(fit.params["E"]))
-    thetas = _refit_batch(law, np.array(theta), logs, log_l, np.asarray(counts, float))
+    thetas = refit_batch(law, np.array(theta), logs, log_l, np.asarray(counts, float))
     return [law.natural(t) for t in thetas]
-
-
-_refit_batch = refit_batch  # moved to analysis/refits.py; its old name kept
 
 
 def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed: int) -> None:
@@ -471,7 +466,7 @@ def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, se
     residuals = (log_l - fitted) * np.sqrt(n / (n - p))
     rng = np.random.default_rng(seed)
     samples = fitted + residuals[rng.integers(0, n, (n_boot, n))]
-    thetas = _refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
+    thetas = refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
     fit.warnings.append(
         f"{why}, so the intervals come from a residual bootstrap instead: the fit's residuals "
         "resampled, taken as independent (points of one run are not: they may be too narrow)"

@@ -418,8 +418,8 @@ def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed
         counts = drawn[index]  # a count per row
         kept = counts > 0
         thetas[keys[-1]] = None  # None: too few distinct points left to pin the parameters
-        if (np.unique(point[kept]).size < len(theta)
-                or any(np.unique(v[kept]).size < 2 for v in values)):  # fmt: skip
+        distinct = [np.count_nonzero(np.bincount(v[kept])) for v in (point, *values)]
+        if distinct[0] < len(theta) or min(distinct[1:]) < 2:
             continue
         supports.add(hashlib.blake2b(kept.tobytes(), digest_size=16).digest())
         pending.append((keys[-1], counts))

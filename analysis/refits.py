@@ -198,6 +198,15 @@ def objective_for(law, logs: np.ndarray, log_l: np.ndarray):
     points = Points.of(logs)
     if len(points.starts) == logs.shape[1]:  # every row its own point: the law's own sum
         return lambda thetas: law.objective_batch(thetas, logs, log_l)
+    if len(log_l) >= REPEATED * len(points.starts):  # sums from the rows sorted by loss
+        ones = np.ones((1, len(log_l)))
+        evaluate = Sorted.of(points, np.asarray(log_l, float)).evaluator(None, ones)
+
+        def sorted_batch(thetas):
+            loss, slope, _, jac = evaluate(law, thetas, np.zeros(len(thetas), int))
+            return loss, np.einsum("sg,sgp->sp", slope, jac)
+
+        return sorted_batch
     log_l = log_l[points.order]
 
     def batch(thetas):

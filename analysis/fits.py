@@ -244,6 +244,17 @@ LAW_COLUMNS = {"n": ("N", "loss"), "nd": ("N", "D", "loss"), "isoflop": ("N", "D
 UNIQUE_COLUMNS = ("U", "unique_tokens")  # the names a CSV may give the unique tokens
 
 
+def _bad_rows(path, column: pd.Series, bad: pd.Series, need: str, shown: int = 5) -> str:
+    """The refusal of a column's bad rows, naming the first `shown` by their line in the file
+    (the header is line 1) with their values, and how many more there are."""
+    labels = bad[bad].index[:shown]
+    lines = ", ".join(str(label + 2) for label in labels)
+    values = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in column[labels])
+    more = f" and {int(bad.sum()) - len(labels)} more" if bad.sum() > len(labels) else ""
+    where = f"line {lines}" if bad.sum() == 1 else f"lines {lines}{more}"
+    return f"{path}, {where}: {need}, got {values}"
+
+
 def read_table(
     path,
     law: str,
@@ -262,8 +273,13 @@ def read_table(
     `group` names a column that labels runs (kept as "group", for the bootstrap)."""
     try:
         raw = pd.read_csv(path)
+    except pd.errors.EmptyDataError:  # no bytes, or only blank lines: not even a header
+        raise TableError(f"{path}: the file is empty: a CSV needs a header line and rows") from None
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise TableError(f"{path}: cannot read it as CSV: {e}") from None
+    if raw.empty and not filters:
+        raise TableError(f"{path}: the file has a header ({', '.join(map(str, raw.columns))}) "
+                         "but no rows")  # fmt: skip
     for condition in filters:
         column, sep, value = condition.partition("=")
         if not sep or column not in raw.columns:
@@ -284,18 +300,15 @@ def read_table(
             raise TableError(f"{path}: --lr {theirs!r} is not a column of the file")
         if theirs in raw.columns:
             values = pd.to_numeric(raw[theirs], errors="coerce")
+            # NaN, inf and -inf fail both tests below: a non-finite value is refused as NaN is
             if ours in ("accuracy", "chance"):
-                bad, want = values.isna() | (values < 0) | (values > 1), "a number in [0, 1]"
+                bad, want = ~((values >= 0) & (values <= 1)), "a number in [0, 1]"
             else:
-                bad, want = values.isna() | (values <= 0), "a positive number"
+                bad, want = ~((values > 0) & (values < np.inf)), "a positive finite number"
             extra = {"trend": ("n_items",), "task": ("chance",)}.get(law, ("C", "D", "lr"))
-            used = ours in needed or ours in extra
-            if used and bad.any():
-                label = bad.idxmax()  # the first bad row; the header is line 1
-                raise TableError(
-                    f"{path}, line {label + 2}: column {theirs!r} needs {want}, "
-                    f"got {raw[theirs][label]!r}"
-                )
+            if (ours in needed or ours in extra) and bad.any():
+                need = f"column {theirs!r} needs {want}"
+                raise TableError(_bad_rows(path, raw[theirs], bad, need))
             out[ours] = values.astype(float)
     if "D" not in out and {"N", "C"} <= set(out):
         out["D"] = out.C / (6 * out.N)

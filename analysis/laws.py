@@ -23,6 +23,7 @@ The IsoFLOP analysis (Hoffmann et al.'s approach 2) is in analysis/isoflop.py.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -30,19 +31,21 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from analysis.refits import (
+    CHUNK,
+    HUBER_DELTA,
+    Points,
+    huber,
+    in_chunks,
+    objective_for,
+    refit_batch,
+)
 from analysis.results import RESIDUALS, TRIALS, Estimate, Holdout, LawFit
 
-HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, section D.2
 N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
 HOLDOUT_STARTS = 10  # the self-test's refit: the best starts of the grid (see _promising)
-
-
-def huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
-    """The Huber loss of residuals r: quadratic within δ, linear beyond."""
-    a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
 
 
 @dataclass(frozen=True)
@@ -274,12 +277,16 @@ def _minimize(law: Law, starts, logs, log_l, maxiter: int | None = None):
     """L-BFGS-B from each start at tight tolerances; the best result."""
     bounds = law.bounds(log_l)
     low, high = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
-    best = None
+    best, batch = None, objective_for(law, logs, log_l)
+
+    def objective(theta):  # law.objective, per distinct point where rows repeat one
+        f, g = batch(theta[None, :])
+        return float(f[0]), g[0]
+
     for start in starts:
         res = minimize(
-            law.objective,
+            objective,
             np.clip(start, low, high),
-            args=(logs, log_l),
             jac=True,
             bounds=bounds,
             method="L-BFGS-B",
@@ -302,7 +309,7 @@ def _promising(law: Law, starts: np.ndarray, logs, log_l, keep: int = MAX_STARTS
         return starts
     low, high = (np.array(b) for b in zip(*law.bounds(log_l), strict=True))
     starts = np.clip(starts, low, high)
-    values, _ = law.objective_batch(starts, logs, log_l)
+    values, _ = in_chunks(objective_for(law, logs, log_l), starts, len(log_l))
     return starts[np.argsort(values, kind="stable")[:keep]]
 
 
@@ -388,95 +395,57 @@ def refit_counts(fit: LawSolution, loss, counts, **variables) -> list[dict[str, 
     for coefficient, exponent, _ in law.terms:
         theta += [np.log(fit.params[coefficient]), fit.params[exponent]]
     theta.append(np.log(fit.params["E"]))
-    thetas = _refit_batch(law, np.array(theta), logs, log_l, np.asarray(counts, float))
+    thetas = refit_batch(law, np.array(theta), logs, log_l, np.asarray(counts, float))
     return [law.natural(t) for t in thetas]
 
 
-def _refit_batch(law: Law, theta, logs, log_l, weights, max_iter: int = 500) -> np.ndarray:
-    """Minimise Σ_i w_bi·huber(r_i(θ)) for every row b of `weights` at once, each from `theta`;
-    `log_l` is one set of log-losses (n,) or one per row (rows, n).
-
-    Levenberg-Marquardt on the iteratively reweighted least squares of the Huber loss: at θ the
-    loss is majorised by Σ w·u·r²/2 with u = min(1, δ/|r|), whose Gauss-Newton step is damped
-    until the Huber loss falls. Vectorised over resamples, it replaces a thousand L-BFGS-B runs
-    (each needs ~100 iterations at tight tolerances: looser ones stop early, the trap of the
-    averaged objective) by one batched loop. A row is done when a step no longer lowers its
-    loss by more than 1e-13 relative; a test checks the optima against L-BFGS-B's."""
-    rows, p = len(weights), len(theta)
-    log_l = np.broadcast_to(log_l, weights.shape)
-    low, high = (np.array(b) for b in zip(*law.bounds(log_l), strict=True))
-    low, high = np.tile(low, (rows, 1)), np.tile(high, (rows, 1))
-    high[:, -1] = np.where(weights > 0, log_l, np.inf).min(axis=1)  # E below each sample's loss
-    thetas = np.clip(np.tile(theta, (rows, 1)), low, high)
-    damping = np.full(rows, 1e-4)
-    active = np.ones(rows, bool)
-    r, jac = law._residuals(thetas, logs, log_l)
-    loss = (weights * huber(r)).sum(axis=1)
-    eye = np.eye(p)
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if not len(idx):
-            break
-        w, ri, ji = weights[idx], r[idx], jac[idx]
-        u = np.minimum(1.0, HUBER_DELTA / np.maximum(np.abs(ri), 1e-300))
-        grad = np.einsum("sn,snp->sp", w * u * ri, ji)
-        normal = np.einsum("sn,snp,snq->spq", w * u, ji, ji)
-        scale = np.einsum("spp->sp", normal) + 1e-12
-        lhs = normal + damping[idx, None, None] * scale[:, :, None] * eye
-        step = np.linalg.solve(lhs, -grad[..., None])[..., 0]
-        trial = np.clip(thetas[idx] + step, low[idx], high[idx])
-        r_new, jac_new = law._residuals(trial, logs, log_l[idx])
-        loss_new = (w * huber(r_new)).sum(axis=1)
-        better = loss_new < loss[idx]
-        gain = (loss[idx] - loss_new) / np.maximum(loss[idx], 1e-300)
-        took = idx[better]
-        thetas[took], r[took], jac[took], loss[took] = (
-            trial[better],
-            r_new[better],
-            jac_new[better],
-            loss_new[better],
-        )
-        damping[took] = np.maximum(damping[took] * 0.3, 1e-12)
-        damping[idx[~better]] *= 10.0
-        done = (better & (gain < 1e-13)) | (damping[idx] > 1e12)
-        active[idx[done]] = False
-    return thetas
-
-
 def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed: int) -> None:
-    """The intervals of `fit` (optimum `theta`) from resampling whole `groups`, in place."""
-    law = fit.law
+    """The intervals of `fit` (optimum `theta`) from resampling whole `groups`, in place. The
+    resamples are refitted a chunk at a time: memory stays bounded whatever the rows."""
     labels, index = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(index == g) for g in range(len(labels))]
-    rng = np.random.default_rng(seed)
-    # A resample is a multiset of groups, i.e. a count per point; the fit does not depend on
+    n_groups, rng = len(labels), np.random.default_rng(seed)
+    points, point = Points.of(logs), np.empty(len(log_l), int)
+    point[points.order] = points.point  # each row's distinct point, and each variable's value:
+    values = [np.unique(x, return_inverse=True)[1].ravel() for x in logs]
+    # A resample is a multiset of groups, i.e. a count per group; the fit does not depend on
     # the order. With few groups many draws repeat (4 have 35 distinct): each is fitted once.
-    draws = [tuple(np.sort(rng.integers(0, len(members), len(members)))) for _ in range(n_boot)]
-    distinct: dict[tuple, int] = {}
-    counts = []
-    for draw in draws:
-        if draw in distinct:
+    keys, supports, pending, thetas = [], set(), [], {}
+    for _ in range(n_boot):
+        drawn = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        keys.append(hashlib.blake2b(drawn.tobytes(), digest_size=16).digest())
+        if keys[-1] in thetas:
             continue
-        idx = np.concatenate([members[g] for g in draw])
-        points = np.unique(logs[:, idx], axis=1)
-        if points.shape[1] < len(theta) or any(len(np.unique(x)) < 2 for x in points):
-            distinct[draw] = -1  # too few distinct points left to pin the parameters
+        counts = drawn[index]  # a count per row
+        kept = counts > 0
+        thetas[keys[-1]] = None  # None: too few distinct points left to pin the parameters
+        distinct = [np.count_nonzero(np.bincount(v[kept])) for v in (point, *values)]
+        if distinct[0] < len(theta) or min(distinct[1:]) < 2:
             continue
-        distinct[draw] = len(counts)
-        counts.append(np.bincount(idx, minlength=len(log_l)))
-    if not counts or len({tuple(c > 0) for c in counts}) < 2:
+        supports.add(hashlib.blake2b(kept.tobytes(), digest_size=16).digest())
+        pending.append((keys[-1], counts))
+        if len(pending) * len(log_l) >= CHUNK:
+            _refit_pending(fit.law, theta, logs, log_l, pending, thetas)
+    if len(supports) < 2:
         # every resample that can be fitted holds the same points: each is the data itself,
         # and their spread (none) says nothing of the fit's uncertainty
         why = (
-            f"with {len(members)} runs for {len(theta)} parameters, every resample that can be "
+            f"with {n_groups} runs for {len(theta)} parameters, every resample that can be "
             "fitted is the data itself"
-            if counts
+            if supports
             else "no bootstrap resample keeps enough distinct points to fit"
         )
         _residual_bootstrap(fit, theta, logs, log_l, n_boot=n_boot, seed=seed, why=why)
         return
-    thetas = _refit_batch(law, theta, logs, log_l, np.array(counts, dtype=float))
-    set_intervals(fit, [thetas[distinct[d]] for d in draws if distinct[d] >= 0], TRIALS)
+    _refit_pending(fit.law, theta, logs, log_l, pending, thetas)
+    set_intervals(fit, [thetas[k] for k in keys if thetas[k] is not None], TRIALS)
+
+
+def _refit_pending(law: Law, theta, logs, log_l, pending: list, thetas: dict) -> None:
+    """Refit the resamples waiting in `pending` ((key, counts) pairs) into `thetas`; empty it."""
+    if pending:
+        refits = refit_batch(law, theta, logs, log_l, np.array([c for _, c in pending], float))
+        thetas.update(zip([k for k, _ in pending], refits, strict=True))
+        pending.clear()
 
 
 def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, seed: int, why: str):
@@ -497,7 +466,7 @@ def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, se
     residuals = (log_l - fitted) * np.sqrt(n / (n - p))
     rng = np.random.default_rng(seed)
     samples = fitted + residuals[rng.integers(0, n, (n_boot, n))]
-    thetas = _refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
+    thetas = refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
     fit.warnings.append(
         f"{why}, so the intervals come from a residual bootstrap instead: the fit's residuals "
         "resampled, taken as independent (points of one run are not: they may be too narrow)"

@@ -338,3 +338,43 @@ def test_a_store_in_a_folder_that_cannot_be_written_is_one_line(tmp_path, sqlite
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "cannot be opened for writing" in result.output
     assert "give it and its folder write permission" in result.output
+
+
+OPTIMIZER = [  # issue 35: each passed `plan` and failed every trial (DivergenceError, torch)
+    ("train: {lr: .inf}", "train.lr: Input should be a finite number"),
+    ("train: {lr: .nan}", "train.lr: Input should be a finite number"),
+    ("train: {lr: -0.001}", "train.lr: Input should be greater than 0"),
+    ("train: {lr: [0.001, .inf]}", "train.lr[1]: Input should be a finite number"),
+    ("train: {lr: {exponent: .inf}}", "train.lr.exponent: Input should be a finite number"),
+    ("train: {lr: {sweep: [1, .nan]}}", "train.lr.sweep: a sweep is a list of positive numbers"),
+    ("train: {betas: [1.5, 0.95]}", "train.betas[0]: Input should be less than 1"),
+    ("train: {betas: [0.9, -2]}", "train.betas[1]: Input should be greater than or equal to 0"),
+    ("train: {betas: [0.9, .nan]}", "train.betas[1]: Input should be a finite number"),
+    ("train: {weight_decay: .inf}", "train.weight_decay: Input should be a finite number"),
+    ("train: {weight_decay: -0.1}", "train.weight_decay: Input should be greater than or equal"),
+    ("train: {grad_clip: .nan}", "train.grad_clip: Input should be a finite number"),
+    ("train: {grad_clip: 0}", "train.grad_clip: Input should be greater than 0"),
+    ("train: {warmup: 1.5}", "train.warmup: Input should be less than 1"),
+    ("train: {warmup: .nan}", "train.warmup: Input should be a finite number"),
+    ("train: {min_lr_ratio: .inf}", "train.min_lr_ratio: Input should be a finite number"),
+    ("train: {dropout: .nan}", "train.dropout: Input should be a finite number"),
+    ("train: {schedule: {name: wsd, cooldown: .nan}}", "train.schedule.cooldown: Input should"),
+    ("recipe: {name: olmo, lr_ref: .inf}", "recipe.lr_ref: Input should be a finite number"),
+    ("recipe: {name: fixed, lr_scale: .nan}", "recipe.lr_scale: Input should be a finite number"),
+    ("recipe: {name: olmo, beta2_small: 1.5}", "recipe.beta2_small: Input should be less than 1"),
+    ("data: {max_epochs: .inf}", "data.max_epochs: Input should be a finite number"),
+    ("resources: {gpus_per_trial: .inf}", "resources.gpus_per_trial: Input should be a finite"),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), OPTIMIZER)
+def test_a_non_finite_or_out_of_range_optimizer_field_is_refused_by_plan(
+    tmp_path, monkeypatch, line, expected
+):
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "study.yaml"
+    study.write_text(VALID + line + "\n")
+    result = CliRunner().invoke(app, ["plan", str(study)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"{study}:5: {expected}" in result.output

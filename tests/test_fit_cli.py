@@ -59,6 +59,19 @@ def test_a_trend_from_a_table_of_accuracies(study_here, tmp_path):
         ("N,accuracy\n1e6,1.5\n", ["--law", "trend"], "needs a number in [0, 1]"),
         ("N,loss\n1e6,3\n", ["--law", "n", "--where", "arch"], "--where 'arch' must be"),
         ("N,loss\n1e6,3\n", ["--law", "quadratic"], "--law must be one of"),
+        # empty tables (issue 35): no bytes, only blank lines, a header and no rows
+        ("", [], "t.csv: the file is empty"),
+        ("\n\n  \n\n", [], "t.csv: the file is empty"),
+        ("N,loss\n", [], "t.csv: the file has a header (N, loss) but no rows"),
+        # non-finite values are refused as NaN and negatives are, naming the rows
+        ("N,loss\n1e6,3.0\n2e6,inf\n4e6,2.5\n", [], "line 3: column 'loss' needs a positive"),
+        ("N,loss\n1e6,-inf\n2e6,inf\n4e6,nan\n8e6,2\n", [],
+         "t.csv, lines 2, 3, 4: column 'loss' needs a positive finite number, got -inf, inf, nan"),
+        ("N,loss\n" + "inf,3\n" * 8, [], "lines 2, 3, 4, 5, 6 and 3 more: column 'N' needs"),
+        ("N,D,loss\n1e6,inf,3\n2e6,1e9,3\n", ["--law", "nd"], "line 2: column 'D' needs a"),
+        ("N,C,loss\n1e6,-inf,3\n2e6,1e9,3\n", ["--law", "nd"], "line 2: column 'C' needs a"),
+        ("N,D,U,loss\n1e6,1e9,inf,3\n", ["--law", "data-constrained"], "column 'U' needs a"),
+        ("N,accuracy\n1e6,0.3\n2e6,inf\n", ["--law", "trend"], "line 3: column 'accuracy'"),
     ],
 )
 def test_a_bad_table_gets_one_clear_line_and_status_2(study_here, tmp_path, content, args, message):

@@ -202,7 +202,7 @@ def test_the_batched_bootstrap_refit_finds_the_optima_l_bfgs_b_finds(anchor):
     theta = np.log([p["A"], np.e ** p["alpha"], p["B"], np.e ** p["beta"], p["E"]])
     rng = np.random.default_rng(3)
     counts = np.array([np.bincount(rng.integers(0, 240, 240), minlength=240) for _ in range(12)])
-    batched = laws._refit_batch(CHINCHILLA_ND, theta, logs, log_l, counts.astype(float))
+    batched = laws.refit_batch(CHINCHILLA_ND, theta, logs, log_l, counts.astype(float))
     for row, count in zip(batched, counts, strict=True):
         idx = np.repeat(np.arange(240), count)
         alone = laws._minimize(CHINCHILLA_ND, [theta], logs[:, idx], log_l[idx])

@@ -27,7 +27,8 @@ Strategy = Literal["ddp", "fsdp"]  # torch's DistributedDataParallel, or FSDP2 (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf GPUs would reach int() in _gpu_count as an OverflowError; inf and NaN are no count
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _gpu_count(value: float) -> float:

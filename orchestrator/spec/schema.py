@@ -51,7 +51,8 @@ def _as_list(value):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are no value of any field: `lr: .inf` would pass `gt=0` and diverge every trial
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FilesCorpus(_Strict):
@@ -320,6 +321,7 @@ class BudgetSpec(_Strict):
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+AdamBeta = Annotated[float, Field(ge=0, lt=1)]  # torch.optim.AdamW refuses any other
 
 
 class PredictSpec(_Strict):
@@ -410,7 +412,7 @@ class TrainSpec(_Strict):
     ] = Field("cosine", description="cosine, or {name: wsd, cooldown: 0.2, shape: 1-sqrt}")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
-    betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW β1, β2")
+    betas: tuple[AdamBeta, AdamBeta] = Field((0.9, 0.95), description="AdamW β1, β2")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability")
     checkpoint_every: Count | None = Field(None, description="tokens; default: every evaluation")
     keep_checkpoints: bool = Field(

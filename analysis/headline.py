@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
+from analysis.laws import EXPONENT_BOUND
 from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits
 from analysis.trends import TEST, TaskVerdict, Verdicts, task_verdicts, zero_shot_words
 
@@ -96,12 +97,17 @@ def _law(laws: dict) -> tuple[str | None, bool | None]:
 
 def shows_law(laws: dict) -> bool | None:
     """Whether the points show a law: every exponent inside the published range with a 95%
-    interval that excludes 0 (None: no law fitted)."""
+    interval that excludes 0 and stops short of the fit's bound (an interval that reaches it
+    is open above: the resamples ran off; None: no law fitted)."""
     fit = next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
     if fit is None:
         return None
-    return all(_inside(n, e) and bool(e.ci) and e.ci[0] is not None and e.ci[0] > 0
-               for n, e in _exponents(fit))  # fmt: skip
+    return all(_inside(n, e) and _closed(e) for n, e in _exponents(fit))
+
+
+def _closed(e: Estimate) -> bool:
+    low, high = e.ci or (None, None)
+    return low is not None and high is not None and 0 < low and high < 0.99 * EXPONENT_BOUND
 
 
 def _optimum(laws: dict) -> str | None:

@@ -46,6 +46,7 @@ N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
 HOLDOUT_STARTS = 10  # the self-test's refit: the best starts of the grid (see _promising)
+EXPONENT_BOUND = 5.0  # an exponent's upper bound in the fit: an interval that reaches it is open
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class Law:
         # log E stays above -10 (a vanishing floor) and at most the smallest loss seen (the floor
         # cannot exceed a measured loss); without them a fit whose data show no floor walks
         # log E towards minus infinity for hundreds of iterations.
-        return [(-20.0, 80.0), (-2.0, 5.0)] * len(self.terms) + [(-10.0, float(np.min(log_l)))]
+        return [(-20.0, 80.0), (-2.0, EXPONENT_BOUND)] * len(self.terms) + [
+            (-10.0, float(np.min(log_l)))
+        ]
 
     def natural(self, theta: np.ndarray) -> dict[str, float]:
         """Internal vector -> named parameters (A = exp(log A), ...)."""

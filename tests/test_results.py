@@ -35,7 +35,10 @@ def _table(name: str) -> Path:
 
 
 def _same(ours, theirs, where="") -> None:
-    """Equal JSON, key order included; floats to 1e-9 relative (another BLAS, other last bits)."""
+    """Equal JSON, key order included; floats to 1e-9 relative (another BLAS, other last bits),
+    bootstrap interval ends to 1e-6: each is one resample's refit, which L-BFGS-B stops within
+    its tolerance, and the refits' sums per distinct point (issue 35) moved two of them by 1e-7
+    and 2e-8."""
     if isinstance(theirs, dict):
         assert isinstance(ours, dict) and list(ours) == list(theirs), where
         for key in theirs:
@@ -45,7 +48,7 @@ def _same(ours, theirs, where="") -> None:
         for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             _same(a, b, f"{where}[{i}]")
     elif isinstance(theirs, float) and not isinstance(ours, bool):
-        assert ours == pytest.approx(theirs, rel=1e-9), where
+        assert ours == pytest.approx(theirs, rel=1e-6 if ".ci[" in where else 1e-9), where
     else:
         assert ours == theirs, where
 

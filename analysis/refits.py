@@ -177,7 +177,9 @@ class Sorted:
         return evaluate
 
 
-def refit_batch(law, theta, logs, log_l, weights, max_iter: int = 500, points=None) -> np.ndarray:
+def refit_batch(
+    law, theta, logs, log_l, weights, *, max_iter: int = 500, points=None
+) -> np.ndarray:
     """Minimise Σ_i w_bi·huber(r_i(θ)) for every row b of `weights` at once, each from `theta`;
     `log_l` is one set of log-losses (n,) or one per row (rows, n).
 

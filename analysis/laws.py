@@ -427,7 +427,7 @@ def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed
         supports.add(hashlib.blake2b(kept.tobytes(), digest_size=16).digest())
         pending.append((keys[-1], counts))
         if len(pending) * len(log_l) >= CHUNK:
-            _refit_pending(fit.law, theta, logs, log_l, pending, thetas)
+            _refit_pending(fit.law, theta, logs, log_l, pending, thetas, points=points)
     if len(supports) < 2:
         # every resample that can be fitted holds the same points: each is the data itself,
         # and their spread (none) says nothing of the fit's uncertainty
@@ -439,14 +439,15 @@ def bootstrap(fit: LawSolution, theta, logs, log_l, groups, *, n_boot: int, seed
         )
         _residual_bootstrap(fit, theta, logs, log_l, n_boot=n_boot, seed=seed, why=why)
         return
-    _refit_pending(fit.law, theta, logs, log_l, pending, thetas)
+    _refit_pending(fit.law, theta, logs, log_l, pending, thetas, points=points)
     set_intervals(fit, [thetas[k] for k in keys if thetas[k] is not None], TRIALS)
 
 
-def _refit_pending(law: Law, theta, logs, log_l, pending: list, thetas: dict) -> None:
+def _refit_pending(law: Law, theta, logs, log_l, pending: list, thetas: dict, *, points) -> None:
     """Refit the resamples waiting in `pending` ((key, counts) pairs) into `thetas`; empty it."""
     if pending:
-        refits = refit_batch(law, theta, logs, log_l, np.array([c for _, c in pending], float))
+        counts = np.array([c for _, c in pending], float)
+        refits = refit_batch(law, theta, logs, log_l, counts, points=points)
         thetas.update(zip([k for k, _ in pending], refits, strict=True))
         pending.clear()
 

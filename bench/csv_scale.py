@@ -6,7 +6,8 @@ at 3 budgets (0.5x, 1x, 2x of 20 tokens per parameter) and seen again and again,
 many seeds and checkpoints repeat a ladder's points, fitted by L(N) and by L(N, D); and one
 table whose every N is distinct (log-uniform), fitted by L(N). 1,000 resamples (the default).
 
-Run: PYTHONPATH=. python bench/csv_scale.py [--sizes 1000 10000 100000]   (prints a table)
+Run: PYTHONPATH=. python bench/csv_scale.py [--sizes 1000 10000 100000] [--tables distinct]
+(prints a table)
 
 Target (issue 35): 100,000 rows in under 30 s and 1 GB; before, they were killed at 22.4 GB
 after 379 s (1,000 rows: 6 s; 10,000: 49 s).
@@ -72,10 +73,15 @@ def main() -> None:
     """Print one row per case and size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    sizes = parser.parse_args().sizes
+    kinds = ["ladder", "distinct"]
+    parser.add_argument("--tables", nargs="+", choices=kinds, default=kinds, help="default: both")
+    args = parser.parse_args()
+    sizes = args.sizes
     print(f"{'case':<20} {'rows':>8} {'seconds':>8} {'peak MB':>8}  exit")
     with tempfile.TemporaryDirectory() as folder:
         for name, (kind, law) in CASES.items():
+            if kind not in args.tables:
+                continue
             for rows in sizes:
                 path = Path(folder) / f"{kind}-{rows}.csv"
                 if not path.exists():

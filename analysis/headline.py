@@ -80,10 +80,15 @@ def _inside(name: str, e: Estimate) -> bool:
     return e.estimate is not None and low <= e.estimate <= high
 
 
+def _headline_fit(laws: dict) -> LawFit | None:
+    """The law the headline speaks of: L(N, D) where fitted, else L(N)."""
+    return next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+
+
 def _law(laws: dict) -> tuple[str | None, bool | None]:
     """L(N, D) where fitted, else L(N): its exponents with intervals, and whether inside the
     range of published fits."""
-    fit = next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+    fit = _headline_fit(laws)
     if fit is None:
         return None, None
     exponents = _exponents(fit)
@@ -99,7 +104,7 @@ def shows_law(laws: dict) -> bool | None:
     """Whether the points show a law: every exponent inside the published range with a 95%
     interval that excludes 0 and stops short of the fit's bound (an interval that reaches it
     is open above: the resamples ran off; None: no law fitted)."""
-    fit = next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+    fit = _headline_fit(laws)
     if fit is None:
         return None
     return all(_inside(n, e) and _closed(e) for n, e in _exponents(fit))

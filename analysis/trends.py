@@ -36,6 +36,12 @@ def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0
     """Slope of accuracy per decade of N (ordinary least squares on log10 N), its 95% interval
     from resampling the items (the same resample for every model: they answered the same
     items), and Spearman's rank correlation of accuracy with N and its p-value."""
+    return _items_trend(n_params, per_item, "acc", n_boot, seed)
+
+
+def _items_trend(n_params, per_item: list, metric: str, n_boot: int, seed: int) -> Trend:
+    """The trend of a per-item score's mean over the items, its interval from resampling the
+    items (the same resample for every model)."""
     n = np.asarray(n_params, dtype=float)
     x = np.log10(n)
     scores = np.array([np.asarray(p, dtype=float) for p in per_item])  # (models, items)
@@ -45,7 +51,7 @@ def accuracy_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 0
     for _ in range(n_boot):
         resampled = scores[:, rng.integers(0, n_items, n_items)].mean(axis=1)
         boots.append(np.polyfit(x, resampled, 1)[0])
-    return _trend(n, scores.mean(axis=1), boots, "acc")
+    return _trend(n, scores.mean(axis=1), boots, metric)
 
 
 def values_trend(n_params, accuracy, n_items=None, n_boot: int = N_BOOT, seed: int = 0) -> Trend:
@@ -94,14 +100,7 @@ def task_loss_trend(n_params, per_item: list, n_boot: int = N_BOOT, seed: int = 
     Bhagia et al. 2024 ("Establishing task scaling laws via compute-efficient model ladders").
     A continuous score moves with N long before accuracy leaves chance (Schaeffer et al. 2023).
     Slope per decade, its 95% interval from resampling the items, Spearman's rho and p."""
-    n = np.asarray(n_params, dtype=float)
-    x = np.log10(n)
-    losses = np.array([np.asarray(p, dtype=float) for p in per_item])  # (models, items)
-    rng = np.random.default_rng(seed)
-    count = losses.shape[1]
-    boots = [np.polyfit(x, losses[:, rng.integers(0, count, count)].mean(axis=1), 1)[0]
-             for _ in range(n_boot)]  # fmt: skip
-    return _trend(n, losses.mean(axis=1), boots, TASK_LOSS)
+    return _items_trend(n_params, per_item, TASK_LOSS, n_boot, seed)
 
 
 def likelihood_trend(n_params, per_window: list, n_boot: int = N_BOOT, seed: int = 0) -> Trend:

@@ -185,13 +185,17 @@ def task_verdicts(trends: dict[str, Trend]) -> Verdicts:
                       for m in ("acc", TASK_LOSS, "bits_per_byte")))  # fmt: skip
 
 
+def _said(word: str) -> str:
+    """A verdict as the summary says it: "better with N", "no evidence either way"."""
+    return "no evidence either way" if word == "no evidence" else f"{word} with N"
+
+
 def _grouped(verdicts: tuple[TaskVerdict, ...], lead: str = "") -> list[str]:
     """The tasks that got better, those that got worse (said plainly), those with no evidence."""
     parts = []
     for word in ("better", "worse", "no evidence"):
         if named := [t.task for t in verdicts if t.verdict == word]:
-            said = "no evidence either way" if word == "no evidence" else f"{word} with N"
-            parts.append(f"{lead}{said} on {', '.join(named)}")
+            parts.append(f"{lead}{_said(word)} on {', '.join(named)}")
     return parts
 
 
@@ -200,8 +204,7 @@ def zero_shot_words(verdicts: Verdicts) -> str:
     parts = _grouped(verdicts.accuracy, "accuracy ") + _grouped(verdicts.loss, "task loss ")
     text = "; ".join(parts) if parts else "no zero-shot task scored at two sizes or more"
     for t in verdicts.likelihood:
-        way = "no evidence either way" if t.verdict == "no evidence" else f"{t.verdict} with N"
-        text += f"; held-out likelihood {way}"
+        text += f"; held-out likelihood {_said(t.verdict)}"
     return text
 
 

@@ -55,13 +55,14 @@ def shrink(png: Path, colors: int = COLORS) -> None:
 
 
 def take(report: Path, out: Path, wait_ms: int = WAIT_MS) -> Path:
-    """Write the report's first screen to `out`; raises where Chromium is missing or fails."""
-    chromium = browser()
-    if chromium is None:
-        raise RuntimeError("chromium is not installed (Debian: apt-get install chromium)")
+    """Write the report's first screen to `out`; raises where the report loads from the
+    network (checked first: no browser is needed to refuse it), or Chromium is missing or fails."""
     remote = remote_assets(report)
     if remote:
         raise RuntimeError(f"{report} loads from the network, offline it lacks: {remote[0]}")
+    chromium = browser()
+    if chromium is None:
+        raise RuntimeError("chromium is not installed (Debian: apt-get install chromium)")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:  # Chromium's profile, not the user's
         command = chromium_command(chromium, report, out, wait_ms)

@@ -57,11 +57,14 @@ def style(view: ReportView, i: int, arch: str) -> tuple[str, str, str]:
             STUDY_SYMBOLS[i % len(STUDY_SYMBOLS)])  # fmt: skip
 
 
-def _panels(titles: list[str], height: int = 480) -> go.Figure:
+def _panels(titles: list[str], height: int = 480, log_n: bool = False) -> go.Figure:
+    """One row of panels; with `log_n`, each x axis is N on a log scale."""
     fig = make_subplots(
         rows=1, cols=max(1, len(titles)), subplot_titles=titles, horizontal_spacing=0.08
     )
     fig.update_layout(height=height, legend={"orientation": "h", "y": -0.25})
+    if log_n:
+        fig.update_xaxes(type="log", title="non-embedding parameters N")
     return fig
 
 
@@ -426,7 +429,7 @@ def zero_shot(view: ReportView) -> go.Figure | None:
     tasks = sorted(set().union(*(set(f.task) for f in frames)))
     likelihood = any((v.evals.metric == "bits_per_byte").any() for v in studies if len(v.evals))
     titles = tasks + (["held-out likelihood (lower is better)"] if likelihood else [])
-    fig = _panels(titles, height=460)
+    fig = _panels(titles, height=460, log_n=True)
     dodges = _dodges(studies)
     for i, study in enumerate(studies):
         if study.evals.empty:
@@ -445,8 +448,6 @@ def zero_shot(view: ReportView) -> go.Figure | None:
                 )  # fmt: skip
         for col, task in enumerate(tasks, start=1):
             _task_traces(fig, view, i, acc, task, col, dodges=dodges)
-    for col in range(1, len(titles) + 1):
-        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
     fig.update_yaxes(title="zero-shot accuracy (fraction correct)", row=1, col=1)
     if likelihood:
         fig.update_yaxes(title="held-out bits per byte", row=1, col=len(titles))
@@ -466,15 +467,13 @@ def zero_shot_loss(view: ReportView) -> go.Figure | None:
     if not frames or all(f.empty for f in frames):
         return None
     tasks = sorted(set().union(*(set(f.task) for f in frames)))
-    fig = _panels(tasks, height=460)
+    fig = _panels(tasks, height=460, log_n=True)
     dodges = _dodges(studies)
     for i, study in enumerate(studies):
         if not study.evals.empty:
             loss = study.evals[study.evals.metric == TASK_LOSS]
             for col, task in enumerate(tasks, start=1):
                 _task_traces(fig, view, i, loss, task, col, dodges=dodges, what="task loss")
-    for col in range(1, len(tasks) + 1):
-        fig.update_xaxes(type="log", title="non-embedding parameters N", row=1, col=col)
     fig.update_yaxes(title="task loss (bits per byte of the answer)", row=1, col=1)
     fig.update_layout(title="Zero-shot task loss against model size (lower is better; 95% "
                       "intervals; the same items for all)")  # fmt: skip

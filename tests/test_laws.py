@@ -59,6 +59,20 @@ def test_the_pruned_grid_finds_the_same_optimum_as_all_4500_starts(anchor):
     np.testing.assert_allclose(pruned.x, everything.x, rtol=1e-5)
 
 
+def test_the_starts_stop_at_an_exact_fit_and_run_on_where_none_is_exact(monkeypatch):
+    """With as many points as parameters a start fits every point: no start can do better, so
+    the others are not run (each would take hundreds of steps to the same objective)."""
+    runs = []
+    real = laws.minimize
+    monkeypatch.setattr(laws, "minimize", lambda *a, **k: runs.append(1) or real(*a, **k))
+    n, loss = np.array([25e3, 50e3, 100e3]), np.array([5.9, 5.6, 5.45])
+    exact = fit_law(KAPLAN_N, loss, n_boot=0, N=n)
+    assert len(runs) == 1 and exact.rmse_log < laws.EXACT_RESIDUAL
+    runs.clear()
+    noisy = fit_law(KAPLAN_N, np.append(loss, 5.3), n_boot=0, N=np.append(n, 200e3))
+    assert len(runs) == laws.MAX_STARTS and noisy.rmse_log > laws.EXACT_RESIDUAL
+
+
 def test_the_objective_is_the_summed_huber_loss_and_its_gradient_is_right(anchor):
     logs, log_l = np.log(np.vstack([anchor.N, anchor.D])), np.log(anchor.loss.to_numpy())
     theta = np.array([6.0, 0.3, 7.5, 0.35, 0.6])

@@ -477,13 +477,15 @@ def _residual_bootstrap(fit: LawSolution, theta, logs, log_l, *, n_boot: int, se
     # by an outlier's share of the mean would move E, A and B of every resample
     residuals = (log_l - fitted) * np.sqrt(n / (n - p))
     rng = np.random.default_rng(seed)
-    samples = fitted + residuals[rng.integers(0, n, (n_boot, n))]
-    thetas = refit_batch(fit.law, theta, logs, samples, np.ones_like(samples))
+    thetas, step = [], max(1, CHUNK // n)  # a chunk of resamples at a time: memory capped
+    for done in range(0, n_boot, step):  # the same draws as all at once, row after row
+        samples = fitted + residuals[rng.integers(0, n, (min(step, n_boot - done), n))]
+        thetas.extend(refit_batch(fit.law, theta, logs, samples, np.ones_like(samples)))
     fit.warnings.append(
         f"{why}, so the intervals come from a residual bootstrap instead: the fit's residuals "
         "resampled, taken as independent (points of one run are not: they may be too narrow)"
     )
-    set_intervals(fit, list(thetas), RESIDUALS)
+    set_intervals(fit, thetas, RESIDUALS)
 
 
 def set_intervals(fit: LawSolution, thetas: list[np.ndarray], kind: str) -> None:

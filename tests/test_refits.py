@@ -61,3 +61,23 @@ def test_a_large_ladder_is_fitted_with_its_intervals_in_bounded_memory(monkeypat
     assert fit.n_boot == 40 and fit.params["alpha"] == pytest.approx(0.3, abs=0.05)
     low, high = fit.intervals["alpha"]
     assert low < fit.params["alpha"] < high
+
+
+def test_the_residual_bootstrap_in_chunks_gives_the_intervals_of_one_chunk(monkeypatch):
+    """Three runs for three parameters: the runs cannot be resampled, the residuals are, a
+    chunk of resamples at a time (memory capped at CHUNK elements); the same draws, the same
+    intervals, as when every resample was held at once."""
+    from analysis import laws
+
+    rng = np.random.default_rng(1)
+    groups = rng.integers(0, 3, 300)
+    n = np.array([1e4, 1e5, 1e6])[groups]
+    loss = (2 + 50 * n**-0.3) * np.exp(rng.normal(0, 0.01, len(n)))
+    whole = fit_law(KAPLAN_N, loss, groups=groups, n_boot=50, N=n)
+    monkeypatch.setattr(laws, "CHUNK", 7 * len(n))  # 7 resamples a chunk, the last one of 1
+    held, real = [], laws.refit_batch
+    monkeypatch.setattr(laws, "refit_batch", lambda *a, **k: held.append(a[3].shape) or real(*a, **k))
+    chunked = fit_law(KAPLAN_N, loss, groups=groups, n_boot=50, N=n)
+    assert held == [(7, len(n))] * 7 + [(1, len(n))]  # never more than a chunk at once
+    assert whole.interval == chunked.interval == "residual bootstrap"
+    assert chunked.n_boot == 50 and chunked.intervals == whole.intervals

@@ -180,6 +180,8 @@ def report(
     views = []
     for path, url in pairs:
         with open_study(path, url) as run_store, database_errors(run_store.url):
+            if not out and len(pairs) == 1:  # its default path, checked as --out is
+                check_output_file(report_path(run_store.name), force=True)
             views.append(fitting.fit_and_store(run_store, n_boot))  # read-only, full: named
     names = [v.name for v in views]
     if len(set(names)) < len(names):

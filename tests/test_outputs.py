@@ -130,6 +130,10 @@ def test_report_refuses_a_fifo_a_folder_and_a_link_to_them_before_anything_is_wr
     assert said == f"error: link is a link to a FIFO ({fifo}): give a regular file's path"
     assert stat.S_ISFIFO(fifo.stat().st_mode) and (tmp_path / "link").is_symlink()
     assert _left(tmp_path) == before and calls == []  # no fit stored, no file, no -cards/
+    (tmp_path / "reports" / "st.html").mkdir(parents=True)  # the default path: the same
+    said = _one_line(study_here("report", "--store", url, cwd=tmp_path), 2)
+    assert said.startswith(f"error: {os.path.join('reports', 'st.html')} is a folder, not a file")
+    assert calls == []
 
 
 def test_report_follows_a_link_to_a_regular_file_and_writes_through_it(

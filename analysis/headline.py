@@ -154,17 +154,22 @@ def _forecast(predictions: pd.DataFrame, architecture: str) -> str | None:
 
 
 def headline_of(
-    fits: StudyFits, predictions: pd.DataFrame | None = None, *, next_study: str | None = None
+    fits: StudyFits,
+    predictions: pd.DataFrame | None = None,
+    *,
+    next_study: str | dict[str, str] | None = None,
 ) -> Headline:
     """The study's headline from its fits and its stored predictions (store.predictions_frame).
     An architecture whose points do not show a law (`shows_law`) says so in its line, and names
-    `next_study` (the study file's `next_study`), the study that goes further."""
+    `next_study` (the study file's `next_study`: one study, or one per architecture), the study
+    that goes further."""
     rows = []
     for arch in sorted(set(fits.laws) | set(fits.trends)):
         law, inside = _law(fits.laws.get(arch, {}))
         if law and shows_law(fits.laws[arch]) is False:
-            further = f"; {next_study} goes further" if next_study else ""
-            law += f": these sizes do not show a law{further}"
+            further = next_study.get(arch) if isinstance(next_study, dict) else next_study
+            law += ": these sizes do not show a law" + (f"; {further} goes further" if further
+                                                          else "")  # fmt: skip
         trends = fits.trends.get(arch)
         verdicts = task_verdicts(trends.tasks if trends else {})
         rows.append(ArchitectureHeadline(

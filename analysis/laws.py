@@ -45,9 +45,10 @@ from analysis.results import RESIDUALS, TRIALS, Estimate, Holdout, LawFit
 N_BOOT = 1000
 MAX_STARTS = 50  # starting points run to convergence (see _promising)
 MAXITER = 5000  # L-BFGS-B iterations per start
-# A fit whose every point lies within this of the law (in log loss) is exact: the objective is
-# a sum of Huber terms, never below 0, so no other start can do better, and the starts stop
-# there. With as many points as parameters every start gets there, each after hundreds of steps.
+# A fit whose log residuals have a root mean square within this is exact: the objective is a
+# sum of Huber terms, never below 0, so no other start could improve on it by more than
+# n·EXACT_RESIDUAL²/2, and the starts stop there. With as many points as parameters every start
+# gets there, each after hundreds of steps.
 EXACT_RESIDUAL = 1e-8
 HOLDOUT_STARTS = 10  # the self-test's refit: the best starts of the grid (see _promising)
 EXPONENT_BOUND = 5.0  # an exponent's upper bound in the fit: an interval that reaches it is open

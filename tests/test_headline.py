@@ -61,6 +61,11 @@ def test_a_law_these_sizes_do_not_show_is_said_and_names_the_next_study(view):
     )
     assert "do not show" not in rows[1].law  # the encoder's interval excludes 0
     assert headline_of(fits).rows[0].law.endswith("these sizes do not show a law")
+    # one study per architecture: named for the architectures it is given for, and no other
+    mine = headline_of(fits, next_study={"decoder": "studies/decoder.yaml"}).rows[0].law
+    assert mine.endswith("these sizes do not show a law; studies/decoder.yaml goes further")
+    other = headline_of(fits, next_study={"encoder": "studies/encoder.yaml"}).rows[0].law
+    assert other.endswith("these sizes do not show a law")
     open_above = Estimate(1.3, (0.005, 5.0))  # resamples that ran to the fit's bound
     flat = replace(decoder["n"], params=decoder["n"].params | {"alpha": open_above})
     fits = replace(view.fits, laws=view.fits.laws | {"decoder": decoder | {"n": flat}})

@@ -73,10 +73,13 @@ def test_the_residual_bootstrap_in_chunks_gives_the_intervals_of_one_chunk(monke
     groups = rng.integers(0, 3, 300)
     n = np.array([1e4, 1e5, 1e6])[groups]
     loss = (2 + 50 * n**-0.3) * np.exp(rng.normal(0, 0.01, len(n)))
-    whole = fit_law(KAPLAN_N, loss, groups=groups, n_boot=50, N=n)
-    monkeypatch.setattr(laws, "CHUNK", 7 * len(n))  # 7 resamples a chunk, the last one of 1
     held, real = [], laws.refit_batch
-    monkeypatch.setattr(laws, "refit_batch", lambda *a, **k: held.append(a[3].shape) or real(*a, **k))
+    monkeypatch.setattr(laws, "refit_batch",
+                        lambda *a, **k: held.append(a[3].shape) or real(*a, **k))  # fmt: skip
+    whole = fit_law(KAPLAN_N, loss, groups=groups, n_boot=50, N=n)
+    assert held == [(50, len(n))]  # one chunk: every resample at once
+    held.clear()
+    monkeypatch.setattr(laws, "CHUNK", 7 * len(n))  # 7 resamples a chunk, the last one of 1
     chunked = fit_law(KAPLAN_N, loss, groups=groups, n_boot=50, N=n)
     assert held == [(7, len(n))] * 7 + [(1, len(n))]  # never more than a chunk at once
     assert whole.interval == chunked.interval == "residual bootstrap"

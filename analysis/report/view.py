@@ -39,7 +39,7 @@ class StudyView:
     partial: str = ""  # while the study trains: how far it is (the report says it is partial)
     stopped: str = ""  # a partial report's run stopped before the end: why
     new_cards_only: bool = False  # a partial report writes the cards of newly finished trials
-    next_study: str | None = None  # the study file's next_study, named where no law is shown
+    next_study: str | dict[str, str] | None = None  # the study file's: where no law is shown
 
 
 # --- units -------------------------------------------------------------------------------

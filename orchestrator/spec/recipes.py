@@ -28,7 +28,7 @@ _Signed = Annotated[float, Field(allow_inf_nan=False)]
 _Tokens = Annotated[int, BeforeValidator(parse_count), Field(gt=0)]  # 108M, "512K", 524288
 # A constant is one value for every architecture, or one per architecture ({decoder: 3e-3,
 # encoder: 1e-3}; an architecture left out keeps the set's published value).
-def _per_architecture(kind):
+def per_architecture(kind):
     return Annotated[
         Annotated[kind, Tag("one-value")]
         | Annotated[dict[Architecture, kind], Tag("per-architecture")],
@@ -36,10 +36,10 @@ def _per_architecture(kind):
     ]
 
 
-Positive = _per_architecture(_Positive)
-Signed = _per_architecture(_Signed)
-Tokens = _per_architecture(_Tokens)
-Beta = _per_architecture(Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)])
+Positive = per_architecture(_Positive)
+Signed = per_architecture(_Signed)
+Tokens = per_architecture(_Tokens)
+Beta = per_architecture(Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)])
 
 
 def _recipe_form(value):

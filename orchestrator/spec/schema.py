@@ -32,7 +32,7 @@ from orchestrator.sizes import (
 )
 from orchestrator.sizes import parse_count as _parse_count
 from orchestrator.spec import yaml_errors
-from orchestrator.spec.recipes import LrSweep, RecipeField, RecipeSpec
+from orchestrator.spec.recipes import LrSweep, RecipeField, RecipeSpec, per_architecture
 from orchestrator.spec.resources import ResourcesSpec
 from trainers.architectures import ARCHITECTURES
 from trainers.corpora import BUILTIN_CORPORA
@@ -512,11 +512,11 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = Field(ResourcesSpec(), description="CPUs, GPUs and workers")
     predict: PredictSpec | None = Field(None, description="forecast beyond the grid")
     storage: str = Field("./artifacts", description="checkpoints; a shared path on a cluster")
-    next_study: str | None = Field(
+    next_study: per_architecture(str) | None = Field(
         None,
         description="the study that goes further than this one: the headline names it for an "
-        "architecture whose law these sizes do not show",
-        examples=["studies/scaling.yaml"],
+        "architecture whose law these sizes do not show; one per architecture, or one for all",
+        examples=["studies/scaling.yaml", {"encoder": "studies/encoder.yaml"}],
     )
     _source: str = PrivateAttr("<string>")  # where the study was read from, for error lines
     _root: object = PrivateAttr(None)  # its YAML nodes

@@ -81,8 +81,13 @@ def _inside(name: str, e: Estimate) -> bool:
 
 
 def _headline_fit(laws: dict) -> LawFit | None:
-    """The law the headline speaks of: L(N, D) where fitted, else L(N)."""
-    return next((laws[k] for k in ("nd", "n") if isinstance(laws.get(k), LawFit)), None)
+    """The law the headline speaks of: L(N, D) where fitted, unless its exponents fall outside
+    the range of published fits and L(N) is fitted too: budgets that do not pin L(N, D) down
+    (two multiples of tokens per parameter, 2x apart, say) may still measure L(N)."""
+    nd, n = (laws.get(k) if isinstance(laws.get(k), LawFit) else None for k in ("nd", "n"))
+    if nd is not None and (n is None or all(_inside(k, e) for k, e in _exponents(nd))):
+        return nd
+    return n
 
 
 def _law(laws: dict) -> tuple[str | None, bool | None]:
@@ -91,13 +96,20 @@ def _law(laws: dict) -> tuple[str | None, bool | None]:
     fit = _headline_fit(laws)
     if fit is None:
         return None, None
-    exponents = _exponents(fit)
-    inside = all(_inside(n, e) for n, e in exponents)
+    inside = all(_inside(n, e) for n, e in _exponents(fit))
     name = "L(N, D)" if fit.law == "nd" else "L(N)"
-    said = ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in exponents)
     low, high = PLAUSIBLE["alpha"]  # beta's range is alpha's
     where = "inside" if inside else "outside"
-    return f"{name}: {said}, {where} the published {low:g}-{high:g}", inside
+    text = f"{name}: {_said(fit)}, {where} the published {low:g}-{high:g}"
+    nd = laws.get("nd")
+    if isinstance(nd, LawFit) and fit is not nd:  # passed over: said, not hidden
+        text += f" (L(N, D) not pinned down by these budgets: {_said(nd)})"
+    return text, inside
+
+
+def _said(fit: LawFit) -> str:
+    """A fit's exponents with their intervals: "α = 0.21 [0.053, 2.02], β = ..."."""
+    return ", ".join(f"{'α' if n == 'alpha' else 'β'} = {e.text(3, 3)}" for n, e in _exponents(fit))
 
 
 def shows_law(laws: dict) -> bool | None:
@@ -116,10 +128,11 @@ def _closed(e: Estimate) -> bool:
 
 
 def _optimum(laws: dict) -> str | None:
-    """The compute-optimal point: L(N, D)'s allocation at its budget, else the largest
-    budget's minimum of the loss-at-optimum law or the IsoFLOP analysis."""
-    nd = laws.get("nd")
-    if isinstance(nd, LawFit) and "N_opt" in nd.derived and nd.compute:
+    """The compute-optimal point: L(N, D)'s allocation at its budget (where the headline
+    speaks of L(N, D)), else the largest budget's minimum of the loss-at-optimum law or the
+    IsoFLOP analysis."""
+    nd = _headline_fit(laws)
+    if nd is not None and nd.law == "nd" and "N_opt" in nd.derived and nd.compute:
         d = nd.derived
         n_opt, d_opt, ratio = (d[k].text(3, 3) for k in ("N_opt", "D_opt", "tokens_per_param"))
         return f"at C = {nd.compute:.3g}: N = {n_opt}, D = {d_opt} ({ratio} tokens per parameter)"

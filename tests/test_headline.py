@@ -72,6 +72,30 @@ def test_a_law_these_sizes_do_not_show_is_said_and_names_the_next_study(view):
     assert headline_of(fits).rows[0].law.endswith("these sizes do not show a law")
 
 
+def test_the_headline_speaks_of_l_n_where_the_budgets_do_not_pin_l_n_d_down(view):
+    """Two multiples of tokens per parameter 2x apart gave L(N, D) a negative α (studies/
+    scaling.yaml): the headline then speaks of L(N), says L(N, D) was not pinned down, and
+    gives no compute-optimal point from it; an L(N, D) inside the range is the headline's."""
+    decoder = view.fits.laws["decoder"]
+    n = decoder["n"]
+    odd = {"alpha": Estimate(-0.263, (-0.447, 0.0904)), "beta": Estimate(0.111, (0.0581, 0.114))}
+    lost = {k: Estimate(float("nan"), None) for k in ("N_opt", "D_opt", "tokens_per_param")}
+    nd = replace(n, law="nd", params=n.params | odd, derived=lost, compute=1e13)
+    fits = replace(view.fits, laws=view.fits.laws | {"decoder": decoder | {"nd": nd}})
+    row = headline_of(fits).rows[0]
+    assert row.law.startswith("L(N): α = ") and "inside the published 0.05-1.5" in row.law
+    assert "(L(N, D) not pinned down by these budgets: α = -0.263 [-0.447, 0.0904], β = " in (
+        row.law) and row.optimum is None  # fmt: skip
+    fine = {"alpha": Estimate(0.34, (0.3, 0.4)), "beta": Estimate(0.28, (0.25, 0.31))}
+    found = {"N_opt": Estimate(1e6, (5e5, 2e6)), "D_opt": Estimate(2e7, (1e7, 4e7)),
+             "tokens_per_param": Estimate(20.0, (10.0, 40.0))}  # fmt: skip
+    nd = replace(nd, params=n.params | fine, derived=found)
+    fits = replace(view.fits, laws=view.fits.laws | {"decoder": decoder | {"nd": nd}})
+    row = headline_of(fits).rows[0]
+    assert row.law.startswith("L(N, D): α = 0.34") and "not pinned" not in row.law
+    assert row.optimum.startswith("at C = 1e+13: N = 1e+06")
+
+
 def test_a_task_that_gets_worse_is_said_plainly_and_likelihood_kept_apart():
     tasks = {
         "heldout": _trend("bits_per_byte", -0.13, (-0.135, -0.125)),

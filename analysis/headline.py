@@ -261,9 +261,11 @@ def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
     """The fits' warnings, each kind said once naming the architectures it holds for; the
     two-step fit not made for want of sizes said once, as a note; with the study's `trials`,
     the CPU trials whose MFU passed 100% (a peak measured low), said once."""
+    passed = _passed_over(fits)  # their L(N, D) warnings: one caveat, not each of them
     said = [(arch, f"{law}: ", message)
             for arch, laws in sorted(fits.laws.items())
-            for law, fit in laws.items() for message in fit.warnings]  # fmt: skip
+            for law, fit in laws.items() if not (law == "nd" and arch in passed)
+            for message in fit.warnings]  # fmt: skip
     said += [(arch, "", message.removeprefix(f"{arch} "))
              for arch, result in sorted(fits.tasks.items())
              for message in result.all_warnings(arch)]  # fmt: skip
@@ -280,7 +282,22 @@ def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
         if len(set(group["texts"])) > 1:  # the same warning with other numbers
             text += f" (the numbers {group['archs'][0]}'s; the others' in the report)"
         items.append(Caveat(text, tuple(group["archs"]), group["advice"]))
+    if passed:
+        items.insert(0, Caveat(
+            "L(N, D) is not pinned down by these budgets (its exponents fall outside the "
+            "published range; its warnings are in the report), so the headline speaks of L(N)",
+            tuple(passed), "to measure L(N, D), give budgets further apart in tokens per "
+            "parameter, or a grid of FLOP budgets"))  # fmt: skip
     return Caveats(tuple(items + _peak_caveat(trials)), _two_step_notes(fits))
+
+
+def _passed_over(fits: StudyFits) -> list[str]:
+    """The architectures whose headline passes over their L(N, D) fit for L(N)."""
+    return [
+        arch
+        for arch, laws in sorted(fits.laws.items())
+        if isinstance(laws.get("nd"), LawFit) and _headline_fit(laws) is not laws["nd"]
+    ]
 
 
 def _peak_caveat(trials: pd.DataFrame | None) -> list[Caveat]:

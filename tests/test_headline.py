@@ -80,12 +80,16 @@ def test_the_headline_speaks_of_l_n_where_the_budgets_do_not_pin_l_n_d_down(view
     n = decoder["n"]
     odd = {"alpha": Estimate(-0.263, (-0.447, 0.0904)), "beta": Estimate(0.111, (0.0581, 0.114))}
     lost = {k: Estimate(float("nan"), None) for k in ("N_opt", "D_opt", "tokens_per_param")}
-    nd = replace(n, law="nd", params=n.params | odd, derived=lost, compute=1e13)
+    edge = "the best fit has alpha = -0.263, on or beyond the edge of the starting grid [0, 2]"
+    nd = replace(n, law="nd", params=n.params | odd, derived=lost, compute=1e13, warnings=(edge,))
     fits = replace(view.fits, laws=view.fits.laws | {"decoder": decoder | {"nd": nd}})
     row = headline_of(fits).rows[0]
     assert row.law.startswith("L(N): α = ") and "inside the published 0.05-1.5" in row.law
     assert "(L(N, D) not pinned down by these budgets: α = -0.263 [-0.447, 0.0904], β = " in (
         row.law) and row.optimum is None  # fmt: skip
+    said = [c.line() for c in caveats_of(fits).items]  # its warnings: one caveat, first
+    assert said[0].startswith("decoder: L(N, D) is not pinned down by these budgets")
+    assert not any("alpha = -0.263" in line for line in said)
     fine = {"alpha": Estimate(0.34, (0.3, 0.4)), "beta": Estimate(0.28, (0.25, 0.31))}
     found = {"N_opt": Estimate(1e6, (5e5, 2e6)), "D_opt": Estimate(2e7, (1e7, 4e7)),
              "tokens_per_param": Estimate(20.0, (10.0, 40.0))}  # fmt: skip

@@ -266,9 +266,8 @@ def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
             for arch, laws in sorted(fits.laws.items())
             for law, fit in laws.items() if not (law == "nd" and arch in passed)
             for message in fit.warnings]  # fmt: skip
-    said += [(arch, "", message.removeprefix(f"{arch} "))
-             for arch, result in sorted(fits.tasks.items())
-             for message in result.all_warnings(arch)]  # fmt: skip
+    said += [(arch, "", message) for arch, result in sorted(fits.tasks.items())
+             for message in result.warnings]  # fmt: skip
     groups: dict[str, dict] = {}
     for arch, law, message in said:
         key, text, advice = _kind(message)
@@ -282,6 +281,7 @@ def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
         if len(set(group["texts"])) > 1:  # the same warning with other numbers
             text += f" (the numbers {group['archs'][0]}'s; the others' in the report)"
         items.append(Caveat(text, tuple(group["archs"]), group["advice"]))
+    items += _step1_caveats(fits)
     if passed:
         items.insert(0, Caveat(
             "L(N, D) is not pinned down by these budgets (its exponents fall outside the "
@@ -289,6 +289,21 @@ def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
             tuple(passed), "to measure L(N, D), give budgets further apart in tokens per "
             "parameter, or a grid of FLOP budgets"))  # fmt: skip
     return Caveats(tuple(items + _peak_caveat(trials)), _two_step_notes(fits))
+
+
+def _step1_caveats(fits: StudyFits) -> list[Caveat]:
+    """The two-step fits whose step 1 (task loss from N and D) warned: one caveat per set of
+    tasks, naming the architectures; each warning stays in the report."""
+    warned: dict[tuple[str, ...], list[str]] = {}
+    for arch, result in sorted(fits.tasks.items()):
+        tasks = tuple(t for t, r in result.fitted().items() if r.step1.warnings)
+        if tasks:
+            warned.setdefault(tasks, []).append(arch)
+    return [Caveat(f"the two-step fit's step 1 (task loss from N and D) warned on "
+                   f"{', '.join(tasks)} (such as parameters at their bounds or beyond the starting "
+                   "grid; each warning is in the report), so its accuracy predictions are loose",
+                   tuple(archs), "more sizes or budgets pin step 1 down")
+            for tasks, archs in warned.items()]  # fmt: skip
 
 
 def _passed_over(fits: StudyFits) -> list[str]:

@@ -258,9 +258,11 @@ def _kind(message: str) -> tuple[str, str, str]:
 
 
 def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:
-    """The fits' warnings, each kind said once naming the architectures it holds for; the
-    two-step fit not made for want of sizes said once, as a note; with the study's `trials`,
-    the CPU trials whose MFU passed 100% (a peak measured low), said once."""
+    """The fits' warnings, each kind said once naming the architectures it holds for (an
+    L(N, D) the headline passes over, and the two-step fits' step 1, summed up in one caveat
+    each: their warnings are in the report); the two-step fit not made for want of sizes said
+    once, as a note; with the study's `trials`, the CPU trials whose MFU passed 100% (a peak
+    measured low), said once."""
     passed = _passed_over(fits)  # their L(N, D) warnings: one caveat, not each of them
     said = [(arch, f"{law}: ", message)
             for arch, laws in sorted(fits.laws.items())

@@ -181,8 +181,8 @@ def headline_of(
         law, inside = _law(fits.laws.get(arch, {}))
         if law and shows_law(fits.laws[arch]) is False:
             further = next_study.get(arch) if isinstance(next_study, dict) else next_study
-            law += ": these sizes do not show a law" + (f"; {further} goes further" if further
-                                                          else "")  # fmt: skip
+            law += ": these sizes do not show a law"
+            law += f"; {further} goes further" if further else ""
         trends = fits.trends.get(arch)
         verdicts = task_verdicts(trends.tasks if trends else {})
         rows.append(ArchitectureHeadline(

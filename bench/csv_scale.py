@@ -28,11 +28,12 @@ import numpy as np
 
 TRUTH = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 410.0, "beta": 0.28}
 LADDER = np.geomspace(1e7, 1e9, 10)
-CASES = {  # name: (table, --law)
-    "ladder, L(N)": ("ladder", "n"),
-    "ladder, L(N, D)": ("ladder", "nd"),
-    "distinct N, L(N)": ("distinct", "n"),
-    "3 runs, L(N)": ("runs", "n"),  # --group run: too few runs to resample, residuals instead
+CASES = {  # name: (table, --law, more flags)
+    "ladder, L(N)": ("ladder", "n", ()),
+    "ladder, L(N, D)": ("ladder", "nd", ()),
+    "distinct N, L(N)": ("distinct", "n", ()),
+    # too few runs to resample: their residuals are resampled instead
+    "3 runs, L(N)": ("runs", "n", ("--group", "run")),
 }
 
 
@@ -88,14 +89,13 @@ def main() -> None:
     sizes = args.sizes
     print(f"{'case':<20} {'rows':>8} {'seconds':>8} {'peak MB':>8}  exit")
     with tempfile.TemporaryDirectory() as folder:
-        for name, (kind, law) in CASES.items():
+        for name, (kind, law, flags) in CASES.items():
             if kind not in args.tables:
                 continue
             for rows in sizes:
                 path = Path(folder) / f"{kind}-{rows}.csv"
                 if not path.exists():
                     path.write_text(table(kind, rows))
-                flags = ["--group", "run"] if kind == "runs" else []
                 seconds, megabytes, rc = measure(path, law, *flags)
                 print(f"{name:<20} {rows:>8,} {seconds:>8.1f} {megabytes:>8.0f}  {rc}", flush=True)
 

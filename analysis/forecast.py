@@ -37,7 +37,7 @@ from analysis.dataconstrained import fit_data_constrained, predict_loss
 from analysis.isoflop import WINDOW, fit_loss_optimum, windowed_minima
 from analysis.laws import CHINCHILLA_ND, LawSolution, compute_budgets
 from analysis.results import BUDGETS, Estimate, OptimumForecast, nulls
-from analysis.varpro import allocate, fit_varpro
+from analysis.varpro import Flops, allocate, fit_varpro, flop_count, tokens_at
 
 APPROACH_3 = "approach 3"
 DATA_CONSTRAINED = "approach 3 (data-constrained)"  # approach 3 where points repeat their data
@@ -96,8 +96,9 @@ class Points:
         return compute_budgets(self.c)
 
     @property
-    def flops(self) -> float:
-        return float(np.median(self.c / (self.n * self.d)))
+    def flops(self) -> Flops:
+        """Their FLOP count (`flop_count`): k of C = k·N·D, or FLOPs per token of N."""
+        return flop_count(self.n, self.d, self.c)
 
     def without(self, label: int) -> Points:
         """The points of every budget but `label`."""
@@ -113,7 +114,7 @@ class LawFit:
     of its own parameters or of a resample's (`resamples`, whole budgets)."""
 
     solution: LawSolution
-    flops: float  # k of C = k·N·D
+    flops: Flops  # k of C = k·N·D, or FLOPs per token of N
     constrained: bool
 
     @property
@@ -136,7 +137,7 @@ class LawFit:
                     "loss": float(CHINCHILLA_ND.predict(params, N=n_opt, D=d_opt))}  # fmt: skip
 
         def loss(log_n: float) -> float:
-            d = compute / (self.flops * np.exp(log_n))
+            d = tokens_at(compute, np.exp(log_n), self.flops)
             return float(predict_loss(params, np.exp(log_n), d, d / epochs))
 
         # repetition moves the optimum towards larger models, well within 10× of L(N, D)'s
@@ -144,7 +145,7 @@ class LawFit:
         res = minimize_scalar(loss, bounds=(centre - 2.3, centre + 4.6), method="bounded",
                               options={"xatol": 1e-10})  # fmt: skip
         n = float(np.exp(res.x))
-        return {"N_opt": n, "D_opt": compute / (self.flops * n), "loss": float(res.fun)}
+        return {"N_opt": n, "D_opt": tokens_at(compute, n, self.flops), "loss": float(res.fun)}
 
     def loss_at(self, n: float, d: float, u: float | None = None, params=None) -> float:
         """The loss of a model of `n` parameters trained on `d` tokens, `u` of them unique
@@ -312,8 +313,9 @@ def choose(errors: dict[str, dict[float, float]], methods=METHODS) -> tuple[str,
 
 def _approach_3(
     points: Points, target_c: float, n_boot: int, seed: int, epochs: float = 1.0
-) -> OptimumForecast:
-    """Approach 3's forecast at `target_c`, its intervals from resamples of whole budgets."""
+) -> tuple[OptimumForecast, LawFit]:
+    """Approach 3's forecast at `target_c`, its intervals from resamples of whole budgets, and
+    the fit it came from."""
     fit = fit_approach_3(points, n_boot=n_boot, seed=seed)
     best = fit.optimum(target_c, epochs=epochs)
     rows = [fit.optimum(target_c, p, epochs) for p in fit.resamples()]
@@ -322,7 +324,7 @@ def _approach_3(
     return OptimumForecast(flops=target_c, method=fit.method, loss=estimates[0],
                            n_opt=estimates[1], d_opt=estimates[2],
                            interval=BUDGETS if estimates[0].ci else None, n_boot=len(rows),
-                           warnings=tuple(fit.solution.warnings) + said)  # fmt: skip
+                           warnings=tuple(fit.solution.warnings) + said), fit  # fmt: skip
 
 
 def data_text(epochs: float) -> str:
@@ -342,6 +344,7 @@ class Forecast:
     method: str
     reason: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    fits: dict = field(default_factory=dict, compare=False, repr=False)  # per method: its fit
 
     @property
     def chosen(self) -> OptimumForecast:
@@ -424,17 +427,19 @@ def forecast(
     if not (np.isfinite(target_c) and target_c > 0):
         raise ValueError(f"the target budget must be a positive number of FLOPs, not {target_c}")
     points = Points.of(n, d, c, loss, unique)
-    forecasts, notes = {}, []
+    forecasts, fits, notes = {}, {}, []
     approach_3 = DATA_CONSTRAINED if points.repeats else APPROACH_3
     if points.repeats:
         notes.append(f"{REPEATED}; {data_text(epochs)}")
     for method in (approach_3, LOSS_AT_OPTIMUM):
         try:
-            forecasts[method] = (
-                _approach_3(points, target_c, n_boot, seed, epochs) if method == approach_3 else
-                fit_loss_optimum(points.n, points.d, points.c, points.loss, window=window,
-                                 n_boot=n_boot, seed=seed).forecast(target_c)
-            )  # fmt: skip
+            if method == approach_3:
+                forecasts[method], fits[method] = _approach_3(points, target_c, n_boot, seed,
+                                                              epochs)  # fmt: skip
+            else:
+                fits[method] = fit_loss_optimum(points.n, points.d, points.c, points.loss,
+                                                window=window, n_boot=n_boot, seed=seed)
+                forecasts[method] = fits[method].forecast(target_c)
         except ValueError as e:
             notes.append(f"no {method} forecast: {e}")
     if not forecasts:
@@ -445,7 +450,7 @@ def forecast(
     if not tested.errors(method):
         notes.append(NO_BACKTEST)
     return Forecast(target_c, forecasts, tested, method, reason,
-                    tuple(notes + _disagree(forecasts)))  # fmt: skip
+                    tuple(notes + _disagree(forecasts)), fits)  # fmt: skip
 
 
 @dataclass(frozen=True)

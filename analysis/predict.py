@@ -16,7 +16,6 @@ import pandas as pd
 
 from analysis import forecast as forecasting
 from analysis.fits import best_runs, law_points
-from analysis.isoflop import fit_loss_optimum
 from analysis.results import Optimum, Prediction
 
 LEVEL = 0.95
@@ -37,17 +36,10 @@ class Ahead:
 
     forecast: forecasting.Forecast
     points: pd.DataFrame  # trial_id, N, D, C, loss
-    n_boot: int
-    seed: int = 0
 
     @property
     def flops(self) -> float:
         return self.forecast.target
-
-    @property
-    def at(self) -> forecasting.Points:
-        p = self.points
-        return forecasting.Points.of(p.N, p.D, p.C, p.loss, p.get("U"))
 
     @property
     def n_opt(self) -> float:
@@ -58,17 +50,15 @@ class Ahead:
         """The prediction for the model of `n_params` trained on `tokens` at this budget, by
         the chosen method, with its interval (none where the resamples give no spread)."""
         chosen, p = self.forecast.chosen, self.points
+        fit = self.forecast.fits[chosen.method]  # the fit behind the forecast
         if chosen.method in (forecasting.APPROACH_3, forecasting.DATA_CONSTRAINED):
-            # the fit behind the forecast, again (deterministic: the same fit), for the model's
-            # own loss; the model reads fresh data
-            fit = forecasting.fit_approach_3(self.at, n_boot=self.n_boot, seed=self.seed)
-            estimate = fit.loss_estimate(n_params, tokens)
+            estimate = fit.loss_estimate(n_params, tokens)  # the model reads fresh data
             loss, ci, params, warnings = estimate.estimate, estimate.ci, fit.solution.params, ()
             a = params["beta"] / (params["alpha"] + params["beta"])
             notes = ("its loss is L(N, D) of approach 3 at its own N and tokens",)
         else:
             loss, ci = chosen.loss.estimate, chosen.loss.ci
-            params = fit_loss_optimum(p.N, p.D, p.C, p.loss, n_boot=0).params()
+            params = fit.params()
             a, warnings = params["a"], ()
             notes = ("its loss is L_opt(C) of the loss-at-optimum law, the loss of the "
                      "compute-optimal model, for the size nearest N_opt",)  # fmt: skip
@@ -100,7 +90,7 @@ def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> 
     n_opt = ahead.chosen.n_opt.estimate
     if n_opt is None or not math.isfinite(n_opt):
         raise ValueError(f"{ahead.method} gives no finite compute-optimal N at {flops:.3g} FLOPs")
-    return Ahead(ahead, points, n_boot, seed)
+    return Ahead(ahead, points)
 
 
 def verdict(predicted: float, low, high, measured: float, method: str | None = None) -> str:

@@ -54,6 +54,38 @@ INNER_TOL = 1e-12  # relative gain of the Huber loss below which the inner solve
 SIX = 6.0  # C = 6·N·D (Kaplan et al. 2020): the FLOPs per parameter per token
 
 Flops = float | Callable[[np.ndarray], np.ndarray]  # k of C = k·N·D, or FLOPs per token of N
+SAME_K = 1e-6  # C/(N·D) spread less than this (in logs): one k for every point
+
+
+@dataclass(frozen=True)
+class PerToken:
+    """FLOPs per token as a function of N: 6N plus an overhead (attention, the output layer)
+    that grows as a power of N, b·N^s, as a study counts them (orchestrator/recipe.py)."""
+
+    log_b: float
+    s: float
+
+    def __call__(self, n):
+        return SIX * n + np.exp(self.log_b + self.s * np.log(n))
+
+
+def flop_count(n, d, c) -> Flops:
+    """The FLOP count of points (N, D, C): k of C = k·N·D where every point has the same k (a
+    CSV's 6ND); else 6N plus an overhead per token, b·N^s, fitted in logs to the points' C/D − 6N
+    (a study's count, where k runs from ~13 at 10K parameters to ~7 at 200K); where some point
+    counts no more than 6N per token, one k, their median."""
+    n, d, c = (np.asarray(v, float) for v in (n, d, c))
+    k = c / (n * d)
+    overhead = c / d - SIX * n
+    if np.ptp(np.log(k)) < SAME_K or len(np.unique(n)) < 2 or np.any(overhead <= 0):
+        return float(np.median(k))
+    s, log_b = np.polyfit(np.log(n), np.log(overhead), 1)
+    return PerToken(float(log_b), float(s))
+
+
+def tokens_at(compute: float, n: float, flops: Flops) -> float:
+    """The tokens that `compute` FLOPs train a model of `n` parameters on."""
+    return compute / (flops(n) if callable(flops) else flops * n)
 
 
 @dataclass(frozen=True)
@@ -196,7 +228,7 @@ def allocate(params: dict[str, float], compute: float, flops: Flops = SIX) -> tu
     res = minimize_scalar(loss, bounds=(0.0, np.log(compute / SIX)), method="bounded",
                           options={"xatol": 1e-10})  # fmt: skip
     n_opt = float(np.exp(res.x))
-    return n_opt, float(compute / flops(n_opt))
+    return n_opt, float(tokens_at(compute, n_opt, flops))
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,7 @@ def test_a_studys_points_that_repeat_their_data_are_predicted_by_the_data_constr
     assert ahead.forecast.method == LOSS_AT_OPTIMUM
     model = ahead.forecast.forecasts[DATA_CONSTRAINED]
     at = (round(model.n_opt.estimate), round(model.d_opt.estimate))
-    constrained = Ahead(replace(ahead.forecast, method=DATA_CONSTRAINED), points, 0)
+    constrained = Ahead(replace(ahead.forecast, method=DATA_CONSTRAINED), points)
     predicted = constrained.predict(*at)
     assert predicted.loss == pytest.approx(model.loss.estimate, rel=1e-6)  # its own optimum
     assert predicted.forecast["method"] == DATA_CONSTRAINED

@@ -8,8 +8,8 @@ import pytest
 
 from analysis.laws import CHINCHILLA_ND, fit_law
 from analysis.varpro import allocate, fit_varpro, flop_count
-from trainers.architectures import account
 from tests.test_laws import anchor_points
+from trainers.architectures import account
 
 # Besiroglu et al. 2024 (Epoch AI), their fit of Hoffmann et al.'s data, rounded.
 TRUTH = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.35, "beta": 0.37}

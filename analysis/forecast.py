@@ -437,9 +437,10 @@ def forecast(
                 forecasts[method], fits[method] = _approach_3(points, target_c, n_boot, seed,
                                                               epochs)  # fmt: skip
             else:
-                fits[method] = fit_loss_optimum(points.n, points.d, points.c, points.loss,
-                                                window=window, n_boot=n_boot, seed=seed)
-                forecasts[method] = fits[method].forecast(target_c)
+                fit = fit_loss_optimum(points.n, points.d, points.c, points.loss,
+                                       window=window, n_boot=n_boot, seed=seed)  # fmt: skip
+                fits[method] = fit
+                forecasts[method] = fit.forecast(target_c)
         except ValueError as e:
             notes.append(f"no {method} forecast: {e}")
     if not forecasts:

@@ -95,8 +95,9 @@ def forecast(points: pd.DataFrame, flops: float, n_boot: int, seed: int = 0) -> 
 
 def verdict(predicted: float, low, high, measured: float, method: str | None = None) -> str:
     """How a measurement compares with its prediction (made by `method`, where it is known):
-    the relative error, inside or outside the interval."""
-    error = (measured - predicted) / predicted
+    the relative error as the backtest gives it (forecast / measured − 1: positive where the
+    forecast was too high), inside or outside the interval."""
+    error = predicted / measured - 1
     by = f" by {method}" if method else ""
     text = f"measured {measured:.4g}, predicted {predicted:.4g}"
     if low is not None and high is not None:

@@ -163,7 +163,7 @@ def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_b
                                        checkpoint="", epochs=1.0))  # fmt: skip
         [verified] = record_measurements(session, study)
         session.commit()
-        assert verified.trial_id == trial_id and verified.error == pytest.approx(0.025)
+        assert verified.trial_id == trial_id and verified.error == pytest.approx(2.0 / 2.05 - 1)  # forecast/measured − 1
         shown = predictions_frame(session, study)
     old, new = shown.iloc[0], shown.iloc[1]
     assert old.measured_loss == 2.05 and pd.isna(new.measured_loss)
@@ -171,9 +171,9 @@ def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_b
     assert (old.d_opt, old.n_opt_ci_low) == (1e9, 9e7) and old.n_opt_from == "isoflop"
     # verified as before: the line names no method; a new one names its method
     assert verdict(2.0, 1.9, 2.1, 2.05) == (
-        "measured 2.05, predicted 2 [1.9, 2.1]: error +2.50%, inside the interval")
+        "measured 2.05, predicted 2 [1.9, 2.1]: error -2.44%, inside the interval")
     method = stored_forecast(made.fit_json())["method"]
-    assert f"[1.9, 2.1] by {method}: error +2.50%" in verdict(2.0, 1.9, 2.1, 2.05, method)
+    assert f"[1.9, 2.1] by {method}: error -2.44%" in verdict(2.0, 1.9, 2.1, 2.05, method)
     measured = shown
 
     class View:  # what predictions_table reads of a report's view
@@ -183,11 +183,11 @@ def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_b
     page = predictions_table(View)
     assert "2 (isoflop)" not in page and "1e+08 (isoflop)" in page  # N_opt (from), as before
     assert page.count("Backtest of") == 1 and f"chosen: {method}" in page  # the new one only
-    assert f"by {method}</td>" in page and "+2.50%" in page
+    assert f"by {method}</td>" in page and "-2.44%" in page
     said = prediction_summary(measured)
     assert said[0] == ("decoder at 3e+10 FLOPs: predicted 2 [1.9, 2.1] for "
                        f"{trial_id} (stored before it trained); measured 2.05, error "
-                       "+2.50%.")  # fmt: skip
+                       "-2.44%.")  # fmt: skip
     assert said[1].startswith("decoder at 1e+19 FLOPs: forecast ") and f"by {method}" in said[1]
 
 
@@ -292,7 +292,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
     trials = api.status(tmp_path / "p.yaml").set_index("trial_id")
     measured = trials.loc[verifying.trial_id, "val_loss"]
     assert after.measured_loss == pytest.approx(measured)
-    assert after.error == pytest.approx((measured - after.predicted_loss) / after.predicted_loss)
+    assert after.error == pytest.approx(after.predicted_loss / measured - 1)
 
     # the laws are fitted on the grid alone: the verifying trial is not one of their points
     fitted = {p["trial_id"] for p in again.fits.laws["decoder"]["nd"].data}

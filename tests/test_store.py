@@ -153,7 +153,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
     done = study_cli("upgrade", "--store", url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     copy = tmp_path / "old.db.schema-0001.bak"
-    assert f"from schema 0001 to 0007; the old store is kept as {copy}" in done.stdout
+    assert f"from schema 0001 to 0008; the old store is kept as {copy}" in done.stdout
     assert _counts(url) == before and _counts(f"sqlite:///{copy}") == before
     shown = api.status(store=url)
     assert shown.status.tolist() == ["finished"] * 3 and shown.heartbeat_at.isna().all()
@@ -165,7 +165,7 @@ def test_study_upgrade_migrates_an_old_store_keeping_its_data_and_a_copy(tmp_pat
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
     again = study_cli("upgrade", "--store", url, cwd=tmp_path)
-    assert again.returncode == 0 and "at schema 0007 already" in again.stdout
+    assert again.returncode == 0 and "at schema 0008 already" in again.stdout
 
 
 @pytest.mark.slow
@@ -187,7 +187,7 @@ def test_after_an_upgrade_rerunning_the_study_trains_nothing(
 
     url = _old_store(tmp_path, asset)
     before = _counts(url)
-    assert upgrade_store(url)[1] == "0007"
+    assert upgrade_store(url)[1] == "0008"
     after = _counts(url)
     assert after["evals"] == before["evals"] == evals  # every zero-shot result kept
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
@@ -238,7 +238,7 @@ def test_a_new_store_is_made_at_the_latest_schema(store):
     engine = open_store(store)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0007"
+        assert context.get_current_revision() == "0008"
         assert context.get_current_revision() == SCHEMA_REVISION  # kept up to date
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
@@ -923,3 +923,29 @@ def test_a_database_restart_mid_run_loses_nothing_and_a_long_outage_stops_cleanl
     again = api.run_study(study, store=store, console=Console(file=io.StringIO()), n_boot=0,
                           report=tmp_path / "r.html")  # fmt: skip
     assert again.ran == ["decoder-10K-s0"] and again.failed == []
+
+
+def test_schema_0008_states_a_verified_predictions_error_as_the_backtest_does(tmp_path):
+    """A store at 0007 kept (measured − forecast) / forecast; 0008 keeps forecast / measured − 1,
+    the backtest's sign (positive: the forecast was too high). Unverified rows stay null."""
+    from orchestrator.store import store_prediction, upgrade_store
+
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    engine = open_store(url)
+    with Session(engine) as session:
+        study, trials = _registered(session)
+        for i, measured in enumerate((2.05, None)):
+            p = store_prediction(session, study, architecture="decoder", flops=1e12, n_opt=1e5,
+                                 n_opt_from="approach 3", trial_id=f"t{i}", trial_hash=f"h{i}",
+                                 cell={}, n_params=100, tokens=1000, predicted_loss=2.0,
+                                 ci_low=None, ci_high=None, fit={})  # fmt: skip
+            if measured is not None:
+                p.measured_loss, p.error = measured, (measured - 2.0) / 2.0  # as 0007 kept it
+        session.commit()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE study_schema_version SET version_num = '0007'"))
+    engine.dispose()
+    assert upgrade_store(url)[:2] == ("0007", "0008")
+    with sqlite3.connect(tmp_path / "st.db") as db:
+        errors = db.execute("SELECT error FROM predictions ORDER BY trial_id").fetchall()
+    assert errors[0][0] == pytest.approx(2.0 / 2.05 - 1) and errors[1][0] is None

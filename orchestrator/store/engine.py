@@ -26,7 +26,7 @@ __all__ = ["open_store", "store_failure", "upgrade_store"]
 # The schema is versioned by alembic (migrations in orchestrator/store/migrations), in a table of
 # its own (VERSION_TABLE). Release 0.1 kept its version in `schema_info` (LEGACY_TABLE) instead;
 # its last version is the baseline.
-SCHEMA_REVISION = "0007"  # the newest migration (a test checks): a store at it opens at once
+SCHEMA_REVISION = "0008"  # the newest migration (a test checks): a store at it opens at once
 LEGACY_VERSION = 4
 MIGRATIONS = Path(__file__).parent / "migrations"
 

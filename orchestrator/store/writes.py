@@ -424,7 +424,7 @@ def record_measurements(session: Session, study: Study) -> list[Prediction]:
         trial = finished.get(p.trial_hash)
         if p.measured_loss is None and trial is not None:
             p.measured_loss = float(trial.val_loss)
-            p.error = (p.measured_loss - p.predicted_loss) / p.predicted_loss
+            p.error = p.predicted_loss / p.measured_loss - 1  # as the backtest: + too high
             p.verified_at = utc_now()
             done.append(p)
     return done

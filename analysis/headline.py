@@ -7,7 +7,6 @@ form is the same values: all three read the `Headline` made here."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -156,8 +155,8 @@ def _forecast(predictions: pd.DataFrame, architecture: str) -> str | None:
         return None
     p = rows.sort_values("flops").iloc[-1]
     stored = p.get("forecast")
-    if isinstance(stored, str) and json.loads(stored).get("text"):
-        text = json.loads(stored)["text"]
+    if isinstance(stored, dict) and stored.get("text"):
+        text = stored["text"]
     else:  # made before the backtest: no forecast line was kept
         ci = f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.get("ci_low")) else ""
         text = f"predicted {p.predicted_loss:.4g}{ci} at C = {p.flops:.3g}"

@@ -32,6 +32,7 @@ from orchestrator.reading import (
     open_study,
     report,
     status,
+    to_csv,
     to_json,
     upgrade,
 )
@@ -58,7 +59,7 @@ __all__ = [
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
     "planned_accounting", "prepare_data", "recipe_for_all", "report", "report_path", "run_study",
     "RunResult", "OutputError",
-    "status", "to_json", "trials", "upgrade", "write_output",
+    "status", "to_csv", "to_json", "trials", "upgrade", "write_output",
 ]  # fmt: skip
 
 

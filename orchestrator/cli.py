@@ -438,7 +438,7 @@ def export(
             text = json.dumps(api.export_fits(study, store), indent=2)
         else:
             frame = exports[what](study, store)
-            text = frame.to_csv(index=False) if fmt == "csv" else api.to_json(frame)
+            text = api.to_csv(frame) if fmt == "csv" else api.to_json(frame)
         if out:
             api.write_output(out, text, force=force)
     except (StudyError, StoreError) as e:
@@ -465,9 +465,12 @@ def fit(
         str,
         typer.Option(
             help="n: L(N) = E + A·N^-α; nd: L(N, D) = E + A/N^α + B/D^β; isoflop: N_opt ∝ C^a, "
-            "D_opt ∝ C^b; trend: zero-shot accuracy against N; task: accuracy predicted in "
-            "two steps, task loss from (N, D), accuracy from task loss; lr: lr*(N) = a·N^b "
-            "from a learning-rate sweep, and the recipe: line to paste"
+            "D_opt ∝ C^b; optimum: L_opt(C) = E + k·C^-γ on each budget's windowed minimum; "
+            "forecast: the loss at --target by approach 3 and by loss-at-optimum, with their "
+            "backtests, and the method the backtest picks; trend: zero-shot accuracy against "
+            "N; task: accuracy predicted in two steps, task loss from (N, D), accuracy from "
+            "task loss; lr: lr*(N) = a·N^b from a learning-rate sweep, and the recipe: line "
+            "to paste; data-constrained: L(N, D, U) of Muennighoff et al. 2023 (a U column)"
         ),
     ] = "n",
     as_json: Annotated[

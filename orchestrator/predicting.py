@@ -149,6 +149,8 @@ def predict_missing(
                              trial_hash=trial.hash, cell=cell_json)
             )  # fmt: skip
             console.print(prediction_line(what, ahead.forecast, result, trial), highlight=False)
+            for line in ahead.forecast.summary(what).splitlines()[1:]:  # both methods, backtests
+                console.print(line, highlight=False)
             for note in result.notes:
                 console.print(f"note: {note}", highlight=False)
             for warning in result.warnings:

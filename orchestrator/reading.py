@@ -4,6 +4,7 @@ a store file or URL does as well."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -199,8 +200,20 @@ def report(
 
 
 def to_json(frame: pd.DataFrame) -> str:
-    """A DataFrame as a JSON list of objects (NaN as null, times in ISO 8601)."""
-    return frame.to_json(orient="records", indent=2, date_format="iso")
+    """A DataFrame as a JSON list of objects (NaN as null, times in ISO 8601; a cell that
+    holds an object, such as a prediction's forecast, as that object; 15 significant digits,
+    pandas' most, where its default keeps 10)."""
+    return frame.to_json(orient="records", indent=2, date_format="iso", double_precision=15)
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """A DataFrame as CSV, a cell that holds an object (a prediction's forecast) as its JSON."""
+    text = frame.copy()
+    for column in text.columns:
+        if any(isinstance(v, dict | list) for v in text[column]):
+            text[column] = [json.dumps(v) if isinstance(v, dict | list) else v
+                            for v in text[column]]  # fmt: skip
+    return text.to_csv(index=False)
 
 
 def fit_store(

@@ -154,11 +154,11 @@ def test_the_forecast_line_and_its_measurement_come_from_the_stored_prediction(v
         {"architecture": "decoder", "flops": 1e12, "predicted_loss": 2.5, "ci_low": 2.4,
          "ci_high": 2.6, "forecast": None, "measured_loss": None, "error": None},
         {"architecture": "decoder", "flops": 1e13, "predicted_loss": 2.412, "ci_low": 2.39,
-         "ci_high": 2.44, "forecast": json.dumps(forecast), "measured_loss": 2.40,
-         "error": -0.005},
+         "ci_high": 2.44, "forecast": forecast, "measured_loss": 2.40,
+         "error": 2.412 / 2.40 - 1},
     ])  # fmt: skip
     rows = headline_of(view.fits, predictions).rows
-    assert rows[0].forecast == forecast["text"] + "; measured 2.4 (-0.50%)"
+    assert rows[0].forecast == forecast["text"] + "; measured 2.4 (+0.50%)"  # forecast too high
     assert rows[0].text().endswith("| " + rows[0].forecast)
     assert rows[1].forecast is None  # the encoder predicted nothing
 

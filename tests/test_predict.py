@@ -114,8 +114,16 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
     assert [made.d_opt_ci_low, made.d_opt_ci_high] == pytest.approx(d_opt.ci)
     assert [made.n_opt_ci_low, made.n_opt_ci_high] == pytest.approx(n_opt.ci)
     assert older[["d_opt", "d_opt_ci_low", "n_opt_ci_high"]].isna().all()
-    assert json.loads(made.forecast) == row["fit"]["forecast"] and made.method in METHODS
+    assert made.forecast == row["fit"]["forecast"] and made.method in METHODS
     assert pd.isna(older.method) and pd.isna(older.forecast)  # made before the backtest
+    # exported: the forecast an object in JSON, its JSON text in a CSV's cell
+    from orchestrator.api import to_csv, to_json
+
+    exported = json.loads(to_json(shown))[0]["forecast"]
+    assert exported.keys() == row["fit"]["forecast"].keys()
+    assert exported["loss"] == pytest.approx(row["fit"]["forecast"]["loss"], rel=1e-14)
+    cells = pd.read_csv(io.StringIO(to_csv(shown)))
+    assert json.loads(cells.forecast[0]) == row["fit"]["forecast"] and pd.isna(cells.forecast[1])
 
 
 def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_before(tmp_path):
@@ -305,7 +313,7 @@ def test_a_prediction_is_stored_before_its_trial_trains_and_never_made_again(
                         "ci_high", "measured_loss", "error", "trial_id"}  # fmt: skip
     assert row["measured_loss"] == pytest.approx(measured)
     assert row["method"] == row["n_opt_from"] == APPROACH_3  # the method, kept and exported
-    assert json.loads(row["forecast"])["backtest"] is not None
+    assert row["forecast"]["backtest"] is not None  # an object, not JSON text in JSON
     page = again.report.read_text()
     assert "Predicted, then trained" in page and verifying.trial_id in page
 

@@ -4,7 +4,6 @@ trials. Every name that comes from a study is escaped."""
 from __future__ import annotations
 
 import html
-import json
 
 import pandas as pd
 
@@ -75,8 +74,8 @@ def predictions_table(view: ReportView) -> str:
 
 def _forecast(p) -> dict | None:
     """The forecast a prediction row was made from (None: made before the backtest)."""
-    text = getattr(p, "forecast", None)
-    return json.loads(text) if isinstance(text, str) and text else None
+    forecast = getattr(p, "forecast", None)
+    return forecast if isinstance(forecast, dict) else None
 
 
 def _forecast_text(forecast: dict | None) -> str:

@@ -6,7 +6,6 @@ here; the figures and tables read the view."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -431,7 +430,7 @@ def prediction_summary(predictions: pd.DataFrame) -> list[str]:
     out = []
     for p in predictions.itertuples():
         forecast = getattr(p, "forecast", None)  # none: made before the backtest
-        said = json.loads(forecast).get("text", "") + "; " if isinstance(forecast, str) else ""
+        said = forecast.get("text", "") + "; " if isinstance(forecast, dict) else ""
         text = (f"{p.architecture} at {p.flops:.3g} FLOPs: {said}predicted "
                 f"{p.predicted_loss:.4g}"
                 + (f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.ci_low) else

@@ -3,8 +3,6 @@ the DataFrames that analysis and the report take."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 from sqlalchemy import String, func, select, type_coerce
@@ -86,15 +84,15 @@ PREDICTION_COLUMNS = [
 def _optimum(p: Prediction) -> dict:
     """N_opt's interval and D_opt with its interval, as the fit behind a prediction keeps them
     (null where it has none, and for predictions made before D_opt was kept); the method and
-    the forecast (its JSON text: both methods, the backtest) it came from, null for
-    predictions made before the backtest."""
+    the forecast (`Forecast.to_json()["forecast"]` and its line: both methods, the backtest)
+    it came from, null for predictions made before the backtest."""
     n_opt, d_opt = stored_optimum(p.fit)
     n_ci, d_ci = n_opt.ci or (None, None), d_opt.ci or (None, None)
     forecast = stored_forecast(p.fit)
     return {"n_opt_ci_low": n_ci[0], "n_opt_ci_high": n_ci[1], "d_opt": d_opt.estimate,
             "d_opt_ci_low": d_ci[0], "d_opt_ci_high": d_ci[1],
             "method": forecast and forecast.get("method"),
-            "forecast": forecast and json.dumps(forecast)}  # fmt: skip
+            "forecast": forecast}  # fmt: skip
 
 
 def predictions_frame(session: Session, study: Study) -> pd.DataFrame:

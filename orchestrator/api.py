@@ -115,6 +115,7 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
                 "compute": float(compute),
                 "epochs": tokens / len(data.train),
                 "workers": trial.placement.workers,
+                "micro_batch": trial.placement.micro_batch or None,  # None: each worker's share
                 "cpus": trial.placement.cpus,  # each worker's
                 "gpus": trial.placement.gpus,
                 "cpu_minutes": seconds / 60,

@@ -195,6 +195,7 @@ def trial_spec(
             gpus=spread.gpus,
             workers=spread.workers,
             strategy=spread.strategy,
+            micro_batch=spread.micro_batch or 0,
             storage=storage,
             checkpoint_every_tokens=train.checkpoint_every or 0,
             peak_flops=study.resources.peak_flops or 0,

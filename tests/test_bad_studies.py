@@ -115,6 +115,10 @@ CASES = [
     # trials on several workers (Ray Train)
     (VALID + "resources: {workers: 0}\n", "{f}:5: resources.workers: Input should be greater"),
     (
+        VALID + "resources: {micro_batch: 0}\n",
+        "{f}:5: resources.micro_batch: Input should be greater than or equal to 1",
+    ),
+    (
         VALID + "resources: {strategy: zero}\n",
         "{f}:5: resources.strategy: Input should be 'ddp' or 'fsdp'",
     ),

@@ -119,8 +119,11 @@ def _ranks_train(folder: Path, two: dict[str, TrialSpec]) -> dict[str, dict]:
 def runs(tmp_path_factory):
     """Each architecture's trial trained by two gloo ranks and by one process: their events."""
     folder = tmp_path_factory.mktemp("ranks")
-    one = _specs(folder / "one")
-    out = _ranks_train(folder, _specs(folder / "two"))
+    one, two = _specs(folder / "one"), _specs(folder / "two")
+    # each rank's 4 rows of the 8 in micro-batches of 3 and 1, the gradients accumulated
+    one["encoder-micro"] = one["encoder"]
+    two["encoder-micro"] = _micro(two["encoder"], 3)
+    out = _ranks_train(folder, two)
     for architecture, run in out.items():
         run["alone"] = []
         train(one[architecture], run["alone"].append)
@@ -134,7 +137,11 @@ def sharded(tmp_path_factory):
     return _ranks_train(folder, _specs(folder / "two", "fsdp"))
 
 
-@pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec"])
+def _micro(spec: TrialSpec, size: int) -> TrialSpec:
+    return replace(spec, placement=replace(spec.placement, micro_batch=size))
+
+
+@pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec", "encoder-micro"])
 def test_two_ranks_train_what_one_process_does(runs, architecture):
     run = runs[architecture]
     alone, ranks = run["alone"], run["ranks"]
@@ -307,3 +314,46 @@ def _rank_logged(rank: int, folder: Path, specs: list[dict]) -> None:
     """`_rank`, with the train-loss points of the tests of resuming."""
     trainers.train.MAX_LOGGED_STEPS = LOGGED
     _rank(rank, folder, specs)
+
+
+@pytest.mark.parametrize("architecture", ["decoder", "encoder", "encdec"])
+def test_micro_batches_accumulate_the_whole_batchs_step(tmp_path, architecture):
+    """A batch of 8 in forward passes of 3, 3 and 2 rows, the gradients accumulated (each pass
+    weighed by its share of the scored tokens: an encoder's masked positions differ by row),
+    trains what one pass does; the trial is the same trial (`micro_batch` is placement)."""
+    spec = _specs(tmp_path)[architecture]
+    spec = replace(spec, placement=replace(spec.placement, storage="", checkpoint_every_tokens=0))
+    whole, micro = [], []
+    train(spec, whole.append)
+    train(_micro(spec, 3), micro.append)
+    assert _micro(spec, 3).hash == spec.hash
+    for a, b in zip(_curve(whole), _curve(micro), strict=True):
+        assert (a.step, a.tokens) == (b.step, b.tokens)
+        assert a.loss == pytest.approx(b.loss, abs=TOLERANCE)
+    assert micro[-1].val_loss == pytest.approx(whole[-1].val_loss, abs=TOLERANCE)
+    assert micro[-1].tokens_scored == whole[-1].tokens_scored
+    # the passes were split: the same sums in another order differ in their last bits
+    assert any(a.loss != b.loss for a, b in zip(_curve(whole), _curve(micro), strict=True))
+
+
+def test_micro_batches_split_rows_and_weigh_them_by_scored_tokens():
+    targets = torch.tensor([[1, -100], [2, 3], [-100, -100], [4, 5], [6, -100]])
+    local = {"inputs": torch.zeros(5, 2), "targets": targets}
+    assert parallel.micro_batches(local, 0) == [(local, 1.0)]
+    assert parallel.micro_batches(local, 5) == [(local, 1.0)]
+    chunks = parallel.micro_batches(local, 2)
+    assert [len(c["targets"]) for c, _ in chunks] == [2, 2, 1]
+    assert [share for _, share in chunks] == pytest.approx([3 / 6, 2 / 6, 1 / 6])
+
+
+def test_a_study_file_gives_the_micro_batch_for_every_trial_or_by_a_rule_of_n():
+    base = STUDY.replace("sizes: [25K]", "sizes: [25K, 100K]")
+    every = expand(parse_study(base + "resources: {micro_batch: 2}\n"), "", "")
+    assert {t.placement.micro_batch for t in every} == {2}
+    rule = "resources: {workers: [{max_params: 50K, workers: 1}, {workers: 1, micro_batch: 4}]}\n"
+    by_n = expand(parse_study(base + rule), "", "")
+    size = lambda t: t.model.n_layer * t.model.n_embd**2  # 25K, then 100K
+    decoders = sorted((t for t in by_n if t.model.architecture == "decoder"), key=size)
+    assert [t.placement.micro_batch for t in decoders] == [0, 4]  # 0: the whole share
+    plain = expand(parse_study(base), "", "")
+    assert [t.hash for t in every] == [t.hash for t in by_n] == [t.hash for t in plain]

@@ -114,6 +114,29 @@ def rows(batch: Batch, par: Ranks) -> Batch:
     return {name: v[par.rank * k : (par.rank + 1) * k] for name, v in batch.items()}
 
 
+def micro_batches(local: Batch, size: int) -> list[tuple[Batch, float]]:
+    """This rank's rows in chunks of at most `size` (0: one chunk), each with its share of the
+    rows' scored tokens: the shares' weighted sum of the chunks' mean losses is the mean loss
+    of all the rows, so the accumulated gradient is the whole share's."""
+    n = len(local["targets"])
+    if not size or size >= n:
+        return [(local, 1.0)]
+    chunks = [{k: v[i : i + size] for k, v in local.items()} for i in range(0, n, size)]
+    scored = [int((c["targets"] != IGNORE).sum()) for c in chunks]
+    total = sum(scored)
+    if not total:  # nothing scored (an encoder's tiny share): by rows
+        return [(c, len(c["targets"]) / n) for c in chunks]
+    return [(c, s / total) for c, s in zip(chunks, scored, strict=True)]
+
+
+def deferred_sync(forward, *, last: bool) -> contextlib.AbstractContextManager:
+    """DDP's gradient all-reduce held back for every micro-batch but the last (the gradients
+    accumulate locally, then one all-reduce); nothing to hold back on one rank or under FSDP."""
+    if last or not isinstance(forward, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return forward.no_sync()
+
+
 def weight(local: Batch, whole: Batch, par: Ranks) -> float:
     """What this rank's mean loss is multiplied by before `backward` so that DDP's average of the
     ranks' gradients is the gradient of the global batch's mean loss: its share of the scored

@@ -237,15 +237,21 @@ def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) ->
     batch = objective.make(windows, data.tokenizer, rng)
     state.scored += int((batch["targets"] != IGNORE).sum())  # on the host: no GPU sync
     local = rows(batch, par)
-    with loop.amp:
-        loss = (loop.forward or model.loss)(_to(local, loop.device))
-    if par.world > 1:  # DDP's mean of the ranks' gradients is then the global batch's
-        loss = loss * parallel.weight(local, batch, par)
+    forward = loop.forward or model.loss
+    spread = parallel.weight(local, batch, par)  # DDP's mean of the ranks' is the batch's
+    chunks = parallel.micro_batches(local, spec.placement.micro_batch)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    total = torch.zeros((), dtype=torch.float64, device=loop.device)
+    for i, (chunk, share) in enumerate(chunks):  # one, the whole share, unless micro-batched
+        with parallel.deferred_sync(forward, last=i == len(chunks) - 1), loop.amp:
+            loss = forward(_to(chunk, loop.device))
+        loss = loss * share if len(chunks) > 1 else loss  # its share of the scored tokens
+        loss = loss * spread if par.world > 1 else loss
+        loss.backward()
+        total = total + loss.detach().double()
     torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
     optimizer.step()
-    state.window_loss = state.window_loss + loss.detach().double()
+    state.window_loss = state.window_loss + total
     state.window_steps += 1
     return lr
 

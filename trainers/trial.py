@@ -94,6 +94,7 @@ class Placement:
     gpus: float = 0
     workers: int = 1  # processes the trial trains on (Ray Train workers); cpus, gpus: each
     strategy: str = "ddp"  # how the workers share the model: ddp, or fsdp (sharded)
+    micro_batch: int = 0  # sequences per forward pass on a worker, gradients accumulated; 0: all
     storage: str = ""  # folder for checkpoints and token files; empty saves none
     checkpoint_every_tokens: int = 0  # 0: at every evaluation
     peak_flops: float = 0  # FLOP/s that MFU is measured against; 0: a table by device

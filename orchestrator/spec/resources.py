@@ -66,6 +66,9 @@ class SpreadRule(_Strict):
     gpus_per_worker: GpuCount | None = Field(
         None, description="default: resources.gpus_per_worker", examples=[1]
     )
+    micro_batch: int | None = Field(
+        None, ge=1, description="default: resources.micro_batch", examples=[4]
+    )
 
 
 def _rule_of_n(value, what: str, key: str, example: str):
@@ -96,6 +99,7 @@ class Spread:
     cpus: int
     gpus: float
     strategy: str
+    micro_batch: int | None = None  # sequences per forward pass on a worker (None: its share)
 
 
 class ResourcesSpec(_Strict):
@@ -111,7 +115,7 @@ class ResourcesSpec(_Strict):
         | Annotated[list[SpreadRule], Tag("workers-rule")],
         Discriminator(lambda v: "workers-rule" if isinstance(v, list) else "workers-count"),
     ] = Field(1, description="processes a trial trains on (Ray Train), or a rule of N: "
-              "[{max_params, workers, strategy, gpus_per_worker}]")  # fmt: skip
+              "[{max_params, workers, strategy, gpus_per_worker, micro_batch}]")  # fmt: skip
     cpus_per_worker: int | None = Field(
         None, gt=0, description="as cpus_per_trial, per worker", examples=[2]
     )
@@ -121,6 +125,14 @@ class ResourcesSpec(_Strict):
         examples=[1],
     )
     strategy: Strategy = Field("ddp", description="how workers share the model: ddp or fsdp")
+    micro_batch: int | None = Field(
+        None,
+        ge=1,
+        description="the most sequences a worker puts through one forward pass: a larger "
+        "share of the batch is split and its gradients accumulated (the same update; not "
+        "part of a trial's identity); default: the whole share",
+        examples=[4],
+    )
     peak_flops: Flops | None = Field(
         None, description="FLOP/s a trial's MFU is measured against; default: by device"
     )
@@ -162,6 +174,7 @@ class ResourcesSpec(_Strict):
             cpus=self.cpus_per_worker or self.cpus_per_trial,
             gpus=gpus,
             strategy=(rule and rule.strategy) or self.strategy,
+            micro_batch=(rule and rule.micro_batch) or self.micro_batch,
         )
 
     def conflict(self) -> tuple[str, str] | None:

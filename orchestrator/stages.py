@@ -6,6 +6,7 @@ the run lock, the queue on Ray, the retries and Ctrl-C, and calls them in order.
 from __future__ import annotations
 
 import enum
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,24 @@ def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
     batch that does not split over its trial's workers."""
     check_budgets(spec, data)
     grid = expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
+    if not grid:  # every cell left out: nothing to plan or train
+        reasons = left_out(spec, data)
+        raise StudyError(f"invalid study\n{spec.where('sizes')}: no trial to train: every cell "
+                         f"is left out ({len(reasons)}); the first: {reasons[0]}")  # fmt: skip
     check_spread(spec, grid)
+    check_rates(spec, grid)
     return grid
+
+
+def check_rates(spec: StudySpec, grid: list[TrialSpec]) -> None:
+    """Every trial's learning rate, as its recipe computes it, is a positive finite number: a
+    recipe's constants may each be valid and their rule still overflow at a trial's N."""
+    for trial in grid:
+        if not (math.isfinite(trial.optim.lr) and trial.optim.lr > 0):
+            field = ("recipe",) if "recipe" in spec.model_fields_set else ("train", "lr")
+            raise StudyError(f"invalid study\n{spec.where(*field)}: {trial.trial_id}'s learning "
+                             f"rate comes to {trial.optim.lr:g}: the rule's constants give no "
+                             "usable rate at its N")  # fmt: skip
 
 
 def left_out(spec: StudySpec, data: TokenData) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from orchestrator.outputs import OutputError, write_output
 from orchestrator.spec.schema import NAME_PATTERN
 
 # The quickstart's study (studies/quickstart.yaml), each field said with its alternatives.
@@ -57,8 +58,10 @@ def new_study(name: str, folder: Path, *, force: bool = False) -> Path:
     path = folder / f"{name}.yaml"
     if path.exists() and not force:
         raise StartError(f"{path.name} exists here; give --force to overwrite it")
-    path.write_text(TEMPLATE.replace("NAME", name))
-    return path
+    try:  # whole or not at all; a folder, a device or a FIFO of that name is refused
+        return write_output(path, TEMPLATE.replace("NAME", name), force=True)
+    except OutputError as e:
+        raise StartError(str(e)) from None
 
 
 def versions() -> str:

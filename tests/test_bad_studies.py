@@ -114,6 +114,15 @@ CASES = [
     ),
     # trials on several workers (Ray Train)
     (VALID + "resources: {workers: 0}\n", "{f}:5: resources.workers: Input should be greater"),
+    # valid constants whose results are not: a grid of no trial, a rate that overflows
+    (
+        _replace("600K", "16K") + "recipe: olmo\n",
+        "{f}:3: sizes: no trial to train: every cell is left out (2); the first: decoder 25K",
+    ),
+    (
+        VALID + "recipe: {name: porian, lr_ref: {decoder: 1e308}}\n",
+        "{f}:5: recipe: decoder-25K-s0's learning rate comes to inf",
+    ),
     (
         VALID + "resources: {micro_batch: 0}\n",
         "{f}:5: resources.micro_batch: Input should be greater than or equal to 1",

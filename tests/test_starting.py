@@ -4,6 +4,7 @@ note on rounding and the progress line while a trial scores zero-shot items."""
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def test_study_new_refuses_a_file_there_unless_forced_and_a_name_that_is_not_one
     assert shown.exit_code == 2 and shown.stderr.count("\n") == 1
     assert "'my study' cannot name a study" in shown.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
+    # a folder or a FIFO of that name: one line, even forced, and nothing written (no hang)
+    (tmp_path / "d.yaml").mkdir()
+    os.mkfifo(tmp_path / "f.yaml")
+    for name, what in (("d", "a folder"), ("f", "a FIFO")):
+        shown = CliRunner().invoke(app, ["new", name, "--force"])
+        assert shown.exit_code == 2 and shown.stderr.count("\n") == 1
+        assert f"{name}.yaml is {what}, not a file" in shown.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.yaml", "f.yaml", "mine.yaml"]
 
 
 def test_the_new_study_plans_as_it_is(tmp_path, study_here):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -259,7 +260,7 @@ def read_table(
     path,
     law: str,
     columns: dict[str, str],
-    filters: list[str] = (),
+    filters: Sequence[str] = (),
     drop_highest_loss: int = 0,
     group: str | None = None,
 ) -> pd.DataFrame:

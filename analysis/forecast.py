@@ -108,7 +108,7 @@ class Points:
 
 
 @dataclass(frozen=True)
-class LawFit:
+class Approach3Fit:
     """Approach 3's fitted law: L(N, D) by variable projection, or, where points repeat their
     data, the data-constrained law; the compute-optimal loss and a model's loss under either,
     of its own parameters or of a resample's (`resamples`, whole budgets)."""
@@ -161,17 +161,17 @@ class LawFit:
                                                  for p in self.resamples()])  # fmt: skip
 
 
-def fit_approach_3(points: Points, *, n_boot: int = 0, seed: int = 0) -> LawFit:
+def fit_approach_3(points: Points, *, n_boot: int = 0, seed: int = 0) -> Approach3Fit:
     """Approach 3 on `points`: the data-constrained law where any point repeats its data, else
     L(N, D) by variable projection; the bootstrap resamples whole budgets. ValueError where
     the law cannot be fitted."""
     if points.repeats:
         solution = fit_data_constrained(points.loss, points.budget, n_boot, seed=seed,
                                         N=points.n, D=points.d, U=points.u)  # fmt: skip
-        return LawFit(solution, points.flops, True)
+        return Approach3Fit(solution, points.flops, True)
     fit = fit_varpro(points.loss, N=points.n, D=points.d, groups=points.budget, n_boot=n_boot,
                      seed=seed, flops=points.flops)  # fmt: skip
-    return LawFit(fit.solution, points.flops, False)
+    return Approach3Fit(fit.solution, points.flops, False)
 
 
 def _interval(best: float, values: list[float], level: float = 0.95) -> Estimate:
@@ -240,7 +240,7 @@ def observed_optima(points: Points, window: float = WINDOW) -> dict[int, tuple[f
 
 
 def _refit(points: Points, method: str, window: float) -> object:
-    """The method fitted without resamples (a LawFit or LossOptimumSolution); ValueError
+    """The method fitted without resamples (a Approach3Fit or LossOptimumSolution); ValueError
     where it cannot be."""
     if method != LOSS_AT_OPTIMUM:
         if len(np.unique(points.budget)) < 2:
@@ -313,7 +313,7 @@ def choose(errors: dict[str, dict[float, float]], methods=METHODS) -> tuple[str,
 
 def _approach_3(
     points: Points, target_c: float, n_boot: int, seed: int, epochs: float = 1.0
-) -> tuple[OptimumForecast, LawFit]:
+) -> tuple[OptimumForecast, Approach3Fit]:
     """Approach 3's forecast at `target_c`, its intervals from resamples of whole budgets, and
     the fit it came from."""
     fit = fit_approach_3(points, n_boot=n_boot, seed=seed)

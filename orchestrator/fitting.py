@@ -4,6 +4,7 @@ and `study fit` on a store or on a CSV of results."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def fit_csv(
     law: str,
     columns: dict[str, str],
     *,
-    filters: list[str] = (),
+    filters: Sequence[str] = (),
     drop_highest_loss: int = 0,
     n_boot: int = 1000,
     group: str | None = None,
@@ -229,8 +230,10 @@ def _forecast_target(target: str | None) -> dict[str, float]:
     from analysis.fits import TableError
     from analysis.tasklaw import UNITS
 
+    if target is None:
+        raise TableError(FORECAST_TARGET)
     at = {}
-    for part in (target or "").split(","):
+    for part in target.split(","):
         name, sep, value = part.partition("=")
         name, number = name.strip().upper(), value.strip().upper()
         if not sep or name not in ("C", "N", "D", "U") or name in at:

@@ -9,7 +9,7 @@ predicts again, least of all from the trial it predicts."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -70,7 +70,7 @@ def stored_trials(
     return trials
 
 
-def budgets(spec: StudySpec, extra: list[float] = ()) -> list[float]:
+def budgets(spec: StudySpec, extra: Sequence[float] = ()) -> list[float]:
     """The budgets to predict at: the study file's and any more asked for."""
     return sorted({float(c) for c in (spec.predict.flops if spec.predict else [])} | set(extra))
 

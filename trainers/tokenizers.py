@@ -10,6 +10,7 @@ rows a model needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ SPECIALS = ("<pad>", "<eos>", "<mask>", *(f"<extra_id_{i}>" for i in range(N_SEN
 class _Vocabulary:
     """Special-token bookkeeping shared by the tokenizers: give `vocab_size` and the ids."""
 
-    def _set_specials(self, vocab_size: int, ids: list[int], others: list[int] = ()) -> None:
+    def _set_specials(self, vocab_size: int, ids: list[int], others: Sequence[int] = ()) -> None:
         self.vocab_size = vocab_size
         self.pad_id, self.eos_id, self.mask_id = ids[:3]
         self.sentinel_ids = np.array(ids[3:], dtype=np.int64)

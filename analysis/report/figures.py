@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.laws import compute_budgets
-from analysis.report.view import MAX_CURVE_POINTS, NATS, Estimate, ReportView, StudyView
+from analysis.report.view import MAX_CURVE_POINTS, NATS, ReportView, StudyView, TaskPoint
 from analysis.trends import TASK_LOSS
 from trainers.architectures import ARCHITECTURES
 
@@ -278,7 +278,7 @@ def predictions(view: ReportView) -> go.Figure | None:
     return fig
 
 
-def _error_bars(entry: Estimate) -> dict | None:
+def _error_bars(entry: TaskPoint) -> dict | None:
     if entry.ci is None:
         return None
     return {"type": "data", "array": [entry.ci[1] - entry.accuracy],

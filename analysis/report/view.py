@@ -237,7 +237,7 @@ def in_bits_per_byte(drawing: Drawing) -> Drawing:
 
 
 @dataclass(frozen=True)
-class Estimate:
+class TaskPoint:
     """A point of a task panel: task loss, accuracy and its interval (if any)."""
 
     task_loss: float
@@ -256,8 +256,8 @@ class TaskPanel:
     points: pd.DataFrame  # the scored checkpoints of this architecture and task
     held_out: str  # the run held out: the largest model
     curve: tuple[np.ndarray, np.ndarray]  # the sigmoid: task loss, accuracy
-    predicted: Estimate
-    measured: Estimate
+    predicted: TaskPoint
+    measured: TaskPoint
 
 
 def _task_panel(i: int, view: StudyView, arch: str, task: str, r: TaskFit) -> TaskPanel:
@@ -266,8 +266,8 @@ def _task_panel(i: int, view: StudyView, arch: str, task: str, r: TaskFit) -> Ta
     p = {k: v.estimate for k, v in r.step2.params.items()}
     span = np.linspace(points.task_loss.min() * 0.9, points.task_loss.max() * 1.05, 80)
     curve = (span, sigmoid(span, p["a"], p["b"], p["k"], p["L0"]))
-    predicted = Estimate(r.task_loss.estimate, r.accuracy.estimate, r.accuracy.ci)
-    measured = Estimate(r.measured_task_loss, r.measured.estimate, r.measured.ci)
+    predicted = TaskPoint(r.task_loss.estimate, r.accuracy.estimate, r.accuracy.ci)
+    measured = TaskPoint(r.measured_task_loss, r.measured.estimate, r.measured.ci)
     return TaskPanel(study=i, arch=arch, task=task, points=points, held_out=r.held_out,
                      curve=curve, predicted=predicted, measured=measured)  # fmt: skip
 

@@ -291,6 +291,8 @@ def status(
         return
     columns = ["trial_id", "status", "attempts", "n_params", "tokens_done", "val_loss", "wall_s",
                "device"]  # fmt: skip
+    if "workers" in frame and (frame.workers.fillna(1) > 1).any():  # a trial on several
+        columns += ["workers", "strategy"]
     counts = frame.status.value_counts()
     summary = ", ".join(f"{n:,} {status}" for status, n in counts.items())
     sys.stdout.write(frame_table(frame[columns], f"{len(frame):,} trials: {summary}"))

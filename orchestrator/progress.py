@@ -170,11 +170,18 @@ class Progress:
         """The live table."""
         done = sum(r.status == "finished" for r in self.rows.values())
         table = Table(title=f"{done}/{len(self.rows)} trials done, {_duration(self.elapsed)}")
-        for column in ("trial", "status", "tokens", "loss", "val loss", "tokens/s", "ETA"):
+        spread = any(r.spec.placement.workers > 1 for r in self.rows.values())
+        columns = ("trial", *(("workers",) if spread else ()), "status", "tokens", "loss",
+                   "val loss", "tokens/s", "ETA")  # fmt: skip
+        for column in columns:
             table.add_column(column, justify="left" if column in ("trial", "status") else "right")
         for row in self.rows.values():
+            placement = row.spec.placement
+            workers = ((f"{placement.workers} {placement.strategy}" if placement.workers > 1
+                        else "1"),) if spread else ()  # fmt: skip
             table.add_row(
                 row.spec.trial_id,
+                *workers,
                 _scoring(row) if row.status == "running" and row.scoring else row.status,
                 f"{format_count(row.tokens) if row.tokens else 0}/"
                 f"{format_count(row.spec.budget.tokens)}",

@@ -105,3 +105,13 @@ def test_the_progress_line_of_a_trial_on_several_workers_says_how_many():
         ),
     )
     assert "decoder-25K-s0: started on cpu ×4 (ddp)" in out.getvalue()
+    # the live table (a terminal's view) has a workers column where a trial spans several
+    shown = io.StringIO()
+    Console(file=shown, width=200).print(progress.table())
+    lines = shown.getvalue().splitlines()
+    header = next(line for line in lines if "trial" in line and "status" in line)
+    assert "workers" in header
+    assert any("4 ddp" in line and "running" in line for line in lines)
+    alone = io.StringIO()
+    Console(file=alone, width=200).print(Progress([trial], Console(file=io.StringIO())).table())
+    assert "workers" not in alone.getvalue()  # one process each: no column

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
-from trainers.events import End, Start, Train
+from trainers.events import Checkpoint, End, Start, Train
 
 # 50 steps of 8 sequences of 32 tokens (the issue's test: 2 workers against 1 after 50 steps)
 TINY = """\
@@ -118,10 +118,14 @@ def test_a_killed_worker_is_lost_and_the_trial_runs_again(ray_session, tmp_path)
         session.commit()
     killed, retries = [], []
 
-    def kill_rank_0(event):
+    saved = []
+
+    def kill_rank_0(event):  # once its first checkpoint is written, so the retry resumes there
         if isinstance(event, Start) and not killed:
             killed.append(event.pid)
-        elif isinstance(event, Train) and len(killed) == 1:
+        elif isinstance(event, Checkpoint) and not saved:
+            saved.append(event.step)
+        elif isinstance(event, Train) and saved and len(killed) == 1:
             os.kill(killed[0], signal.SIGKILL)  # rank 0's process, as a dead node leaves it
             killed.append(0)
 
@@ -142,6 +146,10 @@ def test_a_killed_worker_is_lost_and_the_trial_runs_again(ray_session, tmp_path)
     assert errors == []  # max_retries 0: only a lost trial runs again
     assert len(retries) == 1 and retries[0][1] and "WorkersLost" in retries[0][0]
     assert [e.kind for e in events if isinstance(e, Start | End)] == ["start", "start", "end"]
+    again = [e for e in events if isinstance(e, Start)][1]
+    assert saved == [25] and again.resumed_step == 25 and again.workers == 2  # from the checkpoint
+    resumed = [e for e in events if isinstance(e, Train) and e.step > 25]
+    assert resumed and resumed[-1].step == 50  # the trial went on from there to its end
     assert _cpus_free_again(2)
     assert list((tmp_path / "art" / "ray-train").iterdir()) == []  # both launches' folders
     with sqlite3.connect(tmp_path / "s.db") as db:  # the resumed history is not stored twice

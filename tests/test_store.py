@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from orchestrator.cli import app
 from orchestrator.grid import expand
 from orchestrator.spec import parse_study
 from orchestrator.stages import planned_accounting
@@ -282,6 +284,13 @@ def test_a_trial_records_the_workers_it_trained_on(store):
         frame = trials_frame(session, study)
         assert frame.set_index("trial_id").loc[row.trial_id, ["workers", "strategy"]].tolist() == [
             2, "ddp"]  # fmt: skip
+    engine.dispose()
+    # `study status` shows the columns where a trial spans several workers
+    shown = CliRunner().invoke(app, ["status", "--store", store])
+    assert shown.exit_code == 0, shown.output
+    header = next(line for line in shown.stdout.splitlines() if "trial" in line and "status" in line)
+    assert "workers" in header and "strategy" in header
+    assert any(row.trial_id in line and " ddp" in line for line in shown.stdout.splitlines())
 
 
 def test_zero_shot_results_are_stored_and_replaced_by_a_new_attempt(store):

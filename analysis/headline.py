@@ -244,6 +244,13 @@ KNOWN = (
      "intervals from a residual bootstrap (too few runs to resample whole runs): they may be "
      "too narrow", "add seeds or sizes"),
 )  # fmt: skip
+# Warnings whose numbers and names matter (said as they are), and what to do about them.
+ADVICE = (
+    ("sits at its bound", "add sizes or seeds; an E at its lower bound means the points show no "
+     "floor, so read the exponent as a local slope"),
+    ("edge of the starting grid", "the fit left the region it searched from; more sizes or "
+     "budgets usually bring the optimum inside"),
+)  # fmt: skip
 _NUMBER = re.compile(r"[-+−]?\d[\d.,]*(e[-+]?\d+)?%?")
 _TWO_STEP = re.compile(r"needs (\d+) runs; got (\d+)")
 
@@ -253,7 +260,8 @@ def _kind(message: str) -> tuple[str, str, str]:
     for key, text, advice in KNOWN:
         if key in message:
             return key, text, advice
-    return _NUMBER.sub("#", message), message, ""
+    advice = next((advice for key, advice in ADVICE if key in message), "")
+    return _NUMBER.sub("#", message), message, advice
 
 
 def caveats_of(fits: StudyFits, trials: pd.DataFrame | None = None) -> Caveats:

@@ -335,7 +335,7 @@ def _check(law: Law, theta: np.ndarray, res, log_l: np.ndarray) -> list[str]:
         if not held and (value <= grid.min() or value >= grid.max()):
             out.append(
                 f"the best fit has {name} = {value:.3g}, on or beyond the edge of the starting "
-                f"grid [{grid.min():g}, {grid.max():g}]: widen the grid to trust it"
+                f"grid [{grid.min():g}, {grid.max():g}]: a better fit may lie beyond it"
             )
     for name, value, held in zip(law.internal_names(), theta, at_bound, strict=True):
         if held:

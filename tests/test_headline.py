@@ -250,3 +250,14 @@ def test_the_report_opens_on_the_headline_the_terminal_prints(tmp_path, view):
     assert headings[:3] == ["Headline", "Loss against size", "Loss against compute"]
     read = ["Zero-shot accuracy", "Training curves", "Summary", "Fitted laws", "Trials"]
     assert [h for h in headings if h in read] == read  # the figures as a researcher reads
+
+
+def test_a_parameter_at_its_bound_or_beyond_the_grid_is_said_with_what_to_do():
+    said = ("log_E = -10 sits at its bound: the data do not pin it down",
+            "the best fit has log_E = 1.77, on or beyond the edge of the starting grid "
+            "[-1.23, 1.76]: a better fit may lie beyond it")  # fmt: skip
+    fits = StudyFits({"encdec": {"n": NotFitted(law="n", error="-", warnings=said[:1])},
+                      "encoder": {"n": NotFitted(law="n", error="-", warnings=said[1:])}})
+    bound, edge = caveats_of(fits).lines()
+    assert bound.startswith(f"encdec: n: {said[0]}; add sizes or seeds")  # its own words kept
+    assert edge.startswith(f"encoder: n: {said[1]}; the fit left the region it searched from")

@@ -55,6 +55,10 @@ def test_the_site_builds_strict_offline_with_its_generated_pages(tmp_path):
     assert "Benchmarks" in (site / "benchmarks.html").read_text()
     pages = list(site.rglob("*.html"))
     assert not [p for p in pages if "fonts.googleapis.com" in p.read_text()]  # offline
+    # nothing loaded from another host: the offline plugin's search shim is kept with the site
+    remote = re.compile(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//')
+    assert not [p for p in pages if remote.search(p.read_text())]
+    assert (site / "assets" / "javascripts" / "iframe-worker" / "shim.js").is_file()
 
 
 def test_the_field_reference_has_every_field_of_the_json_schema():

@@ -12,13 +12,14 @@ orchestrator.recipe.plan turns the rules' numbers into a trial's plan. Built-in 
   ours decay every weight alike), WSD-S with a linear decay over 10% of each period. Its N is
   the non-embedding count (`ModelLadder.get_num_params`), as ours is.
 - `porian`: Porian et al. 2024, "Resolving discrepancies in compute-optimal scaling of language
-  models" (arXiv 2406.19146), as OLMo-core's configurator cites and rounds their fits (its
-  source comments point at the paper): the same lr and batch rules without the WSD halving,
-  warmup = N tokens, β2 = 0.99 below 524,288 tokens (their Table 4 tunes β2 up for small
-  batches) and a cosine schedule. The paper fits lr and batch on models of 25M-110M
-  parameters (counted with the output layer) in sequences of 2048 tokens; its own printed
-  coefficients and exponents could not be read here, so these are OLMo-core's rounding of
-  them, not checked against the paper's equations.
+  models" (arXiv 2406.19146): their rounded fits as their repository prints them
+  (formll/resolving-scaling-law-discrepancies, plotting.py, `plot_sweep_key`, the legends
+  "Rounded fit: LR = 0.0047 (N / 108e6)^{-1/3}" and "Rounded fit: BS = 160 (N / 108e6)^{2/3}",
+  BS in sequences of 2048 tokens), which OLMo-core copies: the same lr and batch rules without
+  the WSD halving, warmup = N tokens, β2 = 0.99 below 524,288 tokens (OLMo-core's threshold;
+  the paper tunes β2 up for small batches, its Table 4) and a cosine schedule. The fit spans
+  their models of 25M-110M parameters (108,540,160 the largest), N counting the output layer
+  and not the input embedding; ours is the non-embedding N, as OLMo-core's.
 - `deepseek`: DeepSeek LLM 2024 (arXiv 2401.02954, eq. 1): η_opt = 0.3118·C^(−0.1250),
   B_opt = 0.2920·C^(0.3271) tokens, C = M·D in FLOPs with M the non-embedding FLOPs per
   token, 72·n_layer·d² + 6·n_layer·d·seq_len (attention included, the vocabulary left out);

@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.fits import FEW_TOKENS_PER_PARAM, PLAUSIBLE
 from analysis.laws import EXPONENT_BOUND
-from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits
+from analysis.results import Estimate, IsoFlopFit, LawFit, LossOptimumFit, StudyFits, forecast_of
 from analysis.trends import TEST, TaskVerdict, Verdicts, task_verdicts, zero_shot_words
 
 
@@ -154,9 +154,9 @@ def _forecast(predictions: pd.DataFrame, architecture: str) -> str | None:
     if rows.empty:
         return None
     p = rows.sort_values("flops").iloc[-1]
-    stored = p.get("forecast")
-    if isinstance(stored, dict) and stored.get("text"):
-        text = stored["text"]
+    stored = forecast_of(p)
+    if stored is not None and stored.text:
+        text = stored.text
     else:  # made before the backtest: no forecast line was kept
         ci = f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.get("ci_low")) else ""
         text = f"predicted {p.predicted_loss:.4g}{ci} at C = {p.flops:.3g}"

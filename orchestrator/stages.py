@@ -325,7 +325,8 @@ def verify_predictions(ctx: RunContext) -> None:
     from analysis.results import stored_forecast
 
     for p in ctx.store.verify_predictions():
-        method = (stored_forecast(p.fit) or {}).get("method")  # none: made before the backtest
+        forecast = stored_forecast(p.fit)
+        method = forecast and forecast.method  # none: made before the backtest
         said = verdict(p.predicted_loss, p.ci_low, p.ci_high, p.measured_loss, method)
         ctx.console.print(f"verified {p.architecture} at {flops_text(p.flops)} FLOPs "
                           f"({p.trial_id}): " + said, highlight=False)  # fmt: skip

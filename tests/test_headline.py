@@ -148,7 +148,8 @@ def test_task_loss_is_judged_per_task_beside_accuracy():
 
 
 def test_the_forecast_line_and_its_measurement_come_from_the_stored_prediction(view):
-    forecast = {"text": "forecast 2.412 [2.39, 2.44] by loss-at-optimum at C = 1e+13; "
+    forecast = {"method": "loss-at-optimum", "loss": 2.412, "ci": [2.39, 2.44],
+                "text": "forecast 2.412 [2.39, 2.44] by loss-at-optimum at C = 1e+13; "
                         "backtest: largest budget −0.4%"}  # fmt: skip
     predictions = pd.DataFrame([
         {"architecture": "decoder", "flops": 1e12, "predicted_loss": 2.5, "ci_low": 2.4,

@@ -16,6 +16,7 @@ from rich.console import Console
 from analysis.forecast import APPROACH_3, METHODS
 from analysis.laws import CHINCHILLA_ND
 from analysis.predict import forecast, verdict
+from analysis.results import stored_forecast
 from orchestrator.grid import prediction_cell, shape_near
 from orchestrator.sizes import non_embedding_params
 from orchestrator.spec import load_study, parse_study
@@ -100,6 +101,13 @@ def test_a_prediction_holds_d_opt_with_its_interval_and_the_export_gives_it(tmp_
     assert kept["D_opt"] == {"estimate": d_opt.estimate, "ci": list(d_opt.ci)}
     assert kept["interval"] == "budget bootstrap"  # the forecast's resamples of whole budgets
     assert row["n_opt_from"] == row["fit"]["forecast"]["method"] in METHODS
+    stored = stored_forecast(row["fit"])  # read back typed, as the report and headline read it
+    assert stored.method == row["n_opt_from"] and stored.json == row["fit"]["forecast"]
+    assert stored.chosen().startswith(f"{stored.loss:.4g} [") and stored.chosen().endswith(
+        f"by {stored.method}")  # fmt: skip
+    assert [(b.budget, b.method) for b in stored.backtest] == [
+        (r["budget"], r["method"]) for r in row["fit"]["forecast"]["backtest"]]  # fmt: skip
+    assert all(b.text().endswith("%") for b in stored.backtest if b.error is not None)
 
     with Session(open_store(f"sqlite:///{tmp_path / 'p.db'}")) as session:
         study, _ = _registered(session)
@@ -134,7 +142,6 @@ def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_b
 
     from analysis.report.tables import predictions_table
     from analysis.report.view import prediction_summary
-    from analysis.results import stored_forecast
     from orchestrator.store import (
         open_store,
         predictions_frame,
@@ -180,7 +187,7 @@ def test_a_prediction_stored_before_the_backtest_reads_verifies_and_reports_as_b
     # verified as before: the line names no method; a new one names its method
     assert verdict(2.0, 1.9, 2.1, 2.05) == (
         "measured 2.05, predicted 2 [1.9, 2.1]: error -2.44%, inside the interval")
-    method = stored_forecast(made.fit_json())["method"]
+    method = stored_forecast(made.fit_json()).method
     assert f"[1.9, 2.1] by {method}: error -2.44%" in verdict(2.0, 1.9, 2.1, 2.05, method)
     measured = shown
 

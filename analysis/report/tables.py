@@ -8,6 +8,7 @@ import html
 import pandas as pd
 
 from analysis.report.view import ReportView, StudyView
+from analysis.results import StoredForecast, forecast_of
 
 
 def _esc(text) -> str:
@@ -47,11 +48,11 @@ def predictions_table(view: ReportView) -> str:
                         if pd.notna(p.ci_low) and pd.notna(p.ci_high) else "none")  # fmt: skip
             measured = pd.notna(p.measured_loss)
             inside = pd.notna(p.ci_low) and measured and p.ci_low <= p.measured_loss <= p.ci_high
-            forecast = _forecast(p)
+            forecast = forecast_of(p)
             rows.append(row | {
                 "architecture": p.architecture,
                 "FLOPs": f"{p.flops:.3g}",
-                "forecast (method)": _forecast_text(forecast),
+                "forecast (method)": forecast.chosen() if forecast else "",
                 "N_opt (from)": f"{p.n_opt:.3g} ({p.n_opt_from})",
                 "D_opt": f"{d_opt:.3g}" if pd.notna(d_opt := getattr(p, "d_opt", None)) else "",
                 "trial": p.trial_id,
@@ -72,33 +73,15 @@ def predictions_table(view: ReportView) -> str:
     return table(pd.DataFrame(rows)) + "".join(backtests)
 
 
-def _forecast(p) -> dict | None:
-    """The forecast a prediction row was made from (None: made before the backtest)."""
-    forecast = getattr(p, "forecast", None)
-    return forecast if isinstance(forecast, dict) else None
-
-
-def _forecast_text(forecast: dict | None) -> str:
-    """The chosen forecast, "1.71 [1.69, 1.93] by loss-at-optimum" (none before the backtest)."""
-    if forecast is None:
-        return ""
-    ci = forecast.get("ci")
-    shown = f"{forecast['loss']:.4g}" if forecast.get("loss") is not None else "not finite"
-    shown += f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else " (no interval)"
-    return shown + f" by {forecast['method']}"
-
-
-def _backtest_table(name: str, forecast: dict) -> str:
+def _backtest_table(name: str, forecast: StoredForecast) -> str:
     """The backtest of a prediction: each left-out budget (the largest first), each method's
     error forecasting its optimum loss, or why it has none."""
     cells: dict[float, dict] = {}
-    for r in forecast.get("backtest") or []:
-        said = (f"{r['error']:+.2%}" if r.get("error") is not None
-                else f"none: {r.get('why') or 'not forecast'}")  # fmt: skip
-        cells.setdefault(r["budget"], {"left out: C": f"{r['budget']:.3g}"})[r["method"]] = said
+    for r in forecast.backtest:
+        cells.setdefault(r.budget, {"left out: C": f"{r.budget:.3g}"})[r.method] = r.text()
     head = (f"<p>Backtest of {_esc(name)}: each budget left out in turn, the others refitted, "
-            f"its optimum loss forecast; chosen: {_esc(forecast.get('method'))} "
-            f"({_esc(forecast.get('reason', ''))}).</p>")  # fmt: skip
+            f"its optimum loss forecast; chosen: {_esc(forecast.method)} "
+            f"({_esc(forecast.reason)}).</p>")  # fmt: skip
     if not cells:
         return head + "<p>No backtest: too few budgets to leave one out.</p>"
     return head + table(pd.DataFrame(list(cells.values())))

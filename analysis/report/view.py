@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.headline import Headline, caveats_of, headline_of
 from analysis.laws import compute_budgets
-from analysis.results import IsoFlopFit, LawFit, NotFitted, StudyFits, TaskFit
+from analysis.results import IsoFlopFit, LawFit, NotFitted, StudyFits, TaskFit, forecast_of
 from analysis.tasklaw import sigmoid
 
 MAX_CURVE_POINTS = 300  # per trial and curve: a long run's every step would bloat the file
@@ -429,8 +429,8 @@ def prediction_summary(predictions: pd.DataFrame) -> list[str]:
     """One sentence per prediction, for the report's summary and the terminal."""
     out = []
     for p in predictions.itertuples():
-        forecast = getattr(p, "forecast", None)  # none: made before the backtest
-        said = forecast.get("text", "") + "; " if isinstance(forecast, dict) else ""
+        forecast = forecast_of(p)  # none: made before the backtest
+        said = forecast.text + "; " if forecast else ""
         text = (f"{p.architecture} at {p.flops:.3g} FLOPs: {said}predicted "
                 f"{p.predicted_loss:.4g}"
                 + (f" [{p.ci_low:.4g}, {p.ci_high:.4g}]" if pd.notna(p.ci_low) else

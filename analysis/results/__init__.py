@@ -26,9 +26,12 @@ from analysis.results.laws import (
     fit_from_json,
 )
 from analysis.results.predictions import (
+    BacktestError,
     Optimum,
     OptimumForecast,
     Prediction,
+    StoredForecast,
+    forecast_of,
     stored_forecast,
     stored_optimum,
 )
@@ -38,8 +41,8 @@ from analysis.results.trends import ArchitectureTrends, TableTrend, Trend
 
 __all__ = [
     "BUDGETS", "ISOFLOP_FORMULA", "LOSS_OPTIMUM_FORMULA", "RESIDUALS", "TRIALS",
-    "ArchitectureTrends", "Estimate", "Fit", "Holdout", "IsoFlopFit", "LawFit", "LossOptimumFit",
-    "Minimum", "NotFitted", "Optimum", "OptimumForecast", "Prediction",
-    "Step1", "Step2", "StudyFits", "TableTrend", "TaskFit", "TaskFits", "Trend",
-    "fit_from_json", "json_of", "nulls", "stored_forecast", "stored_optimum",
+    "ArchitectureTrends", "BacktestError", "Estimate", "Fit", "Holdout", "IsoFlopFit", "LawFit",
+    "LossOptimumFit", "Minimum", "NotFitted", "Optimum", "OptimumForecast", "Prediction",
+    "Step1", "Step2", "StoredForecast", "StudyFits", "TableTrend", "TaskFit", "TaskFits", "Trend",
+    "fit_from_json", "forecast_of", "json_of", "nulls", "stored_forecast", "stored_optimum",
 ]  # fmt: skip

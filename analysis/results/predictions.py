@@ -38,11 +38,66 @@ def stored_optimum(fit: dict) -> tuple[Estimate, Estimate]:
     return tuple(Estimate.from_json(optimum.get(k) or {}) for k in ("N_opt", "D_opt"))
 
 
-def stored_forecast(fit: dict) -> dict | None:
-    """The forecast a prediction was made from (`Forecast.to_json()["forecast"]`: the method,
-    both methods, the backtest), from its stored fit; None for predictions made before it was
-    kept (they came from L(N, D) and the IsoFLOP minima)."""
-    return (fit or {}).get("forecast")
+@dataclass(frozen=True, kw_only=True)
+class BacktestError:
+    """One method's error forecasting one left-out budget's optimum loss (forecast / observed
+    − 1), or why it has none."""
+
+    budget: float
+    method: str
+    error: float | None
+    why: str | None = None
+
+    def text(self) -> str:
+        """"+1.23%", or "none: <why>"."""
+        if self.error is None:
+            return f"none: {self.why or 'not forecast'}"
+        return f"{self.error:+.2%}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredForecast:
+    """The forecast a prediction was made from, as its stored fit keeps it
+    (`Forecast.to_json()["forecast"]` and its line, `text`), read back: the chosen method and
+    its loss, why the backtest chose it, the backtest's errors; `json`, the whole as stored
+    (both methods, their intervals), is what the exports give."""
+
+    method: str
+    loss: float | None  # None: not finite
+    ci: tuple[float, float] | None
+    reason: str
+    text: str
+    backtest: tuple[BacktestError, ...]
+    json: dict
+
+    @classmethod
+    def from_json(cls, d: dict) -> StoredForecast:
+        rows = tuple(BacktestError(budget=r["budget"], method=r["method"], error=r.get("error"),
+                                   why=r.get("why")) for r in d.get("backtest") or [])  # fmt: skip
+        ci = d.get("ci")
+        return cls(method=d["method"], loss=d.get("loss"), ci=tuple(ci) if ci else None,
+                   reason=d.get("reason", ""), text=d.get("text", ""), backtest=rows,
+                   json=d)  # fmt: skip
+
+    def chosen(self) -> str:
+        """The chosen forecast, "1.71 [1.69, 1.93] by loss-at-optimum"."""
+        shown = f"{self.loss:.4g}" if self.loss is not None else "not finite"
+        shown += f" [{self.ci[0]:.4g}, {self.ci[1]:.4g}]" if self.ci else " (no interval)"
+        return shown + f" by {self.method}"
+
+
+def stored_forecast(fit: dict | None) -> StoredForecast | None:
+    """The forecast a prediction was made from, from its stored fit; None for predictions made
+    before it was kept (they came from L(N, D) and the IsoFLOP minima)."""
+    kept = (fit or {}).get("forecast")
+    return None if kept is None else StoredForecast.from_json(kept)
+
+
+def forecast_of(row) -> StoredForecast | None:
+    """The forecast of a row of the store's predictions frame (its `forecast` column: the JSON
+    as stored, or null before the backtest)."""
+    kept = getattr(row, "forecast", None) if not isinstance(row, dict) else row.get("forecast")
+    return StoredForecast.from_json(kept) if isinstance(kept, dict) else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -91,8 +91,8 @@ def _optimum(p: Prediction) -> dict:
     forecast = stored_forecast(p.fit)
     return {"n_opt_ci_low": n_ci[0], "n_opt_ci_high": n_ci[1], "d_opt": d_opt.estimate,
             "d_opt_ci_low": d_ci[0], "d_opt_ci_high": d_ci[1],
-            "method": forecast and forecast.get("method"),
-            "forecast": forecast}  # fmt: skip
+            "method": forecast and forecast.method,
+            "forecast": forecast and forecast.json}  # fmt: skip
 
 
 def predictions_frame(session: Session, study: Study) -> pd.DataFrame:

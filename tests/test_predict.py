@@ -407,13 +407,13 @@ def _isoflop_store(url: str) -> int:
     return len(rows)
 
 
-def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_cli, tmp_path):
+def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_here, tmp_path):
     """`study fit STORE --law forecast`: each architecture's forecast, both methods with their
     backtests and the method picked, in text and JSON of the shape `--csv` gives; at the
     study's predict: budget without --target; a store without either is one line, exit 2."""
     n_trials = _isoflop_store(store)
     args = ["fit", "--store", store, "--law", "forecast", "--n-boot", "20"]
-    done = study_cli(*args, "--target", "C=3e13", "--json", cwd=tmp_path)
+    done = study_here(*args, "--target", "C=3e13", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["law"] == "forecast" and list(shown["architectures"]) == ["decoder"]
@@ -427,15 +427,15 @@ def test_study_fit_forecasts_a_stored_study_as_it_forecasts_a_csv(store, study_c
     n_true = g * (3e13 / 6) ** (beta / (alpha + beta))
     n_opt = entry["methods"][APPROACH_3]["n_opt"]["estimate"]
     assert abs(np.log(n_opt / n_true)) < np.log(1.5)
-    text = study_cli(*args, "--target", "C=3e13", cwd=tmp_path)
+    text = study_here(*args, "--target", "C=3e13", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith(f"decoder: forecast {entry['loss']:.4g} [")
     assert f"by {entry['method']} at C = 3e+13; backtest: largest budget " in text.stdout
     assert text.stdout.count("without C = ") == 4 * 2 and "chosen: " in text.stdout
-    at_predict = study_cli(*args, "--json", cwd=tmp_path)  # the study's predict: flops
+    at_predict = study_here(*args, "--json", cwd=tmp_path)  # the study's predict: flops
     assert at_predict.returncode == 0, at_predict.stderr
     assert json.loads(at_predict.stdout)["architectures"]["decoder"]["forecast"] == entry
-    bad = study_cli(*args, "--target", "N=1e6", cwd=tmp_path)
+    bad = study_here(*args, "--target", "N=1e6", cwd=tmp_path)
     assert bad.returncode == 2 and "--law forecast needs --target C=FLOPS" in bad.stderr
     assert n_trials >= 16  # every budget has 4 sizes or more
 

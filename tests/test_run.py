@@ -110,13 +110,15 @@ def test_plan_states_the_storage_the_weights_take(tiny_study, study_cli):
     assert not (cwd / "runs").exists() and not (cwd / "artifacts" / "tiny").exists()
 
 
-def test_cli_end_to_end(tiny_study, study_cli):
-    """What a user does: plan, run, status, export, report, run again; all through the CLI."""
+def test_cli_end_to_end(tiny_study, study_cli, study_here):
+    """What a user does: plan, run, status, export, report, run again; all through the CLI (the
+    installed command for plan and run; the read commands in this process, as `study_here`
+    runs them, sparing a second of imports each)."""
     cwd = tiny_study.parent
     plan = study_cli("plan", str(tiny_study), cwd=cwd)
     assert plan.returncode == 0 and "decoder-25K-s0" in plan.stdout
     assert not (cwd / "runs").exists()  # plan writes nothing
-    planned = json.loads(study_cli("plan", str(tiny_study), "--json", cwd=cwd).stdout)
+    planned = json.loads(study_here("plan", str(tiny_study), "--json", cwd=cwd).stdout)
     foreseen = {c["code"]: c["architectures"] for c in planned["caveats"]}
     planned = planned["trials"]
     assert len(planned) == 9 and len({p["eval_key"] for p in planned}) == 1
@@ -137,7 +139,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
     # `study plan` said both before anything trained, for the same architectures
     assert foreseen["starved-of-data"] == foreseen["too-few-sizes"] == starved[0].split(", ")
 
-    status = study_cli("status", str(tiny_study), "--json", cwd=cwd)
+    status = study_here("status", str(tiny_study), "--json", cwd=cwd)
     trials = json.loads(status.stdout)
     assert [t["status"] for t in trials] == ["finished"] * 9
     decoders = [t for t in trials if t["architecture"] == "decoder"]
@@ -147,7 +149,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
         (t["trial_id"], t["hash"]) for t in trials
     }
 
-    export = study_cli("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
+    export = study_here("export", "--store", "sqlite:///runs/tiny.db", "--format", "json", cwd=cwd)
     rows = json.loads(export.stdout)
     for key in (
         "trial_id",
@@ -164,10 +166,10 @@ def test_cli_end_to_end(tiny_study, study_cli):
     for r in rows:  # 6N plus attention; encdec runs its decoder on the targets only (~25% here)
         bound = 6 * r["n_params"] * r["tokens"]
         assert r["flops"] < bound if r["architecture"] == "encdec" else r["flops"] > bound
-    csv = study_cli("export", str(tiny_study), cwd=cwd)
+    csv = study_here("export", str(tiny_study), cwd=cwd)
     assert csv.stdout.splitlines()[0].startswith("trial_id,architecture,size")
     evals = json.loads(
-        study_cli("export", str(tiny_study), "--what", "evals", "--format", "json", cwd=cwd).stdout
+        study_here("export", str(tiny_study), "--what", "evals", "--format", "json", cwd=cwd).stdout
     )
     keys = {"trial_id", "architecture", "n_params", "task", "metric", "value", "n_items"}
     assert keys | {"chance", "ci_low", "ci_high"} <= set(evals[0])
@@ -182,18 +184,18 @@ def test_cli_end_to_end(tiny_study, study_cli):
     accuracy = [e for e in evals if e["metric"] == "acc"]
     assert all(e["n_items"] == 30 and e["ci_low"] <= e["value"] <= e["ci_high"] for e in accuracy)
     fits = json.loads(
-        study_cli("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
+        study_here("export", str(tiny_study), "--what", "fits", "--format", "json", cwd=cwd).stdout
     )
     assert fits[0]["law"] == "n" and set(fits[0]["params"]) == {"E", "A", "alpha"}
     assert fits[0]["quality"]["holdout"]["held_out"] == "the largest model"
     assert len(fits[0]["data"]) == 3 and fits[0]["quality"]["n_boot"] == 0  # none can tell
     assert all(p["ci"] is None for p in fits[0]["params"].values())
 
-    fit = study_cli("fit", str(tiny_study), "--law", "n", "--json", "--n-boot", "50", cwd=cwd)
+    fit = study_here("fit", str(tiny_study), "--law", "n", "--json", "--n-boot", "50", cwd=cwd)
     fitted = json.loads(fit.stdout)["architectures"]
     assert set(fitted) == {"decoder", "encoder", "encdec"}
     assert set(fitted["decoder"]["params"]) == {"E", "A", "alpha"}
-    trend = study_cli("fit", str(tiny_study), "--law", "trend", "--json", cwd=cwd)
+    trend = study_here("fit", str(tiny_study), "--law", "trend", "--json", cwd=cwd)
     decoder = json.loads(trend.stdout)["architectures"]["decoder"]
     assert {"slope", "spearman_rho", "p_value"} <= set(decoder["tasks"]["last_word"])
     assert decoder["verdict"].startswith("decoder: ")
@@ -210,7 +212,7 @@ def test_cli_end_to_end(tiny_study, study_cli):
     sqlite3.connect(cwd / "runs" / "tiny.db").backup(other)
     other.execute("UPDATE studies SET name = 'other'")
     other.commit()
-    compare = study_cli("report", "runs/tiny.db", "runs/other.db", "--n-boot", "20", cwd=cwd)
+    compare = study_here("report", "runs/tiny.db", "runs/other.db", "--n-boot", "20", cwd=cwd)
     assert compare.returncode == 0, compare.stderr
     assert "warning: other: decoder n: no intervals" in compare.stderr
     page = (cwd / "reports" / "compare-tiny-other.html").read_text()

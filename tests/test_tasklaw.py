@@ -140,13 +140,13 @@ def _ladder_store(url: str) -> dict[str, tuple[int, float, float]]:
     return final
 
 
-def test_the_largest_model_of_a_stored_study_is_held_out_and_predicted(store, study_cli, tmp_path):
+def test_the_largest_model_of_a_stored_study_is_held_out_and_predicted(store, study_here, tmp_path):
     """Through the store: the study's scored checkpoints read back (`task_points`), the
     two-step fit of `study fit --law task` holds out the largest model and predicts it from the
     four others, beside what it measured, in the JSON and in the line the terminal shows."""
     final = _ladder_store(store)
     args = ["fit", "--store", store, "--law", "task", "--n-boot", "50"]
-    done = study_cli(*args, "--json", cwd=tmp_path)
+    done = study_here(*args, "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     fitted = json.loads(done.stdout)["architectures"]["decoder"]
     assert fitted["warnings"] == []  # the store gives each task its chance level
@@ -161,6 +161,6 @@ def test_the_largest_model_of_a_stored_study_is_held_out_and_predicted(store, st
     assert result["accuracy"]["estimate"] == pytest.approx(acc, abs=0.01)
     assert result["step1"]["formula"] == "L(N) = E + A·N^(−α)"  # every run saw the same tokens
     assert result["step2"]["chance"] == CHANCE and result["step2"]["n_points"] == 4 * 4 + 1
-    text = study_cli(*args, cwd=tmp_path).stdout
+    text = study_here(*args, cwd=tmp_path).stdout
     assert ("decoder last_word: the largest run decoder-400K-s0 held out and predicted from the "
             "other 4: accuracy ") in text and f"measured {acc:.3g} [" in text  # fmt: skip

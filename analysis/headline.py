@@ -121,6 +121,23 @@ def shows_law(laws: dict) -> bool | None:
     return all(_inside(n, e) and _closed(e) for n, e in _exponents(fit))
 
 
+def _open(laws: dict) -> str:
+    """Why an exponent inside the published range still shows no law: its interval reaches 0,
+    or runs to the fit's bound ("" where an exponent is outside, which the line says)."""
+    exponents = _exponents(_headline_fit(laws))
+    if not all(_inside(n, e) for n, e in exponents):
+        return ""
+    for _, e in exponents:
+        low, high = e.ci or (None, None)
+        if low is None or high is None:
+            return " but has no interval"
+        if low <= 0:
+            return " but its interval reaches 0"
+        if high >= 0.99 * EXPONENT_BOUND:
+            return f" but its interval runs to the fit's bound, {EXPONENT_BOUND:g}"
+    return ""
+
+
 def _closed(e: Estimate) -> bool:
     low, high = e.ci or (None, None)
     return low is not None and high is not None and 0 < low and high < 0.99 * EXPONENT_BOUND
@@ -180,7 +197,7 @@ def headline_of(
         law, inside = _law(fits.laws.get(arch, {}))
         if law and shows_law(fits.laws[arch]) is False:
             further = next_study.get(arch) if isinstance(next_study, dict) else next_study
-            law += ": these sizes do not show a law"
+            law += _open(fits.laws[arch]) + ": these sizes do not show a law"
             law += f"; {further} goes further" if further else ""
         trends = fits.trends.get(arch)
         verdicts = task_verdicts(trends.tasks if trends else {})

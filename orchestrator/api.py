@@ -54,7 +54,8 @@ from trainers.schedules import cooldown_start, warmup_steps
 from trainers.trial import TrialSpec
 
 __all__ = [
-    "already_trained", "describe_data", "evaluate_study", "export_evals", "export_fits",
+    "already_trained", "cluster_nodes", "describe_data", "evaluate_study", "export_evals",
+    "export_fits",
     "export_mlflow", "export_models", "export_predictions", "export_tasks",
     "export_trials", "fit_csv", "fit_store", "last_line", "left_out", "Mode", "open_study", "plan",
     "planned_accounting", "prepare_data", "recipe_for_all", "report", "report_path", "run_study",
@@ -123,6 +124,14 @@ def plan(spec: StudySpec, data: TokenData | None = None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def cluster_nodes(address: str, study: str) -> list[dict]:
+    """The resources of each live node of the Ray cluster at `address` (`study plan
+    --address`): joined, read, left running. Raises ConnectionError naming what to check."""
+    from orchestrator import schedule  # ray: only when a cluster is asked about
+
+    return schedule.cluster_nodes(address, study)
 
 
 def _from_trunk(name: str, grid: list[TrialSpec]) -> set[str]:

@@ -229,6 +229,11 @@ def plan(
             "--json", help="print JSON: trials (with identity), caveats, time", metavar=FLAG
         ),
     ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="a Ray cluster (HEAD_IP:6379, auto) to check the trials against: "
+                     "which ones its nodes could never place (default: this machine)"),
+    ] = None,
 ) -> None:
     """Show the grid before anything runs: N, tokens, the recipe's batch, lr, warmup and β2,
     FLOPs, the run's time on this machine, what its fits will warn of, and what is done."""
@@ -265,7 +270,13 @@ def plan(
     for line in plan_footer(frame, spec):
         console.print(line, highlight=False, markup=False)
     console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)
-    for warning in plan_warnings(frame, spec, data["tokens"]["train"]):
+    cluster = None
+    if address is not None:
+        try:
+            cluster = (f"the cluster at {address}", api.cluster_nodes(address, spec.name))
+        except ConnectionError as e:
+            _fail(str(e))
+    for warning in plan_warnings(frame, spec, data["tokens"]["train"], cluster):
         console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
     for line in before_training(frame, spec):
         console.print(line, highlight=False, markup=False)

@@ -149,17 +149,23 @@ def rounding_note(frame) -> str | None:
             f"{f' ({first.trial_id})' if len(over) < len(frame) else ''}")  # fmt: skip
 
 
-def plan_warnings(frame, spec, train_tokens: int) -> list[str]:
-    """`study plan`'s warnings: data that repeats, and trials this machine could never place
-    (the plan stays offline: `study run` asks the cluster it joins)."""
+def plan_warnings(
+    frame, spec, train_tokens: int, cluster: tuple[str, list] | None = None
+) -> list[str]:
+    """`study plan`'s warnings: data that repeats, and trials that could never be placed on
+    this machine, or on the nodes of the cluster `study plan --address` joined (`cluster`: its
+    name and its nodes' resources; the plan is otherwise offline, and `study run` asks the
+    cluster it joins)."""
     warnings = [w for w in [repeat_warning(frame, train_tokens)] if w]
     required = spec.resources.gpus_required
-    if frame.workers.max() > 1 or required:
-        here = [{"CPU": os.cpu_count() or 1, "GPU": len(glob.glob("/dev/nvidia[0-9]*"))}]
+    if cluster is not None or frame.workers.max() > 1 or required:
+        name, nodes = cluster or ("this machine", [
+            {"CPU": os.cpu_count() or 1, "GPU": len(glob.glob("/dev/nvidia[0-9]*"))}])
         needs = [Need(r.trial_id, r.workers, r.cpus, r.gpus) for r in frame.itertuples()]
-        lines = never_fits(needs, here, cpu_fallback=not required, name="this machine")
-        warnings += [f"{line} (`study run` checks the cluster it joins, and refuses a trial "
-                     "it can never place)" for line in lines]  # fmt: skip
+        lines = never_fits(needs, nodes, cpu_fallback=not required, name=name)
+        after = ("`study run` refuses a trial it can never place" if cluster else "`study run` "
+                 "checks the cluster it joins, and refuses a trial it can never place")
+        warnings += [f"{line} ({after})" for line in lines]  # fmt: skip
     return warnings
 
 

@@ -247,6 +247,19 @@ def _release_sigterm() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def cluster_nodes(address: str, study: str) -> list[dict]:
+    """The resources of each live node of the cluster at `address`, joined as the Ray job
+    `study plan <study>` and left running. Raises ConnectionError as `connect` does."""
+    already = ray.is_initialized()
+    joined = connect(address, job=f"study plan {study}", study=study)
+    try:
+        return nodes()
+    finally:
+        if not already:
+            ray.shutdown()  # this driver only: the cluster goes on
+        disconnect(joined)
+
+
 def nodes() -> list[dict]:
     """The resources of each live node of the cluster joined ({"CPU": 16.0, "GPU": 8.0, ...})."""
     return [node["Resources"] for node in ray.nodes() if node.get("Alive")]

@@ -134,7 +134,7 @@ def _get(url: str, token: str | None = None) -> int:
 
 
 @pytest.mark.slow
-def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, study_cli):
+def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, study_cli, study_here):
     port, dashboard = ray_head
     nodes = f"http://127.0.0.1:{dashboard}/nodes?view=summary"
     token = (Path.home() / ".ray" / "auth_token").read_text().strip()
@@ -164,17 +164,17 @@ def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, stu
     assert wrong.returncode == 2 and "nothing answers at 127.0.0.1:" in wrong.stderr
 
     # `study plan --address` checks the trials against the cluster's nodes, before anything
-    # trains: a trial on more workers than the cluster has CPUs is named; nothing is stored
+    # trains: a trial on more workers (8) than the cluster has CPUs (2) is named; nothing stored
     wide = tmp_path / "wide.yaml"
-    wide.write_text(study.read_text().replace("name: head", "name: wide") + "resources: {workers: 64}\n")
-    token = env | {"RAY_AUTH_MODE": "token"}
-    planned = study_cli("plan", str(wide), "--address", address, cwd=tmp_path, env=token)
+    wide.write_text(study.read_text().replace("name: head", "name: wide") + "resources: {workers: 8}\n")
+    signed = env | {"RAY_AUTH_MODE": "token"}
+    planned = study_cli("plan", str(wide), "--address", address, cwd=tmp_path, env=signed)
     assert planned.returncode == 0, planned.stderr[-3000:]
     said = planned.stdout + planned.stderr
-    assert f"decoder-25K-s0 needs 64 workers × 1 CPU; the cluster at {address} has" in said
+    assert f"decoder-25K-s0 needs 8 workers × 1 CPU; the cluster at {address} has" in said
     assert not (tmp_path / "runs" / "wide.db").exists()
-    unplaced = study_cli("plan", str(wide), "--address", f"127.0.0.1:{_free_port()}",
-                         cwd=tmp_path)  # fmt: skip
+    unplaced = study_here("plan", str(wide), "--address", f"127.0.0.1:{_free_port()}",
+                          cwd=tmp_path)  # fmt: skip
     assert unplaced.returncode == 2 and "nothing answers at 127.0.0.1:" in unplaced.stderr
 
     joined = study_cli(

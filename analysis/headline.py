@@ -261,11 +261,14 @@ KNOWN = (
      "intervals from a residual bootstrap (too few runs to resample whole runs): they may be "
      "too narrow", "add seeds or sizes"),
 )  # fmt: skip
-# Warnings whose numbers and names matter (said as they are), and what to do about them.
+# Warnings whose numbers and names matter (said as they are), and what to do about them: the
+# first entry whose every part the warning holds.
 ADVICE = (
-    ("sits at its bound", "add sizes or seeds; an E at its lower bound means the points show no "
-     "floor, so read the exponent as a local slope"),
-    ("edge of the starting grid", "the fit left the region it searched from; more sizes or "
+    (("log_E = ", "sits at its bound"), "add sizes or seeds; an E at its lower bound means the "
+     "points show no floor, so read the exponent as a local slope"),
+    (("sits at its bound",), "add sizes, budgets or seeds: the points do not pin this "
+     "parameter down, and the others' intervals are narrower than they should be"),
+    (("edge of the starting grid",), "the fit left the region it searched from; more sizes or "
      "budgets usually bring the optimum inside"),
 )  # fmt: skip
 _NUMBER = re.compile(r"[-+−]?\d[\d.,]*(e[-+]?\d+)?%?")
@@ -277,7 +280,7 @@ def _kind(message: str) -> tuple[str, str, str]:
     for key, text, advice in KNOWN:
         if key in message:
             return key, text, advice
-    advice = next((advice for key, advice in ADVICE if key in message), "")
+    advice = next((advice for parts, advice in ADVICE if all(p in message for p in parts)), "")
     return _NUMBER.sub("#", message), message, advice
 
 

@@ -57,30 +57,41 @@ Flops = float | Callable[[np.ndarray], np.ndarray]  # k of C = k·N·D, or FLOPs
 SAME_K = 1e-6  # C/(N·D) spread less than this (in logs): one k for every point
 
 
+OVERHEAD_EXPONENTS = np.linspace(0.05, 0.95, 91)  # s of the overhead b·N^s, searched
+
+
 @dataclass(frozen=True)
 class PerToken:
-    """FLOPs per token as a function of N: 6N plus an overhead (attention, the output layer)
-    that grows as a power of N, b·N^s, as a study counts them (orchestrator/recipe.py)."""
+    """FLOPs per token as a function of N: k·N plus an overhead that grows as a power of N,
+    b·N^s (attention, the output layer), as a study counts them (orchestrator/recipe.py: k is
+    6 for a decoder, less for an encoder-decoder, whose decoder reads only the targets)."""
 
-    log_b: float
+    k: float
+    b: float
     s: float
 
     def __call__(self, n):
-        return SIX * n + np.exp(self.log_b + self.s * np.log(n))
+        return self.k * n + self.b * np.power(n, self.s)
 
 
 def flop_count(n, d, c) -> Flops:
     """The FLOP count of points (N, D, C): k of C = k·N·D where every point has the same k (a
-    CSV's 6ND); else 6N plus an overhead per token, b·N^s, fitted in logs to the points' C/D − 6N
-    (a study's count, where k runs from ~13 at 10K parameters to ~7 at 200K); where some point
-    counts no more than 6N per token, one k, their median."""
+    CSV's 6ND) or the points have fewer than 3 sizes (their median k); else k·N + b·N^s FLOPs
+    per token, k and b non-negative least squares in relative error for each s of a grid, the
+    best s kept (a study's count: C/(N·D) runs from ~25 at 4K parameters to ~9 at 200K)."""
     n, d, c = (np.asarray(v, float) for v in (n, d, c))
     k = c / (n * d)
-    overhead = c / d - SIX * n
-    if np.ptp(np.log(k)) < SAME_K or len(np.unique(n)) < 2 or np.any(overhead <= 0):
+    if np.ptp(np.log(k)) < SAME_K or len(np.unique(n)) < 3:
         return float(np.median(k))
-    s, log_b = np.polyfit(np.log(n), np.log(overhead), 1)
-    return PerToken(float(log_b), float(s))
+    per_token = c / d
+    best = None
+    for s in OVERHEAD_EXPONENTS:
+        design = np.column_stack([n, n**s]) / per_token[:, None]  # relative: each point alike
+        coef, misfit = nnls(design, np.ones(len(n)))
+        if best is None or misfit < best[0]:
+            best = (misfit, float(s), coef)
+    _, s, (slope, b) = best
+    return PerToken(float(slope), float(b), s)
 
 
 def tokens_at(compute: float, n: float, flops: Flops) -> float:

@@ -248,8 +248,15 @@ def plan(
         data = prepared.summary()
     except (StudyError, CorpusError) as e:
         _fail(str(e))
+    cluster = None
+    if address is not None:
+        try:
+            cluster = (f"the cluster at {address}", api.cluster_nodes(address, spec.name))
+        except ConnectionError as e:
+            _fail(str(e))
+    warnings = plan_warnings(frame, spec, data["tokens"]["train"], cluster)
     if as_json:
-        sys.stdout.write(plan_json(frame, spec) + "\n")
+        sys.stdout.write(plan_json(frame, spec, warnings) + "\n")
         return
     sys.stdout.write(grid_tables(frame, spec.name, by_budget=bool(spec.budget.flops)))
     for why in api.left_out(spec, prepared):
@@ -270,13 +277,7 @@ def plan(
     for line in plan_footer(frame, spec):
         console.print(line, highlight=False, markup=False)
     console.print(api.already_trained(spec.name, list(frame.hash)), highlight=False)
-    cluster = None
-    if address is not None:
-        try:
-            cluster = (f"the cluster at {address}", api.cluster_nodes(address, spec.name))
-        except ConnectionError as e:
-            _fail(str(e))
-    for warning in plan_warnings(frame, spec, data["tokens"]["train"], cluster):
+    for warning in warnings:
         console.print("[yellow]warning[/]: " + escape(warning), highlight=False)
     for line in before_training(frame, spec):
         console.print(line, highlight=False, markup=False)

@@ -123,14 +123,16 @@ def before_training(frame, spec) -> list[str]:
     return [heading] + [f"  {c.line()}" for c in caveats] if caveats else []
 
 
-def plan_json(frame, spec) -> str:
+def plan_json(frame, spec, warnings: list[str] = ()) -> str:
     """`study plan --json`: the trials (one object each), the caveats known before training
-    ({code, message, what_to_do, architectures}) and the run's time estimate."""
+    ({code, message, what_to_do, architectures}), the run's time estimate and the plan's
+    warnings (`plan_warnings`: data that repeats, trials that could never be placed)."""
     from analysis.design import caveats_json
 
     return json.dumps({"study": spec.name, "trials": json.loads(to_json(frame)),
                        "caveats": caveats_json(plan_caveats(frame, spec)),
-                       "estimate": estimate_run(frame).to_json()}, indent=2)  # fmt: skip
+                       "estimate": estimate_run(frame).to_json(),
+                       "warnings": list(warnings)}, indent=2)  # fmt: skip
 
 
 def rounding_note(frame) -> str | None:

@@ -249,15 +249,23 @@ def _release_sigterm() -> None:
 
 def cluster_nodes(address: str, study: str) -> list[dict]:
     """The resources of each live node of the cluster at `address`, joined as the Ray job
-    `study plan <study>` and left running. Raises ConnectionError as `connect` does."""
-    already = ray.is_initialized()
-    joined = connect(address, job=f"study plan {study}", study=study)
+    `study plan <study>` (no code shipped: it runs no task), then left running. Raises
+    ConnectionError, saying what to check, where it cannot be joined or this process is
+    connected to a Ray instance already (whose nodes would be read instead)."""
+    if ray.is_initialized():
+        raise ConnectionError(f"this process is connected to a Ray instance already: read the "
+                              f"nodes of {address} from a process of its own")  # fmt: skip
+    _probe(address)
+    metadata = {"job_name": f"study plan {study}", "study": study}
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                 job_config=JobConfig(metadata=metadata))  # fmt: skip
+    except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+        raise ConnectionError(_unreachable(address, e)) from None
     try:
         return nodes()
     finally:
-        if not already:
-            ray.shutdown()  # this driver only: the cluster goes on
-        disconnect(joined)
+        ray.shutdown()  # this driver only: the cluster goes on
 
 
 def nodes() -> list[dict]:

@@ -168,13 +168,14 @@ def test_study_run_joins_a_ray_start_head_with_its_token(ray_head, tmp_path, stu
     wide = tmp_path / "wide.yaml"
     wide.write_text(study.read_text().replace("name: head", "name: wide") + "resources: {workers: 8}\n")
     signed = env | {"RAY_AUTH_MODE": "token"}
-    planned = study_cli("plan", str(wide), "--address", address, cwd=tmp_path, env=signed)
+    planned = study_cli("plan", str(wide), "--json", "--address", address, cwd=tmp_path,
+                        env=signed)  # fmt: skip
     assert planned.returncode == 0, planned.stderr[-3000:]
-    said = planned.stdout + planned.stderr
-    assert f"decoder-25K-s0 needs 8 workers × 1 CPU; the cluster at {address} has" in said
+    said = json.loads(planned.stdout)["warnings"]  # the text prints the same lines
+    assert [w for w in said if f"needs 8 workers × 1 CPU; the cluster at {address} has" in w]
     assert not (tmp_path / "runs" / "wide.db").exists()
-    unplaced = study_here("plan", str(wide), "--address", f"127.0.0.1:{_free_port()}",
-                          cwd=tmp_path)  # fmt: skip
+    unplaced = study_here("plan", str(wide), "--json", "--address",
+                          f"127.0.0.1:{_free_port()}", cwd=tmp_path)  # fmt: skip
     assert unplaced.returncode == 2 and "nothing answers at 127.0.0.1:" in unplaced.stderr
 
     joined = study_cli(

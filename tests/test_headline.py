@@ -264,3 +264,11 @@ def test_a_parameter_at_its_bound_or_beyond_the_grid_is_said_with_what_to_do():
     bound, edge = caveats_of(fits).lines()
     assert bound.startswith(f"encdec: n: {said[0]}; add sizes or seeds")  # its own words kept
     assert edge.startswith(f"encoder: n: {said[1]}; the fit left the region it searched from")
+
+
+def test_a_parameter_other_than_e_at_its_bound_gets_advice_of_its_own():
+    said = ("alpha = 5 sits at its bound: the data do not pin it down",)
+    fits = StudyFits({"decoder": {"n": NotFitted(law="n", error="-", warnings=said)}})
+    (line,) = caveats_of(fits).lines()
+    assert line.startswith(f"decoder: n: {said[0]}; add sizes, budgets or seeds")
+    assert "E at its lower bound" not in line

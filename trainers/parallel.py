@@ -130,11 +130,26 @@ def micro_batches(local: Batch, size: int) -> list[tuple[Batch, float]]:
 
 
 def deferred_sync(forward, *, last: bool) -> contextlib.AbstractContextManager:
-    """DDP's gradient all-reduce held back for every micro-batch but the last (the gradients
-    accumulate locally, then one all-reduce); nothing to hold back on one rank or under FSDP."""
-    if last or not isinstance(forward, nn.parallel.DistributedDataParallel):
+    """The gradients' reduction held back for every micro-batch but the last, around its
+    forward and backward: the gradients accumulate locally, then one all-reduce (DDP's
+    `no_sync`) or one reduce-scatter (FSDP2's `set_requires_gradient_sync`); nothing to hold
+    back on one rank."""
+    if last:
         return contextlib.nullcontext()
-    return forward.no_sync()
+    if isinstance(forward, nn.parallel.DistributedDataParallel):
+        return forward.no_sync()
+    if hasattr(forward, "set_requires_gradient_sync"):  # an FSDP2 root
+        return _unsynced(forward)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _unsynced(root) -> Iterator[None]:
+    root.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        root.set_requires_gradient_sync(True)
 
 
 def weight(local: Batch, whole: Batch, par: Ranks) -> float:

@@ -70,7 +70,7 @@ def score_trial(
             report(ZeroShotProgress(step=step, tokens=tokens, done=so_far, total=total))
 
         with amp:
-            val_loss = evaluate(model, val_batches, device)
+            val_loss = evaluate(model, val_batches, device, spec.placement.micro_batch)
             results = (
                 zeroshot.evaluate(model, spec.model.architecture, data, spec, scoring)
                 if spec.eval.tasks and math.isfinite(val_loss)

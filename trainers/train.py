@@ -141,14 +141,19 @@ def _precision(device: torch.device):
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: list[Batch], device: torch.device) -> float:
-    """Mean validation loss per scored token over the fixed validation batches."""
+def evaluate(
+    model: torch.nn.Module, batches: list[Batch], device: torch.device, micro_batch: int = 0
+) -> float:
+    """Mean validation loss per scored token over the fixed validation batches, each put
+    through the model `micro_batch` rows at a time (0: whole), as training's passes are."""
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        n = int((batch["targets"] != IGNORE).sum())
-        total += model.loss(_to(batch, device)).item() * n
-        count += n
+        for chunk, _ in parallel.micro_batches(batch, micro_batch):
+            n = int((chunk["targets"] != IGNORE).sum())
+            if n:
+                total += model.loss(_to(chunk, device)).item() * n
+                count += n
     model.train()
     return total / count
 
@@ -208,7 +213,7 @@ def _score(loop: _Loop, val_batches: list[Batch], step: int, report: Report) -> 
     spec, model, data, device, amp = loop.spec, loop.whole, loop.data, loop.device, loop.amp
     tokens = step * spec.tokens_per_step
     with amp:
-        val_loss = evaluate(model, val_batches, device)
+        val_loss = evaluate(model, val_batches, device, spec.placement.micro_batch)
     events: list[Event] = [Validation(step=step, tokens=tokens, val_loss=val_loss)]
     if not math.isfinite(val_loss):
         return events
@@ -243,11 +248,12 @@ def _step(loop: _Loop, optimizer, rng: np.random.Generator, state, step: int) ->
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), dtype=torch.float64, device=loop.device)
     for i, (chunk, share) in enumerate(chunks):  # one, the whole share, unless micro-batched
-        with parallel.deferred_sync(forward, last=i == len(chunks) - 1), loop.amp:
-            loss = forward(_to(chunk, loop.device))
-        loss = loss * share if len(chunks) > 1 else loss  # its share of the scored tokens
-        loss = loss * spread if par.world > 1 else loss
-        loss.backward()
+        with parallel.deferred_sync(forward, last=i == len(chunks) - 1):
+            with loop.amp:
+                loss = forward(_to(chunk, loop.device))
+            loss = loss * share if len(chunks) > 1 else loss  # its share of the scored tokens
+            loss = loss * spread if par.world > 1 else loss
+            loss.backward()
         total = total + loss.detach().double()
     torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optim.grad_clip)
     optimizer.step()

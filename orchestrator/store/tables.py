@@ -188,6 +188,6 @@ class Prediction(Base):
     ci_high: Mapped[float | None]
     fit: Mapped[dict] = mapped_column(JSON)  # the law it came from and the trials it was fitted on
     measured_loss: Mapped[float | None]
-    error: Mapped[float | None]  # (measured - predicted) / predicted
+    error: Mapped[float | None]  # predicted / measured - 1, as the backtest
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     verified_at: Mapped[datetime | None]

@@ -336,6 +336,13 @@ def test_micro_batches_accumulate_the_whole_batchs_step(tmp_path, architecture):
     assert micro[-1].tokens_scored == whole[-1].tokens_scored
     # the passes were split: the same sums in another order differ in their last bits
     assert any(a.loss != b.loss for a, b in zip(_curve(whole), _curve(micro), strict=True))
+    # zero-shot scoring in passes of 3 items (the decoder scores minimal_pairs and held-out text)
+    scored = [[(r["task"], r["metric"], r["value"]) for r in e.results]
+              for run in (whole, micro) for e in run if e.kind == "zeroshot"]  # fmt: skip
+    assert len(scored) == (2 if architecture == "decoder" else 0)
+    if scored:
+        assert [k[:2] for k in scored[0]] == [k[:2] for k in scored[1]]
+        assert [k[2] for k in scored[1]] == pytest.approx([k[2] for k in scored[0]], abs=1e-4)
 
 
 def test_micro_batches_split_rows_and_weigh_them_by_scored_tokens():

@@ -273,6 +273,9 @@ def evaluate(
     rows = []
     entry = ARCHITECTURES[architecture]
     options = entry.scorer_options(spec.eval)
+    rows_per_pass = spec.placement.micro_batch  # where a trial's passes are held small, these too
+    if rows_per_pass:
+        options = options | {"batch_size": min(64, rows_per_pass)}
     total, done = sum(len(_ITEMS[key][task]) for task in spec.eval.tasks), 0
     for task in spec.eval.tasks:
         items = _ITEMS[key][task]
@@ -290,7 +293,8 @@ def evaluate(
         progress(done, total)
     if entry.heldout_bits:
         bpb, n, windows = bits_per_byte(
-            model, data.tokenizer, data.heldout, spec.data.seq_len, spec.eval.tokens
+            model, data.tokenizer, data.heldout, spec.data.seq_len, spec.eval.tokens,
+            batch_size=min(32, rows_per_pass or 32),
         )
         rows.append(
             {"task": "heldout", "metric": "bits_per_byte", "value": bpb, "n_items": n,

@@ -252,10 +252,10 @@ def cluster_nodes(address: str, study: str) -> list[dict]:
     `study plan <study>` (no code shipped: it runs no task), then left running. Raises
     ConnectionError, saying what to check, where it cannot be joined or this process is
     connected to a Ray instance already (whose nodes would be read instead)."""
+    _probe(address)  # nothing there: said first, in seconds
     if ray.is_initialized():
         raise ConnectionError(f"this process is connected to a Ray instance already: read the "
                               f"nodes of {address} from a process of its own")  # fmt: skip
-    _probe(address)
     metadata = {"job_name": f"study plan {study}", "study": study}
     try:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False,

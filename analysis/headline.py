@@ -270,6 +270,8 @@ ADVICE = (
      "parameter down, and the others' intervals are narrower than they should be"),
     (("edge of the starting grid",), "the fit left the region it searched from; more sizes or "
      "budgets usually bring the optimum inside"),
+    (("no interval for",), "read that parameter as unmeasured, not exact; more sizes or seeds "
+     "give the resamples room to move it"),
 )  # fmt: skip
 _NUMBER = re.compile(r"[-+−]?\d[\d.,]*(e[-+]?\d+)?%?")
 _TWO_STEP = re.compile(r"needs (\d+) runs; got (\d+)")

@@ -267,8 +267,10 @@ def test_a_parameter_at_its_bound_or_beyond_the_grid_is_said_with_what_to_do():
 
 
 def test_a_parameter_other_than_e_at_its_bound_gets_advice_of_its_own():
-    said = ("alpha = 5 sits at its bound: the data do not pin it down",)
+    said = ("alpha = 5 sits at its bound: the data do not pin it down",
+            "no interval for E: every resample gives the same value (held at a bound)")
     fits = StudyFits({"decoder": {"n": NotFitted(law="n", error="-", warnings=said)}})
-    (line,) = caveats_of(fits).lines()
-    assert line.startswith(f"decoder: n: {said[0]}; add sizes, budgets or seeds")
-    assert "E at its lower bound" not in line
+    bound, fixed = caveats_of(fits).lines()
+    assert bound.startswith(f"decoder: n: {said[0]}; add sizes, budgets or seeds")
+    assert "E at its lower bound" not in bound
+    assert fixed.startswith(f"decoder: n: {said[1]}; read that parameter as unmeasured")

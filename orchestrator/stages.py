@@ -61,8 +61,9 @@ def trials(spec: StudySpec, data: TokenData) -> list[TrialSpec]:
     grid = expand(spec, data.key, storage_of(spec), data.vocab_size, len(data.train))
     if not grid:  # every cell left out: nothing to plan or train
         reasons = left_out(spec, data)
-        raise StudyError(f"invalid study\n{spec.where('sizes')}: no trial to train: every cell "
-                         f"is left out ({len(reasons)}); the first: {reasons[0]}")  # fmt: skip
+        raise StudyError(f"invalid study\n{spec.where('budget')}: no trial to train: every cell "
+                         f"of sizes × budgets is left out ({len(reasons)}); the first: "
+                         f"{reasons[0]}")  # fmt: skip
     check_spread(spec, grid)
     check_rates(spec, grid)
     return grid

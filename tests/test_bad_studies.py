@@ -117,7 +117,8 @@ CASES = [
     # valid constants whose results are not: a grid of no trial, a rate that overflows
     (
         _replace("600K", "16K") + "recipe: olmo\n",
-        "{f}:3: sizes: no trial to train: every cell is left out (2); the first: decoder 25K",
+        "{f}:4: budget: no trial to train: every cell of sizes × budgets is left out (2); the "
+        "first: decoder 25K",
     ),
     (
         VALID + "recipe: {name: porian, lr_ref: {decoder: 1e308}}\n",

@@ -29,6 +29,7 @@ model is given, not compute-optimal).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -36,7 +37,7 @@ from scipy.optimize import minimize_scalar
 from analysis.dataconstrained import fit_data_constrained, predict_loss
 from analysis.isoflop import WINDOW, fit_loss_optimum, windowed_minima
 from analysis.laws import CHINCHILLA_ND, LawSolution, compute_budgets
-from analysis.results import BUDGETS, Estimate, OptimumForecast, nulls
+from analysis.results import BUDGETS, Estimate, OptimumForecast, forecast_error, nulls
 from analysis.varpro import Flops, allocate, fit_varpro, flop_count, tokens_at
 
 APPROACH_3 = "approach 3"
@@ -95,9 +96,10 @@ class Points:
     def budget(self) -> np.ndarray:
         return compute_budgets(self.c)
 
-    @property
+    @cached_property
     def flops(self) -> Flops:
-        """Their FLOP count (`flop_count`): k of C = k·N·D, or FLOPs per token of N."""
+        """Their FLOP count (`flop_count`, fitted once): k of C = k·N·D, or FLOPs per token
+        of N."""
         return flop_count(self.n, self.d, self.c)
 
     def without(self, label: int) -> Points:
@@ -198,7 +200,7 @@ class BacktestRow:
 
     @property
     def error(self) -> float | None:
-        return None if self.forecast is None else self.forecast / self.observed - 1
+        return None if self.forecast is None else forecast_error(self.forecast, self.observed)
 
     def to_json(self) -> dict:
         return nulls({"budget": self.budget, "method": self.method, "error": self.error,
@@ -240,7 +242,7 @@ def observed_optima(points: Points, window: float = WINDOW) -> dict[int, tuple[f
 
 
 def _refit(points: Points, method: str, window: float) -> object:
-    """The method fitted without resamples (a Approach3Fit or LossOptimumSolution); ValueError
+    """The method fitted without resamples (an Approach3Fit or LossOptimumSolution); ValueError
     where it cannot be."""
     if method != LOSS_AT_OPTIMUM:
         if len(np.unique(points.budget)) < 2:

@@ -122,25 +122,29 @@ def shows_law(laws: dict) -> bool | None:
 
 
 def _open(laws: dict) -> str:
-    """Why an exponent inside the published range still shows no law: its interval reaches 0,
-    or runs to the fit's bound ("" where an exponent is outside, which the line says)."""
+    """Why an exponent inside the published range still shows no law ("" where an exponent
+    is outside, which the line says)."""
     exponents = _exponents(_headline_fit(laws))
     if not all(_inside(n, e) for n, e in exponents):
         return ""
-    for _, e in exponents:
-        low, high = e.ci or (None, None)
-        if low is None or high is None:
-            return " but has no interval"
-        if low <= 0:
-            return " but its interval reaches 0"
-        if high >= 0.99 * EXPONENT_BOUND:
-            return f" but its interval runs to the fit's bound, {EXPONENT_BOUND:g}"
-    return ""
+    return next((f" but {why}" for _, e in exponents if (why := _why_open(e))), "")
+
+
+def _why_open(e: Estimate) -> str | None:
+    """Why an exponent's 95% interval leaves it unmeasured: none, it reaches 0, or it runs to
+    the fit's bound (where the resamples ran off); None where it is closed."""
+    low, high = e.ci or (None, None)
+    if low is None or high is None:
+        return "has no interval"
+    if low <= 0:
+        return "its interval reaches 0"
+    if high >= 0.99 * EXPONENT_BOUND:
+        return f"its interval runs to the fit's bound, {EXPONENT_BOUND:g}"
+    return None
 
 
 def _closed(e: Estimate) -> bool:
-    low, high = e.ci or (None, None)
-    return low is not None and high is not None and 0 < low and high < 0.99 * EXPONENT_BOUND
+    return _why_open(e) is None
 
 
 def _optimum(laws: dict) -> str | None:

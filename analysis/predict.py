@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis import forecast as forecasting
 from analysis.fits import best_runs, law_points
-from analysis.results import Optimum, Prediction
+from analysis.results import Optimum, Prediction, forecast_error
 
 LEVEL = 0.95
 
@@ -97,7 +97,7 @@ def verdict(predicted: float, low, high, measured: float, method: str | None = N
     """How a measurement compares with its prediction (made by `method`, where it is known):
     the relative error as the backtest gives it (forecast / measured − 1: positive where the
     forecast was too high), inside or outside the interval."""
-    error = predicted / measured - 1
+    error = forecast_error(predicted, measured)
     by = f" by {method}" if method else ""
     text = f"measured {measured:.4g}, predicted {predicted:.4g}"
     if low is not None and high is not None:

@@ -176,9 +176,8 @@ class Progress:
         for column in columns:
             table.add_column(column, justify="left" if column in ("trial", "status") else "right")
         for row in self.rows.values():
-            placement = row.spec.placement
-            workers = ((f"{placement.workers} {placement.strategy}" if placement.workers > 1
-                        else "1"),) if spread else ()  # fmt: skip
+            p = row.spec.placement
+            workers = [f"{p.workers} {p.strategy}" if p.workers > 1 else "1"] if spread else []
             table.add_row(
                 row.spec.trial_id,
                 *workers,

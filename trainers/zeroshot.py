@@ -27,6 +27,8 @@ from trainers.architectures import ARCHITECTURES
 from trainers.tasks import Item
 
 PLL_STRIDE = 7  # mask every 7th candidate token at once: ~14% masked, as in training
+SCORE_BATCH = 64  # requests scored per pass (fewer where a trial holds its passes small)
+BPB_BATCH = 32  # held-out windows per pass, likewise
 SPAN_CHUNK = round(3 * MEAN_SPAN_LENGTH)  # encdec scores a candidate 9 tokens at a time
 
 
@@ -67,7 +69,9 @@ def _scored_logp(model, ids, keys, rows, cols, targets) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_causal(model, tok, requests: list[Request], seq_len: int, batch_size: int = 64):
+def score_causal(
+    model, tok, requests: list[Request], seq_len: int, batch_size: int = SCORE_BATCH
+):
     """Decoder: sum of log p(candidate token | everything before it)."""
     rows, scored = [], []
     for r in requests:
@@ -94,7 +98,8 @@ def score_causal(model, tok, requests: list[Request], seq_len: int, batch_size: 
 
 @torch.no_grad()
 def score_pll(
-    model, tok, requests: list[Request], seq_len: int, stride: int = PLL_STRIDE, batch_size=64
+    model, tok, requests: list[Request], seq_len: int, stride: int = PLL_STRIDE,
+    batch_size: int = SCORE_BATCH,
 ):
     """Encoder: pseudo-log-likelihood of the candidate, every `stride`-th token masked at once."""
     passes = []  # (request, masked sequence, masked positions, their original tokens)
@@ -122,7 +127,9 @@ def score_pll(
 
 
 @torch.no_grad()
-def score_span(model, tok, requests: list[Request], seq_len: int, batch_size: int = 64):
+def score_span(
+    model, tok, requests: list[Request], seq_len: int, batch_size: int = SCORE_BATCH
+):
     """Encoder-decoder: context + <extra_id_0> + <eos> in, <extra_id_0> + candidate out, the
     candidate in chunks of SPAN_CHUNK tokens, each conditioned on the chunks before it."""
     enc_len, dec_len = encdec_lengths(seq_len)
@@ -230,7 +237,9 @@ def summarize(per_item: dict[str, np.ndarray], chance: float) -> list[dict]:
 
 
 @torch.no_grad()
-def bits_per_byte(model, tok, stream: np.ndarray, seq_len: int, max_tokens: int, batch_size=32):
+def bits_per_byte(
+    model, tok, stream: np.ndarray, seq_len: int, max_tokens: int, batch_size: int = BPB_BATCH
+):
     """A decoder's negative log-likelihood of held-out text in bits per UTF-8 byte, over
     consecutive windows of `seq_len` tokens (at most `max_tokens`); <eos> is not counted.
     Returns bits per byte, the tokens scored, and [nats, bytes] per window (for intervals)."""
@@ -275,7 +284,7 @@ def evaluate(
     options = entry.scorer_options(spec.eval)
     rows_per_pass = spec.placement.micro_batch  # where a trial's passes are held small, these too
     if rows_per_pass:
-        options = options | {"batch_size": min(64, rows_per_pass)}
+        options = options | {"batch_size": min(SCORE_BATCH, rows_per_pass)}
     total, done = sum(len(_ITEMS[key][task]) for task in spec.eval.tasks), 0
     for task in spec.eval.tasks:
         items = _ITEMS[key][task]
@@ -294,7 +303,7 @@ def evaluate(
     if entry.heldout_bits:
         bpb, n, windows = bits_per_byte(
             model, data.tokenizer, data.heldout, spec.data.seq_len, spec.eval.tokens,
-            batch_size=min(32, rows_per_pass or 32),
+            batch_size=min(BPB_BATCH, rows_per_pass or BPB_BATCH),
         )
         rows.append(
             {"task": "heldout", "metric": "bits_per_byte", "value": bpb, "n_items": n,

@@ -31,6 +31,7 @@ from analysis.results.predictions import (
     OptimumForecast,
     Prediction,
     StoredForecast,
+    forecast_error,
     forecast_of,
     stored_forecast,
     stored_optimum,
@@ -44,5 +45,6 @@ __all__ = [
     "ArchitectureTrends", "BacktestError", "Estimate", "Fit", "Holdout", "IsoFlopFit", "LawFit",
     "LossOptimumFit", "Minimum", "NotFitted", "Optimum", "OptimumForecast", "Prediction",
     "Step1", "Step2", "StoredForecast", "StudyFits", "TableTrend", "TaskFit", "TaskFits", "Trend",
-    "fit_from_json", "forecast_of", "json_of", "nulls", "stored_forecast", "stored_optimum",
+    "fit_from_json", "forecast_error", "forecast_of", "json_of", "nulls", "stored_forecast",
+    "stored_optimum",
 ]  # fmt: skip

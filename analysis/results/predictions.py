@@ -38,6 +38,12 @@ def stored_optimum(fit: dict) -> tuple[Estimate, Estimate]:
     return tuple(Estimate.from_json(optimum.get(k) or {}) for k in ("N_opt", "D_opt"))
 
 
+def forecast_error(forecast: float, measured: float) -> float:
+    """A forecast's relative error, as the backtest and a verified prediction give it:
+    forecast / measured − 1 (positive where the forecast was too high)."""
+    return forecast / measured - 1
+
+
 @dataclass(frozen=True, kw_only=True)
 class BacktestError:
     """One method's error forecasting one left-out budget's optimum loss (forecast / observed

@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session
 
-from analysis.results import nulls
+from analysis.results import forecast_error, nulls
 from orchestrator.store.tables import (
     Eval,
     Fit,
@@ -424,7 +424,7 @@ def record_measurements(session: Session, study: Study) -> list[Prediction]:
         trial = finished.get(p.trial_hash)
         if p.measured_loss is None and trial is not None:
             p.measured_loss = float(trial.val_loss)
-            p.error = p.predicted_loss / p.measured_loss - 1  # as the backtest: + too high
+            p.error = forecast_error(p.predicted_loss, p.measured_loss)
             p.verified_at = utc_now()
             done.append(p)
     return done
